@@ -1,0 +1,164 @@
+package keystore
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/keystack/keystack/envelope"
+)
+
+const (
+	gcmTagBits = 128
+	gcmIVLen   = 12
+	gcmTagLen  = 16
+	// rawAESInfoSuffix is tag bits u32 ‖ IV length u32 ‖ IV.
+	rawAESInfoSuffix = 4 + 4 + gcmIVLen
+)
+
+// errNoMatchingEDK is recorded when a message holds no EDK for a keyring's key.
+var errNoMatchingEDK = errors.New("no encrypted data key for this key")
+
+// RawAESKeyring wraps data keys with AES-GCM under a wrapping key held in
+// memory, producing exactly the ESDK raw AES keyring's encrypted data keys
+// (framework/raw-aes-keyring.md): provider ID = namespace, provider info =
+// key name ‖ tag bits ‖ IV length ‖ IV, ciphertext = wrapped key ‖ tag, with
+// the serialized encryption context as AAD.
+type RawAESKeyring struct {
+	namespace, name string
+	aead            cipher.AEAD
+}
+
+var _ envelope.Keyring = (*RawAESKeyring)(nil)
+
+// NewRawAESKeyring returns a keyring for a 16, 24 or 32 byte wrapping key.
+// The key is copied.
+func NewRawAESKeyring(namespace, keyName string, key []byte) (*RawAESKeyring, error) {
+	if err := checkRawNames(namespace, keyName); err != nil {
+		return nil, err
+	}
+	switch len(key) {
+	case 16, 24, 32:
+	default:
+		return nil, fmt.Errorf("%w: AES wrapping key must be 16, 24 or 32 bytes, got %d", ErrInvalidKey, len(key))
+	}
+	block, err := aes.NewCipher(bytes.Clone(key))
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	return &RawAESKeyring{namespace: namespace, name: keyName, aead: aead}, nil
+}
+
+func checkRawNames(namespace, keyName string) error {
+	if namespace == "" || keyName == "" {
+		return fmt.Errorf("%w: namespace and key name must not be empty", ErrInvalidKey)
+	}
+	if namespace == "aws-kms" {
+		return fmt.Errorf("%w: namespace %q is reserved for AWS KMS", ErrInvalidKey, namespace)
+	}
+	return nil
+}
+
+// OnEncrypt implements envelope.Keyring.
+func (k *RawAESKeyring) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) error {
+	if err := ensureDataKey(m); err != nil {
+		return err
+	}
+	aad, err := envelope.SerializeContext(m.EncryptionContext)
+	if err != nil {
+		return err
+	}
+	info := make([]byte, 0, len(k.name)+rawAESInfoSuffix)
+	info = append(info, k.name...)
+	info = binary.BigEndian.AppendUint32(info, gcmTagBits)
+	info = binary.BigEndian.AppendUint32(info, gcmIVLen)
+	iv := make([]byte, gcmIVLen)
+	if _, err := rand.Read(iv); err != nil {
+		return err
+	}
+	info = append(info, iv...)
+	m.EncryptedDataKeys = append(m.EncryptedDataKeys, envelope.EncryptedDataKey{
+		ProviderID:   k.namespace,
+		ProviderInfo: info,
+		Ciphertext:   k.aead.Seal(nil, iv, m.DataKey, aad),
+	})
+	return nil
+}
+
+// OnDecrypt implements envelope.Keyring. It tries only EDKs whose provider ID
+// and key name are this key's.
+func (k *RawAESKeyring) OnDecrypt(_ context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
+	if m.DataKey != nil {
+		return nil
+	}
+	aad, err := envelope.SerializeContext(m.EncryptionContext)
+	if err != nil {
+		return err
+	}
+	nerr := &envelope.NoDecryptKeyError{}
+	for _, edk := range edks {
+		iv, ok := k.matchInfo(edk)
+		if !ok {
+			continue
+		}
+		if len(edk.Ciphertext) != m.Suite.DataKeyLen()+gcmTagLen {
+			nerr.Attempts = append(nerr.Attempts, k.attempt(ErrInvalidEDK))
+			continue
+		}
+		dk, err := k.aead.Open(nil, iv, edk.Ciphertext, aad)
+		if err != nil {
+			nerr.Attempts = append(nerr.Attempts, k.attempt(ErrUnwrapFailed))
+			continue
+		}
+		m.DataKey = dk
+		return nil
+	}
+	if len(nerr.Attempts) == 0 {
+		nerr.Attempts = append(nerr.Attempts, k.attempt(errNoMatchingEDK))
+	}
+	return nerr
+}
+
+// matchInfo parses a raw AES provider info for this key and returns its IV.
+func (k *RawAESKeyring) matchInfo(edk envelope.EncryptedDataKey) ([]byte, bool) {
+	info := edk.ProviderInfo
+	if edk.ProviderID != k.namespace || len(info) != len(k.name)+rawAESInfoSuffix ||
+		string(info[:len(k.name)]) != k.name {
+		return nil, false
+	}
+	rest := info[len(k.name):]
+	if binary.BigEndian.Uint32(rest) != gcmTagBits || binary.BigEndian.Uint32(rest[4:]) != gcmIVLen {
+		return nil, false
+	}
+	return rest[8:], true
+}
+
+func (k *RawAESKeyring) attempt(err error) envelope.KeyAttempt {
+	return envelope.KeyAttempt{ProviderID: k.namespace, KeyName: k.name, Err: err}
+}
+
+// ensureDataKey generates the data key when no keyring has yet.
+func ensureDataKey(m *envelope.EncryptionMaterials) error {
+	n := m.Suite.DataKeyLen()
+	if n == 0 {
+		return fmt.Errorf("%w: %v", envelope.ErrUnsupportedSuite, m.Suite)
+	}
+	if m.DataKey != nil {
+		if len(m.DataKey) != n {
+			return fmt.Errorf("%w: data key is %d bytes, suite needs %d", ErrInvalidKey, len(m.DataKey), n)
+		}
+		return nil
+	}
+	m.DataKey = make([]byte, n)
+	_, err := rand.Read(m.DataKey)
+	return err
+}

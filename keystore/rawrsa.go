@@ -1,0 +1,177 @@
+package keystore
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	_ "crypto/sha1" // OAEP-SHA1 for ESDK compatibility
+	_ "crypto/sha256"
+	_ "crypto/sha512"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+
+	"github.com/keystack/keystack/envelope"
+)
+
+// RSAPadding is an ESDK raw RSA keyring padding scheme (framework/raw-rsa-keyring.md).
+type RSAPadding string
+
+const (
+	RSAOAEPSHA1   RSAPadding = "oaep-sha1"
+	RSAOAEPSHA256 RSAPadding = "oaep-sha256"
+	RSAOAEPSHA384 RSAPadding = "oaep-sha384"
+	RSAOAEPSHA512 RSAPadding = "oaep-sha512"
+	// RSAPKCS1 is PKCS#1 v1.5, accepted for reading old messages and for
+	// compatibility with keys already configured that way.
+	RSAPKCS1 RSAPadding = "pkcs1"
+)
+
+func (p RSAPadding) hash() (crypto.Hash, error) {
+	switch p {
+	case RSAOAEPSHA1:
+		return crypto.SHA1, nil
+	case RSAOAEPSHA256:
+		return crypto.SHA256, nil
+	case RSAOAEPSHA384:
+		return crypto.SHA384, nil
+	case RSAOAEPSHA512:
+		return crypto.SHA512, nil
+	case RSAPKCS1:
+		return 0, nil
+	}
+	return 0, fmt.Errorf("%w: unknown RSA padding %q", ErrInvalidKey, string(p))
+}
+
+// RawRSAKeyring wraps data keys with RSA under an in-memory key pair,
+// producing the ESDK raw RSA keyring's EDKs: provider ID = namespace,
+// provider info = key name, ciphertext = RSA ciphertext of the data key.
+// With only a public key it can encrypt but not decrypt.
+type RawRSAKeyring struct {
+	namespace, name string
+	padding         RSAPadding
+	hash            crypto.Hash
+	pub             *rsa.PublicKey
+	priv            *rsa.PrivateKey
+}
+
+var _ envelope.Keyring = (*RawRSAKeyring)(nil)
+
+// NewRawRSAKeyring returns a keyring for the given key pair. priv may be nil
+// (encrypt only); pub may be nil when priv is set (it is derived).
+func NewRawRSAKeyring(namespace, keyName string, padding RSAPadding, pub *rsa.PublicKey, priv *rsa.PrivateKey) (*RawRSAKeyring, error) {
+	if err := checkRawNames(namespace, keyName); err != nil {
+		return nil, err
+	}
+	h, err := padding.hash()
+	if err != nil {
+		return nil, err
+	}
+	if pub == nil && priv != nil {
+		pub = &priv.PublicKey
+	}
+	if pub == nil {
+		return nil, fmt.Errorf("%w: RSA keyring needs a public or private key", ErrInvalidKey)
+	}
+	if pub.N.BitLen() < 2048 {
+		return nil, fmt.Errorf("%w: RSA key of %d bits, at least 2048 required", ErrInvalidKey, pub.N.BitLen())
+	}
+	return &RawRSAKeyring{namespace: namespace, name: keyName, padding: padding, hash: h, pub: pub, priv: priv}, nil
+}
+
+// OnEncrypt implements envelope.Keyring.
+func (k *RawRSAKeyring) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) error {
+	if err := ensureDataKey(m); err != nil {
+		return err
+	}
+	var ct []byte
+	var err error
+	if k.padding == RSAPKCS1 {
+		ct, err = rsa.EncryptPKCS1v15(rand.Reader, k.pub, m.DataKey)
+	} else {
+		ct, err = rsa.EncryptOAEP(k.hash.New(), rand.Reader, k.pub, m.DataKey, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("keystore: RSA wrap with %s: %w", k.name, err)
+	}
+	m.EncryptedDataKeys = append(m.EncryptedDataKeys, envelope.EncryptedDataKey{
+		ProviderID: k.namespace, ProviderInfo: []byte(k.name), Ciphertext: ct,
+	})
+	return nil
+}
+
+// OnDecrypt implements envelope.Keyring.
+func (k *RawRSAKeyring) OnDecrypt(_ context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
+	if m.DataKey != nil {
+		return nil
+	}
+	nerr := &envelope.NoDecryptKeyError{}
+	for _, edk := range edks {
+		if edk.ProviderID != k.namespace || string(edk.ProviderInfo) != k.name {
+			continue
+		}
+		if k.priv == nil {
+			nerr.Attempts = append(nerr.Attempts, k.attempt(ErrNoPrivateKey))
+			continue
+		}
+		dk, err := k.unwrap(edk.Ciphertext)
+		if err != nil || len(dk) != m.Suite.DataKeyLen() {
+			nerr.Attempts = append(nerr.Attempts, k.attempt(ErrUnwrapFailed))
+			continue
+		}
+		m.DataKey = dk
+		return nil
+	}
+	if len(nerr.Attempts) == 0 {
+		nerr.Attempts = append(nerr.Attempts, k.attempt(errNoMatchingEDK))
+	}
+	return nerr
+}
+
+func (k *RawRSAKeyring) unwrap(ct []byte) ([]byte, error) {
+	if k.padding == RSAPKCS1 {
+		return rsa.DecryptPKCS1v15(nil, k.priv, ct)
+	}
+	return rsa.DecryptOAEP(k.hash.New(), nil, k.priv, ct, nil)
+}
+
+func (k *RawRSAKeyring) attempt(err error) envelope.KeyAttempt {
+	return envelope.KeyAttempt{ProviderID: k.namespace, KeyName: k.name, Err: err}
+}
+
+// ParseRSAPrivateKeyPEM parses a PEM PKCS#8 (or PKCS#1) RSA private key.
+func ParseRSAPrivateKeyPEM(data []byte) (*rsa.PrivateKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%w: no PEM block found", ErrInvalidKey)
+	}
+	if k, err := x509.ParsePKCS8PrivateKey(block.Bytes); err == nil {
+		if rk, ok := k.(*rsa.PrivateKey); ok {
+			return rk, nil
+		}
+		return nil, fmt.Errorf("%w: PKCS#8 key is not RSA", ErrInvalidKey)
+	}
+	if rk, err := x509.ParsePKCS1PrivateKey(block.Bytes); err == nil {
+		return rk, nil
+	}
+	return nil, fmt.Errorf("%w: not a PKCS#8 or PKCS#1 RSA private key", ErrInvalidKey)
+}
+
+// ParseRSAPublicKeyPEM parses a PEM SubjectPublicKeyInfo (or PKCS#1) RSA public key.
+func ParseRSAPublicKeyPEM(data []byte) (*rsa.PublicKey, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%w: no PEM block found", ErrInvalidKey)
+	}
+	if k, err := x509.ParsePKIXPublicKey(block.Bytes); err == nil {
+		if rk, ok := k.(*rsa.PublicKey); ok {
+			return rk, nil
+		}
+		return nil, fmt.Errorf("%w: public key is not RSA", ErrInvalidKey)
+	}
+	if rk, err := x509.ParsePKCS1PublicKey(block.Bytes); err == nil {
+		return rk, nil
+	}
+	return nil, fmt.Errorf("%w: not an SPKI or PKCS#1 RSA public key", ErrInvalidKey)
+}
