@@ -28,6 +28,10 @@ type EncryptionMaterials struct {
 	DataKey []byte
 	// EncryptedDataKeys collects the wrapped copies; keyrings append to it.
 	EncryptedDataKeys []EncryptedDataKey
+	// PlaintextLength is the message's plaintext length when known up front
+	// (one-shot encryption), or -1 for a stream. Caching keyrings use it to
+	// enforce byte limits.
+	PlaintextLength int64
 }
 
 // DecryptionMaterials is what a Keyring receives on decrypt.
