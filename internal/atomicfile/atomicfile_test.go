@@ -1,0 +1,148 @@
+package atomicfile
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// entries lists dir, so tests can see that no temporary file is left behind.
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, de := range des {
+		names = append(names, de.Name())
+	}
+	return names
+}
+
+func TestCommitCreates(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "out")
+	f, err := Create(target, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 || filepath.Dir(f.Name()) != dir {
+		t.Fatalf("temp file %s has mode %v, want 0600 in %s", f.Name(), fi.Mode().Perm(), dir)
+	}
+	if _, err := f.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("target visible before Commit: %v", err)
+	}
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(target); string(got) != "hello" {
+		t.Fatalf("target holds %q", got)
+	}
+	if got := entries(t, dir); len(got) != 1 || got[0] != "out" {
+		t.Fatalf("dir holds %v, want only out", got)
+	}
+	if _, err := f.Write([]byte("x")); !errors.Is(err, ErrDone) {
+		t.Fatalf("Write after Commit: %v, want ErrDone", err)
+	}
+	if err := f.Commit(); !errors.Is(err, ErrDone) {
+		t.Fatalf("second Commit: %v, want ErrDone", err)
+	}
+}
+
+func TestNoOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "out")
+	if err := os.WriteFile(target, []byte("original"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Create(target, false); !errors.Is(err, ErrExist) {
+		t.Fatalf("Create over existing file: %v, want ErrExist", err)
+	}
+	if _, err := Create(dir, true); !errors.Is(err, ErrExist) {
+		t.Fatalf("Create over a directory: %v, want ErrExist", err)
+	}
+	if got := entries(t, dir); len(got) != 1 {
+		t.Fatalf("dir holds %v", got)
+	}
+}
+
+// TestRaceKeepsFile: a file that appears after Create is not replaced.
+func TestRaceKeepsFile(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "out")
+	f, err := Create(target, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("new"))
+	if err := os.WriteFile(target, []byte("raced"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Commit(); !errors.Is(err, ErrExist) {
+		t.Fatalf("Commit over a raced file: %v, want ErrExist", err)
+	}
+	if got, _ := os.ReadFile(target); string(got) != "raced" {
+		t.Fatalf("raced file now holds %q", got)
+	}
+	if got := entries(t, dir); len(got) != 1 {
+		t.Fatalf("dir holds %v, want only out", got)
+	}
+}
+
+func TestOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "out")
+	os.WriteFile(target, []byte("original"), 0o644)
+	f, err := Create(target, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Write([]byte("replaced"))
+	if got, _ := os.ReadFile(target); string(got) != "original" {
+		t.Fatalf("target changed before Commit: %q", got)
+	}
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(target); string(got) != "replaced" {
+		t.Fatalf("target holds %q", got)
+	}
+	if got := entries(t, dir); len(got) != 1 {
+		t.Fatalf("dir holds %v, want only out", got)
+	}
+}
+
+func TestAbortAndRemovePending(t *testing.T) {
+	dir := t.TempDir()
+	a, err := Create(filepath.Join(dir, "a"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Create(filepath.Join(dir, "b"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Write([]byte("partial"))
+	if err := a.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Abort(); err != nil {
+		t.Fatalf("second Abort: %v", err)
+	}
+	if got := entries(t, dir); len(got) != 1 || got[0] != filepath.Base(b.Name()) {
+		t.Fatalf("after Abort dir holds %v, want only %s", got, filepath.Base(b.Name()))
+	}
+	RemovePending()
+	if got := entries(t, dir); len(got) != 0 {
+		t.Fatalf("after RemovePending dir holds %v", got)
+	}
+}
