@@ -1,0 +1,89 @@
+package keystore
+
+import (
+	"bytes"
+	"crypto/sha512"
+	"encoding/binary"
+	"math"
+	"slices"
+
+	"github.com/keystack/keystack/envelope"
+)
+
+// encryptID computes the ESDK encrypt cache entry identifier "with algorithm
+// suite" (caching-cmm.md, Appendix A):
+//
+//	SHA512(SHA512(partition) ‖ 0x01 ‖ suite ID ‖ SHA512(serialized context))
+//
+// ok is false when m must bypass the cache (see OnEncrypt).
+func (c *CachingKeyring) encryptID(m *envelope.EncryptionMaterials) (id cacheID, ok bool) {
+	switch {
+	case m.DataKey != nil, m.Suite.Signed(), !hasKDF(m.Suite):
+		return id, false
+	case m.PlaintextLength < 0 && c.bytesLimited:
+		return id, false // unknown length: the byte limit could not be enforced
+	case m.PlaintextLength > 0 && uint64(m.PlaintextLength) > c.maxBytes:
+		return id, false
+	}
+	ec, err := envelope.SerializeContext(m.EncryptionContext)
+	if err != nil {
+		return id, false // the inner keyring reports the invalid context
+	}
+	ecHash := sha512.Sum512(ec)
+	h := sha512.New()
+	h.Write(c.partition[:])
+	h.Write([]byte{0x01})
+	h.Write(binary.BigEndian.AppendUint16(nil, uint16(m.Suite)))
+	h.Write(ecHash[:])
+	return cacheID(h.Sum(nil)), true
+}
+
+// decryptID computes the ESDK decrypt cache entry identifier
+// (caching-cmm.md, Appendix A):
+//
+//	SHA512(SHA512(partition) ‖ suite ID ‖ sorted SHA512(EDK entry)… ‖ 64 zero bytes ‖ SHA512(serialized context))
+//
+// with each EDK serialized as in the message header. ok is false when the
+// request must bypass the cache.
+func (c *CachingKeyring) decryptID(m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) (id cacheID, ok bool) {
+	if !hasKDF(m.Suite) || len(edks) == 0 {
+		return id, false
+	}
+	ec, err := envelope.SerializeContext(m.EncryptionContext)
+	if err != nil {
+		return id, false
+	}
+	hashes := make([][sha512.Size]byte, len(edks))
+	for i, e := range edks {
+		if hashes[i], ok = hashEDK(e); !ok {
+			return id, false // cannot be a header's EDK; let the inner keyring judge it
+		}
+	}
+	slices.SortFunc(hashes, func(a, b [sha512.Size]byte) int { return bytes.Compare(a[:], b[:]) })
+	ecHash := sha512.Sum512(ec)
+	h := sha512.New()
+	h.Write(c.partition[:])
+	h.Write(binary.BigEndian.AppendUint16(nil, uint16(m.Suite)))
+	for i := range hashes {
+		h.Write(hashes[i][:])
+	}
+	h.Write(make([]byte, sha512.Size)) // sentinel ending the key hashes
+	h.Write(ecHash[:])
+	return cacheID(h.Sum(nil)), true
+}
+
+// hashEDK hashes an EDK serialized as a header entry (data-format/
+// message-header.md): three u16-length-prefixed fields.
+func hashEDK(e envelope.EncryptedDataKey) (sum [sha512.Size]byte, ok bool) {
+	if len(e.ProviderID) > math.MaxUint16 || len(e.ProviderInfo) > math.MaxUint16 || len(e.Ciphertext) > math.MaxUint16 {
+		return sum, false
+	}
+	b := make([]byte, 0, 6+len(e.ProviderID)+len(e.ProviderInfo)+len(e.Ciphertext))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(e.ProviderID)))
+	b = append(b, e.ProviderID...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(e.ProviderInfo)))
+	b = append(b, e.ProviderInfo...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(e.Ciphertext)))
+	b = append(b, e.Ciphertext...)
+	return sha512.Sum512(b), true
+}

@@ -1,0 +1,99 @@
+package keystore
+
+import (
+	"bytes"
+	"container/list"
+	"context"
+)
+
+// acquire looks id up under the lock. It returns a copy of a usable entry
+// (a hit, already counted against the entry's limits), or wait=true after an
+// in-flight inner call for id ended (the caller retries), or neither: the
+// caller is now the one leader for id and must call finish. Checking and
+// counting in one critical section is what keeps MaxMessages exact under
+// concurrency.
+func (c *CachingKeyring) acquire(ctx context.Context, id cacheID, n uint64, enc bool) (hit *cacheEntry, wait bool, err error) {
+	c.mu.Lock()
+	if el, ok := c.entries[id]; ok {
+		e := el.Value.(*cacheEntry)
+		if c.usable(e, n, enc) {
+			hit = c.takeLocked(el, n, enc)
+			c.mu.Unlock()
+			hit.edks = cloneEDKs(hit.edks) // cached EDKs are never written, so clone unlocked
+			return hit, false, nil
+		}
+		c.evictLocked(el)
+	}
+	if ch, ok := c.inflight[id]; ok {
+		c.mu.Unlock()
+		select {
+		case <-ch:
+			return nil, true, nil
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		}
+	}
+	c.inflight[id] = make(chan struct{})
+	if enc {
+		c.stats.EncryptMisses++
+	} else {
+		c.stats.DecryptMisses++
+	}
+	c.mu.Unlock()
+	return nil, false, nil
+}
+
+// usable reports whether e is younger than MaxAge and, for an encrypt entry,
+// whether one more message of n bytes stays within MaxMessages and MaxBytes.
+func (c *CachingKeyring) usable(e *cacheEntry, n uint64, enc bool) bool {
+	if c.now().Sub(e.created) >= c.maxAge {
+		return false
+	}
+	if !enc {
+		return true
+	}
+	return e.messages < c.maxMessages && n <= c.maxBytes-e.bytes // e.bytes <= maxBytes: no overflow
+}
+
+// takeLocked counts one use of el and returns a copy of its data key; the
+// data key must be copied under the lock because eviction zeroes it.
+func (c *CachingKeyring) takeLocked(el *list.Element, n uint64, enc bool) *cacheEntry {
+	e := el.Value.(*cacheEntry)
+	c.lru.MoveToFront(el)
+	if enc {
+		e.messages++
+		e.bytes += n
+		c.stats.EncryptHits++
+	} else {
+		c.stats.DecryptHits++
+	}
+	return &cacheEntry{dataKey: bytes.Clone(e.dataKey), edks: e.edks}
+}
+
+// finish ends the leader's turn for id: it stores e (when the inner call
+// succeeded), evicts beyond capacity, and wakes the waiters.
+func (c *CachingKeyring) finish(id cacheID, e *cacheEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e != nil {
+		if old, ok := c.entries[id]; ok {
+			c.evictLocked(old)
+		}
+		c.entries[id] = c.lru.PushFront(e)
+		for c.lru.Len() > c.capacity {
+			c.evictLocked(c.lru.Back())
+		}
+	}
+	if ch, ok := c.inflight[id]; ok {
+		close(ch)
+		delete(c.inflight, id)
+	}
+}
+
+// evictLocked removes el and zeroes its data key as a courtesy; callers
+// only ever received copies.
+func (c *CachingKeyring) evictLocked(el *list.Element) {
+	e := c.lru.Remove(el).(*cacheEntry)
+	delete(c.entries, e.id)
+	clear(e.dataKey)
+}
