@@ -1,0 +1,136 @@
+package main
+
+import (
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// newApp builds the command tree. main and the tests both run it.
+func newApp() *cli.App {
+	app := &cli.App{
+		Name:  "keystack",
+		Usage: "envelope encryption in the AWS Encryption SDK message format",
+		Description: "Encrypts and decrypts files as AWS Encryption SDK v2 messages under master keys\n" +
+			"kept in a local keystore, AWS KMS or a PKCS#11 HSM.\n\n" + exitCodesHelp,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "home", Usage: "keystore directory (default $KEYSTACK_HOME or the platform default)", EnvVars: []string{"KEYSTACK_HOME"}},
+		},
+		Commands:                  commands(),
+		Reader:                    os.Stdin,
+		Writer:                    os.Stdout,
+		ErrWriter:                 os.Stderr,
+		HideVersion:               true,
+		DisableSliceFlagSeparator: true,
+		// Errors are printed and mapped to exit codes by run, never by cli.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Action:         unknownCommand,
+	}
+	setUsageErrors(app.Commands)
+	app.OnUsageError = onUsageError
+	return app
+}
+
+// setUsageErrors makes bad flags on every command a usageError (exit 2).
+func setUsageErrors(cmds []*cli.Command) {
+	for _, c := range cmds {
+		c.OnUsageError = onUsageError
+		if len(c.Subcommands) > 0 && c.Action == nil {
+			c.Action = unknownCommand
+		}
+		setUsageErrors(c.Subcommands)
+	}
+}
+
+func onUsageError(_ *cli.Context, err error, _ bool) error {
+	return &usageError{msg: err.Error()}
+}
+
+// unknownCommand runs for a command group given no or an unknown subcommand.
+func unknownCommand(c *cli.Context) error {
+	if c.Args().Present() {
+		return usagef("unknown command %q", c.Args().First())
+	}
+	_ = cli.ShowSubcommandHelp(c)
+	return usagef("missing command")
+}
+
+// args checks the number of positional arguments and returns them.
+func args(c *cli.Context, min, max int) ([]string, error) {
+	a := c.Args().Slice()
+	switch {
+	case len(a) < min:
+		return nil, usagef("%s: missing argument (usage: %s %s)", c.Command.HelpName, c.Command.HelpName, c.Command.ArgsUsage)
+	case len(a) > max:
+		return nil, usagef("%s: unexpected argument %q", c.Command.HelpName, a[max])
+	}
+	return a, nil
+}
+
+// permuteArgs moves each command's flags before its positional arguments,
+// so that "keystack key create NAME --description D" parses: urfave/cli v2,
+// like package flag, stops at the first positional argument. Everything
+// after "--" stays positional.
+func permuteArgs(app *cli.App, argv []string) []string {
+	if len(argv) == 0 {
+		return argv
+	}
+	out := []string{argv[0]}
+	cmds, flags := app.Commands, app.Flags
+	var opts, pos []string
+	for i := 1; i < len(argv); i++ {
+		a := argv[i]
+		switch {
+		case len(pos) == 0 && (a == "help" || a == "h"):
+			// cli's own help command: leave the rest as given.
+			return append(append(out, opts...), argv[i:]...)
+		case a == "--":
+			pos = append(pos, argv[i+1:]...)
+			i = len(argv)
+		case strings.HasPrefix(a, "-") && a != "-":
+			opts = append(opts, a)
+			if takesValue(flags, a) && i+1 < len(argv) {
+				opts = append(opts, argv[i+1])
+				i++
+			}
+		case len(pos) == 0 && findCommand(cmds, a) != nil:
+			sub := findCommand(cmds, a)
+			out = append(append(out, opts...), a)
+			opts, cmds, flags = nil, sub.Subcommands, sub.Flags
+		default:
+			pos = append(pos, a)
+		}
+	}
+	out = append(out, opts...)
+	if len(pos) > 0 {
+		out = append(append(out, "--"), pos...)
+	}
+	return out
+}
+
+func findCommand(cmds []*cli.Command, name string) *cli.Command {
+	for _, c := range cmds {
+		if c.HasName(name) {
+			return c
+		}
+	}
+	return nil
+}
+
+// takesValue reports whether arg names a flag that needs a separate value.
+func takesValue(flags []cli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	if strings.Contains(name, "=") {
+		return false
+	}
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				_, isBool := f.(*cli.BoolFlag)
+				return !isBool
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,8 @@
+package main
+
+import "github.com/urfave/cli/v2"
+
+// commands lists keystack's commands, one Action function each.
+func commands() []*cli.Command {
+	return nil
+}

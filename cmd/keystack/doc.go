@@ -1,0 +1,43 @@
+// Command keystack encrypts and decrypts files in the AWS Encryption SDK
+// message format (v2, byte for byte), with master keys held in a local
+// keystore, AWS KMS or a PKCS#11 HSM.
+//
+// Usage:
+//
+//	keystack init                      create the keystore
+//	keystack key create NAME           create a master key
+//	keystack key list | show | import  manage master keys
+//	keystack encrypt -k NAME -i IN -o OUT
+//	keystack decrypt -i IN -o OUT
+//	keystack inspect FILE              show a message header; needs no keystore
+//
+// The keystore lives in --home, else $KEYSTACK_HOME, else the platform
+// default. Its passphrase comes from --passphrase-file, else
+// $KEYSTACK_PASSPHRASE, else a prompt on the terminal; never from argv.
+//
+// # Output files
+//
+// Outputs are written to a temporary file beside the target and renamed into
+// place only when complete, so a failed or interrupted run leaves no partial
+// file. An existing file is never replaced without --force. Decrypting to a
+// file publishes the plaintext only after the whole message authenticated.
+// Decrypting to stdout streams: each frame is authenticated before its
+// plaintext is written, but a message that fails later may already have
+// emitted its earlier, authentic frames (as with the AWS Encryption CLI).
+//
+// With --recursive DIR --output-dir OUT, encrypt mirrors the tree writing
+// NAME.ks for each file, and decrypt mirrors it removing the .ks suffix
+// (files without it are skipped). With --json, metadata goes to stdout, or to
+// stderr when stdout carries the data (-o -).
+//
+// # Exit codes
+//
+//	0    success
+//	1    general or I/O error
+//	2    usage error: bad flags, missing or extra arguments
+//	3    the input failed to authenticate or decrypt: wrong or missing key,
+//	     encryption context mismatch, tampered, truncated or malformed message
+//	4    key or keystore error: key not found, bad passphrase, invalid key
+//	5    access denied by policy
+//	130  interrupted by SIGINT (143 for SIGTERM)
+package main

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/keystack/keystack/internal/atomicfile"
+)
+
+func main() {
+	os.Exit(run(os.Args))
+}
+
+// interruptGrace is how long an interrupted command may take to clean up
+// on its own before the signal handler removes its temporary files and exits.
+const interruptGrace = 3 * time.Second
+
+// run runs the CLI with argv and returns the exit code. SIGINT and SIGTERM
+// cancel the command's context; the command then fails, its deferred
+// cleanup removes partial outputs, and run returns 130 or 143.
+func run(argv []string) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	var caught atomic.Int32
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		select {
+		case sig := <-sigs:
+			code := exitInterrupted
+			if sig == syscall.SIGTERM {
+				code = 128 + int(syscall.SIGTERM)
+			}
+			caught.Store(int32(code))
+			cancel()
+			// A command blocked in a read (a terminal, a pipe) may never see
+			// the cancellation: clean up for it and exit.
+			select {
+			case <-done:
+			case <-time.After(interruptGrace):
+				atomicfile.RemovePending()
+				os.Exit(code)
+			}
+		case <-done:
+		}
+	}()
+
+	app := newApp()
+	err := app.RunContext(ctx, permuteArgs(app, argv))
+	if code := caught.Load(); code != 0 {
+		atomicfile.RemovePending()
+		printError(app.ErrWriter, errInterrupted)
+		return int(code)
+	}
+	if err != nil {
+		printError(app.ErrWriter, err)
+	}
+	return exitCode(err)
+}

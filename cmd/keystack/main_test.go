@@ -1,0 +1,114 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){
+		"keystack": func() { os.Exit(run(os.Args)) },
+	})
+}
+
+// TestScripts runs testdata/script/*.txtar against the real binary: each
+// "keystack" line runs this test binary as the keystack command.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
+		RequireUniqueNames:  true,
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("KEYSTACK_HOME", filepath.Join(env.WorkDir, "home"))
+			env.Setenv("KEYSTACK_TEST_FAST_KDF", "1")
+			return nil
+		},
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"exitcode": cmdExitCode,
+			"genfile":  cmdGenFile,
+			"flipbyte": cmdFlipByte,
+			"notemp":   cmdNoTemp,
+		},
+	})
+}
+
+// cmdExitCode runs "exitcode N prog args..." and fails unless prog exits
+// with status N. stdout and stderr stay available to later assertions.
+func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exitcode N prog args...")
+	}
+	want, err := strconv.Atoi(args[0])
+	if err != nil {
+		ts.Fatalf("exitcode: %v", err)
+	}
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			ts.Fatalf("exitcode: %v", err)
+		}
+		got = ee.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+	}
+}
+
+// cmdGenFile writes "genfile NAME SIZE": SIZE deterministic pseudo-random bytes.
+func cmdGenFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: genfile NAME SIZE")
+	}
+	n, err := strconv.Atoi(args[1])
+	if err != nil {
+		ts.Fatalf("genfile: %v", err)
+	}
+	r := rand.NewChaCha8([32]byte{1})
+	data := make([]byte, n)
+	r.Read(data)
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), data, 0o644))
+}
+
+// cmdFlipByte flips "flipbyte FILE OFFSET": one bit of the byte at OFFSET,
+// or at len+OFFSET when OFFSET is negative.
+func cmdFlipByte(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: flipbyte FILE OFFSET")
+	}
+	off, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	data, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if off < 0 {
+		off += len(data)
+	}
+	if off < 0 || off >= len(data) {
+		ts.Fatalf("flipbyte: offset %d outside %d-byte file", off, len(data))
+	}
+	data[off] ^= 0x01
+	ts.Check(os.WriteFile(ts.MkAbs(args[0]), data, 0o644))
+}
+
+// cmdNoTemp fails when "notemp DIR" holds a temporary output file.
+func cmdNoTemp(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: notemp DIR")
+	}
+	err := filepath.WalkDir(ts.MkAbs(args[0]), func(path string, d os.DirEntry, err error) error {
+		if err == nil && strings.Contains(d.Name(), ".tmp-") {
+			return fmt.Errorf("temporary file left behind: %s", path)
+		}
+		return err
+	})
+	ts.Check(err)
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"golang.org/x/term"
+)
+
+// Passphrase sources, in order: --passphrase-file, $KEYSTACK_PASSPHRASE, a
+// prompt on the controlling terminal. A passphrase is never taken from argv,
+// where other users could read it, and never appears in any message.
+const (
+	envPassphrase     = "KEYSTACK_PASSPHRASE"
+	maxPassphraseFile = 64 << 10
+)
+
+var errNoPassphrase = errors.New("no passphrase given and no terminal to ask for one")
+
+// passphraseSource returns a function that obtains the passphrase when the
+// keystore needs it. With confirm set (keystore creation) a prompted
+// passphrase is asked twice.
+func passphraseSource(file string, confirm bool) func() ([]byte, error) {
+	return func() ([]byte, error) {
+		if file != "" {
+			return readPassphraseFile(file)
+		}
+		if p, ok := os.LookupEnv(envPassphrase); ok {
+			if p == "" {
+				return nil, fmt.Errorf("%w: %s is empty", errNoPassphrase, envPassphrase)
+			}
+			return []byte(p), nil
+		}
+		return promptPassphrase(confirm)
+	}
+}
+
+// readPassphraseFile reads the first line of file, without its line ending.
+func readPassphraseFile(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("passphrase file: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxPassphraseFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("passphrase file: %w", err)
+	}
+	if len(data) > maxPassphraseFile {
+		return nil, fmt.Errorf("passphrase file %s is larger than %d bytes", file, maxPassphraseFile)
+	}
+	if i := bytes.IndexAny(data, "\r\n"); i >= 0 {
+		data = data[:i]
+	}
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w: passphrase file %s is empty", errNoPassphrase, file)
+	}
+	return data, nil
+}
+
+// promptPassphrase asks on /dev/tty, so that it works while stdin and stdout
+// carry data, and does not echo what is typed.
+func promptPassphrase(confirm bool) ([]byte, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil {
+		return nil, errNoPassphrase
+	}
+	defer tty.Close()
+	if !term.IsTerminal(int(tty.Fd())) {
+		return nil, errNoPassphrase
+	}
+	p, err := readTTY(tty, "keystack: passphrase: ")
+	if err != nil || !confirm {
+		return p, err
+	}
+	again, err := readTTY(tty, "keystack: confirm passphrase: ")
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare(p, again) != 1 {
+		return nil, fmt.Errorf("%w: the passphrases do not match", errNoPassphrase)
+	}
+	return p, nil
+}
+
+func readTTY(tty *os.File, prompt string) ([]byte, error) {
+	fmt.Fprint(tty, prompt)
+	p, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(tty)
+	if err != nil {
+		return nil, fmt.Errorf("reading passphrase: %w", err)
+	}
+	if len(p) == 0 {
+		return nil, fmt.Errorf("%w: empty passphrase", errNoPassphrase)
+	}
+	return p, nil
+}
