@@ -32,6 +32,12 @@ var (
 	// ErrInvalidContext is returned for a caller-supplied context that cannot be
 	// used: reserved key, invalid UTF-8, field too long.
 	ErrInvalidContext = errors.New("envelope: invalid encryption context")
+	// ErrInvalidOptions is returned for unusable EncryptOptions or
+	// DecryptOptions (suite, frame length, required keys).
+	ErrInvalidOptions = errors.New("envelope: invalid options")
+	// ErrKeyring is returned when a keyring breaks the Keyring contract
+	// (no data key, wrong key length, no or too many encrypted data keys).
+	ErrKeyring = errors.New("envelope: keyring misbehaved")
 	// ErrClosed is returned by Write or Close after Close.
 	ErrClosed = errors.New("envelope: writer already closed")
 )

@@ -1,0 +1,148 @@
+package envelope
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// DecryptOptions configures Decrypt. The zero value accepts only message
+// format v2 with at most DefaultMaxEncryptedDataKeys EDKs.
+type DecryptOptions struct {
+	// AllowLegacy permits the non-committing message format v1 suites.
+	AllowLegacy bool
+	// Context is the reproduced encryption context. A pair whose key is in
+	// the header must match it (else ErrContextMismatch); the other pairs
+	// are the required-context pairs the encrypter left out of the header.
+	Context map[string]string
+	// MaxEncryptedDataKeys bounds the header's EDK count; 0 means DefaultMaxEncryptedDataKeys.
+	MaxEncryptedDataKeys int
+	// Concurrency is the number of goroutines opening frames; 0 means GOMAXPROCS.
+	Concurrency int
+}
+
+// unlocked is an authenticated header with its message keys.
+type unlocked struct {
+	hdr   *Header
+	codec *frameCodec
+	full  map[string]string // header context plus required pairs
+}
+
+// Decrypt reads and authenticates the header of the message in src and
+// unwraps its data key with kr before returning. The returned Reader
+// yields the plaintext; it releases no frame's plaintext before that
+// frame's tag verifies and, for signed suites, holds the final frame's
+// plaintext until the signature verifies. Errors are sticky. Call Close
+// when abandoning the Reader early.
+func Decrypt(ctx context.Context, src io.Reader, kr Keyring, opts DecryptOptions) (*Reader, error) {
+	br := bufio.NewReaderSize(src, 64<<10)
+	u, err := unlockHeader(ctx, br, kr, opts)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reader{hdr: u.hdr, src: br, codec: u.codec, conc: concurrency(opts.Concurrency), depth: 1}
+	if u.hdr.Suite.Signed() {
+		if r.pub, r.h, err = newVerifier(u.hdr.Suite, u.hdr.EncryptionContext); err != nil {
+			return nil, err
+		}
+		r.h.Write(u.hdr.body)
+		if u.hdr.Version == 1 {
+			r.h.Write(u.hdr.authIV)
+		}
+		r.h.Write(u.hdr.authTag)
+	}
+	return r, nil
+}
+
+// DecryptBytes decrypts one whole message; bytes after it are an error
+// (ErrTrailingData).
+func DecryptBytes(ctx context.Context, msg []byte, kr Keyring, opts DecryptOptions) ([]byte, *Header, error) {
+	r, err := Decrypt(ctx, bytes.NewReader(msg), kr, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer r.Close()
+	out := make([]byte, 0, len(msg))
+	for {
+		if len(out) == cap(out) {
+			out = append(out, 0)[:len(out)]
+		}
+		n, err := r.Read(out[len(out):cap(out)])
+		out = out[:len(out)+n]
+		if err == io.EOF {
+			return out, r.hdr, nil
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+}
+
+// unlockHeader parses the header, checks suite and context, asks the
+// keyring for the data key, and verifies commitment and header tag
+// (client-apis/decrypt.md steps 1-3).
+func unlockHeader(ctx context.Context, src io.Reader, kr Keyring, opts DecryptOptions) (*unlocked, error) {
+	hdr, err := parseHeader(src, opts.MaxEncryptedDataKeys)
+	if err != nil {
+		return nil, err
+	}
+	if !hdr.Suite.Committing() && !opts.AllowLegacy {
+		return nil, fmt.Errorf("%w: %v is a legacy suite and AllowLegacy is off", ErrUnsupportedSuite, hdr.Suite)
+	}
+	full, required, err := mergeContext(hdr.EncryptionContext, opts.Context)
+	if err != nil {
+		return nil, err
+	}
+	m := &DecryptionMaterials{Suite: hdr.Suite, EncryptionContext: full}
+	if err := kr.OnDecrypt(ctx, m, hdr.EncryptedDataKeys); err != nil {
+		return nil, err
+	}
+	if m.DataKey == nil {
+		return nil, &NoDecryptKeyError{}
+	}
+	defer clear(m.DataKey)
+	key, commit, err := deriveKeys(hdr.Suite, m.DataKey, hdr.MessageID)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := verifyHeader(aead, hdr, commit, required); err != nil {
+		return nil, err
+	}
+	codec := &frameCodec{aead: aead, messageID: hdr.MessageID, frameLen: int(hdr.FrameLength)}
+	return &unlocked{hdr: hdr, codec: codec, full: full}, nil
+}
+
+// mergeContext checks the reproduced context against the stored one and
+// returns the full context and the required (unstored) pairs.
+func mergeContext(stored, reproduced map[string]string) (full, required map[string]string, err error) {
+	full = make(map[string]string, len(stored)+len(reproduced))
+	required = map[string]string{}
+	for k, v := range stored {
+		full[k] = v
+	}
+	for k, v := range reproduced {
+		sv, ok := stored[k]
+		switch {
+		case ok && sv != v:
+			return nil, nil, fmt.Errorf("%w: value of key %q differs from the message's", ErrContextMismatch, k)
+		case !ok && k == PublicKeyContextKey:
+			return nil, nil, fmt.Errorf("%w: key %q is reserved", ErrContextMismatch, k)
+		case !ok:
+			full[k], required[k] = v, v
+		}
+	}
+	return full, required, nil
+}
+
+// isEOF reports whether err means the input ended.
+func isEOF(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}

@@ -1,0 +1,196 @@
+package envelope
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+)
+
+// EncryptOptions configures Encrypt. The zero value is usable.
+type EncryptOptions struct {
+	// Suite is SuiteCommitted (default) or SuiteCommittedSigned.
+	Suite Suite
+	// FrameLength is the plaintext bytes per frame, 1..2^32-1; 0 means DefaultFrameLength.
+	FrameLength int
+	// Context is the encryption context, authenticated with the message.
+	Context map[string]string
+	// RequiredContextKeys lists keys of Context that are authenticated but
+	// not stored in the header: the decrypter must supply them again
+	// (ESDK framework/required-encryption-context-cmm.md).
+	RequiredContextKeys []string
+	// Concurrency is the number of goroutines sealing frames; 0 means GOMAXPROCS.
+	Concurrency int
+}
+
+// sealed is everything a writer needs once the keyring has run.
+type sealed struct {
+	header []byte
+	codec  *frameCodec
+	sig    *signer
+}
+
+// Encrypt returns a writer that encrypts what is written to it into a
+// message format v2 message on dst. The keyring is called before Encrypt
+// returns; the header is written on the first Write or on Close. Close
+// writes the final frame and, for SuiteCommittedSigned, the signature
+// footer; it must be called, and waits for all sealing goroutines.
+func Encrypt(ctx context.Context, dst io.Writer, kr Keyring, opts EncryptOptions) (io.WriteCloser, error) {
+	s, err := prepareEncrypt(ctx, kr, opts, -1)
+	if err != nil {
+		return nil, err
+	}
+	return newWriter(dst, s, opts.Concurrency), nil
+}
+
+// EncryptBytes encrypts plaintext into one message. Keyrings see its real
+// length in EncryptionMaterials.PlaintextLength.
+func EncryptBytes(ctx context.Context, plaintext []byte, kr Keyring, opts EncryptOptions) ([]byte, error) {
+	s, err := prepareEncrypt(ctx, kr, opts, int64(len(plaintext)))
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	frames := len(plaintext)/s.codec.frameLen + 1
+	out.Grow(len(s.header) + len(plaintext) + frames*(finalPrefix+gcmTagLen) + 2 + p384FixedSigLen)
+	w := newWriter(&out, s, opts.Concurrency)
+	if _, err := w.Write(plaintext); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// prepareEncrypt checks the options, runs the keyring and builds the
+// authenticated header (data-format/message-header.md, version 2.0).
+func prepareEncrypt(ctx context.Context, kr Keyring, opts EncryptOptions, ptLen int64) (*sealed, error) {
+	suite, frameLen, err := checkEncryptOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	full, required, err := splitContext(opts.Context, opts.RequiredContextKeys)
+	if err != nil {
+		return nil, err
+	}
+	s := &sealed{}
+	if suite.Signed() {
+		var pub string
+		if s.sig, pub, err = newSigner(); err != nil {
+			return nil, err
+		}
+		full[PublicKeyContextKey] = pub
+	}
+	m := &EncryptionMaterials{Suite: suite, EncryptionContext: full, PlaintextLength: ptLen}
+	if err := kr.OnEncrypt(ctx, m); err != nil {
+		return nil, err
+	}
+	if m.DataKey == nil {
+		return nil, fmt.Errorf("%w: no data key generated", ErrKeyring)
+	}
+	defer clear(m.DataKey)
+	hdr := &Header{Version: 2, Suite: suite, MessageID: make([]byte, 32), ContentType: contentFramed,
+		FrameLength: uint32(frameLen), EncryptedDataKeys: m.EncryptedDataKeys,
+		EncryptionContext: storedContext(full, required)}
+	if _, err := rand.Read(hdr.MessageID); err != nil {
+		return nil, err
+	}
+	if s.header, s.codec, err = sealHeader(hdr, m.DataKey, required); err != nil {
+		return nil, err
+	}
+	if s.sig != nil {
+		s.sig.h.Write(s.header)
+	}
+	return s, nil
+}
+
+func checkEncryptOptions(opts EncryptOptions) (Suite, int, error) {
+	suite := opts.Suite
+	if suite == 0 {
+		suite = SuiteCommitted
+	}
+	if !suite.Committing() {
+		return 0, 0, fmt.Errorf("%w: %v cannot be written, only %v or %v", ErrUnsupportedSuite, suite, SuiteCommitted, SuiteCommittedSigned)
+	}
+	fl := opts.FrameLength
+	if fl == 0 {
+		fl = DefaultFrameLength
+	}
+	if fl < 1 || int64(fl) > math.MaxUint32 {
+		return 0, 0, fmt.Errorf("%w: frame length %d outside 1..2^32-1", ErrInvalidOptions, fl)
+	}
+	return suite, fl, nil
+}
+
+// splitContext copies the caller's context and picks out the required
+// pairs. The reserved public-key entry is refused.
+func splitContext(ec map[string]string, requiredKeys []string) (full, required map[string]string, err error) {
+	full = make(map[string]string, len(ec)+1)
+	for k, v := range ec {
+		if k == PublicKeyContextKey {
+			return nil, nil, fmt.Errorf("%w: key %q is reserved", ErrInvalidContext, k)
+		}
+		full[k] = v
+	}
+	if _, err := SerializeContext(full); err != nil {
+		return nil, nil, err
+	}
+	required = make(map[string]string, len(requiredKeys))
+	for _, k := range requiredKeys {
+		v, ok := full[k]
+		if !ok {
+			return nil, nil, fmt.Errorf("%w: required key %q is not in the context", ErrInvalidContext, k)
+		}
+		required[k] = v
+	}
+	return full, required, nil
+}
+
+func storedContext(full, required map[string]string) map[string]string {
+	stored := make(map[string]string, len(full))
+	for k, v := range full {
+		if _, ok := required[k]; !ok {
+			stored[k] = v
+		}
+	}
+	return stored
+}
+
+// sealHeader derives the message keys from dataKey, sets the commit key,
+// serializes hdr and appends its authentication tag.
+func sealHeader(hdr *Header, dataKey []byte, required map[string]string) ([]byte, *frameCodec, error) {
+	key, commit, err := deriveKeys(hdr.Suite, dataKey, hdr.MessageID)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer clear(key)
+	hdr.commitKey = commit
+	body, err := serializeBodyV2(hdr)
+	if err != nil {
+		return nil, nil, err
+	}
+	aead, err := newGCM(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	aad, err := headerAuthAAD(body, required)
+	if err != nil {
+		return nil, nil, err
+	}
+	var zeroIV [gcmIVLen]byte
+	out := aead.Seal(body, zeroIV[:], nil, aad)
+	hdr.body, hdr.authIV, hdr.authTag, hdr.HeaderLength = out[:len(body)], zeroIV[:], out[len(body):], len(out)
+	return out, &frameCodec{aead: aead, messageID: hdr.MessageID, frameLen: int(hdr.FrameLength)}, nil
+}
+
+func concurrency(n int) int {
+	if n <= 0 {
+		return runtime.GOMAXPROCS(0)
+	}
+	return n
+}

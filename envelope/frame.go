@@ -1,0 +1,186 @@
+package envelope
+
+import (
+	"bytes"
+	"crypto/cipher"
+	"encoding/binary"
+	"io"
+	"sync"
+)
+
+// Body AAD content strings (data-format/message-body-aad.md).
+const (
+	contentRegular   = "AWSKMSEncryptionClient Frame"
+	contentFinal     = "AWSKMSEncryptionClient Final Frame"
+	contentSingleBlock = "AWSKMSEncryptionClient Single Block"
+
+	finalMarker = 0xFFFFFFFF
+	// Wire bytes before a frame's ciphertext: seq ‖ IV, or marker ‖ seq ‖ IV ‖ len.
+	regularPrefix = 4 + gcmIVLen
+	finalPrefix   = 4 + 4 + gcmIVLen + 4
+	// Non-framed body: IV ‖ len u64 before the ciphertext.
+	nonFramedPrefix = gcmIVLen + 8
+	// maxNonFramed bounds a legacy non-framed body, which must be held
+	// whole until its single tag verifies.
+	maxNonFramed = 16 << 20
+	// maxInFlight bounds the bytes of frames held by a pipeline.
+	maxInFlight = 32 << 20
+)
+
+type frameKind uint8
+
+const (
+	kindRegular frameKind = iota
+	kindFinal
+	kindNonFramed
+)
+
+// frameTask is one frame moving through the pipeline. buf holds its wire
+// bytes; pt is the plaintext view inside buf. Tasks are recycled.
+type frameTask struct {
+	kind frameKind
+	seq  uint32
+	buf  []byte
+	pt   []byte
+	ok   bool
+	aad  [128]byte
+	done chan struct{}
+}
+
+func newTask(capacity int) *frameTask {
+	return &frameTask{buf: make([]byte, 0, capacity), done: make(chan struct{}, 1)}
+}
+
+// frameCodec seals and opens frames of one message. It is safe for
+// concurrent use: cipher.AEAD values from crypto/cipher hold no mutable state.
+type frameCodec struct {
+	aead      cipher.AEAD
+	messageID []byte
+	frameLen  int
+}
+
+func (c *frameCodec) bodyAAD(t *frameTask, n int) []byte {
+	content := contentRegular
+	switch t.kind {
+	case kindFinal:
+		content = contentFinal
+	case kindNonFramed:
+		content = contentSingleBlock
+	}
+	aad := append(t.aad[:0], c.messageID...)
+	aad = append(aad, content...)
+	aad = binary.BigEndian.AppendUint32(aad, t.seq)
+	return binary.BigEndian.AppendUint64(aad, uint64(n))
+}
+
+func frameIV(seq uint32) [gcmIVLen]byte {
+	var iv [gcmIVLen]byte
+	binary.BigEndian.PutUint32(iv[8:], seq)
+	return iv
+}
+
+// seal encrypts t.pt, which sits right after room for the frame prefix in
+// t.buf, in place, and fills in the prefix (data-format/message-body.md).
+func (c *frameCodec) seal(t *frameTask) {
+	n := len(t.pt)
+	iv := frameIV(t.seq)
+	pre := regularPrefix
+	b := t.buf[:0]
+	if t.kind == kindFinal {
+		pre = finalPrefix
+		b = binary.BigEndian.AppendUint32(b, finalMarker)
+	}
+	b = binary.BigEndian.AppendUint32(b, t.seq)
+	b = append(b, iv[:]...)
+	if t.kind == kindFinal {
+		b = binary.BigEndian.AppendUint32(b, uint32(n))
+	}
+	ct := c.aead.Seal(t.buf[pre:pre], iv[:], t.buf[pre:pre+n], c.bodyAAD(t, n))
+	t.buf = t.buf[:pre+len(ct)]
+	t.ok = true
+}
+
+// open authenticates and decrypts t.buf (one frame's wire bytes) in place.
+// On failure it clears the buffer and sets t.ok false: no unauthenticated
+// plaintext ever leaves this function.
+func (c *frameCodec) open(t *frameTask) {
+	pre, ivOff := regularPrefix, 4
+	switch t.kind {
+	case kindFinal:
+		pre, ivOff = finalPrefix, 8
+	case kindNonFramed:
+		pre, ivOff = nonFramedPrefix, 0
+	}
+	iv := t.buf[ivOff : ivOff+gcmIVLen]
+	want := frameIV(t.seq)
+	n := len(t.buf) - pre - gcmTagLen
+	if t.kind != kindNonFramed && !bytes.Equal(iv, want[:]) {
+		t.ok, t.pt = false, nil
+		return
+	}
+	pt, err := c.aead.Open(t.buf[pre:pre], iv, t.buf[pre:], c.bodyAAD(t, n))
+	if err != nil {
+		clear(t.buf)
+		t.ok, t.pt = false, nil
+		return
+	}
+	t.ok, t.pt = true, pt
+}
+
+// workers runs fn on tasks in parallel; each finished task signals done.
+// Workers reference only the codec, so an abandoned Reader or writer can
+// be collected and its cleanup can stop them.
+type workers struct {
+	ch   chan *frameTask
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+func startWorkers(n int, fn func(*frameTask)) *workers {
+	w := &workers{ch: make(chan *frameTask, n)}
+	w.wg.Add(n)
+	for range n {
+		go func() {
+			defer w.wg.Done()
+			for t := range w.ch {
+				fn(t)
+				t.done <- struct{}{}
+			}
+		}()
+	}
+	return w
+}
+
+// close stops accepting work; workers exit after their current task.
+func (w *workers) close() { w.once.Do(func() { close(w.ch) }) }
+
+// stop closes and waits for every worker to exit.
+func (w *workers) stop() { w.close(); w.wg.Wait() }
+
+// pipelineDepth is how many frames may be in flight: enough to keep n
+// workers busy, never more than maxInFlight bytes.
+func pipelineDepth(n, frameLen int) int {
+	d := 2 * n
+	if lim := maxInFlight / (frameLen + finalPrefix + gcmTagLen); d > lim {
+		d = lim
+	}
+	return max(d, 1)
+}
+
+// readGrow appends exactly n bytes from r to b, growing b as data arrives
+// (at most 1 MiB ahead), so a hostile length cannot force a big allocation.
+func readGrow(r io.Reader, b []byte, n int) ([]byte, error) {
+	for n > 0 {
+		chunk := min(n, 1<<20)
+		if cap(b)-len(b) < chunk {
+			b = append(b[:cap(b)], make([]byte, chunk-(cap(b)-len(b)))...)[:len(b)]
+		}
+		m, err := io.ReadFull(r, b[len(b):len(b)+chunk])
+		b = b[:len(b)+m]
+		if err != nil {
+			return b, err
+		}
+		n -= chunk
+	}
+	return b, nil
+}

@@ -1,0 +1,379 @@
+package envelope
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+)
+
+// Wire constants of the ESDK message format (data-format/message-header.md).
+const (
+	contentNonFramed = 1
+	contentFramed    = 2
+
+	v1TypeCustomerAED = 0x80
+	gcmIVLen          = 12
+	gcmTagLen         = 16
+	commitKeyLen      = 32
+
+	// DefaultMaxEncryptedDataKeys bounds the EDK count of a parsed header
+	// when the caller does not choose a limit.
+	DefaultMaxEncryptedDataKeys = 32
+	// MaxHeaderLength bounds the total size of a header we read or write.
+	MaxHeaderLength = 1 << 20
+	// DefaultFrameLength is the frame length written when none is chosen.
+	DefaultFrameLength = 65536
+)
+
+// Header is a parsed message header. Its fields are what the message
+// stores; nothing in it is secret.
+type Header struct {
+	Version           int    // 1 or 2
+	Suite             Suite  // algorithm suite
+	MessageID         []byte // 16 bytes (v1) or 32 bytes (v2)
+	EncryptionContext map[string]string
+	EncryptedDataKeys []EncryptedDataKey
+	ContentType       int    // 1 non-framed (v1 only), 2 framed
+	FrameLength       uint32 // 0 for non-framed
+	HeaderLength      int    // bytes, including the authentication IV and tag
+
+	commitKey []byte // v2 suite data
+	body      []byte // serialized header body: the header-auth AAD prefix
+	authIV    []byte // v1 stored IV; v2 uses zeros
+	authTag   []byte
+}
+
+// ParseError describes why a header is malformed. It matches ErrMalformed
+// with errors.Is.
+type ParseError struct {
+	Field  string // the header field being read
+	Reason string
+}
+
+func (e *ParseError) Error() string {
+	return fmt.Sprintf("%v: %s: %s", ErrMalformed, e.Field, e.Reason)
+}
+
+// Is makes errors.Is(err, ErrMalformed) true.
+func (e *ParseError) Is(target error) bool { return target == ErrMalformed }
+
+func malformed(field, format string, args ...any) error {
+	return &ParseError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// InspectOptions bounds Inspect.
+type InspectOptions struct {
+	// MaxEncryptedDataKeys is the most EDKs accepted; 0 means DefaultMaxEncryptedDataKeys.
+	MaxEncryptedDataKeys int
+}
+
+// Inspect parses a message header without any key, reading exactly the
+// header's bytes from src. Nothing is authenticated: use it to show a
+// message's suite, context and wrapping keys, never to trust them. Any
+// known suite is parsed, legacy ones included.
+func Inspect(src io.Reader, opts InspectOptions) (*Header, error) {
+	return parseHeader(src, opts.MaxEncryptedDataKeys)
+}
+
+// hdrReader reads exact field sizes from an untrusted stream, recording
+// every byte and refusing to exceed MaxHeaderLength in total.
+type hdrReader struct {
+	r   io.Reader
+	raw []byte
+}
+
+func (h *hdrReader) next(field string, n int) ([]byte, error) {
+	if len(h.raw)+n > MaxHeaderLength {
+		return nil, malformed(field, "header longer than %d bytes", MaxHeaderLength)
+	}
+	start := len(h.raw)
+	h.raw = append(h.raw, make([]byte, n)...)
+	if _, err := io.ReadFull(h.r, h.raw[start:]); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%w: in header field %s: %w", ErrTruncated, field, io.ErrUnexpectedEOF)
+		}
+		return nil, err
+	}
+	return h.raw[start:], nil
+}
+
+func (h *hdrReader) u8(field string) (int, error) {
+	b, err := h.next(field, 1)
+	if err != nil {
+		return 0, err
+	}
+	return int(b[0]), nil
+}
+
+func (h *hdrReader) u16(field string) (int, error) {
+	b, err := h.next(field, 2)
+	if err != nil {
+		return 0, err
+	}
+	return int(binary.BigEndian.Uint16(b)), nil
+}
+
+func (h *hdrReader) u32(field string) (uint32, error) {
+	b, err := h.next(field, 4)
+	if err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint32(b), nil
+}
+
+// bytes16 reads a u16 length followed by that many bytes.
+func (h *hdrReader) bytes16(field string) ([]byte, error) {
+	n, err := h.u16(field + " length")
+	if err != nil {
+		return nil, err
+	}
+	return h.next(field, n)
+}
+
+// parseHeader reads and checks a v1 or v2 header from src, consuming
+// exactly its bytes (ESDK data-format/message-header.md).
+func parseHeader(src io.Reader, maxEDKs int) (*Header, error) {
+	if maxEDKs <= 0 {
+		maxEDKs = DefaultMaxEncryptedDataKeys
+	}
+	h := &hdrReader{r: src, raw: make([]byte, 0, 512)}
+	hdr := &Header{}
+	var err error
+	if hdr.Version, err = h.u8("version"); err != nil {
+		return nil, err
+	}
+	idLen := 32
+	switch hdr.Version {
+	case 2:
+	case 1:
+		idLen = 16
+		t, err := h.u8("type")
+		if err != nil {
+			return nil, err
+		}
+		if t != v1TypeCustomerAED {
+			return nil, malformed("type", "0x%02X, want 0x80", t)
+		}
+	default:
+		return nil, malformed("version", "%d is not 1 or 2", hdr.Version)
+	}
+	s, err := h.u16("suite")
+	if err != nil {
+		return nil, err
+	}
+	hdr.Suite = Suite(s)
+	if !hdr.Suite.Known() || (hdr.Version == 2) != hdr.Suite.Committing() {
+		return nil, fmt.Errorf("%w: %v in a version %d header", ErrUnsupportedSuite, hdr.Suite, hdr.Version)
+	}
+	if hdr.MessageID, err = h.next("message ID", idLen); err != nil {
+		return nil, err
+	}
+	if err := parseContextField(h, hdr); err != nil {
+		return nil, err
+	}
+	if err := parseEDKs(h, hdr, maxEDKs); err != nil {
+		return nil, err
+	}
+	if err := parseContentFields(h, hdr); err != nil {
+		return nil, err
+	}
+	hdr.body = h.raw
+	if hdr.Version == 1 {
+		if hdr.authIV, err = h.next("header IV", gcmIVLen); err != nil {
+			return nil, err
+		}
+	} else {
+		hdr.authIV = make([]byte, gcmIVLen)
+	}
+	if hdr.authTag, err = h.next("header tag", gcmTagLen); err != nil {
+		return nil, err
+	}
+	hdr.body = h.raw[:len(hdr.body)]
+	hdr.HeaderLength = len(h.raw)
+	return hdr, nil
+}
+
+// parseContextField reads the AAD field: kvLen u16 ‖ serialized context
+// (framework/structures.md#serialization), which must fill kvLen exactly.
+func parseContextField(h *hdrReader, hdr *Header) error {
+	kv, err := h.bytes16("encryption context")
+	if err != nil {
+		return err
+	}
+	ec, err := parseContext(kv)
+	if err != nil {
+		return err
+	}
+	_, hasPub := ec[PublicKeyContextKey]
+	if hasPub != hdr.Suite.Signed() {
+		return malformed("encryption context", "%s present=%v for suite %v", PublicKeyContextKey, hasPub, hdr.Suite)
+	}
+	hdr.EncryptionContext = ec
+	return nil
+}
+
+func parseContext(kv []byte) (map[string]string, error) {
+	ec := map[string]string{}
+	if len(kv) == 0 {
+		return ec, nil
+	}
+	if len(kv) < 2 {
+		return nil, malformed("encryption context", "%d bytes cannot hold a pair count", len(kv))
+	}
+	count := int(binary.BigEndian.Uint16(kv))
+	if count == 0 {
+		return nil, malformed("encryption context", "non-empty field with zero pairs")
+	}
+	rest := kv[2:]
+	for i := 0; i < count; i++ {
+		var k, v []byte
+		var ok bool
+		if k, rest, ok = cut16(rest); !ok {
+			return nil, malformed("encryption context", "pair %d key overruns the field", i)
+		}
+		if v, rest, ok = cut16(rest); !ok {
+			return nil, malformed("encryption context", "pair %d value overruns the field", i)
+		}
+		if !utf8.Valid(k) || !utf8.Valid(v) {
+			return nil, malformed("encryption context", "pair %d is not valid UTF-8", i)
+		}
+		if _, dup := ec[string(k)]; dup {
+			return nil, malformed("encryption context", "duplicate key in pair %d", i)
+		}
+		ec[string(k)] = string(v)
+	}
+	if len(rest) != 0 {
+		return nil, malformed("encryption context", "%d bytes after the last pair", len(rest))
+	}
+	return ec, nil
+}
+
+// cut16 splits a u16-length-prefixed field off b.
+func cut16(b []byte) (field, rest []byte, ok bool) {
+	if len(b) < 2 {
+		return nil, nil, false
+	}
+	n := int(binary.BigEndian.Uint16(b))
+	if len(b)-2 < n {
+		return nil, nil, false
+	}
+	return b[2 : 2+n], b[2+n:], true
+}
+
+// parseEDKs reads the EDK count and entries. The count is checked against
+// the limit before any entry is read.
+func parseEDKs(h *hdrReader, hdr *Header, maxEDKs int) error {
+	n, err := h.u16("EDK count")
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return malformed("EDK count", "zero encrypted data keys")
+	}
+	if n > maxEDKs {
+		return fmt.Errorf("%w: header has %d, limit %d", ErrTooManyEncryptedDataKeys, n, maxEDKs)
+	}
+	hdr.EncryptedDataKeys = make([]EncryptedDataKey, 0, n)
+	for i := 0; i < n; i++ {
+		id, err := h.bytes16("EDK provider ID")
+		if err != nil {
+			return err
+		}
+		if !utf8.Valid(id) {
+			return malformed("EDK provider ID", "EDK %d provider ID is not valid UTF-8", i)
+		}
+		info, err := h.bytes16("EDK provider info")
+		if err != nil {
+			return err
+		}
+		ct, err := h.bytes16("EDK ciphertext")
+		if err != nil {
+			return err
+		}
+		hdr.EncryptedDataKeys = append(hdr.EncryptedDataKeys, EncryptedDataKey{
+			ProviderID: string(id), ProviderInfo: info, Ciphertext: ct,
+		})
+	}
+	return nil
+}
+
+// parseContentFields reads content type and frame length, plus v1's
+// reserved and IV-length fields and v2's commit key.
+func parseContentFields(h *hdrReader, hdr *Header) error {
+	var err error
+	if hdr.ContentType, err = h.u8("content type"); err != nil {
+		return err
+	}
+	if hdr.ContentType != contentFramed && (hdr.Version == 2 || hdr.ContentType != contentNonFramed) {
+		return malformed("content type", "%d not allowed in version %d", hdr.ContentType, hdr.Version)
+	}
+	if hdr.Version == 1 {
+		res, err := h.u32("reserved")
+		if err != nil {
+			return err
+		}
+		if res != 0 {
+			return malformed("reserved", "must be zero")
+		}
+		ivLen, err := h.u8("IV length")
+		if err != nil {
+			return err
+		}
+		if ivLen != gcmIVLen {
+			return malformed("IV length", "%d, want %d", ivLen, gcmIVLen)
+		}
+	}
+	if hdr.FrameLength, err = h.u32("frame length"); err != nil {
+		return err
+	}
+	if (hdr.ContentType == contentFramed) != (hdr.FrameLength != 0) {
+		return malformed("frame length", "%d with content type %d", hdr.FrameLength, hdr.ContentType)
+	}
+	if hdr.Version == 2 {
+		if hdr.commitKey, err = h.next("commit key", commitKeyLen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// serializeBody writes a v2 header body (everything before the tag).
+// It checks every field fits its length prefix and the header fits
+// MaxHeaderLength.
+func serializeBodyV2(hdr *Header) ([]byte, error) {
+	ec, err := SerializeContext(hdr.EncryptionContext)
+	if err != nil {
+		return nil, err
+	}
+	if len(ec) > 0xFFFF {
+		return nil, fmt.Errorf("%w: serialized context of %d bytes exceeds 65535", ErrInvalidContext, len(ec))
+	}
+	if n := len(hdr.EncryptedDataKeys); n == 0 || n > 0xFFFF {
+		return nil, fmt.Errorf("%w: it produced %d encrypted data keys", ErrKeyring, n)
+	}
+	out := make([]byte, 0, 256)
+	out = append(out, 2)
+	out = binary.BigEndian.AppendUint16(out, uint16(hdr.Suite))
+	out = append(out, hdr.MessageID...)
+	out = binary.BigEndian.AppendUint16(out, uint16(len(ec)))
+	out = append(out, ec...)
+	out = binary.BigEndian.AppendUint16(out, uint16(len(hdr.EncryptedDataKeys)))
+	for _, e := range hdr.EncryptedDataKeys {
+		for _, f := range [][]byte{[]byte(e.ProviderID), e.ProviderInfo, e.Ciphertext} {
+			if len(f) > 0xFFFF {
+				return nil, fmt.Errorf("%w: encrypted data key field of %d bytes exceeds 65535", ErrKeyring, len(f))
+			}
+			out = binary.BigEndian.AppendUint16(out, uint16(len(f)))
+			out = append(out, f...)
+		}
+	}
+	out = append(out, contentFramed)
+	out = binary.BigEndian.AppendUint32(out, hdr.FrameLength)
+	out = append(out, hdr.commitKey...)
+	if len(out)+gcmTagLen > MaxHeaderLength {
+		return nil, fmt.Errorf("%w: header of %d bytes exceeds %d", ErrMalformed, len(out)+gcmTagLen, MaxHeaderLength)
+	}
+	return out, nil
+}

@@ -1,0 +1,83 @@
+package envelope
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/binary"
+	"fmt"
+	"hash"
+)
+
+// deriveKeys returns the message's AES-GCM key and, for committing
+// suites, its commit key (framework/algorithm-suites.md, "key derivation").
+//
+// v2: PRK = HKDF-Extract-SHA512(salt = messageID, ikm = data key), then
+// key = Expand(PRK, suiteID ‖ "DERIVEKEY", 32) and commit = Expand(PRK, "COMMITKEY", 32).
+// v1: identity, or HKDF-SHA256/384 with no salt and info = suiteID ‖ messageID.
+func deriveKeys(s Suite, dataKey, messageID []byte) (key, commit []byte, err error) {
+	if len(dataKey) != s.DataKeyLen() {
+		return nil, nil, fmt.Errorf("%w: data key of %d bytes, suite %v needs %d", ErrKeyring, len(dataKey), s, s.DataKeyLen())
+	}
+	var sid [2]byte
+	binary.BigEndian.PutUint16(sid[:], uint16(s))
+	if s.Committing() {
+		prk, err := hkdf.Extract(sha512.New, dataKey, messageID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if key, err = hkdf.Expand(sha512.New, prk, string(sid[:])+"DERIVEKEY", 32); err != nil {
+			return nil, nil, err
+		}
+		commit, err = hkdf.Expand(sha512.New, prk, "COMMITKEY", commitKeyLen)
+		return key, commit, err
+	}
+	var h func() hash.Hash
+	switch s >> 8 {
+	case 0x00:
+		return append([]byte(nil), dataKey...), nil, nil
+	case 0x01, 0x02:
+		h = sha256.New
+	default:
+		h = sha512.New384
+	}
+	key, err = hkdf.Key(h, dataKey, nil, string(sid[:])+string(messageID), s.DataKeyLen())
+	return key, nil, err
+}
+
+func newGCM(key []byte) (cipher.AEAD, error) {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(b)
+}
+
+// headerAuthAAD is header body ‖ serialized required context
+// (data-format/message-header.md#header-authentication-version-2-0).
+func headerAuthAAD(body []byte, required map[string]string) ([]byte, error) {
+	req, err := SerializeContext(required)
+	if err != nil {
+		return nil, err
+	}
+	aad := make([]byte, 0, len(body)+len(req))
+	return append(append(aad, body...), req...), nil
+}
+
+// verifyHeader checks the commit key (constant time) and the header tag.
+func verifyHeader(aead cipher.AEAD, hdr *Header, commit []byte, required map[string]string) error {
+	if hdr.Suite.Committing() && subtle.ConstantTimeCompare(commit, hdr.commitKey) != 1 {
+		return ErrAuthentication
+	}
+	aad, err := headerAuthAAD(hdr.body, required)
+	if err != nil {
+		return err
+	}
+	if _, err := aead.Open(nil, hdr.authIV, hdr.authTag, aad); err != nil {
+		return ErrAuthentication
+	}
+	return nil
+}

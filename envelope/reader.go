@@ -1,0 +1,239 @@
+package envelope
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"io"
+	"math"
+	"runtime"
+)
+
+// Reader is the decrypting reader returned by Decrypt. It is not safe for
+// concurrent use.
+type Reader struct {
+	hdr      *Header
+	src      *bufio.Reader
+	codec    *frameCodec
+	pub      *ecdsa.PublicKey // nil unless signed
+	h        hash.Hash        // hashes header ‖ body for the signature
+	conc     int
+	seq      uint32 // last sequence number read from src
+	readDone bool   // the final frame has been read
+	queue    []*frameTask
+	free     []*frameTask
+	pool     *workers
+	depth    int
+	out      []byte     // released plaintext not yet returned
+	outTask  *frameTask // owner of out
+	err      error
+}
+
+// Header returns the message's authenticated header.
+func (r *Reader) Header() *Header { return r.hdr }
+
+// Read implements io.Reader. It returns io.EOF only after the final frame,
+// the signature (if any) and the end of input have all been checked.
+func (r *Reader) Read(p []byte) (int, error) {
+	for len(r.out) == 0 {
+		if r.err != nil {
+			return 0, r.err
+		}
+		r.recycleOut()
+		if r.readDone && len(r.queue) == 0 {
+			r.err = io.EOF
+			continue
+		}
+		if err := r.advance(); err != nil {
+			r.fail(err)
+		}
+	}
+	n := copy(p, r.out)
+	r.out = r.out[n:]
+	return n, nil
+}
+
+// Close stops the worker goroutines and makes later Reads fail. It is
+// safe to call more than once and does not close the source.
+func (r *Reader) Close() error {
+	if r.pool != nil {
+		r.pool.stop()
+	}
+	if r.err == nil || r.err == io.EOF {
+		r.err = ErrClosed
+	}
+	r.out = nil
+	return nil
+}
+
+func (r *Reader) fail(err error) {
+	r.err = err
+	clear(r.out)
+	r.out = nil
+	if r.pool != nil {
+		r.pool.stop()
+	}
+}
+
+func (r *Reader) recycleOut() {
+	if r.outTask != nil {
+		r.free = append(r.free, r.outTask)
+		r.outTask = nil
+	}
+}
+
+// advance reads frames until the pipeline is full, then releases the
+// oldest one once it has authenticated.
+func (r *Reader) advance() error {
+	if r.pool == nil && r.conc > 1 && r.seq >= 2 && !r.readDone {
+		r.pool = startWorkers(r.conc, r.codec.open)
+		r.depth = pipelineDepth(r.conc, r.codec.frameLen)
+		runtime.AddCleanup(r, func(p *workers) { p.close() }, r.pool)
+	}
+	for !r.readDone && len(r.queue) < r.depth {
+		t, err := r.readFrame()
+		if err != nil {
+			return err
+		}
+		if r.pool == nil {
+			r.codec.open(t)
+			t.done <- struct{}{}
+		} else {
+			r.pool.ch <- t
+		}
+		r.queue = append(r.queue, t)
+	}
+	t := r.queue[0]
+	r.queue = r.queue[1:]
+	<-t.done
+	r.outTask = t
+	if !t.ok {
+		return ErrAuthentication
+	}
+	if t.kind != kindRegular {
+		if err := r.finish(); err != nil {
+			clear(t.pt)
+			return err
+		}
+	}
+	r.out = t.pt
+	return nil
+}
+
+// finish runs after the last frame: it verifies the footer signature and
+// checks that nothing follows the message.
+func (r *Reader) finish() error {
+	if r.pub != nil {
+		sig, err := readFooter(r.src)
+		if err != nil {
+			return err
+		}
+		if !ecdsa.VerifyASN1(r.pub, r.h.Sum(nil), sig) {
+			return ErrAuthentication
+		}
+	}
+	if _, err := r.src.ReadByte(); err != io.EOF {
+		if err == nil {
+			return ErrTrailingData
+		}
+		return err
+	}
+	return nil
+}
+
+func readFooter(src io.Reader) ([]byte, error) {
+	var l [2]byte
+	if _, err := io.ReadFull(src, l[:]); err != nil {
+		return nil, truncated("footer", err)
+	}
+	sig := make([]byte, binary.BigEndian.Uint16(l[:]))
+	if _, err := io.ReadFull(src, sig); err != nil {
+		return nil, truncated("footer", err)
+	}
+	return sig, nil
+}
+
+func truncated(where string, err error) error {
+	if isEOF(err) {
+		return fmt.Errorf("%w: in %s: %w", ErrTruncated, where, io.ErrUnexpectedEOF)
+	}
+	return err
+}
+
+func (r *Reader) task() *frameTask {
+	if n := len(r.free); n > 0 {
+		t := r.free[n-1]
+		r.free = r.free[:n-1]
+		return t
+	}
+	return newTask(min(finalPrefix+r.codec.frameLen+gcmTagLen, 1<<20))
+}
+
+// readFrame reads the next frame's wire bytes (data-format/message-body.md),
+// checking its sequence number and hashing it for the signature.
+func (r *Reader) readFrame() (*frameTask, error) {
+	t := r.task()
+	if r.hdr.ContentType == contentNonFramed {
+		return t, r.readNonFramed(t)
+	}
+	if r.seq == math.MaxUint32 {
+		return nil, &ParseError{Field: "frame", Reason: "more than 2^32-1 frames"}
+	}
+	t.seq, t.kind = r.seq+1, kindRegular
+	var err error
+	if t.buf, err = readGrow(r.src, t.buf[:0], 4); err != nil {
+		return nil, truncated("body", err)
+	}
+	n := r.codec.frameLen
+	if binary.BigEndian.Uint32(t.buf) == finalMarker {
+		t.kind = kindFinal
+		if t.buf, err = readGrow(r.src, t.buf, finalPrefix-4); err != nil {
+			return nil, truncated("final frame", err)
+		}
+		n = int(binary.BigEndian.Uint32(t.buf[finalPrefix-4:]))
+		if n > r.codec.frameLen {
+			return nil, &ParseError{Field: "final frame", Reason: fmt.Sprintf("content length %d exceeds frame length %d", n, r.codec.frameLen)}
+		}
+	} else if t.buf, err = readGrow(r.src, t.buf, regularPrefix-4); err != nil {
+		return nil, truncated("frame", err)
+	}
+	seqOff := 0
+	if t.kind == kindFinal {
+		seqOff = 4
+	}
+	if binary.BigEndian.Uint32(t.buf[seqOff:]) != t.seq {
+		return nil, ErrAuthentication // reordered, duplicated or dropped frame
+	}
+	if t.buf, err = readGrow(r.src, t.buf, n+gcmTagLen); err != nil {
+		return nil, truncated("frame", err)
+	}
+	r.seq = t.seq
+	r.readDone = t.kind == kindFinal
+	if r.h != nil {
+		r.h.Write(t.buf)
+	}
+	return t, nil
+}
+
+// readNonFramed reads a legacy single-block body: IV ‖ len u64 ‖ ct ‖ tag.
+func (r *Reader) readNonFramed(t *frameTask) error {
+	t.seq, t.kind = 1, kindNonFramed
+	var err error
+	if t.buf, err = readGrow(r.src, t.buf[:0], nonFramedPrefix); err != nil {
+		return truncated("body", err)
+	}
+	n := binary.BigEndian.Uint64(t.buf[gcmIVLen:])
+	if n > maxNonFramed {
+		return &ParseError{Field: "body", Reason: fmt.Sprintf("non-framed content of %d bytes exceeds the %d-byte limit", n, maxNonFramed)}
+	}
+	if t.buf, err = readGrow(r.src, t.buf, int(n)+gcmTagLen); err != nil {
+		return truncated("body", err)
+	}
+	r.readDone = true
+	if r.h != nil {
+		r.h.Write(t.buf)
+	}
+	return nil
+}
