@@ -1,0 +1,46 @@
+package policy
+
+import "strings"
+
+// Actions a policy can allow or deny. Matching is case-insensitive, as in IAM.
+const (
+	ActionEncrypt             = "keystack:Encrypt"
+	ActionDecrypt             = "keystack:Decrypt"
+	ActionGenerateDataKey     = "keystack:GenerateDataKey"
+	ActionReWrap              = "keystack:ReWrap"
+	ActionCreateKey           = "keystack:CreateKey"
+	ActionImportKey           = "keystack:ImportKey"
+	ActionRotateKey           = "keystack:RotateKey"
+	ActionEnableKey           = "keystack:EnableKey"
+	ActionDisableKey          = "keystack:DisableKey"
+	ActionScheduleKeyDeletion = "keystack:ScheduleKeyDeletion"
+	ActionDescribeKey         = "keystack:DescribeKey"
+	ActionListKeys            = "keystack:ListKeys"
+	ActionGetPolicy           = "keystack:GetPolicy"
+	ActionPutPolicy           = "keystack:PutPolicy"
+	ActionReadAudit           = "keystack:ReadAudit"
+)
+
+// Resources of the non-key actions.
+const (
+	ResourcePolicy = "policy"
+	ResourceAudit  = "audit"
+)
+
+// Actions lists every action, in a fixed order.
+var Actions = []string{
+	ActionEncrypt, ActionDecrypt, ActionGenerateDataKey, ActionReWrap,
+	ActionCreateKey, ActionImportKey, ActionRotateKey, ActionEnableKey,
+	ActionDisableKey, ActionScheduleKeyDeletion, ActionDescribeKey,
+	ActionListKeys, ActionGetPolicy, ActionPutPolicy, ActionReadAudit,
+}
+
+// canonicalAction returns the listed spelling of a, or "" if a is unknown.
+func canonicalAction(a string) string {
+	for _, known := range Actions {
+		if strings.EqualFold(a, known) {
+			return known
+		}
+	}
+	return ""
+}

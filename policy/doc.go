@@ -1,0 +1,38 @@
+// Package policy is keystack's access-policy decision point.
+//
+// Policies are JSON documents modelled on AWS IAM policies (see the IAM JSON
+// policy element reference, docs.aws.amazon.com/IAM/latest/UserGuide/
+// reference_policies_elements.html): a Version and a list of Statements, each
+// with an Effect (Allow or Deny), Principal or NotPrincipal, Action or
+// NotAction, Resource or NotResource, and an optional Condition block. Every
+// element may be a single string or a list.
+//
+// # Evaluation
+//
+// [Evaluate] follows the IAM evaluation logic: an explicit Deny wins, then an
+// explicit Allow, otherwise the request is implicitly denied. Actions match
+// case-insensitively, resources and principals case-sensitively; all three
+// accept the wildcards '*' (any run of characters) and '?' (one character).
+//
+// Resources name keys ("key/payments") and key versions ("key/payments/v3");
+// a request for version 3 of key payments matches a statement that names
+// either form, so "key/payments" covers every version. The non-key actions use
+// the resources "policy" and "audit".
+//
+// Principals are "user:<name>", "group:<name>", "service:<name>" or "*". A
+// request matches a group principal when the caller lists the group in
+// [Request.Groups] (or the [Directory] does).
+//
+// # Decision point
+//
+// Operations call one [Authorizer]. [Engine] implements it: it evaluates the
+// current policy, records every decision through a [Recorder] (failing closed
+// when recording fails) and returns nil or a [*DeniedError] matching
+// [ErrAccessDenied] that names the action, resource and principal but nothing
+// of the policy; the reason is recorded instead.
+//
+// # Default policy
+//
+// A keystore without a policy uses [DefaultPolicy](owner): the owner principal
+// may perform every action on every resource, and nobody else may do anything.
+package policy

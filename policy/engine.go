@@ -1,0 +1,148 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync/atomic"
+	"time"
+)
+
+// Authorizer is the single decision point operations call before acting.
+// Authorize returns nil to allow, or an error matching ErrAccessDenied; any
+// non-nil error means the operation must be refused.
+type Authorizer interface {
+	Authorize(ctx context.Context, req Request) error
+}
+
+// Recorder stores each decision durably (the audit log implements it).
+// Engine refuses the request when RecordDecision fails.
+type Recorder interface {
+	RecordDecision(ctx context.Context, req Request, d Decision) error
+}
+
+// Directory supplies a principal's groups and tags (from the keystore's
+// configuration). They are merged with those already in the Request.
+type Directory interface {
+	Lookup(principal string) (groups []string, tags map[string]string)
+}
+
+// StaticDirectory is a Directory backed by maps keyed by principal.
+type StaticDirectory struct {
+	Groups map[string][]string
+	Tags   map[string]map[string]string
+}
+
+// Lookup implements Directory.
+func (d StaticDirectory) Lookup(principal string) ([]string, map[string]string) {
+	return d.Groups[principal], d.Tags[principal]
+}
+
+// EngineConfig configures an Engine. Recorder is required unless
+// NoRecorder is set explicitly (tests, tools that audit elsewhere).
+type EngineConfig struct {
+	Directory  Directory
+	Recorder   Recorder
+	NoRecorder bool
+	// Logger receives the reason for each denial at debug level.
+	Logger *slog.Logger
+	// Now returns the time used for keystack:CurrentTime when a request
+	// carries none; time.Now by default.
+	Now func() time.Time
+}
+
+// Engine is the Authorizer over a policy that can be replaced at any time;
+// it is safe for concurrent use.
+type Engine struct {
+	policy atomic.Pointer[Policy]
+	cfg    EngineConfig
+}
+
+var _ Authorizer = (*Engine)(nil)
+
+// NewEngine returns an Engine enforcing p (nil means deny everything).
+func NewEngine(p *Policy, cfg EngineConfig) (*Engine, error) {
+	if cfg.Recorder == nil && !cfg.NoRecorder {
+		return nil, errors.New("policy: NewEngine: a Recorder is required (decisions must be audited)")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{cfg: cfg}
+	e.policy.Store(p)
+	return e, nil
+}
+
+// Policy returns the policy in force.
+func (e *Engine) Policy() *Policy { return e.policy.Load() }
+
+// SetPolicy replaces the policy in force, atomically, without checks. Use
+// PutPolicy for a write made on behalf of a principal.
+func (e *Engine) SetPolicy(p *Policy) { e.policy.Store(p) }
+
+// Authorize evaluates req against the current policy, records the decision
+// and returns nil only if the policy allows it and the record was written.
+func (e *Engine) Authorize(ctx context.Context, req Request) error {
+	req = e.complete(req)
+	d := e.Policy().Evaluate(req)
+	if e.cfg.Recorder != nil {
+		if err := e.cfg.Recorder.RecordDecision(ctx, req, d); err != nil {
+			e.cfg.Logger.ErrorContext(ctx, "audit record failed; refusing", "principal", req.Principal, "action", req.Action, "err", err)
+			return fmt.Errorf("%w: %w: %w", ErrAccessDenied, ErrAuditFailed, err)
+		}
+	}
+	if d.Allowed() {
+		return nil
+	}
+	e.cfg.Logger.DebugContext(ctx, "access denied", "principal", req.Principal, "action", req.Action,
+		"resource", req.Resource, "implicit", d.Implicit, "matched", d.Matched, "explanation", d.Explanation)
+	return &DeniedError{Action: req.Action, Resource: req.Resource, Principal: req.Principal}
+}
+
+// complete fills the time and merges the directory's groups and tags.
+func (e *Engine) complete(req Request) Request {
+	if req.Time.IsZero() {
+		req.Time = e.cfg.Now()
+	}
+	if e.cfg.Directory == nil {
+		return req
+	}
+	groups, tags := e.cfg.Directory.Lookup(req.Principal)
+	req.Groups = append(append([]string(nil), req.Groups...), groups...)
+	if len(tags) > 0 {
+		merged := maps.Clone(tags)
+		maps.Copy(merged, req.PrincipalTags) // the request's own tags win
+		req.PrincipalTags = merged
+	}
+	return req
+}
+
+// PutPolicy replaces the policy on behalf of req.Principal: the writer needs
+// keystack:PutPolicy on "policy", and next may grant nothing the writer is
+// not itself allowed (IsSubset). A refusal by either check is recorded.
+func (e *Engine) PutPolicy(ctx context.Context, req Request, next *Policy) error {
+	req.Action, req.Resource = ActionPutPolicy, ResourcePolicy
+	if err := e.Authorize(ctx, req); err != nil {
+		return err
+	}
+	req = e.complete(req)
+	cur := e.Policy()
+	if err := IsSubset(next, cur, Identity{Principal: req.Principal, Groups: req.Groups, Tags: req.PrincipalTags}); err != nil {
+		d := Decision{Effect: Deny, Explanation: []string{err.Error()}}
+		if e.cfg.Recorder != nil {
+			if rerr := e.cfg.Recorder.RecordDecision(ctx, req, d); rerr != nil {
+				return fmt.Errorf("%w: %w: %w", ErrAccessDenied, ErrAuditFailed, rerr)
+			}
+		}
+		return fmt.Errorf("%w: %w", ErrAccessDenied, err)
+	}
+	if !e.policy.CompareAndSwap(cur, next) {
+		return fmt.Errorf("%w: the policy changed concurrently; retry", ErrAccessDenied)
+	}
+	return nil
+}

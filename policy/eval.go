@@ -1,0 +1,305 @@
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Request is one access request. Principal is "user:…", "service:…" or the
+// like; Groups lists the groups it belongs to (without the "group:" prefix).
+// Resource is "key/<name>", "policy" or "audit"; KeyVersion (0 = none)
+// selects a key version, matched as "key/<name>/v<n>" too. A zero Time or an
+// invalid SourceIP makes the corresponding condition key absent.
+type Request struct {
+	Principal         string
+	Groups            []string
+	PrincipalTags     map[string]string
+	Action            string
+	Resource          string
+	KeyVersion        int
+	EncryptionContext map[string]string
+	SourceIP          netip.Addr
+	Time              time.Time
+}
+
+// Decision is the outcome of Evaluate. Matched lists the Sids (or
+// "Statement[i]" when a statement has no Sid) that decided it; Explanation
+// has one line per statement saying why it applied or not. Neither may be
+// shown to the requester: they reveal the policy.
+type Decision struct {
+	Effect      Effect
+	Implicit    bool
+	Matched     []string
+	Explanation []string
+}
+
+// Allowed reports whether the decision allows the request.
+func (d Decision) Allowed() bool { return d.Effect == Allow }
+
+// Evaluate decides req under the IAM evaluation logic: an applicable Deny
+// statement denies, else an applicable Allow statement allows, else the
+// request is implicitly denied. A nil or empty policy denies everything.
+func (p *Policy) Evaluate(req Request) Decision {
+	d := Decision{Effect: Deny, Implicit: true}
+	if p == nil {
+		d.Explanation = []string{"no policy: implicit deny"}
+		return d
+	}
+	ev := newEvalReq(&req)
+	var allows, denies []string
+	for i := range p.compiled {
+		s := &p.compiled[i]
+		why := s.applies(ev)
+		d.Explanation = append(d.Explanation, fmt.Sprintf("%s: %s", s.label(), why))
+		if why != applies {
+			continue
+		}
+		if s.effect == Deny {
+			denies = append(denies, s.label())
+		} else {
+			allows = append(allows, s.label())
+		}
+	}
+	switch {
+	case len(denies) > 0:
+		d.Implicit, d.Matched = false, denies
+	case len(allows) > 0:
+		d.Effect, d.Implicit, d.Matched = Allow, false, allows
+	default:
+		d.Explanation = append(d.Explanation, "no statement applies: implicit deny")
+	}
+	return d
+}
+
+const applies = "applies"
+
+func (s *cstatement) label() string {
+	if s.sid != "" {
+		return s.sid
+	}
+	return fmt.Sprintf("Statement[%d]", s.index)
+}
+
+// evalReq is a Request with derived values computed once.
+type evalReq struct {
+	*Request
+	action     string // lower-case
+	identities []string
+	resources  []string
+}
+
+func newEvalReq(r *Request) *evalReq {
+	ev := &evalReq{Request: r, action: strings.ToLower(r.Action)}
+	ev.identities = append(ev.identities, r.Principal)
+	for _, g := range r.Groups {
+		ev.identities = append(ev.identities, "group:"+g)
+	}
+	ev.resources = append(ev.resources, r.Resource)
+	if r.KeyVersion > 0 {
+		ev.resources = append(ev.resources, r.Resource+"/v"+strconv.Itoa(r.KeyVersion))
+	}
+	return ev
+}
+
+// applies returns "applies" or the reason the statement does not apply.
+func (s *cstatement) applies(ev *evalReq) string {
+	if anyMatch(s.principals, ev.identities) == s.notPrincipal {
+		return "not applicable: principal does not match"
+	}
+	if anyMatch(s.actions, []string{ev.action}) == s.notAction {
+		return "not applicable: action does not match"
+	}
+	if anyMatch(s.resources, ev.resources) == s.notResource {
+		return "not applicable: resource does not match"
+	}
+	for i := range s.conds {
+		if c := &s.conds[i]; !c.eval(ev) {
+			return fmt.Sprintf("not applicable: condition %s%s not satisfied", c.name, quoteKey(c.key))
+		}
+	}
+	return applies
+}
+
+func anyMatch(globs []glob, subjects []string) bool {
+	for _, g := range globs {
+		for _, s := range subjects {
+			if g.match(s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// lookup returns the request's values for the condition key and whether the
+// key is present.
+func (c *ccond) lookup(ev *evalReq) ([]string, bool) {
+	switch c.kind {
+	case keyContext:
+		v, ok := lookupFold(ev.EncryptionContext, c.sub)
+		return []string{v}, ok
+	case keyPrincipalTag:
+		v, ok := lookupFold(ev.PrincipalTags, c.sub)
+		return []string{v}, ok
+	case keyContextKeys:
+		keys := make([]string, 0, len(ev.EncryptionContext))
+		for k := range ev.EncryptionContext {
+			keys = append(keys, k)
+		}
+		return keys, len(keys) > 0
+	case keyVersion:
+		return []string{strconv.Itoa(ev.KeyVersion)}, ev.KeyVersion > 0
+	case keyTime:
+		return []string{ev.Time.UTC().Format(time.RFC3339Nano)}, !ev.Time.IsZero()
+	case keySourceIP:
+		return []string{ev.SourceIP.String()}, ev.SourceIP.IsValid()
+	}
+	return nil, false
+}
+
+// lookupFold finds k exactly, else case-insensitively (the first such key in
+// sorted order), because IAM condition key names are case-insensitive.
+func lookupFold(m map[string]string, k string) (string, bool) {
+	if v, ok := m[k]; ok {
+		return v, true
+	}
+	var found []string
+	for mk := range m {
+		if strings.EqualFold(mk, k) {
+			found = append(found, mk)
+		}
+	}
+	if len(found) == 0 {
+		return "", false
+	}
+	sort.Strings(found)
+	return m[found[0]], true
+}
+
+// eval applies IAM semantics: values in the condition are ORed; a negated
+// operator is true when no value matches; an absent key satisfies IfExists,
+// negated operators and ForAllValues, and nothing else.
+func (c *ccond) eval(ev *evalReq) bool {
+	vals, present := c.lookup(ev)
+	if c.op.kind == opNull {
+		for _, v := range c.raw {
+			if (v == "true") == !present {
+				return true
+			}
+		}
+		return false
+	}
+	if !present {
+		switch {
+		case c.set == setForAll:
+			return true
+		case c.set == setForAny:
+			return false
+		}
+		return c.ifExists || c.op.negated
+	}
+	test := func(v string) bool { return c.matchAny(v) != c.op.negated }
+	switch c.set {
+	case setForAll:
+		for _, v := range vals {
+			if !test(v) {
+				return false
+			}
+		}
+		return true
+	case setForAny:
+		for _, v := range vals {
+			if test(v) {
+				return true
+			}
+		}
+		return false
+	}
+	return test(vals[0])
+}
+
+// matchAny reports whether v matches any condition value under the
+// operator's positive sense.
+func (c *ccond) matchAny(v string) bool {
+	switch c.op.kind {
+	case opString:
+		for _, w := range c.raw {
+			if v == w {
+				return true
+			}
+		}
+	case opStringFold:
+		for _, w := range c.raw {
+			if strings.EqualFold(v, w) {
+				return true
+			}
+		}
+	case opStringLike:
+		return anyMatch(c.globs, []string{v})
+	case opBool:
+		for _, w := range c.raw {
+			if strings.EqualFold(v, w) {
+				return true
+			}
+		}
+	case opNumeric:
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return false
+		}
+		for _, w := range c.nums {
+			if compare(cmpOrder(n, w), c.op.cmp) {
+				return true
+			}
+		}
+	case opDate:
+		t, ok := parseDate(v)
+		if !ok {
+			return false
+		}
+		for _, w := range c.times {
+			if compare(t.Compare(w), c.op.cmp) {
+				return true
+			}
+		}
+	case opIP:
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return false
+		}
+		for _, p := range c.prefixes {
+			if p.Contains(a.Unmap()) || p.Contains(a) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func cmpOrder(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func compare(order int, k cmpKind) bool {
+	switch k {
+	case cmpLT:
+		return order < 0
+	case cmpLE:
+		return order <= 0
+	case cmpGT:
+		return order > 0
+	case cmpGE:
+		return order >= 0
+	}
+	return order == 0
+}
