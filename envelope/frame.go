@@ -10,8 +10,8 @@ import (
 
 // Body AAD content strings (data-format/message-body-aad.md).
 const (
-	contentRegular   = "AWSKMSEncryptionClient Frame"
-	contentFinal     = "AWSKMSEncryptionClient Final Frame"
+	contentRegular     = "AWSKMSEncryptionClient Frame"
+	contentFinal       = "AWSKMSEncryptionClient Final Frame"
 	contentSingleBlock = "AWSKMSEncryptionClient Single Block"
 
 	finalMarker = 0xFFFFFFFF
