@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -127,6 +128,32 @@ func TestCacheConcurrentMessageLimit(t *testing.T) {
 		}
 	}
 	if s := c.Stats(); s.EncryptMisses != uint64(wantKeys) || s.EncryptHits != total-uint64(wantKeys) {
+		t.Errorf("Stats = %+v", s)
+	}
+}
+
+// TestCacheConcurrentDecryptOneUnwrap checks that concurrent decrypts of one
+// message share a single inner unwrap.
+func TestCacheConcurrentDecryptOneUnwrap(t *testing.T) {
+	c, inner, _ := newCached(t, keystore.CacheOptions{})
+	dk, edks := wrapped(t, ctxA)
+	var wg sync.WaitGroup
+	bad := make(chan string, 16)
+	for range 16 {
+		wg.Go(func() {
+			m := &envelope.DecryptionMaterials{Suite: envelope.SuiteCommitted, EncryptionContext: ctxA}
+			if err := c.OnDecrypt(context.Background(), m, edks); err != nil || !bytes.Equal(m.DataKey, dk) {
+				bad <- fmt.Sprintf("err = %v, right key = %v", err, bytes.Equal(m.DataKey, dk))
+			}
+		})
+	}
+	wg.Wait()
+	close(bad)
+	for msg := range bad {
+		t.Error(msg)
+	}
+	wantCalls(t, inner, 0, 1)
+	if s := c.Stats(); s.DecryptMisses != 1 || s.DecryptHits != 15 {
 		t.Errorf("Stats = %+v", s)
 	}
 }
