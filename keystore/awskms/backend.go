@@ -1,0 +1,121 @@
+package awskms
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/keystack/keystack/envelope"
+)
+
+// Backend hands out strict keyrings for single KMS keys, all sharing one
+// AWS configuration and one client per Region. It is the keystore's
+// backend for keys held in AWS KMS. It is safe for concurrent use.
+type Backend struct {
+	opts Options
+
+	mu      sync.Mutex
+	clients *clients
+}
+
+// NewBackend returns a backend using opts for credentials, endpoint, grant
+// tokens and retries; opts.KeyIDs and discovery settings are ignored. The
+// AWS configuration is loaded on first use.
+func NewBackend(opts Options) *Backend {
+	opts.KeyIDs, opts.Discovery, opts.DiscoveryFilter = nil, false, nil
+	return &Backend{opts: opts}
+}
+
+func (b *Backend) getClients(ctx context.Context) (*clients, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.clients == nil {
+		c, err := loadClients(ctx, &b.opts)
+		if err != nil {
+			return nil, err // not cached: a later call may succeed
+		}
+		b.clients = c
+	}
+	return b.clients, nil
+}
+
+// Keyring returns a strict keyring for ref, a key ARN or alias ARN.
+func (b *Backend) Keyring(ctx context.Context, ref string) (envelope.Keyring, error) {
+	return b.keyring(ctx, ref)
+}
+
+func (b *Backend) keyring(ctx context.Context, ref string) (*Keyring, error) {
+	key, err := parseARN(ref)
+	if err != nil {
+		return nil, err
+	}
+	c, err := b.getClients(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return newKeyring([]keyARN{key}, &b.opts, c), nil
+}
+
+// client returns the client for the Region of keyARN.
+func (b *Backend) client(ctx context.Context, ref string) (*kms.Client, keyARN, error) {
+	key, err := parseARN(ref)
+	if err != nil {
+		return nil, keyARN{}, err
+	}
+	c, err := b.getClients(ctx)
+	if err != nil {
+		return nil, keyARN{}, err
+	}
+	return c.get(key.region), key, nil
+}
+
+// EnableRotation turns on automatic rotation of the key every periodDays
+// (KMS accepts 90 to 2560) with EnableKeyRotation.
+func (b *Backend) EnableRotation(ctx context.Context, keyARN string, periodDays int) error {
+	c, key, err := b.client(ctx, keyARN)
+	if err != nil {
+		return err
+	}
+	_, err = c.EnableKeyRotation(ctx, &kms.EnableKeyRotationInput{KeyId: aws.String(key.raw), RotationPeriodInDays: aws.Int32(int32(periodDays))})
+	if err != nil {
+		return kmsError("EnableKeyRotation", key.raw, err)
+	}
+	return nil
+}
+
+// RotateOnDemand rotates the key's material now with RotateKeyOnDemand.
+// Data keys wrapped under earlier material still decrypt.
+func (b *Backend) RotateOnDemand(ctx context.Context, keyARN string) error {
+	c, key, err := b.client(ctx, keyARN)
+	if err != nil {
+		return err
+	}
+	if _, err := c.RotateKeyOnDemand(ctx, &kms.RotateKeyOnDemandInput{KeyId: aws.String(key.raw)}); err != nil {
+		return kmsError("RotateKeyOnDemand", key.raw, err)
+	}
+	return nil
+}
+
+// RotationStatus is a key's automatic rotation setting.
+type RotationStatus struct {
+	Enabled      bool
+	PeriodDays   int
+	NextRotation time.Time // zero when rotation is off
+}
+
+// RotationStatus reports the key's rotation setting with GetKeyRotationStatus.
+func (b *Backend) RotationStatus(ctx context.Context, keyARN string) (RotationStatus, error) {
+	c, key, err := b.client(ctx, keyARN)
+	if err != nil {
+		return RotationStatus{}, err
+	}
+	out, err := c.GetKeyRotationStatus(ctx, &kms.GetKeyRotationStatusInput{KeyId: aws.String(key.raw)})
+	if err != nil {
+		return RotationStatus{}, kmsError("GetKeyRotationStatus", key.raw, err)
+	}
+	return RotationStatus{Enabled: out.KeyRotationEnabled, PeriodDays: int(aws.ToInt32(out.RotationPeriodInDays)),
+		NextRotation: aws.ToTime(out.NextRotationDate)}, nil
+}
