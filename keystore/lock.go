@@ -1,0 +1,112 @@
+package keystore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	metaFile = "keystore.json"
+	lockFile = "keystore.lock"
+	// maxMetaSize caps how much of keystore.json is read before parsing.
+	maxMetaSize = 16 << 20
+	// lockPoll is how often a waiting writer retries the lock.
+	lockPoll = 5 * time.Millisecond
+)
+
+// lockDir takes the store's exclusive write lock: flock(2) on keystore.lock,
+// which also excludes other Store values of this process (each opens its own
+// file description). It waits until the lock is free or ctx is done. The
+// lock file is never removed, so two writers can never lock different files.
+func lockDir(ctx context.Context, dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("keystore: lock: %w", err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); _ = f.Close() }, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			_ = f.Close()
+			return nil, fmt.Errorf("keystore: lock: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			_ = f.Close()
+			return nil, ctx.Err()
+		case <-time.After(lockPoll):
+		}
+	}
+}
+
+// readFileBounded reads path, refusing files over limit bytes before
+// reading them whole.
+func readFileBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrCorruptStore, filepath.Base(path), limit)
+	}
+	return data, nil
+}
+
+// writeFileAtomic replaces path with data so that readers see either the
+// old or the new file, never a mix, even after a crash: write a temporary
+// file in the same directory, fsync it, rename it over path, fsync the directory.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".keystore-*.tmp")
+	if err != nil {
+		return fmt.Errorf("keystore: write: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tmp.Close()
+			_ = os.Remove(tmp.Name())
+		}
+	}()
+	if err = tmp.Chmod(0o600); err != nil {
+		return fmt.Errorf("keystore: write: %w", err)
+	}
+	if _, err = tmp.Write(data); err != nil {
+		return fmt.Errorf("keystore: write: %w", err)
+	}
+	if err = tmp.Sync(); err != nil {
+		return fmt.Errorf("keystore: write: %w", err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("keystore: write: %w", err)
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("keystore: write: %w", err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("keystore: sync dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("keystore: sync dir: %w", err)
+	}
+	return nil
+}

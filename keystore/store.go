@@ -1,0 +1,290 @@
+package keystore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"time"
+)
+
+// Store is the local key store: a directory (mode 0700) holding
+//
+//   - keystore.json (mode 0600): the format version, whether the store is
+//     insecure, the passphrase KDF (argon2id per RFC 9106 or scrypt per
+//     RFC 7914) with its salt, a passphrase verifier, and every key's
+//     metadata. Each key version's material is stored inline, sealed with
+//     AES-256-GCM under the passphrase-derived key-encryption key with the
+//     key name and version as additional data, so blobs cannot be swapped.
+//     Insecure stores (InitOptions.Insecure) keep material unsealed and say
+//     so in the file.
+//   - keystore.lock: the flock(2) target serializing writers.
+//
+// Every write rereads keystore.json under the lock and replaces it
+// atomically, so concurrent processes never lose each other's keys. Readers
+// need no lock. A Store is safe for concurrent use.
+type Store struct {
+	dir        string
+	now        func() time.Time
+	passphrase func() ([]byte, error)
+	backends   map[string]Backend
+
+	mu  sync.Mutex
+	kek []byte // derived on first need; nil until then
+}
+
+// storeFormat is the keystore.json format version this code writes and reads.
+const storeFormat = 1
+
+type storeFile struct {
+	Format   int                   `json:"format"`
+	Insecure bool                  `json:"insecure,omitempty"`
+	KDF      *kdfParams            `json:"kdf,omitempty"`
+	Verifier []byte                `json:"verifier,omitempty"`
+	Keys     map[string]*keyRecord `json:"keys"`
+}
+
+// InitOptions configures a new store.
+type InitOptions struct {
+	// Passphrase seals the key material. It is required unless Insecure is
+	// set, and is not retained.
+	Passphrase []byte
+	// Insecure stores key material unsealed. It must be asked for explicitly
+	// and excludes Passphrase.
+	Insecure bool
+	// KDF is "argon2id" (the default) or "scrypt".
+	KDF string
+}
+
+// OpenOptions configures access to an existing store.
+type OpenOptions struct {
+	// Passphrase is called at most once per Store, and only when sealed key
+	// material is first needed; the slice it returns is zeroed after use.
+	// On a wrong passphrase it is called again at the next need.
+	Passphrase func() ([]byte, error)
+	// Backends builds keyrings for keys held outside the store, by backend
+	// name ("aws-kms", "pkcs11").
+	Backends map[string]Backend
+	// Now is the clock for creation times and history; time.Now by default.
+	Now func() time.Time
+}
+
+// DefaultDir returns $KEYSTACK_HOME when set, else os.UserConfigDir()/keystack.
+func DefaultDir() (string, error) {
+	if d := os.Getenv("KEYSTACK_HOME"); d != "" {
+		return d, nil
+	}
+	cfg, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("keystore: no default directory (set KEYSTACK_HOME): %w", err)
+	}
+	return filepath.Join(cfg, "keystack"), nil
+}
+
+// Init creates a store in dir (made 0700 if absent). It fails with ErrExists
+// when dir already holds one, and with ErrBadPassphrase when a sealed store
+// is asked for without a passphrase.
+func Init(dir string, opts InitOptions) (*Store, error) {
+	if opts.Insecure && len(opts.Passphrase) > 0 {
+		return nil, fmt.Errorf("%w: an insecure store takes no passphrase", ErrInvalidOptions)
+	}
+	if !opts.Insecure && len(opts.Passphrase) == 0 {
+		return nil, fmt.Errorf("%w: empty passphrase (an unsealed store needs Insecure)", ErrBadPassphrase)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("keystore: init: %w", err)
+	}
+	unlock, err := lockDir(context.Background(), dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if _, err := os.Lstat(filepath.Join(dir, metaFile)); !errors.Is(err, fs.ErrNotExist) {
+		if err == nil {
+			return nil, fmt.Errorf("%w in %s", ErrExists, dir)
+		}
+		return nil, fmt.Errorf("keystore: init: %w", err)
+	}
+	f, kek, err := newStoreFile(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeStoreFile(dir, f); err != nil {
+		clear(kek)
+		return nil, err
+	}
+	s := &Store{dir: dir, now: time.Now, kek: kek}
+	return s, nil
+}
+
+func newStoreFile(opts InitOptions) (*storeFile, []byte, error) {
+	f := &storeFile{Format: storeFormat, Insecure: opts.Insecure, Keys: map[string]*keyRecord{}}
+	if opts.Insecure {
+		if opts.KDF != "" {
+			return nil, nil, fmt.Errorf("%w: an insecure store has no KDF", ErrInvalidOptions)
+		}
+		return f, nil, nil
+	}
+	p, err := newKDFParams(opts.KDF)
+	if err != nil {
+		return nil, nil, err
+	}
+	kek, err := p.deriveKEK(opts.Passphrase)
+	if err != nil {
+		return nil, nil, err
+	}
+	if f.Verifier, err = newVerifier(kek); err != nil {
+		clear(kek)
+		return nil, nil, err
+	}
+	f.KDF = &p
+	return f, kek, nil
+}
+
+// Open opens the store in dir without asking for the passphrase; it fails
+// with ErrNotInitialized when dir holds no store and ErrCorruptStore when
+// keystore.json is malformed.
+func Open(dir string, opts OpenOptions) (*Store, error) {
+	s := &Store{dir: dir, now: opts.Now, passphrase: opts.Passphrase, backends: opts.Backends}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if _, err := s.load(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Dir returns the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Close forgets the cached key-encryption key. The Store stays usable: the
+// passphrase is asked for again when needed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.kek)
+	s.kek = nil
+	return nil
+}
+
+func (s *Store) load() (*storeFile, error) {
+	data, err := readFileBounded(filepath.Join(s.dir, metaFile), maxMetaSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w in %s", ErrNotInitialized, s.dir)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keystore: read: %w", err)
+	}
+	return parseStoreFile(data)
+}
+
+func parseStoreFile(data []byte) (*storeFile, error) {
+	var f storeFile
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptStore, metaFile, err)
+	}
+	if f.Format != storeFormat {
+		return nil, fmt.Errorf("%w: format %d, this keystack reads %d", ErrCorruptStore, f.Format, storeFormat)
+	}
+	if !f.Insecure && (f.KDF == nil || f.Verifier == nil) {
+		return nil, fmt.Errorf("%w: sealed store without KDF or verifier", ErrCorruptStore)
+	}
+	if f.Insecure && f.KDF != nil {
+		return nil, fmt.Errorf("%w: insecure store with a KDF", ErrCorruptStore)
+	}
+	if f.KDF != nil {
+		if err := f.KDF.check(); err != nil {
+			return nil, err
+		}
+	}
+	if f.Keys == nil {
+		f.Keys = map[string]*keyRecord{}
+	}
+	for name, k := range f.Keys {
+		if err := k.check(name); err != nil {
+			return nil, err
+		}
+	}
+	return &f, nil
+}
+
+func writeStoreFile(dir string, f *storeFile) error {
+	data, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return fmt.Errorf("keystore: encode: %w", err)
+	}
+	return writeFileAtomic(filepath.Join(dir, metaFile), append(data, '\n'))
+}
+
+// update runs fn on a fresh copy of the store file under the write lock and
+// writes the result back when fn succeeds.
+func (s *Store) update(ctx context.Context, fn func(f *storeFile) error) error {
+	unlock, err := lockDir(ctx, s.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	f, err := s.load()
+	if err != nil {
+		return err
+	}
+	if err := fn(f); err != nil {
+		return err
+	}
+	return writeStoreFile(s.dir, f)
+}
+
+// unlockKEK returns the key-encryption key, deriving it from the passphrase
+// on first need. Insecure stores return nil. The result is a copy the caller
+// clears after use, so Close cannot pull it from under a running operation.
+func (s *Store) unlockKEK(f *storeFile) ([]byte, error) {
+	if f.Insecure {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.kek != nil {
+		if err := checkVerifier(s.kek, f.Verifier); err != nil {
+			return nil, fmt.Errorf("%w: store was re-initialized", ErrCorruptStore)
+		}
+		return bytes.Clone(s.kek), nil
+	}
+	if s.passphrase == nil {
+		return nil, ErrLocked
+	}
+	pass, err := s.passphrase()
+	if err != nil {
+		return nil, fmt.Errorf("keystore: reading passphrase: %w", err)
+	}
+	defer clear(pass)
+	kek, err := f.KDF.deriveKEK(pass)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkVerifier(kek, f.Verifier); err != nil {
+		clear(kek)
+		return nil, err
+	}
+	s.kek = kek
+	return bytes.Clone(kek), nil
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+
+// checkName accepts [A-Za-z0-9][A-Za-z0-9._-]{0,127}, which excludes path
+// separators, "..", ":" (backend specs) and control characters.
+func checkName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("%w %q: want 1-128 of A-Z a-z 0-9 . _ - starting with a letter or digit", ErrInvalidName, name)
+	}
+	return nil
+}

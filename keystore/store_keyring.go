@@ -1,0 +1,196 @@
+package keystore
+
+import (
+	"context"
+	"crypto/rsa"
+	"crypto/x509"
+	"fmt"
+
+	"github.com/keystack/keystack/envelope"
+)
+
+// EncryptKeyring returns a keyring that encrypts under every key spec: the
+// first generates the data key, the others wrap it too (a MultiKeyring).
+// A spec is a store key name (its primary version is used) or
+// "BACKEND:REF" (see Backend). It fails with ErrKeyNotFound,
+// ErrKeyDisabled, ErrBackendUnavailable, or ErrBadPassphrase/ErrLocked.
+func (s *Store) EncryptKeyring(ctx context.Context, keys ...string) (envelope.Keyring, error) {
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%w: no key to encrypt with", ErrInvalidOptions)
+	}
+	f, err := s.load()
+	if err != nil {
+		return nil, err
+	}
+	krs := make([]envelope.Keyring, 0, len(keys))
+	for _, spec := range keys {
+		kr, err := s.encryptKeyring(ctx, f, spec)
+		if err != nil {
+			return nil, err
+		}
+		krs = append(krs, kr)
+	}
+	if len(krs) == 1 {
+		return krs[0], nil
+	}
+	return NewMultiKeyring(krs[0], krs[1:]...), nil
+}
+
+func (s *Store) encryptKeyring(ctx context.Context, f *storeFile, spec string) (envelope.Keyring, error) {
+	if backend, ref, ok := splitSpec(spec); ok {
+		return s.externalKeyring(ctx, backend, ref)
+	}
+	k, err := lookup(f, spec)
+	if err != nil {
+		return nil, err
+	}
+	v := k.version(k.Primary)
+	if v.State != StateEnabled {
+		return nil, fmt.Errorf("%w: primary version %d of %q is %s", ErrKeyDisabled, v.Version, spec, v.State)
+	}
+	return s.versionKeyring(ctx, f, spec, k, v, false)
+}
+
+// DecryptKeyring returns a keyring that tries every decryptable version
+// (enabled or decrypt-only) of every key spec, and with no spec every key
+// in the store. In the every-key form, keys that cannot decrypt (public
+// RSA keys, keys of unregistered backends) are left out; named keys that
+// cannot decrypt are an error. EDKs name key and version, so decryption
+// tries only the matching version.
+func (s *Store) DecryptKeyring(ctx context.Context, keys ...string) (envelope.Keyring, error) {
+	f, err := s.load()
+	if err != nil {
+		return nil, err
+	}
+	all := len(keys) == 0
+	if all {
+		keys = sortedNames(f)
+	}
+	var krs []envelope.Keyring
+	for _, spec := range keys {
+		if backend, ref, ok := splitSpec(spec); ok {
+			kr, err := s.externalKeyring(ctx, backend, ref)
+			if err != nil {
+				return nil, err
+			}
+			krs = append(krs, kr)
+			continue
+		}
+		got, err := s.keyDecryptKeyrings(ctx, f, spec, all)
+		if err != nil {
+			return nil, err
+		}
+		krs = append(krs, got...)
+	}
+	if len(krs) == 0 {
+		return nil, fmt.Errorf("%w: the store holds no key that can decrypt", ErrKeyNotFound)
+	}
+	return NewMultiKeyring(krs[0], krs[1:]...), nil
+}
+
+// keyDecryptKeyrings returns a keyring per decryptable version of a key.
+// With lenient set, a key that cannot decrypt yields none instead of an error.
+func (s *Store) keyDecryptKeyrings(ctx context.Context, f *storeFile, name string, lenient bool) ([]envelope.Keyring, error) {
+	k, err := lookup(f, name)
+	if err != nil {
+		return nil, err
+	}
+	if lenient && k.Backend != BackendLocal && s.backends[k.Backend] == nil {
+		return nil, nil
+	}
+	var krs []envelope.Keyring
+	seenRef := map[string]bool{}
+	for _, v := range k.Versions {
+		if !v.State.canDecrypt() || (k.Backend == BackendLocal && len(v.Material) == 0) || seenRef[v.Ref] {
+			continue
+		}
+		if v.Ref != "" {
+			seenRef[v.Ref] = true // versions sharing an external key need one keyring
+		}
+		kr, err := s.versionKeyring(ctx, f, name, k, v, true)
+		if err != nil {
+			return nil, err
+		}
+		krs = append(krs, kr)
+	}
+	if len(krs) == 0 && !lenient {
+		return nil, fmt.Errorf("%w: no version of %q can decrypt", ErrKeyDisabled, name)
+	}
+	return krs, nil
+}
+
+// versionKeyring builds the keyring of one key version. Local keys get
+// raw keyrings named ("keystack", "NAME/vN") unless imported with explicit
+// ESDK names; RSA keys encrypt with the clear public key, so only decrypt
+// needs the passphrase.
+func (s *Store) versionKeyring(ctx context.Context, f *storeFile, name string, k *keyRecord, v *versionRecord, decrypt bool) (envelope.Keyring, error) {
+	if k.Backend != BackendLocal {
+		return s.externalKeyring(ctx, k.Backend, v.Ref)
+	}
+	ns, keyName := ProviderLocal, VersionedKeyName(name, v.Version)
+	if k.Namespace != "" {
+		ns, keyName = k.Namespace, k.KeyName
+	}
+	if !k.isRSA() {
+		key, err := s.openMaterial(f, name, v)
+		if err != nil {
+			return nil, err
+		}
+		defer clear(key)
+		return NewRawAESKeyring(ns, keyName, key)
+	}
+	pub, err := parseStoredPublic(name, v.Public)
+	if err != nil {
+		return nil, err
+	}
+	var priv *rsa.PrivateKey
+	if decrypt && len(v.Material) > 0 {
+		if priv, err = s.openRSAPrivate(f, name, v); err != nil {
+			return nil, err
+		}
+	}
+	return NewRawRSAKeyring(ns, keyName, k.Padding, pub, priv)
+}
+
+// openMaterial returns a version's material in clear; the caller clears it.
+func (s *Store) openMaterial(f *storeFile, name string, v *versionRecord) ([]byte, error) {
+	if len(v.Material) == 0 {
+		return nil, fmt.Errorf("%w: version %d of %q has no material", ErrKeyDisabled, v.Version, name)
+	}
+	if f.Insecure {
+		return append([]byte(nil), v.Material...), nil
+	}
+	kek, err := s.unlockKEK(f)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(kek)
+	pt, err := unseal(kek, v.Material, materialAAD(name, v.Version))
+	if err != nil {
+		return nil, fmt.Errorf("%w (key %q version %d)", err, name, v.Version)
+	}
+	return pt, nil
+}
+
+func (s *Store) openRSAPrivate(f *storeFile, name string, v *versionRecord) (*rsa.PrivateKey, error) {
+	der, err := s.openMaterial(f, name, v)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(der)
+	key, err := x509.ParsePKCS8PrivateKey(der)
+	priv, ok := key.(*rsa.PrivateKey)
+	if err != nil || !ok {
+		return nil, fmt.Errorf("%w: key %q version %d is not an RSA private key", ErrCorruptStore, name, v.Version)
+	}
+	return priv, nil
+}
+
+func parseStoredPublic(name string, der []byte) (*rsa.PublicKey, error) {
+	key, err := x509.ParsePKIXPublicKey(der)
+	pub, ok := key.(*rsa.PublicKey)
+	if err != nil || !ok {
+		return nil, fmt.Errorf("%w: key %q has no valid RSA public key", ErrCorruptStore, name)
+	}
+	return pub, nil
+}

@@ -1,0 +1,232 @@
+package keystore
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Backend names a key's home. Local keys live sealed in the store; the
+// others are references resolved through OpenOptions.Backends.
+const (
+	BackendLocal  = "local"
+	BackendAWSKMS = "aws-kms"
+	BackendPKCS11 = "pkcs11"
+)
+
+// VersionState is a key version's lifecycle state.
+type VersionState string
+
+const (
+	// StateEnabled versions encrypt (when primary) and decrypt.
+	StateEnabled VersionState = "enabled"
+	// StateDecryptOnly versions decrypt old messages but never encrypt;
+	// rotation moves the previous primary here.
+	StateDecryptOnly VersionState = "decrypt-only"
+	// StateDisabled versions do neither, reversibly.
+	StateDisabled VersionState = "disabled"
+	// StateDestroyed versions have no material left.
+	StateDestroyed VersionState = "destroyed"
+)
+
+func (v VersionState) valid() bool {
+	return v == StateEnabled || v == StateDecryptOnly || v == StateDisabled || v == StateDestroyed
+}
+
+func (v VersionState) canDecrypt() bool { return v == StateEnabled || v == StateDecryptOnly }
+
+// Event is one entry of a key version's history.
+type Event struct {
+	Time   time.Time `json:"time"`
+	Action string    `json:"action"`
+	Reason string    `json:"reason,omitempty"`
+}
+
+// VersionInfo describes one key version; it never holds key material.
+type VersionInfo struct {
+	Version int          `json:"version"`
+	State   VersionState `json:"state"`
+	Created time.Time    `json:"created"`
+	// Ref is the ARN or PKCS#11 URI for external backends; empty for local keys.
+	Ref     string  `json:"ref,omitempty"`
+	History []Event `json:"history,omitempty"`
+}
+
+// KeyInfo describes a key and its versions; it never holds key material.
+type KeyInfo struct {
+	Name        string        `json:"name"`
+	Backend     string        `json:"backend"`
+	Description string        `json:"description,omitempty"`
+	Created     time.Time     `json:"created"`
+	Primary     int           `json:"primary"`
+	Versions    []VersionInfo `json:"versions"`
+	// Namespace and KeyName are the ESDK provider ID and key name of an
+	// imported key's EDKs, when given at import.
+	Namespace string `json:"namespace,omitempty"`
+	KeyName   string `json:"key_name,omitempty"`
+	// Kind is "aes-128", "aes-192", "aes-256", "rsa-BITS", or the backend
+	// name for external keys.
+	Kind string `json:"kind"`
+}
+
+// keyRecord is a key as stored in keystore.json.
+type keyRecord struct {
+	Backend     string           `json:"backend"`
+	Description string           `json:"description,omitempty"`
+	Created     time.Time        `json:"created"`
+	Primary     int              `json:"primary"`
+	Kind        string           `json:"kind"`
+	Namespace   string           `json:"namespace,omitempty"`
+	KeyName     string           `json:"key_name,omitempty"`
+	Padding     RSAPadding       `json:"rsa_padding,omitempty"`
+	Versions    []*versionRecord `json:"versions"`
+}
+
+// versionRecord is a key version as stored: its public description plus
+// Material (sealed, or clear in an insecure store: the raw AES key or the
+// PKCS#8 DER RSA private key) and Public (the PKIX DER RSA public key).
+type versionRecord struct {
+	VersionInfo
+	Material []byte `json:"material,omitempty"`
+	Public   []byte `json:"public,omitempty"`
+}
+
+func (k *keyRecord) info(name string) *KeyInfo {
+	ki := &KeyInfo{Name: name, Backend: k.Backend, Description: k.Description, Created: k.Created,
+		Primary: k.Primary, Namespace: k.Namespace, KeyName: k.KeyName, Kind: k.Kind}
+	for _, v := range k.Versions {
+		vi := v.VersionInfo
+		vi.History = slices.Clone(vi.History)
+		ki.Versions = append(ki.Versions, vi)
+	}
+	return ki
+}
+
+func (k *keyRecord) version(v int) *versionRecord {
+	for _, vr := range k.Versions {
+		if vr.Version == v {
+			return vr
+		}
+	}
+	return nil
+}
+
+func (k *keyRecord) isRSA() bool { return strings.HasPrefix(k.Kind, "rsa-") }
+
+// check validates a key read from keystore.json.
+func (k *keyRecord) check(name string) error {
+	bad := func(why string) error { return fmt.Errorf("%w: key %q: %s", ErrCorruptStore, name, why) }
+	if err := checkName(name); err != nil {
+		return bad("invalid name")
+	}
+	if k == nil || k.Backend == "" || len(k.Versions) == 0 || k.version(k.Primary) == nil {
+		return bad("missing backend, versions or primary")
+	}
+	if (k.Namespace == "") != (k.KeyName == "") {
+		return bad("namespace without key name")
+	}
+	if k.isRSA() {
+		if _, err := k.Padding.hash(); err != nil {
+			return bad("unknown RSA padding")
+		}
+	}
+	for i, v := range k.Versions {
+		if v == nil || !v.State.valid() || v.Version < 1 || (i > 0 && v.Version <= k.Versions[i-1].Version) {
+			return bad("invalid version list")
+		}
+		if k.Backend == BackendLocal && v.State != StateDestroyed && len(v.Material) == 0 && len(v.Public) == 0 {
+			return bad("version " + strconv.Itoa(v.Version) + " has no material")
+		}
+	}
+	return nil
+}
+
+// ListKeys returns every key, sorted by name.
+func (s *Store) ListKeys(ctx context.Context) ([]KeyInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := s.load()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]KeyInfo, 0, len(f.Keys))
+	for _, name := range sortedNames(f) {
+		out = append(out, *f.Keys[name].info(name))
+	}
+	return out, nil
+}
+
+// DescribeKey returns one key, or ErrKeyNotFound.
+func (s *Store) DescribeKey(ctx context.Context, name string) (*KeyInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	f, err := s.load()
+	if err != nil {
+		return nil, err
+	}
+	k, err := lookup(f, name)
+	if err != nil {
+		return nil, err
+	}
+	return k.info(name), nil
+}
+
+func lookup(f *storeFile, name string) (*keyRecord, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	k, ok := f.Keys[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, name)
+	}
+	return k, nil
+}
+
+func sortedNames(f *storeFile) []string {
+	names := make([]string, 0, len(f.Keys))
+	for n := range f.Keys {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func randomKey(n int) ([]byte, error) {
+	k := make([]byte, n)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// sealMaterial seals material for version v of key name, or copies it in
+// clear for an insecure store (kek nil).
+func sealMaterial(f *storeFile, kek []byte, name string, v int, material []byte) ([]byte, error) {
+	if f.Insecure {
+		return slices.Clone(material), nil
+	}
+	if err := checkVerifier(kek, f.Verifier); err != nil {
+		return nil, fmt.Errorf("%w: store was re-initialized", ErrCorruptStore)
+	}
+	return seal(kek, material, materialAAD(name, v))
+}
+
+func aesKind(n int) string { return "aes-" + strconv.Itoa(8*n) }
+
+func rsaKind(pub *rsa.PublicKey) string { return "rsa-" + strconv.Itoa(pub.N.BitLen()) }
+
+func marshalRSAPublic(pub *rsa.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
+	}
+	return der, nil
+}
