@@ -1,0 +1,230 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// commitLoop is the single committer: it takes every queued record, writes
+// them with one write(2) and, in Sync mode, one fsync (group commit).
+func (l *Log) commitLoop() {
+	var tick <-chan time.Time
+	if l.opts.Durability == Batch {
+		t := time.NewTicker(l.opts.BatchInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case p, ok := <-l.reqs:
+			if !ok {
+				l.done <- l.finish()
+				return
+			}
+			batch := []*pending{p}
+		drain:
+			for len(batch) < cap(l.reqs) {
+				select {
+				case q, ok := <-l.reqs:
+					if !ok {
+						break drain
+					}
+					batch = append(batch, q)
+				default:
+					break drain
+				}
+			}
+			l.commit(batch)
+		case <-tick:
+			if l.dirty && l.err == nil {
+				l.sync()
+			}
+		}
+	}
+}
+
+// commit writes a batch and answers every waiter. After any failure the
+// log is failed for good (fail closed).
+func (l *Log) commit(batch []*pending) {
+	err := l.err
+	if err == nil {
+		err = l.withLock(func() error { return l.writeBatch(batch) })
+	}
+	if err == nil && (l.opts.Durability == Sync || l.opts.Now().Sub(l.lastSync) >= l.opts.BatchInterval) {
+		err = l.sync()
+	}
+	if err != nil && l.err == nil {
+		l.err = err
+	}
+	for _, p := range batch {
+		if p.err != nil {
+			p.done <- p.err
+		} else {
+			p.done <- err
+		}
+	}
+}
+
+func (l *Log) writeBatch(batch []*pending) error {
+	if err := l.refreshTail(); err != nil {
+		return err
+	}
+	seq, head, since := l.seq, l.head, l.sinceCheck
+	var buf bytes.Buffer
+	now := l.opts.Now().UTC().Format(time.RFC3339Nano)
+	for _, p := range batch {
+		p.e.Time, p.e.Seq = now, seq+1
+		line, h, err := p.e.seal(head)
+		if err != nil {
+			p.err = err // this record only: it is not written
+			continue
+		}
+		seq++
+		buf.Write(line)
+		head = h
+		if since++; since >= l.opts.CheckpointEvery {
+			seq++
+			line, head = l.checkpoint(seq, head, now, false)
+			buf.Write(line)
+			since = 0
+		}
+	}
+	if err := l.write(buf.Bytes()); err != nil {
+		return err
+	}
+	l.seq, l.head, l.sinceCheck = seq, head, since
+	l.headHex.Store(hex.EncodeToString(head[:]))
+	return nil
+}
+
+// checkpoint returns a signed checkpoint entry for the chain head.
+func (l *Log) checkpoint(seq uint64, head [32]byte, now string, final bool) ([]byte, [32]byte) {
+	e := Entry{Time: now, Seq: seq, Type: TypeCheckpoint, Head: hex.EncodeToString(head[:]), Final: final}
+	msg := checkpointMessage(seq, head, final)
+	if l.opts.SigningKey != nil {
+		e.Sig = hex.EncodeToString(ed25519.Sign(l.opts.SigningKey, msg))
+	} else {
+		e.MAC = hex.EncodeToString(checkpointMAC(l.opts.MACKey, msg))
+	}
+	line, h, err := e.seal(head)
+	if err != nil {
+		panic("audit: checkpoint cannot fail to encode: " + err.Error())
+	}
+	return line, h
+}
+
+func (l *Log) write(b []byte) error {
+	n, err := l.f.Write(b)
+	l.size += int64(n)
+	if err == nil && n != len(b) {
+		err = errShortWrite
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrWrite, err)
+	}
+	l.dirty = true
+	return nil
+}
+
+func (l *Log) sync() error {
+	l.syncs.Add(1)
+	l.lastSync = l.opts.Now()
+	if err := l.syncFile(l.f); err != nil {
+		l.err = fmt.Errorf("%w: fsync: %w", ErrWrite, err)
+		return l.err
+	}
+	l.dirty = false
+	return nil
+}
+
+// finish fails waiters that raced with Close, writes the closing
+// checkpoint, syncs and closes the file.
+func (l *Log) finish() error {
+	err := l.err
+	if err == nil {
+		err = l.withLock(func() error {
+			if err := l.refreshTail(); err != nil {
+				return err
+			}
+			now := l.opts.Now().UTC().Format(time.RFC3339Nano)
+			line, head := l.checkpoint(l.seq+1, l.head, now, true)
+			if err := l.write(line); err != nil {
+				return err
+			}
+			l.seq, l.head = l.seq+1, head
+			l.headHex.Store(hex.EncodeToString(head[:]))
+			return nil
+		})
+	}
+	if err == nil {
+		err = l.sync()
+	}
+	if cerr := l.f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("%w: close: %w", ErrWrite, cerr)
+	}
+	return err
+}
+
+// withLock runs fn holding an exclusive flock(2) on the file, so appends by
+// other processes interleave only between whole batches.
+func (l *Log) withLock(fn func() error) error {
+	fd := int(l.f.Fd())
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		return fmt.Errorf("%w: flock: %w", ErrWrite, err)
+	}
+	defer unix.Flock(fd, unix.LOCK_UN)
+	return fn()
+}
+
+// refreshTail reloads seq and head from the file's last line when the file
+// is not the size this Log left it (another process appended, or first use).
+func (l *Log) refreshTail() error {
+	fi, err := l.f.Stat()
+	if err != nil {
+		return fmt.Errorf("%w: stat: %w", ErrWrite, err)
+	}
+	if fi.Size() == l.size {
+		return nil
+	}
+	l.size = fi.Size()
+	if l.size == 0 {
+		l.seq, l.head = 0, [32]byte{}
+		return nil
+	}
+	n := min(l.size, MaxLineSize+1)
+	tail := make([]byte, n)
+	if _, err := l.f.ReadAt(tail, l.size-n); err != nil && err != io.EOF {
+		return fmt.Errorf("%w: read tail: %w", ErrWrite, err)
+	}
+	if tail[len(tail)-1] != '\n' {
+		return &TamperError{Seq: l.seq + 1, Reason: "last line is incomplete; run verify", Truncated: true}
+	}
+	line := tail[:len(tail)-1]
+	if i := bytes.LastIndexByte(line, '\n'); i >= 0 {
+		line = line[i+1:]
+	} else if n < l.size {
+		return &TamperError{Seq: l.seq + 1, Reason: "last line too long"}
+	}
+	var prev [32]byte
+	e, _, err := parseLine(line, prev)
+	p, perr := hex.DecodeString(e.Prev)
+	if err == nil && perr == nil && len(p) == len(prev) {
+		copy(prev[:], p)
+		_, want, _ := parseLine(line, prev)
+		err = checkEntry(e, want, prev, e.Seq, Key{}, false)
+	}
+	h, herr := hex.DecodeString(e.Hash)
+	if err != nil || perr != nil || herr != nil || len(h) != 32 {
+		return &TamperError{Seq: l.seq + 1, Reason: "last entry is unreadable or does not match its hash; run verify"}
+	}
+	l.seq = e.Seq
+	copy(l.head[:], h)
+	l.headHex.Store(e.Hash)
+	return nil
+}

@@ -1,0 +1,131 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// Entry types.
+const (
+	TypeDecision   = "decision"
+	TypeOperation  = "op"
+	TypeCheckpoint = "checkpoint"
+)
+
+// Entry is one line of the log, as stored. Its JSON encoding, produced by
+// encoding/json from this struct, is the canonical form that is hashed.
+type Entry struct {
+	Time        string            `json:"time"`
+	Seq         uint64            `json:"seq"`
+	Type        string            `json:"type"`
+	Principal   string            `json:"principal,omitempty"`
+	Action      string            `json:"action,omitempty"`
+	Resource    string            `json:"resource,omitempty"`
+	KeyVersion  int               `json:"key_version,omitempty"`
+	Decision    string            `json:"decision,omitempty"`
+	Implicit    bool              `json:"implicit,omitempty"`
+	Statements  []string          `json:"statements,omitempty"`
+	Reason      string            `json:"reason,omitempty"`
+	Outcome     string            `json:"outcome,omitempty"`
+	MessageID   string            `json:"message_id,omitempty"`
+	ContextHMAC string            `json:"context_hmac,omitempty"`
+	Context     map[string]string `json:"context,omitempty"`
+	Head        string            `json:"head,omitempty"`
+	MAC         string            `json:"mac,omitempty"`
+	Sig         string            `json:"sig,omitempty"`
+	Final       bool              `json:"final,omitempty"`
+	Prev        string            `json:"prev"`
+	Hash        string            `json:"hash,omitempty"`
+}
+
+// MaxLineSize bounds one stored line; longer lines are rejected on write
+// and reported as tampering on read.
+const MaxLineSize = 64 << 10
+
+// canonical returns the bytes that are hashed: the entry without Hash.
+func (e Entry) canonical() ([]byte, error) {
+	e.Hash = ""
+	return json.Marshal(e)
+}
+
+// chainHash returns SHA-256(prev ‖ canonical).
+func chainHash(prev [32]byte, canonical []byte) [32]byte {
+	h := sha256.New()
+	h.Write(prev[:])
+	h.Write(canonical)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// seal sets e.Prev and e.Hash and returns the encoded line with its newline.
+func (e *Entry) seal(prev [32]byte) ([]byte, [32]byte, error) {
+	e.Prev = hex.EncodeToString(prev[:])
+	c, err := e.canonical()
+	if err != nil {
+		return nil, prev, err
+	}
+	h := chainHash(prev, c)
+	e.Hash = hex.EncodeToString(h[:])
+	line, err := json.Marshal(e)
+	if err != nil {
+		return nil, prev, err
+	}
+	if len(line) >= MaxLineSize {
+		return nil, prev, fmt.Errorf("audit: record of %d bytes exceeds %d", len(line), MaxLineSize)
+	}
+	return append(line, '\n'), h, nil
+}
+
+// parseLine decodes a line (without newline) strictly and returns the entry
+// and its recomputed chain hash given prev. It fails if the line is not
+// exactly the canonical encoding of the entry it holds.
+func parseLine(line []byte, prev [32]byte) (Entry, [32]byte, error) {
+	var e Entry
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil {
+		return e, prev, errors.New("not a valid entry")
+	}
+	re, err := json.Marshal(e)
+	if err != nil || !bytes.Equal(re, line) {
+		return e, prev, errors.New("not in canonical form")
+	}
+	c, _ := e.canonical()
+	return e, chainHash(prev, c), nil
+}
+
+// checkpointMessage is what a checkpoint's MAC or signature covers.
+func checkpointMessage(seq uint64, head [32]byte, final bool) []byte {
+	msg := []byte("keystack-audit-checkpoint-v1\x00")
+	msg = binary.BigEndian.AppendUint64(msg, seq)
+	msg = append(msg, head[:]...)
+	if final {
+		return append(msg, 1)
+	}
+	return append(msg, 0)
+}
+
+// serializeContext encodes a context unambiguously: pairs sorted by key,
+// each field prefixed by its u32 length.
+func serializeContext(ec map[string]string) []byte {
+	keys := make([]string, 0, len(ec))
+	for k := range ec {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []byte
+	for _, k := range keys {
+		out = binary.BigEndian.AppendUint32(out, uint32(len(k)))
+		out = append(out, k...)
+		out = binary.BigEndian.AppendUint32(out, uint32(len(ec[k])))
+		out = append(out, ec[k]...)
+	}
+	return out
+}

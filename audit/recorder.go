@@ -1,0 +1,48 @@
+package audit
+
+import (
+	"context"
+	"strings"
+
+	"github.com/keystack/keystack/policy"
+)
+
+var _ policy.Recorder = (*Log)(nil)
+
+// maxReason bounds the denial reason copied into an entry.
+const maxReason = 2048
+
+// RecordDecision implements policy.Recorder: it appends a decision entry
+// and fails closed like Append. For a denial the entry keeps the reason
+// (which conditions failed), never shown to the requester.
+func (l *Log) RecordDecision(ctx context.Context, req policy.Request, d policy.Decision) error {
+	r := Record{
+		Type: TypeDecision, Principal: req.Principal, Action: req.Action, Resource: req.Resource,
+		KeyVersion: req.KeyVersion, Decision: string(d.Effect), Implicit: d.Implicit,
+		Statements: d.Matched, EncryptionContext: req.EncryptionContext,
+	}
+	if !d.Allowed() {
+		r.Reason = reason(d.Explanation)
+	}
+	return l.Append(ctx, r)
+}
+
+// reason keeps the informative explanation lines: statements that applied
+// or failed on a condition, and refusals such as escalation.
+func reason(lines []string) string {
+	var b strings.Builder
+	for _, s := range lines {
+		if strings.Contains(s, "does not match") {
+			continue
+		}
+		if b.Len()+len(s)+2 > maxReason {
+			b.WriteString("; …")
+			break
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
