@@ -1,0 +1,219 @@
+package hsm
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keystore"
+	"github.com/miekg/pkcs11"
+)
+
+const (
+	gcmTagBits = 128
+	gcmIVLen   = 12
+	gcmTagLen  = gcmTagBits / 8
+	// aesInfoSuffix is tag bits u32 ‖ IV length u32 ‖ IV.
+	aesInfoSuffix = 4 + 4 + gcmIVLen
+)
+
+// AESKeyring wraps data keys with CKM_AES_GCM under an AES key on the
+// token. Its encrypted data keys have exactly the ESDK raw AES keyring
+// layout (framework/raw-aes-keyring.md), as keystore.RawAESKeyring writes
+// them: provider ID = namespace, provider info = key label ‖ tag bits (128)
+// ‖ IV length (12) ‖ IV, ciphertext = wrapped key ‖ tag, with the serialized
+// encryption context as AAD (NIST SP 800-38D GCM).
+type AESKeyring struct {
+	tok       *Token
+	namespace string
+	label     string
+	id        []byte
+}
+
+var _ envelope.Keyring = (*AESKeyring)(nil)
+
+// AESKeyring returns a keyring for the AES key labeled label. The label is
+// also the key name in the EDKs' provider info. It fails with
+// ErrKeyNotFound when the token has no such secret key.
+func (t *Token) AESKeyring(ctx context.Context, label string) (*AESKeyring, error) {
+	return t.aesKeyring(ctx, label, nil)
+}
+
+func (t *Token) aesKeyring(ctx context.Context, label string, id []byte) (*AESKeyring, error) {
+	err := t.run(ctx, func(s session) error {
+		_, err := t.findKey(s, TypeSecretKey, label, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &AESKeyring{tok: t, namespace: t.namespace, label: label, id: id}, nil
+}
+
+// OnEncrypt implements envelope.Keyring: it generates the data key with
+// crypto/rand when none is set and appends its wrapping under the token key.
+// The IV is random; a token that picks its own IV is honored by reading
+// the IV back from the GCM parameters.
+func (k *AESKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMaterials) error {
+	if err := ensureDataKey(m); err != nil {
+		return err
+	}
+	aad, err := envelope.SerializeContext(m.EncryptionContext)
+	if err != nil {
+		return err
+	}
+	var iv, ct []byte
+	err = k.tok.run(ctx, func(s session) error {
+		iv, ct, err = k.seal(s, m.DataKey, aad)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("hsm: wrap with %q: %w", k.label, err)
+	}
+	if len(iv) != gcmIVLen || len(ct) != len(m.DataKey)+gcmTagLen {
+		return fmt.Errorf("hsm: wrap with %q: token returned a %d-byte IV and %d-byte ciphertext", k.label, len(iv), len(ct))
+	}
+	info := make([]byte, 0, len(k.label)+aesInfoSuffix)
+	info = append(info, k.label...)
+	info = binary.BigEndian.AppendUint32(info, gcmTagBits)
+	info = binary.BigEndian.AppendUint32(info, gcmIVLen)
+	info = append(info, iv...)
+	m.EncryptedDataKeys = append(m.EncryptedDataKeys, envelope.EncryptedDataKey{
+		ProviderID: k.namespace, ProviderInfo: info, Ciphertext: ct,
+	})
+	return nil
+}
+
+// seal runs C_EncryptInit/C_Encrypt and returns the IV actually used.
+func (k *AESKeyring) seal(s session, dk, aad []byte) (iv, ct []byte, err error) {
+	h, err := k.tok.findKey(s, TypeSecretKey, k.label, k.id)
+	if err != nil {
+		return nil, nil, err
+	}
+	iv = make([]byte, gcmIVLen)
+	if _, err := rand.Read(iv); err != nil {
+		return nil, nil, err
+	}
+	params := pkcs11.NewGCMParams(iv, aad, gcmTagBits)
+	defer params.Free()
+	c := k.tok.st.mod.ctx
+	if err := c.EncryptInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, h); err != nil {
+		return nil, nil, callErr("C_EncryptInit", err)
+	}
+	ct, err = c.Encrypt(s.h, dk)
+	if err != nil {
+		return nil, nil, callErr("C_Encrypt", err)
+	}
+	return params.IV(), ct, nil
+}
+
+// OnDecrypt implements envelope.Keyring. It tries only EDKs whose provider
+// ID is the namespace and whose provider info names this key with a
+// 128-bit tag and 12-byte IV.
+func (k *AESKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
+	if m.DataKey != nil {
+		return nil
+	}
+	aad, err := envelope.SerializeContext(m.EncryptionContext)
+	if err != nil {
+		return err
+	}
+	nerr := &envelope.NoDecryptKeyError{}
+	for _, edk := range edks {
+		iv, ok := k.matchInfo(edk)
+		if !ok {
+			continue
+		}
+		if len(edk.Ciphertext) != m.Suite.DataKeyLen()+gcmTagLen {
+			nerr.Attempts = append(nerr.Attempts, k.attempt(keystore.ErrInvalidEDK))
+			continue
+		}
+		var dk []byte
+		err := k.tok.run(ctx, func(s session) error {
+			dk, err = k.open(s, iv, edk.Ciphertext, aad)
+			return err
+		})
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			nerr.Attempts = append(nerr.Attempts, k.attempt(unwrapErr(err)))
+			continue
+		}
+		m.DataKey = dk
+		return nil
+	}
+	if len(nerr.Attempts) == 0 {
+		nerr.Attempts = append(nerr.Attempts, k.attempt(errNoMatchingEDK))
+	}
+	return nerr
+}
+
+func (k *AESKeyring) open(s session, iv, ct, aad []byte) ([]byte, error) {
+	h, err := k.tok.findKey(s, TypeSecretKey, k.label, k.id)
+	if err != nil {
+		return nil, err
+	}
+	params := pkcs11.NewGCMParams(iv, aad, gcmTagBits)
+	defer params.Free()
+	c := k.tok.st.mod.ctx
+	if err := c.DecryptInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, h); err != nil {
+		return nil, callErr("C_DecryptInit", err)
+	}
+	dk, err := c.Decrypt(s.h, ct)
+	return dk, callErr("C_Decrypt", err)
+}
+
+// matchInfo parses a raw AES provider info for this key and returns its IV.
+func (k *AESKeyring) matchInfo(edk envelope.EncryptedDataKey) ([]byte, bool) {
+	info := edk.ProviderInfo
+	if edk.ProviderID != k.namespace || len(info) != len(k.label)+aesInfoSuffix ||
+		string(info[:len(k.label)]) != k.label {
+		return nil, false
+	}
+	rest := info[len(k.label):]
+	if binary.BigEndian.Uint32(rest) != gcmTagBits || binary.BigEndian.Uint32(rest[4:]) != gcmIVLen {
+		return nil, false
+	}
+	return rest[8:], true
+}
+
+func (k *AESKeyring) attempt(err error) envelope.KeyAttempt {
+	return envelope.KeyAttempt{ProviderID: k.namespace, KeyName: k.label, Err: err}
+}
+
+// errNoMatchingEDK is recorded when a message holds no EDK for a keyring's key.
+var errNoMatchingEDK = errors.New("hsm: no encrypted data key for this key")
+
+// unwrapErr classifies an unwrap failure: a ciphertext the token refuses
+// is keystore.ErrUnwrapFailed (with the C call named for diagnosis);
+// session, login and lookup failures keep their own class.
+func unwrapErr(err error) error {
+	var ce *CallError
+	if errors.As(err, &ce) && (ce.Call == "C_Decrypt" || ce.Code == pkcs11.CKR_ENCRYPTED_DATA_INVALID ||
+		ce.Code == pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE) {
+		return fmt.Errorf("%w: %w", keystore.ErrUnwrapFailed, err)
+	}
+	return err
+}
+
+// ensureDataKey generates the data key when no keyring has yet, or checks
+// the length of the one already chosen.
+func ensureDataKey(m *envelope.EncryptionMaterials) error {
+	n := m.Suite.DataKeyLen()
+	if n == 0 {
+		return fmt.Errorf("%w: %v", envelope.ErrUnsupportedSuite, m.Suite)
+	}
+	if m.DataKey != nil {
+		if len(m.DataKey) != n {
+			return fmt.Errorf("%w: data key is %d bytes, suite needs %d", keystore.ErrInvalidKey, len(m.DataKey), n)
+		}
+		return nil
+	}
+	m.DataKey = make([]byte, n)
+	_, err := rand.Read(m.DataKey)
+	return err
+}
