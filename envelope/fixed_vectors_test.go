@@ -129,7 +129,7 @@ func TestGenerateFixedVectors(t *testing.T) {
 		Description: "keystack fixed vectors (ESDK message format v2). TEST KEYS ONLY. Plaintexts are not stored; see plaintext-sha256.",
 		Keys: fixedKeys{AESKeyHex: hex.EncodeToString(testAESKey(42)), AESNamespace: "keystack-vectors", AESName: "aes-256",
 			RSAPrivatePEM: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-			RSANamespace: "keystack-vectors", RSAName: "rsa-2048", RSAPadding: string(keystore.RSAOAEPSHA256)},
+			RSANamespace:  "keystack-vectors", RSAName: "rsa-2048", RSAPadding: string(keystore.RSAOAEPSHA256)},
 		Vectors: map[string]fixedVector{},
 	}
 	nonBMP := map[string]string{"\U0001F511 key": "val \U0001F600", "\uFFFF": "bmp", "plain": "ascii"}
