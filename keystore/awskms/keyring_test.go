@@ -394,3 +394,6 @@ func BenchmarkKMSWrap(b *testing.B) {
 		}
 	}
 }
+
+// Backend is the keystore's backend for KMS key refs.
+var _ keystore.Backend = (*awskms.Backend)(nil)

@@ -301,3 +301,21 @@ func TestFaultsAndCounters(t *testing.T) {
 		t.Fatal("deadline not honored")
 	}
 }
+
+func TestBodyBounded(t *testing.T) {
+	s := kmstest.NewServer(kmstest.WithoutSignatureCheck())
+	defer s.Close()
+	body := `{"Description":"` + strings.Repeat("a", 70<<10) + `"}`
+	req, _ := http.NewRequest(http.MethodPost, s.URL(), strings.NewReader(body))
+	req.Header.Set("X-Amz-Target", "TrentService.CreateKey")
+	req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+	req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential="+kmstest.AccessKeyID+"/20250101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature="+strings.Repeat("0", 64))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 || resp.Header.Get("X-Amzn-ErrorType") != "ValidationException" {
+		t.Fatalf("oversized body: %d %s", resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"))
+	}
+}
