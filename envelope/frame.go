@@ -95,7 +95,13 @@ func (c *frameCodec) seal(t *frameTask) {
 	if t.kind == kindFinal {
 		b = binary.BigEndian.AppendUint32(b, uint32(n))
 	}
-	ct := c.aead.Seal(t.buf[pre:pre], iv[:], t.buf[pre:pre+n], c.bodyAAD(t, n))
+	// The IV just written into the prefix is passed as a view of t.buf so
+	// that it does not escape to the heap on every frame.
+	ivOff := pre - gcmIVLen
+	if t.kind == kindFinal {
+		ivOff -= 4
+	}
+	ct := c.aead.Seal(t.buf[pre:pre], t.buf[ivOff:ivOff+gcmIVLen], t.buf[pre:pre+n], c.bodyAAD(t, n))
 	t.buf = t.buf[:pre+len(ct)]
 	t.ok = true
 }

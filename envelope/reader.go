@@ -106,7 +106,7 @@ func (r *Reader) advance() error {
 		r.queue = append(r.queue, t)
 	}
 	t := r.queue[0]
-	r.queue = r.queue[1:]
+	r.queue = r.queue[:copy(r.queue, r.queue[1:])]
 	<-t.done
 	r.outTask = t
 	if !t.ok {

@@ -145,7 +145,7 @@ func (w *writer) dispatch(kind frameKind) {
 // emitHead waits for the oldest frame, writes and hashes it, and recycles it.
 func (w *writer) emitHead() {
 	t := w.queue[0]
-	w.queue = w.queue[1:]
+	w.queue = w.queue[:copy(w.queue, w.queue[1:])] // shift down: no reallocation as the queue cycles
 	<-t.done
 	if w.err == nil {
 		if w.s.sig != nil {
