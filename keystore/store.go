@@ -87,7 +87,7 @@ func DefaultDir() (string, error) {
 	return filepath.Join(cfg, "keystack"), nil
 }
 
-// Init creates a store in dir (made 0700 if absent). It fails with ErrExists
+// Init creates a store in dir, creating dir if needed and setting its mode to 0700. It fails with ErrExists
 // when dir already holds one, and with ErrBadPassphrase when a sealed store
 // is asked for without a passphrase.
 func Init(dir string, opts InitOptions) (*Store, error) {
@@ -98,6 +98,9 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 		return nil, fmt.Errorf("%w: empty passphrase (an unsealed store needs Insecure)", ErrBadPassphrase)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("keystore: init: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil { // a pre-existing dir may be group-readable
 		return nil, fmt.Errorf("keystore: init: %w", err)
 	}
 	unlock, err := lockDir(context.Background(), dir)

@@ -317,7 +317,20 @@ func TestBackendSpecs(t *testing.T) {
 			t.Fatalf("%q: %d EDKs, want 2", specs, len(edks))
 		}
 	}
-	_, err := s.EncryptKeyring(ctx, "vault:transit/k")
+	ki, err := s.RotateKey(ctx, "kms", "external rotation")
+	if err != nil || ki.Primary != 2 || ki.Versions[1].Ref != arn || ki.Versions[0].State != StateDecryptOnly {
+		t.Fatalf("rotating an external key: %+v, %v", ki, err)
+	}
+	enc, err := s.EncryptKeyring(ctx, "kms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := s.DecryptKeyring(ctx, "kms") // two versions, one external key: one keyring
+	if err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(t, enc, dec)
+	_, err = s.EncryptKeyring(ctx, "vault:transit/k")
 	if !errors.Is(err, ErrBackendUnavailable) || !strings.Contains(err.Error(), `"vault"`) {
 		t.Fatalf("unknown backend: %v", err)
 	}

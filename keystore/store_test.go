@@ -3,6 +3,7 @@ package keystore
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"os"
 	"path/filepath"
@@ -309,5 +310,46 @@ func TestScryptStore(t *testing.T) {
 	roundTrip(t, enc, dec)
 	if _, err := openTestStore(t, dir, "nope").DecryptKeyring(context.Background()); !errors.Is(err, ErrBadPassphrase) {
 		t.Fatalf("wrong scrypt passphrase: %v", err)
+	}
+}
+
+func TestInitTightensExistingDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Init(dir, InitOptions{Insecure: true}); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Fatalf("store dir mode %v, %v; want 0700", fi.Mode().Perm(), err)
+	}
+}
+
+// TestMaterialSealedAtRest imports a known key and looks for it in
+// keystore.json: absent from a sealed store, present in an insecure one.
+func TestMaterialSealedAtRest(t *testing.T) {
+	key := bytes.Repeat([]byte{0x5A, 0xC3}, 16)
+	for _, insecure := range []bool{false, true} {
+		dir := t.TempDir()
+		opts := InitOptions{Insecure: insecure}
+		if !insecure {
+			opts.Passphrase = []byte(testPass)
+		}
+		s, err := Init(dir, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.ImportKey(context.Background(), "k", ImportKeyOptions{AESKey: key}); err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, metaFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := bytes.Contains(data, []byte(base64.StdEncoding.EncodeToString(key)))
+		if found != insecure {
+			t.Fatalf("insecure=%v: key material in clear in keystore.json = %v", insecure, found)
+		}
 	}
 }
