@@ -8,11 +8,12 @@ import (
 // cstatement is a statement compiled for evaluation.
 type cstatement struct {
 	index                                int
-	sid                                  string
+	sid, lbl                             string
 	effect                               Effect
 	principals, actions, resources       []glob
 	notPrincipal, notAction, notResource bool
 	conds                                []ccond
+	msgs                                 explanations
 }
 
 func compileStatement(s *Statement, path string) (cstatement, error) {
@@ -20,6 +21,11 @@ func compileStatement(s *Statement, path string) (cstatement, error) {
 	if _, err := fmt.Sscanf(path, "Statement[%d]", &cs.index); err != nil {
 		return cs, err
 	}
+	cs.lbl = s.Sid
+	if cs.lbl == "" {
+		cs.lbl = path
+	}
+	cs.msgs = newExplanations(cs.lbl, s.Effect)
 	if s.Effect != Allow && s.Effect != Deny {
 		return cs, &ValidationError{Path: path + ".Effect", Msg: fmt.Sprintf("effect %q is neither Allow nor Deny", s.Effect)}
 	}
@@ -40,6 +46,7 @@ func compileStatement(s *Statement, path string) (cstatement, error) {
 			if err != nil {
 				return cs, err
 			}
+			c.failed = cs.lbl + ": " + c.failed
 			cs.conds = append(cs.conds, c)
 		}
 	}

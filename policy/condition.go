@@ -96,6 +96,7 @@ const (
 // ccond is one compiled (operator, key, values) condition.
 type ccond struct {
 	name     string // operator as written, with qualifier and suffix
+	failed   string // explanation when the condition is not satisfied
 	key      string // condition key as written
 	op       operator
 	ifExists bool
@@ -134,6 +135,7 @@ func parseKey(key string) (keyKind, string, bool) {
 
 func compileCondition(name, key string, vals Values, path string) (ccond, error) {
 	c := ccond{name: name, key: key, raw: vals}
+	c.failed = "not applicable: condition " + name + quoteKey(key) + " not satisfied"
 	base := name
 	if b, ok := strings.CutPrefix(base, "ForAllValues:"); ok {
 		base, c.set = b, setForAll

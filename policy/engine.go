@@ -88,7 +88,10 @@ func (e *Engine) SetPolicy(p *Policy) { e.policy.Store(p) }
 // Authorize evaluates req against the current policy, records the decision
 // and returns nil only if the policy allows it and the record was written.
 func (e *Engine) Authorize(ctx context.Context, req Request) error {
-	req = e.complete(req)
+	return e.authorize(ctx, e.complete(req))
+}
+
+func (e *Engine) authorize(ctx context.Context, req Request) error {
 	d := e.Policy().Evaluate(req)
 	if e.cfg.Recorder != nil {
 		if err := e.cfg.Recorder.RecordDecision(ctx, req, d); err != nil {
@@ -127,11 +130,11 @@ func (e *Engine) complete(req Request) Request {
 // not itself allowed (IsSubset). A refusal by either check is recorded.
 func (e *Engine) PutPolicy(ctx context.Context, req Request, next *Policy) error {
 	req.Action, req.Resource = ActionPutPolicy, ResourcePolicy
-	if err := e.Authorize(ctx, req); err != nil {
-		return err
-	}
 	req = e.complete(req)
 	cur := e.Policy()
+	if err := e.authorize(ctx, req); err != nil {
+		return err
+	}
 	if err := IsSubset(next, cur, Identity{Principal: req.Principal, Groups: req.Groups, Tags: req.PrincipalTags}); err != nil {
 		d := Decision{Effect: Deny, Explanation: []string{err.Error()}}
 		if e.cfg.Recorder != nil {

@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"fmt"
 	"net/netip"
 	"sort"
 	"strconv"
@@ -50,18 +49,19 @@ func (p *Policy) Evaluate(req Request) Decision {
 		return d
 	}
 	ev := newEvalReq(&req)
+	d.Explanation = make([]string, 0, len(p.compiled)+1)
 	var allows, denies []string
 	for i := range p.compiled {
 		s := &p.compiled[i]
-		why := s.applies(ev)
-		d.Explanation = append(d.Explanation, fmt.Sprintf("%s: %s", s.label(), why))
-		if why != applies {
+		why, ok := s.applies(ev)
+		d.Explanation = append(d.Explanation, why)
+		if !ok {
 			continue
 		}
 		if s.effect == Deny {
-			denies = append(denies, s.label())
+			denies = append(denies, s.lbl)
 		} else {
-			allows = append(allows, s.label())
+			allows = append(allows, s.lbl)
 		}
 	}
 	switch {
@@ -75,25 +75,20 @@ func (p *Policy) Evaluate(req Request) Decision {
 	return d
 }
 
-const applies = "applies"
-
-func (s *cstatement) label() string {
-	if s.sid != "" {
-		return s.sid
-	}
-	return fmt.Sprintf("Statement[%d]", s.index)
-}
+func (s *cstatement) label() string { return s.lbl }
 
 // evalReq is a Request with derived values computed once.
 type evalReq struct {
 	*Request
 	action     string // lower-case
+	action1    [1]string
 	identities []string
 	resources  []string
 }
 
 func newEvalReq(r *Request) *evalReq {
 	ev := &evalReq{Request: r, action: strings.ToLower(r.Action)}
+	ev.action1[0] = ev.action
 	ev.identities = append(ev.identities, r.Principal)
 	for _, g := range r.Groups {
 		ev.identities = append(ev.identities, "group:"+g)
@@ -105,23 +100,37 @@ func newEvalReq(r *Request) *evalReq {
 	return ev
 }
 
-// applies returns "applies" or the reason the statement does not apply.
-func (s *cstatement) applies(ev *evalReq) string {
+// applies reports whether the statement applies to the request, with an
+// explanation; the texts are built at compile time so that evaluation does
+// not allocate per statement.
+func (s *cstatement) applies(ev *evalReq) (string, bool) {
 	if anyMatch(s.principals, ev.identities) == s.notPrincipal {
-		return "not applicable: principal does not match"
+		return s.msgs.principal, false
 	}
-	if anyMatch(s.actions, []string{ev.action}) == s.notAction {
-		return "not applicable: action does not match"
+	if anyMatch(s.actions, ev.action1[:]) == s.notAction {
+		return s.msgs.action, false
 	}
 	if anyMatch(s.resources, ev.resources) == s.notResource {
-		return "not applicable: resource does not match"
+		return s.msgs.resource, false
 	}
 	for i := range s.conds {
 		if c := &s.conds[i]; !c.eval(ev) {
-			return fmt.Sprintf("not applicable: condition %s%s not satisfied", c.name, quoteKey(c.key))
+			return c.failed, false
 		}
 	}
-	return applies
+	return s.msgs.applies, true
+}
+
+// explanations are a statement's precomputed Explanation lines.
+type explanations struct{ principal, action, resource, applies string }
+
+func newExplanations(label string, effect Effect) explanations {
+	return explanations{
+		principal: label + ": not applicable: principal does not match",
+		action:    label + ": not applicable: action does not match",
+		resource:  label + ": not applicable: resource does not match",
+		applies:   label + ": applies: " + string(effect),
+	}
 }
 
 func anyMatch(globs []glob, subjects []string) bool {
