@@ -26,9 +26,10 @@ type DecryptOptions struct {
 
 // unlocked is an authenticated header with its message keys.
 type unlocked struct {
-	hdr   *Header
-	codec *frameCodec
-	full  map[string]string // header context plus required pairs
+	hdr      *Header
+	codec    *frameCodec
+	full     map[string]string // header context plus required pairs
+	required map[string]string // pairs authenticated but not stored
 }
 
 // Decrypt reads and authenticates the header of the message in src and
@@ -89,35 +90,44 @@ func unlockHeader(ctx context.Context, src io.Reader, kr Keyring, opts DecryptOp
 	if err != nil {
 		return nil, err
 	}
+	u, dataKey, err := openHeader(ctx, hdr, kr, opts)
+	clear(dataKey)
+	return u, err
+}
+
+// openHeader unwraps the data key of a parsed header and authenticates the
+// header with it. The caller must clear the returned data key.
+func openHeader(ctx context.Context, hdr *Header, kr Keyring, opts DecryptOptions) (*unlocked, []byte, error) {
 	if !hdr.Suite.Committing() && !opts.AllowLegacy {
-		return nil, fmt.Errorf("%w: %v is a legacy suite and AllowLegacy is off", ErrUnsupportedSuite, hdr.Suite)
+		return nil, nil, fmt.Errorf("%w: %v is a legacy suite and AllowLegacy is off", ErrUnsupportedSuite, hdr.Suite)
 	}
 	full, required, err := mergeContext(hdr.EncryptionContext, opts.Context)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m := &DecryptionMaterials{Suite: hdr.Suite, EncryptionContext: full}
 	if err := kr.OnDecrypt(ctx, m, hdr.EncryptedDataKeys); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if m.DataKey == nil {
-		return nil, &NoDecryptKeyError{}
+		return nil, nil, &NoDecryptKeyError{}
 	}
-	defer clear(m.DataKey)
 	key, commit, err := deriveKeys(hdr.Suite, m.DataKey, hdr.MessageID)
 	if err != nil {
-		return nil, err
+		clear(m.DataKey)
+		return nil, nil, err
 	}
 	defer clear(key)
 	aead, err := newGCM(key)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = verifyHeader(aead, hdr, commit, required)
 	}
-	if err := verifyHeader(aead, hdr, commit, required); err != nil {
-		return nil, err
+	if err != nil {
+		clear(m.DataKey)
+		return nil, nil, err
 	}
 	codec := &frameCodec{aead: aead, messageID: hdr.MessageID, frameLen: int(hdr.FrameLength)}
-	return &unlocked{hdr: hdr, codec: codec, full: full}, nil
+	return &unlocked{hdr: hdr, codec: codec, full: full, required: required}, m.DataKey, nil
 }
 
 // mergeContext checks the reproduced context against the stored one and

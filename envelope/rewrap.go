@@ -1,0 +1,143 @@
+package envelope
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/subtle"
+	"fmt"
+	"io"
+	"maps"
+)
+
+// RewrapHeader re-encrypts a message's data key for another keyring
+// without touching its body. It reads exactly the header from src,
+// unwraps the data key once with from (authenticating the header), wraps
+// the same key under to, and returns a new header with the same suite,
+// message ID, commit key, stored and required context, and a fresh header
+// tag. The new message is newHeader followed by the original bytes from
+// offset old.HeaderLength on, unchanged; src is left positioned there.
+//
+// Only unsigned message format v2 (SuiteCommitted) can be rewrapped this
+// way: a signed message's footer covers the header, so use RewrapSigned.
+func RewrapHeader(ctx context.Context, src io.Reader, from, to Keyring, opts DecryptOptions) (newHeader []byte, old *Header, err error) {
+	old, err = parseHeader(src, opts.MaxEncryptedDataKeys)
+	if err != nil {
+		return nil, nil, err
+	}
+	if old.Suite != SuiteCommitted {
+		return nil, nil, fmt.Errorf("%w: RewrapHeader handles %v only; use RewrapSigned for %v", ErrUnsupportedSuite, SuiteCommitted, SuiteCommittedSigned)
+	}
+	u, dataKey, err := openHeader(ctx, old, from, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer clear(dataKey)
+	newHeader, _, err = rewrapKey(ctx, old, u, dataKey, to, u.full, old.EncryptionContext)
+	return newHeader, old, err
+}
+
+// rewrapKey wraps dataKey under to with the full context and seals a new
+// header that stores the stored context.
+func rewrapKey(ctx context.Context, old *Header, u *unlocked, dataKey []byte, to Keyring, full, stored map[string]string) ([]byte, *Header, error) {
+	m := &EncryptionMaterials{Suite: old.Suite, EncryptionContext: full, DataKey: append([]byte(nil), dataKey...), PlaintextLength: -1}
+	defer clear(m.DataKey)
+	if err := to.OnEncrypt(ctx, m); err != nil {
+		return nil, nil, err
+	}
+	if subtle.ConstantTimeCompare(m.DataKey, dataKey) != 1 {
+		return nil, nil, fmt.Errorf("%w: target keyring replaced the data key", ErrKeyring)
+	}
+	hdr := &Header{Version: 2, Suite: old.Suite, MessageID: old.MessageID, EncryptionContext: stored,
+		EncryptedDataKeys: m.EncryptedDataKeys, ContentType: contentFramed, FrameLength: old.FrameLength}
+	out, _, err := sealHeader(hdr, dataKey, u.required)
+	if err != nil {
+		return nil, nil, err
+	}
+	if subtle.ConstantTimeCompare(hdr.commitKey, old.commitKey) != 1 {
+		return nil, nil, ErrAuthentication // unreachable: same key and message ID
+	}
+	return out, hdr, nil
+}
+
+// RewrapSigned rewraps a SuiteCommittedSigned message from src to dst in
+// one pass: a new header (data key wrapped under to, fresh signing key
+// pair in the context), the body bytes unchanged, and a new footer
+// signature. The old signature is verified first against the body as it
+// streams through; on any error the output written so far must be
+// discarded. It returns the old header.
+func RewrapSigned(ctx context.Context, src io.Reader, dst io.Writer, from, to Keyring, opts DecryptOptions) (*Header, error) {
+	br := bufio.NewReaderSize(src, 64<<10)
+	old, err := parseHeader(br, opts.MaxEncryptedDataKeys)
+	if err != nil {
+		return nil, err
+	}
+	if old.Suite != SuiteCommittedSigned {
+		return nil, fmt.Errorf("%w: RewrapSigned handles %v only", ErrUnsupportedSuite, SuiteCommittedSigned)
+	}
+	u, dataKey, err := openHeader(ctx, old, from, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(dataKey)
+	oldPub, oldHash, err := newVerifier(old.Suite, old.EncryptionContext)
+	if err != nil {
+		return nil, err
+	}
+	sig, pub, err := newSigner()
+	if err != nil {
+		return nil, err
+	}
+	full, stored := maps.Clone(u.full), maps.Clone(old.EncryptionContext)
+	full[PublicKeyContextKey], stored[PublicKeyContextKey] = pub, pub
+	newHeader, _, err := rewrapKey(ctx, old, u, dataKey, to, full, stored)
+	if err != nil {
+		return nil, err
+	}
+	oldHash.Write(old.body)
+	oldHash.Write(old.authTag)
+	r := &Reader{hdr: old, src: br, codec: u.codec, h: oldHash}
+	if err := copyBody(r, dst, newHeader, sig); err != nil {
+		return nil, err
+	}
+	oldSig, err := readFooter(br)
+	if err != nil {
+		return nil, err
+	}
+	if !ecdsa.VerifyASN1(oldPub, oldHash.Sum(nil), oldSig) {
+		return nil, ErrAuthentication
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		if err == nil {
+			return nil, ErrTrailingData
+		}
+		return nil, err
+	}
+	footer, err := sig.footer()
+	if err != nil {
+		return nil, err
+	}
+	_, err = dst.Write(footer)
+	return old, err
+}
+
+// copyBody writes the new header, then every frame's wire bytes
+// unchanged, hashing them for both the old and the new signature.
+func copyBody(r *Reader, dst io.Writer, newHeader []byte, sig *signer) error {
+	sig.h.Write(newHeader)
+	if _, err := dst.Write(newHeader); err != nil {
+		return err
+	}
+	for !r.readDone {
+		t, err := r.readFrame() // checks sequence numbers and feeds r.h
+		if err != nil {
+			return err
+		}
+		sig.h.Write(t.buf)
+		if _, err := dst.Write(t.buf); err != nil {
+			return err
+		}
+		r.free = append(r.free, t)
+	}
+	return nil
+}

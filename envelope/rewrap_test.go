@@ -1,0 +1,95 @@
+package envelope_test
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/keystack/keystack/envelope"
+)
+
+func TestRewrapHeader(t *testing.T) {
+	from, to := aesKeyring(t, "old", 1), rsaKeyring(t)
+	ec := map[string]string{"tenant": "acme", "stored": "yes"}
+	pt := pattern(5*100 + 7)
+	msg, err := envelope.EncryptBytes(bg, pt, from, envelope.EncryptOptions{FrameLength: 100, Context: ec, RequiredContextKeys: []string{"tenant"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := envelope.DecryptOptions{Context: ec}
+	src := bytes.NewReader(msg)
+	newHeader, old, err := envelope.RewrapHeader(bg, src, from, to, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.Len() != len(msg)-old.HeaderLength {
+		t.Fatalf("RewrapHeader read %d bytes past the header", len(msg)-old.HeaderLength-src.Len())
+	}
+	body := msg[old.HeaderLength:]
+	rewrapped := append(bytes.Clone(newHeader), body...)
+	if !bytes.Equal(rewrapped[len(newHeader):], body) {
+		t.Fatal("body changed")
+	}
+	got, hdr, err := envelope.DecryptBytes(bg, rewrapped, to, opts)
+	if err != nil || !bytes.Equal(got, pt) {
+		t.Fatalf("decrypt rewrapped with new key: %v", err)
+	}
+	if !bytes.Equal(hdr.MessageID, old.MessageID) || hdr.EncryptionContext["stored"] != "yes" || len(hdr.EncryptionContext) != 1 {
+		t.Fatalf("rewrap changed message ID or stored context: %v", hdr.EncryptionContext)
+	}
+	if _, _, err := envelope.DecryptBytes(bg, rewrapped, from, opts); !errors.Is(err, envelope.ErrNoDecryptKey) {
+		t.Fatalf("old key still decrypts: %v", err)
+	}
+	if _, _, err := envelope.DecryptBytes(bg, rewrapped, to, envelope.DecryptOptions{Context: map[string]string{"stored": "yes"}}); err == nil {
+		t.Fatal("required context no longer required after rewrap")
+	}
+	if _, _, err := envelope.RewrapHeader(bg, bytes.NewReader(msg), to, from, opts); !errors.Is(err, envelope.ErrNoDecryptKey) {
+		t.Fatalf("rewrap with the wrong source key: %v", err)
+	}
+	signed, _ := envelope.EncryptBytes(bg, pt, from, envelope.EncryptOptions{Suite: envelope.SuiteCommittedSigned})
+	if _, _, err := envelope.RewrapHeader(bg, bytes.NewReader(signed), from, to, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrUnsupportedSuite) {
+		t.Fatalf("RewrapHeader on a signed message: %v", err)
+	}
+}
+
+func TestRewrapSigned(t *testing.T) {
+	from, to := aesKeyring(t, "old", 1), aesKeyring(t, "new", 2)
+	ec := map[string]string{"tenant": "acme"}
+	pt := pattern(7*64 + 1)
+	msg, err := envelope.EncryptBytes(bg, pt, from, envelope.EncryptOptions{Suite: envelope.SuiteCommittedSigned, FrameLength: 64, Context: ec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := envelope.DecryptOptions{Context: ec}
+	var out bytes.Buffer
+	old, err := envelope.RewrapSigned(bg, bytes.NewReader(msg), &out, from, to, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, hdr, err := envelope.DecryptBytes(bg, out.Bytes(), to, opts)
+	if err != nil || !bytes.Equal(got, pt) {
+		t.Fatalf("decrypt re-signed message: %v", err)
+	}
+	oldBody := msg[old.HeaderLength : len(msg)-105]
+	newBody := out.Bytes()[hdr.HeaderLength : out.Len()-105]
+	if !bytes.Equal(oldBody, newBody) {
+		t.Fatal("body bytes changed")
+	}
+	if hdr.EncryptionContext[envelope.PublicKeyContextKey] == old.EncryptionContext[envelope.PublicKeyContextKey] {
+		t.Fatal("signing key was not replaced")
+	}
+	// A tampered body is caught by the old signature.
+	bad := bytes.Clone(msg)
+	bad[old.HeaderLength+5] ^= 1
+	if _, err := envelope.RewrapSigned(bg, bytes.NewReader(bad), &bytes.Buffer{}, from, to, opts); !errors.Is(err, envelope.ErrAuthentication) {
+		t.Fatalf("tampered body: %v, want ErrAuthentication", err)
+	}
+	for _, cut := range []int{len(msg) - 1, len(msg) - 200} {
+		if _, err := envelope.RewrapSigned(bg, bytes.NewReader(msg[:cut]), &bytes.Buffer{}, from, to, opts); !errors.Is(err, envelope.ErrTruncated) {
+			t.Fatalf("truncated at %d: %v, want ErrTruncated", cut, err)
+		}
+	}
+	if _, err := envelope.RewrapSigned(bg, bytes.NewReader(append(bytes.Clone(msg), 0)), &bytes.Buffer{}, from, to, opts); !errors.Is(err, envelope.ErrTrailingData) {
+		t.Fatalf("trailing data: %v", err)
+	}
+}
