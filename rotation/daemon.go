@@ -1,0 +1,192 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// ErrInvalidDaemon is returned by Daemon.Run for an unusable configuration.
+var ErrInvalidDaemon = errors.New("rotation: invalid daemon configuration")
+
+const (
+	// DefaultGrace is how long an in-flight pass may go on after the
+	// daemon is told to stop, when Daemon.Grace is 0.
+	DefaultGrace = 30 * time.Second
+	// metricsShutdownTimeout bounds how long scrapes in progress may
+	// delay shutdown.
+	metricsShutdownTimeout = 5 * time.Second
+)
+
+// Ticker delivers the daemon's check times; *time.Ticker behaves like one
+// (see NewTimeTicker), and tests supply a fake so they never sleep.
+type Ticker interface {
+	C() <-chan time.Time
+	Stop()
+}
+
+// NewTimeTicker returns a Ticker backed by time.NewTicker.
+func NewTimeTicker(d time.Duration) Ticker { return timeTicker{time.NewTicker(d)} }
+
+type timeTicker struct{ t *time.Ticker }
+
+func (t timeTicker) C() <-chan time.Time { return t.t.C }
+func (t timeTicker) Stop()               { t.t.Stop() }
+
+// Daemon runs Runner passes on a schedule: one at start, then one per
+// Interval, and serves metrics while it runs.
+type Daemon struct {
+	Runner
+	// Interval is how often to check for due keys; required. It bounds how
+	// late a rotation can be, not how often keys rotate (that is each key's
+	// Policy).
+	Interval time.Duration
+	// MetricsAddr, when set, is a host:port on which /metrics is served
+	// over HTTP. MetricsListener, when set, is used instead.
+	MetricsAddr     string
+	MetricsListener net.Listener
+	// Grace bounds how long an in-flight pass goes on after ctx is done; 0
+	// means DefaultGrace. The pass then sees a cancelled context and stops
+	// between keys.
+	Grace time.Duration
+	// NewTicker makes the ticker; nil means NewTimeTicker.
+	NewTicker func(time.Duration) Ticker
+}
+
+// Run checks for due keys until ctx is done, typically from
+// signal.NotifyContext on SIGTERM and SIGINT. Then it lets the pass in
+// flight finish (within Grace), stops the metrics server and returns nil.
+// Failed passes are logged and counted, not returned: the daemon keeps
+// going. It returns an error only for a bad configuration or when the
+// metrics server cannot listen or fails.
+func (d *Daemon) Run(ctx context.Context) error {
+	if d.Interval <= 0 {
+		return fmt.Errorf("%w: interval must be positive, got %v", ErrInvalidDaemon, d.Interval)
+	}
+	if d.Store == nil {
+		return fmt.Errorf("%w: no key store", ErrInvalidDaemon)
+	}
+	r := d.Runner // a copy: Run never changes the caller's Daemon
+	srv, err := d.startMetrics(&r)
+	if err != nil {
+		return err
+	}
+	newTicker := d.NewTicker
+	if newTicker == nil {
+		newTicker = NewTimeTicker
+	}
+	t := newTicker(d.Interval)
+	defer t.Stop()
+	r.logger().LogAttrs(ctx, slog.LevelInfo, "rotation daemon started",
+		slog.Duration("interval", d.Interval), slog.String("metrics", srv.addr()))
+	for ctx.Err() == nil {
+		d.runPass(ctx, &r)
+		select {
+		case <-ctx.Done():
+		case err := <-srv.failed():
+			return fmt.Errorf("rotation: metrics server: %w", err)
+		case <-t.C():
+		}
+	}
+	r.logger().LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "rotation daemon stopping")
+	return srv.stop()
+}
+
+// runPass runs one pass that outlives ctx by up to Grace, so a stop signal
+// does not cut a rotation short between the store and its hooks.
+func (d *Daemon) runPass(ctx context.Context, r *Runner) {
+	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	grace := orDefault(d.Grace, DefaultGrace)
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancel()
+		case <-pctx.Done():
+		}
+	})
+	defer stop()
+	_, _ = r.RunOnce(pctx) // logged and counted by RunOnce
+}
+
+// metricsServer is the optional /metrics endpoint; the zero value is off.
+type metricsServer struct {
+	srv  *http.Server
+	ln   net.Listener
+	errc chan error // Serve's result, buffered
+	once sync.Once
+	err  error
+}
+
+func (d *Daemon) startMetrics(r *Runner) (*metricsServer, error) {
+	ln := d.MetricsListener
+	if ln == nil && d.MetricsAddr == "" {
+		return &metricsServer{}, nil
+	}
+	if r.Metrics == nil {
+		r.Metrics = NewMetrics()
+	}
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", d.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("rotation: metrics server: %w", err)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", r.Metrics.Handler())
+	s := &metricsServer{ln: ln, errc: make(chan error, 1), srv: &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(r.logger().Handler(), slog.LevelWarn),
+	}}
+	go func() { s.errc <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+func (s *metricsServer) addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// failed delivers Serve's error if it stops on its own; nil (never ready)
+// when there is no server.
+func (s *metricsServer) failed() <-chan error { return s.errc }
+
+// stop shuts the server down, waiting for scrapes in progress up to
+// metricsShutdownTimeout, and for Serve to return.
+func (s *metricsServer) stop() error {
+	if s.srv == nil {
+		return nil
+	}
+	s.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), metricsShutdownTimeout)
+		defer cancel()
+		if err := s.srv.Shutdown(ctx); err != nil {
+			_ = s.srv.Close()
+		}
+		if err := <-s.errc; !errors.Is(err, http.ErrServerClosed) {
+			s.err = fmt.Errorf("rotation: metrics server: %w", err)
+		}
+	})
+	return s.err
+}
+
+// NewLogger returns a structured logger writing to w: JSON lines when
+// jsonFormat is set (for log collectors), logfmt-style text otherwise.
+func NewLogger(w io.Writer, jsonFormat bool, level slog.Leveler) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if jsonFormat {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,266 @@
+package rotation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// ErrRotationFailed matches the error RunOnce returns when a due key could
+// not be rotated, or a hook failed after an attempt. The wrapped cause
+// matches too.
+var ErrRotationFailed = errors.New("rotation: rotation failed")
+
+// Target is a key with a rotation policy, as the store holds it now.
+type Target struct {
+	Name        string
+	Policy      Policy
+	LastRotated time.Time // zero when never rotated: due at once
+	Version     int       // current primary version
+}
+
+// KeyStore is what the rotation engine needs from a key store. Keys are
+// rotated only through the LockedStore that Lock returns, so an engine never
+// rotates from state it read before taking the lock.
+type KeyStore interface {
+	// RotationTargets lists the keys that have a rotation policy. It is
+	// read without the lock, to plan a pass; it may be stale.
+	RotationTargets(ctx context.Context) ([]Target, error)
+	// Lock takes the store's exclusive lock, shared with other processes,
+	// waiting until it is free or ctx is done.
+	Lock(ctx context.Context) (LockedStore, error)
+}
+
+// LockedStore is a KeyStore held under its exclusive lock.
+type LockedStore interface {
+	// RotationTargets is like KeyStore.RotationTargets but read fresh,
+	// under the lock: no other writer can change it until Unlock.
+	RotationTargets(ctx context.Context) ([]Target, error)
+	// RotateKey makes a new primary version of key name, durably, before
+	// returning it; reason is recorded in the key's history. It must not
+	// take the lock again.
+	RotateKey(ctx context.Context, name, reason string) (newVersion int, err error)
+	// Unlock releases the lock. It is called exactly once.
+	Unlock()
+}
+
+// Runner rotates the keys of a store that are due under their policies.
+// Store is required; the other fields are optional.
+type Runner struct {
+	Store   KeyStore
+	Now     func() time.Time // nil means time.Now
+	Log     *slog.Logger     // nil discards logs
+	Metrics *Metrics         // nil records no metrics
+}
+
+// Outcome is what a pass did with one key.
+type Outcome string
+
+// Outcomes in a RunReport.
+const (
+	OutcomeRotated Outcome = "rotated"
+	OutcomeNotDue  Outcome = "not-due"
+	OutcomeFailed  Outcome = "failed"
+)
+
+// KeyReport is one key's line in a RunReport. It never holds key material.
+type KeyReport struct {
+	Key        string    `json:"key"`
+	Outcome    Outcome   `json:"outcome"`
+	OldVersion int       `json:"old_version"`
+	NewVersion int       `json:"new_version,omitempty"` // set when rotated
+	Next       time.Time `json:"next"`                  // next due time; for a failure, when it was due
+	Reason     string    `json:"reason,omitempty"`      // why it failed, or why its hook failed
+	Err        error     `json:"-"`                     // the failure, for errors.Is
+	HookErr    error     `json:"-"`                     // the hook's failure, if any
+}
+
+// RunReport is the result of one pass, keys in the store's order.
+type RunReport struct {
+	Started  time.Time   `json:"started"`
+	Finished time.Time   `json:"finished"`
+	Rotated  []KeyReport `json:"rotated"`
+	NotDue   []KeyReport `json:"not_due"`
+	Failed   []KeyReport `json:"failed"`
+}
+
+// RunOnce makes one pass over the store: every key that is due under its
+// policy (see Due; the key name is the jitter seed) is rotated once, and its
+// policy's hooks are told the outcome (see Policy.Notify).
+//
+// It is idempotent and safe to run concurrently with itself, in this or
+// another process: each due key is re-checked under the store's lock, against
+// fresh state, before it is rotated, so two passes that both planned a
+// rotation make it once. Hooks run after the lock is released.
+//
+// One key's failure does not stop the others. The error is non-nil when
+// listing the keys failed, or when any key failed to rotate or its hook
+// failed; then it matches ErrRotationFailed and each cause. The report is
+// never nil and lists what was done.
+func (r *Runner) RunOnce(ctx context.Context) (*RunReport, error) {
+	rep := &RunReport{Started: r.now(), Rotated: []KeyReport{}, NotDue: []KeyReport{}, Failed: []KeyReport{}}
+	err := r.pass(ctx, rep)
+	rep.Finished = r.now()
+	r.Metrics.observeRun(rep, err)
+	r.logger().LogAttrs(ctx, levelFor(err), "rotation pass finished",
+		slog.Int("rotated", len(rep.Rotated)), slog.Int("not_due", len(rep.NotDue)),
+		slog.Int("failed", len(rep.Failed)), slog.Duration("took", rep.Finished.Sub(rep.Started)),
+		errAttr(err))
+	return rep, err
+}
+
+func (r *Runner) pass(ctx context.Context, rep *RunReport) error {
+	if r.Store == nil {
+		return errors.New("rotation: Runner has no Store")
+	}
+	plan, err := r.Store.RotationTargets(ctx)
+	if err != nil {
+		return fmt.Errorf("rotation: list keys: %w", err)
+	}
+	var errs []error
+	for _, t := range plan {
+		if due, next := Due(t.Policy, t.LastRotated, r.now(), t.Name); !due {
+			rep.add(KeyReport{Key: t.Name, Outcome: OutcomeNotDue, OldVersion: t.Version, Next: next})
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...) // stop between keys; nothing is half done
+		}
+		kr, ok := r.rotate(ctx, t)
+		if !ok {
+			continue // gone, or its policy was removed, since planning
+		}
+		rep.add(kr)
+		if kr.Err != nil {
+			errs = append(errs, fmt.Errorf("%w: key %q: %w", ErrRotationFailed, kr.Key, kr.Err))
+		}
+		if kr.HookErr != nil {
+			errs = append(errs, fmt.Errorf("%w: key %q: hook: %w", ErrRotationFailed, kr.Key, kr.HookErr))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (rep *RunReport) add(kr KeyReport) {
+	switch kr.Outcome {
+	case OutcomeRotated:
+		rep.Rotated = append(rep.Rotated, kr)
+	case OutcomeFailed:
+		rep.Failed = append(rep.Failed, kr)
+	default:
+		rep.NotDue = append(rep.NotDue, kr)
+	}
+}
+
+// rotate re-checks planned under the lock and rotates it if it is still
+// due, then runs its hooks. ok is false when the key no longer has a
+// policy, so there is nothing to report.
+func (r *Runner) rotate(ctx context.Context, planned Target) (kr KeyReport, ok bool) {
+	t, kr, ok := r.rotateLocked(ctx, planned)
+	if !ok || kr.Outcome == OutcomeNotDue {
+		return kr, ok
+	}
+	res := Result{Key: t.Name, OldVersion: kr.OldVersion, NewVersion: kr.NewVersion, Time: r.now(), Err: kr.Err}
+	if err := t.Policy.Notify(ctx, res); err != nil {
+		kr.HookErr = err
+		kr.Reason = joinReason(kr.Reason, "hook: "+err.Error())
+	}
+	r.Metrics.observeKey(kr)
+	r.logKey(ctx, kr)
+	return kr, true
+}
+
+// rotateLocked holds the lock only for the state check and the rotation. It
+// returns the fresh target, whose policy holds the hooks to run.
+func (r *Runner) rotateLocked(ctx context.Context, planned Target) (Target, KeyReport, bool) {
+	failed := func(t Target, next time.Time, err error) (Target, KeyReport, bool) {
+		return t, KeyReport{Key: t.Name, Outcome: OutcomeFailed, OldVersion: t.Version, Next: next,
+			Reason: err.Error(), Err: err}, true
+	}
+	_, plannedAt := Due(planned.Policy, planned.LastRotated, r.now(), planned.Name)
+	ls, err := r.Store.Lock(ctx)
+	if err != nil {
+		return failed(planned, plannedAt, fmt.Errorf("lock store: %w", err))
+	}
+	defer ls.Unlock()
+	fresh, err := ls.RotationTargets(ctx)
+	if err != nil {
+		return failed(planned, plannedAt, fmt.Errorf("re-read keys under lock: %w", err))
+	}
+	t, found := findTarget(fresh, planned.Name)
+	if !found {
+		return t, KeyReport{}, false
+	}
+	due, at := Due(t.Policy, t.LastRotated, r.now(), t.Name)
+	if !due {
+		// Another pass rotated it, or its policy changed, since planning.
+		return t, KeyReport{Key: t.Name, Outcome: OutcomeNotDue, OldVersion: t.Version, Next: at}, t.Policy.Every > 0
+	}
+	reason := fmt.Sprintf("scheduled rotation: policy every %v, due %s", t.Policy.Every, at.UTC().Format(time.RFC3339))
+	nv, err := ls.RotateKey(ctx, t.Name, reason)
+	if err != nil {
+		return failed(t, at, err)
+	}
+	_, next := Due(t.Policy, r.now(), r.now(), t.Name)
+	return t, KeyReport{Key: t.Name, Outcome: OutcomeRotated, OldVersion: t.Version, NewVersion: nv, Next: next}, true
+}
+
+func findTarget(ts []Target, name string) (Target, bool) {
+	for _, t := range ts {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Target{Name: name}, false
+}
+
+func joinReason(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Runner) logger() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func (r *Runner) logKey(ctx context.Context, kr KeyReport) {
+	attrs := []slog.Attr{slog.String("key", kr.Key), slog.String("outcome", string(kr.Outcome)),
+		slog.Int("old_version", kr.OldVersion)}
+	level := slog.LevelInfo
+	if kr.Outcome == OutcomeRotated {
+		attrs = append(attrs, slog.Int("new_version", kr.NewVersion), slog.Time("next", kr.Next))
+	}
+	if kr.Err != nil || kr.HookErr != nil {
+		level = slog.LevelError
+		attrs = append(attrs, slog.String("error", kr.Reason))
+	}
+	r.logger().LogAttrs(ctx, level, "key rotation", attrs...)
+}
+
+func levelFor(err error) slog.Level {
+	if err != nil {
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+func errAttr(err error) slog.Attr {
+	if err == nil {
+		return slog.Attr{}
+	}
+	return slog.String("error", err.Error())
+}
