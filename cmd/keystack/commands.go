@@ -4,5 +4,11 @@ import "github.com/urfave/cli/v2"
 
 // commands lists keystack's commands, one Action function each.
 func commands() []*cli.Command {
-	return nil
+	return []*cli.Command{
+		initCommand(),
+		keyCommand(),
+		encryptCommand(),
+		decryptCommand(),
+		inspectCommand(),
+	}
 }

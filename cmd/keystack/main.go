@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/keystack/keystack/internal/atomicfile"
 )
 
@@ -22,7 +24,10 @@ const interruptGrace = 3 * time.Second
 // run runs the CLI with argv and returns the exit code. SIGINT and SIGTERM
 // cancel the command's context; the command then fails, its deferred
 // cleanup removes partial outputs, and run returns 130 or 143.
-func run(argv []string) int {
+func run(argv []string) int { return runApp(newApp(), argv) }
+
+// runApp runs app with argv; see run.
+func runApp(app *cli.App, argv []string) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 1)
@@ -53,7 +58,6 @@ func run(argv []string) int {
 		}
 	}()
 
-	app := newApp()
 	err := app.RunContext(ctx, permuteArgs(app, argv))
 	if code := caught.Load(); code != 0 {
 		atomicfile.RemovePending()

@@ -16,7 +16,12 @@ import (
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
-		"keystack": func() { os.Exit(run(os.Args)) },
+		"keystack": func() {
+			// Scripts prompt only on the pty of "ttyin", never on the
+			// terminal of whoever runs go test.
+			ttyPath = os.Getenv("TEST_TTY")
+			os.Exit(run(os.Args))
+		},
 	})
 }
 
@@ -30,6 +35,7 @@ func TestScripts(t *testing.T) {
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("KEYSTACK_HOME", filepath.Join(env.WorkDir, "home"))
 			env.Setenv("KEYSTACK_TEST_FAST_KDF", "1")
+			env.Setenv("TEST_TTY", filepath.Join(env.WorkDir, "no-tty"))
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
@@ -37,6 +43,7 @@ func TestScripts(t *testing.T) {
 			"genfile":  cmdGenFile,
 			"flipbyte": cmdFlipByte,
 			"notemp":   cmdNoTemp,
+			"cutfile":  cmdCutFile,
 		},
 	})
 }
@@ -111,4 +118,19 @@ func cmdNoTemp(ts *testscript.TestScript, neg bool, args []string) {
 		return err
 	})
 	ts.Check(err)
+}
+
+// cmdCutFile writes "cutfile SRC N DST": the first N bytes of SRC to DST.
+func cmdCutFile(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: cutfile SRC N DST")
+	}
+	n, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	data, err := os.ReadFile(ts.MkAbs(args[0]))
+	ts.Check(err)
+	if n < 0 || n > len(data) {
+		ts.Fatalf("cutfile: %d outside %d-byte file", n, len(data))
+	}
+	ts.Check(os.WriteFile(ts.MkAbs(args[2]), data[:n], 0o644))
 }

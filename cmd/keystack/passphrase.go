@@ -19,6 +19,10 @@ const (
 	maxPassphraseFile = 64 << 10
 )
 
+// ttyPath is the terminal to prompt on; tests point it elsewhere so that a
+// developer's terminal is never prompted.
+var ttyPath = "/dev/tty"
+
 var errNoPassphrase = errors.New("no passphrase given and no terminal to ask for one")
 
 // passphraseSource returns a function that obtains the passphrase when the
@@ -29,10 +33,7 @@ func passphraseSource(file string, confirm bool) func() ([]byte, error) {
 		if file != "" {
 			return readPassphraseFile(file)
 		}
-		if p, ok := os.LookupEnv(envPassphrase); ok {
-			if p == "" {
-				return nil, fmt.Errorf("%w: %s is empty", errNoPassphrase, envPassphrase)
-			}
+		if p := os.Getenv(envPassphrase); p != "" {
 			return []byte(p), nil
 		}
 		return promptPassphrase(confirm)
@@ -62,10 +63,10 @@ func readPassphraseFile(file string) ([]byte, error) {
 	return data, nil
 }
 
-// promptPassphrase asks on /dev/tty, so that it works while stdin and stdout
+// promptPassphrase asks on the terminal (/dev/tty), so that it works while stdin and stdout
 // carry data, and does not echo what is typed.
 func promptPassphrase(confirm bool) ([]byte, error) {
-	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	tty, err := os.OpenFile(ttyPath, os.O_RDWR, 0)
 	if err != nil {
 		return nil, errNoPassphrase
 	}

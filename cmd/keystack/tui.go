@@ -63,7 +63,15 @@ var authErrors = []error{
 }
 
 // keyErrors are the failure classes of keys and the keystore.
-var keyErrors = []error{keystore.ErrInvalidKey, keystore.ErrNoPrivateKey, errNoPassphrase}
+var keyErrors = []error{
+	keystore.ErrInvalidKey, keystore.ErrNoPrivateKey, keystore.ErrKeyNotFound, keystore.ErrKeyExists,
+	keystore.ErrInvalidName, keystore.ErrBadPassphrase, keystore.ErrLocked, keystore.ErrNotInitialized,
+	keystore.ErrExists, keystore.ErrBackendUnavailable, keystore.ErrCorruptStore, keystore.ErrKeyDisabled,
+	keystore.ErrNotSupported, errNoPassphrase,
+}
+
+// usageErrors are library errors caused by the flags given.
+var usageErrors = []error{envelope.ErrInvalidOptions, envelope.ErrInvalidContext, keystore.ErrInvalidOptions}
 
 // deniedErrors are the policy failure classes; the policy engine's sentinel
 // joins this list when the CLI enforces policy.
@@ -78,7 +86,7 @@ func exitCode(err error) int {
 		return exitOK
 	case errors.As(err, &ce):
 		return ce.code
-	case errors.As(err, &ue):
+	case errors.As(err, &ue) || isAny(err, usageErrors):
 		return exitUsage
 	case isAny(err, deniedErrors):
 		return exitDenied

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/atomicfile"
+)
+
+// encryptedSuffix is what encrypt --recursive appends and decrypt --recursive strips.
+const encryptedSuffix = ".ks"
+
+// progressThreshold is the input size from which a progress bar is shown.
+const progressThreshold = 8 << 20
+
+// crypter runs encrypt or decrypt over one stream or a tree.
+type crypter struct {
+	c       *cli.Context
+	keys    []string
+	encrypt bool
+	kr      envelope.Keyring
+	eopts   envelope.EncryptOptions
+	dopts   envelope.DecryptOptions
+}
+
+// result is the --json metadata of one processed file.
+type result struct {
+	Operation string   `json:"operation"`
+	Input     string   `json:"input"`
+	Output    string   `json:"output"`
+	Keys      []string `json:"keys"`
+	headerView
+	PlaintextBytes  int64 `json:"plaintext_bytes"`
+	CiphertextBytes int64 `json:"ciphertext_bytes"`
+}
+
+func (k *crypter) runAll() error {
+	c := k.c
+	if dir := c.String("recursive"); dir != "" {
+		return k.runTree(dir, c.String("output-dir"))
+	}
+	res, err := k.runOne(c.String("input"), c.String("output"))
+	if err != nil || !c.Bool("json") {
+		return err
+	}
+	w := c.App.Writer
+	if isStdio(res.Output) {
+		w = c.App.ErrWriter // stdout carries the data
+	}
+	return writeJSON(w, res)
+}
+
+func isStdio(name string) bool { return name == "" || name == "-" }
+
+// runOne processes in into out. A file output appears only once complete;
+// on any failure, or an interruption, no partial output is left.
+func (k *crypter) runOne(in, out string) (*result, error) {
+	src, size, closeSrc, err := k.openSource(in, out)
+	if err != nil {
+		return nil, err
+	}
+	defer closeSrc()
+	dst, commit, abort, err := k.openSink(out)
+	if err != nil {
+		return nil, wrapPath(out, err)
+	}
+	defer abort()
+	src = k.progress(src, size)
+	var res *result
+	if k.encrypt {
+		res, err = k.encryptStream(dst, src)
+	} else {
+		res, err = k.decryptStream(dst, src)
+	}
+	if err != nil {
+		return nil, wrapPath(in, err)
+	}
+	if err := commit(); err != nil {
+		return nil, wrapPath(out, err)
+	}
+	res.Input, res.Output, res.Keys = in, out, k.keys
+	if res.Keys == nil {
+		res.Keys = []string{}
+	}
+	return res, nil
+}
+
+// openSource opens in, refusing an output that is the input itself.
+func (k *crypter) openSource(in, out string) (io.Reader, int64, func(), error) {
+	ctx := k.c.Context
+	if isStdio(in) {
+		return &ctxReader{ctx: ctx, r: k.c.App.Reader}, -1, func() {}, nil
+	}
+	f, err := os.Open(in)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && fi.IsDir() {
+		err = fmt.Errorf("%s is a directory (use --recursive)", in)
+	}
+	if err == nil && !isStdio(out) {
+		if ofi, serr := os.Stat(out); serr == nil && os.SameFile(fi, ofi) {
+			err = usagef("%s: input and output are the same file", in)
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, err
+	}
+	size := int64(-1)
+	if fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	return &ctxReader{ctx: ctx, r: f}, size, func() { f.Close() }, nil
+}
+
+// openSink returns the output writer with its commit and abort functions.
+func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) {
+	if isStdio(out) {
+		return k.c.App.Writer, func() error { return nil }, func() {}, nil
+	}
+	f, err := atomicfile.Create(out, k.c.Bool("force"))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return f, f.Commit, func() { f.Abort() }, nil
+}
+
+// progress wraps src in a progress bar on stderr for large inputs, when
+// stderr is a terminal and --quiet is not set.
+func (k *crypter) progress(src io.Reader, size int64) io.Reader {
+	if size < progressThreshold || k.c.Bool("quiet") || !isTerminal(k.c.App.ErrWriter) {
+		return src
+	}
+	desc := "decrypting"
+	if k.encrypt {
+		desc = "encrypting"
+	}
+	bar := progressbar.NewOptions64(size,
+		progressbar.OptionSetWriter(k.c.App.ErrWriter), progressbar.OptionShowBytes(true),
+		progressbar.OptionSetDescription(desc), progressbar.OptionClearOnFinish(),
+		progressbar.OptionThrottle(100e6))
+	r := progressbar.NewReader(src, bar)
+	return &r
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func (k *crypter) encryptStream(dst io.Writer, src io.Reader) (*result, error) {
+	out := &countWriter{w: dst}
+	tap := &headerTap{}
+	w, err := envelope.Encrypt(k.c.Context, io.MultiWriter(out, tap), k.kr, k.eopts)
+	if err != nil {
+		return nil, err
+	}
+	n, err := io.Copy(w, src)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, err
+	}
+	hdr, err := envelope.Inspect(bytes.NewReader(tap.buf), envelope.InspectOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("reading back the written header: %w", err)
+	}
+	return &result{Operation: "encrypt", headerView: viewHeader(hdr), PlaintextBytes: n, CiphertextBytes: out.n}, nil
+}
+
+func (k *crypter) decryptStream(dst io.Writer, src io.Reader) (*result, error) {
+	in := &countReader{r: src}
+	r, err := envelope.Decrypt(k.c.Context, in, k.kr, k.dopts)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	n, err := io.Copy(dst, r)
+	if err != nil {
+		return nil, err
+	}
+	return &result{Operation: "decrypt", headerView: viewHeader(r.Header()), PlaintextBytes: n, CiphertextBytes: in.n}, nil
+}
+
+// runTree mirrors srcDir into dstDir, one message per regular file. It
+// stops at the first failure; outputs already completed stay.
+func (k *crypter) runTree(srcDir, dstDir string) error {
+	if err := checkTree(srcDir, dstDir); err != nil {
+		return err
+	}
+	return filepath.WalkDir(srcDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			warnf(k.c.App.ErrWriter, "skipping %s: not a regular file", path)
+			return nil
+		}
+		rel, err := filepath.Rel(srcDir, path)
+		if err != nil {
+			return err
+		}
+		out := filepath.Join(dstDir, rel+encryptedSuffix)
+		if !k.encrypt {
+			if !strings.HasSuffix(rel, encryptedSuffix) || len(rel) == len(encryptedSuffix) {
+				warnf(k.c.App.ErrWriter, "skipping %s: no %s suffix", path, encryptedSuffix)
+				return nil
+			}
+			out = filepath.Join(dstDir, strings.TrimSuffix(rel, encryptedSuffix))
+		}
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		res, err := k.runOne(path, out)
+		if err != nil || !k.c.Bool("json") {
+			return err
+		}
+		return writeJSON(k.c.App.Writer, res)
+	})
+}
+
+// checkTree refuses an output directory inside the input tree, which the
+// walk would otherwise feed back into itself.
+func checkTree(srcDir, dstDir string) error {
+	fi, err := os.Stat(srcDir)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return usagef("--recursive %s: not a directory", srcDir)
+	}
+	src, err := filepath.Abs(srcDir)
+	if err != nil {
+		return err
+	}
+	dst, err := filepath.Abs(dstDir)
+	if err != nil {
+		return err
+	}
+	if rel, err := filepath.Rel(src, dst); err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return usagef("--output-dir %s is inside --recursive %s", dstDir, srcDir)
+	}
+	return nil
+}
+
+// ctxReader fails reads once ctx is done, so an interrupt stops a copy
+// between chunks and the partial output is removed.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// headerTap keeps the first bytes written, enough to hold any header, so
+// encrypt can report what it wrote.
+type headerTap struct{ buf []byte }
+
+func (t *headerTap) Write(p []byte) (int, error) {
+	if room := envelope.MaxHeaderLength - len(t.buf); room > 0 {
+		t.buf = append(t.buf, p[:min(room, len(p))]...)
+	}
+	return len(p), nil
+}

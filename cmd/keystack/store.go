@@ -1,0 +1,51 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/keystack/keystack/keystore"
+)
+
+// passphraseFileFlag is shared by every command that opens the keystore.
+var passphraseFileFlag = &cli.StringFlag{
+	Name:  "passphrase-file",
+	Usage: "read the keystore passphrase from the first line of `FILE` (default $KEYSTACK_PASSPHRASE, else a terminal prompt)",
+}
+
+// homeDir is --home, else $KEYSTACK_HOME (cli reads it into --home), else
+// the platform default.
+func homeDir(c *cli.Context) (string, error) {
+	if h := c.String("home"); h != "" {
+		return h, nil
+	}
+	return keystore.DefaultDir()
+}
+
+// openStore opens the keystore; the passphrase is asked for only if needed.
+func openStore(c *cli.Context) (*keystore.Store, error) {
+	dir, err := homeDir(c)
+	if err != nil {
+		return nil, err
+	}
+	return keystore.Open(dir, keystore.OpenOptions{
+		Passphrase: passphraseSource(c.String("passphrase-file"), false),
+		Backends:   backends(c),
+	})
+}
+
+// backends returns the extra key backends (AWS KMS, PKCS#11) to register
+// with the keystore, keyed by backend name. The local backend is built in.
+// This is the hook where the lead wires keystore/awskms and hsm.
+func backends(c *cli.Context) map[string]keystore.Backend {
+	_ = c
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
