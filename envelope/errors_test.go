@@ -163,3 +163,22 @@ func TestNoBackendImports(t *testing.T) {
 		}
 	}
 }
+
+// TestEDKCountCheckedFirst: a header announcing 65535 EDKs and then ending
+// fails on the count, before any entry is read.
+func TestEDKCountCheckedFirst(t *testing.T) {
+	prefix := append([]byte{0x02, 0x04, 0x78}, make([]byte, 32)...)
+	prefix = append(prefix, 0, 0, 0xFF, 0xFF)
+	_, err := envelope.Inspect(bytes.NewReader(prefix), envelope.InspectOptions{})
+	if !errors.Is(err, envelope.ErrTooManyEncryptedDataKeys) {
+		t.Fatalf("got %v, want ErrTooManyEncryptedDataKeys", err)
+	}
+	_, err = envelope.Inspect(bytes.NewReader(prefix), envelope.InspectOptions{MaxEncryptedDataKeys: 65535})
+	if !errors.Is(err, envelope.ErrTruncated) {
+		t.Fatalf("with a high limit: %v, want ErrTruncated", err)
+	}
+	zero := append(prefix[:len(prefix)-2:len(prefix)-2], 0, 0)
+	if _, err := envelope.Inspect(bytes.NewReader(zero), envelope.InspectOptions{}); !errors.Is(err, envelope.ErrMalformed) {
+		t.Fatalf("zero EDKs: %v, want ErrMalformed", err)
+	}
+}
