@@ -1,8 +1,11 @@
 package keystore
 
 import (
+	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -77,7 +80,7 @@ func newTestRSA(t *testing.T, padding RSAPadding, i int, public bool) envelope.K
 }
 
 func TestRawRSAConformance(t *testing.T) {
-	for _, p := range []RSAPadding{RSAOAEPSHA1, RSAOAEPSHA256, RSAOAEPSHA384, RSAOAEPSHA512, RSAPKCS1} {
+	for _, p := range []RSAPadding{RSAOAEPSHA1, RSAOAEPSHA256, RSAOAEPSHA384, RSAOAEPSHA512} {
 		t.Run(string(p), func(t *testing.T) {
 			keystoretest.RunWithOptions(t,
 				func(t *testing.T) envelope.Keyring { return newTestRSA(t, p, 0, false) },
@@ -118,4 +121,33 @@ func TestMultiKeyringConformance(t *testing.T) {
 			return NewMultiKeyring(newTestAES(t, "gen", 32), newTestAES(t, "child", 24))
 		})
 	})
+}
+
+// TestRawRSAPKCS1ReadOnly: PKCS#1 v1.5 EDKs written by other ESDK users
+// unwrap; keystack refuses to write new ones.
+func TestRawRSAPKCS1ReadOnly(t *testing.T) {
+	ctx := context.Background()
+	kr := newTestRSA(t, RSAPKCS1, 0, false)
+	m := &envelope.EncryptionMaterials{Suite: envelope.SuiteCommitted}
+	if err := kr.OnEncrypt(ctx, m); !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("PKCS#1 v1.5 wrap: got %v, want ErrNotSupported", err)
+	}
+	dk := bytes.Repeat([]byte{7}, 32)
+	//lint:ignore SA1019 the test plays another ESDK user writing a PKCS#1 v1.5 EDK
+	ct, err := rsa.EncryptPKCS1v15(rand.Reader, &rsaTestKey(t, 0).PublicKey, dk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edk := envelope.EncryptedDataKey{ProviderID: "keystoretest", ProviderInfo: []byte("rsa"), Ciphertext: ct}
+	dm := &envelope.DecryptionMaterials{Suite: envelope.SuiteCommitted}
+	if err := kr.OnDecrypt(ctx, dm, []envelope.EncryptedDataKey{edk}); err != nil || !bytes.Equal(dm.DataKey, dk) {
+		t.Fatalf("PKCS#1 v1.5 unwrap: %v", err)
+	}
+	// A corrupted EDK yields no error oracle: either a refusal or a random
+	// key, never the real one.
+	ct[len(ct)/2] ^= 1
+	dm = &envelope.DecryptionMaterials{Suite: envelope.SuiteCommitted}
+	if err := kr.OnDecrypt(ctx, dm, []envelope.EncryptedDataKey{edk}); err == nil && bytes.Equal(dm.DataKey, dk) {
+		t.Fatal("corrupted PKCS#1 v1.5 EDK unwrapped to the real key")
+	}
 }

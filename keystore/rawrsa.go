@@ -23,8 +23,8 @@ const (
 	RSAOAEPSHA256 RSAPadding = "oaep-sha256"
 	RSAOAEPSHA384 RSAPadding = "oaep-sha384"
 	RSAOAEPSHA512 RSAPadding = "oaep-sha512"
-	// RSAPKCS1 is PKCS#1 v1.5, accepted for reading old messages and for
-	// compatibility with keys already configured that way.
+	// RSAPKCS1 is PKCS#1 v1.5, accepted for reading messages other ESDK
+	// users wrote with it; keystack never wraps with it.
 	RSAPKCS1 RSAPadding = "pkcs1"
 )
 
@@ -85,13 +85,10 @@ func (k *RawRSAKeyring) OnEncrypt(_ context.Context, m *envelope.EncryptionMater
 	if err := ensureDataKey(m); err != nil {
 		return err
 	}
-	var ct []byte
-	var err error
 	if k.padding == RSAPKCS1 {
-		ct, err = rsa.EncryptPKCS1v15(rand.Reader, k.pub, m.DataKey)
-	} else {
-		ct, err = rsa.EncryptOAEP(k.hash.New(), rand.Reader, k.pub, m.DataKey, nil)
+		return fmt.Errorf("%w: PKCS#1 v1.5 is accepted for decryption only; use OAEP to encrypt", ErrNotSupported)
 	}
+	ct, err := rsa.EncryptOAEP(k.hash.New(), rand.Reader, k.pub, m.DataKey, nil)
 	if err != nil {
 		return fmt.Errorf("keystore: RSA wrap with %s: %w", k.name, err)
 	}
@@ -115,7 +112,7 @@ func (k *RawRSAKeyring) OnDecrypt(_ context.Context, m *envelope.DecryptionMater
 			nerr.Attempts = append(nerr.Attempts, k.attempt(ErrNoPrivateKey))
 			continue
 		}
-		dk, err := k.unwrap(edk.Ciphertext)
+		dk, err := k.unwrap(edk.Ciphertext, m.Suite.DataKeyLen())
 		if err != nil || len(dk) != m.Suite.DataKeyLen() {
 			nerr.Attempts = append(nerr.Attempts, k.attempt(ErrUnwrapFailed))
 			continue
@@ -129,11 +126,22 @@ func (k *RawRSAKeyring) OnDecrypt(_ context.Context, m *envelope.DecryptionMater
 	return nerr
 }
 
-func (k *RawRSAKeyring) unwrap(ct []byte) ([]byte, error) {
-	if k.padding == RSAPKCS1 {
-		return rsa.DecryptPKCS1v15(nil, k.priv, ct)
+func (k *RawRSAKeyring) unwrap(ct []byte, keyLen int) ([]byte, error) {
+	if k.padding != RSAPKCS1 {
+		return rsa.DecryptOAEP(k.hash.New(), nil, k.priv, ct, nil)
 	}
-	return rsa.DecryptOAEP(k.hash.New(), nil, k.priv, ct, nil)
+	// The session-key form answers a padding error with a random key, in
+	// constant time, so a failed unwrap is no Bleichenbacher oracle; the
+	// wrong key then fails the header's authentication like any wrong key.
+	key := make([]byte, keyLen)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	//lint:ignore SA1019 reading PKCS#1 v1.5 EDKs is required for ESDK compatibility
+	if err := rsa.DecryptPKCS1v15SessionKey(nil, k.priv, ct, key); err != nil {
+		return nil, err
+	}
+	return key, nil
 }
 
 func (k *RawRSAKeyring) attempt(err error) envelope.KeyAttempt {
