@@ -92,14 +92,11 @@ func (c *frameCodec) seal(t *frameTask) {
 	}
 	b = binary.BigEndian.AppendUint32(b, t.seq)
 	b = append(b, iv[:]...)
-	if t.kind == kindFinal {
-		b = binary.BigEndian.AppendUint32(b, uint32(n))
-	}
 	// The IV just written into the prefix is passed as a view of t.buf so
 	// that it does not escape to the heap on every frame.
-	ivOff := pre - gcmIVLen
+	ivOff := len(b) - gcmIVLen
 	if t.kind == kindFinal {
-		ivOff -= 4
+		binary.BigEndian.AppendUint32(b, uint32(n)) // writes into t.buf
 	}
 	ct := c.aead.Seal(t.buf[pre:pre], t.buf[ivOff:ivOff+gcmIVLen], t.buf[pre:pre+n], c.bodyAAD(t, n))
 	t.buf = t.buf[:pre+len(ct)]
