@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"sync"
 	"time"
+
+	"github.com/keystack/keystack/policy"
 )
 
 // Store is the local key store: a directory (mode 0700) holding
@@ -34,6 +36,8 @@ type Store struct {
 	now        func() time.Time
 	passphrase func() ([]byte, error)
 	backends   map[string]Backend
+	principal  string
+	authz      policy.Authorizer
 
 	mu  sync.Mutex
 	kek []byte // derived on first need; nil until then
@@ -73,6 +77,11 @@ type OpenOptions struct {
 	Backends map[string]Backend
 	// Now is the clock for creation times and history; time.Now by default.
 	Now func() time.Time
+	// Principal is who the caller acts as ("user:alice"); every operation
+	// is authorized for it.
+	Principal string
+	// Authorizer decides every operation.
+	Authorizer policy.Authorizer
 }
 
 // DefaultDir returns $KEYSTACK_HOME when set, else os.UserConfigDir()/keystack.
@@ -154,7 +163,8 @@ func newStoreFile(opts InitOptions) (*storeFile, []byte, error) {
 // with ErrNotInitialized when dir holds no store and ErrCorruptStore when
 // keystore.json is malformed.
 func Open(dir string, opts OpenOptions) (*Store, error) {
-	s := &Store{dir: dir, now: opts.Now, passphrase: opts.Passphrase, backends: opts.Backends}
+	s := &Store{dir: dir, now: opts.Now, passphrase: opts.Passphrase, backends: opts.Backends,
+		principal: opts.Principal, authz: opts.Authorizer}
 	if s.now == nil {
 		s.now = time.Now
 	}
