@@ -96,7 +96,7 @@ func (c *frameCodec) seal(t *frameTask) {
 	// that it does not escape to the heap on every frame.
 	ivOff := len(b) - gcmIVLen
 	if t.kind == kindFinal {
-		binary.BigEndian.AppendUint32(b, uint32(n)) // writes into t.buf
+		binary.BigEndian.PutUint32(t.buf[len(b):], uint32(n))
 	}
 	ct := c.aead.Seal(t.buf[pre:pre], t.buf[ivOff:ivOff+gcmIVLen], t.buf[pre:pre+n], c.bodyAAD(t, n))
 	t.buf = t.buf[:pre+len(ct)]
