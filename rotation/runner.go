@@ -157,7 +157,7 @@ func (rep *RunReport) add(kr KeyReport) {
 // rotate re-checks planned under the lock and rotates it if it is still
 // due, then runs its hooks. ok is false when the key no longer has a
 // policy, so there is nothing to report.
-func (r *Runner) rotate(ctx context.Context, planned Target) (kr KeyReport, ok bool) {
+func (r *Runner) rotate(ctx context.Context, planned Target) (KeyReport, bool) {
 	t, kr, ok := r.rotateLocked(ctx, planned)
 	if !ok || kr.Outcome == OutcomeNotDue {
 		return kr, ok
