@@ -31,8 +31,9 @@ func (id Identity) identities() []string {
 // expanded to its concrete actions (NotAction included) and, for each of its
 // Resource patterns p, current must contain an Allow statement that applies
 // to writer, covers the action, has a Resource pattern containing p (glob
-// containment), and whose conditions, if any, appear verbatim in the new
-// statement and do not depend on the principal. No Deny of current that
+// containment), and whose conditions hold for writer: conditions on the
+// principal's tags are evaluated on writer's tags, others must appear
+// verbatim in the new statement. No Deny of current that
 // could apply to writer (conditions are assumed true) may overlap p. An
 // Allow with NotResource in next is refused. Conditions in next only narrow
 // a grant, so they are ignored.
@@ -41,6 +42,7 @@ func IsSubset(next, current *Policy, writer Identity) error {
 		return nil
 	}
 	ids := writer.identities()
+	self := newEvalReq(&Request{Principal: writer.Principal, Groups: writer.Groups, PrincipalTags: writer.Tags})
 	for i := range next.compiled {
 		s := &next.compiled[i]
 		if s.effect != Allow {
@@ -51,7 +53,7 @@ func IsSubset(next, current *Policy, writer Identity) error {
 		}
 		for _, a := range concreteActions(s) {
 			for _, r := range s.resources {
-				if !allowCovers(current, ids, a, r.pat, s) {
+				if !allowCovers(current, ids, self, a, r.pat, s) {
 					return fmt.Errorf("%w: %s: %s may not grant %s on %s", ErrEscalation, s.label(), writer.Principal, a, r.pat)
 				}
 				if sid, ok := denyMayApply(current, ids, a, r.pat); ok {
@@ -78,13 +80,13 @@ func (s *cstatement) appliesTo(ids []string, action string) bool {
 		anyMatch(s.actions, []string{strings.ToLower(action)}) != s.notAction
 }
 
-func allowCovers(cur *Policy, ids []string, action, p string, granted *cstatement) bool {
+func allowCovers(cur *Policy, ids []string, self *evalReq, action, p string, granted *cstatement) bool {
 	if cur == nil {
 		return false
 	}
 	for i := range cur.compiled {
 		t := &cur.compiled[i]
-		if t.effect != Allow || t.notResource || !t.appliesTo(ids, action) || !condsImplied(t, granted) {
+		if t.effect != Allow || t.notResource || !t.appliesTo(ids, action) || !condsImplied(t, granted, self) {
 			continue
 		}
 		for _, q := range t.resources {
@@ -96,12 +98,16 @@ func allowCovers(cur *Policy, ids []string, action, p string, granted *cstatemen
 	return false
 }
 
-// condsImplied reports whether every condition of t appears verbatim in s
-// and is independent of the principal, so s's conditions imply t's.
-func condsImplied(t, s *cstatement) bool {
+// condsImplied reports whether every condition of t holds for the writer
+// whenever s's conditions hold: principal-tag conditions are evaluated on
+// the writer's own tags; any other must appear verbatim in s.
+func condsImplied(t, s *cstatement, self *evalReq) bool {
 	for _, c := range t.conds {
 		if c.kind == keyPrincipalTag {
-			return false
+			if !c.eval(self) {
+				return false
+			}
+			continue
 		}
 		found := slices.ContainsFunc(s.conds, func(d ccond) bool {
 			return d.name == c.name && strings.EqualFold(d.key, c.key) && slices.Equal(d.raw, c.raw)

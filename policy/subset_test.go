@@ -211,8 +211,9 @@ func TestIsSubsetRefusals(t *testing.T) {
 	cur := mustParse(t, stmts(
 		`{"Effect":"Allow","Principal":"user:w","Action":["keystack:Encrypt","keystack:Decrypt","keystack:PutPolicy"],"Resource":["key/app*","policy"]}`,
 		`{"Effect":"Allow","Principal":"user:w","Action":"keystack:ReWrap","Resource":"key/*","Condition":{"StringEquals":{"keystack:EncryptionContext/env":"dev"}}}`,
+		`{"Effect":"Allow","Principal":"*","Action":"keystack:DescribeKey","Resource":"key/*","Condition":{"StringEquals":{"keystack:PrincipalTag/role":"admin"}}}`,
 		`{"Sid":"NoSecret","Effect":"Deny","Principal":"*","Action":"keystack:Decrypt","Resource":"key/app-secret"}`))
-	w := Identity{Principal: "user:w"}
+	w := Identity{Principal: "user:w", Tags: map[string]string{"role": "admin"}}
 	cases := []struct {
 		name, stmt string
 		ok         bool
@@ -228,6 +229,7 @@ func TestIsSubsetRefusals(t *testing.T) {
 		{"denied version", `{"Effect":"Allow","Principal":"user:x","Action":"keystack:Decrypt","Resource":"key/app-secret/v2"}`, false},
 		{"condition dropped", `{"Effect":"Allow","Principal":"user:x","Action":"keystack:ReWrap","Resource":"key/a"}`, false},
 		{"condition kept", `{"Effect":"Allow","Principal":"user:x","Action":"keystack:ReWrap","Resource":"key/a","Condition":{"StringEquals":{"keystack:EncryptionContext/env":"dev"},"NumericEquals":{"keystack:KeyVersion":1}}}`, true},
+		{"writer's own tag condition holds", `{"Effect":"Allow","Principal":"user:x","Action":"keystack:DescribeKey","Resource":"key/k"}`, true},
 		{"deny only", `{"Effect":"Deny","Principal":"*","Action":"*","Resource":"*"}`, true},
 	}
 	for _, c := range cases {
@@ -236,6 +238,10 @@ func TestIsSubsetRefusals(t *testing.T) {
 		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrEscalation)) {
 			t.Errorf("%s: err %v, want ok=%v", c.name, err, c.ok)
 		}
+	}
+	describe := mustParse(t, stmts(`{"Effect":"Allow","Principal":"user:x","Action":"keystack:DescribeKey","Resource":"key/k"}`))
+	if err := IsSubset(describe, cur, Identity{Principal: "user:w", Tags: map[string]string{"role": "dev"}}); !errors.Is(err, ErrEscalation) {
+		t.Errorf("writer without the tag: %v", err)
 	}
 	if err := IsSubset(mustParse(t, stmts(cases[0].stmt)), nil, w); err == nil {
 		t.Error("nil current policy must refuse every Allow")
