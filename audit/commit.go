@@ -192,6 +192,9 @@ func (l *Log) refreshTail() error {
 	if fi.Size() == l.size {
 		return nil
 	}
+	if fi.Size() < l.size {
+		return &TamperError{Seq: l.seq + 1, Reason: fmt.Sprintf("log file shrank from %d to %d bytes while open", l.size, fi.Size()), Truncated: true}
+	}
 	l.size = fi.Size()
 	if l.size == 0 {
 		l.seq, l.head = 0, [32]byte{}
@@ -222,6 +225,9 @@ func (l *Log) refreshTail() error {
 	h, herr := hex.DecodeString(e.Hash)
 	if err != nil || perr != nil || herr != nil || len(h) != 32 {
 		return &TamperError{Seq: l.seq + 1, Reason: "last entry is unreadable or does not match its hash; run verify"}
+	}
+	if e.Seq < l.seq {
+		return &TamperError{Seq: l.seq + 1, Reason: fmt.Sprintf("last entry has seq %d, this log already wrote %d", e.Seq, l.seq)}
 	}
 	l.seq = e.Seq
 	copy(l.head[:], h)

@@ -67,3 +67,23 @@ func TestOpenRefusesCorruptTail(t *testing.T) {
 		})
 	}
 }
+
+func TestAppendRefusesTruncatedFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l := open(t, path, Options{})
+	for i := 0; i < 3; i++ {
+		if err := l.Append(context.Background(), rec(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(context.Background(), rec(4)); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("append after the file was truncated: %v", err)
+	}
+	if err := l.Append(context.Background(), rec(5)); err == nil {
+		t.Fatal("log must stay failed")
+	}
+	l.Close()
+}
