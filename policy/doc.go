@@ -31,6 +31,12 @@
 // [ErrAccessDenied] that names the action, resource and principal but nothing
 // of the policy; the reason is recorded instead.
 //
+// # Writing policies
+//
+// [Engine.PutPolicy] replaces the policy on behalf of a principal: it needs
+// keystack:PutPolicy on "policy", and [IsSubset] refuses a new policy that
+// would grant anyone an action on a resource the writer may not use itself.
+//
 // # Default policy
 //
 // A keystore without a policy uses [DefaultPolicy](owner): the owner principal

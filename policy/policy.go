@@ -93,7 +93,8 @@ type Statement struct {
 }
 
 // Policy is a parsed and validated policy document. Build one with [Parse] or
-// [New]; the zero Policy is the empty policy, which denies everything.
+// [New]; the zero Policy is the empty policy, which denies everything, and so
+// is a Policy literal, whose statements are not compiled (fail safe).
 type Policy struct {
 	Version   string      `json:"Version"`
 	Statement []Statement `json:"Statement"`
