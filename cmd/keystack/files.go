@@ -123,7 +123,9 @@ func (k *crypter) openSource(in, out string) (io.Reader, int64, func(), error) {
 	if fi.Mode().IsRegular() {
 		size = fi.Size()
 	}
-	return &ctxReader{ctx: ctx, r: f}, size, func() { f.Close() }, nil
+	// Closing the file on cancellation unblocks a read from a FIFO at once.
+	stop := context.AfterFunc(ctx, func() { f.Close() })
+	return &ctxReader{ctx: ctx, r: f}, size, func() { stop(); f.Close() }, nil
 }
 
 // openSink returns the output writer with its commit and abort functions.

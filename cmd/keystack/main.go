@@ -52,6 +52,7 @@ func runApp(app *cli.App, argv []string) int {
 			case <-done:
 			case <-time.After(interruptGrace):
 				atomicfile.RemovePending()
+				printError(app.ErrWriter, errInterrupted)
 				os.Exit(code)
 			}
 		case <-done:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -9,7 +10,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -39,11 +42,12 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exitcode": cmdExitCode,
-			"genfile":  cmdGenFile,
-			"flipbyte": cmdFlipByte,
-			"notemp":   cmdNoTemp,
-			"cutfile":  cmdCutFile,
+			"exitcode":  cmdExitCode,
+			"genfile":   cmdGenFile,
+			"flipbyte":  cmdFlipByte,
+			"notemp":    cmdNoTemp,
+			"cutfile":   cmdCutFile,
+			"interrupt": cmdInterrupt,
 		},
 	})
 }
@@ -133,4 +137,53 @@ func cmdCutFile(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Fatalf("cutfile: %d outside %d-byte file", n, len(data))
 	}
 	ts.Check(os.WriteFile(ts.MkAbs(args[2]), data[:n], 0o644))
+}
+
+// cmdInterrupt runs "interrupt SIGNAL CODE keystack args...": it starts
+// keystack with a stdin pipe that delivers 64 KiB and then stalls, waits
+// until a temporary output file appears in the working directory, sends
+// SIGINT or SIGTERM, and fails unless keystack exits with CODE.
+func cmdInterrupt(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 3 {
+		ts.Fatalf("usage: interrupt INT|TERM CODE prog args...")
+	}
+	sig := map[string]syscall.Signal{"INT": syscall.SIGINT, "TERM": syscall.SIGTERM}[args[0]]
+	want, err := strconv.Atoi(args[1])
+	if sig == 0 || err != nil {
+		ts.Fatalf("interrupt: bad signal %q or code %q", args[0], args[1])
+	}
+	path, err := exec.LookPath(args[2])
+	ts.Check(err)
+	cmd := exec.Command(path, args[3:]...)
+	cmd.Dir = ts.MkAbs(".")
+	cmd.Env = append(os.Environ(), "KEYSTACK_HOME="+ts.Getenv("KEYSTACK_HOME"), "TEST_TTY="+ts.Getenv("TEST_TTY"))
+	pr, pw, err := os.Pipe()
+	ts.Check(err)
+	defer pw.Close()
+	var stderr bytes.Buffer
+	cmd.Stdin, cmd.Stderr = pr, &stderr
+	ts.Check(cmd.Start())
+	pr.Close()
+	go pw.Write(make([]byte, 64<<10))
+	waitForTemp(ts, cmd.Dir)
+	ts.Check(cmd.Process.Signal(sig))
+	err = cmd.Wait()
+	ts.Logf("[stderr]\n%s", stderr.String())
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != want {
+		ts.Fatalf("%s after SIG%s: %v, want exit %d", args[2], args[0], err, want)
+	}
+	if !strings.Contains(stderr.String(), "keystack: error: interrupted") {
+		ts.Fatalf("stderr does not say interrupted")
+	}
+}
+
+func waitForTemp(ts *testscript.TestScript, dir string) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		matches, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
+		if len(matches) > 0 {
+			return
+		}
+	}
+	ts.Fatalf("no temporary output file appeared in %s", dir)
 }
