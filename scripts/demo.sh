@@ -15,7 +15,10 @@ export KEYSTACK_PASSPHRASE="demo passphrase, not a secret"
 
 # step shows a command the way a user would type it, then runs it.
 step() {
-  printf '\n$ %s\n' "$*" | sed "s#$bin#keystack#g"
+  local shown=keystack arg
+  [ "$1" = "$bin" ] || shown=$(printf '%q' "$1")
+  for arg in "${@:2}"; do shown+=" $(printf '%q' "$arg")"; done
+  printf '\n$ %s\n' "$shown"
   "$@"
 }
 
