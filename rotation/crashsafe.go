@@ -1,0 +1,227 @@
+package rotation
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Scratch files a rewrap keeps beside a message while it works on it. Tree
+// walks pass over them; the next rewrap of the message finishes or removes them.
+const scratchPrefix = ".ks-rewrap."
+
+var journalMagic = []byte("keystack-rewrap-journal-v1\n")
+
+// crashAt, set by tests, simulates a crash at a named step: the operation
+// stops there without any cleanup, as a killed process would.
+var crashAt func(step string) bool
+
+var errSimulatedCrash = errors.New("simulated crash")
+
+func crash(step string) bool { return crashAt != nil && crashAt(step) }
+
+func isRewrapScratch(name string) bool { return strings.HasPrefix(name, scratchPrefix) }
+
+func journalPath(path string) string {
+	return filepath.Join(filepath.Dir(path), scratchPrefix+filepath.Base(path)+".journal")
+}
+
+// rewriteHeaderInPlace overwrites a message's header with one of the same
+// length. The new header is first made durable in a journal, so a crash at
+// any later point is finished by recoverJournal (roll forward). The file
+// holds the old header until the new one is written, in a single write of
+// less than a page at offset 0.
+func rewriteHeaderInPlace(path string, newHeader []byte) error {
+	jp := journalPath(path)
+	body := append(append(append([]byte{}, journalMagic...), binary.BigEndian.AppendUint32(nil, uint32(len(newHeader)))...), newHeader...)
+	sum := sha256.Sum256(body)
+	if err := writeFileSync(jp, append(body, sum[:]...)); err != nil {
+		return fmt.Errorf("rewrap journal: %w", err)
+	}
+	if crash("journal-written") {
+		return errSimulatedCrash
+	}
+	if err := applyHeader(path, newHeader); err != nil {
+		return err
+	}
+	if crash("header-written") {
+		return errSimulatedCrash
+	}
+	if err := os.Remove(jp); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func applyHeader(path string, header []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(header, 0); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// recoverJournal finishes an in-place rewrite a crash interrupted, and
+// removes scratch files a crash left. A journal that is not whole was never
+// acted on, since the message is touched only after the journal is synced.
+func recoverJournal(path string) error {
+	removeStaleTemps(path)
+	jp := journalPath(path)
+	data, err := os.ReadFile(jp)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if header, ok := parseJournal(data); ok {
+		if err := applyHeader(path, header); err != nil {
+			return fmt.Errorf("finishing interrupted rewrap: %w", err)
+		}
+	}
+	if err := os.Remove(jp); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func parseJournal(data []byte) ([]byte, bool) {
+	n := len(journalMagic)
+	if len(data) < n+4+sha256.Size || !bytes.Equal(data[:n], journalMagic) {
+		return nil, false
+	}
+	body, sum := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
+	if want := sha256.Sum256(body); !bytes.Equal(want[:], sum) {
+		return nil, false
+	}
+	hl := int(binary.BigEndian.Uint32(data[n:]))
+	if hl != len(body)-n-4 {
+		return nil, false
+	}
+	return body[n+4:], true
+}
+
+func removeStaleTemps(path string) {
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(path), scratchPrefix+globEscape(filepath.Base(path))+".tmp-*"))
+	for _, m := range matches {
+		os.Remove(m)
+	}
+}
+
+func globEscape(s string) string {
+	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`)
+	return r.Replace(s)
+}
+
+// replaceHeader writes the new header and the old body into a new file
+// beside the message and renames it over the message.
+func replaceHeader(path string, newHeader []byte, oldHeaderLen int64) error {
+	return writeBeside(path, func(dst io.Writer) error {
+		src, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		if _, err := dst.Write(newHeader); err != nil {
+			return err
+		}
+		if _, err := src.Seek(oldHeaderLen, io.SeekStart); err != nil {
+			return err
+		}
+		_, err = io.Copy(dst, src)
+		return err
+	})
+}
+
+// writeBeside fills a temporary file in path's directory and atomically
+// renames it over path, keeping path's permissions; on failure the temp
+// file is removed and path is untouched.
+func writeBeside(path string, fill func(io.Writer) error) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if err := checkRegular(fi); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), scratchPrefix+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := fill(tmp); err != nil {
+		return err
+	}
+	if err := tmp.Chmod(fi.Mode().Perm()); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if crash("temp-written") {
+		ok = true // a crash leaves the temp file behind
+		return errSimulatedCrash
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	ok = true
+	if crash("renamed") {
+		return errSimulatedCrash
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,264 @@
+package rotation
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keystore"
+)
+
+// keyFor returns a raw AES keyring named like a keystack key version; the
+// same name always gives the same material, so tests can reopen keys.
+func keyFor(t testing.TB, name string) *keystore.RawAESKeyring {
+	t.Helper()
+	material := bytes.Repeat([]byte(name+"."), 32)[:32]
+	kr, err := keystore.NewRawAESKeyring(keystore.ProviderLocal, name, material)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
+}
+
+func writeMessage(t testing.TB, path string, kr envelope.Keyring, suite envelope.Suite, frame, size int) []byte {
+	t.Helper()
+	pt := make([]byte, size)
+	rand.Read(pt)
+	msg, err := envelope.EncryptBytes(context.Background(), pt, kr, envelope.EncryptOptions{
+		Suite: suite, FrameLength: frame, Context: map[string]string{"app": "rotation-test"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, msg, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	return pt
+}
+
+func decryptFile(t testing.TB, path string, kr envelope.Keyring) ([]byte, error) {
+	t.Helper()
+	msg, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, _, err := envelope.DecryptBytes(context.Background(), msg, kr, envelope.DecryptOptions{})
+	return pt, err
+}
+
+func headerLen(t testing.TB, msg []byte) int {
+	t.Helper()
+	h, err := envelope.Inspect(bytes.NewReader(msg), envelope.InspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.HeaderLength
+}
+
+// signedFooterLen is the footer of a SuiteCommittedSigned message: u16
+// length and a fixed-length 103-byte P-384 signature.
+const signedFooterLen = 2 + 103
+
+func TestRewrapKeepsBodyBytes(t *testing.T) {
+	old, next := keyFor(t, "app/v1"), keyFor(t, "app/v2")
+	for _, suite := range []envelope.Suite{envelope.SuiteCommitted, envelope.SuiteCommittedSigned} {
+		for _, frame := range []int{1, 512, 4096, 65536} {
+			t.Run(suite.String()+"/"+itoa(frame), func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "m.ks")
+				pt := writeMessage(t, path, old, suite, frame, 3*frame+7)
+				before, _ := os.ReadFile(path)
+				res := RewrapFile(context.Background(), path, RewrapOptions{From: old, To: next})
+				if res.Outcome != Rewrapped {
+					t.Fatalf("outcome %+v", res)
+				}
+				after, _ := os.ReadFile(path)
+				footer := 0
+				if suite.Signed() {
+					footer = signedFooterLen
+				}
+				ob, nb := before[headerLen(t, before):len(before)-footer], after[headerLen(t, after):len(after)-footer]
+				if !bytes.Equal(ob, nb) {
+					t.Fatal("body bytes changed")
+				}
+				if res.InPlace == suite.Signed() {
+					t.Fatalf("in place = %v for %v", res.InPlace, suite)
+				}
+				if got, err := decryptFile(t, path, next); err != nil || !bytes.Equal(got, pt) {
+					t.Fatalf("decrypt with the new key: %v", err)
+				}
+				if _, err := decryptFile(t, path, old); !errors.Is(err, envelope.ErrNoDecryptKey) {
+					t.Fatalf("old key still decrypts: %v", err)
+				}
+				oh, _ := envelope.Inspect(bytes.NewReader(before), envelope.InspectOptions{})
+				nh, _ := envelope.Inspect(bytes.NewReader(after), envelope.InspectOptions{})
+				if !bytes.Equal(oh.MessageID, nh.MessageID) {
+					t.Fatal("message ID changed")
+				}
+			})
+		}
+	}
+}
+
+func TestRewrapNewFileWhenHeaderGrows(t *testing.T) {
+	old, next := keyFor(t, "app/v1"), keyFor(t, "a-much-longer-key-name/v2")
+	path := filepath.Join(t.TempDir(), "m.ks")
+	pt := writeMessage(t, path, old, envelope.SuiteCommitted, 1024, 5000)
+	before, _ := os.ReadFile(path)
+	res := RewrapFile(context.Background(), path, RewrapOptions{From: old, To: next})
+	if res.Outcome != Rewrapped || res.InPlace {
+		t.Fatalf("outcome %+v", res)
+	}
+	after, _ := os.ReadFile(path)
+	if !bytes.Equal(before[headerLen(t, before):], after[headerLen(t, after):]) {
+		t.Fatal("body bytes changed")
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o640 {
+		t.Fatalf("mode %v not kept", fi.Mode().Perm())
+	}
+	if got, err := decryptFile(t, path, next); err != nil || !bytes.Equal(got, pt) {
+		t.Fatalf("decrypt: %v", err)
+	}
+	assertNoScratch(t, filepath.Dir(path))
+}
+
+func assertNoScratch(t *testing.T, dir string) {
+	t.Helper()
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if isRewrapScratch(e.Name()) {
+			t.Fatalf("scratch file left: %s", e.Name())
+		}
+	}
+}
+
+// TestRewrapCrashAtEveryStep kills the rewrap (no cleanup runs) at each
+// step of both write paths: the file must still decrypt, under the old or
+// the new key, and the next run must finish the job.
+func TestRewrapCrashAtEveryStep(t *testing.T) {
+	old := keyFor(t, "app/v1")
+	cases := map[string]*keystore.RawAESKeyring{
+		"journal-written": keyFor(t, "app/v2"), "header-written": keyFor(t, "app/v2"),
+		"temp-written": keyFor(t, "longer-name/v2"), "renamed": keyFor(t, "longer-name/v2"),
+	}
+	for step, next := range cases {
+		t.Run(step, func(t *testing.T) {
+			either := keystore.NewMultiKeyring(old, next)
+			path := filepath.Join(t.TempDir(), "m.ks")
+			pt := writeMessage(t, path, old, envelope.SuiteCommitted, 256, 2000)
+			crashed := false
+			crashAt = func(s string) bool { crashed = crashed || s == step; return s == step }
+			defer func() { crashAt = nil }()
+			RewrapFile(context.Background(), path, RewrapOptions{From: old, To: next})
+			if !crashed {
+				t.Fatalf("step %s never reached", step)
+			}
+			if got, err := decryptFile(t, path, either); err != nil || !bytes.Equal(got, pt) {
+				t.Fatalf("after a crash at %s the file does not decrypt: %v", step, err)
+			}
+			crashAt = nil
+			res := RewrapFile(context.Background(), path, RewrapOptions{From: either, To: next})
+			if res.Outcome == Failed {
+				t.Fatalf("resume: %+v", res)
+			}
+			if got, err := decryptFile(t, path, next); err != nil || !bytes.Equal(got, pt) {
+				t.Fatalf("after resuming, new key: %v", err)
+			}
+			assertNoScratch(t, filepath.Dir(path))
+		})
+	}
+}
+
+func TestRewrapTreeMixedDryRunAndResume(t *testing.T) {
+	ctx := context.Background()
+	old, next := keyFor(t, "app/v1"), keyFor(t, "app/v2")
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "sub", "deeper"), 0o755)
+	var msgs []string
+	for i, p := range []string{"a.ks", "sub/b.ks", "sub/deeper/c.ks", "sub/d.ks"} {
+		path := filepath.Join(dir, p)
+		writeMessage(t, path, old, envelope.SuiteCommitted, 100, 50*i)
+		msgs = append(msgs, path)
+	}
+	junk := map[string][]byte{"notes.txt": []byte("hello"), "sub/empty": nil, "sub/deeper/fake.ks": []byte("\x02\x04\x78garbage")}
+	for p, data := range junk {
+		os.WriteFile(filepath.Join(dir, p), data, 0o644)
+	}
+	targets := []keystore.EDKInfo{{ProviderID: keystore.ProviderLocal, KeyName: "app/v2"}}
+	dry, err := RewrapPaths(ctx, []string{dir}, RewrapOptions{From: old, To: next, Targets: targets, DryRun: true})
+	if err != nil || len(dry.Rewrapped) != 4 || len(dry.Skipped) != 3 || len(dry.Failed) != 0 {
+		t.Fatalf("dry run: %+v %v", dry, err)
+	}
+	if _, err := decryptFile(t, msgs[0], old); err != nil {
+		t.Fatal("dry run changed a file")
+	}
+	// An interrupted run did two files; the next run finishes the rest.
+	for _, p := range msgs[:2] {
+		RewrapFile(ctx, p, RewrapOptions{From: old, To: next})
+	}
+	var progress int
+	sum, err := RewrapPaths(ctx, []string{dir}, RewrapOptions{From: old, To: next, Targets: targets, Workers: 3,
+		Progress: func(done, total int) { progress = done }})
+	if err != nil || len(sum.Rewrapped) != 2 || len(sum.Skipped) != 5 || len(sum.Failed) != 0 || progress != 7 {
+		t.Fatalf("resume: %+v %v progress %d", sum, err, progress)
+	}
+	for _, p := range msgs {
+		if _, err := decryptFile(t, p, next); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+	}
+	for p, data := range junk {
+		if got, _ := os.ReadFile(filepath.Join(dir, p)); !bytes.Equal(got, data) {
+			t.Fatalf("non-message %s modified", p)
+		}
+	}
+}
+
+func TestRewrapFailsWithoutTheOldKey(t *testing.T) {
+	old, next, stranger := keyFor(t, "app/v1"), keyFor(t, "app/v2"), keyFor(t, "other/v1")
+	path := filepath.Join(t.TempDir(), "m.ks")
+	writeMessage(t, path, old, envelope.SuiteCommitted, 100, 300)
+	before, _ := os.ReadFile(path)
+	res := RewrapFile(context.Background(), path, RewrapOptions{From: stranger, To: next})
+	if res.Outcome != Failed || !strings.Contains(res.Reason, "no master key") {
+		t.Fatalf("outcome %+v", res)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+		t.Fatal("failed rewrap modified the file")
+	}
+}
+
+func TestInventory(t *testing.T) {
+	ctx := context.Background()
+	v1, v2, other := keyFor(t, "app/v1"), keyFor(t, "app/v2"), keyFor(t, "db/v3")
+	dir := t.TempDir()
+	var bytesV1 int64
+	for i := range 3 {
+		p := filepath.Join(dir, "v1-"+itoa(i))
+		writeMessage(t, p, v1, envelope.SuiteCommitted, 64, 100*i)
+		fi, _ := os.Stat(p)
+		bytesV1 += fi.Size()
+	}
+	writeMessage(t, filepath.Join(dir, "both"), keystore.NewMultiKeyring(v2, other), envelope.SuiteCommitted, 64, 10)
+	os.WriteFile(filepath.Join(dir, "readme"), []byte("plain"), 0o644)
+	inv, err := TakeInventory(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.Uses("app", 1) != 3 || inv.Uses("app", 2) != 1 || inv.Uses("db", 3) != 1 || inv.Uses("app", 3) != 0 {
+		t.Fatalf("inventory %+v", inv.Keys)
+	}
+	for _, u := range inv.Keys {
+		if u.Key == "app" && u.Version == 1 && u.Bytes != bytesV1 {
+			t.Fatalf("bytes %d, want %d", u.Bytes, bytesV1)
+		}
+	}
+	if len(inv.Skipped) != 1 || filepath.Base(inv.Skipped[0].Path) != "readme" {
+		t.Fatalf("skipped %+v", inv.Skipped)
+	}
+}
