@@ -38,6 +38,7 @@ type Store struct {
 	backends   map[string]Backend
 	principal  string
 	authz      policy.Authorizer
+	minWait    time.Duration // least destruction waiting period; see OpenOptions
 
 	mu  sync.Mutex
 	kek []byte // derived on first need; nil until then
@@ -82,6 +83,10 @@ type OpenOptions struct {
 	Principal string
 	// Authorizer decides every operation.
 	Authorizer policy.Authorizer
+	// MinDestructionWait is the least waiting period
+	// ScheduleVersionDestruction accepts; 0 means DefaultMinDestructionWait
+	// (7 days). Tests lower it.
+	MinDestructionWait time.Duration
 }
 
 // DefaultDir returns $KEYSTACK_HOME when set, else os.UserConfigDir()/keystack.
@@ -164,7 +169,7 @@ func newStoreFile(opts InitOptions) (*storeFile, []byte, error) {
 // keystore.json is malformed.
 func Open(dir string, opts OpenOptions) (*Store, error) {
 	s := &Store{dir: dir, now: opts.Now, passphrase: opts.Passphrase, backends: opts.Backends,
-		principal: opts.Principal, authz: opts.Authorizer}
+		principal: opts.Principal, authz: opts.Authorizer, minWait: opts.MinDestructionWait}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -52,7 +52,8 @@ func (s *Store) encryptKeyring(ctx context.Context, f *storeFile, spec string) (
 }
 
 // DecryptKeyring returns a keyring that tries every decryptable version
-// (enabled or decrypt-only) of every key spec, and with no spec every key
+// (enabled or decrypt-only, and not below the key's minimum decryption
+// version) of every key spec, and with no spec every key
 // in the store. In the every-key form, keys that cannot decrypt (public
 // RSA keys, keys of unregistered backends) are left out; named keys that
 // cannot decrypt are an error. EDKs name key and version, so decryption
@@ -101,7 +102,7 @@ func (s *Store) keyDecryptKeyrings(ctx context.Context, f *storeFile, name strin
 	var krs []envelope.Keyring
 	seenRef := map[string]bool{}
 	for _, v := range k.Versions {
-		if !v.State.canDecrypt() || (k.Backend == BackendLocal && len(v.Material) == 0) || seenRef[v.Ref] {
+		if !v.State.canDecrypt() || v.Version < k.MinDecrypt || (k.Backend == BackendLocal && len(v.Material) == 0) || seenRef[v.Ref] {
 			continue
 		}
 		if v.Ref != "" {

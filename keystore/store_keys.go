@@ -31,12 +31,17 @@ const (
 	StateDecryptOnly VersionState = "decrypt-only"
 	// StateDisabled versions do neither, reversibly.
 	StateDisabled VersionState = "disabled"
+	// StatePendingDestruction versions do neither and are erased by
+	// DestroyDueVersions once their DestroyAt has passed, unless
+	// CancelVersionDestruction disables them first.
+	StatePendingDestruction VersionState = "pending-destruction"
 	// StateDestroyed versions have no material left.
 	StateDestroyed VersionState = "destroyed"
 )
 
 func (v VersionState) valid() bool {
-	return v == StateEnabled || v == StateDecryptOnly || v == StateDisabled || v == StateDestroyed
+	return v == StateEnabled || v == StateDecryptOnly || v == StateDisabled ||
+		v == StatePendingDestruction || v == StateDestroyed
 }
 
 func (v VersionState) canDecrypt() bool { return v == StateEnabled || v == StateDecryptOnly }
@@ -56,6 +61,9 @@ type VersionInfo struct {
 	// Ref is the ARN or PKCS#11 URI for external backends; empty for local keys.
 	Ref     string  `json:"ref,omitempty"`
 	History []Event `json:"history,omitempty"`
+	// DestroyAt is when a pending-destruction version becomes due for
+	// DestroyDueVersions; zero in every other state.
+	DestroyAt time.Time `json:"destroy_at,omitzero"`
 }
 
 // KeyInfo describes a key and its versions; it never holds key material.
@@ -73,19 +81,29 @@ type KeyInfo struct {
 	// Kind is "aes-128", "aes-192", "aes-256", "rsa-BITS", or the backend
 	// name for external keys.
 	Kind string `json:"kind"`
+	// Rotation is the key's rotation schedule, nil when it has none.
+	Rotation *RotationSettings `json:"rotation,omitempty"`
+	// LastRotated is when RotateKey or RotateKeyTo last made a new primary;
+	// zero when never.
+	LastRotated time.Time `json:"last_rotated,omitzero"`
+	// MinDecryptVersion, when set, is the oldest version that may decrypt.
+	MinDecryptVersion int `json:"min_decrypt_version,omitempty"`
 }
 
 // keyRecord is a key as stored in keystore.json.
 type keyRecord struct {
-	Backend     string           `json:"backend"`
-	Description string           `json:"description,omitempty"`
-	Created     time.Time        `json:"created"`
-	Primary     int              `json:"primary"`
-	Kind        string           `json:"kind"`
-	Namespace   string           `json:"namespace,omitempty"`
-	KeyName     string           `json:"key_name,omitempty"`
-	Padding     RSAPadding       `json:"rsa_padding,omitempty"`
-	Versions    []*versionRecord `json:"versions"`
+	Backend     string            `json:"backend"`
+	Description string            `json:"description,omitempty"`
+	Created     time.Time         `json:"created"`
+	Primary     int               `json:"primary"`
+	Kind        string            `json:"kind"`
+	Namespace   string            `json:"namespace,omitempty"`
+	KeyName     string            `json:"key_name,omitempty"`
+	Padding     RSAPadding        `json:"rsa_padding,omitempty"`
+	Versions    []*versionRecord  `json:"versions"`
+	Rotation    *RotationSettings `json:"rotation,omitempty"`
+	LastRotated time.Time         `json:"last_rotated,omitzero"`
+	MinDecrypt  int               `json:"min_decrypt_version,omitempty"`
 }
 
 // versionRecord is a key version as stored: its public description plus
@@ -99,7 +117,8 @@ type versionRecord struct {
 
 func (k *keyRecord) info(name string) *KeyInfo {
 	ki := &KeyInfo{Name: name, Backend: k.Backend, Description: k.Description, Created: k.Created,
-		Primary: k.Primary, Namespace: k.Namespace, KeyName: k.KeyName, Kind: k.Kind}
+		Primary: k.Primary, Namespace: k.Namespace, KeyName: k.KeyName, Kind: k.Kind,
+		Rotation: k.Rotation.clone(), LastRotated: k.LastRotated, MinDecryptVersion: k.MinDecrypt}
 	for _, v := range k.Versions {
 		vi := v.VersionInfo
 		vi.History = slices.Clone(vi.History)
@@ -131,6 +150,12 @@ func (k *keyRecord) check(name string) error {
 	if (k.Namespace == "") != (k.KeyName == "") {
 		return bad("namespace without key name")
 	}
+	if k.MinDecrypt < 0 || k.MinDecrypt > k.Primary {
+		return bad("minimum decryption version above the primary")
+	}
+	if err := k.Rotation.check(); err != nil {
+		return bad("invalid rotation settings")
+	}
 	if k.isRSA() {
 		if _, err := k.Padding.hash(); err != nil {
 			return bad("unknown RSA padding")
@@ -142,6 +167,9 @@ func (k *keyRecord) check(name string) error {
 		}
 		if k.Backend == BackendLocal && v.State != StateDestroyed && len(v.Material) == 0 && len(v.Public) == 0 {
 			return bad("version " + strconv.Itoa(v.Version) + " has no material")
+		}
+		if (v.State == StatePendingDestruction) != !v.DestroyAt.IsZero() {
+			return bad("version " + strconv.Itoa(v.Version) + " has a destruction time only valid while pending")
 		}
 	}
 	return nil
