@@ -10,5 +10,6 @@ func commands() []*cli.Command {
 		encryptCommand(),
 		decryptCommand(),
 		inspectCommand(),
+		hsmCommand(),
 	}
 }

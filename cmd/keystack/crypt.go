@@ -31,7 +31,7 @@ func encryptCommand() *cli.Command {
 		Usage: "encrypt a file or stream into an AWS Encryption SDK v2 message",
 		Description: "Wraps a fresh data key under every -k master key. With --recursive DIR --output-dir OUT,\n" +
 			"each file DIR/P is written to OUT/P.ks. Existing outputs are kept unless --force.",
-		Flags: append(cryptFlags(),
+		Flags: append(append(cryptFlags(), encryptFlags()...),
 			&cli.StringSliceFlag{Name: "required-context", Usage: "context `KEY` authenticated but not stored: decrypt must supply it (repeatable)"},
 			&cli.IntFlag{Name: "frame-size", Value: envelope.DefaultFrameLength, Usage: "plaintext bytes per frame"},
 			&cli.BoolFlag{Name: "signed", Usage: "add an ECDSA P-384 signature (suite 0x0578)"},
@@ -51,7 +51,7 @@ func decryptCommand() *cli.Command {
 			"written, but if a later frame or the signature fails, earlier authentic frames have\n" +
 			"already been written (as with the AWS Encryption CLI). With --recursive, OUT/P is\n" +
 			"written for each DIR/P.ks; other files are skipped.",
-		Flags: append(cryptFlags(),
+		Flags: append(append(cryptFlags(), decryptFlags()...),
 			&cli.BoolFlag{Name: "allow-legacy", Usage: "accept non-committing message format v1 suites"},
 			&cli.IntFlag{Name: "max-encrypted-data-keys", Usage: "refuse messages with more encrypted data keys (0: library default)"},
 		),
@@ -115,7 +115,7 @@ func encryptAction(c *cli.Context) error {
 		return err
 	}
 	defer st.Close()
-	kr, err := st.EncryptKeyring(c.Context, keys...)
+	kr, err := encryptKeyring(c, st, keys)
 	if err != nil {
 		return err
 	}
@@ -141,7 +141,7 @@ func decryptAction(c *cli.Context) error {
 	}
 	defer st.Close()
 	keys := c.StringSlice("key")
-	kr, err := st.DecryptKeyring(c.Context, keys...)
+	kr, err := decryptKeyring(c, st, keys)
 	if err != nil {
 		return err
 	}

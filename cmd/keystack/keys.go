@@ -62,11 +62,11 @@ func keyCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name: "create", Usage: "create a master key", ArgsUsage: "NAME",
-				Flags: []cli.Flag{passphraseFileFlag,
+				Flags: append([]cli.Flag{passphraseFileFlag,
 					&cli.StringFlag{Name: "description", Usage: "free-text description"},
 					&cli.StringFlag{Name: "backend", Usage: "key backend (default: the local keystore)"},
 					&cli.StringFlag{Name: "ref", Usage: "backend key reference (KMS key ARN, HSM label)"},
-				},
+				}, keyCreateFlags()...),
 				Action: keyCreateAction,
 			},
 			{
@@ -89,13 +89,17 @@ func keyCreateAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	backend, ref, err := createRef(c)
+	if err != nil {
+		return err
+	}
 	st, err := openStore(c)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 	_, err = st.CreateKey(c.Context, a[0], keystore.CreateKeyOptions{
-		Backend: c.String("backend"), Ref: c.String("ref"), Description: c.String("description"),
+		Backend: backend, Ref: ref, Description: c.String("description"),
 	})
 	if err != nil {
 		return err

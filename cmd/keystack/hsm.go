@@ -1,0 +1,235 @@
+package main
+
+// This file wires PKCS#11 HSMs into the CLI: the keystore's "pkcs11"
+// backend options, the PIN prompt, and the "keystack hsm" commands.
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/keystack/keystack/hsm"
+)
+
+func init() {
+	keyErrors = append(keyErrors, hsm.ErrModule, hsm.ErrTokenNotFound, hsm.ErrKeyNotFound, hsm.ErrKeyExists,
+		hsm.ErrPINIncorrect, hsm.ErrPINLocked, hsm.ErrNoPIN, hsm.ErrInvalidKey, hsm.ErrClosed)
+	usageErrors = append(usageErrors, hsm.ErrInvalidURI)
+}
+
+// Where the PKCS#11 module comes from when the URI has no module-path.
+const (
+	envPKCS11Module     = "KEYSTACK_PKCS11_MODULE"
+	defaultPKCS11Module = "/usr/lib/softhsm/libsofthsm2.so"
+)
+
+// modulePath is --module, else $KEYSTACK_PKCS11_MODULE (cli reads it into
+// --module on hsm commands), else SoftHSM2's usual path.
+func modulePath(c *cli.Context) string {
+	if m := c.String("module"); m != "" {
+		return m
+	}
+	if m := os.Getenv(envPKCS11Module); m != "" {
+		return m
+	}
+	return defaultPKCS11Module
+}
+
+// hsmOptions opens tokens with the module of modulePath; the PIN comes
+// from the URI's pin-source, $KEYSTACK_PKCS11_PIN, or a terminal prompt.
+func hsmOptions(c *cli.Context) hsm.Options {
+	return hsm.Options{ModulePath: modulePath(c), Prompt: promptPIN}
+}
+
+// promptPIN asks for a token's PIN on the terminal without echo, so that
+// it works while stdin and stdout carry data and never lands in argv.
+func promptPIN(_ context.Context, token string) (string, error) {
+	tty, err := os.OpenFile(ttyPath, os.O_RDWR, 0)
+	if err != nil {
+		return "", hsm.ErrNoPIN
+	}
+	defer tty.Close()
+	if !term.IsTerminal(int(tty.Fd())) {
+		return "", hsm.ErrNoPIN
+	}
+	fmt.Fprintf(tty, "keystack: PIN for token %q: ", token)
+	pin, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(tty)
+	defer clear(pin)
+	if err != nil {
+		return "", fmt.Errorf("reading PIN: %w", err)
+	}
+	if len(pin) == 0 {
+		return "", hsm.ErrNoPIN
+	}
+	return string(pin), nil
+}
+
+// hsmFlags are shared by the hsm commands.
+func hsmFlags(extra ...cli.Flag) []cli.Flag {
+	return append([]cli.Flag{
+		&cli.StringFlag{Name: "pkcs11-uri", Usage: "RFC 7512 `URI` of the token (token=, and pin-source= or $KEYSTACK_PKCS11_PIN)"},
+		&cli.StringFlag{Name: "module", EnvVars: []string{envPKCS11Module},
+			Usage: "PKCS#11 module `PATH` when the URI has no module-path (default " + defaultPKCS11Module + ")"},
+	}, extra...)
+}
+
+func hsmCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "hsm",
+		Usage: "manage keys on a PKCS#11 token",
+		Description: "The token is named by --pkcs11-uri. The PIN is read from the URI's pin-source file,\n" +
+			"$KEYSTACK_PKCS11_PIN or a terminal prompt; never from an argument. Key values never\n" +
+			"leave the token.",
+		Subcommands: []*cli.Command{
+			{
+				Name: "keygen", Usage: "generate a non-extractable key on the token",
+				Flags: hsmFlags(
+					&cli.StringFlag{Name: "type", Value: "aes-256", Usage: "aes-256, rsa-3072 or rsa-4096"},
+					&cli.StringFlag{Name: "label", Usage: "object `LABEL` (default: the URI's object=)"},
+					&cli.StringFlag{Name: "id", Usage: "object ID as `HEX`"},
+				),
+				Action: hsmKeygenAction,
+			},
+			{
+				Name: "list", Usage: "list the token's key objects (never their values)",
+				Flags:  hsmFlags(&cli.BoolFlag{Name: "json", Usage: "print JSON"}),
+				Action: hsmListAction,
+			},
+			{
+				Name: "export-public", Usage: "print an RSA key pair's public key as PEM",
+				Flags:  hsmFlags(&cli.StringFlag{Name: "label", Usage: "object `LABEL` (default: the URI's object=)"}),
+				Action: hsmExportAction,
+			},
+		},
+	}
+}
+
+// openToken opens the token --pkcs11-uri names; the caller closes it.
+func openToken(c *cli.Context) (*hsm.Token, *hsm.URI, error) {
+	if _, err := args(c, 0, 0); err != nil {
+		return nil, nil, err
+	}
+	raw := c.String("pkcs11-uri")
+	if raw == "" {
+		return nil, nil, usagef("%s: missing --pkcs11-uri", c.Command.HelpName)
+	}
+	u, err := hsm.ParseURI(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := hsm.Open(c.Context, u, hsmOptions(c))
+	return t, u, err
+}
+
+// objectLabel is --label, else the URI's object attribute.
+func objectLabel(c *cli.Context, u *hsm.URI) (string, error) {
+	if l := c.String("label"); l != "" {
+		return l, nil
+	}
+	if u.Object != "" {
+		return u.Object, nil
+	}
+	return "", usagef("%s: missing --label (or object= in the URI)", c.Command.HelpName)
+}
+
+func hsmKeygenAction(c *cli.Context) error {
+	id, err := hex.DecodeString(c.String("id"))
+	if err != nil {
+		return usagef("--id: want hexadecimal digits")
+	}
+	bits := map[string]int{"aes-256": 256, "rsa-3072": 3072, "rsa-4096": 4096}[c.String("type")]
+	if bits == 0 {
+		return usagef("--type %q: want aes-256, rsa-3072 or rsa-4096", c.String("type"))
+	}
+	t, u, err := openToken(c)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	label, err := objectLabel(c, u)
+	if err != nil {
+		return err
+	}
+	if len(id) == 0 {
+		id = u.ID
+	}
+	if bits == 256 {
+		err = t.GenerateAESKey(c.Context, label, id)
+	} else {
+		err = t.GenerateRSAKeyPair(c.Context, label, id, bits)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "keystack: generated %s key %q on token %q\n", c.String("type"), label, t.Label())
+	return nil
+}
+
+// objectView is the JSON shape of a token object: metadata only.
+type objectView struct {
+	Label   string `json:"label"`
+	ID      string `json:"id,omitempty"`
+	Type    string `json:"type"`
+	KeyType string `json:"key_type"`
+	Bits    int    `json:"bits,omitempty"`
+}
+
+type tokenView struct {
+	Token   string       `json:"token"`
+	Objects []objectView `json:"objects"`
+}
+
+func hsmListAction(c *cli.Context) error {
+	t, _, err := openToken(c)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	objs, err := t.ListObjects(c.Context)
+	if err != nil {
+		return err
+	}
+	v := tokenView{Token: t.Label(), Objects: make([]objectView, 0, len(objs))}
+	for _, o := range objs {
+		v.Objects = append(v.Objects, objectView{Label: o.Label, ID: hex.EncodeToString(o.ID),
+			Type: string(o.Type), KeyType: o.KeyType, Bits: o.Bits})
+	}
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, v)
+	}
+	fmt.Fprintf(c.App.Writer, "token: %s\n", v.Token)
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LABEL\tID\tTYPE\tKEY\tBITS")
+	for _, o := range v.Objects {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", o.Label, o.ID, o.Type, o.KeyType, o.Bits)
+	}
+	return tw.Flush()
+}
+
+func hsmExportAction(c *cli.Context) error {
+	t, u, err := openToken(c)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	label, err := objectLabel(c, u)
+	if err != nil {
+		return err
+	}
+	kr, err := t.RSAKeyring(c.Context, label)
+	if err != nil {
+		return err
+	}
+	pemBytes, err := kr.PublicKeyPEM(c.Context)
+	if err != nil {
+		return err
+	}
+	_, err = c.App.Writer.Write(pemBytes)
+	return err
+}

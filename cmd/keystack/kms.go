@@ -1,0 +1,224 @@
+package main
+
+// This file wires AWS KMS into the CLI: the flags of encrypt, decrypt and
+// key create, the keystore's "aws-kms" backend, and the discovery keyring
+// of decrypt --discovery.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/hsm"
+	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keystore/awskms"
+)
+
+func init() {
+	// Bad KMS key identifiers and options are key errors (exit 4).
+	keyErrors = append(keyErrors, awskms.ErrInvalidKeyID, awskms.ErrInvalidOptions, awskms.ErrNoEncryptKey)
+}
+
+// kmsFlags configure the AWS KMS client of encrypt and decrypt. Credentials
+// come from the AWS SDK's usual chain (environment, shared files, SSO,
+// instance roles), never from flags.
+func kmsFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "kms-endpoint", EnvVars: []string{"AWS_ENDPOINT_URL_KMS"},
+			Usage: "AWS KMS endpoint `URL` for every Region (default: the SDK's)"},
+		&cli.StringSliceFlag{Name: "grant-token", Usage: "KMS grant token `T` sent with every KMS call (repeatable)"},
+		&cli.StringFlag{Name: "region", Usage: "default AWS `REGION` (key ARNs name their own Region)"},
+	}
+}
+
+// discoveryFlags are decrypt's AWS KMS discovery flags
+// (ESDK framework/aws-kms/aws-kms-discovery-keyring.md).
+func discoveryFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "discovery", Usage: "also decrypt with any AWS KMS key the credentials may use (see --discovery-account)"},
+		&cli.StringSliceFlag{Name: "discovery-account", Usage: "with --discovery, only use KMS keys of AWS account `ID` (repeatable)"},
+		&cli.StringFlag{Name: "discovery-partition", Usage: "with --discovery-account, the ARN `PARTITION` (default aws)"},
+	}
+}
+
+// keyCreateFlags name the external key that key create registers.
+func keyCreateFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "kms-key", Usage: "with --backend aws-kms, the KMS key `ARN` (key or alias ARN)"},
+		&cli.StringFlag{Name: "pkcs11-uri", Usage: "with --backend pkcs11, the RFC 7512 `URI` of the HSM key (object= required, no pin-value)"},
+	}
+}
+
+// kmsOptions returns the AWS KMS client options the flags ask for.
+func kmsOptions(c *cli.Context) awskms.Options {
+	return awskms.Options{
+		Endpoint: c.String("kms-endpoint"), Region: c.String("region"), GrantTokens: c.StringSlice("grant-token"),
+	}
+}
+
+// externalBackends returns the keystore's AWS KMS and PKCS#11 backends.
+// Neither loads AWS configuration nor a PKCS#11 module until a message is
+// encrypted under one of its keys or carries one of its EDKs, so that
+// decrypting without -k over a store that lists HSM or KMS keys needs no
+// PIN and no credentials for messages those keys did not wrap.
+func externalBackends(c *cli.Context) map[string]keystore.Backend {
+	return map[string]keystore.Backend{
+		keystore.BackendAWSKMS: &lazyBackend{name: keystore.BackendAWSKMS, provider: awskms.ProviderID,
+			open: func() keystore.Backend { return awskms.NewBackend(kmsOptions(c)) }},
+		keystore.BackendPKCS11: &lazyBackend{name: keystore.BackendPKCS11, provider: hsm.DefaultNamespace,
+			open: func() keystore.Backend { return hsm.NewBackend(hsmOptions(c)) }},
+	}
+}
+
+// lazyBackend constructs its backend, and each key's keyring, on first use.
+type lazyBackend struct {
+	name     string // backend name, for errors (a reference may hold secrets)
+	provider string // ESDK provider ID of the EDKs its keyrings write
+	open     func() keystore.Backend
+
+	once    sync.Once
+	backend keystore.Backend
+}
+
+func (b *lazyBackend) Keyring(_ context.Context, ref string) (envelope.Keyring, error) {
+	return &lazyKeyring{b: b, ref: ref}, nil
+}
+
+func (b *lazyBackend) get() keystore.Backend {
+	b.once.Do(func() { b.backend = b.open() })
+	return b.backend
+}
+
+// lazyKeyring resolves ref through its backend when first needed; a
+// failed resolution is retried at the next call.
+type lazyKeyring struct {
+	b   *lazyBackend
+	ref string
+
+	mu sync.Mutex
+	kr envelope.Keyring
+}
+
+var errNoBackendEDK = errors.New("no encrypted data key of this backend")
+
+func (k *lazyKeyring) keyring(ctx context.Context) (envelope.Keyring, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.kr == nil {
+		kr, err := k.b.get().Keyring(ctx, k.ref)
+		if err != nil {
+			return nil, err
+		}
+		k.kr = kr
+	}
+	return k.kr, nil
+}
+
+func (k *lazyKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMaterials) error {
+	kr, err := k.keyring(ctx)
+	if err != nil {
+		return err
+	}
+	return kr.OnEncrypt(ctx, m)
+}
+
+// OnDecrypt opens the backend only when an EDK has its provider ID.
+func (k *lazyKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
+	if m.DataKey != nil {
+		return nil
+	}
+	if !slices.ContainsFunc(edks, func(e envelope.EncryptedDataKey) bool { return e.ProviderID == k.b.provider }) {
+		return &envelope.NoDecryptKeyError{Attempts: []envelope.KeyAttempt{
+			{ProviderID: k.b.provider, KeyName: k.b.name, Err: errNoBackendEDK}}}
+	}
+	kr, err := k.keyring(ctx)
+	if err != nil {
+		return &envelope.NoDecryptKeyError{Attempts: []envelope.KeyAttempt{
+			{ProviderID: k.b.provider, KeyName: k.b.name, Err: err}}}
+	}
+	return kr.OnDecrypt(ctx, m, edks)
+}
+
+// accountRE is an AWS account ID: twelve digits.
+var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+
+// discoveryKeyring returns decrypt's KMS discovery keyring, or nil without
+// --discovery. With --discovery-account it admits only keys of those
+// accounts in the partition; without, any key the credentials can use.
+func discoveryKeyring(c *cli.Context) (envelope.Keyring, error) {
+	accounts, partition := c.StringSlice("discovery-account"), c.String("discovery-partition")
+	if !c.Bool("discovery") {
+		if len(accounts) > 0 || partition != "" {
+			return nil, usagef("--discovery-account and --discovery-partition need --discovery")
+		}
+		return nil, nil
+	}
+	opts := kmsOptions(c)
+	opts.Discovery = true
+	if partition != "" && len(accounts) == 0 {
+		return nil, usagef("--discovery-partition needs --discovery-account")
+	}
+	if len(accounts) > 0 {
+		for _, a := range accounts {
+			if !accountRE.MatchString(a) {
+				return nil, usagef("--discovery-account %q: want a 12-digit AWS account ID", a)
+			}
+		}
+		if partition == "" {
+			partition = "aws"
+		}
+		opts.DiscoveryFilter = &awskms.DiscoveryFilter{Partition: partition, AccountIDs: accounts}
+	}
+	return awskms.New(c.Context, opts)
+}
+
+// createRef returns the backend and reference of key create: --kms-key
+// and --pkcs11-uri are --ref spelled for their backend.
+func createRef(c *cli.Context) (backend, ref string, err error) {
+	backend = c.String("backend")
+	kmsKey, uri, generic := c.String("kms-key"), c.String("pkcs11-uri"), c.String("ref")
+	switch {
+	case countSet(kmsKey, uri, generic) > 1:
+		return "", "", usagef("key create: give one of --ref, --kms-key, --pkcs11-uri")
+	case kmsKey != "":
+		if backend != keystore.BackendAWSKMS {
+			return "", "", usagef("key create: --kms-key needs --backend %s", keystore.BackendAWSKMS)
+		}
+		if !strings.HasPrefix(kmsKey, "arn:aws") {
+			return "", "", fmt.Errorf("%w: --kms-key must be a KMS key or alias ARN", awskms.ErrInvalidKeyID)
+		}
+		return backend, kmsKey, nil
+	case uri != "":
+		if backend != keystore.BackendPKCS11 {
+			return "", "", usagef("key create: --pkcs11-uri needs --backend %s", keystore.BackendPKCS11)
+		}
+		u, err := hsm.ParseURI(uri)
+		if err != nil {
+			return "", "", err
+		}
+		if u.Object == "" {
+			return "", "", fmt.Errorf("%w: --pkcs11-uri needs object=LABEL", hsm.ErrInvalidURI)
+		}
+		return backend, uri, nil
+	}
+	return backend, generic, nil
+}
+
+// kmsFailure marks a failed KMS or PKCS#11 call while encrypting as a key
+// error (exit 4): the key is missing, disabled, denied or unreachable.
+// Decryption failures already report every key tried (exit 3).
+func kmsFailure(err error) error {
+	var ke *awskms.KMSError
+	var ce *hsm.CallError
+	if errors.As(err, &ke) || errors.As(err, &ce) {
+		return &codedError{code: exitKey, err: err}
+	}
+	return err
+}
