@@ -33,12 +33,26 @@ func journalPath(path string) string {
 	return filepath.Join(filepath.Dir(path), scratchPrefix+filepath.Base(path)+".journal")
 }
 
+// atomicWriteSize is the largest header rewritten without a journal: one
+// sector-aligned write of at most 512 bytes at offset 0, which storage
+// devices complete whole or not at all (PostgreSQL relies on the same for
+// pg_control, PG_CONTROL_MAX_SAFE_SIZE).
+const atomicWriteSize = 512
+
 // rewriteHeaderInPlace overwrites a message's header with one of the same
-// length. The new header is first made durable in a journal, so a crash at
-// any later point is finished by recoverJournal (roll forward). The file
-// holds the old header until the new one is written, in a single write of
-// less than a page at offset 0.
-func rewriteHeaderInPlace(path string, newHeader []byte) error {
+// length. A header of at most atomicWriteSize bytes is written directly.
+// A larger one is first made durable in a journal, so a crash at any later
+// point is finished by recoverJournal (roll forward).
+func rewriteHeaderInPlace(f *os.File, path string, newHeader []byte) error {
+	if len(newHeader) <= atomicWriteSize {
+		if err := writeHeaderAt(f, newHeader); err != nil {
+			return err
+		}
+		if crash("header-written") {
+			return errSimulatedCrash
+		}
+		return nil
+	}
 	jp := journalPath(path)
 	body := append(append(append([]byte{}, journalMagic...), binary.BigEndian.AppendUint32(nil, uint32(len(newHeader)))...), newHeader...)
 	sum := sha256.Sum256(body)
@@ -48,16 +62,15 @@ func rewriteHeaderInPlace(path string, newHeader []byte) error {
 	if crash("journal-written") {
 		return errSimulatedCrash
 	}
-	if err := applyHeader(path, newHeader); err != nil {
+	if err := writeHeaderAt(f, newHeader); err != nil {
 		return err
 	}
 	if crash("header-written") {
 		return errSimulatedCrash
 	}
-	if err := os.Remove(jp); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	// No directory sync: a journal that outlives a power loss is applied
+	// again, which writes the same header.
+	return os.Remove(jp)
 }
 
 func applyHeader(path string, header []byte) error {
@@ -65,22 +78,25 @@ func applyHeader(path string, header []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := f.WriteAt(header, 0); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
+	if err := writeHeaderAt(f, header); err != nil {
 		f.Close()
 		return err
 	}
 	return f.Close()
 }
 
-// recoverJournal finishes an in-place rewrite a crash interrupted, and
-// removes scratch files a crash left. A journal that is not whole was never
-// acted on, since the message is touched only after the journal is synced.
+// writeHeaderAt writes header at offset 0 in one write and syncs the file.
+func writeHeaderAt(f *os.File, header []byte) error {
+	if _, err := f.WriteAt(header, 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// recoverJournal finishes an in-place rewrite a crash interrupted. A
+// journal that is not whole was never acted on, since the message is
+// touched only after the journal is synced.
 func recoverJournal(path string) error {
-	removeStaleTemps(path)
 	jp := journalPath(path)
 	data, err := os.ReadFile(jp)
 	if errors.Is(err, os.ErrNotExist) {
@@ -116,16 +132,10 @@ func parseJournal(data []byte) ([]byte, bool) {
 	return body[n+4:], true
 }
 
-func removeStaleTemps(path string) {
-	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(path), scratchPrefix+globEscape(filepath.Base(path))+".tmp-*"))
-	for _, m := range matches {
-		os.Remove(m)
-	}
-}
-
-func globEscape(s string) string {
-	r := strings.NewReplacer(`*`, `\*`, `?`, `\?`, `[`, `\[`, `\`, `\\`)
-	return r.Replace(s)
+// isStaleTemp reports whether a scratch file is a new-file rewrap's temp
+// file, which a crash can leave behind and nothing ever resumes.
+func isStaleTemp(name string) bool {
+	return isRewrapScratch(name) && strings.Contains(name, ".tmp-")
 }
 
 // replaceHeader writes the new header and the old body into a new file

@@ -52,7 +52,7 @@ func (inv *Inventory) Uses(key string, v int) int {
 func TakeInventory(ctx context.Context, paths ...string) (*Inventory, error) {
 	counts := map[[3]string]*KeyUsage{}
 	inv := &Inventory{Keys: []KeyUsage{}, Skipped: []SkippedPath{}}
-	err := walkFiles(ctx, paths, func(path string, size int64) {
+	err := walkFiles(ctx, paths, nil, func(path string, size int64) {
 		h, err := inspectFile(path)
 		if err != nil {
 			inv.Skipped = append(inv.Skipped, SkippedPath{Path: path, Reason: err.Error()})
@@ -97,9 +97,10 @@ func inspectFile(path string) (*envelope.Header, error) {
 	return envelope.Inspect(bufio.NewReaderSize(f, 64<<10), envelope.InspectOptions{})
 }
 
-// walkFiles calls fn for every regular file under paths, in lexical order.
-// Symbolic links are not followed.
-func walkFiles(ctx context.Context, paths []string, fn func(path string, size int64)) error {
+// walkFiles calls fn for every regular file under paths, in lexical order,
+// and scratch for rewrap scratch files (nil: pass over them). Symbolic
+// links are not followed.
+func walkFiles(ctx context.Context, paths []string, scratch func(path string), fn func(path string, size int64)) error {
 	for _, root := range paths {
 		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -108,7 +109,13 @@ func walkFiles(ctx context.Context, paths []string, fn func(path string, size in
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if !d.Type().IsRegular() || isRewrapScratch(d.Name()) {
+			if !d.Type().IsRegular() {
+				return nil
+			}
+			if isRewrapScratch(d.Name()) {
+				if scratch != nil {
+					scratch(path)
+				}
 				return nil
 			}
 			info, err := d.Info()

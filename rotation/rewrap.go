@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -35,7 +36,8 @@ type RewrapOptions struct {
 	// Decrypt carries AllowLegacy, the required context and limits.
 	Decrypt envelope.DecryptOptions
 	DryRun  bool
-	// Workers rewrap files in parallel; 0 means 4.
+	// Workers rewrap files in parallel; 0 means 8 (the work is mostly
+	// waiting for fsync).
 	Workers int
 	// Progress, when set, is called after each file.
 	Progress func(done, total int)
@@ -63,7 +65,16 @@ type RewrapSummary struct {
 // ones (with Targets set, without key operations).
 func RewrapPaths(ctx context.Context, paths []string, opts RewrapOptions) (*RewrapSummary, error) {
 	var files []string
-	if err := walkFiles(ctx, paths, func(p string, _ int64) { files = append(files, p) }); err != nil {
+	journals := map[string]bool{}
+	removeStale := func(p string) {
+		switch name := filepath.Base(p); {
+		case isStaleTemp(name) && !opts.DryRun:
+			os.Remove(p)
+		case strings.HasSuffix(name, ".journal"):
+			journals[p] = true
+		}
+	}
+	if err := walkFiles(ctx, paths, removeStale, func(p string, _ int64) { files = append(files, p) }); err != nil {
 		return nil, err
 	}
 	results := make([]FileResult, len(files))
@@ -73,12 +84,12 @@ func RewrapPaths(ctx context.Context, paths []string, opts RewrapOptions) (*Rewr
 	done := 0
 	workers := opts.Workers
 	if workers <= 0 {
-		workers = 4
+		workers = 8
 	}
 	for range workers {
 		wg.Go(func() {
 			for i := range jobs {
-				results[i] = RewrapFile(ctx, files[i], opts)
+				results[i] = rewrapFile(ctx, files[i], opts, journals[journalPath(files[i])])
 				if opts.Progress != nil {
 					mu.Lock()
 					done++
@@ -122,11 +133,28 @@ func summarize(results []FileResult) *RewrapSummary {
 // the old one and renamed over it. Signed messages are re-signed in one pass.
 // At every point a crash leaves the path holding the old or the new message.
 func RewrapFile(ctx context.Context, path string, opts RewrapOptions) FileResult {
+	return rewrapFile(ctx, path, opts, true)
+}
+
+// rewrapFile is RewrapFile; a tree walk that saw no journal for path says
+// so with hasJournal, sparing a lookup per file.
+func rewrapFile(ctx context.Context, path string, opts RewrapOptions, hasJournal bool) FileResult {
 	res := FileResult{Path: path}
-	if err := recoverJournal(path); err != nil {
+	if hasJournal {
+		if err := recoverJournal(path); err != nil {
+			return res.fail(err)
+		}
+	}
+	flag := os.O_RDWR
+	if opts.DryRun {
+		flag = os.O_RDONLY
+	}
+	f, err := os.OpenFile(path, flag, 0)
+	if err != nil {
 		return res.fail(err)
 	}
-	old, err := inspectFile(path)
+	defer f.Close()
+	old, err := envelope.Inspect(bufio.NewReaderSize(f, 4096), envelope.InspectOptions{MaxEncryptedDataKeys: opts.Decrypt.MaxEncryptedDataKeys})
 	if err != nil {
 		res.Outcome, res.Reason = Skipped, "not a message: "+err.Error()
 		return res
@@ -136,13 +164,17 @@ func RewrapFile(ctx context.Context, path string, opts RewrapOptions) FileResult
 		return res
 	}
 	if old.Suite.Signed() {
+		f.Close()
 		return rewrapSigned(ctx, path, opts, res)
 	}
-	newHeader, err := rewrapHeader(ctx, path, opts)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return res.fail(err)
+	}
+	newHeader, _, err := envelope.RewrapHeader(ctx, bufio.NewReaderSize(f, 4096), opts.From, opts.To, opts.Decrypt)
 	if err != nil {
 		return res.fail(err)
 	}
-	if nh, err := envelope.Inspect(strings.NewReader(string(newHeader)), envelope.InspectOptions{}); err == nil && sameKeys(old, nh) {
+	if nh, err := envelope.Inspect(bytes.NewReader(newHeader), envelope.InspectOptions{}); err == nil && sameKeys(old, nh) {
 		res.Outcome, res.Reason = Skipped, "already on the target keys"
 		return res
 	}
@@ -152,7 +184,7 @@ func RewrapFile(ctx context.Context, path string, opts RewrapOptions) FileResult
 		return res
 	}
 	if res.InPlace {
-		err = rewriteHeaderInPlace(path, newHeader)
+		err = rewriteHeaderInPlace(f, path, newHeader)
 	} else {
 		err = replaceHeader(path, newHeader, int64(old.HeaderLength))
 	}
@@ -166,16 +198,6 @@ func RewrapFile(ctx context.Context, path string, opts RewrapOptions) FileResult
 func (r FileResult) fail(err error) FileResult {
 	r.Outcome, r.Reason = Failed, err.Error()
 	return r
-}
-
-func rewrapHeader(ctx context.Context, path string, opts RewrapOptions) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	nh, _, err := envelope.RewrapHeader(ctx, bufio.NewReader(f), opts.From, opts.To, opts.Decrypt)
-	return nh, err
 }
 
 func rewrapSigned(ctx context.Context, path string, opts RewrapOptions, res FileResult) FileResult {
@@ -241,5 +263,3 @@ func checkRegular(fi os.FileInfo) error {
 	}
 	return nil
 }
-
-func dirOf(path string) string { return filepath.Dir(path) }

@@ -28,10 +28,15 @@ func keyFor(t testing.TB, name string) *keystore.RawAESKeyring {
 
 func writeMessage(t testing.TB, path string, kr envelope.Keyring, suite envelope.Suite, frame, size int) []byte {
 	t.Helper()
+	return writeMessageContext(t, path, kr, suite, frame, size, map[string]string{"app": "rotation-test"})
+}
+
+func writeMessageContext(t testing.TB, path string, kr envelope.Keyring, suite envelope.Suite, frame, size int, ec map[string]string) []byte {
+	t.Helper()
 	pt := make([]byte, size)
 	rand.Read(pt)
 	msg, err := envelope.EncryptBytes(context.Background(), pt, kr, envelope.EncryptOptions{
-		Suite: suite, FrameLength: frame, Context: map[string]string{"app": "rotation-test"},
+		Suite: suite, FrameLength: frame, Context: ec,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -138,19 +143,31 @@ func assertNoScratch(t *testing.T, dir string) {
 }
 
 // TestRewrapCrashAtEveryStep kills the rewrap (no cleanup runs) at each
-// step of both write paths: the file must still decrypt, under the old or
-// the new key, and the next run must finish the job.
+// step of the three write paths (journaled in place, direct in place for
+// headers of one sector, new file): the file must still decrypt, under the
+// old or the new key, and the next run must finish the job.
 func TestRewrapCrashAtEveryStep(t *testing.T) {
 	old := keyFor(t, "app/v1")
-	cases := map[string]*keystore.RawAESKeyring{
-		"journal-written": keyFor(t, "app/v2"), "header-written": keyFor(t, "app/v2"),
-		"temp-written": keyFor(t, "longer-name/v2"), "renamed": keyFor(t, "longer-name/v2"),
+	big := map[string]string{"app": strings.Repeat("x", 600)} // header > one sector: journaled
+	small := map[string]string{"app": "x"}
+	cases := map[string]struct {
+		step string
+		next *keystore.RawAESKeyring
+		ec   map[string]string
+	}{
+		"journal/journal-written": {"journal-written", keyFor(t, "app/v2"), big},
+		"journal/header-written":  {"header-written", keyFor(t, "app/v2"), big},
+		"sector/header-written":   {"header-written", keyFor(t, "app/v2"), small},
+		"new-file/temp-written":   {"temp-written", keyFor(t, "longer-name/v2"), small},
+		"new-file/renamed":        {"renamed", keyFor(t, "longer-name/v2"), small},
 	}
-	for step, next := range cases {
-		t.Run(step, func(t *testing.T) {
+	for name, c := range cases {
+		step, next := c.step, c.next
+		t.Run(name, func(t *testing.T) {
 			either := keystore.NewMultiKeyring(old, next)
-			path := filepath.Join(t.TempDir(), "m.ks")
-			pt := writeMessage(t, path, old, envelope.SuiteCommitted, 256, 2000)
+			dir := t.TempDir()
+			path := filepath.Join(dir, "m.ks")
+			pt := writeMessageContext(t, path, old, envelope.SuiteCommitted, 256, 2000, c.ec)
 			crashed := false
 			crashAt = func(s string) bool { crashed = crashed || s == step; return s == step }
 			defer func() { crashAt = nil }()
@@ -162,6 +179,10 @@ func TestRewrapCrashAtEveryStep(t *testing.T) {
 				t.Fatalf("after a crash at %s the file does not decrypt: %v", step, err)
 			}
 			crashAt = nil
+			sum, err := RewrapPaths(context.Background(), []string{dir}, RewrapOptions{From: either, To: next})
+			if err != nil || len(sum.Failed) != 0 {
+				t.Fatalf("resume: %+v %v", sum, err)
+			}
 			res := RewrapFile(context.Background(), path, RewrapOptions{From: either, To: next})
 			if res.Outcome == Failed {
 				t.Fatalf("resume: %+v", res)
