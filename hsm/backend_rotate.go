@@ -1,0 +1,101 @@
+package hsm
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/miekg/pkcs11"
+
+	"github.com/keystack/keystack/keystore"
+)
+
+// The Backend gives every key version its own token object, so the store
+// can rotate and destroy versions of pkcs11 keys.
+var (
+	_ keystore.VersionGenerator = (*Backend)(nil)
+	_ keystore.VersionDestroyer = (*Backend)(nil)
+)
+
+// GenerateVersion creates version of the key ref names: a new AES-256 key
+// that never leaves the token (see [Token.GenerateAESKey]), labeled
+// VersionLabel(base, version) where base is ref's object label without a
+// "/vN" suffix. It returns ref with that object label and type=secret-key
+// (and no id=), keeping the token selection, module-path and pin-source.
+// It fails with ErrKeyExists when the label is taken, for example by the
+// object of an earlier attempt whose store write failed.
+func (b *Backend) GenerateVersion(ctx context.Context, ref string, version int) (string, error) {
+	u, err := ParseURI(ref)
+	if err != nil {
+		return "", err
+	}
+	if u.Object == "" || version < 1 {
+		return "", fmt.Errorf("%w: a versioned key needs object=LABEL and a version >= 1", ErrInvalidURI)
+	}
+	t, err := b.token(ctx, u)
+	if err != nil {
+		return "", err
+	}
+	nu := *u
+	nu.Object, nu.ID, nu.Type = VersionLabel(baseLabel(u.Object), version), nil, TypeSecretKey
+	if err := t.GenerateAESKey(ctx, nu.Object, nil); err != nil {
+		return "", err
+	}
+	return nu.String(), nil
+}
+
+// baseLabel strips a trailing "/vN" version suffix.
+func baseLabel(label string) string {
+	i := strings.LastIndex(label, "/v")
+	if i <= 0 {
+		return label
+	}
+	if n, err := strconv.Atoi(label[i+2:]); err != nil || n < 1 || strconv.Itoa(n) != label[i+2:] {
+		return label
+	}
+	return label[:i]
+}
+
+// DestroyVersion destroys (C_DestroyObject) every key object ref selects by
+// object label, id and type: an AES key, or both halves of an RSA key pair.
+// It succeeds when none is left, so a retry after a crash is harmless.
+func (b *Backend) DestroyVersion(ctx context.Context, ref string) error {
+	u, err := ParseURI(ref)
+	if err != nil {
+		return err
+	}
+	if u.Object == "" {
+		return fmt.Errorf("%w: destroying a key needs object=LABEL", ErrInvalidURI)
+	}
+	t, err := b.token(ctx, u)
+	if err != nil {
+		return err
+	}
+	types := []ObjectType{TypeSecretKey, TypePrivateKey, TypePublicKey}
+	if u.Type != "" {
+		types = []ObjectType{u.Type}
+	}
+	return t.run(ctx, func(s session) error {
+		defer t.st.pool.forgetHandles() // cached handles may name destroyed objects
+		for _, typ := range types {
+			hs, err := t.findObjects(s, typ, u.Object, u.ID, maxListObjects)
+			if err != nil {
+				return err
+			}
+			for _, h := range hs {
+				if err := t.st.mod.ctx.DestroyObject(s.h, h); err != nil && !isCode(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
+					return callErr("C_DestroyObject", err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// forgetHandles drops the cached object handles of every generation.
+func (p *pool) forgetHandles() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	clear(p.handles)
+}
