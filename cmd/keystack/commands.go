@@ -6,10 +6,11 @@ import "github.com/urfave/cli/v2"
 func commands() []*cli.Command {
 	return []*cli.Command{
 		initCommand(),
-		keyCommand(),
+		withSubcommands(keyCommand(), keyLifecycleCommands()...),
 		encryptCommand(),
 		decryptCommand(),
 		inspectCommand(),
+		rewrapCommand(), inventoryCommand(),
 		hsmCommand(),
 	}
 }
