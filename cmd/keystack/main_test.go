@@ -48,7 +48,10 @@ func TestScripts(t *testing.T) {
 			"notemp":    cmdNoTemp,
 			"cutfile":   cmdCutFile,
 			"interrupt": cmdInterrupt,
+			"kms":       cmdKMS,
+			"softhsm":   cmdSoftHSM,
 		},
+		Condition: scriptCondition,
 	})
 }
 

@@ -1,0 +1,177 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/keystack/keystack/keystore/awskms/kmstest"
+)
+
+const kmsTestRegion = "us-east-1"
+
+// kmsFixture is a kmstest server on loopback with two keys and an alias,
+// created through the real SDK.
+type kmsFixture struct {
+	srv                 *kmstest.Server
+	key1, key2, alias1  string // ARNs
+	accountID, endpoint string
+}
+
+func newKMSFixture() (*kmsFixture, error) {
+	srv := kmstest.NewServer()
+	admin := kms.NewFromConfig(aws.Config{
+		Region:      kmsTestRegion,
+		Credentials: credentials.NewStaticCredentialsProvider(kmstest.AccessKeyID, kmstest.SecretAccessKey, ""),
+	}, func(o *kms.Options) { o.BaseEndpoint = aws.String(srv.URL()) })
+	ctx := context.Background()
+	f := &kmsFixture{srv: srv, accountID: kmstest.DefaultAccountID, endpoint: srv.URL()}
+	for _, arn := range []*string{&f.key1, &f.key2} {
+		out, err := admin.CreateKey(ctx, &kms.CreateKeyInput{})
+		if err != nil {
+			srv.Close()
+			return nil, err
+		}
+		*arn = aws.ToString(out.KeyMetadata.Arn)
+	}
+	if _, err := admin.CreateAlias(ctx, &kms.CreateAliasInput{
+		AliasName: aws.String("alias/keystack-test"), TargetKeyId: aws.String(f.key1),
+	}); err != nil {
+		srv.Close()
+		return nil, err
+	}
+	f.alias1 = fmt.Sprintf("arn:aws:kms:%s:%s:alias/keystack-test", kmsTestRegion, f.accountID)
+	return f, nil
+}
+
+// env is what keystack needs to reach the server with the test
+// credentials, and never the developer's AWS configuration or EC2 metadata.
+func (f *kmsFixture) env(dir string) map[string]string {
+	return map[string]string{
+		"AWS_ENDPOINT_URL_KMS":        f.endpoint,
+		"AWS_ACCESS_KEY_ID":           kmstest.AccessKeyID,
+		"AWS_SECRET_ACCESS_KEY":       kmstest.SecretAccessKey,
+		"AWS_SESSION_TOKEN":           "",
+		"AWS_PROFILE":                 "",
+		"AWS_REGION":                  kmsTestRegion,
+		"AWS_EC2_METADATA_DISABLED":   "true",
+		"AWS_CONFIG_FILE":             filepath.Join(dir, "no-aws-config"),
+		"AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "no-aws-credentials"),
+		"KMS_KEY_ARN":                 f.key1,
+		"KMS_KEY2_ARN":                f.key2,
+		"KMS_ALIAS_ARN":               f.alias1,
+		"KMS_ACCOUNT":                 f.accountID,
+	}
+}
+
+// kmsServers maps a running script to its server, for "kms calls".
+var kmsServers sync.Map
+
+// cmdKMS runs "kms start": a kmstest server for the rest of the script,
+// with $KMS_KEY_ARN, $KMS_KEY2_ARN, $KMS_ALIAS_ARN and $KMS_ACCOUNT set; and
+// "kms calls OP N", which fails unless the server saw N OP requests.
+func cmdKMS(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) == 0 {
+		ts.Fatalf("usage: kms start | kms calls OP N")
+	}
+	switch {
+	case args[0] == "start" && len(args) == 1:
+		f, err := newKMSFixture()
+		ts.Check(err)
+		ts.Defer(f.srv.Close)
+		for k, v := range f.env(ts.MkAbs(".")) {
+			ts.Setenv(k, v)
+		}
+		kmsServers.Store(ts, f.srv)
+	case args[0] == "calls" && len(args) == 3:
+		srv, ok := kmsServers.Load(ts)
+		if !ok {
+			ts.Fatalf("kms calls: no server (run kms start first)")
+		}
+		want, err := strconv.Atoi(args[2])
+		ts.Check(err)
+		if got := srv.(*kmstest.Server).Calls(args[1]); got != want {
+			ts.Fatalf("kms: %d %s calls, want %d", got, args[1], want)
+		}
+	default:
+		ts.Fatalf("usage: kms start | kms calls OP N")
+	}
+}
+
+// TestCacheRecursiveKMS encrypts a tree of 20 files in process against
+// kmstest: with --cache-max-messages 10 the data key comes from KMS twice,
+// without the cache once per file; decrypting the cached tree unwraps each
+// distinct EDK once.
+func TestCacheRecursiveKMS(t *testing.T) {
+	f, err := newKMSFixture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.srv.Close()
+	dir := t.TempDir()
+	for k, v := range f.env(dir) {
+		t.Setenv(k, v)
+	}
+	home, in := filepath.Join(dir, "home"), filepath.Join(dir, "in")
+	if err := os.MkdirAll(filepath.Join(in, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		name := filepath.Join(in, fmt.Sprintf("f%02d.txt", i))
+		if i%2 == 1 {
+			name = filepath.Join(in, "sub", fmt.Sprintf("f%02d.txt", i))
+		}
+		if err := os.WriteFile(name, bytes.Repeat([]byte{byte(i)}, 100+i), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runOK(t, "--home", home, "init", "--insecure-no-passphrase")
+
+	cache := []string{"--cache-max-age", "1m", "--cache-max-messages", "10"}
+	runOK(t, append([]string{"--home", home, "encrypt", "-q", "-k", f.key1, "--recursive", in,
+		"--output-dir", filepath.Join(dir, "cached")}, cache...)...)
+	if got := f.srv.Calls("GenerateDataKey"); got != 2 {
+		t.Errorf("cached encrypt of 20 files: %d GenerateDataKey calls, want 2", got)
+	}
+	runOK(t, "--home", home, "encrypt", "-q", "-k", f.key1, "--recursive", in, "--output-dir", filepath.Join(dir, "uncached"))
+	if got := f.srv.Calls("GenerateDataKey"); got != 2+20 {
+		t.Errorf("uncached encrypt of 20 files: %d more GenerateDataKey calls, want 20", got-2)
+	}
+
+	runOK(t, append([]string{"--home", home, "decrypt", "-q", "-k", f.key1, "--recursive", filepath.Join(dir, "cached"),
+		"--output-dir", filepath.Join(dir, "out")}, cache...)...)
+	if got := f.srv.Calls("Decrypt"); got != 2 {
+		t.Errorf("cached decrypt of 20 files under 2 data keys: %d Decrypt calls, want 2", got)
+	}
+	for i := range 20 {
+		rel := fmt.Sprintf("f%02d.txt", i)
+		if i%2 == 1 {
+			rel = filepath.Join("sub", rel)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, "out", rel))
+		if err != nil || !bytes.Equal(got, bytes.Repeat([]byte{byte(i)}, 100+i)) {
+			t.Errorf("%s: decrypted content differs (err %v)", rel, err)
+		}
+	}
+}
+
+// runOK runs keystack in process and fails the test unless it exits 0.
+func runOK(t *testing.T, args ...string) {
+	t.Helper()
+	app := newApp()
+	var stdout, stderr bytes.Buffer
+	app.Writer, app.ErrWriter = &stdout, &stderr
+	if code := runApp(app, append([]string{"keystack"}, args...)); code != 0 {
+		t.Fatalf("keystack %q: exit %d\nstderr: %s", args, code, stderr.String())
+	}
+}
