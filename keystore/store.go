@@ -38,6 +38,7 @@ type Store struct {
 	backends   map[string]Backend
 	principal  string
 	authz      policy.Authorizer
+	az         *authzState   // the default decision point and its audit log; nil with OpenOptions.Authorizer
 	minWait    time.Duration // least destruction waiting period; see OpenOptions
 
 	mu  sync.Mutex
@@ -53,6 +54,7 @@ type storeFile struct {
 	KDF      *kdfParams            `json:"kdf,omitempty"`
 	Verifier []byte                `json:"verifier,omitempty"`
 	Keys     map[string]*keyRecord `json:"keys"`
+	authzConfig
 }
 
 // InitOptions configures a new store.
@@ -65,6 +67,12 @@ type InitOptions struct {
 	Insecure bool
 	// KDF is "argon2id" (the default) or "scrypt".
 	KDF string
+	// Owner is the principal the default policy grants everything
+	// ("user:alice"); empty means the current OS user.
+	Owner string
+	// TrustPrincipalEnv lets PrincipalFromEnv take the principal from
+	// $KEYSTACK_PRINCIPAL (for tests and CI).
+	TrustPrincipalEnv bool
 }
 
 // OpenOptions configures access to an existing store.
@@ -81,8 +89,15 @@ type OpenOptions struct {
 	// Principal is who the caller acts as ("user:alice"); every operation
 	// is authorized for it.
 	Principal string
-	// Authorizer decides every operation.
+	// Authorizer decides every operation. When nil, Open builds the
+	// default policy.Engine: policy.json in the store directory, else
+	// policy.DefaultPolicy of the owner recorded at Init, with groups and
+	// tags from keystore.json's "principals" section, recording every
+	// decision in audit.log (see store_policy.go).
 	Authorizer policy.Authorizer
+	// AuditSync fsyncs every audit record before the operation proceeds;
+	// by default records are fsynced in batches.
+	AuditSync bool
 	// MinDestructionWait is the least waiting period
 	// ScheduleVersionDestruction accepts; 0 means DefaultMinDestructionWait
 	// (7 days). Tests lower it.
@@ -129,14 +144,22 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 		return nil, fmt.Errorf("keystore: init: %w", err)
 	}
 	f, kek, err := newStoreFile(opts)
+	if err == nil {
+		err = initAuthz(f, opts)
+	}
 	if err != nil {
+		clear(kek)
 		return nil, err
 	}
 	if err := writeStoreFile(dir, f); err != nil {
 		clear(kek)
 		return nil, err
 	}
-	s := &Store{dir: dir, now: time.Now, kek: kek}
+	s := &Store{dir: dir, now: time.Now, kek: kek, principal: f.Owner}
+	if err := s.setupAuthz(f, OpenOptions{}); err != nil {
+		clear(kek)
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -173,7 +196,11 @@ func Open(dir string, opts OpenOptions) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if _, err := s.load(); err != nil {
+	f, err := s.load()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.setupAuthz(f, opts); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -182,14 +209,15 @@ func Open(dir string, opts OpenOptions) (*Store, error) {
 // Dir returns the store's directory.
 func (s *Store) Dir() string { return s.dir }
 
-// Close forgets the cached key-encryption key. The Store stays usable: the
-// passphrase is asked for again when needed.
+// Close forgets the cached key-encryption key and closes the audit log,
+// writing its closing checkpoint. Later operations are refused (the
+// decision can no longer be recorded).
 func (s *Store) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	clear(s.kek)
 	s.kek = nil
-	return nil
+	s.mu.Unlock()
+	return s.closeAudit()
 }
 
 func (s *Store) load() (*storeFile, error) {

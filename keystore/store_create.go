@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"strings"
+
+	"github.com/keystack/keystack/policy"
 )
 
 // CreateKeyOptions configures CreateKey.
@@ -40,6 +42,9 @@ type ImportKeyOptions struct {
 // it records opts.Ref. It fails with ErrKeyExists, ErrInvalidName,
 // ErrBackendUnavailable, or ErrBadPassphrase/ErrLocked.
 func (s *Store) CreateKey(ctx context.Context, name string, opts CreateKeyOptions) (*KeyInfo, error) {
+	if err := s.authorize(ctx, policy.ActionCreateKey, name, 0, nil); err != nil {
+		return nil, err
+	}
 	if err := checkName(name); err != nil {
 		return nil, err
 	}
@@ -146,6 +151,9 @@ func (s *Store) kekIf(needed bool) ([]byte, error) {
 // "NAME/v1"). Private material is sealed; an RSA public key is stored in
 // clear and encrypts without the passphrase.
 func (s *Store) ImportKey(ctx context.Context, name string, opts ImportKeyOptions) (*KeyInfo, error) {
+	if err := s.authorize(ctx, policy.ActionImportKey, name, 0, nil); err != nil {
+		return nil, err
+	}
 	if err := checkName(name); err != nil {
 		return nil, err
 	}

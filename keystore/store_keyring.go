@@ -38,7 +38,8 @@ func (s *Store) EncryptKeyring(ctx context.Context, keys ...string) (envelope.Ke
 
 func (s *Store) encryptKeyring(ctx context.Context, f *storeFile, spec string) (envelope.Keyring, error) {
 	if backend, ref, ok := splitSpec(spec); ok {
-		return s.externalKeyring(ctx, backend, ref)
+		kr, err := s.externalKeyring(ctx, backend, ref)
+		return s.gate(ctx, kr, err, spec, nil, nil)
 	}
 	k, err := lookup(f, spec)
 	if err != nil {
@@ -48,7 +49,8 @@ func (s *Store) encryptKeyring(ctx context.Context, f *storeFile, spec string) (
 	if v.State != StateEnabled {
 		return nil, fmt.Errorf("%w: primary version %d of %q is %s", ErrKeyDisabled, v.Version, spec, v.State)
 	}
-	return s.versionKeyring(ctx, f, spec, k, v, false)
+	kr, err := s.versionKeyring(ctx, f, spec, k, v, false)
+	return s.gate(ctx, kr, err, spec, k, v)
 }
 
 // DecryptKeyring returns a keyring that tries every decryptable version
@@ -71,6 +73,7 @@ func (s *Store) DecryptKeyring(ctx context.Context, keys ...string) (envelope.Ke
 	for _, spec := range keys {
 		if backend, ref, ok := splitSpec(spec); ok {
 			kr, err := s.externalKeyring(ctx, backend, ref)
+			kr, err = s.gate(ctx, kr, err, spec, nil, nil)
 			if err != nil {
 				return nil, err
 			}
@@ -109,6 +112,7 @@ func (s *Store) keyDecryptKeyrings(ctx context.Context, f *storeFile, name strin
 			seenRef[v.Ref] = true // versions sharing an external key need one keyring
 		}
 		kr, err := s.versionKeyring(ctx, f, name, k, v, true)
+		kr, err = s.gate(ctx, kr, err, name, k, v)
 		if err != nil {
 			return nil, err
 		}

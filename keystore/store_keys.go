@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keystack/keystack/policy"
 )
 
 // Backend names a key's home. Local keys live sealed in the store; the
@@ -177,6 +179,9 @@ func (k *keyRecord) check(name string) error {
 
 // ListKeys returns every key, sorted by name.
 func (s *Store) ListKeys(ctx context.Context) ([]KeyInfo, error) {
+	if err := s.authorize(ctx, policy.ActionListKeys, "*", 0, nil); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -193,6 +198,9 @@ func (s *Store) ListKeys(ctx context.Context) ([]KeyInfo, error) {
 
 // DescribeKey returns one key, or ErrKeyNotFound.
 func (s *Store) DescribeKey(ctx context.Context, name string) (*KeyInfo, error) {
+	if err := s.authorize(ctx, policy.ActionDescribeKey, name, 0, nil); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

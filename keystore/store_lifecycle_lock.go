@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+
+	"github.com/keystack/keystack/policy"
 )
 
 // errUnlocked is returned by a Locked used after Unlock.
@@ -42,6 +44,9 @@ func (l *Locked) ListKeys(ctx context.Context) ([]KeyInfo, error) {
 
 // RotateKey is Store.RotateKey without taking the lock again.
 func (l *Locked) RotateKey(ctx context.Context, name, reason string) (*KeyInfo, error) {
+	if err := l.s.authorize(ctx, policy.ActionRotateKey, name, 0, nil); err != nil {
+		return nil, err
+	}
 	return l.s.rotateKey(ctx, name, "", reason, l.update)
 }
 

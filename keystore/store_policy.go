@@ -1,0 +1,381 @@
+package keystore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sync"
+
+	"github.com/keystack/keystack/audit"
+	"github.com/keystack/keystack/policy"
+)
+
+// Files of the access-control layer, next to keystore.json.
+const (
+	policyFile = "policy.json"
+	auditFile  = "audit.log"
+)
+
+// PrincipalEnv names the environment variable PrincipalFromEnv reads.
+const PrincipalEnv = "KEYSTACK_PRINCIPAL"
+
+// authzConfig is the access-control part of keystore.json, embedded in
+// storeFile so its fields sit at the top level of the file.
+//
+// AuditKey is the HMAC-SHA256 key of the audit log's checkpoints. It is
+// stored in clear (the file is mode 0600) so that operations that need no
+// passphrase, such as listing keys or encrypting to an RSA public key, are
+// still audited. The local audit log is therefore tamper-evident only
+// against someone who cannot read keystore.json; and, like the policy, it is
+// a guardrail against anyone who can read the store's files and knows the
+// passphrase. Hard enforcement needs the keys behind KMS IAM or a key
+// server.
+type authzConfig struct {
+	Owner             string                     `json:"owner,omitempty"`
+	TrustPrincipalEnv bool                       `json:"trust_principal_env,omitempty"`
+	Principals        map[string]principalConfig `json:"principals,omitempty"`
+	AuditKey          []byte                     `json:"audit_key,omitempty"`
+	AuditSync         bool                       `json:"audit_sync,omitempty"`
+}
+
+// principalConfig is one entry of keystore.json's "principals" section:
+// the groups (without "group:") and tags a principal has under the policy.
+type principalConfig struct {
+	Groups []string          `json:"groups,omitempty"`
+	Tags   map[string]string `json:"tags,omitempty"`
+}
+
+// authzState is the default decision point a Store builds for itself.
+type authzState struct {
+	engine  *policy.Engine
+	path    string
+	options audit.Options
+
+	mu  sync.RWMutex
+	log *audit.Log // nil once closed
+}
+
+// RecordDecision implements policy.Recorder over the store's current log,
+// failing closed once the log is closed.
+func (a *authzState) RecordDecision(ctx context.Context, req policy.Request, d policy.Decision) error {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.log == nil {
+		return audit.ErrClosed
+	}
+	return a.log.RecordDecision(ctx, req, d)
+}
+
+// osPrincipal returns the current OS user as "user:<name>".
+func osPrincipal() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "user:" + u.Username
+	}
+	if n := os.Getenv("USER"); n != "" {
+		return "user:" + n
+	}
+	return fmt.Sprintf("user:uid-%d", os.Getuid())
+}
+
+// initAuthz fills the access-control configuration of a new store: its
+// owner (InitOptions.Owner, else the OS user) and a fresh audit key.
+func initAuthz(f *storeFile, opts InitOptions) error {
+	f.Owner = opts.Owner
+	if f.Owner == "" {
+		f.Owner = osPrincipal()
+	}
+	f.TrustPrincipalEnv = opts.TrustPrincipalEnv
+	key, err := randomKey(audit.MinMACKeySize)
+	if err != nil {
+		return err
+	}
+	f.AuditKey = key
+	return nil
+}
+
+// PrincipalFromEnv returns $KEYSTACK_PRINCIPAL when the store in dir was
+// initialized to trust it (InitOptions.TrustPrincipalEnv, for tests and CI),
+// and "" otherwise, in which case Open uses the OS user.
+func PrincipalFromEnv(dir string) (string, error) {
+	f, err := (&Store{dir: dir}).load()
+	if err != nil {
+		return "", err
+	}
+	if !f.TrustPrincipalEnv {
+		return "", nil
+	}
+	return os.Getenv(PrincipalEnv), nil
+}
+
+// setupAuthz installs the store's decision point. With a caller-supplied
+// Authorizer it only fills in the principal; otherwise it builds the default
+// Engine over policy.json (or the owner's default policy) recording into
+// audit.log, so that no Store works without a decision point.
+func (s *Store) setupAuthz(f *storeFile, opts OpenOptions) error {
+	if s.principal == "" {
+		s.principal = osPrincipal()
+	}
+	if s.authz != nil {
+		return nil
+	}
+	if len(f.AuditKey) == 0 { // a store from before the audit log
+		if err := s.update(context.Background(), addAuditKey); err != nil {
+			return err
+		}
+		var err error
+		if f, err = s.load(); err != nil {
+			return err
+		}
+	}
+	p, err := s.readPolicy(f)
+	if err != nil {
+		return err
+	}
+	durability := audit.Batch
+	if opts.AuditSync || f.AuditSync {
+		durability = audit.Sync
+	}
+	st := &authzState{path: filepath.Join(s.dir, auditFile),
+		options: audit.Options{Durability: durability, MACKey: f.AuditKey, Now: s.now}}
+	log, err := audit.Open(st.path, st.options)
+	if err != nil {
+		return fmt.Errorf("keystore: audit log: %w", err)
+	}
+	st.log = log
+	eng, err := policy.NewEngine(p, policy.EngineConfig{Directory: directory(f), Recorder: st, Now: s.now})
+	if err != nil {
+		_ = log.Close()
+		return err
+	}
+	st.engine = eng
+	s.az, s.authz = st, eng
+	return nil
+}
+
+func addAuditKey(f *storeFile) error {
+	if len(f.AuditKey) > 0 {
+		return nil
+	}
+	key, err := randomKey(audit.MinMACKeySize)
+	f.AuditKey = key
+	return err
+}
+
+// directory exposes keystore.json's principals section to the policy.
+func directory(f *storeFile) policy.StaticDirectory {
+	d := policy.StaticDirectory{Groups: map[string][]string{}, Tags: map[string]map[string]string{}}
+	for p, c := range f.Principals {
+		d.Groups[p], d.Tags[p] = c.Groups, c.Tags
+	}
+	return d
+}
+
+// readPolicy parses policy.json, or returns the owner's default policy when
+// the store has none. A store without a recorded owner belongs to the OS user.
+func (s *Store) readPolicy(f *storeFile) (*policy.Policy, error) {
+	data, err := readFileBounded(filepath.Join(s.dir, policyFile), policy.MaxPolicySize)
+	if errors.Is(err, fs.ErrNotExist) {
+		owner := f.Owner
+		if owner == "" {
+			owner = osPrincipal()
+		}
+		return policy.DefaultPolicy(owner)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("keystore: read %s: %w", policyFile, err)
+	}
+	p, err := policy.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("keystore: %s: %w", policyFile, err)
+	}
+	return p, nil
+}
+
+// closeAudit writes the audit log's closing checkpoint; later decisions
+// fail closed. It is idempotent.
+func (s *Store) closeAudit() error {
+	if s.az == nil {
+		return nil
+	}
+	s.az.mu.Lock()
+	defer s.az.mu.Unlock()
+	if s.az.log == nil {
+		return nil
+	}
+	err := s.az.log.Close()
+	s.az.log = nil
+	return err
+}
+
+// Principal returns who the store acts as.
+func (s *Store) Principal() string { return s.principal }
+
+// authorizeResource is authorize for the non-key resources ("policy",
+// "audit").
+func (s *Store) authorizeResource(ctx context.Context, action, resource string) error {
+	if s.authz == nil {
+		return nil
+	}
+	return s.authz.Authorize(ctx, policy.Request{Principal: s.principal, Action: action, Resource: resource})
+}
+
+// GetPolicy returns the policy in force (keystack:GetPolicy on "policy").
+func (s *Store) GetPolicy(ctx context.Context) (*policy.Policy, error) {
+	if err := s.authorizeResource(ctx, policy.ActionGetPolicy, policy.ResourcePolicy); err != nil {
+		return nil, err
+	}
+	if s.az != nil {
+		return s.az.engine.Policy(), nil
+	}
+	f, err := s.load()
+	if err != nil {
+		return nil, err
+	}
+	return s.readPolicy(f)
+}
+
+// PutPolicy replaces the store's policy on behalf of its principal: it needs
+// keystack:PutPolicy on "policy", and the new policy may grant nothing the
+// principal does not hold itself (policy.IsSubset; ErrEscalation inside an
+// ErrAccessDenied). p is revalidated from its JSON form, then written to
+// policy.json atomically (temporary file, fsync, rename) under the store's
+// write lock. Stores opened with their own Authorizer fail with
+// ErrNotSupported.
+func (s *Store) PutPolicy(ctx context.Context, p *policy.Policy) error {
+	if s.az == nil {
+		return fmt.Errorf("%w: the store was opened with its own Authorizer", ErrNotSupported)
+	}
+	if p == nil {
+		return fmt.Errorf("%w: nil policy", policy.ErrInvalidPolicy)
+	}
+	data, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return fmt.Errorf("%w: %v", policy.ErrInvalidPolicy, err)
+	}
+	next, err := policy.Parse(data) // a Policy literal is not compiled
+	if err != nil {
+		return err
+	}
+	unlock, err := lockDir(ctx, s.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	f, err := s.load()
+	if err != nil {
+		return err
+	}
+	cur, err := s.readPolicy(f) // another process may have changed it
+	if err != nil {
+		return err
+	}
+	s.az.engine.SetPolicy(cur)
+	if err := s.az.engine.PutPolicy(ctx, policy.Request{Principal: s.principal}, next); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(s.dir, policyFile), append(data, '\n')); err != nil {
+		s.az.engine.SetPolicy(cur)
+		return err
+	}
+	return nil
+}
+
+// SimulatePolicy evaluates req against the policy in force, with the
+// principal's groups and tags from the store's configuration, without
+// acting on it. The decision reveals the policy, so the store's principal
+// needs keystack:GetPolicy on "policy".
+func (s *Store) SimulatePolicy(ctx context.Context, req policy.Request) (policy.Decision, error) {
+	p, err := s.GetPolicy(ctx)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	f, err := s.load()
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	if c, ok := f.Principals[req.Principal]; ok {
+		req.Groups = append(append([]string(nil), req.Groups...), c.Groups...)
+		if req.PrincipalTags == nil {
+			req.PrincipalTags = c.Tags
+		}
+	}
+	if req.Time.IsZero() {
+		req.Time = s.now()
+	}
+	return p.Evaluate(req), nil
+}
+
+// AuditLog opens the audit log for reading (keystack:ReadAudit on
+// "audit"); audit.Query parses it. The caller closes it.
+func (s *Store) AuditLog(ctx context.Context) (io.ReadCloser, error) {
+	if err := s.authorizeResource(ctx, policy.ActionReadAudit, policy.ResourceAudit); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(s.dir, auditFile))
+	if err != nil {
+		return nil, fmt.Errorf("keystore: audit log: %w", err)
+	}
+	return f, nil
+}
+
+// VerifyAudit checks the audit log's hash chain and checkpoints
+// (keystack:ReadAudit on "audit") with the store's audit key. It first
+// seals this Store's own log with a checkpoint and reopens it, so that the
+// log verifies up to that point even while the store is in use; records
+// other processes append meanwhile are not read. It returns audit.Verify's
+// report and *audit.TamperError naming the first bad line.
+func (s *Store) VerifyAudit(ctx context.Context) (*audit.VerifyReport, error) {
+	if err := s.authorizeResource(ctx, policy.ActionReadAudit, policy.ResourceAudit); err != nil {
+		return nil, err
+	}
+	f, err := s.load()
+	if err != nil {
+		return nil, err
+	}
+	if len(f.AuditKey) == 0 {
+		return nil, fmt.Errorf("%w: the store has no audit key", ErrCorruptStore)
+	}
+	if err := s.resealAudit(); err != nil {
+		return nil, err
+	}
+	lf, err := os.Open(filepath.Join(s.dir, auditFile))
+	if err != nil {
+		return nil, fmt.Errorf("keystore: audit log: %w", err)
+	}
+	defer lf.Close()
+	fi, err := lf.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("keystore: audit log: %w", err)
+	}
+	return audit.Verify(io.LimitReader(lf, fi.Size()), audit.Key{MAC: f.AuditKey})
+}
+
+// resealAudit closes the store's log (writing a closing checkpoint) and
+// opens it again for later decisions.
+func (s *Store) resealAudit() error {
+	if s.az == nil {
+		return nil
+	}
+	s.az.mu.Lock()
+	defer s.az.mu.Unlock()
+	if s.az.log == nil {
+		return audit.ErrClosed
+	}
+	err := s.az.log.Close()
+	s.az.log = nil
+	if err != nil {
+		return fmt.Errorf("keystore: audit log: %w", err)
+	}
+	log, err := audit.Open(s.az.path, s.az.options)
+	if err != nil {
+		return fmt.Errorf("keystore: audit log: %w", err)
+	}
+	s.az.log = log
+	return nil
+}

@@ -1,0 +1,109 @@
+package keystore
+
+import (
+	"bytes"
+	"context"
+
+	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/policy"
+)
+
+// rewrapKey marks a context whose decrypt keyrings authorize
+// keystack:ReWrap instead of keystack:Decrypt.
+type rewrapKey struct{}
+
+// gatedKeyring authorizes every use of one store key (version) before the
+// keyring it wraps acts, so that conditions on the encryption context are
+// decided per message.
+type gatedKeyring struct {
+	s       *Store
+	inner   envelope.Keyring
+	name    string // store key name, or "BACKEND:REF"
+	version int    // 0 for external keys, whose EDKs name no version
+	decrypt string // keystack:Decrypt or keystack:ReWrap
+	// match reports whether inner would try an EDK; nil means any EDK.
+	match func(envelope.EncryptedDataKey) bool
+}
+
+var _ envelope.Keyring = (*gatedKeyring)(nil)
+
+// gate wraps kr (built with error err) for key name: k and v are the store
+// key and version, or nil for a "BACKEND:REF" spec.
+func (s *Store) gate(ctx context.Context, kr envelope.Keyring, err error, name string, k *keyRecord, v *versionRecord) (envelope.Keyring, error) {
+	if err != nil {
+		return nil, err
+	}
+	if s.authz == nil {
+		return kr, nil
+	}
+	g := &gatedKeyring{s: s, inner: kr, name: name, decrypt: policy.ActionDecrypt}
+	if ctx.Value(rewrapKey{}) != nil {
+		g.decrypt = policy.ActionReWrap
+	}
+	if k != nil && k.Backend == BackendLocal {
+		g.version = v.Version
+		ns, keyName := ProviderLocal, VersionedKeyName(name, v.Version)
+		if k.Namespace != "" {
+			ns, keyName = k.Namespace, k.KeyName
+		}
+		g.match = func(e envelope.EncryptedDataKey) bool {
+			return e.ProviderID == ns && (DescribeEDK(e).KeyName == keyName || bytes.Equal(e.ProviderInfo, []byte(keyName)))
+		}
+	}
+	return g, nil
+}
+
+// OnEncrypt authorizes keystack:GenerateDataKey when this key generates the
+// data key, and keystack:Encrypt always, for the message's encryption
+// context, then wraps.
+func (g *gatedKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMaterials) error {
+	if m.DataKey == nil {
+		if err := g.s.authorize(ctx, policy.ActionGenerateDataKey, g.name, g.version, m.EncryptionContext); err != nil {
+			return err
+		}
+	}
+	if err := g.s.authorize(ctx, policy.ActionEncrypt, g.name, g.version, m.EncryptionContext); err != nil {
+		return err
+	}
+	return g.inner.OnEncrypt(ctx, m)
+}
+
+// OnDecrypt authorizes keystack:Decrypt (or ReWrap) for this key version
+// before anything is unwrapped, and only when the message holds an EDK of
+// this key; the wrapped keyring then sees only those EDKs.
+func (g *gatedKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
+	if m.DataKey != nil {
+		return nil
+	}
+	mine := edks
+	if g.match != nil {
+		mine = make([]envelope.EncryptedDataKey, 0, 1)
+		for _, e := range edks {
+			if g.match(e) {
+				mine = append(mine, e)
+			}
+		}
+	}
+	if len(mine) > 0 {
+		if err := g.s.authorize(ctx, g.decrypt, g.name, g.version, m.EncryptionContext); err != nil {
+			return err
+		}
+	}
+	return g.inner.OnDecrypt(ctx, m, mine)
+}
+
+// RewrapKeyrings returns the two keyrings of a header-only rewrap: dec
+// unwraps under the keys in from (as DecryptKeyring), authorizing
+// keystack:ReWrap instead of keystack:Decrypt, and enc wraps the same data
+// key under the keys in to (as EncryptKeyring, keystack:Encrypt).
+func (s *Store) RewrapKeyrings(ctx context.Context, from, to []string) (dec, enc envelope.Keyring, err error) {
+	dec, err = s.DecryptKeyring(context.WithValue(ctx, rewrapKey{}, true), from...)
+	if err != nil {
+		return nil, nil, err
+	}
+	enc, err = s.EncryptKeyring(ctx, to...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return dec, enc, nil
+}
