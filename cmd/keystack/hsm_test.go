@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
@@ -76,4 +77,21 @@ func cmdSoftHSM(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Setenv("SOFTHSM2_CONF", conf)
 	ts.Setenv(envPKCS11Module, testPKCS11Module())
 	ts.Setenv("PIN_FILE", pin)
+}
+
+// TestSoftHSMCondition checks that [softhsm] skips a script locally but
+// fails it on CI when SoftHSM2 is missing.
+func TestSoftHSMCondition(t *testing.T) {
+	t.Setenv("KEYSTACK_TEST_PKCS11_MODULE", filepath.Join(t.TempDir(), "missing.so"))
+	t.Setenv("CI", "")
+	if ok, err := scriptCondition("softhsm"); ok || err != nil {
+		t.Errorf("without the module, off CI: got %v, %v; want false, nil", ok, err)
+	}
+	t.Setenv("CI", "true")
+	if ok, err := scriptCondition("softhsm"); ok || err == nil {
+		t.Errorf("without the module, on CI: got %v, %v; want false and an error", ok, err)
+	}
+	if _, err := scriptCondition("nosuch"); err == nil {
+		t.Error("unknown condition: no error")
+	}
 }
