@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
-	"strings"
 	"sync"
 
 	"github.com/urfave/cli/v2"
@@ -70,24 +69,49 @@ func kmsOptions(c *cli.Context) awskms.Options {
 // PIN and no credentials for messages those keys did not wrap.
 func externalBackends(c *cli.Context) map[string]keystore.Backend {
 	return map[string]keystore.Backend{
-		keystore.BackendAWSKMS: &lazyBackend{name: keystore.BackendAWSKMS, provider: awskms.ProviderID,
+		keystore.BackendAWSKMS: &lazyBackend{name: keystore.BackendAWSKMS, provider: awskms.ProviderID, check: checkARN,
 			open: func() keystore.Backend { return awskms.NewBackend(kmsOptions(c)) }},
-		keystore.BackendPKCS11: &lazyBackend{name: keystore.BackendPKCS11, provider: hsm.DefaultNamespace,
+		keystore.BackendPKCS11: &lazyBackend{name: keystore.BackendPKCS11, provider: hsm.DefaultNamespace, check: checkKeyURI,
 			open: func() keystore.Backend { return hsm.NewBackend(hsmOptions(c)) }},
 	}
+}
+
+// arnRE is the shape of a KMS key or alias ARN; awskms parses it fully.
+var arnRE = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+$`)
+
+// checkARN rejects what cannot be a KMS key ARN before any AWS setup.
+func checkARN(ref string) error {
+	if len(ref) > 2048 || !arnRE.MatchString(ref) {
+		return fmt.Errorf("%w: want arn:PARTITION:kms:REGION:ACCOUNT:key/ID or alias/NAME", awskms.ErrInvalidKeyID)
+	}
+	return nil
+}
+
+// checkKeyURI rejects a PKCS#11 key URI that does not parse or names no object.
+func checkKeyURI(ref string) error {
+	u, err := hsm.ParseURI(ref)
+	if err == nil && u.Object == "" {
+		err = fmt.Errorf("%w: a key URI needs object=LABEL", hsm.ErrInvalidURI)
+	}
+	return err
 }
 
 // lazyBackend constructs its backend, and each key's keyring, on first use.
 type lazyBackend struct {
 	name     string // backend name, for errors (a reference may hold secrets)
 	provider string // ESDK provider ID of the EDKs its keyrings write
+	check    func(ref string) error
 	open     func() keystore.Backend
 
 	once    sync.Once
 	backend keystore.Backend
 }
 
+// Keyring checks ref's syntax now and resolves it when first used.
 func (b *lazyBackend) Keyring(_ context.Context, ref string) (envelope.Keyring, error) {
+	if err := b.check(ref); err != nil {
+		return nil, err
+	}
 	return &lazyKeyring{b: b, ref: ref}, nil
 }
 
@@ -191,22 +215,12 @@ func createRef(c *cli.Context) (backend, ref string, err error) {
 		if backend != keystore.BackendAWSKMS {
 			return "", "", usagef("key create: --kms-key needs --backend %s", keystore.BackendAWSKMS)
 		}
-		if !strings.HasPrefix(kmsKey, "arn:aws") {
-			return "", "", fmt.Errorf("%w: --kms-key must be a KMS key or alias ARN", awskms.ErrInvalidKeyID)
-		}
-		return backend, kmsKey, nil
+		return backend, kmsKey, checkARN(kmsKey)
 	case uri != "":
 		if backend != keystore.BackendPKCS11 {
 			return "", "", usagef("key create: --pkcs11-uri needs --backend %s", keystore.BackendPKCS11)
 		}
-		u, err := hsm.ParseURI(uri)
-		if err != nil {
-			return "", "", err
-		}
-		if u.Object == "" {
-			return "", "", fmt.Errorf("%w: --pkcs11-uri needs object=LABEL", hsm.ErrInvalidURI)
-		}
-		return backend, uri, nil
+		return backend, uri, checkKeyURI(uri)
 	}
 	return backend, generic, nil
 }
