@@ -544,3 +544,32 @@ func TestLifecycleAuthorized(t *testing.T) {
 		t.Fatalf("refused operations changed the key: %+v", ki)
 	}
 }
+
+// TestDestroyNeedsBackendForHSMObjects keeps a pkcs11 version pending when
+// its backend cannot destroy token objects, and destroys a local one anyway.
+func TestDestroyNeedsBackendForHSMObjects(t *testing.T) {
+	ctx := context.Background()
+	uri1, uri2 := "pkcs11:token=t;object=h%2Fv1", "pkcs11:token=t;object=h%2Fv2"
+	s, clk := newClockStore(t, OpenOptions{})
+	s.backends = map[string]Backend{BackendPKCS11: fakeBackend{}}
+	if _, err := s.CreateKey(ctx, "h", CreateKeyOptions{Backend: BackendPKCS11, Ref: uri1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RotateKeyTo(ctx, "h", uri2, "new object"); err != nil {
+		t.Fatal(err)
+	}
+	threeVersions(t, s)
+	for _, name := range []string{"h", "k"} {
+		if _, err := s.ScheduleVersionDestruction(ctx, name, 1, week, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clk.Advance(week)
+	got, err := s.DestroyDueVersions(ctx)
+	if !errors.Is(err, ErrBackendUnavailable) || len(got) != 1 || got[0].Key != "k" {
+		t.Fatalf("DestroyDueVersions = %+v, %v", got, err)
+	}
+	if st := versionOf(t, describe(t, s, "h"), 1).State; st != StatePendingDestruction {
+		t.Fatalf("pkcs11 version without a destroyer is %s", st)
+	}
+}
