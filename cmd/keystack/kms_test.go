@@ -168,10 +168,59 @@ func TestCacheRecursiveKMS(t *testing.T) {
 // runOK runs keystack in process and fails the test unless it exits 0.
 func runOK(t *testing.T, args ...string) {
 	t.Helper()
+	if code, stderr := runCode(args...); code != 0 {
+		t.Fatalf("keystack %q: exit %d\nstderr: %s", args, code, stderr)
+	}
+}
+
+// TestKMSFlags checks that grant tokens reach KMS with every call, that
+// --kms-endpoint wins over $AWS_ENDPOINT_URL_KMS, and that a KMS refusal
+// while encrypting is a key error (exit 4) that leaves no output.
+func TestKMSFlags(t *testing.T) {
+	f, err := newKMSFixture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.srv.Close()
+	dir := t.TempDir()
+	for k, v := range f.env(dir) {
+		t.Setenv(k, v)
+	}
+	home, plain, msg := filepath.Join(dir, "home"), filepath.Join(dir, "plain"), filepath.Join(dir, "msg.ks")
+	if err := os.WriteFile(plain, []byte("grant me"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	runOK(t, "--home", home, "init", "--insecure-no-passphrase")
+
+	// Nothing listens on port 1: only the flag's endpoint can work.
+	t.Setenv("AWS_ENDPOINT_URL_KMS", "http://127.0.0.1:1")
+	runOK(t, "--home", home, "encrypt", "-k", f.key1, "--kms-endpoint", f.endpoint,
+		"--grant-token", "gt-a", "--grant-token", "gt-b", "-i", plain, "-o", msg)
+	runOK(t, "--home", home, "decrypt", "-k", f.key1, "--kms-endpoint", f.endpoint,
+		"--grant-token", "gt-c", "-i", msg, "-o", filepath.Join(dir, "out"))
+	for op, want := range map[string]string{"GenerateDataKey": "[gt-a gt-b]", "Decrypt": "[gt-c]"} {
+		reqs := f.srv.Requests(op)
+		if len(reqs) != 1 || fmt.Sprint(reqs[0].GrantTokens) != want {
+			t.Errorf("%s requests %+v, want one with grant tokens %s", op, reqs, want)
+		}
+	}
+
+	f.srv.DenyKey(f.key2)
+	out := filepath.Join(dir, "denied.ks")
+	code, stderr := runCode("--home", home, "encrypt", "-k", f.key2, "--kms-endpoint", f.endpoint, "-i", plain, "-o", out)
+	if code != exitKey || !bytes.Contains(stderr, []byte("AccessDeniedException")) {
+		t.Errorf("encrypt under a denied key: exit %d, stderr %q; want %d and AccessDeniedException", code, stderr, exitKey)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("encrypt under a denied key left %s (stat: %v)", out, err)
+	}
+}
+
+// runCode runs keystack in process and returns its exit code and stderr.
+func runCode(args ...string) (int, []byte) {
 	app := newApp()
 	var stdout, stderr bytes.Buffer
 	app.Writer, app.ErrWriter = &stdout, &stderr
-	if code := runApp(app, append([]string{"keystack"}, args...)); code != 0 {
-		t.Fatalf("keystack %q: exit %d\nstderr: %s", args, code, stderr.String())
-	}
+	code := runApp(app, append([]string{"keystack"}, args...))
+	return code, stderr.Bytes()
 }
