@@ -10,7 +10,8 @@ func commands() []*cli.Command {
 		encryptCommand(),
 		decryptCommand(),
 		inspectCommand(),
-		rewrapCommand(), inventoryCommand(),
+		rewrapCommand(), inventoryCommand(), rotateCommand(),
 		hsmCommand(),
+		policyCommand(), auditCommand(),
 	}
 }

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/keystack/keystack/rotation"
+)
+
+func rotateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "rotate",
+		Usage: "rotate the keys whose schedule (\"keystack key policy\") says they are due",
+		Subcommands: []*cli.Command{
+			{
+				Name: "run", Usage: "make one pass: rotate every due key, then exit",
+				Description: "Exits 0 when every due key rotated (or none was due) and non-zero when a rotation\n" +
+					"or its hook failed, for cron and Kubernetes CronJobs. Safe to run concurrently:\n" +
+					"each key is re-checked under the keystore lock.",
+				Flags: []cli.Flag{passphraseFileFlag,
+					&cli.BoolFlag{Name: "json", Usage: "print the pass's report as JSON"},
+					logFormatFlag()},
+				Action: rotateRunAction,
+			},
+			{
+				Name: "daemon", Usage: "check for due keys every --interval until SIGTERM or SIGINT",
+				Description: "Makes a pass at start and then every --interval; a failed pass is logged and\n" +
+					"counted, and the daemon goes on. On SIGTERM or SIGINT the pass in flight finishes\n" +
+					"and the daemon exits 0. Logs go to stderr.",
+				Flags: []cli.Flag{passphraseFileFlag,
+					&cli.DurationFlag{Name: "interval", Usage: "how often to check for due keys"},
+					&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics on `HOST:PORT`"},
+					logFormatFlag()},
+				Action: rotateDaemonAction,
+			},
+		},
+	}
+}
+
+func logFormatFlag() cli.Flag {
+	return &cli.StringFlag{Name: "log-format", Value: "text", Usage: "log lines on stderr: text or json"}
+}
+
+func rotateLogger(c *cli.Context) (*slog.Logger, error) {
+	switch f := c.String("log-format"); f {
+	case "text", "json":
+		return rotation.NewLogger(c.App.ErrWriter, f == "json", slog.LevelInfo), nil
+	default:
+		return nil, usagef("--log-format %q: want text or json", f)
+	}
+}
+
+func rotateRunAction(c *cli.Context) error {
+	if _, err := args(c, 0, 0); err != nil {
+		return err
+	}
+	log, err := rotateLogger(c)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	r := &rotation.Runner{Store: rotation.NewStoreAdapter(st), Log: log}
+	rep, runErr := r.RunOnce(c.Context)
+	if c.Bool("json") {
+		if err := writeJSON(c.App.Writer, rep); err != nil {
+			return err
+		}
+	} else {
+		for _, k := range rep.Rotated {
+			fmt.Fprintf(c.App.Writer, "rotated\t%s\tv%d -> v%d\n", k.Key, k.OldVersion, k.NewVersion)
+		}
+		for _, k := range rep.Failed {
+			fmt.Fprintf(c.App.Writer, "failed\t%s\tv%d\t%s\n", k.Key, k.OldVersion, k.Reason)
+		}
+		fmt.Fprintf(c.App.Writer, "rotated %d, not due %d, failed %d\n", len(rep.Rotated), len(rep.NotDue), len(rep.Failed))
+	}
+	return runErr
+}
+
+func rotateDaemonAction(c *cli.Context) error {
+	if _, err := args(c, 0, 0); err != nil {
+		return err
+	}
+	if c.Duration("interval") <= 0 {
+		return usagef("rotate daemon: missing --interval D (D > 0)")
+	}
+	log, err := rotateLogger(c)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	// A stop signal ends the loop after the pass in flight. run already
+	// cancels c.Context on these signals; NotifyContext makes the command
+	// stop gracefully however it is run.
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	d := &rotation.Daemon{
+		Runner:   rotation.Runner{Store: rotation.NewStoreAdapter(st), Log: log},
+		Interval: c.Duration("interval"), MetricsAddr: c.String("metrics-addr"),
+	}
+	return d.Run(ctx)
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runCLI runs the app in-process with argv (after the program name).
+func runCLI(ctx context.Context, t *testing.T, stderr io.Writer, argv ...string) error {
+	t.Helper()
+	app := newApp()
+	app.Writer, app.ErrWriter = io.Discard, stderr
+	return app.RunContext(ctx, permuteArgs(app, append([]string{"keystack"}, argv...)))
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestRotateDaemonStops starts "rotate daemon" in-process, waits until it
+// serves metrics for a pass that rotated a key, cancels its context (as
+// SIGTERM does through run) and expects a clean return.
+func TestRotateDaemonStops(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	ctx := context.Background()
+	for _, argv := range [][]string{
+		{"--home", home, "init", "--insecure-no-passphrase"},
+		{"--home", home, "key", "create", "k1"},
+		{"--home", home, "key", "policy", "k1", "--every", "1ns"},
+	} {
+		if err := runCLI(ctx, t, io.Discard, argv...); err != nil {
+			t.Fatalf("%v: %v", argv, err)
+		}
+	}
+	addr := freeAddr(t)
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var logs bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runCLI(dctx, t, &logs, "--home", home, "rotate", "daemon",
+			"--interval", "50ms", "--metrics-addr", addr, "--log-format", "json")
+	}()
+	waitForMetric(t, addr, `keystack_rotation_rotations_total{key="k1",outcome="success"}`, done)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("daemon returned %v, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("daemon did not stop after cancellation")
+	}
+	for _, want := range []string{`"msg":"rotation daemon started"`, `"msg":"rotation daemon stopping"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("logs lack %s:\n%s", want, logs.String())
+		}
+	}
+	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		t.Error("metrics server still listening after the daemon stopped")
+	}
+}
+
+// waitForMetric polls /metrics until a line starts with series, failing
+// if the daemon exits first.
+func waitForMetric(t *testing.T, addr, series string, done <-chan error) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			t.Fatalf("daemon exited early: %v", err)
+		default:
+		}
+		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, line := range strings.Split(string(body), "\n") {
+				if strings.HasPrefix(line, series) {
+					return
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no %s in /metrics", series)
+}
