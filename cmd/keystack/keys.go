@@ -26,6 +26,7 @@ func initCommand() *cli.Command {
 			passphraseFileFlag,
 			&cli.BoolFlag{Name: "insecure-no-passphrase", Usage: "store keys unsealed, protected only by file permissions"},
 			&cli.StringFlag{Name: "kdf", Usage: "passphrase KDF: argon2id (default) or scrypt"},
+			&cli.BoolFlag{Name: "trust-principal-env", Usage: "take the principal from $KEYSTACK_PRINCIPAL (tests, CI); it also names the owner"},
 		},
 		Action: initAction,
 	}
@@ -39,7 +40,11 @@ func initAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	opts := keystore.InitOptions{Insecure: c.Bool("insecure-no-passphrase"), KDF: c.String("kdf")}
+	opts := keystore.InitOptions{Insecure: c.Bool("insecure-no-passphrase"), KDF: c.String("kdf"),
+		TrustPrincipalEnv: c.Bool("trust-principal-env")}
+	if opts.TrustPrincipalEnv {
+		opts.Owner = os.Getenv(keystore.PrincipalEnv)
+	}
 	if !opts.Insecure {
 		if opts.Passphrase, err = passphraseSource(c.String("passphrase-file"), true)(); err != nil {
 			return err

@@ -30,9 +30,13 @@ func openStore(c *cli.Context) (*keystore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The OS user, unless the keystore was created to trust
+	// $KEYSTACK_PRINCIPAL (a missing keystore is reported by Open).
+	principal, _ := keystore.PrincipalFromEnv(dir)
 	return keystore.Open(dir, keystore.OpenOptions{
 		Passphrase: passphraseSource(c.String("passphrase-file"), false),
 		Backends:   backends(c),
+		Principal:  principal,
 	})
 }
 

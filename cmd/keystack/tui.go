@@ -12,6 +12,7 @@ import (
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/internal/atomicfile"
 	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/policy"
 )
 
 // Exit codes, documented in doc.go and in the help text.
@@ -73,9 +74,8 @@ var keyErrors = []error{
 // usageErrors are library errors caused by the flags given.
 var usageErrors = []error{envelope.ErrInvalidOptions, envelope.ErrInvalidContext, keystore.ErrInvalidOptions}
 
-// deniedErrors are the policy failure classes; the policy engine's sentinel
-// joins this list when the CLI enforces policy.
-var deniedErrors []error
+// deniedErrors are the policy failure classes.
+var deniedErrors = []error{policy.ErrAccessDenied}
 
 // exitCode maps err to the documented exit code.
 func exitCode(err error) int {
