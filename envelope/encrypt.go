@@ -24,6 +24,11 @@ type EncryptOptions struct {
 	RequiredContextKeys []string
 	// Concurrency is the number of goroutines sealing frames; 0 means GOMAXPROCS.
 	Concurrency int
+	// PlaintextLength, when positive, declares the exact plaintext length of
+	// a streamed message up front (the ESDK's plaintext length hint), so that
+	// caching keyrings can apply byte limits. The writer then refuses to
+	// encrypt more or fewer bytes. EncryptBytes sets it itself.
+	PlaintextLength int64
 }
 
 // sealed is everything a writer needs once the keyring has run.
@@ -39,11 +44,17 @@ type sealed struct {
 // writes the final frame and, for SuiteCommittedSigned, the signature
 // footer; it must be called, and waits for all sealing goroutines.
 func Encrypt(ctx context.Context, dst io.Writer, kr Keyring, opts EncryptOptions) (io.WriteCloser, error) {
-	s, err := prepareEncrypt(ctx, kr, opts, -1)
+	declared := opts.PlaintextLength
+	if declared <= 0 {
+		declared = -1
+	}
+	s, err := prepareEncrypt(ctx, kr, opts, declared)
 	if err != nil {
 		return nil, err
 	}
-	return newWriter(dst, s, opts.Concurrency), nil
+	w := newWriter(dst, s, opts.Concurrency)
+	w.declared = declared
+	return w, nil
 }
 
 // EncryptBytes encrypts plaintext into one message. Keyrings see its real

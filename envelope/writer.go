@@ -23,10 +23,12 @@ type writer struct {
 	depth      int
 	err        error
 	closed     bool
+	declared   int64 // the declared plaintext length, or -1
+	written    int64
 }
 
 func newWriter(dst io.Writer, s *sealed, conc int) *writer {
-	return &writer{dst: dst, s: s, conc: concurrency(conc), depth: 1}
+	return &writer{dst: dst, s: s, conc: concurrency(conc), depth: 1, declared: -1}
 }
 
 // Write encrypts p. Errors are sticky.
@@ -37,6 +39,11 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.err != nil {
 		return 0, w.err
 	}
+	if w.declared >= 0 && w.written+int64(len(p)) > w.declared {
+		w.err = fmt.Errorf("%w: more plaintext than the declared %d bytes", ErrInvalidOptions, w.declared)
+		return 0, w.err
+	}
+	w.written += int64(len(p))
 	w.writeHeader()
 	total := len(p)
 	for len(p) > 0 && w.err == nil {
@@ -64,6 +71,9 @@ func (w *writer) Close() error {
 		return ErrClosed
 	}
 	w.closed = true
+	if w.err == nil && w.declared >= 0 && w.written != w.declared {
+		w.err = fmt.Errorf("%w: %d bytes of plaintext, %d declared", ErrInvalidOptions, w.written, w.declared)
+	}
 	w.writeHeader()
 	if w.cur == nil {
 		w.cur = w.task()

@@ -79,7 +79,7 @@ func (k *crypter) runOne(in, out string) (*result, error) {
 	src = k.progress(src, size)
 	var res *result
 	if k.encrypt {
-		res, err = k.encryptStream(dst, src)
+		res, err = k.encryptStream(dst, src, size)
 	} else {
 		res, err = k.decryptStream(dst, src)
 	}
@@ -163,10 +163,14 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-func (k *crypter) encryptStream(dst io.Writer, src io.Reader) (*result, error) {
+// encryptStream encrypts src; a regular file's size (size >= 0) is declared
+// up front, for cache byte limits and to catch a file changing under us.
+func (k *crypter) encryptStream(dst io.Writer, src io.Reader, size int64) (*result, error) {
 	out := &countWriter{w: dst}
 	tap := &headerTap{}
-	w, err := envelope.Encrypt(k.c.Context, io.MultiWriter(out, tap), k.kr, k.eopts)
+	opts := k.eopts
+	opts.PlaintextLength = max(size, 0)
+	w, err := envelope.Encrypt(k.c.Context, io.MultiWriter(out, tap), k.kr, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -148,6 +148,14 @@ func TestCacheRecursiveKMS(t *testing.T) {
 		t.Errorf("uncached encrypt of 20 files: %d more GenerateDataKey calls, want 20", got-2)
 	}
 
+	// Files are 100..119 bytes, so a 240-byte limit lets each data key
+	// cover exactly two files: the CLI declares every file's length.
+	runOK(t, "--home", home, "encrypt", "-q", "-k", f.key1, "--recursive", in, "--output-dir", filepath.Join(dir, "bytes"),
+		"--cache-max-age", "1m", "--cache-max-bytes", "240")
+	if got := f.srv.Calls("GenerateDataKey"); got != 22+10 {
+		t.Errorf("encrypt of 20 files with --cache-max-bytes 240: %d GenerateDataKey calls, want 10", got-22)
+	}
+
 	runOK(t, append([]string{"--home", home, "decrypt", "-q", "-k", f.key1, "--recursive", filepath.Join(dir, "cached"),
 		"--output-dir", filepath.Join(dir, "out")}, cache...)...)
 	if got := f.srv.Calls("Decrypt"); got != 2 {
