@@ -23,8 +23,20 @@ const interruptGrace = 3 * time.Second
 
 // run runs the CLI with argv and returns the exit code. SIGINT and SIGTERM
 // cancel the command's context; the command then fails, its deferred
-// cleanup removes partial outputs, and run returns 130 or 143.
+// cleanup removes partial outputs, and run returns 130 or 143. A command
+// that stops gracefully on a signal (rotate daemon) says so with
+// stopsGracefully; its own result is then the exit code.
 func run(argv []string) int { return runApp(newApp(), argv) }
+
+const gracefulKey = "keystack.graceful-stop"
+
+// stopsGracefully marks the running command as one that finishes its work
+// and returns by itself after SIGTERM or SIGINT.
+func stopsGracefully(c *cli.Context) {
+	if g, ok := c.App.Metadata[gracefulKey].(*atomic.Bool); ok {
+		g.Store(true)
+	}
+}
 
 // runApp runs app with argv; see run.
 func runApp(app *cli.App, argv []string) int {
@@ -35,6 +47,11 @@ func runApp(app *cli.App, argv []string) int {
 	defer signal.Stop(sigs)
 
 	var caught atomic.Int32
+	graceful := new(atomic.Bool)
+	if app.Metadata == nil {
+		app.Metadata = map[string]any{}
+	}
+	app.Metadata[gracefulKey] = graceful
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -46,6 +63,9 @@ func runApp(app *cli.App, argv []string) int {
 			}
 			caught.Store(int32(code))
 			cancel()
+			if graceful.Load() {
+				return
+			}
 			// A command blocked in a read (a terminal, a pipe) may never see
 			// the cancellation: clean up for it and exit.
 			select {
@@ -60,7 +80,7 @@ func runApp(app *cli.App, argv []string) int {
 	}()
 
 	err := app.RunContext(ctx, permuteArgs(app, argv))
-	if code := caught.Load(); code != 0 {
+	if code := caught.Load(); code != 0 && !graceful.Load() {
 		atomicfile.RemovePending()
 		printError(app.ErrWriter, errInterrupted)
 		return int(code)

@@ -92,6 +92,7 @@ func rotateDaemonAction(c *cli.Context) error {
 	if c.Duration("interval") <= 0 {
 		return usagef("rotate daemon: missing --interval D (D > 0)")
 	}
+	stopsGracefully(c)
 	log, err := rotateLogger(c)
 	if err != nil {
 		return err
