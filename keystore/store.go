@@ -38,6 +38,9 @@ type Store struct {
 	backends   map[string]Backend
 	principal  string
 	authz      policy.Authorizer
+	cacheOpts  *CacheOptions
+	cacheMu    sync.Mutex
+	caches     map[string]*CachingKeyring
 	az         *authzState   // the default decision point and its audit log; nil with OpenOptions.Authorizer
 	minWait    time.Duration // least destruction waiting period; see OpenOptions
 
@@ -102,6 +105,10 @@ type OpenOptions struct {
 	// ScheduleVersionDestruction accepts; 0 means DefaultMinDestructionWait
 	// (7 days). Tests lower it.
 	MinDestructionWait time.Duration
+	// Cache, when set, caches data keys per key version (ESDK caching CMM)
+	// behind the authorization of each message, so a cache hit is still
+	// decided by the policy and audited.
+	Cache *CacheOptions
 }
 
 // DefaultDir returns $KEYSTACK_HOME when set, else os.UserConfigDir()/keystack.
@@ -192,7 +199,7 @@ func newStoreFile(opts InitOptions) (*storeFile, []byte, error) {
 // keystore.json is malformed.
 func Open(dir string, opts OpenOptions) (*Store, error) {
 	s := &Store{dir: dir, now: opts.Now, passphrase: opts.Passphrase, backends: opts.Backends,
-		principal: opts.Principal, authz: opts.Authorizer, minWait: opts.MinDestructionWait}
+		principal: opts.Principal, authz: opts.Authorizer, cacheOpts: opts.Cache, minWait: opts.MinDestructionWait}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -33,6 +33,9 @@ func (s *Store) gate(ctx context.Context, kr envelope.Keyring, err error, name s
 	if err != nil {
 		return nil, err
 	}
+	if kr, err = s.cached(ctx, kr, name, v); err != nil {
+		return nil, err
+	}
 	if s.authz == nil {
 		return kr, nil
 	}
@@ -51,6 +54,38 @@ func (s *Store) gate(ctx context.Context, kr envelope.Keyring, err error, name s
 		}
 	}
 	return g, nil
+}
+
+// cached returns the store's data-key cache for key name (version v, nil
+// for a "BACKEND:REF" spec) in front of kr, when OpenOptions.Cache is set.
+// One cache serves the key version for the Store's lifetime; the rewrap
+// context gets its own, so ReWrap and Decrypt never share cached keys
+// through different gates.
+func (s *Store) cached(ctx context.Context, kr envelope.Keyring, name string, v *versionRecord) (envelope.Keyring, error) {
+	if s.cacheOpts == nil {
+		return kr, nil
+	}
+	id := name
+	if v != nil {
+		id = VersionedKeyName(name, v.Version)
+	}
+	if ctx.Value(rewrapKey{}) != nil {
+		id += "\x00rewrap"
+	}
+	s.cacheMu.Lock()
+	defer s.cacheMu.Unlock()
+	if c, ok := s.caches[id]; ok {
+		return c, nil
+	}
+	c, err := NewCachingKeyring(kr, *s.cacheOpts)
+	if err != nil {
+		return nil, err
+	}
+	if s.caches == nil {
+		s.caches = map[string]*CachingKeyring{}
+	}
+	s.caches[id] = c
+	return c, nil
 }
 
 // OnEncrypt authorizes keystack:GenerateDataKey when this key generates the

@@ -36,7 +36,9 @@ func decryptFlags() []cli.Flag {
 }
 
 // encryptKeyring returns the keyring that wraps each message's data key
-// under every key spec, behind the cache when --cache-max-age is set.
+// under every key spec. With --cache-max-age the store caches data keys per
+// key version behind its policy check (see storeCache), so every message is
+// still authorized and audited.
 func encryptKeyring(c *cli.Context, st *keystore.Store, keys []string) (envelope.Keyring, error) {
 	if err := checkCacheFlags(c); err != nil {
 		return nil, err
@@ -45,7 +47,7 @@ func encryptKeyring(c *cli.Context, st *keystore.Store, keys []string) (envelope
 	if err != nil {
 		return nil, err
 	}
-	return withCache(c, encryptErrors{kr})
+	return encryptErrors{kr}, nil
 }
 
 // decryptKeyring returns the keyring that tries the key specs (every store
@@ -59,6 +61,12 @@ func decryptKeyring(c *cli.Context, st *keystore.Store, keys []string) (envelope
 	if err != nil {
 		return nil, err
 	}
+	if disc != nil {
+		// Discovery keys are outside the store and its policy: cache here.
+		if disc, err = withCache(c, disc); err != nil {
+			return nil, err
+		}
+	}
 	kr, err := st.DecryptKeyring(c.Context, keys...)
 	switch {
 	case disc != nil && err != nil && len(keys) == 0 && isAny(err, []error{keystore.ErrKeyNotFound}):
@@ -68,7 +76,7 @@ func decryptKeyring(c *cli.Context, st *keystore.Store, keys []string) (envelope
 	case disc != nil:
 		kr = keystore.NewMultiKeyring(kr, disc)
 	}
-	return withCache(c, kr)
+	return kr, nil
 }
 
 func checkCacheFlags(c *cli.Context) error {
@@ -79,6 +87,19 @@ func checkCacheFlags(c *cli.Context) error {
 		return usagef("--cache-max-age %s: want a positive duration", c.Duration("cache-max-age"))
 	}
 	return nil
+}
+
+// storeCache is the store's data-key cache configuration from the cache
+// flags, or nil when --cache-max-age is not set (or not a flag of the
+// command). The cache lives as long as the command.
+func storeCache(c *cli.Context) *keystore.CacheOptions {
+	if c.Duration("cache-max-age") <= 0 {
+		return nil
+	}
+	return &keystore.CacheOptions{
+		MaxAge: c.Duration("cache-max-age"), MaxMessages: c.Uint64("cache-max-messages"),
+		MaxBytes: c.Uint64("cache-max-bytes"),
+	}
 }
 
 // withCache wraps kr in a CachingKeyring when --cache-max-age is set. The

@@ -37,6 +37,7 @@ func openStore(c *cli.Context) (*keystore.Store, error) {
 		Passphrase: passphraseSource(c.String("passphrase-file"), false),
 		Backends:   backends(c),
 		Principal:  principal,
+		Cache:      storeCache(c),
 	})
 }
 
