@@ -247,18 +247,16 @@ func groupOptions(ctx context.Context, st *keystore.Store, g *rewrapGroup, base 
 	if g.keys == nil {
 		return failingOptions(base, errNoRewrapTarget), nil
 	}
-	var err error
-	if opts.To, err = st.EncryptKeyring(ctx, g.keys...); err != nil {
-		return opts, err
-	}
-	if opts.Targets, err = targetEDKs(ctx, st, g.keys); err != nil {
-		return opts, err
-	}
 	from := g.keys
 	if g.explicit {
 		from = nil
 	}
-	opts.From, err = st.DecryptKeyring(ctx, from...)
+	// Unwrapping for a rewrap is authorized (and audited) as keystack:ReWrap.
+	var err error
+	if opts.From, opts.To, err = st.RewrapKeyrings(ctx, from, g.keys); err != nil {
+		return opts, err
+	}
+	opts.Targets, err = targetEDKs(ctx, st, g.keys)
 	return opts, err
 }
 
