@@ -3,7 +3,6 @@ package hsm
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -16,8 +15,6 @@ const (
 	gcmTagBits = 128
 	gcmIVLen   = 12
 	gcmTagLen  = gcmTagBits / 8
-	// aesInfoSuffix is tag bits u32 ‖ IV length u32 ‖ IV.
-	aesInfoSuffix = 4 + 4 + gcmIVLen
 )
 
 // AESKeyring wraps data keys with CKM_AES_GCM under an AES key on the
@@ -58,7 +55,7 @@ func (t *Token) aesKeyring(ctx context.Context, label string, id []byte) (*AESKe
 // The IV is random; a token that picks its own IV is honored by reading
 // the IV back from the GCM parameters.
 func (k *AESKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMaterials) error {
-	if err := ensureDataKey(m); err != nil {
+	if err := keystore.EnsureDataKey(m); err != nil {
 		return err
 	}
 	aad, err := envelope.SerializeContext(m.EncryptionContext)
@@ -76,13 +73,8 @@ func (k *AESKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMateri
 	if len(iv) != gcmIVLen || len(ct) != len(m.DataKey)+gcmTagLen {
 		return fmt.Errorf("hsm: wrap with %q: token returned a %d-byte IV and %d-byte ciphertext", k.label, len(iv), len(ct))
 	}
-	info := make([]byte, 0, len(k.label)+aesInfoSuffix)
-	info = append(info, k.label...)
-	info = binary.BigEndian.AppendUint32(info, gcmTagBits)
-	info = binary.BigEndian.AppendUint32(info, gcmIVLen)
-	info = append(info, iv...)
 	m.EncryptedDataKeys = append(m.EncryptedDataKeys, envelope.EncryptedDataKey{
-		ProviderID: k.namespace, ProviderInfo: info, Ciphertext: ct,
+		ProviderID: k.namespace, ProviderInfo: keystore.RawAESProviderInfo(k.label, iv), Ciphertext: ct,
 	})
 	return nil
 }
@@ -123,7 +115,7 @@ func (k *AESKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMateri
 	}
 	nerr := &envelope.NoDecryptKeyError{}
 	for _, edk := range edks {
-		iv, ok := k.matchInfo(edk)
+		iv, ok := keystore.MatchRawAESEDK(edk, k.namespace, k.label)
 		if !ok {
 			continue
 		}
@@ -167,20 +159,6 @@ func (k *AESKeyring) open(s session, iv, ct, aad []byte) ([]byte, error) {
 	return dk, callErr("C_Decrypt", err)
 }
 
-// matchInfo parses a raw AES provider info for this key and returns its IV.
-func (k *AESKeyring) matchInfo(edk envelope.EncryptedDataKey) ([]byte, bool) {
-	info := edk.ProviderInfo
-	if edk.ProviderID != k.namespace || len(info) != len(k.label)+aesInfoSuffix ||
-		string(info[:len(k.label)]) != k.label {
-		return nil, false
-	}
-	rest := info[len(k.label):]
-	if binary.BigEndian.Uint32(rest) != gcmTagBits || binary.BigEndian.Uint32(rest[4:]) != gcmIVLen {
-		return nil, false
-	}
-	return rest[8:], true
-}
-
 func (k *AESKeyring) attempt(err error) envelope.KeyAttempt {
 	return envelope.KeyAttempt{ProviderID: k.namespace, KeyName: k.label, Err: err}
 }
@@ -197,23 +175,5 @@ func unwrapErr(err error) error {
 		ce.Code == pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE) {
 		return fmt.Errorf("%w: %w", keystore.ErrUnwrapFailed, err)
 	}
-	return err
-}
-
-// ensureDataKey generates the data key when no keyring has yet, or checks
-// the length of the one already chosen.
-func ensureDataKey(m *envelope.EncryptionMaterials) error {
-	n := m.Suite.DataKeyLen()
-	if n == 0 {
-		return fmt.Errorf("%w: %v", envelope.ErrUnsupportedSuite, m.Suite)
-	}
-	if m.DataKey != nil {
-		if len(m.DataKey) != n {
-			return fmt.Errorf("%w: data key is %d bytes, suite needs %d", keystore.ErrInvalidKey, len(m.DataKey), n)
-		}
-		return nil
-	}
-	m.DataKey = make([]byte, n)
-	_, err := rand.Read(m.DataKey)
 	return err
 }

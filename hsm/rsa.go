@@ -104,7 +104,7 @@ func (k *RSAKeyring) PublicKeyPEM(ctx context.Context) ([]byte, error) {
 
 // OnEncrypt implements envelope.Keyring.
 func (k *RSAKeyring) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) error {
-	if err := ensureDataKey(m); err != nil {
+	if err := keystore.EnsureDataKey(m); err != nil {
 		return err
 	}
 	ct, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, k.pub, m.DataKey, nil)

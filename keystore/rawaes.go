@@ -70,25 +70,20 @@ func checkRawNames(namespace, keyName string) error {
 
 // OnEncrypt implements envelope.Keyring.
 func (k *RawAESKeyring) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) error {
-	if err := ensureDataKey(m); err != nil {
+	if err := EnsureDataKey(m); err != nil {
 		return err
 	}
 	aad, err := envelope.SerializeContext(m.EncryptionContext)
 	if err != nil {
 		return err
 	}
-	info := make([]byte, 0, len(k.name)+rawAESInfoSuffix)
-	info = append(info, k.name...)
-	info = binary.BigEndian.AppendUint32(info, gcmTagBits)
-	info = binary.BigEndian.AppendUint32(info, gcmIVLen)
 	iv := make([]byte, gcmIVLen)
 	if _, err := rand.Read(iv); err != nil {
 		return err
 	}
-	info = append(info, iv...)
 	m.EncryptedDataKeys = append(m.EncryptedDataKeys, envelope.EncryptedDataKey{
 		ProviderID:   k.namespace,
-		ProviderInfo: info,
+		ProviderInfo: RawAESProviderInfo(k.name, iv),
 		Ciphertext:   k.aead.Seal(nil, iv, m.DataKey, aad),
 	})
 	return nil
@@ -106,7 +101,7 @@ func (k *RawAESKeyring) OnDecrypt(_ context.Context, m *envelope.DecryptionMater
 	}
 	nerr := &envelope.NoDecryptKeyError{}
 	for _, edk := range edks {
-		iv, ok := k.matchInfo(edk)
+		iv, ok := MatchRawAESEDK(edk, k.namespace, k.name)
 		if !ok {
 			continue
 		}
@@ -128,26 +123,39 @@ func (k *RawAESKeyring) OnDecrypt(_ context.Context, m *envelope.DecryptionMater
 	return nerr
 }
 
-// matchInfo parses a raw AES provider info for this key and returns its IV.
-func (k *RawAESKeyring) matchInfo(edk envelope.EncryptedDataKey) ([]byte, bool) {
-	info := edk.ProviderInfo
-	if edk.ProviderID != k.namespace || len(info) != len(k.name)+rawAESInfoSuffix ||
-		string(info[:len(k.name)]) != k.name {
+// RawAESProviderInfo returns the ESDK raw AES keyring's provider info
+// (framework/raw-aes-keyring.md): keyName ‖ tag bits u32 (128) ‖ IV length
+// u32 (12) ‖ IV. Keyrings that wrap with AES-GCM elsewhere (an HSM) use it
+// to write the same EDKs.
+func RawAESProviderInfo(keyName string, iv []byte) []byte {
+	info := make([]byte, 0, len(keyName)+rawAESInfoSuffix)
+	info = append(info, keyName...)
+	info = binary.BigEndian.AppendUint32(info, gcmTagBits)
+	info = binary.BigEndian.AppendUint32(info, gcmIVLen)
+	return append(info, iv...)
+}
+
+// MatchRawAESEDK reports whether edk is a raw AES EDK of the key keyName
+// in namespace, with a 128-bit tag and a 12-byte IV, and returns its IV.
+func MatchRawAESEDK(edk envelope.EncryptedDataKey, namespace, keyName string) ([]byte, bool) {
+	if edk.ProviderID != namespace {
 		return nil, false
 	}
-	rest := info[len(k.name):]
-	if binary.BigEndian.Uint32(rest) != gcmTagBits || binary.BigEndian.Uint32(rest[4:]) != gcmIVLen {
+	name, iv, ok := splitRawAESInfo(edk.ProviderInfo)
+	if !ok || name != keyName {
 		return nil, false
 	}
-	return rest[8:], true
+	return iv, true
 }
 
 func (k *RawAESKeyring) attempt(err error) envelope.KeyAttempt {
 	return envelope.KeyAttempt{ProviderID: k.namespace, KeyName: k.name, Err: err}
 }
 
-// ensureDataKey generates the data key when no keyring has yet.
-func ensureDataKey(m *envelope.EncryptionMaterials) error {
+// EnsureDataKey generates m's data key (of the suite's length, from
+// crypto/rand) when no keyring has yet, and checks the length of one that
+// is set. Keyrings call it first in OnEncrypt.
+func EnsureDataKey(m *envelope.EncryptionMaterials) error {
 	n := m.Suite.DataKeyLen()
 	if n == 0 {
 		return fmt.Errorf("%w: %v", envelope.ErrUnsupportedSuite, m.Suite)

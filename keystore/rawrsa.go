@@ -82,7 +82,7 @@ func NewRawRSAKeyring(namespace, keyName string, padding RSAPadding, pub *rsa.Pu
 
 // OnEncrypt implements envelope.Keyring.
 func (k *RawRSAKeyring) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) error {
-	if err := ensureDataKey(m); err != nil {
+	if err := EnsureDataKey(m); err != nil {
 		return err
 	}
 	if k.padding == RSAPKCS1 {
