@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/keystore"
@@ -61,7 +62,7 @@ func TakeInventory(ctx context.Context, paths ...string) (*Inventory, error) {
 		seen := map[[3]string]bool{}
 		for _, edk := range h.EncryptedDataKeys {
 			d := keystore.DescribeEDK(edk)
-			id := [3]string{d.ProviderID, d.Key, itoa(d.Version)}
+			id := [3]string{d.ProviderID, d.Key, strconv.Itoa(d.Version)}
 			if seen[id] {
 				continue // one message counts once per key version
 			}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -232,7 +233,7 @@ func keySet(h *envelope.Header) []string {
 	return s
 }
 
-func sameKeys(a, b *envelope.Header) bool { return equalStrings(keySet(a), keySet(b)) }
+func sameKeys(a, b *envelope.Header) bool { return slices.Equal(keySet(a), keySet(b)) }
 
 func onTargets(h *envelope.Header, targets []keystore.EDKInfo) bool {
 	var want []string
@@ -240,19 +241,7 @@ func onTargets(h *envelope.Header, targets []keystore.EDKInfo) bool {
 		want = append(want, t.ProviderID+"\x00"+t.KeyName)
 	}
 	sort.Strings(want)
-	return equalStrings(keySet(h), want)
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return slices.Equal(keySet(h), want)
 }
 
 var errNotRegular = errors.New("not a regular file")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -74,7 +75,7 @@ func TestRewrapKeepsBodyBytes(t *testing.T) {
 	old, next := keyFor(t, "app/v1"), keyFor(t, "app/v2")
 	for _, suite := range []envelope.Suite{envelope.SuiteCommitted, envelope.SuiteCommittedSigned} {
 		for _, frame := range []int{1, 512, 4096, 65536} {
-			t.Run(suite.String()+"/"+itoa(frame), func(t *testing.T) {
+			t.Run(suite.String()+"/"+strconv.Itoa(frame), func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "m.ks")
 				pt := writeMessage(t, path, old, suite, frame, 3*frame+7)
 				before, _ := os.ReadFile(path)
@@ -260,7 +261,7 @@ func TestInventory(t *testing.T) {
 	dir := t.TempDir()
 	var bytesV1 int64
 	for i := range 3 {
-		p := filepath.Join(dir, "v1-"+itoa(i))
+		p := filepath.Join(dir, "v1-"+strconv.Itoa(i))
 		writeMessage(t, p, v1, envelope.SuiteCommitted, 64, 100*i)
 		fi, _ := os.Stat(p)
 		bytesV1 += fi.Size()
