@@ -1,0 +1,154 @@
+package keystore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/policy"
+)
+
+// benchPrincipal owns the benchmark store; the last of the 100 statements
+// is the one that grants it the encrypt path.
+const benchPrincipal = "user:bench"
+
+// benchPolicy returns a 100-statement policy in the shape of
+// policy.BenchmarkEvaluate100Statements: 99 statements for other principals
+// and keys, each with an encryption-context condition, then the statement
+// that allows benchPrincipal to generate data keys under and encrypt with
+// key/payments when the context says dept=finance. Every request therefore
+// evaluates all 100 statements.
+func benchPolicy(tb testing.TB) *policy.Policy {
+	tb.Helper()
+	var ss []string
+	for i := range 99 {
+		ss = append(ss, fmt.Sprintf(`{"Sid":"S%d","Effect":"Allow","Principal":["user:u%d","group:g%d"],`+
+			`"Action":["keystack:Encrypt","keystack:Decrypt"],"Resource":"key/k%d*",`+
+			`"Condition":{"StringEquals":{"keystack:EncryptionContext/dept":"d%d"}}}`, i, i, i, i, i))
+	}
+	ss = append(ss, `{"Sid":"Payments","Effect":"Allow","Principal":"`+benchPrincipal+`",`+
+		`"Action":["keystack:Encrypt","keystack:GenerateDataKey"],"Resource":"key/payments",`+
+		`"Condition":{"StringEquals":{"keystack:EncryptionContext/dept":"finance"}}}`)
+	doc := `{"Version":"` + policy.Version + `","Statement":[` + strings.Join(ss, ",") + `]}`
+	p, err := policy.Parse([]byte(doc))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// newBenchStore returns the directory of an unsealed store (no KDF in the
+// setup; the data path is the same as a sealed store's once unlocked)
+// owned by benchPrincipal, holding the AES key "payments" and benchPolicy.
+func newBenchStore(b *testing.B) string {
+	b.Helper()
+	ctx := context.Background()
+	dir := filepath.Join(b.TempDir(), "ks")
+	s, err := Init(dir, InitOptions{Insecure: true, Owner: benchPrincipal})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.CreateKey(ctx, "payments", CreateKeyOptions{}); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.PutPolicy(ctx, benchPolicy(b)); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+// auditLines counts the lines of the store's audit log.
+func auditLines(b *testing.B, dir string) int {
+	b.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, auditFile))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return bytes.Count(data, []byte{'\n'})
+}
+
+// BenchmarkEncrypt1KiBPolicyAudit measures envelope.EncryptBytes of 1 KiB
+// under the store key "payments", in one run:
+//
+//   - off: the store's own keyring path with no decision point (a Store
+//     built without Open has none): the same raw AES key, the same
+//     EncryptKeyring call, no policy, no audit.
+//   - batch: the store as Open builds it, deciding every message
+//     (keystack:GenerateDataKey and keystack:Encrypt) against the
+//     100-statement benchPolicy and appending both decisions to audit.log
+//     in audit.Batch mode (fsync at most every 100 ms).
+//   - sync: the same with audit.Sync (an fsync before each decision
+//     returns).
+//
+// The data-key cache is off in all three: every message gets a fresh data
+// key, the ESDK default. (With OpenOptions.Cache the gate sits in front of
+// the cache and runs per message all the same; only the denominator would
+// shrink.) batch and sync check that the log grew by at least two records
+// per message, so the gate really ran, and report gate-µs/op and
+// overhead-% against off from the same run. Scripts that run a variant
+// alone can compute the ratio from the ns/op of the three names.
+func BenchmarkEncrypt1KiBPolicyAudit(b *testing.B) {
+	ctx := context.Background()
+	pt := bytes.Repeat([]byte{'x'}, 1024)
+	opts := envelope.EncryptOptions{Context: map[string]string{"dept": "finance", "purpose": "bench"}}
+	var offNs float64
+	run := func(b *testing.B, dir string, s *Store, gated bool) {
+		kr, err := s.EncryptKeyring(ctx, "payments")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, isGated := kr.(*gatedKeyring); isGated != gated {
+			b.Fatalf("keyring gated = %v, want %v", isGated, gated)
+		}
+		before := 0
+		if gated {
+			before = auditLines(b, dir)
+		}
+		b.SetBytes(int64(len(pt)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := envelope.EncryptBytes(ctx, pt, kr, opts); err != nil {
+				b.Fatal(err)
+			}
+		}
+		ns := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		if !gated {
+			offNs = ns
+			return
+		}
+		if got := auditLines(b, dir) - before; got < 2*b.N {
+			b.Fatalf("audit log grew by %d lines for %d messages, want at least %d", got, b.N, 2*b.N)
+		}
+		if offNs > 0 {
+			b.ReportMetric((ns-offNs)/1e3, "gate-µs/op")
+			b.ReportMetric(100*(ns-offNs)/offNs, "overhead-%")
+		}
+	}
+	b.Run("off", func(b *testing.B) {
+		dir := newBenchStore(b)
+		run(b, dir, &Store{dir: dir, now: time.Now, principal: benchPrincipal}, false)
+	})
+	for _, v := range []struct {
+		name string
+		sync bool
+	}{{"batch", false}, {"sync", true}} {
+		b.Run(v.name, func(b *testing.B) {
+			dir := newBenchStore(b)
+			s, err := Open(dir, OpenOptions{Principal: benchPrincipal, AuditSync: v.sync})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			run(b, dir, s, true)
+		})
+	}
+}
