@@ -42,6 +42,7 @@ type frameTask struct {
 	seq  uint32
 	buf  []byte
 	pt   []byte
+	src  []byte // when set, plaintext borrowed from the caller, sealed from here
 	ok   bool
 	aad  [128]byte
 	done chan struct{}
@@ -80,9 +81,14 @@ func frameIV(seq uint32) [gcmIVLen]byte {
 }
 
 // seal encrypts t.pt, which sits right after room for the frame prefix in
-// t.buf, in place, and fills in the prefix (data-format/message-body.md).
+// t.buf, in place (or t.src into t.buf), and fills in the prefix
+// (data-format/message-body.md).
 func (c *frameCodec) seal(t *frameTask) {
-	n := len(t.pt)
+	pt := t.pt
+	if t.src != nil {
+		pt = t.src
+	}
+	n := len(pt)
 	iv := frameIV(t.seq)
 	pre := regularPrefix
 	b := t.buf[:0]
@@ -98,7 +104,7 @@ func (c *frameCodec) seal(t *frameTask) {
 	if t.kind == kindFinal {
 		binary.BigEndian.PutUint32(t.buf[len(b):], uint32(n))
 	}
-	ct := c.aead.Seal(t.buf[pre:pre], t.buf[ivOff:ivOff+gcmIVLen], t.buf[pre:pre+n], c.bodyAAD(t, n))
+	ct := c.aead.Seal(t.buf[pre:pre], t.buf[ivOff:ivOff+gcmIVLen], pt, c.bodyAAD(t, n))
 	t.buf = t.buf[:pre+len(ct)]
 	t.ok = true
 }

@@ -37,9 +37,39 @@ func (r *Reader) Header() *Header { return r.hdr }
 // Read implements io.Reader. It returns io.EOF only after the final frame,
 // the signature (if any) and the end of input have all been checked.
 func (r *Reader) Read(p []byte) (int, error) {
+	if err := r.fill(); err != nil {
+		return 0, err
+	}
+	n := copy(p, r.out)
+	r.out = r.out[n:]
+	return n, nil
+}
+
+// WriteTo writes the plaintext to w frame by frame, without the copy that
+// Read makes (io.Copy uses it). Like Read, it releases only authenticated
+// plaintext, and returns nil only once the whole message has verified.
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if err := r.fill(); err == io.EOF {
+			return total, nil
+		} else if err != nil {
+			return total, err
+		}
+		n, err := w.Write(r.out)
+		total += int64(n)
+		r.out = r.out[n:]
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// fill makes r.out hold released plaintext, or returns the sticky error.
+func (r *Reader) fill() error {
 	for len(r.out) == 0 {
 		if r.err != nil {
-			return 0, r.err
+			return r.err
 		}
 		r.recycleOut()
 		if r.readDone && len(r.queue) == 0 {
@@ -50,9 +80,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 			r.fail(err)
 		}
 	}
-	n := copy(p, r.out)
-	r.out = r.out[n:]
-	return n, nil
+	return nil
 }
 
 // Close stops the worker goroutines and makes later Reads fail. It is

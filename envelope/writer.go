@@ -31,37 +31,99 @@ func newWriter(dst io.Writer, s *sealed, conc int) *writer {
 	return &writer{dst: dst, s: s, conc: concurrency(conc), depth: 1, declared: -1}
 }
 
-// Write encrypts p. Errors are sticky.
+// Write encrypts p. Errors are sticky. Whole frames of a large p are
+// sealed straight from p, without a copy; Write returns only after they
+// are sealed, since an io.Writer must not retain p.
 func (w *writer) Write(p []byte) (int, error) {
-	if w.closed {
-		return 0, ErrClosed
+	if err := w.accept(int64(len(p))); err != nil {
+		return 0, err
 	}
-	if w.err != nil {
-		return 0, w.err
-	}
-	if w.declared >= 0 && w.written+int64(len(p)) > w.declared {
-		w.err = fmt.Errorf("%w: more plaintext than the declared %d bytes", ErrInvalidOptions, w.declared)
-		return 0, w.err
-	}
-	w.written += int64(len(p))
-	w.writeHeader()
-	total := len(p)
+	total, borrowed := len(p), false
+	fl := w.s.codec.frameLen
 	for len(p) > 0 && w.err == nil {
 		if w.cur == nil {
 			w.cur = w.task()
 		}
-		if len(w.cur.pt) == w.s.codec.frameLen {
+		switch {
+		case len(w.cur.pt) == fl:
 			w.dispatch(kindRegular)
-			continue
+		case len(w.cur.pt) == 0 && len(p) > fl:
+			// More bytes follow, so this frame is a regular one.
+			w.cur.src, p, borrowed = p[:fl], p[fl:], true
+			w.dispatch(kindRegular)
+		default:
+			n := copy(w.cur.pt[len(w.cur.pt):fl], p)
+			w.cur.pt = w.cur.pt[:len(w.cur.pt)+n]
+			p = p[n:]
 		}
-		n := copy(w.cur.pt[len(w.cur.pt):w.s.codec.frameLen], p)
-		w.cur.pt = w.cur.pt[:len(w.cur.pt)+n]
-		p = p[n:]
+	}
+	if borrowed {
+		w.drain()
 	}
 	if w.err != nil {
 		return total - len(p), w.err
 	}
 	return total, nil
+}
+
+// accept checks the writer's state before n more bytes of plaintext and
+// writes the header if it is not written yet.
+func (w *writer) accept(n int64) error {
+	if w.closed {
+		return ErrClosed
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if w.declared >= 0 && w.written+n > w.declared {
+		w.err = fmt.Errorf("%w: more plaintext than the declared %d bytes", ErrInvalidOptions, w.declared)
+		return w.err
+	}
+	w.written += n
+	w.writeHeader()
+	return w.err
+}
+
+// ReadFrom encrypts everything read from r until io.EOF, reading straight
+// into frame buffers (io.Copy uses it). Errors from r are returned but do
+// not break the writer; its own errors are sticky.
+func (w *writer) ReadFrom(r io.Reader) (int64, error) {
+	var total int64
+	fl := w.s.codec.frameLen
+	for {
+		if err := w.accept(0); err != nil {
+			return total, err
+		}
+		if w.cur == nil {
+			w.cur = w.task()
+		}
+		t := w.cur
+		if len(t.pt) == fl {
+			// A full frame is regular only if more bytes follow: read
+			// them into the next frame before dispatching this one.
+			t = w.task()
+		}
+		m, err := r.Read(t.pt[len(t.pt):fl])
+		if m > 0 {
+			if aerr := w.accept(int64(m)); aerr != nil {
+				return total, aerr
+			}
+			total += int64(m)
+			if t != w.cur {
+				w.dispatch(kindRegular)
+				w.cur = t
+			}
+			t.pt = t.pt[:len(t.pt)+m]
+		} else if t != w.cur {
+			w.free = append(w.free, t)
+		}
+		if err == io.EOF {
+			return total, w.err
+		}
+		if err != nil {
+			return total, err
+		}
+	}
 }
 
 // Close seals the final frame, writes the footer of a signed message and
@@ -81,9 +143,7 @@ func (w *writer) Close() error {
 	if w.err == nil {
 		w.dispatch(kindFinal)
 	}
-	for len(w.queue) > 0 {
-		w.emitHead()
-	}
+	w.drain()
 	if w.pool != nil {
 		w.pool.stop()
 	}
@@ -115,6 +175,7 @@ func (w *writer) task() *frameTask {
 	}
 	t.buf = t.buf[:cap(t.buf)]
 	t.pt = t.buf[regularPrefix:regularPrefix]
+	t.src = nil
 	return t
 }
 
@@ -163,5 +224,14 @@ func (w *writer) emitHead() {
 		}
 		_, w.err = w.dst.Write(t.buf)
 	}
+	t.src = nil
 	w.free = append(w.free, t)
+}
+
+// drain writes out every queued frame, so that none still refers to the
+// caller's buffer.
+func (w *writer) drain() {
+	for len(w.queue) > 0 {
+		w.emitHead()
+	}
 }

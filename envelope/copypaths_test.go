@@ -1,0 +1,138 @@
+package envelope_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+	"testing/iotest"
+
+	"github.com/keystack/keystack/envelope"
+)
+
+// The writer has three ways in (Write copying, Write sealing whole frames
+// from the caller's buffer, ReadFrom reading into frame buffers) and the
+// reader two ways out (Read, WriteTo). Every combination must produce the
+// same framing and the same plaintext, at frame boundaries above all.
+func TestCopyPathsAgree(t *testing.T) {
+	kr := aesKeyring(t, "paths", 1)
+	const fl = 64
+	for _, n := range []int{0, 1, fl - 1, fl, fl + 1, 2 * fl, 3*fl + 5, 40 * fl} {
+		pt := pattern(n)
+		for _, conc := range []int{1, 3} {
+			opts := envelope.EncryptOptions{FrameLength: fl, Concurrency: conc}
+			ways := map[string][]byte{
+				"write-odd":   encryptStream(t, kr, pt, opts),
+				"write-whole": encryptWith(t, kr, opts, func(w io.Writer) error { _, err := w.Write(pt); return err }),
+				"readfrom-1": encryptWith(t, kr, opts, func(w io.Writer) error {
+					_, err := io.Copy(w, iotest.OneByteReader(bytes.NewReader(pt)))
+					return err
+				}),
+				"readfrom-half": encryptWith(t, kr, opts, func(w io.Writer) error {
+					_, err := w.(io.ReaderFrom).ReadFrom(iotest.HalfReader(bytes.NewReader(pt)))
+					return err
+				}),
+			}
+			want := len(ways["write-odd"])
+			for way, msg := range ways {
+				if len(msg) != want {
+					t.Errorf("n=%d conc=%d %s: %d bytes, write-odd gave %d: framing differs", n, conc, way, len(msg), want)
+				}
+				for _, out := range []string{"read", "writeto"} {
+					if got := decryptWith(t, kr, msg, conc, out); !bytes.Equal(got, pt) {
+						t.Errorf("n=%d conc=%d %s, %s: plaintext differs", n, conc, way, out)
+					}
+				}
+			}
+		}
+	}
+}
+
+func encryptWith(t *testing.T, kr envelope.Keyring, opts envelope.EncryptOptions, feed func(io.Writer) error) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := envelope.Encrypt(bg, &buf, kr, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := feed(w); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func decryptWith(t *testing.T, kr envelope.Keyring, msg []byte, conc int, out string) []byte {
+	t.Helper()
+	r, err := envelope.Decrypt(bg, bytes.NewReader(msg), kr, envelope.DecryptOptions{Concurrency: conc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var got bytes.Buffer
+	if out == "writeto" {
+		_, err = r.WriteTo(&got)
+	} else {
+		_, err = io.Copy(&got, iotest.OneByteReader(r))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got.Bytes()
+}
+
+// Write must not keep the caller's buffer: once it returns, changing the
+// buffer cannot change the message.
+func TestWriteDoesNotRetainBuffer(t *testing.T) {
+	kr := aesKeyring(t, "retain", 1)
+	pt := pattern(50 * 64)
+	buf := bytes.Clone(pt)
+	msg := encryptWith(t, kr, envelope.EncryptOptions{FrameLength: 64, Concurrency: 4}, func(w io.Writer) error {
+		_, err := w.Write(buf)
+		clear(buf)
+		return err
+	})
+	if got := decryptWith(t, kr, msg, 2, "read"); !bytes.Equal(got, pt) {
+		t.Fatal("message changed after Write returned")
+	}
+}
+
+// WriteTo stops at a tampered frame with ErrAuthentication, after writing
+// only the frames before it.
+func TestWriteToStopsAtTamperedFrame(t *testing.T) {
+	kr := aesKeyring(t, "tamper", 1)
+	const fl = 64
+	pt := pattern(10 * fl)
+	msg := encryptWith(t, kr, envelope.EncryptOptions{FrameLength: fl}, func(w io.Writer) error { _, err := w.Write(pt); return err })
+	msg[len(msg)-3*(fl+4+12+16)] ^= 1 // inside a late regular frame
+	r, err := envelope.Decrypt(bg, bytes.NewReader(msg), kr, envelope.DecryptOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var got bytes.Buffer
+	n, err := r.WriteTo(&got)
+	if !errors.Is(err, envelope.ErrAuthentication) {
+		t.Fatalf("WriteTo: %v, want ErrAuthentication", err)
+	}
+	if n%fl != 0 || n >= int64(len(pt)) || !bytes.Equal(got.Bytes(), pt[:n]) {
+		t.Fatalf("released %d bytes before the tampered frame, not whole verified frames", n)
+	}
+}
+
+// ReadFrom enforces a declared length like Write does.
+func TestReadFromDeclaredLength(t *testing.T) {
+	kr := aesKeyring(t, "declared", 1)
+	w, err := envelope.Encrypt(bg, io.Discard, kr, envelope.EncryptOptions{FrameLength: 64, PlaintextLength: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(w, bytes.NewReader(pattern(101))); !errors.Is(err, envelope.ErrInvalidOptions) {
+		t.Fatalf("ReadFrom past the declared length: %v, want ErrInvalidOptions", err)
+	}
+	if err := w.Close(); !errors.Is(err, envelope.ErrInvalidOptions) {
+		t.Fatalf("Close after the overrun: %v", err)
+	}
+}
