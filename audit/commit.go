@@ -24,7 +24,10 @@ func (l *Log) commitLoop() {
 		select {
 		case p, ok := <-l.reqs:
 			if !ok {
-				l.done <- l.finish()
+				l.wmu.Lock()
+				err := l.finish()
+				l.wmu.Unlock()
+				l.done <- err
 				return
 			}
 			batch := []*pending{p}
@@ -40,18 +43,26 @@ func (l *Log) commitLoop() {
 					break drain
 				}
 			}
-			l.commit(batch)
+			l.wmu.Lock()
+			err := l.commit(batch)
+			l.wmu.Unlock()
+			for _, p := range batch {
+				p.done <- p.result(err)
+			}
 		case <-tick:
+			l.wmu.Lock()
 			if l.dirty && l.err == nil {
 				l.sync()
 			}
+			l.wmu.Unlock()
 		}
 	}
 }
 
-// commit writes a batch and answers every waiter. After any failure the
-// log is failed for good (fail closed).
-func (l *Log) commit(batch []*pending) {
+// commit writes a batch, holding wmu, and returns the batch's error; a
+// record that alone could not be encoded has its own in p.err. After any
+// write failure the log is failed for good (fail closed).
+func (l *Log) commit(batch []*pending) error {
 	err := l.err
 	if err == nil {
 		err = l.withLock(func() error { return l.writeBatch(batch) })
@@ -62,13 +73,7 @@ func (l *Log) commit(batch []*pending) {
 	if err != nil && l.err == nil {
 		l.err = err
 	}
-	for _, p := range batch {
-		if p.err != nil {
-			p.done <- p.err
-		} else {
-			p.done <- err
-		}
-	}
+	return err
 }
 
 func (l *Log) writeBatch(batch []*pending) error {
@@ -76,26 +81,31 @@ func (l *Log) writeBatch(batch []*pending) error {
 		return err
 	}
 	seq, head, since := l.seq, l.head, l.sinceCheck
-	var buf bytes.Buffer
+	buf := l.buf[:0]
 	now := l.opts.Now().UTC().Format(time.RFC3339Nano)
 	for _, p := range batch {
 		p.e.Time, p.e.Seq = now, seq+1
-		line, h, err := p.e.seal(head)
+		var h [32]byte
+		var err error
+		buf, h, err = p.e.sealTo(buf, head)
 		if err != nil {
 			p.err = err // this record only: it is not written
 			continue
 		}
 		seq++
-		buf.Write(line)
 		head = h
 		if since++; since >= l.opts.CheckpointEvery {
 			seq++
+			var line []byte
 			line, head = l.checkpoint(seq, head, now, false)
-			buf.Write(line)
+			buf = append(buf, line...)
 			since = 0
 		}
 	}
-	if err := l.write(buf.Bytes()); err != nil {
+	if cap(buf) <= 64<<10 {
+		l.buf = buf // keep a small buffer for the next batch
+	}
+	if err := l.write(buf); err != nil {
 		return err
 	}
 	l.seq, l.head, l.sinceCheck = seq, head, since

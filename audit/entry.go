@@ -66,21 +66,22 @@ func chainHash(prev [32]byte, canonical []byte) [32]byte {
 
 // seal sets e.Prev and e.Hash and returns the encoded line with its newline.
 func (e *Entry) seal(prev [32]byte) ([]byte, [32]byte, error) {
+	return e.sealTo(nil, prev)
+}
+
+// sealTo is seal appending the line to buf, which it may reuse.
+func (e *Entry) sealTo(buf []byte, prev [32]byte) ([]byte, [32]byte, error) {
 	e.Prev = hex.EncodeToString(prev[:])
-	c, err := e.canonical()
-	if err != nil {
-		return nil, prev, err
-	}
-	h := chainHash(prev, c)
+	e.Hash = ""
+	start := len(buf)
+	buf = appendEntry(buf, e, false)
+	h := chainHash(prev, buf[start:])
 	e.Hash = hex.EncodeToString(h[:])
-	line, err := json.Marshal(e)
-	if err != nil {
-		return nil, prev, err
+	buf = appendHash(buf, h)
+	if n := len(buf) - start; n >= MaxLineSize {
+		return buf[:start], prev, fmt.Errorf("audit: record of %d bytes exceeds %d", n, MaxLineSize)
 	}
-	if len(line) >= MaxLineSize {
-		return nil, prev, fmt.Errorf("audit: record of %d bytes exceeds %d", len(line), MaxLineSize)
-	}
-	return append(line, '\n'), h, nil
+	return append(buf, '\n'), h, nil
 }
 
 // parseLine decodes a line (without newline) strictly and returns the entry
