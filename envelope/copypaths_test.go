@@ -122,17 +122,29 @@ func TestWriteToStopsAtTamperedFrame(t *testing.T) {
 	}
 }
 
-// ReadFrom enforces a declared length like Write does.
+// ReadFrom enforces a declared length like Write does, whether the
+// declared length is above the frame length or below it (when the writer
+// sizes its frame buffers to the declared length).
 func TestReadFromDeclaredLength(t *testing.T) {
 	kr := aesKeyring(t, "declared", 1)
-	w, err := envelope.Encrypt(bg, io.Discard, kr, envelope.EncryptOptions{FrameLength: 64, PlaintextLength: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(w, bytes.NewReader(pattern(101))); !errors.Is(err, envelope.ErrInvalidOptions) {
-		t.Fatalf("ReadFrom past the declared length: %v, want ErrInvalidOptions", err)
-	}
-	if err := w.Close(); !errors.Is(err, envelope.ErrInvalidOptions) {
-		t.Fatalf("Close after the overrun: %v", err)
+	for _, fl := range []int{64, 4096} {
+		opts := envelope.EncryptOptions{FrameLength: fl, PlaintextLength: 100}
+		msg := encryptWith(t, kr, opts, func(w io.Writer) error {
+			_, err := io.Copy(w, iotest.HalfReader(bytes.NewReader(pattern(100))))
+			return err
+		})
+		if got := decryptWith(t, kr, msg, 1, "writeto"); !bytes.Equal(got, pattern(100)) {
+			t.Fatalf("fl=%d: round trip of the declared 100 bytes failed", fl)
+		}
+		w, err := envelope.Encrypt(bg, io.Discard, kr, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(w, bytes.NewReader(pattern(101))); !errors.Is(err, envelope.ErrInvalidOptions) {
+			t.Fatalf("fl=%d: ReadFrom past the declared length: %v, want ErrInvalidOptions", fl, err)
+		}
+		if err := w.Close(); !errors.Is(err, envelope.ErrInvalidOptions) {
+			t.Fatalf("fl=%d: Close after the overrun: %v", fl, err)
+		}
 	}
 }

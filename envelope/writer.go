@@ -39,7 +39,7 @@ func (w *writer) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	total, borrowed := len(p), false
-	fl := w.s.codec.frameLen
+	fl, room := w.s.codec.frameLen, w.frameRoom()
 	for len(p) > 0 && w.err == nil {
 		if w.cur == nil {
 			w.cur = w.task()
@@ -52,7 +52,7 @@ func (w *writer) Write(p []byte) (int, error) {
 			w.cur.src, p, borrowed = p[:fl], p[fl:], true
 			w.dispatch(kindRegular)
 		default:
-			n := copy(w.cur.pt[len(w.cur.pt):fl], p)
+			n := copy(w.cur.pt[len(w.cur.pt):room], p)
 			w.cur.pt = w.cur.pt[:len(w.cur.pt)+n]
 			p = p[n:]
 		}
@@ -89,7 +89,7 @@ func (w *writer) accept(n int64) error {
 // not break the writer; its own errors are sticky.
 func (w *writer) ReadFrom(r io.Reader) (int64, error) {
 	var total int64
-	fl := w.s.codec.frameLen
+	room := w.frameRoom()
 	for {
 		if err := w.accept(0); err != nil {
 			return total, err
@@ -98,12 +98,12 @@ func (w *writer) ReadFrom(r io.Reader) (int64, error) {
 			w.cur = w.task()
 		}
 		t := w.cur
-		if len(t.pt) == fl {
+		if len(t.pt) == room {
 			// A full frame is regular only if more bytes follow: read
 			// them into the next frame before dispatching this one.
 			t = w.task()
 		}
-		m, err := r.Read(t.pt[len(t.pt):fl])
+		m, err := r.Read(t.pt[len(t.pt):room])
 		if m > 0 {
 			if aerr := w.accept(int64(m)); aerr != nil {
 				return total, aerr
@@ -171,12 +171,22 @@ func (w *writer) task() *frameTask {
 	if n := len(w.free); n > 0 {
 		t, w.free = w.free[n-1], w.free[:n-1]
 	} else {
-		t = newTask(finalPrefix + w.s.codec.frameLen + gcmTagLen)
+		t = newTask(finalPrefix + w.frameRoom() + gcmTagLen)
 	}
 	t.buf = t.buf[:cap(t.buf)]
 	t.pt = t.buf[regularPrefix:regularPrefix]
 	t.src = nil
 	return t
+}
+
+// frameRoom is the plaintext room a frame buffer needs: the frame length,
+// or less when the declared length is smaller (a 1 KiB message must not
+// allocate a 64 KiB frame).
+func (w *writer) frameRoom() int {
+	if w.declared >= 0 && w.declared < int64(w.s.codec.frameLen) {
+		return int(w.declared)
+	}
+	return w.s.codec.frameLen
 }
 
 // dispatch seals w.cur as the next frame: inline for the first frame or
