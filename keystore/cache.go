@@ -79,6 +79,7 @@ type CachingKeyring struct {
 	bytesLimited bool
 	capacity     int
 	partition    [sha512.Size]byte // SHA-512 of the partition ID
+	memo         idMemo            // encrypt IDs of recent contexts
 	now          func() time.Time
 
 	mu       sync.Mutex
@@ -182,7 +183,7 @@ func (c *CachingKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMa
 		if wait {
 			continue
 		}
-		if hit != nil {
+		if hit.dataKey != nil {
 			m.DataKey = hit.dataKey
 			m.EncryptedDataKeys = append(m.EncryptedDataKeys, hit.edks...)
 			return nil
@@ -235,7 +236,7 @@ func (c *CachingKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMa
 		if wait {
 			continue
 		}
-		if hit != nil {
+		if hit.dataKey != nil {
 			m.DataKey = hit.dataKey
 			return nil
 		}
@@ -261,14 +262,25 @@ func (c *CachingKeyring) count(p *uint64) {
 	c.mu.Unlock()
 }
 
+// cloneEDKs deep-copies edks with all their bytes in one allocation; each
+// field is capped at its length, so appending to one never touches another.
 func cloneEDKs(edks []envelope.EncryptedDataKey) []envelope.EncryptedDataKey {
+	size := 0
+	for _, e := range edks {
+		size += len(e.ProviderInfo) + len(e.Ciphertext)
+	}
+	buf := make([]byte, 0, size)
+	take := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		start := len(buf)
+		buf = append(buf, b...)
+		return buf[start:len(buf):len(buf)]
+	}
 	out := make([]envelope.EncryptedDataKey, len(edks))
 	for i, e := range edks {
-		out[i] = envelope.EncryptedDataKey{
-			ProviderID:   e.ProviderID,
-			ProviderInfo: bytes.Clone(e.ProviderInfo),
-			Ciphertext:   bytes.Clone(e.Ciphertext),
-		}
+		out[i] = envelope.EncryptedDataKey{ProviderID: e.ProviderID, ProviderInfo: take(e.ProviderInfo), Ciphertext: take(e.Ciphertext)}
 	}
 	return out
 }

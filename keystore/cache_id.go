@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/keystack/keystack/envelope"
 )
@@ -29,13 +30,59 @@ func (c *CachingKeyring) encryptID(m *envelope.EncryptionMaterials) (id cacheID,
 	if err != nil {
 		return id, false // the inner keyring reports the invalid context
 	}
+	if id, ok := c.memo.get(m.Suite, ec); ok {
+		return id, true
+	}
+	id = c.computeEncryptID(m.Suite, ec)
+	c.memo.put(m.Suite, ec, id)
+	return id, true
+}
+
+func (c *CachingKeyring) computeEncryptID(suite envelope.Suite, ec []byte) cacheID {
+	var pre [2*sha512.Size + 3]byte // fixed size: built on the stack, hashed in one call
+	copy(pre[:], c.partition[:])
+	pre[sha512.Size] = 0x01
+	binary.BigEndian.PutUint16(pre[sha512.Size+1:], uint16(suite))
 	ecHash := sha512.Sum512(ec)
-	h := sha512.New()
-	h.Write(c.partition[:])
-	h.Write([]byte{0x01})
-	h.Write(binary.BigEndian.AppendUint16(nil, uint16(m.Suite)))
-	h.Write(ecHash[:])
-	return cacheID(h.Sum(nil)), true
+	copy(pre[sha512.Size+3:], ecHash[:])
+	return sha512.Sum512(pre[:])
+}
+
+const (
+	idMemoMaxEntries = 256  // contexts remembered; the memo is emptied when full
+	idMemoMaxContext = 1024 // longer serialized contexts are hashed every time
+)
+
+// idMemo maps a serialized context to its encrypt ID, so that a cache hit
+// costs a map lookup instead of three SHA-512 blocks. Its size is bounded
+// by idMemoMaxEntries × idMemoMaxContext bytes. The zero value is empty.
+type idMemo struct {
+	mu sync.RWMutex
+	m  map[string]memoID
+}
+
+type memoID struct {
+	suite envelope.Suite
+	id    cacheID
+}
+
+func (memo *idMemo) get(suite envelope.Suite, ec []byte) (cacheID, bool) {
+	memo.mu.RLock()
+	v, ok := memo.m[string(ec)] // no allocation: the conversion is only a lookup key
+	memo.mu.RUnlock()
+	return v.id, ok && v.suite == suite
+}
+
+func (memo *idMemo) put(suite envelope.Suite, ec []byte, id cacheID) {
+	if len(ec) > idMemoMaxContext {
+		return
+	}
+	memo.mu.Lock()
+	defer memo.mu.Unlock()
+	if memo.m == nil || len(memo.m) >= idMemoMaxEntries {
+		memo.m = make(map[string]memoID, idMemoMaxEntries)
+	}
+	memo.m[string(ec)] = memoID{suite, id}
 }
 
 // decryptID computes the ESDK decrypt cache entry identifier

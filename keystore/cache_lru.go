@@ -4,22 +4,31 @@ import (
 	"bytes"
 	"container/list"
 	"context"
+
+	"github.com/keystack/keystack/envelope"
 )
 
-// acquire looks id up under the lock. It returns a copy of a usable entry
-// (a hit, already counted against the entry's limits), or wait=true after an
+// cacheHit is what a hit hands the caller: its own copies of the data key
+// and of the EDKs.
+type cacheHit struct {
+	dataKey []byte
+	edks    []envelope.EncryptedDataKey
+}
+
+// acquire looks id up under the lock. It returns copies from a usable entry
+// (hit.dataKey != nil, already counted against the entry's limits), or wait=true after an
 // in-flight inner call for id ended (the caller retries), or neither: the
 // caller is now the one leader for id and must call finish. Checking and
 // counting in one critical section is what keeps MaxMessages exact under
 // concurrency.
-func (c *CachingKeyring) acquire(ctx context.Context, id cacheID, n uint64, enc bool) (hit *cacheEntry, wait bool, err error) {
+func (c *CachingKeyring) acquire(ctx context.Context, id cacheID, n uint64, enc bool) (hit cacheHit, wait bool, err error) {
 	c.mu.Lock()
 	if el, ok := c.entries[id]; ok {
 		e := el.Value.(*cacheEntry)
 		if c.usable(e, n, enc) {
-			hit = c.takeLocked(el, n, enc)
+			hit.dataKey = c.takeLocked(el, n, enc)
 			c.mu.Unlock()
-			hit.edks = cloneEDKs(hit.edks) // cached EDKs are never written, so clone unlocked
+			hit.edks = cloneEDKs(e.edks) // cached EDKs are never written, so clone unlocked
 			return hit, false, nil
 		}
 		c.evictLocked(el)
@@ -28,9 +37,9 @@ func (c *CachingKeyring) acquire(ctx context.Context, id cacheID, n uint64, enc 
 		c.mu.Unlock()
 		select {
 		case <-ch:
-			return nil, true, nil
+			return hit, true, nil
 		case <-ctx.Done():
-			return nil, false, ctx.Err()
+			return hit, false, ctx.Err()
 		}
 	}
 	c.inflight[id] = make(chan struct{})
@@ -40,7 +49,7 @@ func (c *CachingKeyring) acquire(ctx context.Context, id cacheID, n uint64, enc 
 		c.stats.DecryptMisses++
 	}
 	c.mu.Unlock()
-	return nil, false, nil
+	return hit, false, nil
 }
 
 // usable reports whether e is younger than MaxAge and, for an encrypt entry,
@@ -57,7 +66,7 @@ func (c *CachingKeyring) usable(e *cacheEntry, n uint64, enc bool) bool {
 
 // takeLocked counts one use of el and returns a copy of its data key; the
 // data key must be copied under the lock because eviction zeroes it.
-func (c *CachingKeyring) takeLocked(el *list.Element, n uint64, enc bool) *cacheEntry {
+func (c *CachingKeyring) takeLocked(el *list.Element, n uint64, enc bool) []byte {
 	e := el.Value.(*cacheEntry)
 	c.lru.MoveToFront(el)
 	if enc {
@@ -67,7 +76,7 @@ func (c *CachingKeyring) takeLocked(el *list.Element, n uint64, enc bool) *cache
 	} else {
 		c.stats.DecryptHits++
 	}
-	return &cacheEntry{dataKey: bytes.Clone(e.dataKey), edks: e.edks}
+	return bytes.Clone(e.dataKey)
 }
 
 // finish ends the leader's turn for id: it stores e (when the inner call
