@@ -23,6 +23,13 @@ type Recorder interface {
 	RecordDecision(ctx context.Context, req Request, d Decision) error
 }
 
+// BatchRecorder is a Recorder that can store several decisions with one
+// durable write (the audit log implements it); Engine.AuthorizeAll uses it.
+type BatchRecorder interface {
+	Recorder
+	RecordDecisions(ctx context.Context, reqs []Request, ds []Decision) error
+}
+
 // Directory supplies a principal's groups and tags (from the keystore's
 // configuration). They are merged with those already in the Request.
 type Directory interface {
@@ -92,13 +99,65 @@ func (e *Engine) Authorize(ctx context.Context, req Request) error {
 }
 
 func (e *Engine) authorize(ctx context.Context, req Request) error {
-	d := e.Policy().Evaluate(req)
+	d := e.decide(e.Policy(), &req)
 	if e.cfg.Recorder != nil {
 		if err := e.cfg.Recorder.RecordDecision(ctx, req, d); err != nil {
-			e.cfg.Logger.ErrorContext(ctx, "audit record failed; refusing", "principal", req.Principal, "action", req.Action, "err", err)
-			return fmt.Errorf("%w: %w: %w", ErrAccessDenied, ErrAuditFailed, err)
+			return e.auditFailed(ctx, req, err)
 		}
 	}
+	return e.verdict(ctx, req, d)
+}
+
+// AuthorizeAll authorizes reqs in order as consecutive Authorize calls
+// would, stopping at the first denial, but records the decisions it made
+// together: with one durable write when the Recorder is a BatchRecorder.
+// It returns nil only if every request is allowed and recorded. An
+// operation that needs several permissions at once (a data key generated
+// and wrapped for one message) pays for one audit write instead of two.
+func (e *Engine) AuthorizeAll(ctx context.Context, reqs ...Request) error {
+	br, ok := e.cfg.Recorder.(BatchRecorder)
+	if !ok || len(reqs) < 2 {
+		for _, r := range reqs {
+			if err := e.Authorize(ctx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	p := e.Policy()
+	done := make([]Request, 0, len(reqs))
+	ds := make([]Decision, 0, len(reqs))
+	for _, r := range reqs {
+		r = e.complete(r)
+		d := e.decide(p, &r)
+		done, ds = append(done, r), append(ds, d)
+		if !d.Allowed() {
+			break
+		}
+	}
+	last := len(ds) - 1
+	if err := br.RecordDecisions(ctx, done, ds); err != nil {
+		return e.auditFailed(ctx, done[last], err)
+	}
+	return e.verdict(ctx, done[last], ds[last])
+}
+
+// decide evaluates req under p, explaining only denials: the explanation
+// goes to the audit record and the debug log, and an allow needs neither.
+func (e *Engine) decide(p *Policy, req *Request) Decision {
+	if d := p.decide(req); d.Allowed() {
+		return d
+	}
+	return p.Evaluate(*req)
+}
+
+func (e *Engine) auditFailed(ctx context.Context, req Request, err error) error {
+	e.cfg.Logger.ErrorContext(ctx, "audit record failed; refusing", "principal", req.Principal, "action", req.Action, "err", err)
+	return fmt.Errorf("%w: %w: %w", ErrAccessDenied, ErrAuditFailed, err)
+}
+
+// verdict turns a recorded decision into Authorize's result.
+func (e *Engine) verdict(ctx context.Context, req Request, d Decision) error {
 	if d.Allowed() {
 		return nil
 	}

@@ -77,27 +77,35 @@ func (p *Policy) Evaluate(req Request) Decision {
 
 func (s *cstatement) label() string { return s.lbl }
 
-// evalReq is a Request with derived values computed once.
+// evalReq is a Request with derived values computed once. The arrays back
+// the slices for the common request, so that it needs no allocation.
 type evalReq struct {
 	*Request
 	action     string // lower-case
 	action1    [1]string
 	identities []string
 	resources  []string
+	idBuf      [4]string
+	resBuf     [2]string
 }
 
 func newEvalReq(r *Request) *evalReq {
-	ev := &evalReq{Request: r, action: strings.ToLower(r.Action)}
+	ev := &evalReq{}
+	ev.init(r)
+	return ev
+}
+
+func (ev *evalReq) init(r *Request) {
+	ev.Request, ev.action = r, lowerAction(r.Action)
 	ev.action1[0] = ev.action
-	ev.identities = append(ev.identities, r.Principal)
+	ev.identities = append(ev.idBuf[:0], r.Principal)
 	for _, g := range r.Groups {
 		ev.identities = append(ev.identities, "group:"+g)
 	}
-	ev.resources = append(ev.resources, r.Resource)
+	ev.resources = append(ev.resBuf[:0], r.Resource)
 	if r.KeyVersion > 0 {
 		ev.resources = append(ev.resources, r.Resource+"/v"+strconv.Itoa(r.KeyVersion))
 	}
-	return ev
 }
 
 // applies reports whether the statement applies to the request, with an

@@ -100,6 +100,7 @@ type Policy struct {
 	Statement []Statement `json:"Statement"`
 
 	compiled []cstatement
+	index    principalIndex
 }
 
 // Parse decodes, validates and compiles a JSON policy of at most
@@ -135,6 +136,7 @@ func New(version string, statements []Statement) (*Policy, error) {
 		}
 		p.compiled[i] = cs
 	}
+	p.index = newPrincipalIndex(p.compiled)
 	return p, nil
 }
 
