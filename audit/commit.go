@@ -64,8 +64,19 @@ func (l *Log) commitLoop() {
 // write failure the log is failed for good (fail closed).
 func (l *Log) commit(batch []*pending) error {
 	err := l.err
-	if err == nil {
-		err = l.withLock(func() error { return l.writeBatch(batch) })
+	switch {
+	case err != nil:
+	case l.opts.Durability == Batch:
+		if err = l.lockLeased(); err == nil {
+			err = l.writeBatch(batch)
+		}
+	default:
+		err = l.withLock(func() error {
+			if err := l.refreshTail(); err != nil {
+				return err
+			}
+			return l.writeBatch(batch)
+		})
 	}
 	if err == nil && (l.opts.Durability == Sync || l.opts.Now().Sub(l.lastSync) >= l.opts.BatchInterval) {
 		err = l.sync()
@@ -76,10 +87,9 @@ func (l *Log) commit(batch []*pending) error {
 	return err
 }
 
+// writeBatch writes a batch; the caller holds the file's flock and has
+// refreshed the tail since taking it.
 func (l *Log) writeBatch(batch []*pending) error {
-	if err := l.refreshTail(); err != nil {
-		return err
-	}
 	seq, head, since := l.seq, l.head, l.sinceCheck
 	buf := l.buf[:0]
 	now := l.opts.Now().UTC().Format(time.RFC3339Nano)
@@ -156,6 +166,7 @@ func (l *Log) sync() error {
 // finish fails waiters that raced with Close, writes the closing
 // checkpoint, syncs and closes the file.
 func (l *Log) finish() error {
+	l.endLease()
 	err := l.err
 	if err == nil {
 		err = l.withLock(func() error {
@@ -179,6 +190,54 @@ func (l *Log) finish() error {
 		err = fmt.Errorf("%w: close: %w", ErrWrite, cerr)
 	}
 	return err
+}
+
+// leaseTime is how long a Batch-mode Log keeps the file's flock after
+// taking it, so that a run of appends pays one write(2) each rather than
+// also a lock, a stat and an unlock; other writers of the file wait at
+// most this long. (Sync mode takes the lock per batch: its fsync costs far
+// more than the lock.)
+const leaseTime = 2 * time.Millisecond
+
+// lockLeased takes the file's flock and refreshes the tail unless this Log
+// still holds it from an earlier batch; a timer gives it up after
+// leaseTime. The caller holds wmu.
+func (l *Log) lockLeased() error {
+	if l.leased {
+		return nil
+	}
+	fd := int(l.f.Fd())
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		return fmt.Errorf("%w: flock: %w", ErrWrite, err)
+	}
+	if err := l.refreshTail(); err != nil {
+		unix.Flock(fd, unix.LOCK_UN)
+		return err
+	}
+	l.leased = true
+	if l.lease == nil {
+		l.lease = time.AfterFunc(leaseTime, l.expireLease)
+	} else {
+		l.lease.Reset(leaseTime)
+	}
+	return nil
+}
+
+func (l *Log) expireLease() {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.endLease()
+}
+
+// endLease gives up a leased flock; the caller holds wmu.
+func (l *Log) endLease() {
+	if l.lease != nil {
+		l.lease.Stop()
+	}
+	if l.leased {
+		unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+		l.leased = false
+	}
 }
 
 // withLock runs fn holding an exclusive flock(2) on the file, so appends by

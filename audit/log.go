@@ -23,7 +23,9 @@ const (
 	// write and one fsync (group commit).
 	Sync Durability = iota
 	// Batch fsyncs at most every Options.BatchInterval; Append returns once
-	// the record is written to the file.
+	// the record is written to the file. A Batch-mode Log keeps the file's
+	// lock for a few milliseconds after an append, so other writers of the
+	// same file wait that long at most.
 	Batch
 )
 
@@ -81,6 +83,8 @@ type Log struct {
 	// in Sync mode, and in Batch mode each Append commits under it itself.
 	wmu        sync.Mutex
 	buf        []byte // reused line buffer
+	leased     bool   // Batch mode holds the flock between batches
+	lease      *time.Timer
 	seq        uint64
 	head       [32]byte
 	size       int64

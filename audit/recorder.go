@@ -2,12 +2,13 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/keystack/keystack/policy"
 )
 
-var _ policy.Recorder = (*Log)(nil)
+var _ policy.BatchRecorder = (*Log)(nil)
 
 // maxReason bounds the denial reason copied into an entry.
 const maxReason = 2048
@@ -16,6 +17,23 @@ const maxReason = 2048
 // and fails closed like Append. For a denial the entry keeps the reason
 // (which conditions failed), never shown to the requester.
 func (l *Log) RecordDecision(ctx context.Context, req policy.Request, d policy.Decision) error {
+	return l.Append(ctx, decisionRecord(req, d))
+}
+
+// RecordDecisions implements policy.BatchRecorder: one entry per decision,
+// in order, written together like AppendAll.
+func (l *Log) RecordDecisions(ctx context.Context, reqs []policy.Request, ds []policy.Decision) error {
+	if len(reqs) != len(ds) {
+		return fmt.Errorf("%w: %d requests for %d decisions", ErrWrite, len(reqs), len(ds))
+	}
+	rs := make([]Record, len(reqs))
+	for i := range reqs {
+		rs[i] = decisionRecord(reqs[i], ds[i])
+	}
+	return l.AppendAll(ctx, rs...)
+}
+
+func decisionRecord(req policy.Request, d policy.Decision) Record {
 	r := Record{
 		Type: TypeDecision, Principal: req.Principal, Action: req.Action, Resource: req.Resource,
 		KeyVersion: req.KeyVersion, Decision: string(d.Effect), Implicit: d.Implicit,
@@ -24,7 +42,7 @@ func (l *Log) RecordDecision(ctx context.Context, req policy.Request, d policy.D
 	if !d.Allowed() {
 		r.Reason = reason(d.Explanation)
 	}
-	return l.Append(ctx, r)
+	return r
 }
 
 // reason keeps the informative explanation lines: statements that applied

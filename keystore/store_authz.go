@@ -18,11 +18,35 @@ func (s *Store) authorize(ctx context.Context, action, name string, version int,
 	if s.authz == nil {
 		return nil
 	}
-	return s.authz.Authorize(ctx, policy.Request{
+	return s.authz.Authorize(ctx, s.keyRequest(action, name, version, ec))
+}
+
+func (s *Store) keyRequest(action, name string, version int, ec map[string]string) policy.Request {
+	return policy.Request{
 		Principal:         s.principal,
 		Action:            action,
 		Resource:          keyResource(name),
 		KeyVersion:        version,
 		EncryptionContext: ec,
-	})
+	}
+}
+
+// multiAuthorizer is an Authorizer that decides several requests at once
+// (policy.Engine.AuthorizeAll), recording them with one audit write.
+type multiAuthorizer interface {
+	AuthorizeAll(ctx context.Context, reqs ...policy.Request) error
+}
+
+// authorize2 is authorize for two actions one operation needs together,
+// decided in order as two authorize calls would be (the second only if the
+// first is allowed), with one audit write when the decision point can.
+func (s *Store) authorize2(ctx context.Context, first, second, name string, version int, ec map[string]string) error {
+	ma, ok := s.authz.(multiAuthorizer)
+	if !ok {
+		if err := s.authorize(ctx, first, name, version, ec); err != nil {
+			return err
+		}
+		return s.authorize(ctx, second, name, version, ec)
+	}
+	return ma.AuthorizeAll(ctx, s.keyRequest(first, name, version, ec), s.keyRequest(second, name, version, ec))
 }

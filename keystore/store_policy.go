@@ -72,6 +72,16 @@ func (a *authzState) RecordDecision(ctx context.Context, req policy.Request, d p
 	return a.log.RecordDecision(ctx, req, d)
 }
 
+// RecordDecisions implements policy.BatchRecorder like RecordDecision.
+func (a *authzState) RecordDecisions(ctx context.Context, reqs []policy.Request, ds []policy.Decision) error {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.log == nil {
+		return audit.ErrClosed
+	}
+	return a.log.RecordDecisions(ctx, reqs, ds)
+}
+
 // osPrincipal returns the current OS user as "user:<name>".
 func osPrincipal() string {
 	if u, err := user.Current(); err == nil && u.Username != "" {

@@ -92,12 +92,13 @@ func (s *Store) cached(ctx context.Context, kr envelope.Keyring, name string, v 
 // data key, and keystack:Encrypt always, for the message's encryption
 // context, then wraps.
 func (g *gatedKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMaterials) error {
+	var err error
 	if m.DataKey == nil {
-		if err := g.s.authorize(ctx, policy.ActionGenerateDataKey, g.name, g.version, m.EncryptionContext); err != nil {
-			return err
-		}
+		err = g.s.authorize2(ctx, policy.ActionGenerateDataKey, policy.ActionEncrypt, g.name, g.version, m.EncryptionContext)
+	} else {
+		err = g.s.authorize(ctx, policy.ActionEncrypt, g.name, g.version, m.EncryptionContext)
 	}
-	if err := g.s.authorize(ctx, policy.ActionEncrypt, g.name, g.version, m.EncryptionContext); err != nil {
+	if err != nil {
 		return err
 	}
 	return g.inner.OnEncrypt(ctx, m)
