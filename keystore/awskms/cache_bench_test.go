@@ -204,6 +204,8 @@ func (k *kmsBench) reportThroughput(b *testing.B, total, want, g int) {
 //     cache must call KMS Decrypt exactly once per EDK: kms-calls is the
 //     measured count, want-calls that number; the benchmark fails if they
 //     differ.
+//   - cached-100k-keyring-only: the same with only the keyrings' OnEncrypt
+//     and OnDecrypt, without the message format.
 func BenchmarkKMSDecrypt1KiB(b *testing.B) {
 	k := newKMSBench(b)
 	ctx := context.Background()
@@ -222,27 +224,78 @@ func BenchmarkKMSDecrypt1KiB(b *testing.B) {
 		}
 		b.ReportMetric(float64(k.f.srv.Calls("Decrypt")-before)/float64(b.N), "kms-calls/msg")
 	})
-	b.Run("cached-100k", func(b *testing.B) { k.benchCachedDecrypt(b) })
+	b.Run("cached-100k", func(b *testing.B) { k.benchCachedDecrypt(b, k.messagePhases()) })
+	b.Run("cached-100k-keyring-only", func(b *testing.B) { k.benchCachedDecrypt(b, k.keyringPhases()) })
 }
 
-func (k *kmsBench) benchCachedDecrypt(b *testing.B) {
+// decryptPhases are the steps of a cached decrypt op for each batch of n
+// (at most decryptBatch) messages: encrypt, untimed, then decrypt, timed.
+type decryptPhases struct {
+	encrypt func(ctx context.Context, enc envelope.Keyring, n int) error
+	decrypt func(ctx context.Context, dec envelope.Keyring, n int) error
+}
+
+// messagePhases encrypt and decrypt whole messages with envelope.
+func (k *kmsBench) messagePhases() decryptPhases {
+	msgs := make([][]byte, decryptBatch)
+	return decryptPhases{
+		encrypt: func(ctx context.Context, enc envelope.Keyring, n int) error {
+			return k.encryptMany(ctx, enc, n, 1, msgs[:n])
+		},
+		decrypt: func(ctx context.Context, dec envelope.Keyring, n int) error {
+			return k.decryptMany(ctx, dec, msgs[:n], 1)
+		},
+	}
+}
+
+// keyringPhases call only the keyrings' OnEncrypt and OnDecrypt, and check
+// that each unwrapped data key is the one the message was encrypted under.
+func (k *kmsBench) keyringPhases() decryptPhases {
+	edks := make([][]envelope.EncryptedDataKey, decryptBatch)
+	keys := make([][]byte, decryptBatch)
+	return decryptPhases{
+		encrypt: func(ctx context.Context, enc envelope.Keyring, n int) error {
+			for i := range n {
+				m := &envelope.EncryptionMaterials{Suite: envelope.SuiteCommitted, EncryptionContext: testEC, PlaintextLength: int64(len(k.pt))}
+				if err := enc.OnEncrypt(ctx, m); err != nil {
+					return err
+				}
+				edks[i], keys[i] = m.EncryptedDataKeys, m.DataKey
+			}
+			return nil
+		},
+		decrypt: func(ctx context.Context, dec envelope.Keyring, n int) error {
+			for i := range n {
+				m := &envelope.DecryptionMaterials{Suite: envelope.SuiteCommitted, EncryptionContext: testEC}
+				if err := dec.OnDecrypt(ctx, m, edks[i]); err != nil {
+					return err
+				}
+				if !bytes.Equal(m.DataKey, keys[i]) {
+					return fmt.Errorf("message %d: wrong data key", i)
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func (k *kmsBench) benchCachedDecrypt(b *testing.B, p decryptPhases) {
 	ctx := context.Background()
 	want := wantCalls(cacheBenchMessages, cacheMaxMessages)
-	batch := make([][]byte, decryptBatch)
 	b.SetBytes(int64(cacheBenchMessages * len(k.pt)))
 	b.ReportAllocs()
 	total := 0
 	for b.Loop() {
 		enc, dec := k.cached(b, cacheMaxMessages), k.cached(b, cacheMaxMessages)
 		before := k.f.srv.Calls("Decrypt")
-		for done := 0; done < cacheBenchMessages; done += len(batch) {
-			msgs := batch[:min(len(batch), cacheBenchMessages-done)]
+		for done := 0; done < cacheBenchMessages; done += decryptBatch {
+			n := min(decryptBatch, cacheBenchMessages-done)
 			b.StopTimer()
-			if err := k.encryptMany(ctx, enc, len(msgs), 1, msgs); err != nil {
+			if err := p.encrypt(ctx, enc, n); err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()
-			if err := k.decryptMany(ctx, dec, msgs, 1); err != nil {
+			if err := p.decrypt(ctx, dec, n); err != nil {
 				b.Fatal(err)
 			}
 		}
