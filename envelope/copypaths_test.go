@@ -19,9 +19,18 @@ func TestCopyPathsAgree(t *testing.T) {
 	const fl = 64
 	for _, n := range []int{0, 1, fl - 1, fl, fl + 1, 2 * fl, 3*fl + 5, 40 * fl} {
 		pt := pattern(n)
-		for _, conc := range []int{1, 3} {
-			opts := envelope.EncryptOptions{FrameLength: fl, Concurrency: conc}
+		for _, c := range []struct {
+			conc  int
+			suite envelope.Suite
+		}{{1, envelope.SuiteCommitted}, {3, envelope.SuiteCommitted}, {3, envelope.SuiteCommittedSigned}} {
+			conc := c.conc
+			opts := envelope.EncryptOptions{FrameLength: fl, Concurrency: conc, Suite: c.suite}
+			oneShot, err := envelope.EncryptBytes(bg, pt, kr, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
 			ways := map[string][]byte{
+				"bytes":       oneShot,
 				"write-odd":   encryptStream(t, kr, pt, opts),
 				"write-whole": encryptWith(t, kr, opts, func(w io.Writer) error { _, err := w.Write(pt); return err }),
 				"readfrom-1": encryptWith(t, kr, opts, func(w io.Writer) error {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"slices"
 )
 
 // EncryptOptions configures Encrypt. The zero value is usable.
@@ -58,16 +59,23 @@ func Encrypt(ctx context.Context, dst io.Writer, kr Keyring, opts EncryptOptions
 }
 
 // EncryptBytes encrypts plaintext into one message. Keyrings see its real
-// length in EncryptionMaterials.PlaintextLength.
+// length in EncryptionMaterials.PlaintextLength. Small messages are sealed
+// straight into the output on the calling goroutine; larger ones go
+// through the parallel pipeline.
 func EncryptBytes(ctx context.Context, plaintext []byte, kr Keyring, opts EncryptOptions) ([]byte, error) {
 	s, err := prepareEncrypt(ctx, kr, opts, int64(len(plaintext)))
 	if err != nil {
 		return nil, err
 	}
-	var out bytes.Buffer
-	frames := len(plaintext)/s.codec.frameLen + 1
-	out.Grow(len(s.header) + len(plaintext) + frames*(finalPrefix+gcmTagLen) + 2 + p384FixedSigLen)
-	w := newWriter(&out, s, opts.Concurrency)
+	fl := s.codec.frameLen
+	frames := len(plaintext)/fl + 1
+	size := len(s.header) + len(plaintext) + frames*(finalPrefix+gcmTagLen) + 2 + p384FixedSigLen
+	if frames <= serialFrames || concurrency(opts.Concurrency) == 1 {
+		return sealSerial(s, plaintext, make([]byte, 0, size))
+	}
+	out := bytes.NewBuffer(make([]byte, 0, size))
+	w := newWriter(out, s, opts.Concurrency)
+	w.declared = int64(len(plaintext))
 	if _, err := w.Write(plaintext); err != nil {
 		w.Close()
 		return nil, err
@@ -76,6 +84,42 @@ func EncryptBytes(ctx context.Context, plaintext []byte, kr Keyring, opts Encryp
 		return nil, err
 	}
 	return out.Bytes(), nil
+}
+
+// serialFrames is the most frames EncryptBytes seals without goroutines:
+// below it, starting workers costs more than it saves.
+const serialFrames = 4
+
+// sealSerial appends the whole message to out:
+// header, frames sealed in place into out (the same framing the writer
+// produces) and, when signed, the footer.
+func sealSerial(s *sealed, plaintext, out []byte) ([]byte, error) {
+	out = append(out, s.header...)
+	fl := s.codec.frameLen
+	for seq := uint32(1); ; seq++ {
+		out = slices.Grow(out, finalPrefix+min(fl, len(plaintext))+gcmTagLen)
+		t := frameTask{seq: seq, kind: kindRegular, buf: out[len(out):cap(out)]}
+		// The last frame is the final one, full when the length is an
+		// exact multiple of the frame length (as the writer does).
+		if len(plaintext) <= fl {
+			t.kind = kindFinal
+		}
+		t.src = plaintext[:min(fl, len(plaintext))]
+		plaintext = plaintext[len(t.src):]
+		s.codec.seal(&t)
+		if s.sig != nil {
+			s.sig.h.Write(t.buf)
+		}
+		out = out[:len(out)+len(t.buf)]
+		if t.kind == kindFinal {
+			break
+		}
+	}
+	if s.sig == nil {
+		return out, nil
+	}
+	f, err := s.sig.footer()
+	return append(out, f...), err
 }
 
 // prepareEncrypt checks the options, runs the keyring and builds the
@@ -163,6 +207,9 @@ func splitContext(ec map[string]string, requiredKeys []string) (full, required m
 }
 
 func storedContext(full, required map[string]string) map[string]string {
+	if len(required) == 0 {
+		return full
+	}
 	stored := make(map[string]string, len(full))
 	for k, v := range full {
 		if _, ok := required[k]; !ok {

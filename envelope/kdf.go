@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
@@ -25,15 +26,8 @@ func deriveKeys(s Suite, dataKey, messageID []byte) (key, commit []byte, err err
 	var sid [2]byte
 	binary.BigEndian.PutUint16(sid[:], uint16(s))
 	if s.Committing() {
-		prk, err := hkdf.Extract(sha512.New, dataKey, messageID)
-		if err != nil {
-			return nil, nil, err
-		}
-		if key, err = hkdf.Expand(sha512.New, prk, string(sid[:])+"DERIVEKEY", 32); err != nil {
-			return nil, nil, err
-		}
-		commit, err = hkdf.Expand(sha512.New, prk, "COMMITKEY", commitKeyLen)
-		return key, commit, err
+		key, commit = expandCommitted(dataKey, messageID, sid)
+		return key, commit, nil
 	}
 	var h func() hash.Hash
 	switch s >> 8 {
@@ -48,6 +42,27 @@ func deriveKeys(s Suite, dataKey, messageID []byte) (key, commit []byte, err err
 	return key, nil, err
 }
 
+// expandCommitted is HKDF-SHA512 (RFC 5869) for the committing suites:
+// both outputs are at most one hash long, so each Expand is the single
+// block T(1) = HMAC(PRK, info ‖ 0x01). One keyed HMAC serves both blocks,
+// which saves an HMAC setup per message over two hkdf.Expand calls.
+func expandCommitted(dataKey, messageID []byte, sid [2]byte) (key, commit []byte) {
+	extract := hmac.New(sha512.New, messageID)
+	extract.Write(dataKey)
+	prk := extract.Sum(nil)
+	defer clear(prk)
+	mac := hmac.New(sha512.New, prk)
+	mac.Write(sid[:])
+	mac.Write([]byte("DERIVEKEY\x01"))
+	key = mac.Sum(nil)
+	clear(key[32:])
+	mac.Reset()
+	mac.Write([]byte("COMMITKEY\x01"))
+	commit = mac.Sum(nil)[:commitKeyLen]
+	key = key[:32]
+	return key, commit
+}
+
 func newGCM(key []byte) (cipher.AEAD, error) {
 	b, err := aes.NewCipher(key)
 	if err != nil {
@@ -59,6 +74,9 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 // headerAuthAAD is header body ‖ serialized required context
 // (data-format/message-header.md#header-authentication-version-2-0).
 func headerAuthAAD(body []byte, required map[string]string) ([]byte, error) {
+	if len(required) == 0 {
+		return body, nil
+	}
 	req, err := SerializeContext(required)
 	if err != nil {
 		return nil, err
