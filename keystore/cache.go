@@ -80,6 +80,7 @@ type CachingKeyring struct {
 	capacity     int
 	partition    [sha512.Size]byte // SHA-512 of the partition ID
 	memo         idMemo            // encrypt IDs of recent contexts
+	decMemo      idMemo            // decrypt IDs of recent contexts and EDK sets
 	now          func() time.Time
 
 	mu       sync.Mutex

@@ -49,13 +49,14 @@ func (c *CachingKeyring) computeEncryptID(suite envelope.Suite, ec []byte) cache
 }
 
 const (
-	idMemoMaxEntries = 256  // contexts remembered; the memo is emptied when full
-	idMemoMaxContext = 1024 // longer serialized contexts are hashed every time
+	idMemoMaxEntries = 256  // inputs remembered; a memo is emptied when full
+	idMemoMaxKey     = 4096 // longer inputs are hashed every time
 )
 
-// idMemo maps a serialized context to its encrypt ID, so that a cache hit
-// costs a map lookup instead of three SHA-512 blocks. Its size is bounded
-// by idMemoMaxEntries × idMemoMaxContext bytes. The zero value is empty.
+// idMemo maps the exact inputs of an entry ID (a serialized context, or a
+// context and EDK set) to the ID, so that a cache hit costs a map lookup
+// instead of several SHA-512 blocks. Its size is bounded by
+// idMemoMaxEntries × idMemoMaxKey bytes. The zero value is empty.
 type idMemo struct {
 	mu sync.RWMutex
 	m  map[string]memoID
@@ -66,15 +67,15 @@ type memoID struct {
 	id    cacheID
 }
 
-func (memo *idMemo) get(suite envelope.Suite, ec []byte) (cacheID, bool) {
+func (memo *idMemo) get(suite envelope.Suite, key []byte) (cacheID, bool) {
 	memo.mu.RLock()
-	v, ok := memo.m[string(ec)] // no allocation: the conversion is only a lookup key
+	v, ok := memo.m[string(key)] // no allocation: the conversion is only a lookup key
 	memo.mu.RUnlock()
 	return v.id, ok && v.suite == suite
 }
 
-func (memo *idMemo) put(suite envelope.Suite, ec []byte, id cacheID) {
-	if len(ec) > idMemoMaxContext {
+func (memo *idMemo) put(suite envelope.Suite, key []byte, id cacheID) {
+	if len(key) > idMemoMaxKey {
 		return
 	}
 	memo.mu.Lock()
@@ -82,7 +83,7 @@ func (memo *idMemo) put(suite envelope.Suite, ec []byte, id cacheID) {
 	if memo.m == nil || len(memo.m) >= idMemoMaxEntries {
 		memo.m = make(map[string]memoID, idMemoMaxEntries)
 	}
-	memo.m[string(ec)] = memoID{suite, id}
+	memo.m[string(key)] = memoID{suite, id}
 }
 
 // decryptID computes the ESDK decrypt cache entry identifier
@@ -100,37 +101,57 @@ func (c *CachingKeyring) decryptID(m *envelope.DecryptionMaterials, edks []envel
 	if err != nil {
 		return id, false
 	}
-	hashes := make([][sha512.Size]byte, len(edks))
-	for i, e := range edks {
-		if hashes[i], ok = hashEDK(e); !ok {
+	// The memo key is len(ec) ‖ ec ‖ each EDK entry: unambiguous, since
+	// every part is length-prefixed.
+	var stack [512]byte
+	key := binary.BigEndian.AppendUint32(stack[:0], uint32(len(ec)))
+	key = append(key, ec...)
+	for _, e := range edks {
+		if key, ok = appendEDK(key, e); !ok {
 			return id, false // cannot be a header's EDK; let the inner keyring judge it
 		}
+	}
+	if id, ok := c.decMemo.get(m.Suite, key); ok {
+		return id, true
+	}
+	id = c.computeDecryptID(m.Suite, ec, edks)
+	c.decMemo.put(m.Suite, key, id)
+	return id, true
+}
+
+// computeDecryptID hashes as decryptID says; every EDK field fits a u16.
+func (c *CachingKeyring) computeDecryptID(suite envelope.Suite, ec []byte, edks []envelope.EncryptedDataKey) cacheID {
+	hashes := make([][sha512.Size]byte, len(edks))
+	var entry []byte
+	for i, e := range edks {
+		entry, _ = appendEDK(entry[:0], e)
+		hashes[i] = sha512.Sum512(entry)
 	}
 	slices.SortFunc(hashes, func(a, b [sha512.Size]byte) int { return bytes.Compare(a[:], b[:]) })
 	ecHash := sha512.Sum512(ec)
 	h := sha512.New()
 	h.Write(c.partition[:])
-	h.Write(binary.BigEndian.AppendUint16(nil, uint16(m.Suite)))
+	h.Write(binary.BigEndian.AppendUint16(nil, uint16(suite)))
 	for i := range hashes {
 		h.Write(hashes[i][:])
 	}
 	h.Write(make([]byte, sha512.Size)) // sentinel ending the key hashes
 	h.Write(ecHash[:])
-	return cacheID(h.Sum(nil)), true
+	return cacheID(h.Sum(nil))
 }
 
-// hashEDK hashes an EDK serialized as a header entry (data-format/
-// message-header.md): three u16-length-prefixed fields.
-func hashEDK(e envelope.EncryptedDataKey) (sum [sha512.Size]byte, ok bool) {
+// appendEDK appends e serialized as a header entry (data-format/
+// message-header.md): three u16-length-prefixed fields. ok is false when a
+// field is too long for that.
+func appendEDK(b []byte, e envelope.EncryptedDataKey) ([]byte, bool) {
 	if len(e.ProviderID) > math.MaxUint16 || len(e.ProviderInfo) > math.MaxUint16 || len(e.Ciphertext) > math.MaxUint16 {
-		return sum, false
+		return b, false
 	}
-	b := make([]byte, 0, 6+len(e.ProviderID)+len(e.ProviderInfo)+len(e.Ciphertext))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(e.ProviderID)))
 	b = append(b, e.ProviderID...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(e.ProviderInfo)))
 	b = append(b, e.ProviderInfo...)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(e.Ciphertext)))
 	b = append(b, e.Ciphertext...)
-	return sha512.Sum512(b), true
+	return b, true
 }

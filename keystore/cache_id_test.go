@@ -1,8 +1,10 @@
 package keystore
 
 import (
+	"bytes"
 	"crypto/sha512"
 	"encoding/binary"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,7 +46,7 @@ func TestEncryptIDMemo(t *testing.T) {
 		nil,
 		{"a": "1"},
 		{"a": "1", "b": "2"},
-		{"long": strings.Repeat("x", idMemoMaxContext)},
+		{"long": strings.Repeat("x", idMemoMaxKey)},
 	}
 	for i := range 2*idMemoMaxEntries + 3 {
 		contexts = append(contexts, map[string]string{"n": strconv.Itoa(i)})
@@ -65,6 +67,86 @@ func TestEncryptIDMemo(t *testing.T) {
 		}
 		if n := len(c.memo.m); n > idMemoMaxEntries {
 			t.Fatalf("memo holds %d contexts, want at most %d", n, idMemoMaxEntries)
+		}
+	}
+}
+
+// specDecryptID is caching-cmm.md Appendix A's decrypt identifier written
+// out step by step.
+func specDecryptID(t *testing.T, partitionID string, suite envelope.Suite, ec map[string]string, edks []envelope.EncryptedDataKey) cacheID {
+	t.Helper()
+	ser, err := envelope.SerializeContext(ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hashes [][]byte
+	for _, e := range edks {
+		var entry []byte
+		for _, f := range [][]byte{[]byte(e.ProviderID), e.ProviderInfo, e.Ciphertext} {
+			entry = binary.BigEndian.AppendUint16(entry, uint16(len(f)))
+			entry = append(entry, f...)
+		}
+		sum := sha512.Sum512(entry)
+		hashes = append(hashes, sum[:])
+	}
+	slices.SortFunc(hashes, bytes.Compare)
+	p, e := sha512.Sum512([]byte(partitionID)), sha512.Sum512(ser)
+	h := sha512.New()
+	h.Write(p[:])
+	h.Write(binary.BigEndian.AppendUint16(nil, uint16(suite)))
+	for _, x := range hashes {
+		h.Write(x)
+	}
+	h.Write(make([]byte, sha512.Size))
+	h.Write(e[:])
+	return cacheID(h.Sum(nil))
+}
+
+// TestDecryptIDMemo checks that the memoized decrypt ID always equals the
+// spec's: on repeated use, for either EDK order, for the same EDKs under
+// another context or suite, for inputs too long to memoize, and after the
+// memo overflows.
+func TestDecryptIDMemo(t *testing.T) {
+	inner, err := NewRawAESKeyring("ns", "k", make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCachingKeyring(inner, CacheOptions{MaxAge: time.Hour, PartitionID: "memo-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := envelope.EncryptedDataKey{ProviderID: "aws-kms", ProviderInfo: []byte("arn:a"), Ciphertext: []byte("ct-a")}
+	bk := envelope.EncryptedDataKey{ProviderID: "raw", ProviderInfo: []byte("info-b"), Ciphertext: []byte("ct-b")}
+	long := envelope.EncryptedDataKey{ProviderID: "raw", Ciphertext: bytes.Repeat([]byte{7}, idMemoMaxKey)}
+	type input struct {
+		suite envelope.Suite
+		ec    map[string]string
+		edks  []envelope.EncryptedDataKey
+	}
+	inputs := []input{
+		{envelope.SuiteCommitted, nil, []envelope.EncryptedDataKey{a}},
+		{envelope.SuiteCommitted, map[string]string{"x": "1"}, []envelope.EncryptedDataKey{a, bk}},
+		{envelope.SuiteCommitted, map[string]string{"x": "1"}, []envelope.EncryptedDataKey{bk, a}},
+		{envelope.SuiteLegacyAES256GCMHKDFSHA256, map[string]string{"x": "1"}, []envelope.EncryptedDataKey{a, bk}},
+		{envelope.SuiteCommitted, map[string]string{"x": "2"}, []envelope.EncryptedDataKey{a, bk}},
+		{envelope.SuiteCommitted, nil, []envelope.EncryptedDataKey{long}},
+	}
+	for i := range 2*idMemoMaxEntries + 3 {
+		e := envelope.EncryptedDataKey{ProviderID: "raw", Ciphertext: []byte(strconv.Itoa(i))}
+		inputs = append(inputs, input{envelope.SuiteCommitted, nil, []envelope.EncryptedDataKey{e}})
+	}
+	for round := range 2 {
+		for i, in := range inputs {
+			got, ok := c.decryptID(&envelope.DecryptionMaterials{Suite: in.suite, EncryptionContext: in.ec}, in.edks)
+			if !ok {
+				t.Fatalf("round %d input %d: bypassed", round, i)
+			}
+			if want := specDecryptID(t, "memo-test", in.suite, in.ec, in.edks); got != want {
+				t.Fatalf("round %d input %d: ID differs from the spec's", round, i)
+			}
+		}
+		if n := len(c.decMemo.m); n > idMemoMaxEntries {
+			t.Fatalf("memo holds %d inputs, want at most %d", n, idMemoMaxEntries)
 		}
 	}
 }
