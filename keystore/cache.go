@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -186,7 +187,7 @@ func (c *CachingKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMa
 		}
 		if hit.dataKey != nil {
 			m.DataKey = hit.dataKey
-			m.EncryptedDataKeys = append(m.EncryptedDataKeys, hit.edks...)
+			m.EncryptedDataKeys = appendEDKClones(m.EncryptedDataKeys, hit.edks)
 			return nil
 		}
 		return c.fillEncrypt(ctx, m, id, n)
@@ -209,7 +210,7 @@ func (c *CachingKeyring) fillEncrypt(ctx context.Context, m *envelope.Encryption
 		return nil // this message used up the key: nothing left to share
 	}
 	e = &cacheEntry{
-		id: id, dataKey: bytes.Clone(m.DataKey), edks: cloneEDKs(m.EncryptedDataKeys[start:]),
+		id: id, dataKey: bytes.Clone(m.DataKey), edks: appendEDKClones(nil, m.EncryptedDataKeys[start:]),
 		created: c.now(), messages: 1, bytes: n,
 	}
 	return nil
@@ -263,9 +264,10 @@ func (c *CachingKeyring) count(p *uint64) {
 	c.mu.Unlock()
 }
 
-// cloneEDKs deep-copies edks with all their bytes in one allocation; each
-// field is capped at its length, so appending to one never touches another.
-func cloneEDKs(edks []envelope.EncryptedDataKey) []envelope.EncryptedDataKey {
+// appendEDKClones appends deep copies of edks to dst, with all their bytes
+// in one allocation; each field is capped at its length, so appending to
+// one never touches another.
+func appendEDKClones(dst, edks []envelope.EncryptedDataKey) []envelope.EncryptedDataKey {
 	size := 0
 	for _, e := range edks {
 		size += len(e.ProviderInfo) + len(e.Ciphertext)
@@ -279,11 +281,11 @@ func cloneEDKs(edks []envelope.EncryptedDataKey) []envelope.EncryptedDataKey {
 		buf = append(buf, b...)
 		return buf[start:len(buf):len(buf)]
 	}
-	out := make([]envelope.EncryptedDataKey, len(edks))
-	for i, e := range edks {
-		out[i] = envelope.EncryptedDataKey{ProviderID: e.ProviderID, ProviderInfo: take(e.ProviderInfo), Ciphertext: take(e.Ciphertext)}
+	dst = slices.Grow(dst, len(edks))
+	for _, e := range edks {
+		dst = append(dst, envelope.EncryptedDataKey{ProviderID: e.ProviderID, ProviderInfo: take(e.ProviderInfo), Ciphertext: take(e.Ciphertext)})
 	}
-	return out
+	return dst
 }
 
 // hasKDF reports whether s derives its encryption key from the data key;

@@ -8,16 +8,17 @@ import (
 	"github.com/keystack/keystack/envelope"
 )
 
-// cacheHit is what a hit hands the caller: its own copies of the data key
-// and of the EDKs.
+// cacheHit is what a hit hands the caller: its own copy of the data key,
+// and the entry's EDKs, which it must clone (appendEDKClones).
 type cacheHit struct {
 	dataKey []byte
 	edks    []envelope.EncryptedDataKey
 }
 
-// acquire looks id up under the lock. It returns copies from a usable entry
-// (hit.dataKey != nil, already counted against the entry's limits), or wait=true after an
-// in-flight inner call for id ended (the caller retries), or neither: the
+// acquire looks id up under the lock. It returns a usable entry's data
+// (hit.dataKey != nil, already counted against the entry's limits), or
+// wait=true after an in-flight inner call for id ended (the caller
+// retries), or neither: the
 // caller is now the one leader for id and must call finish. Checking and
 // counting in one critical section is what keeps MaxMessages exact under
 // concurrency.
@@ -28,7 +29,7 @@ func (c *CachingKeyring) acquire(ctx context.Context, id cacheID, n uint64, enc 
 		if c.usable(e, n, enc) {
 			hit.dataKey = c.takeLocked(el, n, enc)
 			c.mu.Unlock()
-			hit.edks = cloneEDKs(e.edks) // cached EDKs are never written, so clone unlocked
+			hit.edks = e.edks // never written once cached: the caller clones it unlocked
 			return hit, false, nil
 		}
 		c.evictLocked(el)
