@@ -78,8 +78,8 @@ func (l *Log) commit(batch []*pending) error {
 			return l.writeBatch(batch)
 		})
 	}
-	if err == nil && (l.opts.Durability == Sync || l.opts.Now().Sub(l.lastSync) >= l.opts.BatchInterval) {
-		err = l.sync()
+	if err == nil && l.opts.Durability == Sync {
+		err = l.sync() // Batch mode: the committer's ticker syncs
 	}
 	if err != nil && l.err == nil {
 		l.err = err
@@ -97,7 +97,7 @@ func (l *Log) writeBatch(batch []*pending) error {
 		p.e.Time, p.e.Seq = now, seq+1
 		var h [32]byte
 		var err error
-		buf, h, err = p.e.sealTo(buf, head)
+		buf, h, err = p.e.sealTo(buf, head, false)
 		if err != nil {
 			p.err = err // this record only: it is not written
 			continue

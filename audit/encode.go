@@ -15,7 +15,9 @@ import (
 // encoding/json, so the two can never disagree silently. It exists because
 // the audit record is on the path of every key operation and reflection
 // costs more there than the rest of the record.
-func appendEntry(b []byte, e *Entry, withHash bool) []byte {
+//
+// With prev set, "prev" is its hex encoding rather than e.Prev.
+func appendEntry(b []byte, e *Entry, prev *[32]byte, withHash bool) []byte {
 	b = append(b, `{"time":`...)
 	b = appendString(b, e.Time)
 	b = append(b, `,"seq":`...)
@@ -56,8 +58,14 @@ func appendEntry(b []byte, e *Entry, withHash bool) []byte {
 	if e.Final {
 		b = append(b, `,"final":true`...)
 	}
-	b = append(b, `,"prev":`...)
-	b = appendString(b, e.Prev)
+	if prev != nil {
+		b = append(b, `,"prev":"`...)
+		b = hex.AppendEncode(b, prev[:])
+		b = append(b, '"')
+	} else {
+		b = append(b, `,"prev":`...)
+		b = appendString(b, e.Prev)
+	}
 	if withHash {
 		b = appendField(b, `,"hash":`, e.Hash)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -31,14 +32,14 @@ func checkEncoding(t *testing.T, e Entry) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := appendEntry(nil, &e, true); !bytes.Equal(got, want) {
+	if got := appendEntry(nil, &e, nil, true); !bytes.Equal(got, want) {
 		t.Fatalf("appendEntry with hash:\n got %s\nwant %s", got, want)
 	}
 	c, err := e.canonical()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := appendEntry([]byte("prefix"), &e, false); !bytes.Equal(got[len("prefix"):], c) {
+	if got := appendEntry([]byte("prefix"), &e, nil, false); !bytes.Equal(got[len("prefix"):], c) {
 		t.Fatalf("appendEntry without hash:\n got %s\nwant %s", got[len("prefix"):], c)
 	}
 }
@@ -57,7 +58,7 @@ func TestSealedLineVerifies(t *testing.T) {
 	prev := [32]byte{1, 2, 3}
 	for _, e := range encodeCases() {
 		delete(e.Context, "bad") // invalid UTF-8 does not survive a JSON round trip
-		line, h, err := e.sealTo(nil, prev)
+		line, h, err := e.sealTo(nil, prev, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,5 +111,43 @@ func TestAppendAllOneChain(t *testing.T) {
 				t.Fatalf("report %+v", rep)
 			}
 		})
+	}
+}
+
+// TestAppendAllSharedContext: records sharing one context map get the same
+// context HMAC as a record appended alone with an equal context.
+func TestAppendAllSharedContext(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l := open(t, path, Options{Durability: Batch, LogContextValues: true})
+	shared, alone := rec(1), rec(2)
+	second := shared
+	second.Action = "keystack:GenerateDataKey"
+	ctx := context.Background()
+	if err := l.AppendAll(ctx, shared, second); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(ctx, alone); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var got []Entry
+	for e, err := range Query(f, Filter{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Type != TypeCheckpoint {
+			got = append(got, e)
+		}
+	}
+	if len(got) != 3 || got[0].ContextHMAC == "" || got[0].ContextHMAC != got[1].ContextHMAC ||
+		got[1].ContextHMAC != got[2].ContextHMAC || got[1].Context["dept"] != "finance-secret-value" {
+		t.Fatalf("entries %+v", got)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 )
 
 // Entry types.
@@ -66,20 +66,21 @@ func chainHash(prev [32]byte, canonical []byte) [32]byte {
 
 // seal sets e.Prev and e.Hash and returns the encoded line with its newline.
 func (e *Entry) seal(prev [32]byte) ([]byte, [32]byte, error) {
-	return e.sealTo(nil, prev)
+	return e.sealTo(nil, prev, true)
 }
 
-// sealTo is seal appending the line to buf, which it may reuse.
-func (e *Entry) sealTo(buf []byte, prev [32]byte) ([]byte, [32]byte, error) {
-	e.Prev = hex.EncodeToString(prev[:])
-	e.Hash = ""
+// sealTo is seal appending the line to buf, which it may reuse; e.Prev and
+// e.Hash are set only with fill (the committer discards the entry).
+func (e *Entry) sealTo(buf []byte, prev [32]byte, fill bool) ([]byte, [32]byte, error) {
 	start := len(buf)
-	buf = appendEntry(buf, e, false)
+	buf = appendEntry(buf, e, &prev, false)
 	h := chainHash(prev, buf[start:])
-	e.Hash = hex.EncodeToString(h[:])
 	buf = appendHash(buf, h)
 	if n := len(buf) - start; n >= MaxLineSize {
 		return buf[:start], prev, fmt.Errorf("audit: record of %d bytes exceeds %d", n, MaxLineSize)
+	}
+	if fill {
+		e.Prev, e.Hash = hex.EncodeToString(prev[:]), hex.EncodeToString(h[:])
 	}
 	return append(buf, '\n'), h, nil
 }
@@ -116,17 +117,22 @@ func checkpointMessage(seq uint64, head [32]byte, final bool) []byte {
 // serializeContext encodes a context unambiguously: pairs sorted by key,
 // each field prefixed by its u32 length.
 func serializeContext(ec map[string]string) []byte {
-	keys := make([]string, 0, len(ec))
+	return appendContextBytes(nil, ec)
+}
+
+// appendContextBytes appends serializeContext(ec) to b.
+func appendContextBytes(b []byte, ec map[string]string) []byte {
+	var arr [8]string
+	keys := arr[:0]
 	for k := range ec {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
-	var out []byte
+	slices.Sort(keys)
 	for _, k := range keys {
-		out = binary.BigEndian.AppendUint32(out, uint32(len(k)))
-		out = append(out, k...)
-		out = binary.BigEndian.AppendUint32(out, uint32(len(ec[k])))
-		out = append(out, ec[k]...)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(k)))
+		b = append(b, k...)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(ec[k])))
+		b = append(b, ec[k]...)
 	}
-	return out
+	return b
 }

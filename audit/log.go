@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"os"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,7 +175,15 @@ func (l *Log) AppendAll(ctx context.Context, rs ...Record) error {
 	ps := make([]pending, len(rs))
 	batch := make([]*pending, len(rs))
 	for i := range rs {
-		ps[i].e = l.entry(rs[i])
+		if i > 0 && sameMap(rs[i].EncryptionContext, rs[i-1].EncryptionContext) {
+			// Decisions for one operation share its context: hash it once.
+			r := rs[i]
+			r.EncryptionContext = nil
+			ps[i].e = l.entry(r)
+			ps[i].e.ContextHMAC, ps[i].e.Context = ps[i-1].e.ContextHMAC, ps[i-1].e.Context
+		} else {
+			ps[i].e = l.entry(rs[i])
+		}
 		batch[i] = &ps[i]
 	}
 	l.mu.RLock()
@@ -206,6 +215,11 @@ func (l *Log) AppendAll(ctx context.Context, rs ...Record) error {
 	return first
 }
 
+// sameMap reports whether a and b are the same map (not merely equal).
+func sameMap(a, b map[string]string) bool {
+	return a != nil && reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
 func firstResult(batch []*pending, err error) error {
 	for _, p := range batch {
 		if e := p.result(err); e != nil {
@@ -226,20 +240,28 @@ func (l *Log) entry(r Record) Entry {
 		e.MessageID = hex.EncodeToString(r.MessageID)
 	}
 	if len(r.EncryptionContext) > 0 {
-		m, _ := l.ctxMACs.Get().(hash.Hash)
-		if m == nil {
-			m = hmac.New(sha256.New, l.ctxKey)
-		}
-		m.Reset()
-		m.Write(serializeContext(r.EncryptionContext))
-		var sum [sha256.Size]byte
-		e.ContextHMAC = hex.EncodeToString(m.Sum(sum[:0]))
-		l.ctxMACs.Put(m)
+		e.ContextHMAC = l.contextHMAC(r.EncryptionContext)
 		if l.opts.LogContextValues {
 			e.Context = r.EncryptionContext
 		}
 	}
 	return e
+}
+
+// contextHMAC returns the hex HMAC-SHA256 of serializeContext(ec) under
+// the log's context key.
+func (l *Log) contextHMAC(ec map[string]string) string {
+	m, _ := l.ctxMACs.Get().(hash.Hash)
+	if m == nil {
+		m = hmac.New(sha256.New, l.ctxKey)
+	}
+	m.Reset()
+	var scratch [512]byte // one Write: the HMAC's per-call cost exceeds a copy
+	m.Write(appendContextBytes(scratch[:0], ec))
+	var sum [sha256.Size]byte
+	s := hex.EncodeToString(m.Sum(sum[:0]))
+	l.ctxMACs.Put(m)
+	return s
 }
 
 // Head returns the hex chain hash of the last entry this Log wrote or read.

@@ -48,5 +48,8 @@ func (s *Store) authorize2(ctx context.Context, first, second, name string, vers
 		}
 		return s.authorize(ctx, second, name, version, ec)
 	}
-	return ma.AuthorizeAll(ctx, s.keyRequest(first, name, version, ec), s.keyRequest(second, name, version, ec))
+	r1 := s.keyRequest(first, name, version, ec)
+	r2 := r1
+	r2.Action = second
+	return ma.AuthorizeAll(ctx, r1, r2)
 }

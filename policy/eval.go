@@ -153,15 +153,18 @@ func anyMatch(globs []glob, subjects []string) bool {
 }
 
 // lookup returns the request's values for the condition key and whether the
-// key is present.
-func (c *ccond) lookup(ev *evalReq) ([]string, bool) {
+// key is present. A single value is returned in one, so that the common
+// keys cost no allocation.
+func (c *ccond) lookup(ev *evalReq, one *[1]string) ([]string, bool) {
 	switch c.kind {
 	case keyContext:
 		v, ok := lookupFold(ev.EncryptionContext, c.sub)
-		return []string{v}, ok
+		one[0] = v
+		return one[:], ok
 	case keyPrincipalTag:
 		v, ok := lookupFold(ev.PrincipalTags, c.sub)
-		return []string{v}, ok
+		one[0] = v
+		return one[:], ok
 	case keyContextKeys:
 		keys := make([]string, 0, len(ev.EncryptionContext))
 		for k := range ev.EncryptionContext {
@@ -201,7 +204,8 @@ func lookupFold(m map[string]string, k string) (string, bool) {
 // operator is true when no value matches; an absent key satisfies IfExists,
 // negated operators and ForAllValues, and nothing else.
 func (c *ccond) eval(ev *evalReq) bool {
-	vals, present := c.lookup(ev)
+	var one [1]string
+	vals, present := c.lookup(ev, &one)
 	if c.op.kind == opNull {
 		for _, v := range c.raw {
 			if (v == "true") == !present {
