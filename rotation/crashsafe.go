@@ -39,37 +39,56 @@ func journalPath(path string) string {
 const atomicWriteSize = 512
 
 // rewriteHeaderInPlace overwrites a message's header with one of the same
-// length. A header of at most atomicWriteSize bytes is written directly.
-// A larger one is first made durable in a journal, so a crash at any later
-// point is finished by recoverJournal (roll forward).
-func rewriteHeaderInPlace(f *os.File, path string, newHeader []byte) error {
+// length. A header of at most atomicWriteSize bytes is written directly: a
+// killed process leaves the write in the page cache, and a power cut
+// leaves the old or the new sector. A larger one is first made durable in
+// a journal, so a crash at any later point is finished by recoverJournal
+// (roll forward). With a flusher (batch mode) the header write is not
+// synced here: fl makes it durable later, and keeps the journal until then.
+func rewriteHeaderInPlace(f *os.File, path string, newHeader []byte, fl *flusher) error {
 	if len(newHeader) <= atomicWriteSize {
-		if err := writeHeaderAt(f, newHeader); err != nil {
+		if err := writeHeaderAt(f, newHeader, fl == nil); err != nil {
 			return err
 		}
 		if crash("header-written") {
 			return errSimulatedCrash
 		}
+		if fl != nil {
+			fl.add(path, "")
+		}
 		return nil
 	}
 	jp := journalPath(path)
-	body := append(append(append([]byte{}, journalMagic...), binary.BigEndian.AppendUint32(nil, uint32(len(newHeader)))...), newHeader...)
-	sum := sha256.Sum256(body)
-	if err := writeFileSync(jp, append(body, sum[:]...)); err != nil {
+	if err := writeFileSync(jp, journalBytes(newHeader)); err != nil {
 		return fmt.Errorf("rewrap journal: %w", err)
 	}
 	if crash("journal-written") {
 		return errSimulatedCrash
 	}
-	if err := writeHeaderAt(f, newHeader); err != nil {
+	if err := writeHeaderAt(f, newHeader, fl == nil); err != nil {
 		return err
 	}
 	if crash("header-written") {
 		return errSimulatedCrash
 	}
+	if fl != nil {
+		fl.add(path, jp)
+		return nil
+	}
 	// No directory sync: a journal that outlives a power loss is applied
 	// again, which writes the same header.
 	return os.Remove(jp)
+}
+
+// journalBytes is a journal: magic ‖ u32 header length ‖ header ‖ SHA-256
+// of all that, so a torn journal is recognised and ignored.
+func journalBytes(header []byte) []byte {
+	body := make([]byte, 0, len(journalMagic)+4+len(header)+sha256.Size)
+	body = append(body, journalMagic...)
+	body = binary.BigEndian.AppendUint32(body, uint32(len(header)))
+	body = append(body, header...)
+	sum := sha256.Sum256(body)
+	return append(body, sum[:]...)
 }
 
 func applyHeader(path string, header []byte) error {
@@ -77,18 +96,23 @@ func applyHeader(path string, header []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := writeHeaderAt(f, header); err != nil {
+	if err := writeHeaderAt(f, header, true); err != nil {
 		f.Close()
 		return err
 	}
 	return f.Close()
 }
 
-// writeHeaderAt writes header at offset 0 in one write and syncs the file.
-func writeHeaderAt(f *os.File, header []byte) error {
+// writeHeaderAt writes header at offset 0 in one write and, with sync,
+// makes it durable.
+func writeHeaderAt(f *os.File, header []byte, sync bool) error {
 	if _, err := f.WriteAt(header, 0); err != nil {
 		return err
 	}
+	if !sync {
+		return nil
+	}
+	fileSyncs.Add(1)
 	return f.Sync()
 }
 
@@ -138,9 +162,9 @@ func isStaleTemp(name string) bool {
 }
 
 // replaceHeader writes the new header and the old body into a new file
-// beside the message and renames it over the message.
-func replaceHeader(path string, newHeader []byte, oldHeaderLen int64) error {
-	return writeBeside(path, func(dst io.Writer) error {
+// beside the message and renames it over the message (see writeBeside).
+func replaceHeader(path string, newHeader []byte, oldHeaderLen int64, fl *flusher) error {
+	return writeBeside(path, fl, func(dst io.Writer) error {
 		src, err := os.Open(path)
 		if err != nil {
 			return err
@@ -159,8 +183,11 @@ func replaceHeader(path string, newHeader []byte, oldHeaderLen int64) error {
 
 // writeBeside fills a temporary file in path's directory and atomically
 // renames it over path, keeping path's permissions; on failure the temp
-// file is removed and path is untouched.
-func writeBeside(path string, fill func(io.Writer) error) error {
+// file is removed and path is untouched. The temp file is always synced
+// before the rename, so the name never points at unwritten data; the
+// rename is made durable by a directory sync, or, with a flusher, by its
+// flush.
+func writeBeside(path string, fl *flusher, fill func(io.Writer) error) error {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return err
@@ -185,6 +212,7 @@ func writeBeside(path string, fill func(io.Writer) error) error {
 	if err := tmp.Chmod(fi.Mode().Perm()); err != nil {
 		return err
 	}
+	fileSyncs.Add(1)
 	if err := tmp.Sync(); err != nil {
 		return err
 	}
@@ -201,6 +229,10 @@ func writeBeside(path string, fill func(io.Writer) error) error {
 	ok = true
 	if crash("renamed") {
 		return errSimulatedCrash
+	}
+	if fl != nil {
+		fl.add(path, "")
+		return nil
 	}
 	return syncDir(filepath.Dir(path))
 }

@@ -37,8 +37,11 @@ type RewrapOptions struct {
 	// Decrypt carries AllowLegacy, the required context and limits.
 	Decrypt envelope.DecryptOptions
 	DryRun  bool
-	// Workers rewrap files in parallel; 0 means 8 (the work is mostly
-	// waiting for fsync).
+	// Sync says when RewrapPaths makes its writes durable: SyncBatch (the
+	// default) or SyncPerFile. RewrapFile always syncs its one file.
+	Sync SyncMode
+	// Workers rewrap files in parallel; 0 means 8 (with SyncPerFile the
+	// work is mostly waiting for fsync).
 	Workers int
 	// Progress, when set, is called after each file.
 	Progress func(done, total int)
@@ -64,21 +67,64 @@ type RewrapSummary struct {
 // are not messages are skipped and reported, never modified. Running it
 // again after an interruption finishes interrupted files and skips the done
 // ones (with Targets set, without key operations).
+//
+// Every file the summary reports as rewrapped is durable when RewrapPaths
+// returns, also when ctx is cancelled: with SyncBatch, one flush per
+// filesystem (syncfs(2) on Linux) runs after the last file and before the
+// return; if it fails, the files it covered are reported failed. Progress
+// calls come before that flush. At every point before, a crash leaves each
+// path holding its old or its new message, as with RewrapFile.
 func RewrapPaths(ctx context.Context, paths []string, opts RewrapOptions) (*RewrapSummary, error) {
+	files, journals, err := listRewrapFiles(ctx, paths, opts.DryRun)
+	if err != nil {
+		return nil, err
+	}
+	var fl *flusher
+	if opts.Sync == SyncBatch && !opts.DryRun {
+		if fl, err = newFlusher(files); err != nil {
+			return nil, err
+		}
+	}
+	results, crashed := rewrapAll(ctx, files, journals, opts, fl)
+	if crashed || (fl != nil && crash("before-flush")) {
+		if fl != nil {
+			fl.abandon()
+		}
+		return nil, errSimulatedCrash // a killed process flushes nothing
+	}
+	if fl != nil {
+		if err := fl.finish(); err != nil {
+			if errors.Is(err, errSimulatedCrash) {
+				return nil, err
+			}
+			failUnflushed(results, err)
+			return summarize(results), err
+		}
+	}
+	return summarize(results), ctx.Err()
+}
+
+// listRewrapFiles lists the files under paths and the rewrap journals
+// beside them, removing stale temp files unless dryRun.
+func listRewrapFiles(ctx context.Context, paths []string, dryRun bool) ([]string, map[string]bool, error) {
 	var files []string
 	journals := map[string]bool{}
-	removeStale := func(p string) {
+	scratch := func(p string) {
 		switch name := filepath.Base(p); {
-		case isStaleTemp(name) && !opts.DryRun:
+		case isStaleTemp(name) && !dryRun:
 			os.Remove(p)
 		case strings.HasSuffix(name, ".journal"):
 			journals[p] = true
 		}
 	}
-	if err := walkFiles(ctx, paths, removeStale, func(p string, _ int64) { files = append(files, p) }); err != nil {
-		return nil, err
-	}
-	results := make([]FileResult, len(files))
+	err := walkFiles(ctx, paths, scratch, func(p string, _ int64) { files = append(files, p) })
+	return files, journals, err
+}
+
+// rewrapAll rewraps files with opts.Workers workers until done or ctx is
+// cancelled. crashed reports a simulated crash (tests), which stops it.
+func rewrapAll(ctx context.Context, files []string, journals map[string]bool, opts RewrapOptions, fl *flusher) (results []FileResult, crashed bool) {
+	results = make([]FileResult, len(files))
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -90,25 +136,39 @@ func RewrapPaths(ctx context.Context, paths []string, opts RewrapOptions) (*Rewr
 	for range workers {
 		wg.Go(func() {
 			for i := range jobs {
-				results[i] = rewrapFile(ctx, files[i], opts, journals[journalPath(files[i])])
+				results[i] = rewrapFile(ctx, files[i], opts, journals[journalPath(files[i])], fl)
+				mu.Lock()
+				done++
+				crashed = crashed || results[i].Reason == errSimulatedCrash.Error()
 				if opts.Progress != nil {
-					mu.Lock()
-					done++
 					opts.Progress(done, len(files))
-					mu.Unlock()
 				}
+				mu.Unlock()
 			}
 		})
 	}
 	for i := range files {
-		if ctx.Err() != nil {
+		mu.Lock()
+		stop := crashed
+		mu.Unlock()
+		if ctx.Err() != nil || stop {
 			break
 		}
 		jobs <- i
 	}
 	close(jobs)
 	wg.Wait()
-	return summarize(results), ctx.Err()
+	return results, crashed
+}
+
+// failUnflushed reports the rewritten files as failed: a flush error
+// leaves unknown which of them are durable.
+func failUnflushed(results []FileResult, err error) {
+	for i, r := range results {
+		if r.Outcome == Rewrapped {
+			results[i] = r.fail(err)
+		}
+	}
 }
 
 func summarize(results []FileResult) *RewrapSummary {
@@ -133,13 +193,15 @@ func summarize(results []FileResult) *RewrapSummary {
 // rewritten in place under a journal; otherwise a new file is written beside
 // the old one and renamed over it. Signed messages are re-signed in one pass.
 // At every point a crash leaves the path holding the old or the new message.
+// RewrapFile returns once the result is durable (fsync), whatever opts.Sync.
 func RewrapFile(ctx context.Context, path string, opts RewrapOptions) FileResult {
-	return rewrapFile(ctx, path, opts, true)
+	return rewrapFile(ctx, path, opts, true, nil)
 }
 
 // rewrapFile is RewrapFile; a tree walk that saw no journal for path says
-// so with hasJournal, sparing a lookup per file.
-func rewrapFile(ctx context.Context, path string, opts RewrapOptions, hasJournal bool) FileResult {
+// so with hasJournal, sparing a lookup per file. With a flusher, writes
+// are made durable by its flush instead of one by one.
+func rewrapFile(ctx context.Context, path string, opts RewrapOptions, hasJournal bool, fl *flusher) FileResult {
 	res := FileResult{Path: path}
 	if hasJournal {
 		if err := recoverJournal(path); err != nil {
@@ -155,7 +217,10 @@ func rewrapFile(ctx context.Context, path string, opts RewrapOptions, hasJournal
 		return res.fail(err)
 	}
 	defer f.Close()
-	old, err := envelope.Inspect(bufio.NewReaderSize(f, 4096), envelope.InspectOptions{MaxEncryptedDataKeys: opts.Decrypt.MaxEncryptedDataKeys})
+	raw, old, err := readHeader(f, opts.Decrypt.MaxEncryptedDataKeys)
+	if errors.Is(err, errRead) {
+		return res.fail(err)
+	}
 	if err != nil {
 		res.Outcome, res.Reason = Skipped, "not a message: "+err.Error()
 		return res
@@ -166,12 +231,9 @@ func rewrapFile(ctx context.Context, path string, opts RewrapOptions, hasJournal
 	}
 	if old.Suite.Signed() {
 		f.Close()
-		return rewrapSigned(ctx, path, opts, res)
+		return rewrapSigned(ctx, path, opts, res, fl)
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return res.fail(err)
-	}
-	newHeader, _, err := envelope.RewrapHeader(ctx, bufio.NewReaderSize(f, 4096), opts.From, opts.To, opts.Decrypt)
+	newHeader, _, err := envelope.RewrapHeader(ctx, bytes.NewReader(raw), opts.From, opts.To, opts.Decrypt)
 	if err != nil {
 		return res.fail(err)
 	}
@@ -185,9 +247,9 @@ func rewrapFile(ctx context.Context, path string, opts RewrapOptions, hasJournal
 		return res
 	}
 	if res.InPlace {
-		err = rewriteHeaderInPlace(f, path, newHeader)
+		err = rewriteHeaderInPlace(f, path, newHeader, fl)
 	} else {
-		err = replaceHeader(path, newHeader, int64(old.HeaderLength))
+		err = replaceHeader(path, newHeader, int64(old.HeaderLength), fl)
 	}
 	if err != nil {
 		return res.fail(err)
@@ -196,17 +258,49 @@ func rewrapFile(ctx context.Context, path string, opts RewrapOptions, hasJournal
 	return res
 }
 
+// headerReadSize covers the headers of nearly all messages in one read.
+const headerReadSize = 4096
+
+var errRead = errors.New("reading the message")
+
+// readHeader reads and parses the header at the start of f, returning its
+// bytes too, so that the rewrap parses them from memory instead of
+// reading the file again. Most headers take one pread.
+func readHeader(f *os.File, maxEDKs int) ([]byte, *envelope.Header, error) {
+	opts := envelope.InspectOptions{MaxEncryptedDataKeys: maxEDKs}
+	buf := make([]byte, headerReadSize)
+	n, err := f.ReadAt(buf, 0)
+	if err != nil && err != io.EOF {
+		return nil, nil, fmt.Errorf("%w: %w", errRead, err)
+	}
+	h, err := envelope.Inspect(bytes.NewReader(buf[:n]), opts)
+	if errors.Is(err, envelope.ErrTruncated) && n == len(buf) {
+		// A longer header: Inspect bounds it while reading the file.
+		if h, err = envelope.Inspect(bufio.NewReader(io.NewSectionReader(f, 0, envelope.MaxHeaderLength)), opts); err != nil {
+			return nil, nil, err
+		}
+		buf = make([]byte, h.HeaderLength)
+		if _, err := f.ReadAt(buf, 0); err != nil {
+			return nil, nil, fmt.Errorf("%w: %w", errRead, err)
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return buf[:h.HeaderLength], h, nil
+}
+
 func (r FileResult) fail(err error) FileResult {
 	r.Outcome, r.Reason = Failed, err.Error()
 	return r
 }
 
-func rewrapSigned(ctx context.Context, path string, opts RewrapOptions, res FileResult) FileResult {
+func rewrapSigned(ctx context.Context, path string, opts RewrapOptions, res FileResult, fl *flusher) FileResult {
 	if opts.DryRun {
 		res.Outcome = WouldRewrap
 		return res
 	}
-	err := writeBeside(path, func(dst io.Writer) error {
+	err := writeBeside(path, fl, func(dst io.Writer) error {
 		src, err := os.Open(path)
 		if err != nil {
 			return err
