@@ -41,7 +41,7 @@ type RewrapOptions struct {
 	// default) or SyncPerFile. RewrapFile always syncs its one file.
 	Sync SyncMode
 	// Workers rewrap files in parallel; 0 means 8 (with SyncPerFile the
-	// work is mostly waiting for fsync).
+	// work is mostly waiting for fsync; with SyncBatch, 2 per core suffice).
 	Workers int
 	// Progress, when set, is called after each file.
 	Progress func(done, total int)
@@ -139,7 +139,7 @@ func rewrapAll(ctx context.Context, files []string, journals map[string]bool, op
 				results[i] = rewrapFile(ctx, files[i], opts, journals[journalPath(files[i])], fl)
 				mu.Lock()
 				done++
-				crashed = crashed || results[i].Reason == errSimulatedCrash.Error()
+				crashed = crashed || (crashAt != nil && results[i].Reason == errSimulatedCrash.Error())
 				if opts.Progress != nil {
 					opts.Progress(done, len(files))
 				}
