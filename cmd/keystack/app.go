@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"os"
 	"strings"
 
@@ -26,6 +27,7 @@ func newApp() *cli.App {
 		// Errors are printed and mapped to exit codes by run, never by cli.
 		ExitErrHandler: func(*cli.Context, error) {},
 		Action:         unknownCommand,
+		After:          closeAll,
 	}
 	setUsageErrors(app.Commands)
 	app.OnUsageError = onUsageError
@@ -133,4 +135,30 @@ func takesValue(flags []cli.Flag, arg string) bool {
 		}
 	}
 	return false
+}
+
+const closersKey = "closers"
+
+// closeOnExit registers resources that the app closes when the command
+// ends, whether it succeeded or not.
+func closeOnExit(c *cli.Context, cs ...io.Closer) {
+	if c.App.Metadata == nil {
+		c.App.Metadata = map[string]any{}
+	}
+	list, _ := c.App.Metadata[closersKey].([]io.Closer)
+	c.App.Metadata[closersKey] = append(list, cs...)
+}
+
+// closeAll is the app's After hook: it closes what closeOnExit registered,
+// newest first. The command's work is done by then, so a failure to close
+// is a warning, not a failed command.
+func closeAll(c *cli.Context) error {
+	list, _ := c.App.Metadata[closersKey].([]io.Closer)
+	delete(c.App.Metadata, closersKey)
+	for i := len(list) - 1; i >= 0; i-- {
+		if err := list[i].Close(); err != nil {
+			warnf(c.App.ErrWriter, "closing a key backend: %v", err)
+		}
+	}
+	return nil
 }

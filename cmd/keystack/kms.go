@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"regexp"
 	"slices"
 	"sync"
@@ -67,13 +68,14 @@ func kmsOptions(c *cli.Context) awskms.Options {
 // encrypted under one of its keys or carries one of its EDKs, so that
 // decrypting without -k over a store that lists HSM or KMS keys needs no
 // PIN and no credentials for messages those keys did not wrap.
+// The app closes them when the command ends (see closeOnExit).
 func externalBackends(c *cli.Context) map[string]keystore.Backend {
-	return map[string]keystore.Backend{
-		keystore.BackendAWSKMS: &lazyBackend{name: keystore.BackendAWSKMS, provider: awskms.ProviderID, check: checkARN,
-			open: func() keystore.Backend { return awskms.NewBackend(kmsOptions(c)) }},
-		keystore.BackendPKCS11: &lazyBackend{name: keystore.BackendPKCS11, provider: hsm.DefaultNamespace, check: checkKeyURI,
-			open: func() keystore.Backend { return hsm.NewBackend(hsmOptions(c)) }},
-	}
+	kms := &lazyBackend{name: keystore.BackendAWSKMS, provider: awskms.ProviderID, check: checkARN,
+		open: func() keystore.Backend { return awskms.NewBackend(kmsOptions(c)) }}
+	p11 := &lazyBackend{name: keystore.BackendPKCS11, provider: hsm.DefaultNamespace, check: checkKeyURI,
+		open: func() keystore.Backend { return hsm.NewBackend(hsmOptions(c)) }}
+	closeOnExit(c, kms, p11)
+	return map[string]keystore.Backend{keystore.BackendAWSKMS: kms, keystore.BackendPKCS11: p11}
 }
 
 // arnRE is the shape of a KMS key or alias ARN; awskms parses it fully.
@@ -113,6 +115,16 @@ func (b *lazyBackend) Keyring(_ context.Context, ref string) (envelope.Keyring, 
 		return nil, err
 	}
 	return &lazyKeyring{b: b, ref: ref}, nil
+}
+
+// Close closes the backend if it was opened and can be closed: the
+// PKCS#11 backend logs out of its tokens and finalizes the module.
+func (b *lazyBackend) Close() error {
+	b.once.Do(func() {}) // no backend opens after Close
+	if cl, ok := b.backend.(io.Closer); ok {
+		return cl.Close()
+	}
+	return nil
 }
 
 func (b *lazyBackend) get() keystore.Backend {
