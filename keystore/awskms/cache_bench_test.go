@@ -21,9 +21,10 @@ const (
 	// cacheBenchMessages is the message count of one cached op.
 	cacheBenchMessages = 100_000
 	// cacheMaxMessages is the cache's MaxMessages: each KMS data key
-	// encrypts at most this many messages. The ESDK caps it at 2^32, but
-	// its own examples use 10 to 1000; 1000 is the upper end of that, a
-	// KMS call per MiB of 1 KiB messages.
+	// encrypts at most this many messages. The ESDK allows up to 2^32, but
+	// a deployment that caches for security-conscious reuse sets it far
+	// lower; 1000 makes one KMS call per 1000 messages (about 1 MiB of
+	// 1 KiB messages) and the target exactly 100 calls.
 	cacheMaxMessages = 1000
 	// cacheMaxAge is long enough never to expire during a run, so the
 	// message limit alone decides the KMS call count.
