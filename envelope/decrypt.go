@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -39,12 +38,16 @@ type unlocked struct {
 // plaintext until the signature verifies. Errors are sticky. Call Close
 // when abandoning the Reader early.
 func Decrypt(ctx context.Context, src io.Reader, kr Keyring, opts DecryptOptions) (*Reader, error) {
-	br := bufio.NewReaderSize(src, 64<<10)
+	br := buffered(src)
 	u, err := unlockHeader(ctx, br, kr, opts)
 	if err != nil {
 		return nil, err
 	}
-	r := &Reader{hdr: u.hdr, src: br, codec: u.codec, conc: concurrency(opts.Concurrency), depth: 1}
+	r := &Reader{hdr: u.hdr, src: br, codec: u.codec, conc: concurrency(opts.Concurrency), depth: 1, frameCap: 1 << 20}
+	if m, ok := src.(*bytes.Reader); ok {
+		// No frame can be longer than what is left of the message.
+		r.frameCap = max(int(m.Len()), finalPrefix+gcmTagLen)
+	}
 	if u.hdr.Suite.Signed() {
 		if r.pub, r.h, err = newVerifier(u.hdr.Suite, u.hdr.EncryptionContext); err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package envelope
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/ecdsa"
 	"encoding/binary"
 	"fmt"
@@ -11,11 +12,28 @@ import (
 	"runtime"
 )
 
+// byteSource is what the Reader reads a message from: buffered, since
+// frame prefixes are read a few bytes at a time.
+type byteSource interface {
+	io.Reader
+	io.ByteReader
+}
+
+// buffered returns src itself when it is an in-memory reader, and
+// otherwise src behind a buffer.
+func buffered(src io.Reader) byteSource {
+	if br, ok := src.(*bytes.Reader); ok {
+		return br
+	}
+	return bufio.NewReaderSize(src, 64<<10)
+}
+
 // Reader is the decrypting reader returned by Decrypt. It is not safe for
 // concurrent use.
 type Reader struct {
 	hdr      *Header
-	src      *bufio.Reader
+	src      byteSource
+	frameCap int // initial capacity of frame buffers
 	codec    *frameCodec
 	pub      *ecdsa.PublicKey // nil unless signed
 	h        hash.Hash        // hashes header ‖ body for the signature
@@ -196,7 +214,7 @@ func (r *Reader) task() *frameTask {
 		r.free = r.free[:n-1]
 		return t
 	}
-	return newTask(min(finalPrefix+r.codec.frameLen+gcmTagLen, 1<<20))
+	return newTask(min(finalPrefix+r.codec.frameLen+gcmTagLen, r.frameCap))
 }
 
 // readFrame reads the next frame's wire bytes (data-format/message-body.md),
