@@ -119,7 +119,6 @@ func (l *Log) writeBatch(batch []*pending) error {
 		return err
 	}
 	l.seq, l.head, l.sinceCheck = seq, head, since
-	l.headHex.Store(hex.EncodeToString(head[:]))
 	return nil
 }
 
@@ -179,7 +178,6 @@ func (l *Log) finish() error {
 				return err
 			}
 			l.seq, l.head = l.seq+1, head
-			l.headHex.Store(hex.EncodeToString(head[:]))
 			return nil
 		})
 	}
@@ -300,6 +298,5 @@ func (l *Log) refreshTail() error {
 	}
 	l.seq = e.Seq
 	copy(l.head[:], h)
-	l.headHex.Store(e.Hash)
 	return nil
 }

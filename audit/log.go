@@ -95,7 +95,6 @@ type Log struct {
 	lastSync   time.Time
 	syncFile   func(*os.File) error // fsync; replaced in tests
 	syncs      atomic.Int64
-	headHex    atomic.Value // string
 }
 
 type pending struct {
@@ -266,8 +265,12 @@ func (l *Log) contextHMAC(ec map[string]string) string {
 
 // Head returns the hex chain hash of the last entry this Log wrote or read.
 func (l *Log) Head() string {
-	s, _ := l.headHex.Load().(string)
-	return s
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.seq == 0 {
+		return ""
+	}
+	return hex.EncodeToString(l.head[:])
 }
 
 // Close writes the closing checkpoint, fsyncs and closes the file. It
