@@ -71,8 +71,8 @@ type Log struct {
 	f      *os.File
 	opts   Options
 	ctxKey []byte
-	// ctxMACs pools HMAC-SHA256 states keyed with ctxKey, so hashing a
-	// record's encryption context does not redo the key schedule.
+	// ctxMACs pools *ctxHasher, so hashing a record's encryption context
+	// neither redoes the key schedule nor allocates.
 	ctxMACs sync.Pool
 
 	mu     sync.RWMutex // guards closed and sends on reqs
@@ -250,17 +250,26 @@ func (l *Log) entry(r Record) Entry {
 // contextHMAC returns the hex HMAC-SHA256 of serializeContext(ec) under
 // the log's context key.
 func (l *Log) contextHMAC(ec map[string]string) string {
-	m, _ := l.ctxMACs.Get().(hash.Hash)
-	if m == nil {
-		m = hmac.New(sha256.New, l.ctxKey)
+	c, _ := l.ctxMACs.Get().(*ctxHasher)
+	if c == nil {
+		c = &ctxHasher{mac: hmac.New(sha256.New, l.ctxKey)}
 	}
-	m.Reset()
-	var scratch [512]byte // one Write: the HMAC's per-call cost exceeds a copy
-	m.Write(appendContextBytes(scratch[:0], ec))
-	var sum [sha256.Size]byte
-	s := hex.EncodeToString(m.Sum(sum[:0]))
-	l.ctxMACs.Put(m)
+	c.mac.Reset()
+	c.buf = appendContextBytes(c.buf[:0], ec)
+	c.mac.Write(c.buf) // one Write: the HMAC's per-call cost exceeds a copy
+	s := hex.EncodeToString(c.mac.Sum(c.sum[:0]))
+	if cap(c.buf) <= 4<<10 {
+		l.ctxMACs.Put(c)
+	}
 	return s
+}
+
+// ctxHasher is a pooled HMAC-SHA256 state keyed with a Log's context key,
+// with its scratch buffers.
+type ctxHasher struct {
+	mac hash.Hash
+	buf []byte
+	sum [sha256.Size]byte
 }
 
 // Head returns the hex chain hash of the last entry this Log wrote or read.
