@@ -27,4 +27,11 @@
 // The log fails closed: Append returns an error when its record is not
 // written (and, in Sync mode, fsynced), and once a write or fsync has failed
 // every later Append fails too.
+//
+// Writers of one file, in one process or several, serialize on flock(2) and
+// continue each other's chain. In Sync mode a Log takes the lock per group
+// commit; in Batch mode it keeps it for up to 2 ms after taking it, so that
+// a run of appends costs one write(2) each, and other writers wait at most
+// that long. The committed lines are encoded by hand for speed, byte for
+// byte as encoding/json encodes [Entry], which is what Verify checks.
 package audit
