@@ -3,14 +3,17 @@ package keystore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/policy"
 )
@@ -103,8 +106,8 @@ func processCPU(b *testing.B) int64 {
 //
 // The data-key cache is off in all three: every message gets a fresh data
 // key, the ESDK default. (With OpenOptions.Cache the gate sits in front of
-// the cache and runs per message all the same; only the denominator would
-// shrink.) batch and sync check that the log grew by at least two records
+// the cache and runs per message all the same, as TestGateAuditsCacheHits
+// checks; only the denominator would shrink.) batch and sync check that the log grew by at least two records
 // per message, so the gate really ran, and report gate-µs/op and
 // overhead-% against off from the same run, in wall time and in process
 // CPU time (cpu-ns/op; gate-cpu-µs/op, cpu-overhead-%), which is steadier
@@ -205,5 +208,72 @@ func BenchmarkPolicyAuditGate(b *testing.B) {
 				b.Fatalf("audit log grew by %d lines for %d gates, want at least %d", got, b.N, 2*b.N)
 			}
 		})
+	}
+}
+
+// TestGateAuditsCacheHits backs the benchmark's claim about the data-key
+// cache: with OpenOptions.Cache on, a message served from the cache is
+// still decided by the policy and audited, two decision records
+// (GenerateDataKey, Encrypt) per message, written together.
+func TestGateAuditsCacheHits(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "ks")
+	s, err := Init(dir, InitOptions{Insecure: true, Owner: benchPrincipal})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateKey(ctx, "payments", CreateKeyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPolicy(ctx, benchPolicy(t)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, OpenOptions{Principal: benchPrincipal, Cache: &CacheOptions{MaxAge: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := s.EncryptKeyring(ctx, "payments")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := envelope.EncryptOptions{Context: map[string]string{"dept": "finance"}}
+	const n = 4
+	for range n {
+		if _, err := envelope.EncryptBytes(ctx, []byte("hello"), kr, opts); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := s.caches[VersionedKeyName("payments", 1)].Stats(); st.EncryptHits != n-1 {
+		t.Fatalf("cache stats %+v, want %d hits", st, n-1)
+	}
+	opts.Context["dept"] = "hr" // refused by the policy, before the cache
+	if _, err := envelope.EncryptBytes(ctx, []byte("hello"), kr, opts); !errors.Is(err, policy.ErrAccessDenied) {
+		t.Fatalf("encrypt outside the policy: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(dir, auditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var got []string
+	for e, err := range audit.Query(f, audit.Filter{Principal: benchPrincipal, Key: "payments"}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e.Action+" "+e.Decision)
+	}
+	want := []string{policy.ActionCreateKey + " Allow"}
+	for range n {
+		want = append(want, policy.ActionGenerateDataKey+" Allow", policy.ActionEncrypt+" Allow")
+	}
+	want = append(want, policy.ActionGenerateDataKey+" Deny")
+	if !slices.Equal(got, want) {
+		t.Fatalf("audit records\n got %q\nwant %q", got, want)
 	}
 }
