@@ -50,11 +50,7 @@ func (l *Log) commitLoop() {
 				p.done <- p.result(err)
 			}
 		case <-tick:
-			l.wmu.Lock()
-			if l.dirty && l.err == nil {
-				l.sync()
-			}
-			l.wmu.Unlock()
+			l.batchSync()
 		}
 	}
 }
@@ -149,6 +145,28 @@ func (l *Log) write(b []byte) error {
 	}
 	l.dirty = true
 	return nil
+}
+
+// batchSync is Batch mode's periodic fsync. It runs without wmu, so that
+// appends go on while the disk works: fsync covers every write completed
+// before it starts, and a write after it marks the log dirty again. Only
+// the committer goroutine closes the file, so it stays open meanwhile.
+func (l *Log) batchSync() {
+	l.wmu.Lock()
+	due := l.dirty && l.err == nil
+	l.dirty = false
+	l.wmu.Unlock()
+	if !due {
+		return
+	}
+	l.syncs.Add(1)
+	if err := l.syncFile(l.f); err != nil {
+		l.wmu.Lock()
+		if l.err == nil {
+			l.err = fmt.Errorf("%w: fsync: %w", ErrWrite, err)
+		}
+		l.wmu.Unlock()
+	}
 }
 
 func (l *Log) sync() error {
