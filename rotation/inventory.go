@@ -53,11 +53,19 @@ func (inv *Inventory) Uses(key string, v int) int {
 func TakeInventory(ctx context.Context, paths ...string) (*Inventory, error) {
 	counts := map[[3]string]*KeyUsage{}
 	inv := &Inventory{Keys: []KeyUsage{}, Skipped: []SkippedPath{}}
-	err := walkFiles(ctx, paths, nil, func(path string, size int64) {
+	err := walkFiles(ctx, paths, nil, func(path string, d fs.DirEntry) error {
+		info, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed since the directory was read
+		}
+		if err != nil {
+			return err
+		}
+		size := info.Size()
 		h, err := inspectFile(path)
 		if err != nil {
 			inv.Skipped = append(inv.Skipped, SkippedPath{Path: path, Reason: err.Error()})
-			return
+			return nil
 		}
 		seen := map[[3]string]bool{}
 		for _, edk := range h.EncryptedDataKeys {
@@ -75,6 +83,7 @@ func TakeInventory(ctx context.Context, paths ...string) (*Inventory, error) {
 			u.Messages++
 			u.Bytes += size
 		}
+		return nil
 	})
 	for _, u := range counts {
 		inv.Keys = append(inv.Keys, *u)
@@ -99,9 +108,9 @@ func inspectFile(path string) (*envelope.Header, error) {
 }
 
 // walkFiles calls fn for every regular file under paths, in lexical order,
-// and scratch for rewrap scratch files (nil: pass over them). Symbolic
-// links are not followed.
-func walkFiles(ctx context.Context, paths []string, scratch func(path string), fn func(path string, size int64)) error {
+// and scratch for rewrap scratch files (nil: pass over them); an error
+// from fn stops the walk. Symbolic links are not followed.
+func walkFiles(ctx context.Context, paths []string, scratch func(path string), fn func(path string, d fs.DirEntry) error) error {
 	for _, root := range paths {
 		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
@@ -119,15 +128,7 @@ func walkFiles(ctx context.Context, paths []string, scratch func(path string), f
 				}
 				return nil
 			}
-			info, err := d.Info()
-			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					return nil
-				}
-				return err
-			}
-			fn(path, info.Size())
-			return nil
+			return fn(path, d)
 		})
 		if err != nil {
 			return err

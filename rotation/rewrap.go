@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -117,7 +118,10 @@ func listRewrapFiles(ctx context.Context, paths []string, dryRun bool) ([]string
 			journals[p] = true
 		}
 	}
-	err := walkFiles(ctx, paths, scratch, func(p string, _ int64) { files = append(files, p) })
+	err := walkFiles(ctx, paths, scratch, func(p string, _ fs.DirEntry) error {
+		files = append(files, p)
+		return nil
+	})
 	return files, journals, err
 }
 
@@ -217,7 +221,9 @@ func rewrapFile(ctx context.Context, path string, opts RewrapOptions, hasJournal
 		return res.fail(err)
 	}
 	defer f.Close()
-	raw, old, err := readHeader(f, opts.Decrypt.MaxEncryptedDataKeys)
+	buf := headerBufs.Get().(*[]byte)
+	defer headerBufs.Put(buf)
+	raw, old, err := readHeader(f, *buf, opts.Decrypt.MaxEncryptedDataKeys)
 	if errors.Is(err, errRead) {
 		return res.fail(err)
 	}
@@ -233,11 +239,12 @@ func rewrapFile(ctx context.Context, path string, opts RewrapOptions, hasJournal
 		f.Close()
 		return rewrapSigned(ctx, path, opts, res, fl)
 	}
-	newHeader, _, err := envelope.RewrapHeader(ctx, bytes.NewReader(raw), opts.From, opts.To, opts.Decrypt)
+	to := &edkRecorder{Keyring: opts.To}
+	newHeader, _, err := envelope.RewrapHeader(ctx, bytes.NewReader(raw), opts.From, to, opts.Decrypt)
 	if err != nil {
 		return res.fail(err)
 	}
-	if nh, err := envelope.Inspect(bytes.NewReader(newHeader), envelope.InspectOptions{}); err == nil && sameKeys(old, nh) {
+	if slices.Equal(keySet(old.EncryptedDataKeys), keySet(to.edks)) {
 		res.Outcome, res.Reason = Skipped, "already on the target keys"
 		return res
 	}
@@ -263,12 +270,14 @@ const headerReadSize = 4096
 
 var errRead = errors.New("reading the message")
 
+// headerBufs recycles readHeader's buffers across files.
+var headerBufs = sync.Pool{New: func() any { b := make([]byte, headerReadSize); return &b }}
+
 // readHeader reads and parses the header at the start of f, returning its
-// bytes too, so that the rewrap parses them from memory instead of
-// reading the file again. Most headers take one pread.
-func readHeader(f *os.File, maxEDKs int) ([]byte, *envelope.Header, error) {
+// bytes too (in buf when they fit), so that the rewrap parses them from
+// memory instead of reading the file again. Most headers take one pread.
+func readHeader(f *os.File, buf []byte, maxEDKs int) ([]byte, *envelope.Header, error) {
 	opts := envelope.InspectOptions{MaxEncryptedDataKeys: maxEDKs}
-	buf := make([]byte, headerReadSize)
 	n, err := f.ReadAt(buf, 0)
 	if err != nil && err != io.EOF {
 		return nil, nil, fmt.Errorf("%w: %w", errRead, err)
@@ -316,10 +325,24 @@ func rewrapSigned(ctx context.Context, path string, opts RewrapOptions, res File
 	return res
 }
 
+// edkRecorder passes OnEncrypt on and keeps the EDKs it appended, which
+// are exactly the new header's (see envelope.Keyring), so the rewrap need
+// not parse the header back to learn its keys.
+type edkRecorder struct {
+	envelope.Keyring
+	edks []envelope.EncryptedDataKey
+}
+
+func (r *edkRecorder) OnEncrypt(ctx context.Context, m *envelope.EncryptionMaterials) error {
+	err := r.Keyring.OnEncrypt(ctx, m)
+	r.edks = m.EncryptedDataKeys
+	return err
+}
+
 // keySet is the set of (provider, key, version) an EDK list names.
-func keySet(h *envelope.Header) []string {
-	var s []string
-	for _, edk := range h.EncryptedDataKeys {
+func keySet(edks []envelope.EncryptedDataKey) []string {
+	s := make([]string, 0, len(edks))
+	for _, edk := range edks {
 		d := keystore.DescribeEDK(edk)
 		s = append(s, d.ProviderID+"\x00"+d.KeyName)
 	}
@@ -327,15 +350,13 @@ func keySet(h *envelope.Header) []string {
 	return s
 }
 
-func sameKeys(a, b *envelope.Header) bool { return slices.Equal(keySet(a), keySet(b)) }
-
 func onTargets(h *envelope.Header, targets []keystore.EDKInfo) bool {
 	var want []string
 	for _, t := range targets {
 		want = append(want, t.ProviderID+"\x00"+t.KeyName)
 	}
 	sort.Strings(want)
-	return slices.Equal(keySet(h), want)
+	return slices.Equal(keySet(h.EncryptedDataKeys), want)
 }
 
 var errNotRegular = errors.New("not a regular file")
