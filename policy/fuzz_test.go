@@ -1,9 +1,13 @@
 package policy
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
-// FuzzParse: Parse never panics, and an accepted policy evaluates and
-// round-trips through MarshalJSON.
+// FuzzParse: Parse never panics, and an accepted policy evaluates (the
+// enforcement path agreeing with Evaluate) and round-trips through
+// MarshalJSON.
 func FuzzParse(f *testing.F) {
 	seeds := []string{
 		stmts(),
@@ -20,7 +24,11 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			return
 		}
-		p.Evaluate(base())
+		req := base()
+		want, got := p.Evaluate(req), p.decide(&req)
+		if got.Effect != want.Effect || got.Implicit != want.Implicit || !slices.Equal(got.Matched, want.Matched) {
+			t.Fatalf("decide %+v, Evaluate %+v", got, want)
+		}
 		b, err := p.MarshalJSON()
 		if err != nil {
 			t.Fatal(err)
