@@ -55,8 +55,8 @@ func (p *Policy) decide(req *Request) Decision {
 	if p == nil {
 		return d
 	}
-	var ev evalReq
-	ev.init(req)
+	var bufs evalBufs
+	ev := makeEvalReq(req, &bufs)
 	var buf [16]int
 	var allows, denies []string
 	for _, i := range p.index.candidates(buf[:0], ev.identities) {

@@ -77,35 +77,41 @@ func (p *Policy) Evaluate(req Request) Decision {
 
 func (s *cstatement) label() string { return s.lbl }
 
-// evalReq is a Request with derived values computed once. The arrays back
-// the slices for the common request, so that it needs no allocation.
+// evalReq is a Request with derived values computed once.
 type evalReq struct {
 	*Request
 	action     string // lower-case
 	action1    [1]string
 	identities []string
 	resources  []string
-	idBuf      [4]string
-	resBuf     [2]string
+}
+
+// evalBufs back an evalReq's slices for the common request, so that the
+// enforcement path can keep both on its stack.
+type evalBufs struct {
+	ids [4]string
+	res [2]string
 }
 
 func newEvalReq(r *Request) *evalReq {
-	ev := &evalReq{}
-	ev.init(r)
-	return ev
+	ev := makeEvalReq(r, new(evalBufs))
+	return &ev
 }
 
-func (ev *evalReq) init(r *Request) {
-	ev.Request, ev.action = r, lowerAction(r.Action)
+// makeEvalReq returns r's evalReq by value, so that the enforcement path
+// can keep it, r and b on its stack.
+func makeEvalReq(r *Request, b *evalBufs) evalReq {
+	ev := evalReq{Request: r, action: lowerAction(r.Action)}
 	ev.action1[0] = ev.action
-	ev.identities = append(ev.idBuf[:0], r.Principal)
+	ev.identities = append(b.ids[:0], r.Principal)
 	for _, g := range r.Groups {
 		ev.identities = append(ev.identities, "group:"+g)
 	}
-	ev.resources = append(ev.resBuf[:0], r.Resource)
+	ev.resources = append(b.res[:0], r.Resource)
 	if r.KeyVersion > 0 {
 		ev.resources = append(ev.resources, r.Resource+"/v"+strconv.Itoa(r.KeyVersion))
 	}
+	return ev
 }
 
 // applies reports whether the statement applies to the request, with an
