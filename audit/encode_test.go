@@ -151,3 +151,33 @@ func TestAppendAllSharedContext(t *testing.T) {
 		t.Fatalf("entries %+v", got)
 	}
 }
+
+// TestInvalidUTF8StillVerifies: invalid UTF-8 in a record (a principal
+// name, a logged context) is replaced, so the log still verifies and
+// reopens instead of looking tampered with.
+func TestInvalidUTF8StillVerifies(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l := open(t, path, Options{Durability: Batch, LogContextValues: true})
+	r := rec(1)
+	r.Principal, r.Reason, r.Statements = "user:\xff", "why \xfe", []string{"S\xc3"}
+	r.EncryptionContext = map[string]string{"k\xff": "v\xfe", "ok": "fine"}
+	if err := l.Append(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = open(t, path, Options{Durability: Batch})
+	if err := l.Append(context.Background(), rec(2)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := verifyFile(t, path, Key{MAC: testMAC}); err != nil || rep.Records != 2 {
+		t.Fatalf("report %+v err %v", rep, err)
+	}
+	if r.Principal != "user:\xff" || r.EncryptionContext["k\xff"] != "v\xfe" {
+		t.Fatal("the caller's record was modified")
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"unicode/utf8"
 )
 
 // Entry types.
@@ -135,4 +137,40 @@ func appendContextBytes(b []byte, ec map[string]string) []byte {
 		b = append(b, ec[k]...)
 	}
 	return b
+}
+
+// toValidUTF8 replaces invalid UTF-8 in the fields a caller supplies. JSON
+// cannot carry such bytes (encoding/json writes U+FFFD), so a line holding
+// them would not decode back to itself, and Verify, and the next Open of
+// the log, would take it for tampering.
+func (e *Entry) toValidUTF8() {
+	for _, p := range []*string{&e.Principal, &e.Action, &e.Resource, &e.Decision, &e.Reason, &e.Outcome} {
+		*p = validUTF8(*p)
+	}
+	if slices.ContainsFunc(e.Statements, invalidUTF8) {
+		st := make([]string, len(e.Statements))
+		for i, v := range e.Statements {
+			st[i] = validUTF8(v)
+		}
+		e.Statements = st
+	}
+	for k, v := range e.Context {
+		if invalidUTF8(k) || invalidUTF8(v) {
+			ctx := make(map[string]string, len(e.Context))
+			for k, v := range e.Context {
+				ctx[validUTF8(k)] = validUTF8(v)
+			}
+			e.Context = ctx
+			break
+		}
+	}
+}
+
+func invalidUTF8(s string) bool { return !utf8.ValidString(s) }
+
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }

@@ -244,6 +244,7 @@ func (l *Log) entry(r Record) Entry {
 			e.Context = r.EncryptionContext
 		}
 	}
+	e.toValidUTF8()
 	return e
 }
 
