@@ -157,3 +157,40 @@ func TestReadFromDeclaredLength(t *testing.T) {
 		}
 	}
 }
+
+// A message of several worker batches (a batch is 256 KiB of frames)
+// decrypts through both ways out, and a tampered frame deep in the second
+// batch stops the output exactly at the frames before it.
+func TestManyBatches(t *testing.T) {
+	kr := aesKeyring(t, "batches", 1)
+	const fl = 64
+	const frames = 3*(256<<10)/fl + 7
+	pt := pattern(frames * fl)
+	for _, conc := range []int{1, 2, 5} {
+		opts := envelope.EncryptOptions{FrameLength: fl, Concurrency: conc}
+		msg := encryptWith(t, kr, opts, func(w io.Writer) error {
+			_, err := io.Copy(w, iotest.HalfReader(bytes.NewReader(pt)))
+			return err
+		})
+		for _, out := range []string{"read", "writeto"} {
+			if got := decryptWith(t, kr, msg, conc, out); !bytes.Equal(got, pt) {
+				t.Fatalf("conc=%d %s: plaintext differs", conc, out)
+			}
+		}
+		// Frame k's tag: the header, then k-1 regular frames of 4+12+64+16.
+		const k = (256<<10)/fl + 100
+		hdrLen := len(msg) - (frames-1)*(fl+32) - (fl + 40)
+		bad := bytes.Clone(msg)
+		bad[hdrLen+k*(fl+32)-1] ^= 0x80
+		r, err := envelope.Decrypt(bg, bytes.NewReader(bad), kr, envelope.DecryptOptions{Concurrency: conc})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got bytes.Buffer
+		n, err := r.WriteTo(&got)
+		r.Close()
+		if !errors.Is(err, envelope.ErrAuthentication) || n != (k-1)*fl || !bytes.Equal(got.Bytes(), pt[:n]) {
+			t.Fatalf("conc=%d: tampered frame %d: released %d bytes (want %d), err %v", conc, k, n, (k-1)*fl, err)
+		}
+	}
+}

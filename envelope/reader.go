@@ -40,12 +40,14 @@ type Reader struct {
 	conc     int
 	seq      uint32 // last sequence number read from src
 	readDone bool   // the final frame has been read
-	queue    []*frameTask
+	queue    []*frameBatch // batches read, oldest first
+	batches  batchPool
 	free     []*frameTask
 	pool     *workers
 	depth    int
-	out      []byte     // released plaintext not yet returned
-	outTask  *frameTask // owner of out
+	head     *frameBatch // opened batch whose frames are being released
+	next     int         // index in head of the next frame to release
+	out      []byte      // released plaintext not yet returned
 	err      error
 }
 
@@ -89,7 +91,13 @@ func (r *Reader) fill() error {
 		if r.err != nil {
 			return r.err
 		}
-		r.recycleOut()
+		if r.head != nil && r.next < len(r.head.tasks) {
+			if err := r.release(); err != nil {
+				r.fail(err)
+			}
+			continue
+		}
+		r.recycleHead()
 		if r.readDone && len(r.queue) == 0 {
 			r.err = io.EOF
 			continue
@@ -123,15 +131,16 @@ func (r *Reader) fail(err error) {
 	}
 }
 
-func (r *Reader) recycleOut() {
-	if r.outTask != nil {
-		r.free = append(r.free, r.outTask)
-		r.outTask = nil
+func (r *Reader) recycleHead() {
+	if r.head != nil {
+		r.free = append(r.free, r.head.tasks...)
+		r.batches.put(r.head)
+		r.head, r.next = nil, 0
 	}
 }
 
-// advance reads frames until the pipeline is full, then releases the
-// oldest one once it has authenticated.
+// advance reads batches until the pipeline is full, then waits for the
+// oldest one to be opened.
 func (r *Reader) advance() error {
 	if r.pool == nil && r.conc > 1 && r.seq >= 2 && !r.readDone {
 		r.pool = startWorkers(r.conc, r.codec.open)
@@ -139,22 +148,47 @@ func (r *Reader) advance() error {
 		runtime.AddCleanup(r, func(p *workers) { p.close() }, r.pool)
 	}
 	for !r.readDone && len(r.queue) < r.depth {
+		if err := r.readBatch(); err != nil {
+			return err
+		}
+	}
+	b := r.queue[0]
+	r.queue = r.queue[:copy(r.queue, r.queue[1:])]
+	<-b.done
+	r.head, r.next = b, 0
+	return nil
+}
+
+// readBatch reads the next frames into a batch and hands it to the
+// workers; before there are workers, it opens one frame inline.
+func (r *Reader) readBatch() error {
+	b := r.batches.get()
+	n := 1
+	if r.pool != nil {
+		n = framesPerBatch(r.codec.frameLen)
+	}
+	for len(b.tasks) < n && !r.readDone {
 		t, err := r.readFrame()
 		if err != nil {
 			return err
 		}
-		if r.pool == nil {
-			r.codec.open(t)
-			t.done <- struct{}{}
-		} else {
-			r.pool.ch <- t
-		}
-		r.queue = append(r.queue, t)
+		b.tasks = append(b.tasks, t)
 	}
-	t := r.queue[0]
-	r.queue = r.queue[:copy(r.queue, r.queue[1:])]
-	<-t.done
-	r.outTask = t
+	if r.pool == nil {
+		runBatch(b, r.codec.open)
+	} else {
+		r.pool.ch <- b
+	}
+	r.queue = append(r.queue, b)
+	return nil
+}
+
+// release makes the next frame of the head batch the output, once it has
+// authenticated and, after the final frame, the message has been checked
+// to its end.
+func (r *Reader) release() error {
+	t := r.head.tasks[r.next]
+	r.next++
 	if !t.ok {
 		return ErrAuthentication
 	}

@@ -17,7 +17,9 @@ type writer struct {
 	headerDone bool
 	cur        *frameTask // frame being filled; its plaintext is cur.pt
 	seq        uint32     // sequence number of the last dispatched frame
-	queue      []*frameTask
+	batch      *frameBatch   // frames dispatched but not yet handed over
+	queue      []*frameBatch // batches handed over, oldest first
+	batches    batchPool
 	free       []*frameTask
 	pool       *workers
 	depth      int
@@ -211,36 +213,56 @@ func (w *writer) dispatch(kind frameKind) {
 		w.depth = pipelineDepth(w.conc, w.s.codec.frameLen)
 		runtime.AddCleanup(w, func(p *workers) { p.close() }, w.pool)
 	}
+	if w.batch == nil {
+		w.batch = w.batches.get()
+	}
+	w.batch.tasks = append(w.batch.tasks, t)
+	if w.pool == nil || kind == kindFinal || len(w.batch.tasks) == framesPerBatch(w.s.codec.frameLen) {
+		w.submit()
+	}
+}
+
+// submit hands the pending batch to the workers, or seals it inline
+// before there are workers and for a lone final frame.
+func (w *writer) submit() {
+	b := w.batch
+	w.batch = nil
 	for len(w.queue) >= w.depth {
 		w.emitHead()
 	}
-	if w.pool == nil || kind == kindFinal {
-		w.s.codec.seal(t)
-		t.done <- struct{}{}
+	if w.pool == nil || len(b.tasks) == 1 && b.tasks[0].kind == kindFinal {
+		runBatch(b, w.s.codec.seal)
 	} else {
-		w.pool.ch <- t
+		w.pool.ch <- b
 	}
-	w.queue = append(w.queue, t)
+	w.queue = append(w.queue, b)
 }
 
-// emitHead waits for the oldest frame, writes and hashes it, and recycles it.
+// emitHead waits for the oldest batch, writes and hashes its frames, and
+// recycles them.
 func (w *writer) emitHead() {
-	t := w.queue[0]
+	b := w.queue[0]
 	w.queue = w.queue[:copy(w.queue, w.queue[1:])] // shift down: no reallocation as the queue cycles
-	<-t.done
-	if w.err == nil {
-		if w.s.sig != nil {
-			w.s.sig.h.Write(t.buf)
+	<-b.done
+	for _, t := range b.tasks {
+		if w.err == nil {
+			if w.s.sig != nil {
+				w.s.sig.h.Write(t.buf)
+			}
+			_, w.err = w.dst.Write(t.buf)
 		}
-		_, w.err = w.dst.Write(t.buf)
+		t.src = nil
+		w.free = append(w.free, t)
 	}
-	t.src = nil
-	w.free = append(w.free, t)
+	w.batches.put(b)
 }
 
 // drain writes out every queued frame, so that none still refers to the
 // caller's buffer.
 func (w *writer) drain() {
+	if w.batch != nil {
+		w.submit()
+	}
 	for len(w.queue) > 0 {
 		w.emitHead()
 	}
