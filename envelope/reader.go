@@ -38,8 +38,8 @@ type Reader struct {
 	pub      *ecdsa.PublicKey // nil unless signed
 	h        hash.Hash        // hashes header ‖ body for the signature
 	conc     int
-	seq      uint32 // last sequence number read from src
-	readDone bool   // the final frame has been read
+	seq      uint32        // last sequence number read from src
+	readDone bool          // the final frame has been read
 	queue    []*frameBatch // batches read, oldest first
 	batches  batchPool
 	free     []*frameTask

@@ -15,8 +15,8 @@ type writer struct {
 	s          *sealed
 	conc       int
 	headerDone bool
-	cur        *frameTask // frame being filled; its plaintext is cur.pt
-	seq        uint32     // sequence number of the last dispatched frame
+	cur        *frameTask    // frame being filled; its plaintext is cur.pt
+	seq        uint32        // sequence number of the last dispatched frame
 	batch      *frameBatch   // frames dispatched but not yet handed over
 	queue      []*frameBatch // batches handed over, oldest first
 	batches    batchPool
