@@ -22,18 +22,12 @@ func SerializeContext(ec map[string]string) ([]byte, error) {
 	if len(ec) == 0 {
 		return nil, nil
 	}
-	if len(ec) > math.MaxUint16 {
-		return nil, fmt.Errorf("%w: %d pairs, at most %d", ErrInvalidContext, len(ec), math.MaxUint16)
+	if err := checkContext(ec); err != nil {
+		return nil, err
 	}
 	keys := make([]string, 0, len(ec))
 	size := 2
 	for k, v := range ec {
-		if err := checkContextField("key", k); err != nil {
-			return nil, err
-		}
-		if err := checkContextField("value", v); err != nil {
-			return nil, err
-		}
 		keys = append(keys, k)
 		size += 4 + len(k) + len(v)
 	}
@@ -47,6 +41,22 @@ func SerializeContext(ec map[string]string) ([]byte, error) {
 		out = append(out, ec[k]...)
 	}
 	return out, nil
+}
+
+// checkContext is SerializeContext's validation without the serializing.
+func checkContext(ec map[string]string) error {
+	if len(ec) > math.MaxUint16 {
+		return fmt.Errorf("%w: %d pairs, at most %d", ErrInvalidContext, len(ec), math.MaxUint16)
+	}
+	for k, v := range ec {
+		if err := checkContextField("key", k); err != nil {
+			return err
+		}
+		if err := checkContextField("value", v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func checkContextField(what, s string) error {

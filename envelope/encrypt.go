@@ -192,7 +192,7 @@ func splitContext(ec map[string]string, requiredKeys []string) (full, required m
 		}
 		full[k] = v
 	}
-	if _, err := SerializeContext(full); err != nil {
+	if err := checkContext(full); err != nil {
 		return nil, nil, err
 	}
 	required = make(map[string]string, len(requiredKeys))
