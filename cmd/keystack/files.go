@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -138,17 +137,14 @@ func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) 
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	// Whole, page-aligned 1 MiB writes: a 64 KiB frame plus its 32-byte
-	// prefix and tag straddles pages, which costs the kernel about a third
-	// more per byte written.
-	bw := bufio.NewWriterSize(f, 1<<20)
+	aw := newAsyncWriter(f)
 	commit := func() error {
-		if err := bw.Flush(); err != nil {
+		if err := aw.Flush(); err != nil {
 			return err
 		}
 		return f.Commit()
 	}
-	return bw, commit, func() { f.Abort() }, nil
+	return aw, commit, func() { aw.stop(); f.Abort() }, nil
 }
 
 // progress wraps src in a progress bar on stderr for large inputs, when

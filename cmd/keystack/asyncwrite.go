@@ -1,0 +1,104 @@
+package main
+
+import (
+	"errors"
+	"io"
+)
+
+// asyncWriter gathers writes into whole chunks and writes them to w on its
+// own goroutine, so that the write system calls overlap the reading and
+// sealing of the next frames instead of taking turns with them. Chunks are
+// page-aligned in size: a frame plus its prefix and tag straddles pages,
+// which costs the kernel more per byte when written one frame at a time.
+// At most depth chunks are held. Errors are sticky; Flush must be called,
+// and returns the first error.
+type asyncWriter struct {
+	w      io.Writer
+	cur    []byte
+	full   chan []byte   // chunks to write, in order
+	free   chan []byte   // written chunks for reuse
+	done   chan struct{} // closed when the goroutine has exited
+	err    error         // set by the goroutine before it exits
+	closed bool
+}
+
+const (
+	asyncChunk = 1 << 20
+	asyncDepth = 4
+)
+
+func newAsyncWriter(w io.Writer) *asyncWriter {
+	a := &asyncWriter{w: w, full: make(chan []byte, asyncDepth), free: make(chan []byte, asyncDepth+1), done: make(chan struct{})}
+	for range asyncDepth + 1 {
+		a.free <- make([]byte, 0, asyncChunk)
+	}
+	a.cur = <-a.free
+	go a.run()
+	return a
+}
+
+func (a *asyncWriter) run() {
+	defer close(a.done)
+	for b := range a.full {
+		if _, err := a.w.Write(b); err != nil {
+			a.err = err
+			for b := range a.full { // drain, so that senders never block
+				a.free <- b[:0]
+			}
+			return
+		}
+		a.free <- b[:0]
+	}
+}
+
+// Write copies p into chunks; a full chunk is handed to the goroutine.
+func (a *asyncWriter) Write(p []byte) (int, error) {
+	if a.closed {
+		return 0, errors.New("write after flush")
+	}
+	n := 0
+	for len(p) > 0 {
+		if err := a.failed(); err != nil {
+			return n, err
+		}
+		m := copy(a.cur[len(a.cur):cap(a.cur)], p)
+		a.cur = a.cur[:len(a.cur)+m]
+		p, n = p[m:], n+m
+		if len(a.cur) == cap(a.cur) {
+			a.full <- a.cur
+			a.cur = <-a.free
+		}
+	}
+	return n, nil
+}
+
+// failed reports the goroutine's error once it has stopped on one.
+func (a *asyncWriter) failed() error {
+	select {
+	case <-a.done:
+		return a.err
+	default:
+		return nil
+	}
+}
+
+// Flush writes what is buffered, waits for every write, and stops the
+// goroutine. Later Writes fail.
+func (a *asyncWriter) Flush() error {
+	if !a.closed && len(a.cur) > 0 {
+		a.full <- a.cur
+		a.cur = nil
+	}
+	return a.stop()
+}
+
+// stop ends the goroutine after the chunks already handed over, dropping
+// the one being filled (for a failed command, whose output is discarded).
+func (a *asyncWriter) stop() error {
+	if !a.closed {
+		a.closed = true
+		close(a.full)
+	}
+	<-a.done
+	return a.err
+}
