@@ -194,3 +194,34 @@ func TestManyBatches(t *testing.T) {
 		}
 	}
 }
+
+// writeLog records each Write separately.
+type writeLog struct{ writes [][]byte }
+
+func (l *writeLog) Write(p []byte) (int, error) {
+	l.writes = append(l.writes, bytes.Clone(p))
+	return len(p), nil
+}
+
+// Encrypt's documented guarantee: the header reaches dst whole, in its own
+// first Write (the CLI relies on it to report the header it wrote).
+func TestHeaderIsFirstWrite(t *testing.T) {
+	kr := aesKeyring(t, "first", 1)
+	for _, n := range []int{0, 100, 70000} {
+		var l writeLog
+		w, err := envelope.Encrypt(bg, &l, kr, envelope.EncryptOptions{Context: map[string]string{"a": "b"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(pattern(n)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		hdr, err := envelope.Inspect(bytes.NewReader(l.writes[0]), envelope.InspectOptions{})
+		if err != nil || hdr.HeaderLength != len(l.writes[0]) {
+			t.Fatalf("n=%d: first write of %d bytes is not exactly the header: %v", n, len(l.writes[0]), err)
+		}
+	}
+}

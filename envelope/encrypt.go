@@ -41,7 +41,8 @@ type sealed struct {
 
 // Encrypt returns a writer that encrypts what is written to it into a
 // message format v2 message on dst. The keyring is called before Encrypt
-// returns; the header is written on the first Write or on Close. Close
+// returns; the header is written on the first Write or on Close, in one
+// Write call to dst of its own. Close
 // writes the final frame and, for SuiteCommittedSigned, the signature
 // footer; it must be called, and waits for all sealing goroutines.
 func Encrypt(ctx context.Context, dst io.Writer, kr Keyring, opts EncryptOptions) (io.WriteCloser, error) {

@@ -144,7 +144,7 @@ func (r *Reader) recycleHead() {
 func (r *Reader) advance() error {
 	if r.pool == nil && r.conc > 1 && r.seq >= 2 && !r.readDone {
 		r.pool = startWorkers(r.conc, r.codec.open)
-		r.depth = pipelineDepth(r.conc, r.codec.frameLen)
+		r.depth = pipelineDepth(r.conc, 4, r.codec.frameLen)
 		runtime.AddCleanup(r, func(p *workers) { p.close() }, r.pool)
 	}
 	for !r.readDone && len(r.queue) < r.depth {

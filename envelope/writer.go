@@ -210,7 +210,7 @@ func (w *writer) dispatch(kind frameKind) {
 	}
 	if w.pool == nil && w.conc > 1 && w.seq >= 2 && kind == kindRegular {
 		w.pool = startWorkers(w.conc, w.s.codec.seal)
-		w.depth = pipelineDepth(w.conc, w.s.codec.frameLen)
+		w.depth = pipelineDepth(w.conc, 2, w.s.codec.frameLen)
 		runtime.AddCleanup(w, func(p *workers) { p.close() }, w.pool)
 	}
 	if w.batch == nil {

@@ -23,8 +23,8 @@ type asyncWriter struct {
 }
 
 const (
-	asyncChunk = 1 << 20
-	asyncDepth = 4
+	asyncChunk = 512 << 10
+	asyncDepth = 2
 )
 
 func newAsyncWriter(w io.Writer) *asyncWriter {

@@ -306,13 +306,18 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// headerTap keeps the first bytes written, enough to hold any header, so
+// headerTap keeps the first write, which is the whole header, so
 // encrypt can report what it wrote.
-type headerTap struct{ buf []byte }
+type headerTap struct {
+	buf  []byte
+	done bool
+}
 
+// Write keeps the first write: envelope.Encrypt writes the whole header in
+// one Write, before any frame.
 func (t *headerTap) Write(p []byte) (int, error) {
-	if room := envelope.MaxHeaderLength - len(t.buf); room > 0 {
-		t.buf = append(t.buf, p[:min(room, len(p))]...)
+	if !t.done {
+		t.buf, t.done = bytes.Clone(p[:min(len(p), envelope.MaxHeaderLength)]), true
 	}
 	return len(p), nil
 }
