@@ -116,13 +116,8 @@ func checkpointMessage(seq uint64, head [32]byte, final bool) []byte {
 	return append(msg, 0)
 }
 
-// serializeContext encodes a context unambiguously: pairs sorted by key,
-// each field prefixed by its u32 length.
-func serializeContext(ec map[string]string) []byte {
-	return appendContextBytes(nil, ec)
-}
-
-// appendContextBytes appends serializeContext(ec) to b.
+// appendContextBytes appends an unambiguous encoding of a context to b:
+// pairs sorted by key, each field prefixed by its u32 length.
 func appendContextBytes(b []byte, ec map[string]string) []byte {
 	var arr [8]string
 	keys := arr[:0]

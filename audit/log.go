@@ -248,7 +248,7 @@ func (l *Log) entry(r Record) Entry {
 	return e
 }
 
-// contextHMAC returns the hex HMAC-SHA256 of serializeContext(ec) under
+// contextHMAC returns the hex HMAC-SHA256 of appendContextBytes(nil, ec) under
 // the log's context key.
 func (l *Log) contextHMAC(ec map[string]string) string {
 	c, _ := l.ctxMACs.Get().(*ctxHasher)
