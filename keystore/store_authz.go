@@ -18,6 +18,7 @@ func (s *Store) authorize(ctx context.Context, action, name string, version int,
 	if s.authz == nil {
 		return nil
 	}
+	s.followPolicy()
 	return s.authz.Authorize(ctx, s.keyRequest(action, name, version, ec))
 }
 
@@ -48,6 +49,7 @@ func (s *Store) authorize2(ctx context.Context, first, second, name string, vers
 		}
 		return s.authorize(ctx, second, name, version, ec)
 	}
+	s.followPolicy()
 	r1 := s.keyRequest(first, name, version, ec)
 	r2 := r1
 	r2.Action = second

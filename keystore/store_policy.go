@@ -59,6 +59,8 @@ type authzState struct {
 
 	mu  sync.RWMutex
 	log *audit.Log // nil once closed
+
+	follow policyFollower
 }
 
 // RecordDecision implements policy.Recorder over the store's current log,
@@ -143,6 +145,7 @@ func (s *Store) setupAuthz(f *storeFile, opts OpenOptions) error {
 			return err
 		}
 	}
+	stamp := statPolicy(filepath.Join(s.dir, policyFile))
 	p, err := s.readPolicy(f)
 	if err != nil {
 		return err
@@ -153,6 +156,7 @@ func (s *Store) setupAuthz(f *storeFile, opts OpenOptions) error {
 	}
 	st := &authzState{path: filepath.Join(s.dir, auditFile),
 		options: audit.Options{Durability: durability, MACKey: f.AuditKey, Now: s.now}}
+	st.follow.stamp, st.follow.next = stamp, s.now().Add(policyRecheck)
 	log, err := audit.Open(st.path, st.options)
 	if err != nil {
 		return fmt.Errorf("keystore: audit log: %w", err)
@@ -232,6 +236,7 @@ func (s *Store) authorizeResource(ctx context.Context, action, resource string) 
 	if s.authz == nil {
 		return nil
 	}
+	s.followPolicy()
 	return s.authz.Authorize(ctx, policy.Request{Principal: s.principal, Action: action, Resource: resource})
 }
 
@@ -293,6 +298,9 @@ func (s *Store) PutPolicy(ctx context.Context, p *policy.Policy) error {
 		s.az.engine.SetPolicy(cur)
 		return err
 	}
+	s.az.follow.mu.Lock()
+	s.az.follow.stamp = statPolicy(filepath.Join(s.dir, policyFile))
+	s.az.follow.mu.Unlock()
 	return nil
 }
 
