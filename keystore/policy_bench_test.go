@@ -50,7 +50,7 @@ func benchPolicy(tb testing.TB) *policy.Policy {
 // newBenchStore returns the directory of an unsealed store (no KDF in the
 // setup; the data path is the same as a sealed store's once unlocked)
 // owned by benchPrincipal, holding the AES key "payments" and benchPolicy.
-func newBenchStore(b *testing.B) string {
+func newBenchStore(b testing.TB) string {
 	b.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(b.TempDir(), "ks")
@@ -217,21 +217,8 @@ func BenchmarkPolicyAuditGate(b *testing.B) {
 // (GenerateDataKey, Encrypt) per message, written together.
 func TestGateAuditsCacheHits(t *testing.T) {
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "ks")
-	s, err := Init(dir, InitOptions{Insecure: true, Owner: benchPrincipal})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateKey(ctx, "payments", CreateKeyOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.PutPolicy(ctx, benchPolicy(t)); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s, err = Open(dir, OpenOptions{Principal: benchPrincipal, Cache: &CacheOptions{MaxAge: time.Hour}})
+	dir := newBenchStore(t)
+	s, err := Open(dir, OpenOptions{Principal: benchPrincipal, Cache: &CacheOptions{MaxAge: time.Hour}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,25 +58,40 @@ func (p *Policy) decide(req *Request) Decision {
 	var bufs evalBufs
 	ev := makeEvalReq(req, &bufs)
 	var buf [16]int
-	var allows, denies []string
+	var m matches
 	for _, i := range p.index.candidates(buf[:0], ev.identities) {
 		s := &p.compiled[i]
-		if _, ok := s.applies(&ev); !ok {
-			continue
-		}
-		if s.effect == Deny {
-			denies = append(denies, s.lbl)
-		} else {
-			allows = append(allows, s.lbl)
+		if _, ok := s.applies(&ev); ok {
+			m.add(s)
 		}
 	}
-	switch {
-	case len(denies) > 0:
-		d.Implicit, d.Matched = false, denies
-	case len(allows) > 0:
-		d.Effect, d.Implicit, d.Matched = Allow, false, allows
-	}
+	m.conclude(&d)
 	return d
+}
+
+// matches collects the statements that apply to a request, by effect.
+type matches struct{ allows, denies []string }
+
+func (m *matches) add(s *cstatement) {
+	if s.effect == Deny {
+		m.denies = append(m.denies, s.lbl)
+	} else {
+		m.allows = append(m.allows, s.lbl)
+	}
+}
+
+// conclude applies IAM's rule to d: an explicit Deny wins, then an Allow;
+// with neither, d stays an implicit deny. It reports whether any applied.
+func (m *matches) conclude(d *Decision) bool {
+	switch {
+	case len(m.denies) > 0:
+		d.Implicit, d.Matched = false, m.denies
+	case len(m.allows) > 0:
+		d.Effect, d.Implicit, d.Matched = Allow, false, m.allows
+	default:
+		return false
+	}
+	return true
 }
 
 // lowerActions holds the lower-case spelling of every action, so that

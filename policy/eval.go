@@ -50,26 +50,16 @@ func (p *Policy) Evaluate(req Request) Decision {
 	}
 	ev := newEvalReq(&req)
 	d.Explanation = make([]string, 0, len(p.compiled)+1)
-	var allows, denies []string
+	var m matches
 	for i := range p.compiled {
 		s := &p.compiled[i]
 		why, ok := s.applies(ev)
 		d.Explanation = append(d.Explanation, why)
-		if !ok {
-			continue
-		}
-		if s.effect == Deny {
-			denies = append(denies, s.lbl)
-		} else {
-			allows = append(allows, s.lbl)
+		if ok {
+			m.add(s)
 		}
 	}
-	switch {
-	case len(denies) > 0:
-		d.Implicit, d.Matched = false, denies
-	case len(allows) > 0:
-		d.Effect, d.Implicit, d.Matched = Allow, false, allows
-	default:
+	if !m.conclude(&d) {
 		d.Explanation = append(d.Explanation, "no statement applies: implicit deny")
 	}
 	return d
