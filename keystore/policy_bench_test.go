@@ -164,15 +164,22 @@ func BenchmarkEncrypt1KiBPolicyAudit(b *testing.B) {
 		sync bool
 	}{{"batch", false}, {"sync", true}} {
 		b.Run(v.name, func(b *testing.B) {
-			dir := newBenchStore(b)
-			s, err := Open(dir, OpenOptions{Principal: benchPrincipal, AuditSync: v.sync})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			dir, s := openBenchStore(b, v.sync)
 			run(b, dir, s, true)
 		})
 	}
+}
+
+// openBenchStore opens a new bench store with its gate and audit log in
+// sync or batch mode; the store closes when b ends.
+func openBenchStore(b *testing.B, sync bool) (string, *Store) {
+	dir := newBenchStore(b)
+	s, err := Open(dir, OpenOptions{Principal: benchPrincipal, AuditSync: sync})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return dir, s
 }
 
 // BenchmarkPolicyAuditGate measures the gate alone, in absolute time: the
@@ -189,12 +196,7 @@ func BenchmarkPolicyAuditGate(b *testing.B) {
 		sync bool
 	}{{"batch", false}, {"sync", true}} {
 		b.Run(v.name, func(b *testing.B) {
-			dir := newBenchStore(b)
-			s, err := Open(dir, OpenOptions{Principal: benchPrincipal, AuditSync: v.sync})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
+			dir, s := openBenchStore(b, v.sync)
 			before := auditLines(b, dir)
 			b.ReportAllocs()
 			cpu0 := processCPU(b)
