@@ -5,6 +5,7 @@ import (
 	"crypto/cipher"
 	"encoding/binary"
 	"io"
+	"runtime"
 	"sync"
 )
 
@@ -185,6 +186,10 @@ func startWorkers(n int, fn func(*frameTask)) *workers {
 			defer w.wg.Done()
 			for b := range w.ch {
 				runBatch(b, fn)
+				// The goroutine waiting for b now sits in this P's run
+				// queue, where it would stay until a worker ran out of
+				// work; yield so that it refills the pipeline at once.
+				runtime.Gosched()
 			}
 		}()
 	}
