@@ -3,7 +3,7 @@
 # ratio, because these small shared machines are noisy.
 #   BENCH_SIZES_MIB  file sizes for file->file runs (default "256 1024")
 #   BENCH_TIME       go test -benchtime for the library benchmarks (default 1s)
-#   BENCH_COUNT      alternating runs of the streaming benchmarks; medians are shown (default 5)
+#   BENCH_COUNT      alternating runs of the envelope benchmarks; medians are shown (default 5)
 #   BENCH_RUNS       runs of each file->file command; the best is shown (default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,43 +17,28 @@ trap 'rm -rf "$work"' EXIT
 
 section() { printf '\n== %s\n' "$1"; }
 
-# gobench PKG REGEX: runs benchmarks BENCH_COUNT times, prints one
-# "name MB/s ns/op allocs/op" row per benchmark with its best run (the
-# least disturbed by other load on a shared machine).
-gobench() {
-  go test -run '^$' -bench "$2" -benchtime "$BT" -count "$COUNT" -benchmem "$1" 2>&1 | tee -a "$work/raw.txt" |
-    awk '/^Benchmark/ { name=$1; sub(/-[0-9]+$/, "", name); mbs=""; ns=""; al="";
-           for (i=2;i<=NF;i++) { if ($(i)=="MB/s") mbs=$(i-1); if ($(i)=="ns/op") ns=$(i-1); if ($(i)=="allocs/op") al=$(i-1) }
-           if (!(name in best)) order[++n]=name
-           if (!(name in best) || ns+0 < best[name]+0) { best[name]=ns; row[name]=name " " (mbs==""?"-":mbs) " " ns " " (al==""?"-":al) } }
-         END { for (i=1;i<=n;i++) print row[order[i]] }'
-}
-
-# ratio TABLE BASE: prints each row's MB/s as a share of the BASE row's.
-ratio() {
-  awk -v base="$2" '{ rows[NR]=$0; name[NR]=$1; mbs[NR]=$2; if ($1 ~ base) b=$2 }
-    END { for (i=1;i<=NR;i++) { r = (b>0 && mbs[i]!="-") ? sprintf("%.2f", mbs[i]/b) : "-";
-            printf "  %-60s %10s MB/s  %6s x baseline\n", name[i], mbs[i], r } }' "$1"
+# alternate TEST PKG REGEX BASE: runs the benchmarks BENCH_COUNT times,
+# alternating, divides each run's MB/s by that run's BASE benchmark, and
+# prints per benchmark the median of those ratios with their range: robust
+# to the host's speed changing between runs, which a best-of is not.
+alternate() {
+  local bin="$work/$1.test" pkg=$2 re=$3 base=$4
+  go test -c -o "$bin" "$pkg"
+  for i in $(seq "$COUNT"); do
+    (cd "$pkg" && "$bin" -test.run '^$' -test.benchtime "$BT" -test.benchmem -test.bench "$re") | tee -a "$work/raw.txt" |
+      awk -v run="$i" '/^Benchmark/ { name=$1; sub(/-[0-9]+$/, "", name); for (j=2;j<=NF;j++) if ($(j)=="MB/s") print run, name, $(j-1) }'
+  done > "$work/runs.txt"
+  awk -v base="$base" '{ mbs[$1" "$2]=$3; names[$2]=1; runs[$1]=1; if ($2 ~ base) b[$1]=$3 }
+    END { for (r in runs) for (n in names) if (b[r]>0 && mbs[r" "n]!="") print n, mbs[r" "n]/b[r], mbs[r" "n] }' \
+    "$work/runs.txt" > "$work/ratios.txt"
+  for n in $(cut -d' ' -f1 "$work/ratios.txt" | sort -u); do
+    grep "^$n " "$work/ratios.txt" | sort -k2 -g | awk -v n="$n" '{ r[NR]=$2; m[NR]=$3 }
+      END { k=int((NR+1)/2); printf "  %-34s %8.1f MB/s   median %4.2f x baseline (runs: %4.2f .. %4.2f)\n", n, m[k], r[k], r[1], r[NR] }'
+  done
 }
 
 section "envelope streaming vs raw AES-256-GCM Seal (baseline: raw GCM on all cores, same run)"
-# The runs alternate, and each run's figures are divided by that run's
-# baseline: the median of those ratios is robust to the host's speed
-# changing between runs, which the best of each alone is not.
-go test -c -o "$work/envelope.test" ./envelope
-for i in $(seq "$COUNT"); do
-  (cd envelope && "$work/envelope.test" -test.run '^$' -test.benchtime "$BT" -test.benchmem \
-     -test.bench 'Benchmark(RawGCM|EncryptStream|DecryptStream)') | tee -a "$work/raw.txt" |
-    awk -v run="$i" '/^Benchmark/ { name=$1; sub(/-[0-9]+$/, "", name); for (j=2;j<=NF;j++) if ($(j)=="MB/s") print run, name, $(j-1) }'
-done > "$work/stream.txt"
-# "run name MB/s" rows -> "name ratio MB/s" rows, then the medians.
-awk '{ mbs[$1" "$2]=$3; names[$2]=1; runs[$1]=1; if ($2 ~ /RawGCM\/all-cores/) base[$1]=$3 }
-  END { for (r in runs) for (n in names) if (base[r]>0 && mbs[r" "n]!="") print n, mbs[r" "n]/base[r], mbs[r" "n] }' \
-  "$work/stream.txt" > "$work/ratios.txt"
-for n in $(cut -d' ' -f1 "$work/ratios.txt" | sort -u); do
-  grep "^$n " "$work/ratios.txt" | sort -k2 -g | awk -v n="$n" '{ r[NR]=$2; m[NR]=$3 }
-    END { k=int((NR+1)/2); printf "  %-34s %8.0f MB/s   median %4.2f x baseline (runs: %4.2f .. %4.2f)\n", n, m[k], r[k], r[1], r[NR] }'
-done
+alternate envelope ./envelope 'Benchmark(RawGCM|EncryptStream|DecryptStream)' 'RawGCM/all-cores'
 echo "  target: streaming to io.Discard >= 0.80 x raw multi-core GCM"
 
 section "file -> file through the CLI vs cp of the same bytes (baseline: cp)"
@@ -101,8 +86,7 @@ raw() {
 }
 
 section "one 1 KiB message (baseline: the v2 format's own per-message cryptography, no keystack code)"
-gobench ./envelope 'Benchmark(EncryptBytes1KiB|DecryptBytes1KiB|MessageFloor1KiB)' > "$work/msg.txt" || true
-ratio "$work/msg.txt" 'MessageFloor1KiB'
+alternate envelope ./envelope 'Benchmark(EncryptBytes1KiB|DecryptBytes1KiB|MessageFloor1KiB)' 'MessageFloor1KiB'
 
 section "AWS KMS keyring through aws-sdk-go-v2 against the loopback KMS server (issue #3)"
 raw ./keystore/awskms 'Benchmark(KMSEncrypt1KiB|KMSDecrypt1KiB|KMSWrap)'
