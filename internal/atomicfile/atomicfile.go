@@ -27,7 +27,13 @@ type File struct {
 	target    string
 	overwrite bool
 	done      bool
+	written   int64 // bytes written so far
+	flushed   int64 // bytes handed to startWriteback
 }
+
+// writebackChunk is how much written data is handed to the kernel for
+// early write-back at a time.
+const writebackChunk = 8 << 20
 
 // pending holds the temporary files not yet committed or aborted, so that
 // a signal handler can remove them with RemovePending.
@@ -80,7 +86,13 @@ func (f *File) Write(p []byte) (int, error) {
 	if f.done {
 		return 0, ErrDone
 	}
-	return f.f.Write(p)
+	n, err := f.f.Write(p)
+	f.written += int64(n)
+	if f.written-f.flushed >= writebackChunk {
+		startWriteback(f.f, f.flushed, f.written-f.flushed)
+		f.flushed = f.written
+	}
+	return n, err
 }
 
 // Commit syncs the temporary file and moves it to the target, then syncs the

@@ -1,6 +1,7 @@
 package atomicfile
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -144,5 +145,37 @@ func TestAbortAndRemovePending(t *testing.T) {
 	RemovePending()
 	if got := entries(t, dir); len(got) != 0 {
 		t.Fatalf("after RemovePending dir holds %v", got)
+	}
+}
+
+// A file several write-back chunks long commits whole: early write-back
+// changes when pages reach the disk, never what the file holds.
+func TestLargeFileWithEarlyWriteback(t *testing.T) {
+	target := filepath.Join(t.TempDir(), "big")
+	f, err := Create(target, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := make([]byte, 0, 3*writebackChunk+12345)
+	chunk := make([]byte, 1<<20+7) // odd-sized writes straddle chunk edges
+	for i := 0; len(want) < cap(want); i++ {
+		for j := range chunk {
+			chunk[j] = byte(i + j)
+		}
+		p := chunk[:min(len(chunk), cap(want)-len(want))]
+		if _, err := f.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, p...)
+	}
+	if f.flushed == 0 {
+		t.Fatal("no early write-back was started")
+	}
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(target)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("committed file differs (%d bytes, want %d): %v", len(got), len(want), err)
 	}
 }
