@@ -96,12 +96,20 @@ func decryptWith(t *testing.T, kr envelope.Keyring, msg []byte, conc int, out st
 // buffer cannot change the message.
 func TestWriteDoesNotRetainBuffer(t *testing.T) {
 	kr := aesKeyring(t, "retain", 1)
-	pt := pattern(50 * 64)
+	// Large enough that Write seals frames straight from buf (all but
+	// its last 256 KiB) and copies the rest; twice, so that the second
+	// Write starts with copied frames of the first still in flight.
+	pt := pattern(2 * 700 << 10)
 	buf := bytes.Clone(pt)
-	msg := encryptWith(t, kr, envelope.EncryptOptions{FrameLength: 64, Concurrency: 4}, func(w io.Writer) error {
-		_, err := w.Write(buf)
-		clear(buf)
-		return err
+	msg := encryptWith(t, kr, envelope.EncryptOptions{FrameLength: 4096, Concurrency: 4}, func(w io.Writer) error {
+		for half := range 2 {
+			copy(buf, pt[half*700<<10:])
+			if _, err := w.Write(buf[:700<<10]); err != nil {
+				return err
+			}
+			clear(buf)
+		}
+		return nil
 	})
 	if got := decryptWith(t, kr, msg, 2, "read"); !bytes.Equal(got, pt) {
 		t.Fatal("message changed after Write returned")
@@ -172,9 +180,16 @@ func TestManyBatches(t *testing.T) {
 			_, err := io.Copy(w, iotest.HalfReader(bytes.NewReader(pt)))
 			return err
 		})
+		whole := encryptWith(t, kr, opts, func(w io.Writer) error { _, err := w.Write(pt); return err })
+		if len(whole) != len(msg) {
+			t.Fatalf("conc=%d: one Write gave %d bytes, io.Copy %d", conc, len(whole), len(msg))
+		}
 		for _, out := range []string{"read", "writeto"} {
 			if got := decryptWith(t, kr, msg, conc, out); !bytes.Equal(got, pt) {
 				t.Fatalf("conc=%d %s: plaintext differs", conc, out)
+			}
+			if got := decryptWith(t, kr, whole, conc, out); !bytes.Equal(got, pt) {
+				t.Fatalf("conc=%d %s: plaintext of one Write differs", conc, out)
 			}
 		}
 		// Frame k's tag: the header, then k-1 regular frames of 4+12+64+16.

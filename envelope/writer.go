@@ -40,7 +40,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	if err := w.accept(int64(len(p))); err != nil {
 		return 0, err
 	}
-	total, borrowed := len(p), false
+	total, lastBorrowed := len(p), uint32(0)
 	fl, room := w.s.codec.frameLen, w.frameRoom()
 	for len(p) > 0 && w.err == nil {
 		if w.cur == nil {
@@ -49,18 +49,25 @@ func (w *writer) Write(p []byte) (int, error) {
 		switch {
 		case len(w.cur.pt) == fl:
 			w.dispatch(kindRegular)
-		case len(w.cur.pt) == 0 && len(p) > fl:
-			// More bytes follow, so this frame is a regular one.
-			w.cur.src, p, borrowed = p[:fl], p[fl:], true
+		case len(w.cur.pt) == 0 && len(p) > fl+batchBytes:
+			// More bytes follow, so this frame is a regular one. The last
+			// batch's worth of p is copied instead: the workers seal the
+			// borrowed frames meanwhile, and the copied ones may stay in
+			// flight after Write returns, so the pipeline never empties.
+			w.cur.src, p = p[:fl], p[fl:]
 			w.dispatch(kindRegular)
+			lastBorrowed = w.seq
+			if len(p) <= fl+batchBytes && w.batch != nil {
+				w.submit() // no copied frame joins a borrowed batch
+			}
 		default:
 			n := copy(w.cur.pt[len(w.cur.pt):room], p)
 			w.cur.pt = w.cur.pt[:len(w.cur.pt)+n]
 			p = p[n:]
 		}
 	}
-	if borrowed {
-		w.drain()
+	if lastBorrowed > 0 {
+		w.release(lastBorrowed)
 	}
 	if w.err != nil {
 		return total - len(p), w.err
@@ -259,6 +266,17 @@ func (w *writer) emitHead() {
 
 // drain writes out every queued frame, so that none still refers to the
 // caller's buffer.
+// release writes out queued batches until frame seq has been written, so
+// that no frame still refers to the caller's buffer.
+func (w *writer) release(seq uint32) {
+	if b := w.batch; b != nil && b.tasks[0].seq <= seq {
+		w.submit()
+	}
+	for len(w.queue) > 0 && w.queue[0].tasks[0].seq <= seq {
+		w.emitHead()
+	}
+}
+
 func (w *writer) drain() {
 	if w.batch != nil {
 		w.submit()
