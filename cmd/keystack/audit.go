@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keystack/keystack/audit"
+	"github.com/keystack/keystack/keystore"
 )
 
 func auditCommand() *cli.Command {
@@ -34,15 +35,7 @@ func auditCommand() *cli.Command {
 	}
 }
 
-func auditVerifyAction(c *cli.Context) error {
-	if _, err := args(c, 0, 0); err != nil {
-		return err
-	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+var auditVerifyAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store, _ []string) error {
 	rep, err := st.VerifyAudit(c.Context)
 	var te *audit.TamperError
 	if errors.As(err, &te) {
@@ -53,7 +46,7 @@ func auditVerifyAction(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "audit log OK: %d records, %d checkpoints, head %s\n", rep.Records, rep.Checkpoints, rep.Head)
 	return nil
-}
+})
 
 // parseWhen reads an RFC 3339 time or a duration before now.
 func parseWhen(flag, s string, now time.Time) (time.Time, error) {

@@ -148,15 +148,7 @@ func viewKey(k *keystore.KeyInfo) keyView {
 	return v
 }
 
-func keyListAction(c *cli.Context) error {
-	if _, err := args(c, 0, 0); err != nil {
-		return err
-	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+var keyListAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store, _ []string) error {
 	keys, err := st.ListKeys(c.Context)
 	if err != nil {
 		return err
@@ -175,18 +167,9 @@ func keyListAction(c *cli.Context) error {
 			len(v.Versions), v.Created.UTC().Format(time.RFC3339), v.Description)
 	}
 	return tw.Flush()
-}
+})
 
-func keyShowAction(c *cli.Context) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+var keyShowAction = storeAction(1, 1, func(c *cli.Context, st *keystore.Store, a []string) error {
 	k, err := st.DescribeKey(c.Context, a[0])
 	if err != nil {
 		return err
@@ -197,7 +180,7 @@ func keyShowAction(c *cli.Context) error {
 	}
 	printKey(c.App.Writer, v)
 	return nil
-}
+})
 
 func printKey(w io.Writer, v keyView) {
 	fmt.Fprintf(w, "name:        %s\nbackend:     %s\n", v.Name, v.Backend)

@@ -64,16 +64,7 @@ func illegal(err error) error {
 	return err
 }
 
-func keyRotateAction(c *cli.Context) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
-	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+var keyRotateAction = storeAction(1, 1, func(c *cli.Context, st *keystore.Store, a []string) error {
 	reason := c.String("reason")
 	if reason == "" {
 		reason = "on demand"
@@ -84,7 +75,7 @@ func keyRotateAction(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.ErrWriter, "keystack: rotated key %s to v%d\n", a[0], k.Primary)
 	return nil
-}
+})
 
 // versionChange is the shape of the Store's version lifecycle methods.
 type versionChange func(ctx context.Context, name string, v int, reason string) (*keystore.KeyInfo, error)
@@ -178,15 +169,7 @@ func keyScheduleDestroyAction(c *cli.Context) error {
 	return nil
 }
 
-func keyDestroyDueAction(c *cli.Context) error {
-	if _, err := args(c, 0, 0); err != nil {
-		return err
-	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+var keyDestroyDueAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store, _ []string) error {
 	done, err := st.DestroyDueVersions(c.Context)
 	if done == nil {
 		done = []keystore.DestroyedVersion{}
@@ -201,7 +184,7 @@ func keyDestroyDueAction(c *cli.Context) error {
 		}
 	}
 	return err
-}
+})
 
 func keyPolicyCommand() *cli.Command {
 	return &cli.Command{

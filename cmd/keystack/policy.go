@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -76,15 +77,7 @@ func policyValidateAction(c *cli.Context) error {
 	return nil
 }
 
-func policyGetAction(c *cli.Context) error {
-	if _, err := args(c, 0, 0); err != nil {
-		return err
-	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+var policyGetAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store, _ []string) error {
 	p, err := st.GetPolicy(c.Context)
 	if err != nil {
 		return err
@@ -113,7 +106,7 @@ func policyGetAction(c *cli.Context) error {
 		}
 	}
 	return nil
-}
+})
 
 func field(w io.Writer, name string, v policy.Values, not bool) {
 	if len(v) == 0 {

@@ -41,6 +41,24 @@ func openStore(c *cli.Context) (*keystore.Store, error) {
 	})
 }
 
+// storeAction is the action of a command that takes min..max positional
+// arguments and works on the keystore: it checks the arguments, opens the
+// store, runs fn and closes the store.
+func storeAction(min, max int, fn func(c *cli.Context, st *keystore.Store, args []string) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		a, err := args(c, min, max)
+		if err != nil {
+			return err
+		}
+		st, err := openStore(c)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return fn(c, st, a)
+	}
+}
+
 // backends returns the extra key backends (AWS KMS, PKCS#11) to register
 // with the keystore, keyed by backend name. The local backend is built in.
 // They are wired in kms.go.
