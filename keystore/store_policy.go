@@ -60,7 +60,8 @@ type authzState struct {
 	mu  sync.RWMutex
 	log *audit.Log // nil once closed
 
-	follow policyFollower
+	follow    policyFollower
+	directory liveDirectory
 }
 
 // RecordDecision implements policy.Recorder over the store's current log,
@@ -145,7 +146,7 @@ func (s *Store) setupAuthz(f *storeFile, opts OpenOptions) error {
 			return err
 		}
 	}
-	stamp := statPolicy(filepath.Join(s.dir, policyFile))
+	stamp := statFile(filepath.Join(s.dir, policyFile))
 	p, err := s.readPolicy(f)
 	if err != nil {
 		return err
@@ -162,7 +163,9 @@ func (s *Store) setupAuthz(f *storeFile, opts OpenOptions) error {
 		return fmt.Errorf("keystore: audit log: %w", err)
 	}
 	st.log = log
-	eng, err := policy.NewEngine(p, policy.EngineConfig{Directory: directory(f), Recorder: st, Now: s.now})
+	st.directory.set(directory(f))
+	st.follow.metaStamp = statFile(filepath.Join(s.dir, metaFile))
+	eng, err := policy.NewEngine(p, policy.EngineConfig{Directory: &st.directory, Recorder: st, Now: s.now})
 	if err != nil {
 		_ = log.Close()
 		return err
@@ -299,7 +302,7 @@ func (s *Store) PutPolicy(ctx context.Context, p *policy.Policy) error {
 		return err
 	}
 	s.az.follow.mu.Lock()
-	s.az.follow.stamp = statPolicy(filepath.Join(s.dir, policyFile))
+	s.az.follow.stamp = statFile(filepath.Join(s.dir, policyFile))
 	s.az.follow.mu.Unlock()
 	return nil
 }

@@ -4,21 +4,26 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/keystack/keystack/policy"
 )
 
 // policyRecheck is how often a Store looks for a policy.json that another
-// process (keystack policy put, an administrator) has replaced: a
-// long-running store, such as the rotation daemon's, follows a changed
-// policy within this time without a restart.
+// process (keystack policy put, an administrator) has replaced, and for a
+// changed keystore.json (principals, groups, tags): a long-running store,
+// such as the rotation daemon's, follows them within this time without a
+// restart.
 const policyRecheck = time.Second
 
-// policyStamp identifies one version of policy.json: PutPolicy replaces
-// the file by rename, so a new version is a new file (os.SameFile), and
-// an edit in place changes its size or modification time.
-type policyStamp struct{ fi os.FileInfo }
+// fileStamp identifies one version of a file: PutPolicy and the store's
+// updates replace files by rename, so a new version is a new file
+// (os.SameFile), and an edit in place changes its size or modification
+// time.
+type fileStamp struct{ fi os.FileInfo }
 
-func (a policyStamp) same(b policyStamp) bool {
+func (a fileStamp) same(b fileStamp) bool {
 	if a.fi == nil || b.fi == nil {
 		return a.fi == nil && b.fi == nil
 	}
@@ -28,17 +33,34 @@ func (a policyStamp) same(b policyStamp) bool {
 // policyFollower re-reads policy.json when its stamp changes, checking at
 // most once per policyRecheck.
 type policyFollower struct {
-	mu    sync.Mutex
-	next  time.Time
-	stamp policyStamp
+	mu        sync.Mutex
+	next      time.Time
+	stamp     fileStamp // of policy.json
+	metaStamp fileStamp // of keystore.json
 }
 
-func statPolicy(path string) policyStamp {
+// liveDirectory is the policy's view of keystore.json's principals
+// section, replaced whole when the file changes.
+type liveDirectory struct {
+	d atomic.Pointer[policy.StaticDirectory]
+}
+
+func (l *liveDirectory) set(d policy.StaticDirectory) { l.d.Store(&d) }
+
+// Lookup implements policy.Directory.
+func (l *liveDirectory) Lookup(principal string) ([]string, map[string]string) {
+	if d := l.d.Load(); d != nil {
+		return d.Lookup(principal)
+	}
+	return nil, nil
+}
+
+func statFile(path string) fileStamp {
 	fi, err := os.Stat(path)
 	if err != nil {
-		return policyStamp{}
+		return fileStamp{}
 	}
-	return policyStamp{fi}
+	return fileStamp{fi}
 }
 
 // followPolicy puts a replaced policy.json in force before a decision. A
@@ -56,13 +78,20 @@ func (s *Store) followPolicy() {
 		return
 	}
 	a.follow.next = now.Add(policyRecheck)
-	path := filepath.Join(s.dir, policyFile)
-	st := statPolicy(path)
-	if st.same(a.follow.stamp) {
+	st := statFile(filepath.Join(s.dir, policyFile))
+	meta := statFile(filepath.Join(s.dir, metaFile))
+	if st.same(a.follow.stamp) && meta.same(a.follow.metaStamp) {
 		return
 	}
 	f, err := s.load()
 	if err != nil {
+		return
+	}
+	if !meta.same(a.follow.metaStamp) {
+		a.directory.set(directory(f))
+		a.follow.metaStamp = meta
+	}
+	if st.same(a.follow.stamp) {
 		return
 	}
 	p, err := s.readPolicy(f)

@@ -59,3 +59,31 @@ func TestStoreFollowsReplacedPolicy(t *testing.T) {
 		t.Fatalf("a revoking policy was not followed: %v", err)
 	}
 }
+
+// A long-running Store follows group membership changed in keystore.json
+// by another process.
+func TestStoreFollowsPrincipalsChange(t *testing.T) {
+	ctx := context.Background()
+	dir := newAuthzStore(t, `{"Version":"2012-10-17","Statement":[
+	 {"Effect":"Allow","Principal":"group:ops","Action":"keystack:ListKeys","Resource":"*"}]}`)
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	bob, err := Open(dir, OpenOptions{Principal: "user:bob", Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob.Close()
+	if _, err := bob.ListKeys(ctx); !errors.Is(err, policy.ErrAccessDenied) {
+		t.Fatalf("bob outside ops: %v", err)
+	}
+	admin := &Store{dir: dir, now: time.Now}
+	if err := admin.update(ctx, func(f *storeFile) error {
+		f.Principals = map[string]principalConfig{"user:bob": {Groups: []string{"ops"}}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(policyRecheck)
+	if _, err := bob.ListKeys(ctx); err != nil {
+		t.Fatalf("bob added to ops by another process: %v", err)
+	}
+}
