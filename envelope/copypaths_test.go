@@ -37,6 +37,10 @@ func TestCopyPathsAgree(t *testing.T) {
 					_, err := io.Copy(w, iotest.OneByteReader(bytes.NewReader(pt)))
 					return err
 				}),
+				"readfrom-dataerr": encryptWith(t, kr, opts, func(w io.Writer) error {
+					_, err := io.Copy(w, iotest.DataErrReader(bytes.NewReader(pt)))
+					return err
+				}),
 				"readfrom-half": encryptWith(t, kr, opts, func(w io.Writer) error {
 					_, err := w.(io.ReaderFrom).ReadFrom(iotest.HalfReader(bytes.NewReader(pt)))
 					return err
@@ -176,6 +180,12 @@ func TestManyBatches(t *testing.T) {
 	pt := pattern(frames * fl)
 	for _, conc := range []int{1, 2, 5} {
 		opts := envelope.EncryptOptions{FrameLength: fl, Concurrency: conc}
+		signed := opts
+		signed.Suite = envelope.SuiteCommittedSigned
+		sm := encryptWith(t, kr, signed, func(w io.Writer) error { _, err := w.Write(pt); return err })
+		if got := decryptWith(t, kr, sm, conc, "writeto"); !bytes.Equal(got, pt) {
+			t.Fatalf("conc=%d: signed message of many batches: plaintext differs", conc)
+		}
 		msg := encryptWith(t, kr, opts, func(w io.Writer) error {
 			_, err := io.Copy(w, iotest.HalfReader(bytes.NewReader(pt)))
 			return err
