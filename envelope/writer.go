@@ -33,9 +33,10 @@ func newWriter(dst io.Writer, s *sealed, conc int) *writer {
 	return &writer{dst: dst, s: s, conc: concurrency(conc), depth: 1, declared: -1}
 }
 
-// Write encrypts p. Errors are sticky. Whole frames of a large p are
-// sealed straight from p, without a copy; Write returns only after they
-// are sealed, since an io.Writer must not retain p.
+// Write encrypts p. Errors are sticky. Whole frames of a large p, all but
+// its last batchBytes, are sealed straight from p without a copy, and
+// Write returns only after they are written out, since an io.Writer must
+// not retain p; the rest is copied and may still be in flight.
 func (w *writer) Write(p []byte) (int, error) {
 	if err := w.accept(int64(len(p))); err != nil {
 		return 0, err
@@ -264,10 +265,8 @@ func (w *writer) emitHead() {
 	w.batches.put(b)
 }
 
-// drain writes out every queued frame, so that none still refers to the
-// caller's buffer.
 // release writes out queued batches until frame seq has been written, so
-// that no frame still refers to the caller's buffer.
+// that no frame up to it still refers to the caller's buffer.
 func (w *writer) release(seq uint32) {
 	if b := w.batch; b != nil && b.tasks[0].seq <= seq {
 		w.submit()
@@ -277,11 +276,5 @@ func (w *writer) release(seq uint32) {
 	}
 }
 
-func (w *writer) drain() {
-	if w.batch != nil {
-		w.submit()
-	}
-	for len(w.queue) > 0 {
-		w.emitHead()
-	}
-}
+// drain writes out every frame dispatched so far.
+func (w *writer) drain() { w.release(math.MaxUint32) }
