@@ -146,7 +146,6 @@ func (s *Store) setupAuthz(f *storeFile, opts OpenOptions) error {
 			return err
 		}
 	}
-	stamp := statFile(filepath.Join(s.dir, policyFile))
 	p, err := s.readPolicy(f)
 	if err != nil {
 		return err
@@ -157,14 +156,13 @@ func (s *Store) setupAuthz(f *storeFile, opts OpenOptions) error {
 	}
 	st := &authzState{path: filepath.Join(s.dir, auditFile),
 		options: audit.Options{Durability: durability, MACKey: f.AuditKey, Now: s.now}}
-	st.follow.stamp, st.follow.next = stamp, s.now().Add(policyRecheck)
+	st.follow.next = s.now().Add(policyRecheck)
 	log, err := audit.Open(st.path, st.options)
 	if err != nil {
 		return fmt.Errorf("keystore: audit log: %w", err)
 	}
 	st.log = log
 	st.directory.set(directory(f))
-	st.follow.metaStamp = statFile(filepath.Join(s.dir, metaFile))
 	eng, err := policy.NewEngine(p, policy.EngineConfig{Directory: &st.directory, Recorder: st, Now: s.now})
 	if err != nil {
 		_ = log.Close()
@@ -301,9 +299,6 @@ func (s *Store) PutPolicy(ctx context.Context, p *policy.Policy) error {
 		s.az.engine.SetPolicy(cur)
 		return err
 	}
-	s.az.follow.mu.Lock()
-	s.az.follow.stamp = statFile(filepath.Join(s.dir, policyFile))
-	s.az.follow.mu.Unlock()
 	return nil
 }
 

@@ -30,8 +30,10 @@ func (a fileStamp) same(b fileStamp) bool {
 	return os.SameFile(a.fi, b.fi) && a.fi.Size() == b.fi.Size() && a.fi.ModTime().Equal(b.fi.ModTime())
 }
 
-// policyFollower re-reads policy.json when its stamp changes, checking at
-// most once per policyRecheck.
+// policyFollower re-reads policy.json and keystore.json's principals when
+// their stamps change, checking at most once per policyRecheck. The stamps
+// start empty, so the first check reads both files once more: simpler than
+// stamping them at open, and it cannot miss a change made in between.
 type policyFollower struct {
 	mu        sync.Mutex
 	next      time.Time
