@@ -40,6 +40,10 @@ var (
 	ErrKeyring = errors.New("envelope: keyring misbehaved")
 	// ErrClosed is returned by Write or Close after Close.
 	ErrClosed = errors.New("envelope: writer already closed")
+	// ErrPlaintextFault is returned by an encrypting Write whose plaintext
+	// could not be read: a memory fault, such as a memory-mapped file that
+	// was truncated while it was being encrypted. The message is unusable.
+	ErrPlaintextFault = errors.New("envelope: plaintext became unreadable while being encrypted")
 )
 
 // KeyAttempt records one master key a keyring tried on decrypt and why it failed.

@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"io"
 	"runtime"
+	"runtime/debug"
 	"sync"
+	"unsafe"
 )
 
 // Body AAD content strings (data-format/message-body-aad.md).
@@ -139,6 +141,58 @@ func (c *frameCodec) seal(t *frameTask) {
 	ct := c.aead.Seal(t.buf[pre:pre], t.buf[ivOff:ivOff+gcmIVLen], pt, c.bodyAAD(t, n))
 	t.buf = t.buf[:pre+len(ct)]
 	t.ok = true
+}
+
+// sealFrame seals t, guarding against faults when its plaintext is borrowed.
+func (c *frameCodec) sealFrame(t *frameTask) {
+	if t.src != nil {
+		c.sealBorrowed(t)
+		return
+	}
+	c.seal(t)
+}
+
+// sealBorrowed seals a frame whose plaintext t.src is the caller's memory,
+// which may be a file mapping that faults when the file shrinks. The fault
+// becomes t.ok false instead of killing the process.
+func (c *frameCodec) sealBorrowed(t *frameTask) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if !faultIn(r, t.src) {
+				panic(r)
+			}
+			t.ok = false
+		}
+	}()
+	t.ok = false // set again by seal when it completes
+	c.seal(t)
+}
+
+// faultIn reports whether the recovered value r is a memory fault at an
+// address inside b (debug.SetPanicOnFault's panics carry the address).
+func faultIn(r any, b []byte) bool {
+	f, ok := r.(interface{ Addr() uintptr })
+	if !ok || len(b) == 0 {
+		return false
+	}
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return f.Addr() >= start && f.Addr()-start < uintptr(len(b))
+}
+
+// copyFaultSafe is copy(dst, src) for a src that may fault like a
+// borrowed frame's; ok is false when it did.
+func copyFaultSafe(dst, src []byte) (n int, ok bool) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if !faultIn(r, src) {
+				panic(r)
+			}
+			ok = false
+		}
+	}()
+	return copy(dst, src), true
 }
 
 // open authenticates and decrypts t.buf (one frame's wire bytes) in place.

@@ -37,6 +37,10 @@ func newWriter(dst io.Writer, s *sealed, conc int) *writer {
 // its last batchBytes, are sealed straight from p without a copy, and
 // Write returns only after they are written out, since an io.Writer must
 // not retain p; the rest is copied and may still be in flight.
+//
+// p may be a memory-mapped file: if reading it faults (the file was
+// truncated), Write returns ErrPlaintextFault instead of the process
+// dying of SIGBUS.
 func (w *writer) Write(p []byte) (int, error) {
 	if err := w.accept(int64(len(p))); err != nil {
 		return 0, err
@@ -62,7 +66,11 @@ func (w *writer) Write(p []byte) (int, error) {
 				w.submit() // no copied frame joins a borrowed batch
 			}
 		default:
-			n := copy(w.cur.pt[len(w.cur.pt):room], p)
+			n, ok := copyFaultSafe(w.cur.pt[len(w.cur.pt):room], p)
+			if !ok {
+				w.err = ErrPlaintextFault
+				break
+			}
 			w.cur.pt = w.cur.pt[:len(w.cur.pt)+n]
 			p = p[n:]
 		}
@@ -217,7 +225,7 @@ func (w *writer) dispatch(kind frameKind) {
 		t.pt = t.buf[finalPrefix:finalPrefix]
 	}
 	if w.pool == nil && w.conc > 1 && w.seq >= 2 && kind == kindRegular {
-		w.pool = startWorkers(w.conc, w.s.codec.seal)
+		w.pool = startWorkers(w.conc, w.s.codec.sealFrame)
 		w.depth = pipelineDepth(w.conc, 2, w.s.codec.frameLen)
 		runtime.AddCleanup(w, func(p *workers) { p.close() }, w.pool)
 	}
@@ -239,7 +247,7 @@ func (w *writer) submit() {
 		w.emitHead()
 	}
 	if w.pool == nil || len(b.tasks) == 1 && b.tasks[0].kind == kindFinal {
-		runBatch(b, w.s.codec.seal)
+		runBatch(b, w.s.codec.sealFrame)
 	} else {
 		w.pool.ch <- b
 	}
@@ -253,6 +261,9 @@ func (w *writer) emitHead() {
 	w.queue = w.queue[:copy(w.queue, w.queue[1:])] // shift down: no reallocation as the queue cycles
 	<-b.done
 	for _, t := range b.tasks {
+		if w.err == nil && !t.ok {
+			w.err = ErrPlaintextFault
+		}
 		if w.err == nil {
 			if w.s.sig != nil {
 				w.s.sig.h.Write(t.buf)
