@@ -28,6 +28,30 @@ func TestAsyncWriterKeepsOrder(t *testing.T) {
 	}
 }
 
+// No write reaches the file bigger than asyncPiece (see asyncWriter).
+func TestAsyncWriterWritesInPieces(t *testing.T) {
+	var rec pieceRecorder
+	a := newAsyncWriter(&rec)
+	if _, err := a.Write(make([]byte, 3*asyncChunk+1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if rec.total != 3*asyncChunk+1 || rec.largest != asyncPiece {
+		t.Fatalf("wrote %d bytes, largest write %d; want %d bytes in writes of at most %d",
+			rec.total, rec.largest, 3*asyncChunk+1, asyncPiece)
+	}
+}
+
+type pieceRecorder struct{ total, largest int }
+
+func (r *pieceRecorder) Write(p []byte) (int, error) {
+	r.total += len(p)
+	r.largest = max(r.largest, len(p))
+	return len(p), nil
+}
+
 // failAfter accepts n bytes, then fails every write.
 type failAfter struct{ n int }
 
