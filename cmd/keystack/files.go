@@ -137,6 +137,9 @@ func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) 
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if k.c.String("sync") == "none" {
+		f.NoSync()
+	}
 	aw := newAsyncWriter(f)
 	commit := func() error {
 		if err := aw.Flush(); err != nil {

@@ -27,6 +27,7 @@ type File struct {
 	target    string
 	overwrite bool
 	done      bool
+	noSync    bool
 	written   int64 // bytes written so far
 	flushed   int64 // bytes handed to startWriteback
 }
@@ -34,6 +35,9 @@ type File struct {
 // writebackChunk is how much written data is handed to the kernel for
 // early write-back at a time.
 const writebackChunk = 8 << 20
+
+// syncFile is fsync(2); tests count its calls.
+var syncFile = (*os.File).Sync
 
 // pending holds the temporary files not yet committed or aborted, so that
 // a signal handler can remove them with RemovePending.
@@ -75,6 +79,13 @@ func checkTarget(target string, overwrite bool) error {
 	return nil
 }
 
+// NoSync makes Commit skip the fsync of the file and of its directory, as
+// cp does. Readers still never see a partial file, and a failure or an
+// interruption still removes it; but after a crash of the machine soon
+// after Commit, the target may be missing, empty or torn. Call it before
+// the first Write.
+func (f *File) NoSync() { f.noSync = true }
+
 // Name returns the path of the temporary file.
 func (f *File) Name() string { return f.f.Name() }
 
@@ -88,7 +99,7 @@ func (f *File) Write(p []byte) (int, error) {
 	}
 	n, err := f.f.Write(p)
 	f.written += int64(n)
-	if f.written-f.flushed >= writebackChunk {
+	if !f.noSync && f.written-f.flushed >= writebackChunk {
 		startWriteback(f.f, f.flushed, f.written-f.flushed)
 		f.flushed = f.written
 	}
@@ -96,14 +107,17 @@ func (f *File) Write(p []byte) (int, error) {
 }
 
 // Commit syncs the temporary file and moves it to the target, then syncs the
-// directory so the rename survives a crash. Without overwrite it links the
+// directory so the rename survives a crash (unless NoSync). Without overwrite it links the
 // file in place, which fails atomically if the target exists by then. On any
 // error the temporary file is removed.
 func (f *File) Commit() error {
 	if f.done {
 		return ErrDone
 	}
-	err := f.f.Sync()
+	var err error
+	if !f.noSync {
+		err = syncFile(f.f)
+	}
 	if cerr := f.f.Close(); err == nil {
 		err = cerr
 	}
@@ -111,7 +125,7 @@ func (f *File) Commit() error {
 		err = f.publish()
 	}
 	f.finish()
-	if err != nil {
+	if err != nil || f.noSync {
 		return err
 	}
 	return syncDir(filepath.Dir(f.target))
@@ -177,7 +191,7 @@ func syncDir(dir string) error {
 		return err
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+	if err := syncFile(d); err != nil && !errors.Is(err, syscall.EINVAL) {
 		return err
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -56,6 +57,41 @@ func TestCommitCreates(t *testing.T) {
 	}
 	if err := f.Commit(); !errors.Is(err, ErrDone) {
 		t.Fatalf("second Commit: %v, want ErrDone", err)
+	}
+}
+
+// Commit fsyncs the file and its directory, and after NoSync neither,
+// while the output still appears only whole and the temporary file goes.
+func TestCommitSyncs(t *testing.T) {
+	for _, noSync := range []bool{false, true} {
+		var syncs []string
+		syncFile = func(f *os.File) error { syncs = append(syncs, filepath.Base(f.Name())); return f.Sync() }
+		t.Cleanup(func() { syncFile = (*os.File).Sync })
+		dir := t.TempDir()
+		f, err := Create(filepath.Join(dir, "out"), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if noSync {
+			f.NoSync()
+		}
+		tmp := filepath.Base(f.Name())
+		if _, err := f.Write(make([]byte, 3*writebackChunk)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{tmp, filepath.Base(dir)}
+		if noSync {
+			want = nil
+		}
+		if !slices.Equal(syncs, want) {
+			t.Errorf("NoSync %v: fsynced %q, want %q", noSync, syncs, want)
+		}
+		if got := entries(t, dir); len(got) != 1 || got[0] != "out" {
+			t.Errorf("NoSync %v: dir holds %v, want only out", noSync, got)
+		}
 	}
 }
 
