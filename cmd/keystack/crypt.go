@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime/debug"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -101,6 +102,7 @@ func encryptOptions(c *cli.Context) (envelope.EncryptOptions, error) {
 }
 
 func encryptAction(c *cli.Context) error {
+	lazyGC()
 	if err := checkArgs(c); err != nil {
 		return err
 	}
@@ -126,6 +128,7 @@ func encryptAction(c *cli.Context) error {
 }
 
 func decryptAction(c *cli.Context) error {
+	lazyGC()
 	if err := checkArgs(c); err != nil {
 		return err
 	}
@@ -150,6 +153,12 @@ func decryptAction(c *cli.Context) error {
 	job := &crypter{c: c, keys: keys, kr: kr, dopts: opts}
 	return job.runAll()
 }
+
+// lazyGC lets the heap grow to 16 MiB before the first collection instead
+// of 4 MiB. Encrypting and decrypting hold a few MiB whatever the input
+// size (buffers are recycled), so the default only buys a collection in
+// the middle of start-up: about 2 ms of a 15 ms small-file command.
+func lazyGC() { debug.SetGCPercent(400) }
 
 // checkArgs rejects positional arguments and contradictory input and
 // output flags.
