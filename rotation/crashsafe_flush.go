@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+
+	"github.com/keystack/keystack/internal/durable"
 )
 
 // SyncMode says when a tree rewrap makes its writes durable.
@@ -44,7 +46,7 @@ var fileSyncs atomic.Int64
 // final flush has made their headers durable, so a power cut before it
 // rolls those headers forward again.
 type flusher struct {
-	fs       *filesystems
+	fs       *durable.Filesystems
 	kick     chan struct{}
 	bg       sync.WaitGroup
 	bgErr    error // first background flush error, sticky
@@ -56,18 +58,18 @@ type flusher struct {
 // newFlusher opens the filesystems holding files and starts the
 // background flusher; finish stops it.
 func newFlusher(files []string) (*flusher, error) {
-	dirs := map[string]bool{}
+	var dirs []string
 	for _, f := range files {
-		dirs[filepath.Dir(f)] = true
+		dirs = append(dirs, filepath.Dir(f))
 	}
-	fs, err := openFilesystems(dirs)
+	fs, err := durable.Open(dirs...)
 	if err != nil {
 		return nil, err
 	}
 	fl := &flusher{fs: fs, kick: make(chan struct{}, 1)}
 	fl.bg.Go(func() {
 		for range fl.kick {
-			if err := fl.fs.sync(nil); err != nil && fl.bgErr == nil {
+			if err := fl.fs.Sync(nil); err != nil && fl.bgErr == nil {
 				fl.bgErr = err
 			}
 		}
@@ -102,12 +104,12 @@ var errNotDurable = errors.New("rewrap not made durable")
 func (fl *flusher) finish() error {
 	close(fl.kick)
 	fl.bg.Wait()
-	defer fl.fs.close()
+	defer fl.fs.Close()
 	fl.mu.Lock()
 	defer fl.mu.Unlock()
 	err := fl.bgErr
 	if len(fl.files) > 0 && err == nil {
-		err = fl.fs.sync(fl.files)
+		err = fl.fs.Sync(fl.files)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", errNotDurable, err)
@@ -132,5 +134,5 @@ func (fl *flusher) finish() error {
 func (fl *flusher) abandon() {
 	close(fl.kick)
 	fl.bg.Wait()
-	fl.fs.close()
+	fl.fs.Close()
 }

@@ -27,7 +27,7 @@ func TestFlushFailureKeepsJournals(t *testing.T) {
 		t.Fatal(err)
 	}
 	fl.add(path, jp)
-	fl.fs.close() // syncfs on a closed descriptor fails with EBADF
+	fl.fs.Close() // syncfs on a closed descriptor fails with EBADF
 	err = fl.finish()
 	if !errors.Is(err, errNotDurable) {
 		t.Fatalf("finish: %v, want errNotDurable", err)

@@ -1,0 +1,37 @@
+//go:build !linux
+
+package durable
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// Add is a no-op where syncfs(2) is missing: Sync works file by file.
+func (fs *Filesystems) Add(string) error { return nil }
+
+// Sync fsyncs each file and then each of their directories (for renames).
+func (fs *Filesystems) Sync(files []string) error {
+	dirs := map[string]bool{}
+	for _, p := range files {
+		if err := fsyncPath(p); err != nil {
+			return err
+		}
+		dirs[filepath.Dir(p)] = true
+	}
+	for d := range dirs {
+		if err := fsyncPath(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fsyncPath(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}
