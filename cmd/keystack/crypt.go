@@ -21,7 +21,8 @@ func cryptFlags() []cli.Flag {
 		&cli.StringFlag{Name: "recursive", Usage: "process every file under `DIR` (needs --output-dir)"},
 		&cli.StringFlag{Name: "output-dir", Usage: "with --recursive, mirror the tree into `DIR`"},
 		&cli.BoolFlag{Name: "force", Usage: "overwrite existing output files"},
-		&cli.StringFlag{Name: "sync", Value: "file", Usage: "output durability `MODE`: file (fsync each output before it is renamed into place, so it survives a crash) " +
+		&cli.StringFlag{Name: "sync", Value: "file", Usage: "output durability `MODE`: file (fsync each output before it is renamed into place, so it survives a crash), " +
+			"batch (the same guarantee with one flush per filesystem for up to 1024 outputs, published together: faster for trees of small files) " +
 			"or none (like cp: never partial, but may be lost or empty after a power failure)"},
 		&cli.BoolFlag{Name: "json", Usage: "print metadata as JSON on stdout (on stderr when stdout carries data)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
@@ -174,8 +175,8 @@ func checkArgs(c *cli.Context) error {
 		return usagef("--output-dir needs --recursive")
 	case rec != "" && (c.IsSet("input") || c.IsSet("output")):
 		return usagef("--recursive replaces -i and -o")
-	case c.String("sync") != "file" && c.String("sync") != "none":
-		return usagef("--sync %q: want file or none", c.String("sync"))
+	case c.String("sync") != "file" && c.String("sync") != "batch" && c.String("sync") != "none":
+		return usagef("--sync %q: want file, batch or none", c.String("sync"))
 	}
 	return nil
 }

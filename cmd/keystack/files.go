@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -32,6 +33,8 @@ type crypter struct {
 	kr      envelope.Keyring
 	eopts   envelope.EncryptOptions
 	dopts   envelope.DecryptOptions
+	batch   *atomicfile.Batch // with --sync batch
+	reports []*result         // outputs waiting for the batch to publish them
 }
 
 // result is the --json metadata of one processed file.
@@ -47,18 +50,65 @@ type result struct {
 
 func (k *crypter) runAll() error {
 	c := k.c
+	if c.String("sync") == "batch" {
+		k.batch = atomicfile.NewBatch()
+		defer k.batch.Close()
+	}
 	if dir := c.String("recursive"); dir != "" {
-		return k.runTree(dir, c.String("output-dir"))
+		// Outputs completed before a failure are still published.
+		err := k.runTree(dir, c.String("output-dir"))
+		return cmp.Or(err, k.publish())
 	}
 	res, err := k.runOne(c.String("input"), c.String("output"))
-	if err != nil || !c.Bool("json") {
+	if err != nil {
 		return err
 	}
-	w := c.App.Writer
+	return k.report(res)
+}
+
+// batchFiles is how many outputs --sync batch publishes at a time.
+const batchFiles = 1024
+
+// report prints res as --json asks, once its output is published: at
+// once, or with --sync batch after the flush that publishes it.
+func (k *crypter) report(res *result) error {
+	if k.batch != nil && !isStdio(res.Output) {
+		k.reports = append(k.reports, res)
+		if k.batch.Len() < batchFiles && k.c.String("recursive") != "" {
+			return nil
+		}
+		return k.publish()
+	}
+	if !k.c.Bool("json") {
+		return nil
+	}
+	w := k.c.App.Writer
 	if isStdio(res.Output) {
-		w = c.App.ErrWriter // stdout carries the data
+		w = k.c.App.ErrWriter // stdout carries the data
 	}
 	return writeJSON(w, res)
+}
+
+// publish flushes the --sync batch outputs and prints the reports of
+// those it published.
+func (k *crypter) publish() error {
+	if k.batch == nil {
+		return nil
+	}
+	published, err := k.batch.Flush()
+	done := make(map[string]bool, len(published))
+	for _, p := range published {
+		done[p] = true
+	}
+	for _, res := range k.reports {
+		if done[res.Output] && k.c.Bool("json") {
+			if werr := writeJSON(k.c.App.Writer, res); err == nil {
+				err = werr
+			}
+		}
+	}
+	k.reports = k.reports[:0]
+	return err
 }
 
 func isStdio(name string) bool { return name == "" || name == "-" }
@@ -133,7 +183,11 @@ func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) 
 	if isStdio(out) {
 		return k.c.App.Writer, func() error { return nil }, func() {}, nil
 	}
-	f, err := atomicfile.Create(out, k.c.Bool("force"))
+	create := atomicfile.Create
+	if k.batch != nil {
+		create = k.batch.Create
+	}
+	f, err := create(out, k.c.Bool("force"))
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -242,10 +296,10 @@ func (k *crypter) runTree(srcDir, dstDir string) error {
 			return err
 		}
 		res, err := k.runOne(path, out)
-		if err != nil || !k.c.Bool("json") {
+		if err != nil {
 			return err
 		}
-		return writeJSON(k.c.App.Writer, res)
+		return k.report(res)
 	})
 }
 

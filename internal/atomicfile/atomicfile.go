@@ -28,8 +28,9 @@ type File struct {
 	overwrite bool
 	done      bool
 	noSync    bool
-	written   int64 // bytes written so far
-	flushed   int64 // bytes handed to startWriteback
+	batch     *Batch // set by Batch.Create: Commit queues the file there
+	written   int64  // bytes written so far
+	flushed   int64  // bytes handed to startWriteback
 }
 
 // writebackChunk is how much written data is handed to the kernel for
@@ -113,6 +114,9 @@ func (f *File) Write(p []byte) (int, error) {
 func (f *File) Commit() error {
 	if f.done {
 		return ErrDone
+	}
+	if f.batch != nil {
+		return f.batch.queue(f)
 	}
 	var err error
 	if !f.noSync {

@@ -3,10 +3,13 @@ package atomicfile
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/keystack/keystack/internal/durable"
 )
 
 // entries lists dir, so tests can see that no temporary file is left behind.
@@ -213,5 +216,114 @@ func TestLargeFileWithEarlyWriteback(t *testing.T) {
 	got, err := os.ReadFile(target)
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("committed file differs (%d bytes, want %d): %v", len(got), len(want), err)
+	}
+}
+
+// A batch publishes nothing before Flush, then every queued file whole;
+// a target that appeared meanwhile is kept and reported, and the others
+// are still published. No temporary file is left.
+func TestBatchPublishesOnFlush(t *testing.T) {
+	dir := t.TempDir()
+	b := NewBatch()
+	defer b.Close()
+	for _, name := range []string{"a", "b", "c"} {
+		f, err := b.Create(filepath.Join(dir, name), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte("data " + name)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Abort(); err != nil { // the CLI defers Abort
+			t.Fatal(err)
+		}
+	}
+	if b.Len() != 3 {
+		t.Fatalf("Len %d, want 3", b.Len())
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s visible before Flush: %v", name, err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "b"), []byte("theirs"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	published, err := b.Flush()
+	if !errors.Is(err, ErrExist) {
+		t.Fatalf("Flush: %v, want ErrExist for b", err)
+	}
+	if want := []string{filepath.Join(dir, "a"), filepath.Join(dir, "c")}; !slices.Equal(published, want) {
+		t.Fatalf("published %q, want %q", published, want)
+	}
+	for name, want := range map[string]string{"a": "data a", "b": "theirs", "c": "data c"} {
+		if got, _ := os.ReadFile(filepath.Join(dir, name)); string(got) != want {
+			t.Errorf("%s holds %q, want %q", name, got, want)
+		}
+	}
+	if got := entries(t, dir); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("dir holds %v", got)
+	}
+	if published, err := b.Flush(); published != nil || err != nil {
+		t.Fatalf("empty Flush: %v, %v", published, err)
+	}
+}
+
+// Queued files are still pending: the signal path removes them, and so
+// does Close.
+func TestBatchQueuedFilesAreRemovable(t *testing.T) {
+	dir := t.TempDir()
+	b := NewBatch()
+	for _, name := range []string{"a", "b"} {
+		f, err := b.Create(filepath.Join(dir, name), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if name == "a" {
+			RemovePending()
+			if got := entries(t, dir); len(got) != 0 {
+				t.Fatalf("after RemovePending dir holds %v", got)
+			}
+		}
+	}
+	b.Close()
+	if got := entries(t, dir); len(got) != 0 {
+		t.Fatalf("after Close dir holds %v", got)
+	}
+}
+
+// Flush makes the data durable before any target names it, and the new
+// names durable after.
+func TestBatchFlushOrder(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "out")
+	var calls []string
+	syncAll = func(fs *durable.Filesystems, files []string) error {
+		_, err := os.Stat(target)
+		calls = append(calls, fmt.Sprintf("%d files, target exists: %v", len(files), err == nil))
+		return fs.Sync(files)
+	}
+	t.Cleanup(func() { syncAll = (*durable.Filesystems).Sync })
+	b := NewBatch()
+	defer b.Close()
+	f, err := b.Create(target, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"1 files, target exists: false", "1 files, target exists: true"}
+	if !slices.Equal(calls, want) {
+		t.Fatalf("flushes %q, want %q", calls, want)
 	}
 }
