@@ -19,7 +19,10 @@
 //
 // Outputs are written to a temporary file beside the target and renamed into
 // place only when complete, so a failed or interrupted run leaves no partial
-// file. An existing file is never replaced without --force. Decrypting to a
+// file; the file and its directory are fsynced before the rename, so a crash
+// never publishes a torn file (--sync batch does this with one flush per
+// filesystem for up to 1024 outputs of a tree; --sync none skips it, as cp
+// does). An existing file is never replaced without --force. Decrypting to a
 // file publishes the plaintext only after the whole message authenticated.
 // Decrypting to stdout streams: each frame is authenticated before its
 // plaintext is written, but a message that fails later may already have
