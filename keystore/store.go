@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sync"
 	"time"
 
@@ -331,13 +330,19 @@ func (s *Store) unlockKEK(f *storeFile) ([]byte, error) {
 	return bytes.Clone(kek), nil
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
-
 // checkName accepts [A-Za-z0-9][A-Za-z0-9._-]{0,127}, which excludes path
-// separators, "..", ":" (backend specs) and control characters.
+// separators, "..", ":" (backend specs) and control characters. (As a
+// regexp, the bounded repetition cost every command 0.4 ms to compile.)
 func checkName(name string) error {
-	if !nameRE.MatchString(name) {
+	ok := len(name) >= 1 && len(name) <= 128 && isAlnum(name[0])
+	for i := 1; ok && i < len(name); i++ {
+		c := name[i]
+		ok = isAlnum(c) || c == '.' || c == '_' || c == '-'
+	}
+	if !ok {
 		return fmt.Errorf("%w %q: want 1-128 of A-Z a-z 0-9 . _ - starting with a letter or digit", ErrInvalidName, name)
 	}
 	return nil
 }
+
+func isAlnum(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -350,6 +351,24 @@ func TestMaterialSealedAtRest(t *testing.T) {
 		found := bytes.Contains(data, []byte(base64.StdEncoding.EncodeToString(key)))
 		if found != insecure {
 			t.Fatalf("insecure=%v: key material in clear in keystore.json = %v", insecure, found)
+		}
+	}
+}
+
+// checkName is the grammar [A-Za-z0-9][A-Za-z0-9._-]{0,127}, written out.
+func TestCheckNameMatchesGrammar(t *testing.T) {
+	grammar := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`)
+	alphabet := []string{"a", "Z", "0", "9", ".", "_", "-", "/", ":", " ", "é", "\x00", "\xff"}
+	var names []string
+	for _, a := range alphabet {
+		for _, b := range alphabet {
+			names = append(names, a, a+b, a+b+a, "k"+a+b)
+		}
+	}
+	names = append(names, "", strings.Repeat("k", 127), strings.Repeat("k", 128), strings.Repeat("k", 129))
+	for _, n := range names {
+		if got, want := checkName(n) == nil, grammar.MatchString(n); got != want {
+			t.Errorf("checkName(%q) accepts: %v, grammar: %v", n, got, want)
 		}
 	}
 }
