@@ -113,35 +113,24 @@ func (k *AESKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMateri
 	if err != nil {
 		return err
 	}
-	nerr := &envelope.NoDecryptKeyError{}
-	for _, edk := range edks {
+	return keystore.DecryptFirst(ctx, m, edks, k.attempt, func(edk envelope.EncryptedDataKey) ([]byte, bool, error) {
 		iv, ok := keystore.MatchRawAESEDK(edk, k.namespace, k.label)
 		if !ok {
-			continue
+			return nil, false, nil
 		}
 		if len(edk.Ciphertext) != m.Suite.DataKeyLen()+gcmTagLen {
-			nerr.Attempts = append(nerr.Attempts, k.attempt(keystore.ErrInvalidEDK))
-			continue
+			return nil, true, keystore.ErrInvalidEDK
 		}
 		var dk []byte
-		err := k.tok.run(ctx, func(s session) error {
+		err := k.tok.run(ctx, func(s session) (err error) {
 			dk, err = k.open(s, iv, edk.Ciphertext, aad)
 			return err
 		})
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
 		if err != nil {
-			nerr.Attempts = append(nerr.Attempts, k.attempt(unwrapErr(err)))
-			continue
+			return nil, true, unwrapErr(err)
 		}
-		m.DataKey = dk
-		return nil
-	}
-	if len(nerr.Attempts) == 0 {
-		nerr.Attempts = append(nerr.Attempts, k.attempt(errNoMatchingEDK))
-	}
-	return nerr
+		return dk, true, nil
+	})
 }
 
 func (k *AESKeyring) open(s session, iv, ct, aad []byte) ([]byte, error) {
@@ -162,9 +151,6 @@ func (k *AESKeyring) open(s session, iv, ct, aad []byte) ([]byte, error) {
 func (k *AESKeyring) attempt(err error) envelope.KeyAttempt {
 	return envelope.KeyAttempt{ProviderID: k.namespace, KeyName: k.label, Err: err}
 }
-
-// errNoMatchingEDK is recorded when a message holds no EDK for a keyring's key.
-var errNoMatchingEDK = errors.New("hsm: no encrypted data key for this key")
 
 // unwrapErr classifies an unwrap failure: a ciphertext the token refuses
 // is keystore.ErrUnwrapFailed (with the C call named for diagnosis);

@@ -120,44 +120,26 @@ func (k *RSAKeyring) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterial
 // OnDecrypt implements envelope.Keyring. It tries only EDKs whose provider
 // ID and info name this key, and whose ciphertext is one modulus long.
 func (k *RSAKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
-	if m.DataKey != nil {
-		return nil
-	}
-	nerr := &envelope.NoDecryptKeyError{}
-	for _, edk := range edks {
+	return keystore.DecryptFirst(ctx, m, edks, k.attempt, func(edk envelope.EncryptedDataKey) ([]byte, bool, error) {
 		if edk.ProviderID != k.namespace || string(edk.ProviderInfo) != k.label {
-			continue
+			return nil, false, nil
 		}
 		if !k.hasPriv {
-			nerr.Attempts = append(nerr.Attempts, k.attempt(keystore.ErrNoPrivateKey))
-			continue
+			return nil, true, keystore.ErrNoPrivateKey
 		}
 		if len(edk.Ciphertext) != k.pub.Size() {
-			nerr.Attempts = append(nerr.Attempts, k.attempt(keystore.ErrInvalidEDK))
-			continue
+			return nil, true, keystore.ErrInvalidEDK
 		}
 		var dk []byte
 		err := k.tok.run(ctx, func(s session) (err error) {
 			dk, err = k.unwrap(s, edk.Ciphertext)
 			return err
 		})
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err == nil && len(dk) != m.Suite.DataKeyLen() {
-			err = keystore.ErrUnwrapFailed
-		}
 		if err != nil {
-			nerr.Attempts = append(nerr.Attempts, k.attempt(unwrapErr(err)))
-			continue
+			return nil, true, unwrapErr(err)
 		}
-		m.DataKey = dk
-		return nil
-	}
-	if len(nerr.Attempts) == 0 {
-		nerr.Attempts = append(nerr.Attempts, k.attempt(errNoMatchingEDK))
-	}
-	return nerr
+		return dk, true, nil
+	})
 }
 
 // unwrap decrypts ct on the token with CKM_RSA_PKCS_OAEP (SHA-256). A token

@@ -7,7 +7,6 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/keystack/keystack/envelope"
@@ -20,9 +19,6 @@ const (
 	// rawAESInfoSuffix is tag bits u32 ‖ IV length u32 ‖ IV.
 	rawAESInfoSuffix = 4 + 4 + gcmIVLen
 )
-
-// errNoMatchingEDK is recorded when a message holds no EDK for a keyring's key.
-var errNoMatchingEDK = errors.New("no encrypted data key for this key")
 
 // RawAESKeyring wraps data keys with AES-GCM under a wrapping key held in
 // memory, producing exactly the ESDK raw AES keyring's encrypted data keys
@@ -91,7 +87,7 @@ func (k *RawAESKeyring) OnEncrypt(_ context.Context, m *envelope.EncryptionMater
 
 // OnDecrypt implements envelope.Keyring. It tries only EDKs whose provider ID
 // and key name are this key's.
-func (k *RawAESKeyring) OnDecrypt(_ context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
+func (k *RawAESKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
 	if m.DataKey != nil {
 		return nil
 	}
@@ -99,28 +95,20 @@ func (k *RawAESKeyring) OnDecrypt(_ context.Context, m *envelope.DecryptionMater
 	if err != nil {
 		return err
 	}
-	nerr := &envelope.NoDecryptKeyError{}
-	for _, edk := range edks {
+	return DecryptFirst(ctx, m, edks, k.attempt, func(edk envelope.EncryptedDataKey) ([]byte, bool, error) {
 		iv, ok := MatchRawAESEDK(edk, k.namespace, k.name)
 		if !ok {
-			continue
+			return nil, false, nil
 		}
 		if len(edk.Ciphertext) != m.Suite.DataKeyLen()+gcmTagLen {
-			nerr.Attempts = append(nerr.Attempts, k.attempt(ErrInvalidEDK))
-			continue
+			return nil, true, ErrInvalidEDK
 		}
 		dk, err := k.aead.Open(nil, iv, edk.Ciphertext, aad)
 		if err != nil {
-			nerr.Attempts = append(nerr.Attempts, k.attempt(ErrUnwrapFailed))
-			continue
+			return nil, true, ErrUnwrapFailed
 		}
-		m.DataKey = dk
-		return nil
-	}
-	if len(nerr.Attempts) == 0 {
-		nerr.Attempts = append(nerr.Attempts, k.attempt(errNoMatchingEDK))
-	}
-	return nerr
+		return dk, true, nil
+	})
 }
 
 // RawAESProviderInfo returns the ESDK raw AES keyring's provider info

@@ -99,31 +99,20 @@ func (k *RawRSAKeyring) OnEncrypt(_ context.Context, m *envelope.EncryptionMater
 }
 
 // OnDecrypt implements envelope.Keyring.
-func (k *RawRSAKeyring) OnDecrypt(_ context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
-	if m.DataKey != nil {
-		return nil
-	}
-	nerr := &envelope.NoDecryptKeyError{}
-	for _, edk := range edks {
+func (k *RawRSAKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
+	return DecryptFirst(ctx, m, edks, k.attempt, func(edk envelope.EncryptedDataKey) ([]byte, bool, error) {
 		if edk.ProviderID != k.namespace || string(edk.ProviderInfo) != k.name {
-			continue
+			return nil, false, nil
 		}
 		if k.priv == nil {
-			nerr.Attempts = append(nerr.Attempts, k.attempt(ErrNoPrivateKey))
-			continue
+			return nil, true, ErrNoPrivateKey
 		}
 		dk, err := k.unwrap(edk.Ciphertext, m.Suite.DataKeyLen())
-		if err != nil || len(dk) != m.Suite.DataKeyLen() {
-			nerr.Attempts = append(nerr.Attempts, k.attempt(ErrUnwrapFailed))
-			continue
+		if err != nil {
+			return nil, true, ErrUnwrapFailed
 		}
-		m.DataKey = dk
-		return nil
-	}
-	if len(nerr.Attempts) == 0 {
-		nerr.Attempts = append(nerr.Attempts, k.attempt(errNoMatchingEDK))
-	}
-	return nerr
+		return dk, true, nil
+	})
 }
 
 func (k *RawRSAKeyring) unwrap(ct []byte, keyLen int) ([]byte, error) {
