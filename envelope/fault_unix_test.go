@@ -82,23 +82,3 @@ func TestWriteFromFaultingMapping(t *testing.T) {
 		})
 	}
 }
-
-// A panic that is not a fault in the borrowed plaintext is not swallowed.
-func TestNonFaultPanicsPropagate(t *testing.T) {
-	kr := aesKeyring(t, "fault", 1)
-	w, err := envelope.Encrypt(bg, panicWriter{}, kr, envelope.EncryptOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if r := recover(); r != "dst" {
-			t.Fatalf("recovered %v, want the writer's own panic", r)
-		}
-	}()
-	w.Write(make([]byte, 1<<20))
-	t.Fatal("Write returned instead of panicking")
-}
-
-type panicWriter struct{}
-
-func (panicWriter) Write([]byte) (int, error) { panic("dst") }
