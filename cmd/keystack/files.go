@@ -66,8 +66,9 @@ func (k *crypter) runAll() error {
 	return k.report(res)
 }
 
-// batchFiles is how many outputs --sync batch publishes at a time.
-const batchFiles = 1024
+// batchFiles is how many outputs --sync batch publishes at a time (a
+// variable for tests).
+var batchFiles = 1024
 
 // report prints res as --json asks, once its output is published: at
 // once, or with --sync batch after the flush that publishes it.
