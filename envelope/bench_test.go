@@ -18,7 +18,19 @@ import (
 	"github.com/keystack/keystack/envelope"
 )
 
-const benchSize = 64 << 20
+// benchSizes are the stream sizes of the streaming benchmarks (issue #2:
+// 256 MiB and 1 GiB); each is a sub-benchmark named by its size.
+var benchSizes = []struct {
+	name string
+	n    int
+}{{"256MiB", 256 << 20}, {"1GiB", 1 << 30}}
+
+// forSizes runs fn as one sub-benchmark per stream size.
+func forSizes(b *testing.B, fn func(b *testing.B, size int)) {
+	for _, s := range benchSizes {
+		b.Run(s.name, func(b *testing.B) { fn(b, s.n) })
+	}
+}
 
 // zeroReader yields n zero bytes without holding them in memory.
 type zeroReader struct{ n int }
@@ -36,50 +48,53 @@ func (z *zeroReader) Read(p []byte) (int, error) {
 func BenchmarkEncryptStream(b *testing.B) {
 	kr := aesKeyring(b, "bench", 1)
 	buf := make([]byte, 1<<20)
-	b.SetBytes(benchSize)
-	b.ReportAllocs()
-	for b.Loop() {
-		w, err := envelope.Encrypt(bg, io.Discard, kr, envelope.EncryptOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		for n := 0; n < benchSize; n += len(buf) {
-			if _, err := w.Write(buf); err != nil {
+	forSizes(b, func(b *testing.B, size int) {
+		b.SetBytes(int64(size))
+		b.ReportAllocs()
+		for b.Loop() {
+			w, err := envelope.Encrypt(bg, io.Discard, kr, envelope.EncryptOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for n := 0; n < size; n += len(buf) {
+				if _, err := w.Write(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
 				b.Fatal(err)
 			}
 		}
-		if err := w.Close(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	})
 }
 
 func BenchmarkDecryptStream(b *testing.B) {
 	kr := aesKeyring(b, "bench", 1)
-	var msg bytes.Buffer
-	w, err := envelope.Encrypt(bg, &msg, kr, envelope.EncryptOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := io.Copy(w, &zeroReader{n: benchSize}); err != nil {
-		b.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(benchSize)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		r, err := envelope.Decrypt(bg, bytes.NewReader(msg.Bytes()), kr, envelope.DecryptOptions{})
+	forSizes(b, func(b *testing.B, size int) {
+		var msg bytes.Buffer
+		w, err := envelope.Encrypt(bg, &msg, kr, envelope.EncryptOptions{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if n, err := io.Copy(io.Discard, r); err != nil || n != benchSize {
-			b.Fatal(n, err)
+		if _, err := io.Copy(w, &zeroReader{n: size}); err != nil {
+			b.Fatal(err)
 		}
-		r.Close()
-	}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(size))
+		b.ReportAllocs()
+		for b.Loop() {
+			r, err := envelope.Decrypt(bg, bytes.NewReader(msg.Bytes()), kr, envelope.DecryptOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if n, err := io.Copy(io.Discard, r); err != nil || n != int64(size) {
+				b.Fatal(n, err)
+			}
+			r.Close()
+		}
+	})
 }
 
 // BenchmarkRawGCM is the baseline: AES-256-GCM Seal over 64 KiB chunks,
@@ -88,11 +103,11 @@ func BenchmarkRawGCM(b *testing.B) {
 	block, _ := aes.NewCipher(make([]byte, 32))
 	aead, _ := cipher.NewGCM(block)
 	const chunk = envelope.DefaultFrameLength
-	run := func(b *testing.B, workers int) {
-		b.SetBytes(benchSize)
+	run := func(b *testing.B, size, workers int) {
+		b.SetBytes(int64(size))
 		for b.Loop() {
 			var wg sync.WaitGroup
-			per := benchSize / chunk / workers
+			per := size / chunk / workers
 			for w := 0; w < workers; w++ {
 				wg.Add(1)
 				go func() {
@@ -108,8 +123,10 @@ func BenchmarkRawGCM(b *testing.B) {
 			wg.Wait()
 		}
 	}
-	b.Run("single-core", func(b *testing.B) { run(b, 1) })
-	b.Run("all-cores", func(b *testing.B) { run(b, runtime.GOMAXPROCS(0)) })
+	forSizes(b, func(b *testing.B, size int) {
+		b.Run("single-core", func(b *testing.B) { run(b, size, 1) })
+		b.Run("all-cores", func(b *testing.B) { run(b, size, runtime.GOMAXPROCS(0)) })
+	})
 }
 
 // warmKeyring hands out one fixed data key and EDK, as a warm data-key

@@ -18,27 +18,32 @@ trap 'rm -rf "$work"' EXIT
 section() { printf '\n== %s\n' "$1"; }
 
 # alternate TEST PKG REGEX BASE: runs the benchmarks BENCH_COUNT times,
-# alternating, divides each run's MB/s by that run's BASE benchmark, and
-# prints per benchmark the median of those ratios with their range: robust
-# to the host's speed changing between runs, which a best-of is not.
+# alternating, divides each run's MB/s by that run's BASE benchmark of the
+# same size (the 256MiB, 1GiB or 1KiB in the name), and prints per
+# benchmark the median of those ratios with their range, and its memory
+# (B/op, allocs/op) in the last run: robust to the host's speed changing
+# between runs, which a best-of is not.
 alternate() {
   local bin="$work/$1.test" pkg=$2 re=$3 base=$4
   go test -c -o "$bin" "$pkg"
   for i in $(seq "$COUNT"); do
     (cd "$pkg" && "$bin" -test.run '^$' -test.benchtime "$BT" -test.benchmem -test.bench "$re") | tee -a "$work/raw.txt" |
-      awk -v run="$i" '/^Benchmark/ { name=$1; sub(/-[0-9]+$/, "", name); for (j=2;j<=NF;j++) if ($(j)=="MB/s") print run, name, $(j-1) }'
+      awk -v run="$i" '/^Benchmark/ { name=$1; sub(/-[0-9]+$/, "", name); mbs=""; bop=""; aop=""
+        for (j=2;j<=NF;j++) { if ($(j)=="MB/s") mbs=$(j-1); if ($(j)=="B/op") bop=$(j-1); if ($(j)=="allocs/op") aop=$(j-1) }
+        if (mbs != "") print run, name, mbs, bop, aop }'
   done > "$work/runs.txt"
-  awk -v base="$base" '{ mbs[$1" "$2]=$3; names[$2]=1; runs[$1]=1; if ($2 ~ base) b[$1]=$3 }
-    END { for (r in runs) for (n in names) if (b[r]>0 && mbs[r" "n]!="") print n, mbs[r" "n]/b[r], mbs[r" "n] }' \
+  awk -v base="$base" 'function size(n) { return match(n, /[0-9]+[KMG]iB/) ? substr(n, RSTART, RLENGTH) : "" }
+    { mbs[$1" "$2]=$3; mem[$2]=$4" B/op, "$5" allocs/op"; names[$2]=1; runs[$1]=1; if ($2 ~ base) b[$1" "size($2)]=$3 }
+    END { for (r in runs) for (n in names) { bb = b[r" "size(n)]; if (bb>0 && mbs[r" "n]!="") print n, mbs[r" "n]/bb, mbs[r" "n], mem[n] } }' \
     "$work/runs.txt" > "$work/ratios.txt"
   for n in $(cut -d' ' -f1 "$work/ratios.txt" | sort -u); do
-    grep "^$n " "$work/ratios.txt" | sort -k2 -g | awk -v n="$n" '{ r[NR]=$2; m[NR]=$3 }
-      END { k=int((NR+1)/2); printf "  %-34s %8.1f MB/s   median %4.2f x baseline (runs: %4.2f .. %4.2f)\n", n, m[k], r[k], r[1], r[NR] }'
+    grep "^$n " "$work/ratios.txt" | sort -k2 -g | awk -v n="$n" '{ r[NR]=$2; m[NR]=$3; mem=$4" "$5" "$6" "$7 }
+      END { k=int((NR+1)/2); printf "  %-34s %8.1f MB/s  median %4.2f x baseline (runs %4.2f .. %4.2f)  %s\n", n, m[k], r[k], r[1], r[NR], mem }'
   done
 }
 
-section "envelope streaming vs raw AES-256-GCM Seal (baseline: raw GCM on all cores, same run)"
-alternate envelope ./envelope 'Benchmark(RawGCM|EncryptStream|DecryptStream)' 'RawGCM/all-cores'
+section "envelope streaming, 256 MiB and 1 GiB (baseline: raw AES-256-GCM Seal on all cores, same size, same run)"
+alternate envelope ./envelope 'Benchmark(RawGCM|EncryptStream|DecryptStream)' 'RawGCM/.*all-cores'
 echo "  target: streaming to io.Discard >= 0.80 x raw multi-core GCM"
 
 section "file -> file through the CLI vs cp of the same bytes (baseline: cp)"
@@ -95,7 +100,7 @@ for mib in $SIZES; do
         op = ops[k]; if (op == "cp+fsync") continue
         for (i = 1; i <= r; i++) { x[i] = cp[i] / t[op, i]; y[i] = t["cp+fsync", i] / t[op, i]; z[i] = t[op, i] }
         mx = median(x, r); my = median(y, r); mz = median(z, r)
-        printf "    %-20s median %5.2fs: %4.2f x cp (rounds %4.2f .. %4.2f), %4.2f x cp+fsync; peak RSS %d MiB\n", op, mz, mx, x[1], x[r], my, rss[op] / 1024
+        printf "    %-20s median %5.2fs (%4.2f GB/s): %4.2f x cp (rounds %4.2f .. %4.2f), %4.2f x cp+fsync; peak RSS %d MiB\n", op, mz, m / 1024 / mz, mx, x[1], x[r], my, rss[op] / 1024
       }
     }' "$work/file.txt"
   rm -f "$f" "$work/out" "$work/enc.in"
