@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/keystack/keystack/internal/durable"
 )
 
 // Scratch files a rewrap keeps beside a message while it works on it. Tree
@@ -136,7 +138,7 @@ func recoverJournal(path string) error {
 	if err := os.Remove(jp); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return durable.SyncPath(filepath.Dir(path))
 }
 
 func parseJournal(data []byte) ([]byte, bool) {
@@ -234,7 +236,7 @@ func writeBeside(path string, fl *flusher, fill func(io.Writer) error) error {
 		fl.add(path, "")
 		return nil
 	}
-	return syncDir(filepath.Dir(path))
+	return durable.SyncPath(filepath.Dir(path))
 }
 
 func writeFileSync(path string, data []byte) error {
@@ -253,14 +255,5 @@ func writeFileSync(path string, data []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return durable.SyncPath(filepath.Dir(path))
 }

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+
+	"github.com/keystack/keystack/internal/durable"
 )
 
 // ErrExist is returned when the target exists and overwriting was not allowed.
@@ -37,8 +39,12 @@ type File struct {
 // early write-back at a time.
 const writebackChunk = 8 << 20
 
-// syncFile is fsync(2); tests count its calls.
-var syncFile = (*os.File).Sync
+// syncFile and syncDir are fsync(2) of the file and of its directory;
+// tests count their calls.
+var (
+	syncFile = (*os.File).Sync
+	syncDir  = durable.SyncPath
+)
 
 // pending holds the temporary files not yet committed or aborted, so that
 // a signal handler can remove them with RemovePending.
@@ -187,16 +193,4 @@ func RemovePending() {
 		pending.Delete(k)
 		return true
 	})
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := syncFile(d); err != nil && !errors.Is(err, syscall.EINVAL) {
-		return err
-	}
-	return nil
 }

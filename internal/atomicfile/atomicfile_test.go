@@ -69,7 +69,8 @@ func TestCommitSyncs(t *testing.T) {
 	for _, noSync := range []bool{false, true} {
 		var syncs []string
 		syncFile = func(f *os.File) error { syncs = append(syncs, filepath.Base(f.Name())); return f.Sync() }
-		t.Cleanup(func() { syncFile = (*os.File).Sync })
+		syncDir = func(p string) error { syncs = append(syncs, filepath.Base(p)); return durable.SyncPath(p) }
+		t.Cleanup(func() { syncFile, syncDir = (*os.File).Sync, durable.SyncPath })
 		dir := t.TempDir()
 		f, err := Create(filepath.Join(dir, "out"), false)
 		if err != nil {

@@ -3,7 +3,11 @@
 // file and directory.
 package durable
 
-import "os"
+import (
+	"errors"
+	"os"
+	"syscall"
+)
 
 // Filesystems holds the filesystems that writes go to. It is not safe for
 // concurrent use.
@@ -32,4 +36,18 @@ func (fs *Filesystems) Close() {
 	for _, d := range fs.dirs {
 		d.Close()
 	}
+}
+
+// SyncPath fsyncs the file or directory at p. A directory on a filesystem
+// that cannot sync directories (EINVAL) counts as synced.
+func SyncPath(p string) error {
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err
+	}
+	return nil
 }

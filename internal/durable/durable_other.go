@@ -2,10 +2,7 @@
 
 package durable
 
-import (
-	"os"
-	"path/filepath"
-)
+import "path/filepath"
 
 // Add is a no-op where syncfs(2) is missing: Sync works file by file.
 func (fs *Filesystems) Add(string) error { return nil }
@@ -14,24 +11,15 @@ func (fs *Filesystems) Add(string) error { return nil }
 func (fs *Filesystems) Sync(files []string) error {
 	dirs := map[string]bool{}
 	for _, p := range files {
-		if err := fsyncPath(p); err != nil {
+		if err := SyncPath(p); err != nil {
 			return err
 		}
 		dirs[filepath.Dir(p)] = true
 	}
 	for d := range dirs {
-		if err := fsyncPath(d); err != nil {
+		if err := SyncPath(d); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func fsyncPath(p string) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
