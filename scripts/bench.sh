@@ -94,13 +94,13 @@ for mib in $SIZES; do
     { t[$1, r] = s; if (!($1 in rss)) ops[++nops] = $1; if ($3 > rss[$1]) rss[$1] = $3 }
     END {
       for (i = 1; i <= r; i++) { c[i] = cp[i]; cs[i] = t["cp+fsync", i] }
-      mc = median(c, r); mcs = median(cs, r)
+      mc = median(c, r); mcs = median(cs, r); fastcp = c[1]
       printf "  %5d MiB  cp median %5.2fs (%4.2f GB/s), cp+fsync median %5.2fs; %d rounds\n", m, mc, m / 1024 / mc, mcs, r
       for (k = 1; k <= nops; k++) {
         op = ops[k]; if (op == "cp+fsync") continue
         for (i = 1; i <= r; i++) { x[i] = cp[i] / t[op, i]; y[i] = t["cp+fsync", i] / t[op, i]; z[i] = t[op, i] }
         mx = median(x, r); my = median(y, r); mz = median(z, r)
-        printf "    %-20s median %5.2fs (%4.2f GB/s): %4.2f x cp (rounds %4.2f .. %4.2f), %4.2f x cp+fsync; peak RSS %d MiB\n", op, mz, m / 1024 / mz, mx, x[1], x[r], my, rss[op] / 1024
+        printf "    %-20s median %5.2fs (%4.2f GB/s): %4.2f x cp (rounds %4.2f .. %4.2f; fastest vs fastest %4.2f), %4.2f x cp+fsync; peak RSS %d MiB\n", op, mz, m / 1024 / mz, mx, x[1], x[r], fastcp / z[1], my, rss[op] / 1024
       }
     }' "$work/file.txt"
   rm -f "$f" "$work/out" "$work/enc.in"
