@@ -53,9 +53,12 @@ func decryptCommand() *cli.Command {
 			"Decrypting to a file publishes the plaintext only after the whole message authenticated.\n" +
 			"Decrypting to stdout streams: every frame is authenticated before its plaintext is\n" +
 			"written, but if a later frame or the signature fails, earlier authentic frames have\n" +
-			"already been written (as with the AWS Encryption CLI). With --recursive, OUT/P is\n" +
-			"written for each DIR/P.ks; other files are skipped.",
+			"already been written (as with the AWS Encryption CLI); --buffer writes nothing until\n" +
+			"the whole message authenticated. With --recursive, OUT/P is written for each DIR/P.ks;\n" +
+			"other files are skipped.",
 		Flags: append(append(cryptFlags(), decryptFlags()...),
+			&cli.BoolFlag{Name: "buffer", Usage: "with output to stdout, write nothing until the whole message authenticated " +
+				"(the plaintext waits in an unlinked temporary file in $TMPDIR, so memory stays bounded)"},
 			&cli.BoolFlag{Name: "allow-legacy", Usage: "accept non-committing message format v1 suites"},
 			&cli.IntFlag{Name: "max-encrypted-data-keys", Usage: "refuse messages with more encrypted data keys (0: library default)"},
 		),

@@ -26,7 +26,8 @@
 // file publishes the plaintext only after the whole message authenticated.
 // Decrypting to stdout streams: each frame is authenticated before its
 // plaintext is written, but a message that fails later may already have
-// emitted its earlier, authentic frames (as with the AWS Encryption CLI).
+// emitted its earlier, authentic frames (as with the AWS Encryption CLI);
+// --buffer writes nothing until the whole message authenticated.
 //
 // With --recursive DIR --output-dir OUT, encrypt mirrors the tree writing
 // NAME.ks for each file, and decrypt mirrors it removing the .ks suffix

@@ -181,6 +181,9 @@ func (k *crypter) openSource(in, out string) (io.Reader, int64, func(), error) {
 
 // openSink returns the output writer with its commit and abort functions.
 func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) {
+	if isStdio(out) && k.c.Bool("buffer") {
+		return k.spool()
+	}
 	if isStdio(out) {
 		return k.c.App.Writer, func() error { return nil }, func() {}, nil
 	}
@@ -203,6 +206,32 @@ func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) 
 		return f.Commit()
 	}
 	return aw, commit, func() { aw.stop(); f.Abort() }, nil
+}
+
+// spool is decrypt --buffer's sink: a temporary file, unlinked at once so
+// that nothing is left behind whatever happens, copied to stdout only by
+// commit, after the whole message authenticated.
+func (k *crypter) spool() (io.Writer, func() error, func(), error) {
+	f, err := os.CreateTemp("", "keystack-buffer-*")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	aw := newAsyncWriter(f)
+	commit := func() error {
+		if err := aw.Flush(); err != nil {
+			return err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		_, err := io.Copy(k.c.App.Writer, &ctxReader{ctx: k.c.Context, r: f})
+		return err
+	}
+	return aw, commit, func() { aw.stop(); f.Close() }, nil
 }
 
 // progress wraps src in a progress bar on stderr for large inputs, when
