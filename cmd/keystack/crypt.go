@@ -114,6 +114,10 @@ func encryptAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// As age does: ciphertext on a terminal is garbage and can upset it.
+	if !c.IsSet("output") && c.String("recursive") == "" && isTerminal(c.App.Writer) {
+		return usagef("refusing to write binary ciphertext to a terminal: redirect stdout or pass -o FILE (-o - forces it)")
+	}
 	keys := c.StringSlice("key")
 	if len(keys) == 0 {
 		return usagef("encrypt: missing -k NAME")

@@ -252,7 +252,8 @@ func (k *crypter) progress(src io.Reader, size int64) io.Reader {
 	return &r
 }
 
-func isTerminal(w io.Writer) bool {
+// isTerminal reports whether w is a terminal (a variable for tests).
+var isTerminal = func(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
