@@ -29,6 +29,8 @@
 // emitted its earlier, authentic frames (as with the AWS Encryption CLI);
 // --buffer writes nothing until the whole message authenticated.
 //
+// encrypt refuses to write ciphertext to a terminal unless -o - asks for it.
+//
 // With --recursive DIR --output-dir OUT, encrypt mirrors the tree writing
 // NAME.ks for each file, and decrypt mirrors it removing the .ks suffix
 // (files without it are skipped). With --json, metadata goes to stdout, or to
