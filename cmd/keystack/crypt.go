@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/base64"
+	"errors"
 	"fmt"
+	"io"
 	"runtime/debug"
 	"strings"
 
@@ -39,6 +42,7 @@ func encryptCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "required-context", Usage: "context `KEY` authenticated but not stored: decrypt must supply it (repeatable)"},
 			&cli.IntFlag{Name: "frame-size", Value: envelope.DefaultFrameLength, Usage: "plaintext bytes per frame"},
 			&cli.BoolFlag{Name: "signed", Usage: "add an ECDSA P-384 signature (suite 0x0578)"},
+			&cli.BoolFlag{Name: "encode", Usage: "write the message base64-encoded (as the AWS Encryption CLI's --encode)"},
 		),
 		Action: encryptAction,
 	}
@@ -59,6 +63,7 @@ func decryptCommand() *cli.Command {
 		Flags: append(append(cryptFlags(), decryptFlags()...),
 			&cli.BoolFlag{Name: "buffer", Usage: "with output to stdout, write nothing until the whole message authenticated " +
 				"(the plaintext waits in an unlinked temporary file in $TMPDIR, so memory stays bounded)"},
+			decodeFlag,
 			&cli.BoolFlag{Name: "allow-legacy", Usage: "accept non-committing message format v1 suites"},
 			&cli.IntFlag{Name: "max-encrypted-data-keys", Usage: "refuse messages with more encrypted data keys (0: library default)"},
 		),
@@ -115,7 +120,7 @@ func encryptAction(c *cli.Context) error {
 		return err
 	}
 	// As age does: ciphertext on a terminal is garbage and can upset it.
-	if !c.IsSet("output") && c.String("recursive") == "" && isTerminal(c.App.Writer) {
+	if !c.IsSet("output") && c.String("recursive") == "" && !c.Bool("encode") && isTerminal(c.App.Writer) {
 		return usagef("refusing to write binary ciphertext to a terminal: redirect stdout or pass -o FILE (-o - forces it)")
 	}
 	keys := c.StringSlice("key")
@@ -160,6 +165,26 @@ func decryptAction(c *cli.Context) error {
 	}
 	job := &crypter{c: c, keys: keys, kr: kr, dopts: opts}
 	return job.runAll()
+}
+
+// decodeFlag reads base64 messages (decrypt, inspect).
+var decodeFlag = &cli.BoolFlag{Name: "decode", Usage: "read the message base64-encoded (as the AWS Encryption CLI's --decode)"}
+
+// base64Source reads base64 text, reporting input that is not base64 as a
+// malformed message (exit 3) rather than an I/O error.
+type base64Source struct{ r io.Reader }
+
+func newBase64Source(r io.Reader) io.Reader {
+	return &base64Source{base64.NewDecoder(base64.StdEncoding, r)}
+}
+
+func (b *base64Source) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	var ce base64.CorruptInputError
+	if errors.As(err, &ce) {
+		err = fmt.Errorf("%w: --decode: input is not base64 (%v)", envelope.ErrMalformed, err)
+	}
+	return n, err
 }
 
 // lazyGC lets the heap grow to 16 MiB before the first collection instead

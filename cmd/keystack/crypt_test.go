@@ -8,8 +8,8 @@ import (
 	"testing"
 )
 
-// encrypt refuses to print ciphertext on a terminal unless -o - asks for
-// it, before it opens the keystore.
+// encrypt refuses to print binary ciphertext on a terminal unless -o -
+// asks for it, before it opens the keystore.
 func TestEncryptRefusesTerminal(t *testing.T) {
 	defer func(f func(io.Writer) bool) { isTerminal = f }(isTerminal)
 	var stdout bytes.Buffer
@@ -25,9 +25,12 @@ func TestEncryptRefusesTerminal(t *testing.T) {
 	if code != exitUsage || !strings.Contains(stderr, "refusing to write binary ciphertext to a terminal") || stdout.Len() != 0 {
 		t.Fatalf("exit %d, stderr %q, %d bytes out; want a usage error and nothing written", code, stderr, stdout.Len())
 	}
-	// With -o - the check is skipped: the command goes on to the keystore,
-	// which does not exist here.
-	if code, stderr := run("encrypt", "-k", "k1", "-o", "-"); code == exitUsage || strings.Contains(stderr, "refusing") {
-		t.Fatalf("-o -: exit %d, stderr %q; want no terminal refusal", code, stderr)
+	// With -o -, or base64 output, the check is skipped: the command goes
+	// on to the keystore, which does not exist here.
+	for _, args := range [][]string{{"-o", "-"}, {"--encode"}} {
+		code, stderr := run(append([]string{"encrypt", "-k", "k1"}, args...)...)
+		if code == exitUsage || strings.Contains(stderr, "refusing") {
+			t.Fatalf("%v: exit %d, stderr %q; want no terminal refusal", args, code, stderr)
+		}
 	}
 }

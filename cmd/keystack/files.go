@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"io/fs"
@@ -128,6 +129,9 @@ func (k *crypter) runOne(in, out string) (*result, error) {
 	}
 	defer abort()
 	src = k.progress(src, size)
+	if !k.encrypt && k.c.Bool("decode") {
+		src = newBase64Source(src)
+	}
 	var res *result
 	if k.encrypt {
 		res, err = k.encryptStream(dst, src, size)
@@ -261,7 +265,12 @@ var isTerminal = func(w io.Writer) bool {
 // encryptStream encrypts src; a regular file's size (size >= 0) is declared
 // up front, for cache byte limits and to catch a file changing under us.
 func (k *crypter) encryptStream(dst io.Writer, src io.Reader, size int64) (*result, error) {
-	out := &countWriter{w: dst}
+	var b64 io.WriteCloser
+	if k.c.Bool("encode") {
+		b64 = base64.NewEncoder(base64.StdEncoding, dst)
+		dst = b64
+	}
+	out := &countWriter{w: dst} // counts message bytes, before any encoding
 	tap := &headerTap{}
 	opts := k.eopts
 	opts.PlaintextLength = max(size, 0)
@@ -272,6 +281,9 @@ func (k *crypter) encryptStream(dst io.Writer, src io.Reader, size int64) (*resu
 	n, err := io.Copy(w, src)
 	if cerr := w.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil && b64 != nil {
+		err = b64.Close() // writes the last, padded quantum
 	}
 	if err != nil {
 		return nil, err

@@ -23,6 +23,7 @@ func inspectCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Usage: "print the header as JSON"},
 			&cli.IntFlag{Name: "max-encrypted-data-keys", Usage: "refuse headers with more encrypted data keys (0: library default)"},
+			decodeFlag,
 		},
 		Action: inspectAction,
 	}
@@ -75,6 +76,9 @@ func inspectAction(c *cli.Context) error {
 		return err
 	}
 	defer closeSrc()
+	if c.Bool("decode") {
+		src = newBase64Source(src)
+	}
 	h, err := envelope.Inspect(src, envelope.InspectOptions{MaxEncryptedDataKeys: c.Int("max-encrypted-data-keys")})
 	if err != nil {
 		return fmt.Errorf("%s: %w", a[0], err)
