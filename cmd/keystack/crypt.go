@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 
@@ -23,6 +24,7 @@ func cryptFlags() []cli.Flag {
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "-", Usage: "output `FILE` (- for stdout)"},
 		&cli.StringFlag{Name: "recursive", Usage: "process every file under `DIR` (needs --output-dir)"},
 		&cli.StringFlag{Name: "output-dir", Usage: "with --recursive, mirror the tree into `DIR`"},
+		&cli.StringFlag{Name: "suffix", Value: defaultSuffix, Usage: "with --recursive, the `SUFFIX` encrypt appends to names and decrypt strips (files without it are skipped)"},
 		&cli.BoolFlag{Name: "force", Usage: "overwrite existing output files"},
 		&cli.StringFlag{Name: "sync", Value: "file", Usage: "output durability `MODE`: file (fsync each output before it is renamed into place, so it survives a crash), " +
 			"batch (the same guarantee with one flush per filesystem for up to 1024 outputs, published together: faster for trees of small files) " +
@@ -207,6 +209,8 @@ func checkArgs(c *cli.Context) error {
 		return usagef("--output-dir needs --recursive")
 	case rec != "" && (c.IsSet("input") || c.IsSet("output")):
 		return usagef("--recursive replaces -i and -o")
+	case c.String("suffix") == "" || strings.ContainsRune(c.String("suffix"), filepath.Separator) || strings.ContainsRune(c.String("suffix"), '/'):
+		return usagef("--suffix %q: want a non-empty suffix without a path separator", c.String("suffix"))
 	case c.String("sync") != "file" && c.String("sync") != "batch" && c.String("sync") != "none":
 		return usagef("--sync %q: want file, batch or none", c.String("sync"))
 	}

@@ -20,8 +20,9 @@ import (
 	"github.com/keystack/keystack/internal/atomicfile"
 )
 
-// encryptedSuffix is what encrypt --recursive appends and decrypt --recursive strips.
-const encryptedSuffix = ".ks"
+// defaultSuffix is what encrypt --recursive appends and decrypt
+// --recursive strips, unless --suffix says otherwise.
+const defaultSuffix = ".ks"
 
 // progressThreshold is the input size from which a progress bar is shown.
 const progressThreshold = 8 << 20
@@ -327,13 +328,14 @@ func (k *crypter) runTree(srcDir, dstDir string) error {
 		if err != nil {
 			return err
 		}
-		out := filepath.Join(dstDir, rel+encryptedSuffix)
+		suffix := k.c.String("suffix")
+		out := filepath.Join(dstDir, rel+suffix)
 		if !k.encrypt {
-			if !strings.HasSuffix(rel, encryptedSuffix) || len(rel) == len(encryptedSuffix) {
-				warnf(k.c.App.ErrWriter, "skipping %s: no %s suffix", path, encryptedSuffix)
+			if !strings.HasSuffix(rel, suffix) || len(filepath.Base(rel)) == len(suffix) {
+				warnf(k.c.App.ErrWriter, "skipping %s: no %s suffix", path, suffix)
 				return nil
 			}
-			out = filepath.Join(dstDir, strings.TrimSuffix(rel, encryptedSuffix))
+			out = filepath.Join(dstDir, strings.TrimSuffix(rel, suffix))
 		}
 		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 			return err
