@@ -33,8 +33,8 @@
 //
 // With --recursive DIR --output-dir OUT, encrypt mirrors the tree writing
 // NAME.ks for each file, and decrypt mirrors it removing the .ks suffix
-// (files without it are skipped); --suffix sets another. With --json, metadata goes to stdout, or to
-// stderr when stdout carries the data (-o -).
+// (files without it are skipped); --suffix sets another. With --json,
+// metadata goes to stdout, or to stderr when stdout carries the data (-o -).
 //
 // # Exit codes
 //
