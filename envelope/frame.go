@@ -156,17 +156,32 @@ func (c *frameCodec) sealFrame(t *frameTask) {
 // which may be a file mapping that faults when the file shrinks. The fault
 // becomes t.ok false instead of killing the process.
 func (c *frameCodec) sealBorrowed(t *frameTask) {
+	t.ok = false // seal sets it when it completes; a fault leaves it false
+	readsFaultFree(t.src, func() { c.seal(t) })
+}
+
+// copyFaultSafe is copy(dst, src) for a src that may fault like a
+// borrowed frame's; ok is false when it did.
+func copyFaultSafe(dst, src []byte) (n int, ok bool) {
+	ok = readsFaultFree(src, func() { n = copy(dst, src) })
+	return n, ok
+}
+
+// readsFaultFree runs fn, which reads src, with memory faults turned into
+// panics (debug.SetPanicOnFault), and reports false when fn faulted inside
+// src. Any other panic goes on.
+func readsFaultFree(src []byte, fn func()) (ok bool) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			if !faultIn(r, t.src) {
+			if !faultIn(r, src) {
 				panic(r)
 			}
-			t.ok = false
+			ok = false
 		}
 	}()
-	t.ok = false // set again by seal when it completes
-	c.seal(t)
+	fn()
+	return true
 }
 
 // faultIn reports whether the recovered value r is a memory fault at an
@@ -178,21 +193,6 @@ func faultIn(r any, b []byte) bool {
 	}
 	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
 	return f.Addr() >= start && f.Addr()-start < uintptr(len(b))
-}
-
-// copyFaultSafe is copy(dst, src) for a src that may fault like a
-// borrowed frame's; ok is false when it did.
-func copyFaultSafe(dst, src []byte) (n int, ok bool) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if r := recover(); r != nil {
-			if !faultIn(r, src) {
-				panic(r)
-			}
-			ok = false
-		}
-	}()
-	return copy(dst, src), true
 }
 
 // open authenticates and decrypts t.buf (one frame's wire bytes) in place.
