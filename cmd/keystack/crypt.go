@@ -209,7 +209,7 @@ func checkArgs(c *cli.Context) error {
 		return usagef("--output-dir needs --recursive")
 	case rec != "" && (c.IsSet("input") || c.IsSet("output")):
 		return usagef("--recursive replaces -i and -o")
-	case c.String("suffix") == "" || strings.ContainsRune(c.String("suffix"), filepath.Separator) || strings.ContainsRune(c.String("suffix"), '/'):
+	case c.String("suffix") == "" || strings.ContainsAny(c.String("suffix"), "/"+string(filepath.Separator)):
 		return usagef("--suffix %q: want a non-empty suffix without a path separator", c.String("suffix"))
 	case c.String("sync") != "file" && c.String("sync") != "batch" && c.String("sync") != "none":
 		return usagef("--sync %q: want file, batch or none", c.String("sync"))

@@ -203,14 +203,21 @@ func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) 
 	if k.c.String("sync") == "none" {
 		f.NoSync()
 	}
-	aw := newAsyncWriter(f)
+	return asyncSink(f, f.Commit, func() { f.Abort() })
+}
+
+// asyncSink writes into w through an asyncWriter. Its commit flushes the
+// writes and then runs publish; its abort stops the writer and runs
+// discard.
+func asyncSink(w io.Writer, publish func() error, discard func()) (io.Writer, func() error, func(), error) {
+	aw := newAsyncWriter(w)
 	commit := func() error {
 		if err := aw.Flush(); err != nil {
 			return err
 		}
-		return f.Commit()
+		return publish()
 	}
-	return aw, commit, func() { aw.stop(); f.Abort() }, nil
+	return aw, commit, func() { aw.stop(); discard() }, nil
 }
 
 // spool is decrypt --buffer's sink: a temporary file, unlinked at once so
@@ -225,18 +232,14 @@ func (k *crypter) spool() (io.Writer, func() error, func(), error) {
 		f.Close()
 		return nil, nil, nil, err
 	}
-	aw := newAsyncWriter(f)
-	commit := func() error {
-		if err := aw.Flush(); err != nil {
-			return err
-		}
+	toStdout := func() error {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
 		_, err := io.Copy(k.c.App.Writer, &ctxReader{ctx: k.c.Context, r: f})
 		return err
 	}
-	return aw, commit, func() { aw.stop(); f.Close() }, nil
+	return asyncSink(f, toStdout, func() { f.Close() })
 }
 
 // progress wraps src in a progress bar on stderr for large inputs, when
