@@ -15,9 +15,15 @@ import (
 	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/keystack/keystack/internal/testhook"
 )
 
 func TestMain(m *testing.M) {
+	// Stores made by the tests record cheap KDF costs; the defaults are
+	// measured by keystore's BenchmarkUnlockDefaultKDF and a test below
+	// checks that a release binary never uses these.
+	testhook.CheapKDF = true
 	testscript.Main(m, map[string]func(){
 		"keystack": func() {
 			// Scripts prompt only on the pty of "ttyin", never on the
@@ -37,7 +43,6 @@ func TestScripts(t *testing.T) {
 		RequireUniqueNames:  true,
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("KEYSTACK_HOME", filepath.Join(env.WorkDir, "home"))
-			env.Setenv("KEYSTACK_TEST_FAST_KDF", "1")
 			env.Setenv("TEST_TTY", filepath.Join(env.WorkDir, "no-tty"))
 			return nil
 		},
