@@ -4,7 +4,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         := bin/keystack
 TESTFLAGS   ?= -count=1 -timeout 45m
 
-.PHONY: all build demo test test-prereqs bench lint clean
+.PHONY: all build demo test test-prereqs bench bench-peers lint clean
 
 all: build
 
@@ -25,6 +25,10 @@ test: test-prereqs
 
 bench: build
 	./scripts/bench.sh
+
+# keystack against age and Tink only (part of make bench)
+bench-peers: build
+	./scripts/bench_peers.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
