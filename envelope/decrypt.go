@@ -19,6 +19,13 @@ type DecryptOptions struct {
 	Context map[string]string
 	// MaxEncryptedDataKeys bounds the header's EDK count; 0 means DefaultMaxEncryptedDataKeys.
 	MaxEncryptedDataKeys int
+	// MaxFrameLength bounds the frame length a header may declare, checked
+	// before any keyring runs (ErrFrameTooLarge); 0 means
+	// DefaultMaxFrameLength. Non-framed bodies are accepted up to the larger
+	// of this and DefaultMaxNonFramedLength. The reader holds up to 32 MiB of
+	// frames in flight, and at least two whole frames, so raise it only for
+	// messages from a writer you trust with that much memory.
+	MaxFrameLength int
 	// Concurrency is the number of goroutines opening frames; 0 means GOMAXPROCS.
 	Concurrency int
 }
@@ -43,7 +50,8 @@ func Decrypt(ctx context.Context, src io.Reader, kr Keyring, opts DecryptOptions
 	if err != nil {
 		return nil, err
 	}
-	r := &Reader{hdr: u.hdr, src: br, codec: u.codec, conc: concurrency(opts.Concurrency), depth: 1, frameCap: 1 << 20}
+	r := &Reader{hdr: u.hdr, src: br, codec: u.codec, conc: concurrency(opts.Concurrency), depth: 1,
+		frameCap: 1 << 20, maxNonFramed: maxNonFramed(opts.MaxFrameLength)}
 	if m, ok := src.(*bytes.Reader); ok {
 		// No frame can be longer than what is left of the message.
 		r.frameCap = max(int(m.Len()), finalPrefix+gcmTagLen)
@@ -93,9 +101,34 @@ func unlockHeader(ctx context.Context, src io.Reader, kr Keyring, opts DecryptOp
 	if err != nil {
 		return nil, err
 	}
+	if err := checkFrameLength(hdr, opts.MaxFrameLength); err != nil {
+		return nil, err
+	}
 	u, dataKey, err := openHeader(ctx, hdr, kr, opts)
 	clear(dataKey)
 	return u, err
+}
+
+// maxFrameLength is the frame length limit for a MaxFrameLength option.
+func maxFrameLength(opt int) int {
+	if opt <= 0 {
+		return DefaultMaxFrameLength
+	}
+	return opt
+}
+
+// maxNonFramed is the non-framed body limit for a MaxFrameLength option.
+func maxNonFramed(opt int) int {
+	return max(DefaultMaxNonFramedLength, maxFrameLength(opt))
+}
+
+// checkFrameLength refuses a header whose frame length exceeds the limit,
+// before a keyring is asked for anything: a reader holds whole frames.
+func checkFrameLength(hdr *Header, opt int) error {
+	if lim := maxFrameLength(opt); int64(hdr.FrameLength) > int64(lim) {
+		return fmt.Errorf("%w: the header declares frames of %d bytes, above MaxFrameLength %d", ErrFrameTooLarge, hdr.FrameLength, lim)
+	}
+	return nil
 }
 
 // openHeader unwraps the data key of a parsed header and authenticates the

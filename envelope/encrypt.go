@@ -15,8 +15,13 @@ import (
 type EncryptOptions struct {
 	// Suite is SuiteCommitted (default) or SuiteCommittedSigned.
 	Suite Suite
-	// FrameLength is the plaintext bytes per frame, 1..2^32-1; 0 means DefaultFrameLength.
+	// FrameLength is the plaintext bytes per frame, 1..MaxFrameLength; 0 means DefaultFrameLength.
 	FrameLength int
+	// MaxFrameLength is the largest FrameLength accepted (up to 2^32-1); 0
+	// means DefaultMaxFrameLength, the limit readers apply by default, so
+	// that a message written with larger frames is not refused by them
+	// unless they raise their limit too.
+	MaxFrameLength int
 	// Context is the encryption context, authenticated with the message.
 	Context map[string]string
 	// RequiredContextKeys lists keys of Context that are authenticated but
@@ -179,6 +184,9 @@ func checkEncryptOptions(opts EncryptOptions) (Suite, int, error) {
 	}
 	if fl < 1 || int64(fl) > math.MaxUint32 {
 		return 0, 0, fmt.Errorf("%w: frame length %d outside 1..2^32-1", ErrInvalidOptions, fl)
+	}
+	if lim := maxFrameLength(opts.MaxFrameLength); fl > lim {
+		return 0, 0, fmt.Errorf("%w: frame length %d above MaxFrameLength %d, which readers apply by default", ErrInvalidOptions, fl, lim)
 	}
 	return suite, fl, nil
 }

@@ -29,6 +29,12 @@ var (
 	// ErrTooManyEncryptedDataKeys is returned as soon as a header's EDK count
 	// exceeds the configured maximum.
 	ErrTooManyEncryptedDataKeys = errors.New("envelope: too many encrypted data keys")
+	// ErrFrameTooLarge is returned as soon as a header declares a frame
+	// length above DecryptOptions.MaxFrameLength, or a non-framed body is
+	// longer than its limit: memory for one frame is held until its tag
+	// verifies, so the limit bounds what a hostile message can make a
+	// reader allocate.
+	ErrFrameTooLarge = errors.New("envelope: frame larger than the configured maximum")
 	// ErrInvalidContext is returned for a caller-supplied context that cannot be
 	// used: reserved key, invalid UTF-8, field too long.
 	ErrInvalidContext = errors.New("envelope: invalid encryption context")

@@ -1,7 +1,6 @@
 package envelope
 
 import (
-	"bytes"
 	"crypto/cipher"
 	"encoding/binary"
 	"io"
@@ -23,9 +22,9 @@ const (
 	finalPrefix   = 4 + 4 + gcmIVLen + 4
 	// Non-framed body: IV ‖ len u64 before the ciphertext.
 	nonFramedPrefix = gcmIVLen + 8
-	// maxNonFramed bounds a legacy non-framed body, which must be held
-	// whole until its single tag verifies.
-	maxNonFramed = 16 << 20
+	// maxNonFramedContent is the format's bound on a non-framed body
+	// (data-format/message-body.md, encrypted content length): 2^36-32.
+	maxNonFramedContent = 1<<36 - 32
 	// maxInFlight bounds the bytes of frames held by a pipeline.
 	maxInFlight = 32 << 20
 )
@@ -198,6 +197,11 @@ func faultIn(r any, b []byte) bool {
 // open authenticates and decrypts t.buf (one frame's wire bytes) in place.
 // On failure it clears the buffer and sets t.ok false: no unauthenticated
 // plaintext ever leaves this function.
+//
+// The IV is the one stored in the frame, whatever its value, as the
+// reference implementation reads it (see SPEC.md, "What we read"): the
+// frame's sequence number and kind are authenticated through the body AAD,
+// so a frame moved, dropped or replayed still fails its tag.
 func (c *frameCodec) open(t *frameTask) {
 	pre, ivOff := regularPrefix, 4
 	switch t.kind {
@@ -207,12 +211,7 @@ func (c *frameCodec) open(t *frameTask) {
 		pre, ivOff = nonFramedPrefix, 0
 	}
 	iv := t.buf[ivOff : ivOff+gcmIVLen]
-	want := frameIV(t.seq)
 	n := len(t.buf) - pre - gcmTagLen
-	if t.kind != kindNonFramed && !bytes.Equal(iv, want[:]) {
-		t.ok, t.pt = false, nil
-		return
-	}
 	pt, err := c.aead.Open(t.buf[pre:pre], iv, t.buf[pre:], c.bodyAAD(t, n))
 	if err != nil {
 		clear(t.buf)

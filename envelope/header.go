@@ -25,6 +25,17 @@ const (
 	MaxHeaderLength = 1 << 20
 	// DefaultFrameLength is the frame length written when none is chosen.
 	DefaultFrameLength = 65536
+	// DefaultMaxFrameLength is the largest frame length Decrypt accepts and
+	// Encrypt writes unless the caller raises the limit (MaxFrameLength in
+	// DecryptOptions and EncryptOptions): 64 times DefaultFrameLength and
+	// 1,024 times the official SDKs' 4 KiB default. A reader holds whole
+	// frames until their tags verify, so this bounds the memory a hostile
+	// message can make it use.
+	DefaultMaxFrameLength = 4 << 20
+	// DefaultMaxNonFramedLength bounds a non-framed body (content type 1, v1
+	// or v2), which is authenticated only at its end and so is held whole.
+	// A larger MaxFrameLength raises it to that value.
+	DefaultMaxNonFramedLength = 16 << 20
 )
 
 // Header is a parsed message header. Its fields are what the message
@@ -35,7 +46,7 @@ type Header struct {
 	MessageID         []byte // 16 bytes (v1) or 32 bytes (v2)
 	EncryptionContext map[string]string
 	EncryptedDataKeys []EncryptedDataKey
-	ContentType       int    // 1 non-framed (v1 only), 2 framed
+	ContentType       int    // 1 non-framed, 2 framed
 	FrameLength       uint32 // 0 for non-framed
 	HeaderLength      int    // bytes, including the authentication IV and tag
 
@@ -306,8 +317,11 @@ func parseContentFields(h *hdrReader, hdr *Header) error {
 	if hdr.ContentType, err = h.u8("content type"); err != nil {
 		return err
 	}
-	if hdr.ContentType != contentFramed && (hdr.Version == 2 || hdr.ContentType != contentNonFramed) {
-		return malformed("content type", "%d not allowed in version %d", hdr.ContentType, hdr.Version)
+	// Both versions allow both content types (data-format/message-header.md,
+	// content type); the official C, Python and Java SDKs still write v2
+	// non-framed messages when asked for frame length 0.
+	if hdr.ContentType != contentFramed && hdr.ContentType != contentNonFramed {
+		return malformed("content type", "%d is not 1 (non-framed) or 2 (framed)", hdr.ContentType)
 	}
 	if hdr.Version == 1 {
 		res, err := h.u32("reserved")
@@ -369,7 +383,7 @@ func serializeBodyV2(hdr *Header) ([]byte, error) {
 			out = append(out, f...)
 		}
 	}
-	out = append(out, contentFramed)
+	out = append(out, byte(hdr.ContentType))
 	out = binary.BigEndian.AppendUint32(out, hdr.FrameLength)
 	out = append(out, hdr.commitKey...)
 	if len(out)+gcmTagLen > MaxHeaderLength {

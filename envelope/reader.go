@@ -31,24 +31,25 @@ func buffered(src io.Reader) byteSource {
 // Reader is the decrypting reader returned by Decrypt. It is not safe for
 // concurrent use.
 type Reader struct {
-	hdr      *Header
-	src      byteSource
-	frameCap int // initial capacity of frame buffers
-	codec    *frameCodec
-	pub      *ecdsa.PublicKey // nil unless signed
-	h        hash.Hash        // hashes header ‖ body for the signature
-	conc     int
-	seq      uint32        // last sequence number read from src
-	readDone bool          // the final frame has been read
-	queue    []*frameBatch // batches read, oldest first
-	batches  batchPool
-	free     []*frameTask
-	pool     *workers
-	depth    int
-	head     *frameBatch // opened batch whose frames are being released
-	next     int         // index in head of the next frame to release
-	out      []byte      // released plaintext not yet returned
-	err      error
+	hdr          *Header
+	src          byteSource
+	frameCap     int // initial capacity of frame buffers
+	maxNonFramed int // bound on a non-framed body's length
+	codec        *frameCodec
+	pub          *ecdsa.PublicKey // nil unless signed
+	h            hash.Hash        // hashes header ‖ body for the signature
+	conc         int
+	seq          uint32        // last sequence number read from src
+	readDone     bool          // the final frame has been read
+	queue        []*frameBatch // batches read, oldest first
+	batches      batchPool
+	free         []*frameTask
+	pool         *workers
+	depth        int
+	head         *frameBatch // opened batch whose frames are being released
+	next         int         // index in head of the next frame to release
+	out          []byte      // released plaintext not yet returned
+	err          error
 }
 
 // Header returns the message's authenticated header.
@@ -255,65 +256,92 @@ func (r *Reader) task() *frameTask {
 // checking its sequence number and hashing it for the signature.
 func (r *Reader) readFrame() (*frameTask, error) {
 	t := r.task()
-	if r.hdr.ContentType == contentNonFramed {
-		return t, r.readNonFramed(t)
+	n, err := r.readPrefix(t)
+	if err != nil {
+		return nil, err
 	}
-	if r.seq == math.MaxUint32 {
-		return nil, &ParseError{Field: "frame", Reason: "more than 2^32-1 frames"}
+	if t.kind == kindNonFramed && n > int64(r.maxNonFramed) {
+		return nil, fmt.Errorf("%w: non-framed body of %d bytes, above the limit of %d (MaxFrameLength raises it)", ErrFrameTooLarge, n, r.maxNonFramed)
 	}
-	t.seq, t.kind = r.seq+1, kindRegular
-	var err error
-	if t.buf, err = readGrow(r.src, t.buf[:0], 4); err != nil {
-		return nil, truncated("body", err)
-	}
-	n := r.codec.frameLen
-	if binary.BigEndian.Uint32(t.buf) == finalMarker {
-		t.kind = kindFinal
-		if t.buf, err = readGrow(r.src, t.buf, finalPrefix-4); err != nil {
-			return nil, truncated("final frame", err)
-		}
-		n = int(binary.BigEndian.Uint32(t.buf[finalPrefix-4:]))
-		if n > r.codec.frameLen {
-			return nil, &ParseError{Field: "final frame", Reason: fmt.Sprintf("content length %d exceeds frame length %d", n, r.codec.frameLen)}
-		}
-	} else if t.buf, err = readGrow(r.src, t.buf, regularPrefix-4); err != nil {
+	if t.buf, err = readGrow(r.src, t.buf, int(n)+gcmTagLen); err != nil {
 		return nil, truncated("frame", err)
 	}
-	seqOff := 0
-	if t.kind == kindFinal {
-		seqOff = 4
-	}
-	if binary.BigEndian.Uint32(t.buf[seqOff:]) != t.seq {
-		return nil, ErrAuthentication // reordered, duplicated or dropped frame
-	}
-	if t.buf, err = readGrow(r.src, t.buf, n+gcmTagLen); err != nil {
-		return nil, truncated("frame", err)
-	}
-	r.seq = t.seq
-	r.readDone = t.kind == kindFinal
 	if r.h != nil {
 		r.h.Write(t.buf)
 	}
 	return t, nil
 }
 
-// readNonFramed reads a legacy single-block body: IV ‖ len u64 ‖ ct ‖ tag.
-func (r *Reader) readNonFramed(t *frameTask) error {
+// copyFrame copies the next frame's wire bytes unchanged to w, checking
+// its sequence number as readFrame does, but streaming its content through
+// a small buffer instead of holding it: whatever length a frame declares,
+// copying it takes constant memory. It returns the task holding the
+// prefix, for reuse.
+func (r *Reader) copyFrame(w io.Writer) (*frameTask, error) {
+	t := r.task()
+	n, err := r.readPrefix(t)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(t.buf); err != nil {
+		return nil, err
+	}
+	if _, err := io.CopyN(w, r.src, n+gcmTagLen); err != nil {
+		return nil, truncated("frame", err)
+	}
+	return t, nil
+}
+
+// readPrefix reads the wire bytes of the next frame (or non-framed body)
+// before its content into t.buf, checks its sequence number and returns
+// its content length. It marks the frame read (r.seq, r.readDone): errors
+// are sticky, so a failure after it leaves nothing to resume.
+func (r *Reader) readPrefix(t *frameTask) (int64, error) {
+	if r.hdr.ContentType == contentNonFramed {
+		return r.readNonFramedPrefix(t)
+	}
+	if r.seq == math.MaxUint32 {
+		return 0, &ParseError{Field: "frame", Reason: "more than 2^32-1 frames"}
+	}
+	t.seq, t.kind = r.seq+1, kindRegular
+	var err error
+	if t.buf, err = readGrow(r.src, t.buf[:0], 4); err != nil {
+		return 0, truncated("body", err)
+	}
+	n := r.codec.frameLen
+	seqOff := 0
+	if binary.BigEndian.Uint32(t.buf) == finalMarker {
+		t.kind, seqOff = kindFinal, 4
+		if t.buf, err = readGrow(r.src, t.buf, finalPrefix-4); err != nil {
+			return 0, truncated("final frame", err)
+		}
+		n = int(binary.BigEndian.Uint32(t.buf[finalPrefix-4:]))
+		if n > r.codec.frameLen {
+			return 0, &ParseError{Field: "final frame", Reason: fmt.Sprintf("content length %d exceeds frame length %d", n, r.codec.frameLen)}
+		}
+	} else if t.buf, err = readGrow(r.src, t.buf, regularPrefix-4); err != nil {
+		return 0, truncated("frame", err)
+	}
+	if binary.BigEndian.Uint32(t.buf[seqOff:]) != t.seq {
+		return 0, ErrAuthentication // reordered, duplicated or dropped frame
+	}
+	r.seq = t.seq
+	r.readDone = t.kind == kindFinal
+	return int64(n), nil
+}
+
+// readNonFramedPrefix reads the start of a single-block body (content
+// type 1, v1 or v2): IV ‖ len u64, before ct ‖ tag.
+func (r *Reader) readNonFramedPrefix(t *frameTask) (int64, error) {
 	t.seq, t.kind = 1, kindNonFramed
 	var err error
 	if t.buf, err = readGrow(r.src, t.buf[:0], nonFramedPrefix); err != nil {
-		return truncated("body", err)
+		return 0, truncated("body", err)
 	}
 	n := binary.BigEndian.Uint64(t.buf[gcmIVLen:])
-	if n > maxNonFramed {
-		return &ParseError{Field: "body", Reason: fmt.Sprintf("non-framed content of %d bytes exceeds the %d-byte limit", n, maxNonFramed)}
-	}
-	if t.buf, err = readGrow(r.src, t.buf, int(n)+gcmTagLen); err != nil {
-		return truncated("body", err)
+	if n > maxNonFramedContent {
+		return 0, &ParseError{Field: "body", Reason: fmt.Sprintf("non-framed content length %d exceeds 2^36-32", n)}
 	}
 	r.readDone = true
-	if r.h != nil {
-		r.h.Write(t.buf)
-	}
-	return nil
+	return int64(n), nil
 }

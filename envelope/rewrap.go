@@ -49,7 +49,7 @@ func rewrapKey(ctx context.Context, old *Header, u *unlocked, dataKey []byte, to
 		return nil, nil, fmt.Errorf("%w: target keyring replaced the data key", ErrKeyring)
 	}
 	hdr := &Header{Version: 2, Suite: old.Suite, MessageID: old.MessageID, EncryptionContext: stored,
-		EncryptedDataKeys: m.EncryptedDataKeys, ContentType: contentFramed, FrameLength: old.FrameLength}
+		EncryptedDataKeys: m.EncryptedDataKeys, ContentType: old.ContentType, FrameLength: old.FrameLength}
 	out, _, err := sealHeader(hdr, dataKey, u.required)
 	if err != nil {
 		return nil, nil, err
@@ -122,19 +122,17 @@ func RewrapSigned(ctx context.Context, src io.Reader, dst io.Writer, from, to Ke
 }
 
 // copyBody writes the new header, then every frame's wire bytes
-// unchanged, hashing them for both the old and the new signature.
+// unchanged, hashing them for both the old and the new signature. Frames
+// stream through: rewrap holds no frame whole, whatever its length.
 func copyBody(r *Reader, dst io.Writer, newHeader []byte, sig *signer) error {
 	sig.h.Write(newHeader)
 	if _, err := dst.Write(newHeader); err != nil {
 		return err
 	}
+	out := io.MultiWriter(dst, sig.h, r.h)
 	for !r.readDone {
-		t, err := r.readFrame() // checks sequence numbers and feeds r.h
+		t, err := r.copyFrame(out) // checks sequence numbers
 		if err != nil {
-			return err
-		}
-		sig.h.Write(t.buf)
-		if _, err := dst.Write(t.buf); err != nil {
 			return err
 		}
 		r.free = append(r.free, t)

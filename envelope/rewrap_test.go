@@ -3,6 +3,7 @@ package envelope_test
 import (
 	"bytes"
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
@@ -91,5 +92,34 @@ func TestRewrapSigned(t *testing.T) {
 	}
 	if _, err := envelope.RewrapSigned(bg, bytes.NewReader(append(bytes.Clone(msg), 0)), &bytes.Buffer{}, from, to, opts); !errors.Is(err, envelope.ErrTrailingData) {
 		t.Fatalf("trailing data: %v", err)
+	}
+}
+
+// TestRewrapSignedStreamsFrames: RewrapSigned copies frames through without
+// holding them, so large frames cost it no memory (and need no
+// MaxFrameLength: it never decrypts the body).
+func TestRewrapSignedStreamsFrames(t *testing.T) {
+	from, to := aesKeyring(t, "old", 1), aesKeyring(t, "new", 2)
+	const frame = 16 << 20
+	pt := pattern(frame + 1000)
+	msg, err := envelope.EncryptBytes(bg, pt, from, envelope.EncryptOptions{Suite: envelope.SuiteCommittedSigned, FrameLength: frame, MaxFrameLength: frame})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	out.Grow(len(msg) + 4096)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if _, err := envelope.RewrapSigned(bg, bytes.NewReader(msg), &out, from, to, envelope.DecryptOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 2<<20 {
+		t.Fatalf("RewrapSigned allocated %d KiB for %d MiB frames", alloc>>10, frame>>20)
+	}
+	got, _, err := envelope.DecryptBytes(bg, out.Bytes(), to, envelope.DecryptOptions{MaxFrameLength: frame})
+	if err != nil || !bytes.Equal(got, pt) {
+		t.Fatalf("rewrapped message: %v", err)
 	}
 }

@@ -11,41 +11,9 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/esdktest"
 	"github.com/keystack/keystack/keystore"
 )
-
-// vectorsDir finds the official ESDK vectors: $KEYSTACK_ESDK_VECTORS, or
-// ../shared/esdk-vectors next to the module root. Absent vectors skip the
-// test, except on CI where they must be present.
-func vectorsDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("KEYSTACK_ESDK_VECTORS")
-	if dir == "" {
-		root, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
-				break
-			}
-			parent := filepath.Dir(root)
-			if parent == root {
-				t.Fatal("module root (go.mod) not found")
-			}
-			root = parent
-		}
-		dir = filepath.Join(root, "..", "shared", "esdk-vectors")
-	}
-	dir = filepath.Join(dir, "v4-Net-4.0.1")
-	if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("official ESDK vectors missing at %s (set KEYSTACK_ESDK_VECTORS): %v", dir, err)
-		}
-		t.Skipf("official ESDK vectors not found at %s; set KEYSTACK_ESDK_VECTORS to run them", dir)
-	}
-	return dir
-}
 
 type vectorKey struct {
 	Type     string `json:"type"`
@@ -96,7 +64,7 @@ func readFileURI(t *testing.T, dir, uri string) []byte {
 }
 
 func loadVectors(t *testing.T, manifest string) (string, map[string]vectorKey, map[string]vectorTest) {
-	dir := vectorsDir(t)
+	dir := esdktest.VectorsDir(t)
 	var keys struct {
 		Keys map[string]vectorKey `json:"keys"`
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/esdktest"
 	"github.com/keystack/keystack/keystore/keystoretest"
 )
 
@@ -356,24 +357,8 @@ type vectorKeys struct {
 	}
 }
 
-func esdkVectorDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("KEYSTACK_ESDK_VECTORS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "shared", "esdk-vectors")
-	}
-	dir = filepath.Join(dir, "v4-Net-4.0.1")
-	if _, err := os.Stat(filepath.Join(dir, "keys.json")); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ESDK vectors missing under CI: %v", err)
-		}
-		t.Skipf("ESDK vectors not found (set KEYSTACK_ESDK_VECTORS): %v", err)
-	}
-	return dir
-}
-
 func TestImportESDKVectorKeys(t *testing.T) {
-	data, err := readFileBounded(filepath.Join(esdkVectorDir(t), "keys.json"), 1<<20)
+	data, err := readFileBounded(filepath.Join(esdktest.VectorsDir(t), "keys.json"), 1<<20)
 	if err != nil {
 		t.Fatal(err)
 	}

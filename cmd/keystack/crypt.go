@@ -42,7 +42,8 @@ func encryptCommand() *cli.Command {
 			"each file DIR/P is written to OUT/P.ks. Existing outputs are kept unless --force.",
 		Flags: append(append(cryptFlags(), encryptFlags()...),
 			&cli.StringSliceFlag{Name: "required-context", Usage: "context `KEY` authenticated but not stored: decrypt must supply it (repeatable)"},
-			&cli.IntFlag{Name: "frame-size", Value: envelope.DefaultFrameLength, Usage: "plaintext bytes per frame"},
+			&cli.IntFlag{Name: "frame-size", Value: envelope.DefaultFrameLength, Usage: "plaintext bytes per frame (at most --max-frame-size)"},
+			maxFrameSizeFlag,
 			&cli.BoolFlag{Name: "signed", Usage: "add an ECDSA P-384 signature (suite 0x0578)"},
 			&cli.BoolFlag{Name: "encode", Usage: "write the message base64-encoded (as the AWS Encryption CLI's --encode)"},
 		),
@@ -68,9 +69,26 @@ func decryptCommand() *cli.Command {
 			decodeFlag,
 			&cli.BoolFlag{Name: "allow-legacy", Usage: "accept non-committing message format v1 suites"},
 			&cli.IntFlag{Name: "max-encrypted-data-keys", Usage: "refuse messages with more encrypted data keys (0: library default)"},
+			maxFrameSizeFlag,
 		),
 		Action: decryptAction,
 	}
+}
+
+// maxFrameSizeFlag bounds frame lengths: decrypt refuses messages whose
+// header declares larger frames (it holds whole frames in memory), and
+// encrypt refuses to write frames that readers refuse by default.
+var maxFrameSizeFlag = &cli.IntFlag{Name: "max-frame-size", Value: envelope.DefaultMaxFrameLength,
+	Usage: "largest frame `BYTES` accepted: decrypt refuses messages with larger frames before using any key " +
+		"(memory holds whole frames), encrypt refuses a larger --frame-size"}
+
+// maxFrameSize reads --max-frame-size, which must fit a frame length.
+func maxFrameSize(c *cli.Context) (int, error) {
+	n := c.Int("max-frame-size")
+	if n < 1 || int64(n) > 1<<32-1 {
+		return 0, usagef("--max-frame-size %d: want 1 to 4294967295", n)
+	}
+	return n, nil
 }
 
 // parseContext turns -c KEY=VALUE flags into a map.
@@ -103,6 +121,13 @@ func encryptOptions(c *cli.Context) (envelope.EncryptOptions, error) {
 	}
 	if opts.FrameLength < 1 || int64(opts.FrameLength) > 1<<32-1 {
 		return opts, usagef("--frame-size %d: want 1 to 4294967295", opts.FrameLength)
+	}
+	if opts.MaxFrameLength, err = maxFrameSize(c); err != nil {
+		return opts, err
+	}
+	if opts.FrameLength > opts.MaxFrameLength {
+		return opts, usagef("--frame-size %d is above --max-frame-size %d: readers refuse such frames by default "+
+			"(pass --max-frame-size %d to write them anyway; decrypting them needs it too)", opts.FrameLength, opts.MaxFrameLength, opts.FrameLength)
 	}
 	for _, k := range opts.RequiredContextKeys {
 		if _, ok := ec[k]; !ok {
@@ -151,9 +176,13 @@ func decryptAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	maxFrame, err := maxFrameSize(c)
+	if err != nil {
+		return err
+	}
 	opts := envelope.DecryptOptions{
 		AllowLegacy: c.Bool("allow-legacy"), Context: ec,
-		MaxEncryptedDataKeys: c.Int("max-encrypted-data-keys"),
+		MaxEncryptedDataKeys: c.Int("max-encrypted-data-keys"), MaxFrameLength: maxFrame,
 	}
 	st, err := openStore(c)
 	if err != nil {

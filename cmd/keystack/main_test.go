@@ -55,6 +55,7 @@ func TestScripts(t *testing.T) {
 			"interrupt": cmdInterrupt,
 			"kms":       cmdKMS,
 			"softhsm":   cmdSoftHSM,
+			"specmsg":   cmdSpecMsg,
 		},
 		Condition: scriptCondition,
 	})

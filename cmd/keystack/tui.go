@@ -60,7 +60,7 @@ func (e *codedError) Unwrap() error { return e.err }
 var authErrors = []error{
 	envelope.ErrAuthentication, envelope.ErrNoDecryptKey, envelope.ErrContextMismatch,
 	envelope.ErrTruncated, envelope.ErrTrailingData, envelope.ErrMalformed,
-	envelope.ErrUnsupportedSuite, envelope.ErrTooManyEncryptedDataKeys,
+	envelope.ErrUnsupportedSuite, envelope.ErrTooManyEncryptedDataKeys, envelope.ErrFrameTooLarge,
 }
 
 // keyErrors are the failure classes of keys and the keystore.
@@ -126,6 +126,9 @@ func hint(err error) string {
 		return "pass the master key with -k, or check \"keystack key list\""
 	case errors.Is(err, envelope.ErrContextMismatch):
 		return "check the -c key=value pairs; required context keys must be given again"
+	case errors.Is(err, envelope.ErrFrameTooLarge):
+		return fmt.Sprintf("its frames are larger than --max-frame-size allows (default %d bytes); raise it only "+
+			"for messages from a writer you trust: decrypting holds whole frames in memory", envelope.DefaultMaxFrameLength)
 	case errors.Is(err, envelope.ErrUnsupportedSuite):
 		return "messages with legacy (non-committing) suites need --allow-legacy"
 	case errors.Is(err, errNoPassphrase):

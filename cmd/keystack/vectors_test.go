@@ -3,58 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/keystack/keystack/internal/esdktest"
 )
-
-// vectorSet is the official ESDK decrypt-vector set the CLI must read.
-const vectorSet = "v4-Net-4.0.1"
-
-// vectorsDir locates the vectors: $KEYSTACK_ESDK_VECTORS, else
-// ../shared/esdk-vectors relative to the module root. It skips the test
-// when they are absent, except under CI=true where that is a failure.
-func vectorsDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("KEYSTACK_ESDK_VECTORS")
-	if dir == "" {
-		root, err := moduleRoot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir = filepath.Join(root, "..", "shared", "esdk-vectors")
-	}
-	dir = filepath.Join(dir, vectorSet)
-	if _, err := os.Stat(filepath.Join(dir, "manifest.offline-raw-only.json")); err != nil {
-		msg := fmt.Sprintf("ESDK test vectors not found in %s (set KEYSTACK_ESDK_VECTORS): %v", dir, err)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return dir
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory")
-		}
-		dir = parent
-	}
-}
 
 type vectorManifest struct {
 	Tests map[string]struct {
@@ -81,7 +37,7 @@ type vectorKeys struct {
 // a newcomer would: init a keystore, import the manifest's keys from files,
 // then "keystack decrypt" each ciphertext with its -k keys and -c context.
 func TestOfficialVectors(t *testing.T) {
-	dir := vectorsDir(t)
+	dir := esdktest.VectorsDir(t)
 	var man vectorManifest
 	var keys vectorKeys
 	readJSON(t, filepath.Join(dir, "manifest.offline-raw-only.json"), &man)
