@@ -9,6 +9,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -296,6 +297,27 @@ func (b fakeBackend) Keyring(_ context.Context, ref string) (envelope.Keyring, e
 	return kr, nil
 }
 
+// onDemandFake is a fakeBackend that records RotateOnDemand calls.
+type onDemandFake struct {
+	fakeBackend
+	rotated []string
+}
+
+func (b *onDemandFake) RotateOnDemand(_ context.Context, ref string) error {
+	b.rotated = append(b.rotated, ref)
+	return nil
+}
+
+// wrappingBackend wraps a backend as the CLI's lazy backend does, hiding
+// its methods but for Keyring.
+type wrappingBackend struct{ inner Backend }
+
+func (w wrappingBackend) Keyring(ctx context.Context, ref string) (envelope.Keyring, error) {
+	return w.inner.Keyring(ctx, ref)
+}
+
+func (w wrappingBackend) UnwrapBackend() Backend { return w.inner }
+
 func TestBackendSpecs(t *testing.T) {
 	ctx := context.Background()
 	arn := "arn:aws:kms:us-east-1:111122223333:key/k1"
@@ -321,9 +343,20 @@ func TestBackendSpecs(t *testing.T) {
 			t.Fatalf("%q: %d EDKs, want 2", specs, len(edks))
 		}
 	}
+	// A backend that cannot rotate makes RotateKey fail and change nothing.
+	if _, err := s.RotateKey(ctx, "kms", "external rotation"); !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("rotating a key whose backend cannot rotate: %v", err)
+	}
+	if ki := describe(t, s, "kms"); ki.Primary != 1 || len(ki.Versions) != 1 {
+		t.Fatalf("a refused rotation changed the key: %+v", ki)
+	}
+	// One that can, behind a wrapper, rotates in place.
+	rot := &onDemandFake{fakeBackend: kms}
+	s.backends[BackendAWSKMS] = wrappingBackend{rot}
 	ki, err := s.RotateKey(ctx, "kms", "external rotation")
-	if err != nil || ki.Primary != 2 || ki.Versions[1].Ref != arn || ki.Versions[0].State != StateDecryptOnly {
-		t.Fatalf("rotating an external key: %+v, %v", ki, err)
+	if err != nil || ki.Primary != 2 || ki.Versions[1].Ref != arn || ki.Versions[0].State != StateDecryptOnly ||
+		!slices.Equal(rot.rotated, []string{arn}) {
+		t.Fatalf("rotating an external key: %+v, %v (backend rotated %q)", ki, err, rot.rotated)
 	}
 	enc, err := s.EncryptKeyring(ctx, "kms")
 	if err != nil {

@@ -98,9 +98,9 @@ func (s *Store) destroyVersion(ctx context.Context, name string, k *keyRecord, v
 		return err
 	}
 	if k.Backend != BackendLocal && k.Backend != BackendAWSKMS && vr.Ref != "" && !refShared(k, vr) {
-		d, ok := s.backends[k.Backend].(VersionDestroyer)
-		if !ok {
-			return fmt.Errorf("%w: %s backend cannot destroy key objects", ErrBackendUnavailable, k.Backend)
+		d, err := capability[VersionDestroyer](s, k.Backend, "destroy key objects")
+		if err != nil {
+			return err
 		}
 		if err := d.DestroyVersion(ctx, vr.Ref); err != nil {
 			return fmt.Errorf("keystore: %s backend: %w", k.Backend, err)

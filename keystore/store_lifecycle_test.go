@@ -566,7 +566,7 @@ func TestDestroyNeedsBackendForHSMObjects(t *testing.T) {
 	}
 	clk.Advance(week)
 	got, err := s.DestroyDueVersions(ctx)
-	if !errors.Is(err, ErrBackendUnavailable) || len(got) != 1 || got[0].Key != "k" {
+	if !errors.Is(err, ErrNotSupported) || len(got) != 1 || got[0].Key != "k" {
 		t.Fatalf("DestroyDueVersions = %+v, %v", got, err)
 	}
 	if st := versionOf(t, describe(t, s, "h"), 1).State; st != StatePendingDestruction {

@@ -35,8 +35,10 @@ type OnDemandRotator interface {
 //     every backing key, so messages of either version decrypt through the
 //     same ARN, and version states of a shared ARN are bookkeeping only.
 //     Use RotateKeyTo to move to a different KMS key.
-//   - Other external keys keep the primary's reference (the backend
-//     rotates its own material).
+//   - Other external keys cannot rotate in place: ErrNotSupported (or
+//     ErrBackendUnavailable when no backend is registered for them), and
+//     nothing changes. Backends behind a wrapper are found through
+//     BackendUnwrapper.
 //
 // Imported RSA keys and keys with explicit ESDK names cannot rotate
 // (ErrNotSupported). Backend calls happen under the store's write lock.
@@ -129,7 +131,10 @@ func newLocalMaterial(name string, k *keyRecord) ([]byte, error) {
 }
 
 // rotateBackend makes the backend's part of a rotation and returns the new
-// version's reference and the history action naming what was done.
+// version's reference and the history action naming what was done. An
+// external key whose backend can neither make a new version nor rotate its
+// material fails (ErrNotSupported) rather than report a rotation that
+// changed nothing; RotateKeyTo still moves it to another key.
 func (s *Store) rotateBackend(ctx context.Context, k *keyRecord, newRef string) (ref, action string, err error) {
 	if newRef != "" {
 		return newRef, "rotate-to", nil
@@ -138,20 +143,21 @@ func (s *Store) rotateBackend(ctx context.Context, k *keyRecord, newRef string) 
 		return "", "rotate", nil
 	}
 	old := k.version(k.Primary).Ref
-	switch b := s.backends[k.Backend].(type) {
-	case VersionGenerator:
+	if g, err := capability[VersionGenerator](s, k.Backend, "make a new key version"); err == nil {
 		next := k.Versions[len(k.Versions)-1].Version + 1
-		if ref, err = b.GenerateVersion(ctx, old, next); err != nil {
+		if ref, err = g.GenerateVersion(ctx, old, next); err != nil {
 			return "", "", fmt.Errorf("keystore: %s backend: %w", k.Backend, err)
 		}
 		return ref, "rotate", nil
-	case OnDemandRotator:
-		if err := b.RotateOnDemand(ctx, old); err != nil {
-			return "", "", fmt.Errorf("keystore: %s backend: %w", k.Backend, err)
-		}
-		return old, "rotate-on-demand", nil
 	}
-	return old, "rotate", nil
+	r, err := capability[OnDemandRotator](s, k.Backend, "rotate key material (move the key with RotateKeyTo)")
+	if err != nil {
+		return "", "", err
+	}
+	if err := r.RotateOnDemand(ctx, old); err != nil {
+		return "", "", fmt.Errorf("keystore: %s backend: %w", k.Backend, err)
+	}
+	return old, "rotate-on-demand", nil
 }
 
 // addVersion appends version max+1 with ref (sealing material when given),

@@ -88,7 +88,7 @@ type AutoRotator interface {
 
 // SetRotationSettings replaces key name's rotation settings; nil removes
 // them. With KMSAutomatic set, the key must be an aws-kms key whose
-// registered backend is an AutoRotator: automatic rotation is enabled on
+// registered backend is (or wraps) an AutoRotator: automatic rotation is enabled on
 // the primary's KMS key before the settings are stored, so a KMS failure
 // leaves them unchanged. Turning KMSAutomatic off does not disable KMS
 // rotation. The change is recorded in the primary version's history.
@@ -124,9 +124,9 @@ func (s *Store) enableKMSRotation(ctx context.Context, name string, k *keyRecord
 	if k.Backend != BackendAWSKMS {
 		return fmt.Errorf("%w: KMS automatic rotation needs an aws-kms key, %q is %s", ErrNotSupported, name, k.Backend)
 	}
-	ar, ok := s.backends[BackendAWSKMS].(AutoRotator)
-	if !ok {
-		return fmt.Errorf("%w: %s backend cannot enable automatic rotation", ErrBackendUnavailable, BackendAWSKMS)
+	ar, err := capability[AutoRotator](s, BackendAWSKMS, "enable automatic rotation")
+	if err != nil {
+		return err
 	}
 	if err := ar.EnableRotation(ctx, k.version(k.Primary).Ref, int(every/day)); err != nil {
 		return fmt.Errorf("keystore: %s backend: %w", BackendAWSKMS, err)

@@ -99,6 +99,8 @@ func checkKeyURI(ref string) error {
 }
 
 // lazyBackend constructs its backend, and each key's keyring, on first use.
+// It implements only Keyring and Close itself; the store reaches the
+// backend's other methods through UnwrapBackend.
 type lazyBackend struct {
 	name     string // backend name, for errors (a reference may hold secrets)
 	provider string // ESDK provider ID of the EDKs its keyrings write
@@ -108,6 +110,8 @@ type lazyBackend struct {
 	once    sync.Once
 	backend keystore.Backend
 }
+
+var _ keystore.BackendUnwrapper = (*lazyBackend)(nil)
 
 // Keyring checks ref's syntax now and resolves it when first used.
 func (b *lazyBackend) Keyring(_ context.Context, ref string) (envelope.Keyring, error) {
@@ -126,6 +130,12 @@ func (b *lazyBackend) Close() error {
 	}
 	return nil
 }
+
+// UnwrapBackend opens the backend, so that the store finds its optional
+// capabilities (new key versions on the token, KMS on-demand and automatic
+// rotation, destroying token objects): a lifecycle operation that needs one
+// is the backend's first use. Nil after Close.
+func (b *lazyBackend) UnwrapBackend() keystore.Backend { return b.get() }
 
 func (b *lazyBackend) get() keystore.Backend {
 	b.once.Do(func() { b.backend = b.open() })

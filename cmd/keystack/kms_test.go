@@ -103,8 +103,12 @@ func cmdKMS(ts *testscript.TestScript, neg bool, args []string) {
 		if got := srv.(*kmstest.Server).Calls(args[1]); got != want {
 			ts.Fatalf("kms: %d %s calls, want %d", got, args[1], want)
 		}
+	case args[0] == "requests" && len(args) >= 2:
+		kmsRequests(ts, scriptKMS(ts), args[1], args[2:])
+	case args[0] == "rotation" && len(args) == 3:
+		kmsRotation(ts, scriptKMS(ts), args[1], args[2])
 	default:
-		ts.Fatalf("usage: kms start | kms calls OP N")
+		ts.Fatalf("usage: kms start | kms calls OP N | kms requests OP [KEY...] | kms rotation KEY DAYS")
 	}
 }
 

@@ -2,6 +2,7 @@ package awskms
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -59,7 +60,9 @@ func (b *Backend) keyring(ctx context.Context, ref string) (*Keyring, error) {
 	return newKeyring([]keyARN{key}, &b.opts, c), nil
 }
 
-// client returns the client for the Region of keyARN.
+// client returns the client for the Region of keyARN, and the key ARN to
+// send: the rotation operations take a key ID or key ARN but no alias, so
+// an alias ARN is resolved with DescribeKey first.
 func (b *Backend) client(ctx context.Context, ref string) (*kms.Client, keyARN, error) {
 	key, err := parseARN(ref)
 	if err != nil {
@@ -69,7 +72,21 @@ func (b *Backend) client(ctx context.Context, ref string) (*kms.Client, keyARN, 
 	if err != nil {
 		return nil, keyARN{}, err
 	}
-	return c.get(key.region), key, nil
+	cl := c.get(key.region)
+	if key.isKey() {
+		return cl, key, nil
+	}
+	out, err := cl.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(key.raw)})
+	if err != nil {
+		return nil, keyARN{}, kmsError("DescribeKey", key.raw, err)
+	}
+	if out.KeyMetadata == nil {
+		return nil, keyARN{}, fmt.Errorf("%w: DescribeKey of %s returned no key", ErrInvalidKeyID, key.raw)
+	}
+	if key, err = parseARN(aws.ToString(out.KeyMetadata.Arn)); err != nil || !key.isKey() {
+		return nil, keyARN{}, fmt.Errorf("%w: DescribeKey of %s returned no key ARN", ErrInvalidKeyID, ref)
+	}
+	return cl, key, nil
 }
 
 // EnableRotation turns on automatic rotation of the key every periodDays

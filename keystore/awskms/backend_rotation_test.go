@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
@@ -161,5 +164,38 @@ func TestStoreRotateKeyToNewKMSKey(t *testing.T) {
 	}
 	if _, err := s.RotateKeyTo(ctx, "local", arn2, ""); !errors.Is(err, keystore.ErrNotSupported) {
 		t.Fatalf("RotateKeyTo on a local key: %v", err)
+	}
+}
+
+// TestBackendRotationResolvesAliases: KMS rotation operations take no
+// alias, so the backend resolves an alias ARN to its key ARN first and
+// rotates that key.
+func TestBackendRotationResolvesAliases(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	arn := f.createKey(t, "us-east-1", false)
+	if _, err := f.admin("us-east-1").CreateAlias(ctx, &kms.CreateAliasInput{
+		AliasName: aws.String("alias/rot"), TargetKeyId: aws.String(arn)}); err != nil {
+		t.Fatal(err)
+	}
+	alias := "arn:aws:kms:us-east-1:" + kmstest.DefaultAccountID + ":alias/rot"
+	b := awskms.NewBackend(f.options())
+	if err := b.RotateOnDemand(ctx, alias); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.EnableRotation(ctx, alias, 90); err != nil {
+		t.Fatal(err)
+	}
+	st, err := b.RotationStatus(ctx, alias)
+	if err != nil || !st.Enabled || st.PeriodDays != 90 {
+		t.Fatalf("status through the alias: %+v, %v", st, err)
+	}
+	for _, op := range []string{"RotateKeyOnDemand", "EnableKeyRotation", "GetKeyRotationStatus"} {
+		if reqs := f.srv.Requests(op); len(reqs) != 1 || reqs[0].KeyID != arn {
+			t.Errorf("%s requests: %+v, want one naming %s", op, reqs, arn)
+		}
+	}
+	if err := b.RotateOnDemand(ctx, "arn:aws:kms:us-east-1:"+kmstest.DefaultAccountID+":alias/none"); err == nil {
+		t.Fatal("rotating through an unknown alias succeeded")
 	}
 }

@@ -1,6 +1,9 @@
 package kmstest
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 func checkAlgorithm(alg string) error {
 	if alg != "" && alg != "SYMMETRIC_DEFAULT" {
@@ -136,7 +139,7 @@ func scheduleKeyDeletion(s *Server, c *call, r *struct {
 
 // rotatable resolves a key for a rotation operation: enabled, not denied.
 func (s *Server) rotatable(c *call, ref string) (*key, error) {
-	k, err := s.resolveAllowed(c, ref)
+	k, err := s.resolveKeyOnly(c, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -174,8 +177,19 @@ func disableKeyRotation(s *Server, c *call, r *keyRef) (any, error) {
 	return struct{}{}, nil
 }
 
+// resolveKeyOnly resolves a key ID or key ARN, never an alias: the
+// rotation operations (EnableKeyRotation, DisableKeyRotation,
+// GetKeyRotationStatus, RotateKeyOnDemand, ListKeyRotations) take "the key
+// ID or key ARN of the KMS key" only.
+func (s *Server) resolveKeyOnly(c *call, ref string) (*key, error) {
+	if strings.HasPrefix(ref, "alias/") || strings.Contains(ref, ":alias/") {
+		return nil, errf("NotFoundException", "%s takes a key ID or key ARN, not the alias %s", c.op, ref)
+	}
+	return s.resolveAllowed(c, ref)
+}
+
 func getKeyRotationStatus(s *Server, c *call, r *keyRef) (any, error) {
-	k, err := s.resolveAllowed(c, r.KeyId)
+	k, err := s.resolveKeyOnly(c, r.KeyId)
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +219,7 @@ func rotateKeyOnDemand(s *Server, c *call, r *keyRef) (any, error) {
 }
 
 func listKeyRotations(s *Server, c *call, r *keyRef) (any, error) {
-	k, err := s.resolveAllowed(c, r.KeyId)
+	k, err := s.resolveKeyOnly(c, r.KeyId)
 	if err != nil {
 		return nil, err
 	}

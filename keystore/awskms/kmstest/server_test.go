@@ -319,3 +319,38 @@ func TestBodyBounded(t *testing.T) {
 		t.Fatalf("oversized body: %d %s", resp.StatusCode, resp.Header.Get("X-Amzn-ErrorType"))
 	}
 }
+
+// TestRotationOperationsTakeNoAlias: as in KMS, EnableKeyRotation,
+// GetKeyRotationStatus, RotateKeyOnDemand and ListKeyRotations take a key
+// ID or key ARN only; every call is recorded with the key it named.
+func TestRotationOperationsTakeNoAlias(t *testing.T) {
+	s := kmstest.NewServer()
+	defer s.Close()
+	c := client(s, "us-east-1", nil)
+	ctx := context.Background()
+	k := createKey(t, c, false)
+	if _, err := c.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String("alias/rot"), TargetKeyId: k.KeyId}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ref := range []string{"alias/rot", "arn:aws:kms:us-east-1:" + kmstest.DefaultAccountID + ":alias/rot"} {
+		_, err := c.RotateKeyOnDemand(ctx, &kms.RotateKeyOnDemandInput{KeyId: aws.String(ref)})
+		if code := apiCode(t, err); code != "NotFoundException" {
+			t.Errorf("RotateKeyOnDemand(%s): %s", ref, code)
+		}
+		_, err = c.EnableKeyRotation(ctx, &kms.EnableKeyRotationInput{KeyId: aws.String(ref)})
+		if code := apiCode(t, err); code != "NotFoundException" {
+			t.Errorf("EnableKeyRotation(%s): %s", ref, code)
+		}
+		_, err = c.GetKeyRotationStatus(ctx, &kms.GetKeyRotationStatusInput{KeyId: aws.String(ref)})
+		if code := apiCode(t, err); code != "NotFoundException" {
+			t.Errorf("GetKeyRotationStatus(%s): %s", ref, code)
+		}
+	}
+	if _, err := c.RotateKeyOnDemand(ctx, &kms.RotateKeyOnDemandInput{KeyId: k.KeyId}); err != nil {
+		t.Fatal(err)
+	}
+	reqs := s.Requests("RotateKeyOnDemand")
+	if s.Calls("RotateKeyOnDemand") != 3 || len(reqs) != 3 || reqs[2].KeyID != *k.KeyId {
+		t.Fatalf("recorded RotateKeyOnDemand calls: %d, %+v", s.Calls("RotateKeyOnDemand"), reqs)
+	}
+}
