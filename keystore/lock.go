@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/keystack/keystack/internal/atomicfile"
 )
 
 const (
@@ -67,46 +69,21 @@ func readFileBounded(path string, limit int64) ([]byte, error) {
 }
 
 // writeFileAtomic replaces path with data so that readers see either the
-// old or the new file, never a mix, even after a crash: write a temporary
-// file in the same directory, fsync it, rename it over path, fsync the directory.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, ".keystore-*.tmp")
+// old or the new file, never a mix, even after a crash, and so that no
+// copy of data is left behind if the process dies while writing: see
+// internal/atomicfile (an unnamed 0600 file on Linux, fsynced, then
+// renamed over path, and the directory fsynced).
+func writeFileAtomic(path string, data []byte) error {
+	f, err := atomicfile.Create(path, true)
 	if err != nil {
 		return fmt.Errorf("keystore: write: %w", err)
 	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if err = tmp.Chmod(0o600); err != nil {
+	defer f.Abort()
+	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("keystore: write: %w", err)
 	}
-	if _, err = tmp.Write(data); err != nil {
+	if err := f.Commit(); err != nil {
 		return fmt.Errorf("keystore: write: %w", err)
-	}
-	if err = tmp.Sync(); err != nil {
-		return fmt.Errorf("keystore: write: %w", err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("keystore: write: %w", err)
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("keystore: write: %w", err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("keystore: sync dir: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("keystore: sync dir: %w", err)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/keystack/keystack/internal/atomicfile"
 	"github.com/keystack/keystack/internal/durable"
 )
 
@@ -197,7 +198,7 @@ func writeBeside(path string, fl *flusher, fill func(io.Writer) error) error {
 	if err := checkRegular(fi); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), scratchPrefix+filepath.Base(path)+".tmp-*")
+	tmp, err := atomicfile.CreateTemp(filepath.Dir(path), scratchPrefix+filepath.Base(path))
 	if err != nil {
 		return err
 	}

@@ -17,12 +17,15 @@
 //
 // # Output files
 //
-// Outputs are written to a temporary file beside the target and renamed into
-// place only when complete, so a failed or interrupted run leaves no partial
-// file; the file and its directory are fsynced before the rename, so a crash
-// never publishes a torn file (--sync batch does this with one flush per
-// filesystem for up to 1024 outputs of a tree; --sync none skips it, as cp
-// does). An existing file is never replaced without --force. Decrypting to a
+// Outputs are written to a temporary file beside the target (unnamed on
+// Linux, so that even SIGKILL leaves nothing) and published only when
+// complete, so a failed or interrupted run leaves no partial file; an
+// existing character device, FIFO or socket is written in place as a
+// stream, like stdout, and never replaced. The file and its directory are
+// fsynced before the rename, so a crash never publishes a torn file (--sync
+// batch does this with one flush per filesystem for up to 1024 outputs of a
+// tree; --sync none skips it, as cp does). An existing regular file is
+// never replaced without --force, and nothing else ever is. Decrypting to a
 // file publishes the plaintext only after the whole message authenticated.
 // Decrypting to stdout streams: each frame is authenticated before its
 // plaintext is written, but a message that fails later may already have
@@ -45,5 +48,5 @@
 //	     encryption context mismatch, tampered, truncated or malformed message
 //	4    key or keystore error: key not found, bad passphrase, invalid key
 //	5    access denied by policy
-//	130  interrupted by SIGINT (143 for SIGTERM)
+//	130  interrupted by SIGINT (143 for SIGTERM, 129 for SIGHUP)
 package main

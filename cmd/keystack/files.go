@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
@@ -37,6 +38,7 @@ type crypter struct {
 	dopts   envelope.DecryptOptions
 	batch   *atomicfile.Batch // with --sync batch
 	reports []*result         // outputs waiting for the batch to publish them
+	stream  bool              // the last output opened is written in place
 }
 
 // result is the --json metadata of one processed file.
@@ -48,6 +50,7 @@ type result struct {
 	headerView
 	PlaintextBytes  int64 `json:"plaintext_bytes"`
 	CiphertextBytes int64 `json:"ciphertext_bytes"`
+	streamed        bool  // written in place (stdout, a device, a FIFO, a socket)
 }
 
 func (k *crypter) runAll() error {
@@ -75,7 +78,7 @@ var batchFiles = 1024
 // report prints res as --json asks, once its output is published: at
 // once, or with --sync batch after the flush that publishes it.
 func (k *crypter) report(res *result) error {
-	if k.batch != nil && !isStdio(res.Output) {
+	if k.batch != nil && !res.streamed {
 		k.reports = append(k.reports, res)
 		if k.batch.Len() < batchFiles && k.c.String("recursive") != "" {
 			return nil
@@ -145,7 +148,7 @@ func (k *crypter) runOne(in, out string) (*result, error) {
 	if err := commit(); err != nil {
 		return nil, wrapPath(out, err)
 	}
-	res.Input, res.Output, res.Keys = in, out, k.keys
+	res.Input, res.Output, res.Keys, res.streamed = in, out, k.keys, k.stream
 	if res.Keys == nil {
 		res.Keys = []string{}
 	}
@@ -167,7 +170,9 @@ func (k *crypter) openSource(in, out string) (io.Reader, int64, func(), error) {
 		err = fmt.Errorf("%s is a directory (use --recursive)", in)
 	}
 	if err == nil && !isStdio(out) {
-		if ofi, serr := os.Stat(out); serr == nil && os.SameFile(fi, ofi) {
+		// Reading and writing one character device (a terminal) are
+		// separate streams; any other file must not be both.
+		if ofi, serr := os.Stat(out); serr == nil && os.SameFile(fi, ofi) && ofi.Mode()&fs.ModeCharDevice == 0 {
 			err = usagef("%s: input and output are the same file", in)
 		}
 	}
@@ -185,13 +190,24 @@ func (k *crypter) openSource(in, out string) (io.Reader, int64, func(), error) {
 }
 
 // openSink returns the output writer with its commit and abort functions.
+// stdout, and an existing character device, FIFO or socket, are written
+// in place as a stream; anything else goes through atomicfile.
 func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) {
-	if isStdio(out) && k.c.Bool("buffer") {
-		return k.spool()
-	}
+	k.stream = true
 	if isStdio(out) {
-		return k.c.App.Writer, func() error { return nil }, func() {}, nil
+		return k.streamSink(k.c.App.Writer, func() error { return nil })
 	}
+	if stream, err := streamTarget(out); err != nil || stream {
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		w, err := openStream(out)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return k.streamSink(w, w.Close)
+	}
+	k.stream = false
 	create := atomicfile.Create
 	if k.batch != nil {
 		create = k.batch.Create
@@ -204,6 +220,23 @@ func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) 
 		f.NoSync()
 	}
 	return asyncSink(f, f.Commit, func() { f.Abort() })
+}
+
+// streamSink writes to w as it goes, or with decrypt --buffer only once
+// the whole message authenticated; closeW runs once either way.
+func (k *crypter) streamSink(w io.Writer, closeW func() error) (io.Writer, func() error, func(), error) {
+	var once sync.Once
+	var cerr error
+	closeOnce := func() error { once.Do(func() { cerr = closeW() }); return cerr }
+	if k.c.Bool("buffer") {
+		sw, commit, abort, err := k.spool(w)
+		if err != nil {
+			closeOnce()
+			return nil, nil, nil, err
+		}
+		return sw, func() error { return cmp.Or(commit(), closeOnce()) }, func() { abort(); closeOnce() }, nil
+	}
+	return w, closeOnce, func() { closeOnce() }, nil
 }
 
 // asyncSink writes into w through an asyncWriter. Its commit flushes the
@@ -220,26 +253,24 @@ func asyncSink(w io.Writer, publish func() error, discard func()) (io.Writer, fu
 	return aw, commit, func() { aw.stop(); discard() }, nil
 }
 
-// spool is decrypt --buffer's sink: a temporary file, unlinked at once so
-// that nothing is left behind whatever happens, copied to stdout only by
-// commit, after the whole message authenticated.
-func (k *crypter) spool() (io.Writer, func() error, func(), error) {
-	f, err := os.CreateTemp("", "keystack-buffer-*")
+// spool is decrypt --buffer's sink: a private scratch file that no
+// directory lists (see atomicfile.Scratch), so that nothing is left behind
+// whatever happens, copied to dst only by commit, after the whole message
+// authenticated.
+func (k *crypter) spool(dst io.Writer) (io.Writer, func() error, func(), error) {
+	f, err := atomicfile.Scratch(os.TempDir())
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
-		return nil, nil, nil, err
-	}
-	toStdout := func() error {
+	toDst := func() error {
+		defer f.Close()
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		_, err := io.Copy(k.c.App.Writer, &ctxReader{ctx: k.c.Context, r: f})
+		_, err := io.Copy(dst, &ctxReader{ctx: k.c.Context, r: f})
 		return err
 	}
-	return asyncSink(f, toStdout, func() { f.Close() })
+	return asyncSink(f, toDst, func() { f.Close() })
 }
 
 // progress wraps src in a progress bar on stderr for large inputs, when

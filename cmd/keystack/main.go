@@ -21,11 +21,12 @@ func main() {
 // on its own before the signal handler removes its temporary files and exits.
 const interruptGrace = 3 * time.Second
 
-// run runs the CLI with argv and returns the exit code. SIGINT and SIGTERM
-// cancel the command's context; the command then fails, its deferred
-// cleanup removes partial outputs, and run returns 130 or 143. A command
-// that stops gracefully on a signal (rotate daemon) says so with
-// stopsGracefully; its own result is then the exit code.
+// run runs the CLI with argv and returns the exit code. SIGINT, SIGTERM and
+// SIGHUP (the terminal closed) cancel the command's context; the command
+// then fails, its deferred cleanup removes partial outputs, and run returns
+// 130, 143 or 129. A command that stops gracefully on a signal (rotate
+// daemon) says so with stopsGracefully; its own result is then the exit
+// code.
 func run(argv []string) int { return runApp(newApp(), argv) }
 
 const gracefulKey = "keystack.graceful-stop"
@@ -43,7 +44,7 @@ func runApp(app *cli.App, argv []string) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
 	var caught atomic.Int32
@@ -58,8 +59,8 @@ func runApp(app *cli.App, argv []string) int {
 		select {
 		case sig := <-sigs:
 			code := exitInterrupted
-			if sig == syscall.SIGTERM {
-				code = 128 + int(syscall.SIGTERM)
+			if s, ok := sig.(syscall.Signal); ok && s != syscall.SIGINT {
+				code = 128 + int(s)
 			}
 			caught.Store(int32(code))
 			cancel()

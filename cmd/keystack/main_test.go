@@ -47,17 +47,27 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"exitcode":  cmdExitCode,
-			"genfile":   cmdGenFile,
-			"flipbyte":  cmdFlipByte,
-			"notemp":    cmdNoTemp,
-			"cutfile":   cmdCutFile,
-			"interrupt": cmdInterrupt,
-			"kms":       cmdKMS,
-			"softhsm":   cmdSoftHSM,
-			"specmsg":   cmdSpecMsg,
+			"exitcode":   cmdExitCode,
+			"genfile":    cmdGenFile,
+			"flipbyte":   cmdFlipByte,
+			"notemp":     cmdNoTemp,
+			"cutfile":    cmdCutFile,
+			"interrupt":  cmdInterrupt,
+			"kms":        cmdKMS,
+			"softhsm":    cmdSoftHSM,
+			"specmsg":    cmdSpecMsg,
+			"mknod":      cmdMknod,
+			"mkfifo":     cmdMkfifo,
+			"ftype":      cmdFtype,
+			"unixlisten": cmdUnixListen,
+			"unixwait":   cmdUnixWait,
 		},
-		Condition: scriptCondition,
+		Condition: func(cond string) (bool, error) {
+			if cond == "mknod" {
+				return mknodCondition()
+			}
+			return scriptCondition(cond)
+		},
 	})
 }
 
@@ -149,14 +159,15 @@ func cmdCutFile(ts *testscript.TestScript, neg bool, args []string) {
 }
 
 // cmdInterrupt runs "interrupt SIGNAL CODE keystack args...": it starts
-// keystack with a stdin pipe that delivers 64 KiB and then stalls, waits
-// until a temporary output file appears in the working directory, sends
-// SIGINT or SIGTERM, and fails unless keystack exits with CODE.
+// keystack with a stdin pipe that delivers 256 KiB and then stalls, waits
+// until keystack has read most of it (so its output is open and partly
+// written: outputs are unnamed temporary files, which no directory lists),
+// sends SIGINT, SIGTERM or SIGHUP, and fails unless keystack exits with CODE.
 func cmdInterrupt(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 3 {
-		ts.Fatalf("usage: interrupt INT|TERM CODE prog args...")
+		ts.Fatalf("usage: interrupt INT|TERM|HUP CODE prog args...")
 	}
-	sig := map[string]syscall.Signal{"INT": syscall.SIGINT, "TERM": syscall.SIGTERM}[args[0]]
+	sig := map[string]syscall.Signal{"INT": syscall.SIGINT, "TERM": syscall.SIGTERM, "HUP": syscall.SIGHUP}[args[0]]
 	want, err := strconv.Atoi(args[1])
 	if sig == 0 || err != nil {
 		ts.Fatalf("interrupt: bad signal %q or code %q", args[0], args[1])
@@ -173,8 +184,7 @@ func cmdInterrupt(ts *testscript.TestScript, neg bool, args []string) {
 	cmd.Stdin, cmd.Stderr = pr, &stderr
 	ts.Check(cmd.Start())
 	pr.Close()
-	go pw.Write(make([]byte, 64<<10))
-	waitForTemp(ts, cmd.Dir)
+	waitForReads(ts, pw, 256<<10)
 	ts.Check(cmd.Process.Signal(sig))
 	err = cmd.Wait()
 	ts.Logf("[stderr]\n%s", stderr.String())
@@ -187,12 +197,15 @@ func cmdInterrupt(ts *testscript.TestScript, neg bool, args []string) {
 	}
 }
 
-func waitForTemp(ts *testscript.TestScript, dir string) {
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		matches, _ := filepath.Glob(filepath.Join(dir, ".*.tmp-*"))
-		if len(matches) > 0 {
-			return
-		}
+// waitForReads writes n bytes into the pipe w and returns once they are
+// written: a pipe holds 64 KiB, so the reader has then read n-64 KiB.
+func waitForReads(ts *testscript.TestScript, w *os.File, n int) {
+	done := make(chan error, 1)
+	go func() { _, err := w.Write(make([]byte, n)); done <- err }()
+	select {
+	case err := <-done:
+		ts.Check(err)
+	case <-time.After(30 * time.Second):
+		ts.Fatalf("the command read no input within 30s")
 	}
-	ts.Fatalf("no temporary output file appeared in %s", dir)
 }

@@ -34,7 +34,7 @@ const exitCodesHelp = `EXIT CODES:
         mismatch, tampered, truncated or malformed message)
    4    key or keystore error (key not found, bad passphrase, invalid key)
    5    access denied by policy
-   130  interrupted (143 for SIGTERM)
+   130  interrupted (143 for SIGTERM, 129 for SIGHUP)
 `
 
 // usageError is a problem with the command line itself.
@@ -122,6 +122,10 @@ func hint(err error) string {
 		return "run \"keystack help\" or \"keystack COMMAND --help\" for usage"
 	case errors.Is(err, atomicfile.ErrExist):
 		return "pass --force to overwrite it"
+	case errors.Is(err, atomicfile.ErrNotRegular):
+		return "only regular files are replaced, even with --force: name another output, or the file a link points to"
+	case errors.Is(err, atomicfile.ErrNoDir):
+		return "create the output directory first"
 	case errors.Is(err, envelope.ErrNoDecryptKey):
 		return "pass the master key with -k, or check \"keystack key list\""
 	case errors.Is(err, envelope.ErrContextMismatch):

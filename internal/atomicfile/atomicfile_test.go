@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/keystack/keystack/internal/durable"
@@ -27,24 +30,31 @@ func entries(t *testing.T, dir string) []string {
 }
 
 func TestCommitCreates(t *testing.T) {
+	forEachTempKind(t, testCommitCreates)
+}
+
+func testCommitCreates(t *testing.T, named bool) {
 	dir := t.TempDir()
 	target := filepath.Join(dir, "out")
 	f, err := Create(target, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(f.Name())
+	fi, err := f.f.Stat()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o600 || filepath.Dir(f.Name()) != dir {
-		t.Fatalf("temp file %s has mode %v, want 0600 in %s", f.Name(), fi.Mode().Perm(), dir)
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("temp file %s has mode %v, want 0600", f.Name(), fi.Mode().Perm())
 	}
 	if _, err := f.Write([]byte("hello")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("target visible before Commit: %v", err)
+	}
+	if got := entries(t, dir); named != (len(got) == 1) {
+		t.Fatalf("named %v: while writing, dir holds %v", named, got)
 	}
 	if err := f.Commit(); err != nil {
 		t.Fatal(err)
@@ -61,6 +71,22 @@ func TestCommitCreates(t *testing.T) {
 	if err := f.Commit(); !errors.Is(err, ErrDone) {
 		t.Fatalf("second Commit: %v, want ErrDone", err)
 	}
+}
+
+// forEachTempKind runs test with unnamed temporary files (where the
+// system has them: on Linux they must work) and with named ones.
+func forEachTempKind(t *testing.T, test func(t *testing.T, named bool)) {
+	t.Run("unnamed", func(t *testing.T) {
+		if runtime.GOOS != "linux" {
+			t.Skip("O_TMPFILE is Linux only")
+		}
+		test(t, false)
+	})
+	t.Run("named", func(t *testing.T) {
+		noUnnamed = true
+		t.Cleanup(func() { noUnnamed = false })
+		test(t, true)
+	})
 }
 
 // Commit fsyncs the file and its directory, and after NoSync neither,
@@ -108,11 +134,55 @@ func TestNoOverwrite(t *testing.T) {
 	if _, err := Create(target, false); !errors.Is(err, ErrExist) {
 		t.Fatalf("Create over existing file: %v, want ErrExist", err)
 	}
-	if _, err := Create(dir, true); !errors.Is(err, ErrExist) {
-		t.Fatalf("Create over a directory: %v, want ErrExist", err)
-	}
 	if got := entries(t, dir); len(got) != 1 {
 		t.Fatalf("dir holds %v", got)
+	}
+}
+
+// Only regular files are ever replaced: a directory, a symbolic link (to
+// a file or dangling), a FIFO or a socket is refused even with overwrite,
+// and stays as it was.
+func TestNeverReplacesNonRegular(t *testing.T) {
+	dir := t.TempDir()
+	p := func(name string) string { return filepath.Join(dir, name) }
+	os.WriteFile(p("file"), []byte("kept"), 0o600)
+	os.Mkdir(p("dir"), 0o700)
+	os.Symlink("file", p("link"))
+	os.Symlink("missing", p("dangling"))
+	if err := syscall.Mkfifo(p("fifo"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", p("sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, name := range []string{"dir", "link", "dangling", "fifo", "sock"} {
+		for _, overwrite := range []bool{false, true} {
+			before, _ := os.Lstat(p(name))
+			if _, err := Create(p(name), overwrite); !errors.Is(err, ErrNotRegular) {
+				t.Errorf("Create(%s, overwrite %v): %v, want ErrNotRegular", name, overwrite, err)
+			}
+			if after, err := os.Lstat(p(name)); err != nil || !os.SameFile(before, after) || after.Mode() != before.Mode() {
+				t.Errorf("%s changed: %v", name, err)
+			}
+		}
+	}
+	if got, _ := os.ReadFile(p("file")); string(got) != "kept" {
+		t.Errorf("the link's target holds %q", got)
+	}
+	if got := entries(t, dir); len(got) != 6 {
+		t.Errorf("dir holds %v", got)
+	}
+}
+
+func TestMissingDirectory(t *testing.T) {
+	dir := t.TempDir()
+	for _, target := range []string{filepath.Join(dir, "nodir", "out"), filepath.Join(dir, "file", "out")} {
+		os.WriteFile(filepath.Join(dir, "file"), nil, 0o600)
+		if _, err := Create(target, true); !errors.Is(err, ErrNoDir) {
+			t.Errorf("Create(%s): %v, want ErrNoDir", target, err)
+		}
 	}
 }
 
@@ -163,6 +233,10 @@ func TestOverwrite(t *testing.T) {
 }
 
 func TestAbortAndRemovePending(t *testing.T) {
+	forEachTempKind(t, testAbortAndRemovePending)
+}
+
+func testAbortAndRemovePending(t *testing.T, named bool) {
 	dir := t.TempDir()
 	a, err := Create(filepath.Join(dir, "a"), false)
 	if err != nil {
@@ -179,13 +253,18 @@ func TestAbortAndRemovePending(t *testing.T) {
 	if err := a.Abort(); err != nil {
 		t.Fatalf("second Abort: %v", err)
 	}
-	if got := entries(t, dir); len(got) != 1 || got[0] != filepath.Base(b.Name()) {
-		t.Fatalf("after Abort dir holds %v, want only %s", got, filepath.Base(b.Name()))
+	want := []string(nil)
+	if named {
+		want = []string{filepath.Base(b.Name())}
+	}
+	if got := entries(t, dir); !slices.Equal(got, want) {
+		t.Fatalf("after Abort dir holds %v, want %v", got, want)
 	}
 	RemovePending()
 	if got := entries(t, dir); len(got) != 0 {
 		t.Fatalf("after RemovePending dir holds %v", got)
 	}
+	b.Abort()
 }
 
 // A file several write-back chunks long commits whole: early write-back

@@ -12,7 +12,9 @@ import (
 // and queues it; Flush makes the queued files durable (syncfs on Linux),
 // then moves each into place and flushes again. A target thus never names
 // data that is not on disk, even after a crash. Until Flush, queued files
-// stay temporary: RemovePending (the signal path) removes them.
+// stay temporary, under names that carry the process ID (so that they need
+// no open descriptor): RemovePending (the signal path) removes them, and
+// after a SIGKILL the next run in the directory sweeps them.
 // A Batch is not safe for concurrent use.
 type Batch struct {
 	fs     *durable.Filesystems
@@ -30,7 +32,7 @@ func (b *Batch) Create(target string, overwrite bool) (*File, error) {
 	}
 	// The filesystem is opened before the first write so that the flush
 	// reports any writeback error since then.
-	if err := b.fs.Add(filepath.Dir(f.Name())); err != nil {
+	if err := b.fs.Add(filepath.Dir(f.target)); err != nil {
 		f.Abort()
 		return nil, err
 	}
@@ -46,7 +48,8 @@ func (b *Batch) Len() int { return len(b.queued) }
 
 func (b *Batch) queue(f *File) error {
 	f.done = true // Write, Commit and Abort are over; Flush finishes it
-	if err := f.f.Close(); err != nil {
+	err := f.name()
+	if err := cmp.Or(err, f.close()); err != nil {
 		f.finish()
 		return err
 	}
@@ -66,7 +69,7 @@ func (b *Batch) Flush() ([]string, error) {
 	}
 	temps := make([]string, len(q))
 	for i, f := range q {
-		temps[i] = f.f.Name()
+		temps[i] = f.tmp
 	}
 	if err := syncAll(b.fs, temps); err != nil {
 		for _, f := range q {
