@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the test prerequisites that are missing: SoftHSM2 (Debian package
 # softhsm2) for the PKCS#11 tests. Needs root; without it, prints why and
-# leaves the HSM tests to skip (or fail under CI=true).
+# leaves the HSM tests to skip (or fail under CI=true). The JavaScript ESDK
+# for the interop tests: see jsesdk-install.sh.
 set -u
+"$(dirname "$0")/jsesdk-install.sh"
 if command -v softhsm2-util >/dev/null 2>&1; then
   exit 0
 fi
