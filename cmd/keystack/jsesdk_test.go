@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -463,4 +464,207 @@ func TestKeystackWritesJSESDKReads(t *testing.T) {
 			sameFile(t, job.Out, plain[owner[j]])
 		})
 	}
+}
+
+// jsLegacySuites are the nine non-committing message format v1 suites.
+var jsLegacySuites = []uint16{0x0014, 0x0046, 0x0078, 0x0114, 0x0146, 0x0178, 0x0214, 0x0346, 0x0378}
+
+// TestJSESDKLegacySuites: messages the JavaScript SDK writes with every
+// non-committing suite are refused without --allow-legacy (exit 3, no
+// output, a hint naming the flag) and decrypt byte-exact with it.
+func TestJSESDKLegacySuites(t *testing.T) {
+	f := newJSFixture(t)
+	ec := jsContexts[1].ec
+	var jobs []jsJob
+	var plain [][]byte
+	for i, suite := range jsLegacySuites {
+		for j, keys := range [][]string{{"aes-256"}, {"rsa-sha256", "aes-192"}} {
+			name := fmt.Sprintf("legacy-%04x-%d", suite, j)
+			in, data := f.plaintext(t, name, uint64(1000+i), []int{0, 5000}[j])
+			plain = append(plain, data)
+			jobs = append(jobs, jsJob{Op: "encrypt", Keys: keys, In: in, Out: filepath.Join(f.work, name+".js"),
+				Suite: suite, FrameLength: 4096, Context: ec, Legacy: true})
+		}
+	}
+	res := f.runJS(t, jobs)
+	for i, job := range jobs {
+		t.Run(filepath.Base(job.Out), func(t *testing.T) {
+			if !res[i].OK || res[i].Version != 1 || res[i].Suite != job.Suite {
+				t.Fatalf("JavaScript ESDK wrote %+v, want version 1 suite %#04x", res[i], job.Suite)
+			}
+			out := job.Out + ".out"
+			code, _, stderr := runKeystack(append([]string{"decrypt", "-i", job.Out, "-o", out}, contextArgs(ec)...)...)
+			if code != exitAuth || !strings.Contains(stderr, "--allow-legacy") {
+				t.Fatalf("without --allow-legacy: exit %d, want %d and a hint naming the flag\n%s", code, exitAuth, stderr)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Fatalf("a refused message left %s (%v)", out, err)
+			}
+			meta := f.ksDecrypt(t, job.Out, ec, plain[i], "--allow-legacy")
+			if meta.Version != 1 || meta.SuiteID != fmt.Sprintf("0x%04x", job.Suite) {
+				t.Fatalf("keystack reads version %d suite %s", meta.Version, meta.SuiteID)
+			}
+		})
+	}
+}
+
+// TestJSESDKEveryKeyType: each key type alone both ways: AES-128/192/256
+// (one with a non-BMP key name), RSA-OAEP with SHA-1/256/384/512, and
+// RSA PKCS#1 v1.5, which keystack reads but refuses to write.
+func TestJSESDKEveryKeyType(t *testing.T) {
+	f := newJSFixture(t)
+	ec := jsContexts[2].ec
+	in, data := f.plaintext(t, "keytypes", 77, 10000)
+	var jobs []jsJob
+	for _, id := range sortedKeys(jsKeySpecs) {
+		js := filepath.Join(f.work, id+".js")
+		jobs = append(jobs, jsJob{Op: "encrypt", Keys: []string{id}, In: in, Out: js,
+			Suite: suiteCommittedSigned, FrameLength: 4096, Context: ec})
+		if id == "rsa-pkcs1" {
+			continue
+		}
+		ks := filepath.Join(f.work, id+".ks")
+		keystack(t, append([]string{"encrypt", "-k", id, "-i", in, "-o", ks, "--frame-size", "4096"}, contextArgs(ec)...)...)
+		jobs = append(jobs, jsJob{Op: "decrypt", Keys: []string{id}, In: ks, Out: ks + ".js.out"})
+	}
+	res := f.runJS(t, jobs)
+	for i, job := range jobs {
+		t.Run(filepath.Base(job.In)+"-"+job.Op, func(t *testing.T) {
+			if !res[i].OK {
+				t.Fatalf("JavaScript ESDK: %s", res[i].Error)
+			}
+			if job.Op == "decrypt" {
+				sameFile(t, job.Out, data)
+				return
+			}
+			f.ksDecrypt(t, job.Out, ec, data, "-k", job.Keys[0])
+		})
+	}
+	code, _, stderr := runKeystack("encrypt", "-k", "rsa-pkcs1", "-i", in, "-o", filepath.Join(f.work, "pkcs1.ks"))
+	if code != exitKey || !strings.Contains(stderr, "decryption only") {
+		t.Fatalf("encrypt with an RSA PKCS#1 v1.5 key: exit %d, want %d and why\n%s", code, exitKey, stderr)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
+}
+
+// TestJSESDKTamperedRejected: messages the JavaScript SDK writes, with one
+// bit flipped at every offset, cut short at every 7th length, or with a
+// byte appended, are each rejected with exit 3 and leave no output. The
+// untouched messages decrypt, so the rejections are the tampering's.
+func TestJSESDKTamperedRejected(t *testing.T) {
+	f := newJSFixture(t)
+	cases := []jsCase{
+		{name: "tamper-unsigned-aes", suite: suiteCommitted, frame: 1, size: 3, ec: jsContexts[1].ec, keys: []string{"aes-256"}},
+		{name: "tamper-signed-multi", suite: suiteCommittedSigned, frame: 64, size: 65, ec: jsContexts[2].ec,
+			keys: []string{"aes-256", "rsa-sha256"}},
+	}
+	jobs := make([]jsJob, len(cases))
+	plain := make([][]byte, len(cases))
+	for i, c := range cases {
+		var in string
+		in, plain[i] = f.plaintext(t, c.name, uint64(2000+i), c.size)
+		jobs[i] = jsJob{Op: "encrypt", Keys: c.keys, In: in, Out: filepath.Join(f.work, c.name+".js"),
+			Suite: c.suite, FrameLength: c.frame, Context: c.ec}
+	}
+	res := f.runJS(t, jobs)
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			checkJSHeader(t, c, res[i])
+			f.ksDecrypt(t, jobs[i].Out, c.ec, plain[i])
+			msg, err := os.ReadFile(jobs[i].Out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range tamperedVariants(msg) {
+				f.mustReject(t, v.what, v.data, c.ec)
+			}
+		})
+	}
+}
+
+type tampered struct {
+	what string
+	data []byte
+}
+
+// tamperedVariants flips bit i%8 of every byte i, cuts at every 7th length
+// and appends a byte.
+func tamperedVariants(msg []byte) []tampered {
+	var vs []tampered
+	for i := range msg {
+		d := bytes.Clone(msg)
+		d[i] ^= 1 << (i % 8)
+		vs = append(vs, tampered{fmt.Sprintf("bit %d of byte %d flipped", i%8, i), d})
+	}
+	for n := 0; n < len(msg); n += 7 {
+		vs = append(vs, tampered{fmt.Sprintf("cut to %d of %d bytes", n, len(msg)), bytes.Clone(msg[:n])})
+	}
+	return append(vs, tampered{"one byte appended", append(bytes.Clone(msg), 0)})
+}
+
+// mustReject fails unless decrypting data exits 3 without an output file,
+// and returns keystack's stderr.
+func (f *jsFixture) mustReject(t *testing.T, what string, data []byte, ec map[string]string) string {
+	t.Helper()
+	in, out := filepath.Join(f.work, "tampered.msg"), filepath.Join(f.work, "tampered.out")
+	if err := os.WriteFile(in, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runKeystack(append([]string{"decrypt", "-i", in, "-o", out}, contextArgs(ec)...)...)
+	if code != exitAuth {
+		t.Errorf("%s: exit %d, want %d\n%s", what, code, exitAuth, stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("%s: the rejected message left %s (%v)", what, out, err)
+	}
+	return stderr
+}
+
+// TestJSESDKContextSortingAndRequiredKeys covers two documented limits of
+// the JavaScript SDK 5.0.2, so that a change in either side shows:
+//   - its raw AES keyring by default orders the context it authenticates
+//     with String.localeCompare (aws-encryption-sdk-javascript issue 428;
+//     utf8Sorting: true, used everywhere else here, fixes it). Contexts
+//     whose keys sort alike in both orders still decrypt in keystack;
+//     others fail to unwrap (exit 3), as in the other official SDKs.
+//   - it has no required-encryption-context CMM, so it cannot decrypt a
+//     message keystack wrote with --required-context: the required pair is
+//     authenticated but not stored, and keystack needs it back (-c).
+func TestJSESDKContextSortingAndRequiredKeys(t *testing.T) {
+	f := newJSFixture(t)
+	in, data := f.plaintext(t, "limits", 99, 300)
+	ordinary, nonBMP := filepath.Join(f.work, "locale-ordinary.js"), filepath.Join(f.work, "locale-nonbmp.js")
+	required := filepath.Join(f.work, "required.ks")
+	reqEC := map[string]string{"tenant": "acme", "purpose": "interop"}
+	keystack(t, append([]string{"encrypt", "-k", "rsa-sha256", "-k", "aes-256", "--required-context", "tenant",
+		"-i", in, "-o", required}, contextArgs(reqEC)...)...)
+	jobs := []jsJob{
+		{Op: "encrypt", Keys: []string{"aes-256"}, In: in, Out: ordinary, Suite: suiteCommitted, FrameLength: 64,
+			Context: jsContexts[1].ec, LocaleSorting: true},
+		{Op: "encrypt", Keys: []string{"aes-256"}, In: in, Out: nonBMP, Suite: suiteCommitted, FrameLength: 64,
+			Context: jsContexts[2].ec, LocaleSorting: true},
+		{Op: "decrypt", Keys: []string{"rsa-sha256"}, In: required, Out: required + ".rsa.out"},
+		{Op: "decrypt", Keys: []string{"aes-256"}, In: required, Out: required + ".aes.out"},
+	}
+	res := f.runJS(t, jobs)
+	if !res[0].OK || !res[1].OK {
+		t.Fatalf("JavaScript ESDK: %+v", res[:2])
+	}
+	f.ksDecrypt(t, ordinary, jsContexts[1].ec, data)
+	raw, err := os.ReadFile(nonBMP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg := f.mustReject(t, "context authenticated in locale order", raw, jsContexts[2].ec); !strings.Contains(msg, "aes-256: keystore: data key unwrap failed") {
+		t.Fatalf("locale-ordered context: want the AES unwrap to fail\n%s", msg)
+	}
+	for _, r := range res[2:] {
+		if r.OK {
+			t.Fatalf("JavaScript ESDK decrypted a message with a required context key it was not given: %+v", r)
+		}
+	}
+	f.ksDecrypt(t, required, reqEC, data)
 }
