@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
@@ -38,11 +39,11 @@ type jsesdk struct{ node, modules, script string }
 // either is missing, except under CI=true where that is a failure.
 func findJSESDK(t *testing.T) jsesdk {
 	t.Helper()
-	root, err := moduleRoot()
+	// go test runs in the package directory, cmd/keystack.
+	src, err := filepath.Abs(filepath.Join("..", "..", "interop", "jsesdk"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	src := filepath.Join(root, "interop", "jsesdk")
 	dir, err := jsesdkInstallDir(src)
 	if err != nil {
 		t.Fatal(err)
@@ -138,10 +139,14 @@ var jsKeySpecs = map[string]jsKey{
 }
 
 // newJSFixture creates a passphrase-less keystore (the passphrase plays no
-// part in interop) and imports fresh keys that the JavaScript keyrings
-// read from the same files.
+// part in interop) and imports the keys that the JavaScript keyrings read
+// from the same files.
 func newJSFixture(t *testing.T) *jsFixture {
 	sdk := findJSESDK(t)
+	material, err := jsKeyMaterial()
+	if err != nil {
+		t.Fatal(err)
+	}
 	work := t.TempDir()
 	t.Setenv("KEYSTACK_HOME", filepath.Join(work, "home"))
 	keystack(t, "init", "--insecure-no-passphrase")
@@ -149,12 +154,11 @@ func newJSFixture(t *testing.T) *jsFixture {
 	for id, k := range jsKeySpecs {
 		k.Namespace = "keystack-interop"
 		k.File = filepath.Join(work, id+".key")
+		writeKeyFile(t, k.File, material[id])
 		argv := []string{"key", "import", id, "--namespace", k.Namespace, "--key-name", k.Name}
 		if k.Type == "aes" {
-			writeKeyFile(t, k.File, base64.StdEncoding.EncodeToString(randomBytes(t, k.size)))
 			argv = append(argv, "--aes-key-file", k.File)
 		} else {
-			writeKeyFile(t, k.File, rsaPEM(t))
 			argv = append(argv, "--rsa-private-key-file", k.File, "--rsa-padding", k.Padding)
 		}
 		keystack(t, argv...)
@@ -163,25 +167,32 @@ func newJSFixture(t *testing.T) *jsFixture {
 	return f
 }
 
-func randomBytes(t *testing.T, n int) []byte {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
+// jsKeyMaterial is fresh key material per test process, shared by the
+// tests because RSA key generation is slow: base64 AES keys, PKCS#8 PEM
+// RSA keys.
+var jsKeyMaterial = sync.OnceValues(func() (map[string]string, error) {
+	m := map[string]string{}
+	for id, k := range jsKeySpecs {
+		if k.Type == "aes" {
+			b := make([]byte, k.size)
+			if _, err := rand.Read(b); err != nil {
+				return nil, err
+			}
+			m[id] = base64.StdEncoding.EncodeToString(b)
+			continue
+		}
+		key, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, err
+		}
+		m[id] = string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 	}
-	return b
-}
-
-func rsaPEM(t *testing.T) string {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
-}
+	return m, nil
+})
 
 func writeKeyFile(t *testing.T, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -629,7 +640,8 @@ func (f *jsFixture) mustReject(t *testing.T, what string, data []byte, ec map[st
 //     with String.localeCompare (aws-encryption-sdk-javascript issue 428;
 //     utf8Sorting: true, used everywhere else here, fixes it). Contexts
 //     whose keys sort alike in both orders still decrypt in keystack;
-//     others fail to unwrap (exit 3), as in the other official SDKs.
+//     others fail to unwrap (exit 3); the SDK's source notes that the other
+//     official SDKs fail alike.
 //   - it has no required-encryption-context CMM, so it cannot decrypt a
 //     message keystack wrote with --required-context: the required pair is
 //     authenticated but not stored, and keystack needs it back (-c).
