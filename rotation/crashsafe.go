@@ -1,9 +1,6 @@
 package rotation
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -19,8 +16,6 @@ import (
 // walks pass over them; the next rewrap of the message finishes or removes them.
 const scratchPrefix = ".ks-rewrap."
 
-var journalMagic = []byte("keystack-rewrap-journal-v1\n")
-
 // crashAt, set by tests, simulates a crash at a named step: the operation
 // stops there without any cleanup, as a killed process would.
 var crashAt func(step string) bool
@@ -30,10 +25,6 @@ var errSimulatedCrash = errors.New("simulated crash")
 func crash(step string) bool { return crashAt != nil && crashAt(step) }
 
 func isRewrapScratch(name string) bool { return strings.HasPrefix(name, scratchPrefix) }
-
-func journalPath(path string) string {
-	return filepath.Join(filepath.Dir(path), scratchPrefix+filepath.Base(path)+".journal")
-}
 
 // atomicWriteSize is the largest header rewritten without a journal: one
 // sector-aligned write of at most 512 bytes at offset 0, which storage
@@ -45,10 +36,10 @@ const atomicWriteSize = 512
 // length. A header of at most atomicWriteSize bytes is written directly: a
 // killed process leaves the write in the page cache, and a power cut
 // leaves the old or the new sector. A larger one is first made durable in
-// a journal, so a crash at any later point is finished by recoverJournal
-// (roll forward). With a flusher (batch mode) the header write is not
+// a journal bound to this file and its old header, so a crash at any later
+// point is finished by the next rewrap (see resolveJournal). With a flusher (batch mode) the header write is not
 // synced here: fl makes it durable later, and keeps the journal until then.
-func rewriteHeaderInPlace(f *os.File, path string, newHeader []byte, fl *flusher) error {
+func rewriteHeaderInPlace(f *os.File, path string, oldHeader, newHeader []byte, fl *flusher) error {
 	if len(newHeader) <= atomicWriteSize {
 		if err := writeHeaderAt(f, newHeader, fl == nil); err != nil {
 			return err
@@ -61,8 +52,12 @@ func rewriteHeaderInPlace(f *os.File, path string, newHeader []byte, fl *flusher
 		}
 		return nil
 	}
+	j, err := newJournal(f, oldHeader, newHeader)
+	if err != nil {
+		return err
+	}
 	jp := journalPath(path)
-	if err := writeFileSync(jp, journalBytes(newHeader)); err != nil {
+	if err := writeFileSync(jp, j.encode()); err != nil {
 		return fmt.Errorf("rewrap journal: %w", err)
 	}
 	if crash("journal-written") {
@@ -83,29 +78,6 @@ func rewriteHeaderInPlace(f *os.File, path string, newHeader []byte, fl *flusher
 	return os.Remove(jp)
 }
 
-// journalBytes is a journal: magic ‖ u32 header length ‖ header ‖ SHA-256
-// of all that, so a torn journal is recognised and ignored.
-func journalBytes(header []byte) []byte {
-	body := make([]byte, 0, len(journalMagic)+4+len(header)+sha256.Size)
-	body = append(body, journalMagic...)
-	body = binary.BigEndian.AppendUint32(body, uint32(len(header)))
-	body = append(body, header...)
-	sum := sha256.Sum256(body)
-	return append(body, sum[:]...)
-}
-
-func applyHeader(path string, header []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	if err := writeHeaderAt(f, header, true); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
 // writeHeaderAt writes header at offset 0 in one write and, with sync,
 // makes it durable.
 func writeHeaderAt(f *os.File, header []byte, sync bool) error {
@@ -117,45 +89,6 @@ func writeHeaderAt(f *os.File, header []byte, sync bool) error {
 	}
 	fileSyncs.Add(1)
 	return f.Sync()
-}
-
-// recoverJournal finishes an in-place rewrite a crash interrupted. A
-// journal that is not whole was never acted on, since the message is
-// touched only after the journal is synced.
-func recoverJournal(path string) error {
-	jp := journalPath(path)
-	data, err := os.ReadFile(jp)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if header, ok := parseJournal(data); ok {
-		if err := applyHeader(path, header); err != nil {
-			return fmt.Errorf("finishing interrupted rewrap: %w", err)
-		}
-	}
-	if err := os.Remove(jp); err != nil {
-		return err
-	}
-	return durable.SyncPath(filepath.Dir(path))
-}
-
-func parseJournal(data []byte) ([]byte, bool) {
-	n := len(journalMagic)
-	if len(data) < n+4+sha256.Size || !bytes.Equal(data[:n], journalMagic) {
-		return nil, false
-	}
-	body, sum := data[:len(data)-sha256.Size], data[len(data)-sha256.Size:]
-	if want := sha256.Sum256(body); !bytes.Equal(want[:], sum) {
-		return nil, false
-	}
-	hl := int(binary.BigEndian.Uint32(data[n:]))
-	if hl != len(body)-n-4 {
-		return nil, false
-	}
-	return body[n+4:], true
 }
 
 // isStaleTemp reports whether a scratch file is a new-file rewrap's temp

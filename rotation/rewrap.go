@@ -7,12 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/keystack/keystack/envelope"
@@ -54,6 +52,9 @@ type FileResult struct {
 	Outcome string `json:"outcome"`
 	InPlace bool   `json:"in_place,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+	// Journal is what RewrapFile did with a journal an interrupted rewrap
+	// left for this file (RewrapPaths reports journals in the summary).
+	Journal *JournalResult `json:"journal,omitempty"`
 }
 
 // RewrapSummary lists every file by outcome.
@@ -61,6 +62,9 @@ type RewrapSummary struct {
 	Rewrapped []FileResult `json:"rewrapped"`
 	Skipped   []FileResult `json:"skipped"`
 	Failed    []FileResult `json:"failed"`
+	// Journals are the journals of interrupted rewraps found and resolved
+	// before rewrapping; a JournalDiscarded one deserves a warning.
+	Journals []JournalResult `json:"journals"`
 }
 
 // RewrapPaths rewraps every message under paths (files and trees) to the
@@ -75,10 +79,20 @@ type RewrapSummary struct {
 // return; if it fails, the files it covered are reported failed. Progress
 // calls come before that flush. At every point before, a crash leaves each
 // path holding its old or its new message, as with RewrapFile.
+//
+// Journals of interrupted rewraps, in the trees and beside the files named,
+// are resolved first (except in a dry run): see RecoverJournals. A file
+// whose journal cannot be resolved fails and is not rewrapped.
 func RewrapPaths(ctx context.Context, paths []string, opts RewrapOptions) (*RewrapSummary, error) {
-	files, journals, err := listRewrapFiles(ctx, paths, opts.DryRun)
+	files, journals, err := scanPaths(ctx, paths, !opts.DryRun)
 	if err != nil {
 		return nil, err
+	}
+	jres, unresolved := []JournalResult{}, map[string]error{}
+	if !opts.DryRun {
+		if jres, unresolved, err = resolveEach(journals); err != nil {
+			return nil, err
+		}
 	}
 	var fl *flusher
 	if opts.Sync == SyncBatch && !opts.DryRun {
@@ -86,7 +100,7 @@ func RewrapPaths(ctx context.Context, paths []string, opts RewrapOptions) (*Rewr
 			return nil, err
 		}
 	}
-	results, crashed := rewrapAll(ctx, files, journals, opts, fl)
+	results, crashed := rewrapAll(ctx, files, unresolved, opts, fl)
 	if crashed || (fl != nil && crash("before-flush")) {
 		if fl != nil {
 			fl.abandon()
@@ -99,35 +113,16 @@ func RewrapPaths(ctx context.Context, paths []string, opts RewrapOptions) (*Rewr
 				return nil, err
 			}
 			failUnflushed(results, err)
-			return summarize(results), err
+			return summarize(results, jres), err
 		}
 	}
-	return summarize(results), ctx.Err()
-}
-
-// listRewrapFiles lists the files under paths and the rewrap journals
-// beside them, removing stale temp files unless dryRun.
-func listRewrapFiles(ctx context.Context, paths []string, dryRun bool) ([]string, map[string]bool, error) {
-	var files []string
-	journals := map[string]bool{}
-	scratch := func(p string) {
-		switch name := filepath.Base(p); {
-		case isStaleTemp(name) && !dryRun:
-			os.Remove(p)
-		case strings.HasSuffix(name, ".journal"):
-			journals[p] = true
-		}
-	}
-	err := walkFiles(ctx, paths, scratch, func(p string, _ fs.DirEntry) error {
-		files = append(files, p)
-		return nil
-	})
-	return files, journals, err
+	return summarize(results, jres), ctx.Err()
 }
 
 // rewrapAll rewraps files with opts.Workers workers until done or ctx is
-// cancelled. crashed reports a simulated crash (tests), which stops it.
-func rewrapAll(ctx context.Context, files []string, journals map[string]bool, opts RewrapOptions, fl *flusher) (results []FileResult, crashed bool) {
+// cancelled. Files in unresolved fail with their journal's error.
+// crashed reports a simulated crash (tests), which stops it.
+func rewrapAll(ctx context.Context, files []string, unresolved map[string]error, opts RewrapOptions, fl *flusher) (results []FileResult, crashed bool) {
 	results = make([]FileResult, len(files))
 	jobs := make(chan int)
 	var wg sync.WaitGroup
@@ -140,7 +135,11 @@ func rewrapAll(ctx context.Context, files []string, journals map[string]bool, op
 	for range workers {
 		wg.Go(func() {
 			for i := range jobs {
-				results[i] = rewrapFile(ctx, files[i], opts, journals[journalPath(files[i])], fl)
+				if err := unresolved[filepath.Clean(files[i])]; err != nil {
+					results[i] = FileResult{Path: files[i]}.fail(err)
+				} else {
+					results[i] = rewrapFile(ctx, files[i], opts, fl)
+				}
 				mu.Lock()
 				done++
 				crashed = crashed || (crashAt != nil && results[i].Reason == errSimulatedCrash.Error())
@@ -175,8 +174,8 @@ func failUnflushed(results []FileResult, err error) {
 	}
 }
 
-func summarize(results []FileResult) *RewrapSummary {
-	s := &RewrapSummary{Rewrapped: []FileResult{}, Skipped: []FileResult{}, Failed: []FileResult{}}
+func summarize(results []FileResult, journals []JournalResult) *RewrapSummary {
+	s := &RewrapSummary{Rewrapped: []FileResult{}, Skipped: []FileResult{}, Failed: []FileResult{}, Journals: journals}
 	for _, r := range results {
 		switch r.Outcome {
 		case Rewrapped, WouldRewrap:
@@ -198,20 +197,26 @@ func summarize(results []FileResult) *RewrapSummary {
 // the old one and renamed over it. Signed messages are re-signed in one pass.
 // At every point a crash leaves the path holding the old or the new message.
 // RewrapFile returns once the result is durable (fsync), whatever opts.Sync.
+// A journal an interrupted rewrap left for path is resolved first (except
+// in a dry run) and reported in the result: see RecoverJournals.
 func RewrapFile(ctx context.Context, path string, opts RewrapOptions) FileResult {
-	return rewrapFile(ctx, path, opts, true, nil)
+	var jr *JournalResult
+	if jp := journalPath(path); !opts.DryRun && exists(jp) {
+		r, err := resolveJournal(jp)
+		if err != nil {
+			return FileResult{Path: path, Journal: &r}.fail(err)
+		}
+		jr = &r
+	}
+	res := rewrapFile(ctx, path, opts, nil)
+	res.Journal = jr
+	return res
 }
 
-// rewrapFile is RewrapFile; a tree walk that saw no journal for path says
-// so with hasJournal, sparing a lookup per file. With a flusher, writes
-// are made durable by its flush instead of one by one.
-func rewrapFile(ctx context.Context, path string, opts RewrapOptions, hasJournal bool, fl *flusher) FileResult {
+// rewrapFile is RewrapFile once journals are resolved. With a flusher,
+// writes are made durable by its flush instead of one by one.
+func rewrapFile(ctx context.Context, path string, opts RewrapOptions, fl *flusher) FileResult {
 	res := FileResult{Path: path}
-	if hasJournal {
-		if err := recoverJournal(path); err != nil {
-			return res.fail(err)
-		}
-	}
 	flag := os.O_RDWR
 	if opts.DryRun {
 		flag = os.O_RDONLY
@@ -254,7 +259,7 @@ func rewrapFile(ctx context.Context, path string, opts RewrapOptions, hasJournal
 		return res
 	}
 	if res.InPlace {
-		err = rewriteHeaderInPlace(f, path, newHeader, fl)
+		err = rewriteHeaderInPlace(f, path, raw, newHeader, fl)
 	} else {
 		err = replaceHeader(path, newHeader, int64(old.HeaderLength), fl)
 	}

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -69,6 +67,10 @@ func rewrapAction(c *cli.Context) error {
 		return err
 	}
 	defer st.Close()
+	journals, err := recoverJournals(c, paths)
+	if err != nil {
+		return err
+	}
 	groups, total, err := planRewrap(c.Context, st, paths, c.StringSlice("key"))
 	if err != nil {
 		return err
@@ -79,6 +81,7 @@ func rewrapAction(c *cli.Context) error {
 	}
 	bar := newRewrapBar(c, total)
 	sum, runErr := runRewrap(c.Context, st, groups, base, bar)
+	sum.Journals = append(journals, sum.Journals...)
 	if err := printRewrapSummary(c, sum); err != nil {
 		return err
 	}
@@ -89,6 +92,23 @@ func rewrapAction(c *cli.Context) error {
 		return fmt.Errorf("rewrap: %d of %d files failed", n, total)
 	}
 	return nil
+}
+
+// recoverJournals resolves the journals interrupted rewraps left under
+// paths before any header is read for planning, and warns about each one
+// discarded because its path now holds another file. A dry run changes
+// nothing and leaves them.
+func recoverJournals(c *cli.Context, paths []string) ([]rotation.JournalResult, error) {
+	if c.Bool("dry-run") {
+		return []rotation.JournalResult{}, nil
+	}
+	results, err := rotation.RecoverJournals(c.Context, paths)
+	for _, r := range results {
+		if r.Outcome == rotation.JournalDiscarded {
+			warnf(c.App.ErrWriter, "rewrap journal of %s discarded: %s", r.Path, r.Reason)
+		}
+	}
+	return results, err
 }
 
 var syncModes = map[string]rotation.SyncMode{"batch": rotation.SyncBatch, "file": rotation.SyncPerFile}
@@ -107,7 +127,7 @@ type rewrapGroup struct {
 // store key made goes to the group without targets, where it fails rather
 // than silently losing a recipient. Non-messages go there too and are skipped.
 func planRewrap(ctx context.Context, st *keystore.Store, paths, explicit []string) ([]*rewrapGroup, int, error) {
-	files, err := listFiles(ctx, paths)
+	files, err := rotation.ListFiles(ctx, paths)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -187,27 +207,6 @@ func messageKeys(ctx context.Context, file string, owners map[[2]string]string) 
 	return keys, nil
 }
 
-// listFiles returns the regular files under paths in lexical order,
-// without following symbolic links.
-func listFiles(ctx context.Context, paths []string) ([]string, error) {
-	var files []string
-	for _, root := range paths {
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.Type().IsRegular() {
-				files = append(files, p)
-			}
-			return ctx.Err()
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return files, nil
-}
-
 // storeWideErrors stop a rewrap at once: no other group could do better.
 var storeWideErrors = []error{keystore.ErrBadPassphrase, keystore.ErrLocked, keystore.ErrCorruptStore,
 	keystore.ErrNotInitialized, errNoPassphrase}
@@ -217,7 +216,7 @@ var storeWideErrors = []error{keystore.ErrBadPassphrase, keystore.ErrLocked, key
 // others go on, unless the keys were given with -k or the whole store is
 // unusable: then it stops with the error.
 func runRewrap(ctx context.Context, st *keystore.Store, groups []*rewrapGroup, base rotation.RewrapOptions, bar *progressbar.ProgressBar) (*rotation.RewrapSummary, error) {
-	sum := &rotation.RewrapSummary{Rewrapped: []rotation.FileResult{}, Skipped: []rotation.FileResult{}, Failed: []rotation.FileResult{}}
+	sum := &rotation.RewrapSummary{Rewrapped: []rotation.FileResult{}, Skipped: []rotation.FileResult{}, Failed: []rotation.FileResult{}, Journals: []rotation.JournalResult{}}
 	offset := 0
 	for _, g := range groups {
 		opts, err := groupOptions(ctx, st, g, base)
@@ -237,6 +236,7 @@ func runRewrap(ctx context.Context, st *keystore.Store, groups []*rewrapGroup, b
 			sum.Rewrapped = append(sum.Rewrapped, s.Rewrapped...)
 			sum.Skipped = append(sum.Skipped, s.Skipped...)
 			sum.Failed = append(sum.Failed, s.Failed...)
+			sum.Journals = append(sum.Journals, s.Journals...)
 		}
 		if err != nil {
 			return sortSummary(sum), err
@@ -271,8 +271,8 @@ func groupOptions(ctx context.Context, st *keystore.Store, g *rewrapGroup, base 
 
 // targetEDKs describes the EDKs the targets' primary versions produce, so
 // that messages already on them are skipped without unwrapping. It returns
-// nil (no shortcut) when a target is not a local key, whose EDKs cannot be
-// predicted from the store alone.
+// nil (no shortcut) when a target's EDKs cannot be predicted from the
+// store alone (a BACKEND:REF spec, a PKCS#11 key).
 func targetEDKs(ctx context.Context, st *keystore.Store, keys []string) ([]keystore.EDKInfo, error) {
 	var out []keystore.EDKInfo
 	for _, name := range keys {
@@ -283,16 +283,31 @@ func targetEDKs(ctx context.Context, st *keystore.Store, keys []string) ([]keyst
 		if err != nil {
 			return nil, err
 		}
-		switch {
-		case k.Backend != keystore.BackendLocal:
+		t, ok := targetEDK(k)
+		if !ok {
 			return nil, nil
-		case k.Namespace != "":
-			out = append(out, keystore.EDKInfo{ProviderID: k.Namespace, KeyName: k.KeyName})
-		default:
-			out = append(out, keystore.EDKInfo{ProviderID: keystore.ProviderLocal, KeyName: keystore.VersionedKeyName(name, k.Primary)})
 		}
+		out = append(out, t)
 	}
 	return out, nil
+}
+
+// targetEDK is the EDK k's primary version writes: for a local key its
+// versioned name, for an AWS KMS key the key ARN KMS names in its EDKs.
+func targetEDK(k *keystore.KeyInfo) (keystore.EDKInfo, bool) {
+	switch {
+	case k.Backend == keystore.BackendLocal && k.Namespace != "":
+		return keystore.EDKInfo{ProviderID: k.Namespace, KeyName: k.KeyName}, true
+	case k.Backend == keystore.BackendLocal:
+		return keystore.EDKInfo{ProviderID: keystore.ProviderLocal, KeyName: keystore.VersionedKeyName(k.Name, k.Primary)}, true
+	case k.Backend == keystore.BackendAWSKMS:
+		for _, v := range k.Versions {
+			if v.Version == k.Primary && strings.HasPrefix(v.Ref, "arn:") && strings.Contains(v.Ref, ":key/") {
+				return keystore.EDKInfo{ProviderID: keystore.ProviderAWSKMS, KeyName: v.Ref}, true
+			}
+		}
+	}
+	return keystore.EDKInfo{}, false
 }
 
 var errNoRewrapTarget = errors.New("the message names a key outside the keystore: pass the target keys with -k")
