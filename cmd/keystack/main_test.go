@@ -53,6 +53,8 @@ func TestScripts(t *testing.T) {
 			"notemp":     cmdNoTemp,
 			"cutfile":    cmdCutFile,
 			"interrupt":  cmdInterrupt,
+			"gentree":    cmdGenTree,
+			"killrewrap": cmdKillRewrap,
 			"kms":        cmdKMS,
 			"softhsm":    cmdSoftHSM,
 			"specmsg":    cmdSpecMsg,

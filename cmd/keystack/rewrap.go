@@ -27,7 +27,8 @@ func rewrapCommand() *cli.Command {
 			"body is kept byte for byte. Targets are the -k keys' primary versions; without -k,\n" +
 			"each message moves to the primary versions of the store keys it already uses.\n" +
 			"A crash leaves each file whole (old or new); running rewrap again finishes the job\n" +
-			"and skips files already on their targets. Every file reported rewrapped is durable:\n" +
+			"and skips files already on their targets. A crash journal whose file has changed or\n" +
+			"gone since is discarded with a warning, never written. Every file reported rewrapped is durable:\n" +
 			"by default one flush per filesystem (syncfs) runs before the summary; --sync file\n" +
 			"fsyncs each file instead. Files that are not messages are skipped\n" +
 			"and never modified. Exits non-zero when any file failed.",
