@@ -34,6 +34,10 @@ var (
 	ErrInvalidKey = errors.New("hsm: invalid key parameters")
 	// ErrClosed is returned when using a Token after Close.
 	ErrClosed = errors.New("hsm: token closed")
+	// ErrUnavailable is matched by a CallError whose code says the device
+	// or token is gone or failing (CKR_DEVICE_ERROR, CKR_DEVICE_REMOVED,
+	// CKR_TOKEN_NOT_PRESENT, …): the key may be fine, the HSM is not there.
+	ErrUnavailable = errors.New("hsm: token unavailable")
 )
 
 // CallError is a failed PKCS#11 call. Its text names the C function and the
@@ -61,6 +65,9 @@ func (e *CallError) Unwrap() []error {
 		errs = append(errs, ErrPINIncorrect)
 	case pkcs11.CKR_PIN_LOCKED:
 		errs = append(errs, ErrPINLocked)
+	case pkcs11.CKR_DEVICE_ERROR, pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_DEVICE_MEMORY,
+		pkcs11.CKR_TOKEN_NOT_PRESENT, pkcs11.CKR_TOKEN_NOT_RECOGNIZED:
+		errs = append(errs, ErrUnavailable)
 	}
 	return errs
 }

@@ -16,6 +16,32 @@ type Backend interface {
 	Keyring(ctx context.Context, ref string) (envelope.Keyring, error)
 }
 
+// RefResolver is a Backend whose references have a canonical form that
+// messages record: AWS KMS EDKs name the key ARN, never the alias ARN a
+// key was registered by. CreateKey and RotateKeyTo store the resolved
+// reference (and the one given, as the version's Alias), so a key
+// registered by alias decrypts its own messages.
+type RefResolver interface {
+	// ResolveRef returns ref's canonical form; it may ask the backend.
+	ResolveRef(ctx context.Context, ref string) (string, error)
+}
+
+// resolveRef returns the reference to store for ref, and the alias it was
+// given as ("" when ref is already canonical).
+func (s *Store) resolveRef(ctx context.Context, backend, ref string) (resolved, alias string, err error) {
+	r, ok := s.backends[backend].(RefResolver)
+	if !ok {
+		return ref, "", nil
+	}
+	if resolved, err = r.ResolveRef(ctx, ref); err != nil {
+		return "", "", fmt.Errorf("keystore: %s backend: resolving the key reference: %w", backend, err)
+	}
+	if resolved == ref {
+		return ref, "", nil
+	}
+	return resolved, ref, nil
+}
+
 // splitSpec parses a key spec given to EncryptKeyring or DecryptKeyring:
 // "arn:aws…" is an AWS KMS ARN, "pkcs11:…" a PKCS#11 URI passed whole,
 // "BACKEND:REF" names a backend, and anything else is a store key name.

@@ -39,7 +39,8 @@ type ImportKeyOptions struct {
 
 // CreateKey adds a key with version 1 as primary. For the local backend it
 // generates a random AES-256 key, sealed in the store; for external backends
-// it records opts.Ref. It fails with ErrKeyExists, ErrInvalidName,
+// it records opts.Ref, resolved by the backend when it is a RefResolver
+// (a KMS alias ARN becomes its key ARN). It fails with ErrKeyExists, ErrInvalidName,
 // ErrBackendUnavailable, or ErrBadPassphrase/ErrLocked.
 func (s *Store) CreateKey(ctx context.Context, name string, opts CreateKeyOptions) (*KeyInfo, error) {
 	if err := s.authorize(ctx, policy.ActionCreateKey, name, 0, nil); err != nil {
@@ -55,6 +56,10 @@ func (s *Store) CreateKey(ctx context.Context, name string, opts CreateKeyOption
 	if err := s.checkExternal(backend, opts.Ref); err != nil {
 		return nil, err
 	}
+	ref, alias, err := s.resolveRef(ctx, backend, opts.Ref)
+	if err != nil {
+		return nil, err
+	}
 	var material []byte
 	if backend == BackendLocal {
 		var err error
@@ -68,7 +73,7 @@ func (s *Store) CreateKey(ctx context.Context, name string, opts CreateKeyOption
 		rec.Kind = aesKind(len(material))
 	}
 	return s.addKey(ctx, name, rec, material != nil, func(v *versionRecord, seal func([]byte) ([]byte, error)) (err error) {
-		v.Ref = opts.Ref
+		v.Ref, v.Alias = ref, alias
 		if material != nil {
 			v.Material, err = seal(material)
 		}

@@ -102,9 +102,13 @@ func (s *Store) keyDecryptKeyrings(ctx context.Context, f *storeFile, name strin
 	if lenient && k.Backend != BackendLocal && s.backends[k.Backend] == nil {
 		return nil, nil
 	}
-	var krs []envelope.Keyring
+	var krs, refusals []envelope.Keyring
 	seenRef := map[string]bool{}
 	for _, v := range k.Versions {
+		if r := refusal(name, k, v); r != nil {
+			refusals = append(refusals, r)
+			continue
+		}
 		if !v.State.canDecrypt() || v.Version < k.MinDecrypt || (k.Backend == BackendLocal && len(v.Material) == 0) || seenRef[v.Ref] {
 			continue
 		}
@@ -121,7 +125,7 @@ func (s *Store) keyDecryptKeyrings(ctx context.Context, f *storeFile, name strin
 	if len(krs) == 0 && !lenient {
 		return nil, fmt.Errorf("%w: no version of %q can decrypt", ErrKeyDisabled, name)
 	}
-	return krs, nil
+	return append(krs, refusals...), nil
 }
 
 // versionKeyring builds the keyring of one key version. Local keys get

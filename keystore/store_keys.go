@@ -61,7 +61,11 @@ type VersionInfo struct {
 	State   VersionState `json:"state"`
 	Created time.Time    `json:"created"`
 	// Ref is the ARN or PKCS#11 URI for external backends; empty for local keys.
-	Ref     string  `json:"ref,omitempty"`
+	Ref string `json:"ref,omitempty"`
+	// Alias is the reference the version was registered by when the
+	// backend resolved it to Ref (a KMS alias ARN; Ref is the key ARN it
+	// named then, which is what messages record).
+	Alias   string  `json:"alias,omitempty"`
 	History []Event `json:"history,omitempty"`
 	// DestroyAt is when a pending-destruction version becomes due for
 	// DestroyDueVersions; zero in every other state.

@@ -12,10 +12,6 @@ import (
 	"github.com/keystack/keystack/keystore"
 )
 
-func init() {
-	usageErrors = append(usageErrors, keystore.ErrInvalidCacheOptions)
-}
-
 // cacheFlags configure the data-key cache (ESDK framework/caching-cmm.md).
 // It pays off with --recursive over many files: one KMS or HSM call then
 // serves many messages.

@@ -16,12 +16,6 @@ import (
 	"github.com/keystack/keystack/hsm"
 )
 
-func init() {
-	keyErrors = append(keyErrors, hsm.ErrModule, hsm.ErrTokenNotFound, hsm.ErrKeyNotFound, hsm.ErrKeyExists,
-		hsm.ErrPINIncorrect, hsm.ErrPINLocked, hsm.ErrNoPIN, hsm.ErrInvalidKey, hsm.ErrClosed)
-	usageErrors = append(usageErrors, hsm.ErrInvalidURI)
-}
-
 // Where the PKCS#11 module comes from when the URI has no module-path.
 const (
 	envPKCS11Module     = "KEYSTACK_PKCS11_MODULE"

@@ -107,7 +107,7 @@ func keyCreateAction(c *cli.Context) error {
 		Backend: backend, Ref: ref, Description: c.String("description"),
 	})
 	if err != nil {
-		return err
+		return kmsFailure(err) // resolving an alias asks KMS
 	}
 	fmt.Fprintf(c.App.ErrWriter, "keystack: created key %s\n", a[0])
 	return nil
@@ -132,6 +132,7 @@ type versionView struct {
 	State   string    `json:"state"`
 	Created time.Time `json:"created"`
 	Ref     string    `json:"ref,omitempty"`
+	Alias   string    `json:"alias,omitempty"`
 }
 
 func viewKey(k *keystore.KeyInfo) keyView {
@@ -143,6 +144,7 @@ func viewKey(k *keystore.KeyInfo) keyView {
 	for _, ver := range k.Versions {
 		v.Versions = append(v.Versions, versionView{
 			Version: ver.Version, State: fmt.Sprint(ver.State), Created: ver.Created, Ref: ver.Ref,
+			Alias: ver.Alias,
 		})
 	}
 	return v
@@ -193,7 +195,11 @@ func printKey(w io.Writer, v keyView) {
 	fmt.Fprintf(w, "description: %s\ncreated:     %s\nprimary:     v%d\nversions:\n",
 		v.Description, v.Created.UTC().Format(time.RFC3339), v.Primary)
 	for _, ver := range v.Versions {
-		fmt.Fprintf(w, "  v%d  %s  %s  %s\n", ver.Version, ver.State, ver.Created.UTC().Format(time.RFC3339), ver.Ref)
+		ref := ver.Ref
+		if ver.Alias != "" {
+			ref += " (registered as " + ver.Alias + ")"
+		}
+		fmt.Fprintf(w, "  v%d  %s  %s  %s\n", ver.Version, ver.State, ver.Created.UTC().Format(time.RFC3339), ref)
 	}
 }
 

@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -20,11 +22,6 @@ import (
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
 )
-
-func init() {
-	// Bad KMS key identifiers and options are key errors (exit 4).
-	keyErrors = append(keyErrors, awskms.ErrInvalidKeyID, awskms.ErrInvalidOptions, awskms.ErrNoEncryptKey)
-}
 
 // kmsFlags configure the AWS KMS client of encrypt and decrypt. Credentials
 // come from the AWS SDK's usual chain (environment, shared files, SSO,
@@ -35,7 +32,40 @@ func kmsFlags() []cli.Flag {
 			Usage: "AWS KMS endpoint `URL` for every Region (default: the SDK's)"},
 		&cli.StringSliceFlag{Name: "grant-token", Usage: "KMS grant token `T` sent with every KMS call (repeatable)"},
 		&cli.StringFlag{Name: "region", Usage: "default AWS `REGION` (key ARNs name their own Region)"},
+		kmsTimeoutFlag(),
 	}
+}
+
+// envKMSTimeout sets --kms-timeout for every command, including those
+// without the flag (rewrap, key rotate).
+const envKMSTimeout = "KEYSTACK_KMS_TIMEOUT"
+
+func kmsTimeoutFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "kms-timeout", EnvVars: []string{envKMSTimeout}, Value: awskms.DefaultTimeout,
+		Usage: "give up on a KMS call, retries included, after `DURATION`; an unreachable KMS fails the command within about this long"}
+}
+
+// kmsTimeout is --kms-timeout, else $KEYSTACK_KMS_TIMEOUT (commands
+// without the flag), else the default. An unusable value gets a warning
+// and the default: it must never mean "wait forever".
+func kmsTimeout(c *cli.Context) time.Duration {
+	d, src := c.Duration("kms-timeout"), "--kms-timeout"
+	if d == 0 && !c.IsSet("kms-timeout") {
+		env, ok := os.LookupEnv(envKMSTimeout)
+		if !ok || env == "" {
+			return awskms.DefaultTimeout
+		}
+		var err error
+		if d, err = time.ParseDuration(env); err != nil {
+			d = 0
+		}
+		src = "$" + envKMSTimeout
+	}
+	if d <= 0 {
+		warnf(c.App.ErrWriter, "%s: want a positive duration such as 10s; using %v", src, awskms.DefaultTimeout)
+		return awskms.DefaultTimeout
+	}
+	return d
 }
 
 // discoveryFlags are decrypt's AWS KMS discovery flags
@@ -53,6 +83,7 @@ func keyCreateFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "kms-key", Usage: "with --backend aws-kms, the KMS key `ARN` (key or alias ARN)"},
 		&cli.StringFlag{Name: "pkcs11-uri", Usage: "with --backend pkcs11, the RFC 7512 `URI` of the HSM key (object= required, no pin-value)"},
+		kmsTimeoutFlag(),
 	}
 }
 
@@ -60,6 +91,7 @@ func keyCreateFlags() []cli.Flag {
 func kmsOptions(c *cli.Context) awskms.Options {
 	return awskms.Options{
 		Endpoint: c.String("kms-endpoint"), Region: c.String("region"), GrantTokens: c.StringSlice("grant-token"),
+		Timeout: kmsTimeout(c),
 	}
 }
 
@@ -119,6 +151,18 @@ func (b *lazyBackend) Keyring(_ context.Context, ref string) (envelope.Keyring, 
 		return nil, err
 	}
 	return &lazyKeyring{b: b, ref: ref}, nil
+}
+
+// ResolveRef resolves ref through the backend when it can (an AWS KMS
+// alias ARN to its key ARN, at key create); this opens the backend.
+func (b *lazyBackend) ResolveRef(ctx context.Context, ref string) (string, error) {
+	if err := b.check(ref); err != nil {
+		return "", err
+	}
+	if r, ok := b.get().(keystore.RefResolver); ok {
+		return r.ResolveRef(ctx, ref)
+	}
+	return ref, nil
 }
 
 // Close closes the backend if it was opened and can be closed: the
@@ -248,12 +292,13 @@ func createRef(c *cli.Context) (backend, ref string, err error) {
 }
 
 // kmsFailure marks a failed KMS or PKCS#11 call while encrypting as a key
-// error (exit 4): the key is missing, disabled, denied or unreachable.
-// Decryption failures already report every key tried (exit 3).
+// error (exit 4): the key is missing, disabled or denied. An unreachable
+// backend keeps its own class (exit 6). Decryption failures already
+// report every key tried and are classified by explainNoDecryptKey.
 func kmsFailure(err error) error {
 	var ke *awskms.KMSError
 	var ce *hsm.CallError
-	if errors.As(err, &ke) || errors.As(err, &ce) {
+	if (errors.As(err, &ke) || errors.As(err, &ce)) && !isAny(err, unavailableErrors) {
 		return &codedError{code: exitKey, err: err}
 	}
 	return err

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -74,17 +76,91 @@ func (f *kmsFixture) env(dir string) map[string]string {
 	}
 }
 
-// kmsServers maps a running script to its server, for "kms calls".
-var kmsServers sync.Map
+// kmsServers maps a running script to its server, for "kms calls";
+// kmsHangs maps it to its "kms hang" listener.
+var kmsServers, kmsHangs sync.Map
+
+// hangListener accepts TCP connections on loopback and never answers:
+// KMS that takes requests and never replies. It counts the connections.
+type hangListener struct {
+	ln    net.Listener
+	conns atomic.Int32
+	mu    sync.Mutex
+	held  []net.Conn
+}
+
+func newHangListener() (*hangListener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	h := &hangListener{ln: ln}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			h.conns.Add(1)
+			h.mu.Lock()
+			h.held = append(h.held, c) // held open, never read or answered
+			h.mu.Unlock()
+		}
+	}()
+	return h, nil
+}
+
+func (h *hangListener) Close() {
+	h.ln.Close()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.held {
+		c.Close()
+	}
+}
+
+// deadURL is a loopback URL where nothing listens: a port just freed.
+func deadURL() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	return "http://" + addr, ln.Close()
+}
 
 // cmdKMS runs "kms start": a kmstest server for the rest of the script,
-// with $KMS_KEY_ARN, $KMS_KEY2_ARN, $KMS_ALIAS_ARN and $KMS_ACCOUNT set; and
-// "kms calls OP N", which fails unless the server saw N OP requests.
+// with $KMS_KEY_ARN, $KMS_KEY2_ARN, $KMS_ALIAS_ARN and $KMS_ACCOUNT set;
+// "kms calls OP N", which fails unless the server saw N OP requests;
+// "kms hang", a listener at $KMS_HANG_URL that accepts and never answers;
+// "kms hangconns N", which fails unless it took N connections; and
+// "kms dead", $KMS_DEAD_URL where nothing listens.
 func cmdKMS(ts *testscript.TestScript, neg bool, args []string) {
+	const usage = "usage: kms start | kms calls OP N | kms requests OP [KEY...] | kms rotation KEY DAYS | kms hang | kms hangconns N | kms dead"
 	if neg || len(args) == 0 {
-		ts.Fatalf("usage: kms start | kms calls OP N")
+		ts.Fatalf(usage)
 	}
 	switch {
+	case args[0] == "hang" && len(args) == 1:
+		h, err := newHangListener()
+		ts.Check(err)
+		ts.Defer(h.Close)
+		kmsHangs.Store(ts, h)
+		ts.Setenv("KMS_HANG_URL", "http://"+h.ln.Addr().String())
+	case args[0] == "hangconns" && len(args) == 2:
+		h, ok := kmsHangs.Load(ts)
+		if !ok {
+			ts.Fatalf("kms hangconns: run kms hang first")
+		}
+		want, err := strconv.Atoi(args[1])
+		ts.Check(err)
+		if got := h.(*hangListener).conns.Load(); int(got) != want {
+			ts.Fatalf("kms hang listener took %d connections, want %d", got, want)
+		}
+	case args[0] == "dead" && len(args) == 1:
+		u, err := deadURL()
+		ts.Check(err)
+		ts.Setenv("KMS_DEAD_URL", u)
 	case args[0] == "start" && len(args) == 1:
 		f, err := newKMSFixture()
 		ts.Check(err)
@@ -108,7 +184,7 @@ func cmdKMS(ts *testscript.TestScript, neg bool, args []string) {
 	case args[0] == "rotation" && len(args) == 3:
 		kmsRotation(ts, scriptKMS(ts), args[1], args[2])
 	default:
-		ts.Fatalf("usage: kms start | kms calls OP N | kms requests OP [KEY...] | kms rotation KEY DAYS")
+		ts.Fatalf(usage)
 	}
 }
 

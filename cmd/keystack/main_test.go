@@ -48,6 +48,7 @@ func TestScripts(t *testing.T) {
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode":   cmdExitCode,
+			"within":     cmdWithin,
 			"genfile":    cmdGenFile,
 			"flipbyte":   cmdFlipByte,
 			"notemp":     cmdNoTemp,
@@ -83,15 +84,7 @@ func cmdExitCode(ts *testscript.TestScript, neg bool, args []string) {
 	if err != nil {
 		ts.Fatalf("exitcode: %v", err)
 	}
-	got := 0
-	if err := ts.Exec(args[1], args[2:]...); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			ts.Fatalf("exitcode: %v", err)
-		}
-		got = ee.ExitCode()
-	}
-	if got != want {
+	if got := exitStatus(ts, ts.Exec(args[1], args[2:]...)); got != want {
 		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
 	}
 }
@@ -197,6 +190,43 @@ func cmdInterrupt(ts *testscript.TestScript, neg bool, args []string) {
 	if !strings.Contains(stderr.String(), "keystack: error: interrupted") {
 		ts.Fatalf("stderr does not say interrupted")
 	}
+}
+
+// cmdWithin runs "within DURATION N prog args...": like exitcode N, and
+// fails unless prog also ends within DURATION. A prog still running then
+// fails the script at once (which ends prog), so a hang cannot stall it.
+func cmdWithin(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 3 {
+		ts.Fatalf("usage: within DURATION N prog args...")
+	}
+	limit, err := time.ParseDuration(args[0])
+	ts.Check(err)
+	want, err := strconv.Atoi(args[1])
+	ts.Check(err)
+	start := time.Now()
+	errc := make(chan error, 1)
+	go func() { errc <- ts.Exec(args[2], args[3:]...) }()
+	select {
+	case err = <-errc:
+	case <-time.After(limit):
+		ts.Fatalf("%s did not finish within %v", args[2], limit)
+	}
+	ts.Logf("%s took %v", args[2], time.Since(start).Round(time.Millisecond))
+	if got := exitStatus(ts, err); got != want {
+		ts.Fatalf("%s exited with %d, want %d", args[2], got, want)
+	}
+}
+
+// exitStatus is the exit code of a finished ts.Exec.
+func exitStatus(ts *testscript.TestScript, err error) int {
+	if err == nil {
+		return 0
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		ts.Fatalf("exec: %v", err)
+	}
+	return ee.ExitCode()
 }
 
 // waitForReads writes n bytes into the pipe w and returns once they are

@@ -10,12 +10,14 @@ import (
 	"io"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/hsm"
 	"github.com/keystack/keystack/internal/atomicfile"
 	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keystore/awskms"
 	"github.com/keystack/keystack/policy"
 )
 
-// Exit codes, documented in doc.go and in the help text.
+// Exit codes, documented in doc.go, README.md and the help text.
 const (
 	exitOK          = 0
 	exitError       = 1
@@ -23,17 +25,21 @@ const (
 	exitAuth        = 3
 	exitKey         = 4
 	exitDenied      = 5
+	exitUnavailable = 6
 	exitInterrupted = 130
 )
 
 const exitCodesHelp = `EXIT CODES:
    0    success
-   1    general or I/O error
+   1    general or I/O error (including a decision the audit log could not record)
    2    usage error (bad flags, missing or extra arguments)
    3    authentication or decryption failure (wrong or missing key, context
-        mismatch, tampered, truncated or malformed message)
-   4    key or keystore error (key not found, bad passphrase, invalid key)
+        mismatch or missing required context, tampered, truncated or malformed message)
+   4    key or keystore error (key not found, bad passphrase, invalid key,
+        key version disabled or destroyed)
    5    access denied by policy
+   6    key backend unavailable (KMS did not answer, PKCS#11 module or token
+        could not be opened); nothing was decrypted or written
    130  interrupted (143 for SIGTERM, 129 for SIGHUP)
 `
 
@@ -55,45 +61,56 @@ type codedError struct {
 func (e *codedError) Error() string { return e.err.Error() }
 func (e *codedError) Unwrap() error { return e.err }
 
-// authErrors are the failure classes of an input that is not an authentic
-// message we can decrypt.
-var authErrors = []error{
-	envelope.ErrAuthentication, envelope.ErrNoDecryptKey, envelope.ErrContextMismatch,
-	envelope.ErrTruncated, envelope.ErrTrailingData, envelope.ErrMalformed,
-	envelope.ErrUnsupportedSuite, envelope.ErrTooManyEncryptedDataKeys, envelope.ErrFrameTooLarge,
+// exitClass is a failure class: the errors (matched with errors.Is) that
+// exit with code.
+type exitClass struct {
+	code int
+	errs []error
 }
 
-// keyErrors are the failure classes of keys and the keystore.
-var keyErrors = []error{
-	keystore.ErrInvalidKey, keystore.ErrNoPrivateKey, keystore.ErrKeyNotFound, keystore.ErrKeyExists,
-	keystore.ErrInvalidName, keystore.ErrBadPassphrase, keystore.ErrLocked, keystore.ErrNotInitialized,
-	keystore.ErrExists, keystore.ErrBackendUnavailable, keystore.ErrCorruptStore, keystore.ErrKeyDisabled,
-	keystore.ErrNotSupported, errNoPassphrase,
+// exitClasses is the one table of exit codes. exitCode takes the first
+// class err matches, so the more specific classes come first: a decision
+// the audit log failed to record also matches policy.ErrAccessDenied but
+// is an I/O failure, and an unreachable backend is not a wrong key.
+var exitClasses = []exitClass{
+	{exitError, []error{policy.ErrAuditFailed}},
+	{exitUsage, []error{envelope.ErrInvalidOptions, envelope.ErrInvalidContext, keystore.ErrInvalidOptions,
+		keystore.ErrInvalidCacheOptions, hsm.ErrInvalidURI}},
+	{exitDenied, []error{policy.ErrAccessDenied}},
+	{exitUnavailable, unavailableErrors},
+	{exitAuth, []error{envelope.ErrAuthentication, envelope.ErrNoDecryptKey, envelope.ErrContextMismatch,
+		errRequiredContext, envelope.ErrTruncated, envelope.ErrTrailingData, envelope.ErrMalformed,
+		envelope.ErrUnsupportedSuite, envelope.ErrTooManyEncryptedDataKeys, envelope.ErrFrameTooLarge}},
+	{exitKey, []error{keystore.ErrInvalidKey, keystore.ErrNoPrivateKey, keystore.ErrKeyNotFound, keystore.ErrKeyExists,
+		keystore.ErrInvalidName, keystore.ErrBadPassphrase, keystore.ErrLocked, keystore.ErrNotInitialized,
+		keystore.ErrExists, keystore.ErrBackendUnavailable, keystore.ErrCorruptStore, keystore.ErrKeyDisabled,
+		keystore.ErrNotSupported, errNoPassphrase,
+		awskms.ErrInvalidKeyID, awskms.ErrInvalidOptions, awskms.ErrNoEncryptKey,
+		hsm.ErrKeyNotFound, hsm.ErrKeyExists, hsm.ErrPINIncorrect, hsm.ErrPINLocked, hsm.ErrNoPIN,
+		hsm.ErrInvalidKey, hsm.ErrClosed}},
 }
 
-// usageErrors are library errors caused by the flags given.
-var usageErrors = []error{envelope.ErrInvalidOptions, envelope.ErrInvalidContext, keystore.ErrInvalidOptions}
-
-// deniedErrors are the policy failure classes.
-var deniedErrors = []error{policy.ErrAccessDenied}
+// unavailableErrors mean the key backend could not be reached or opened:
+// the key itself may be fine, so trying again later may work.
+var unavailableErrors = []error{awskms.ErrUnavailable, hsm.ErrModule, hsm.ErrTokenNotFound, hsm.ErrUnavailable}
 
 // exitCode maps err to the documented exit code.
 func exitCode(err error) int {
 	var ce *codedError
 	var ue *usageError
+	err = explainNoDecryptKey(err)
 	switch {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &ce):
 		return ce.code
-	case errors.As(err, &ue) || isAny(err, usageErrors):
+	case errors.As(err, &ue):
 		return exitUsage
-	case isAny(err, deniedErrors):
-		return exitDenied
-	case isAny(err, authErrors):
-		return exitAuth
-	case isAny(err, keyErrors):
-		return exitKey
+	}
+	for _, c := range exitClasses {
+		if isAny(err, c.errs) {
+			return c.code
+		}
 	}
 	return exitError
 }
@@ -109,6 +126,7 @@ func isAny(err error, targets []error) bool {
 
 // printError writes err, and a hint when one helps, to w.
 func printError(w io.Writer, err error) {
+	err = explainNoDecryptKey(err)
 	fmt.Fprintf(w, "keystack: error: %v\n", err)
 	if h := hint(err); h != "" {
 		fmt.Fprintf(w, "keystack: hint: %s\n", h)
@@ -120,6 +138,16 @@ func hint(err error) string {
 	switch {
 	case errors.As(err, &ue):
 		return "run \"keystack help\" or \"keystack COMMAND --help\" for usage"
+	case errors.Is(err, policy.ErrAuditFailed):
+		return "the audit log could not record the decision, so nothing was done: check free space and permissions of the keystore directory"
+	case errors.Is(err, awskms.ErrUnavailable):
+		return "check the network and the KMS endpoint (--kms-endpoint, $AWS_ENDPOINT_URL_KMS); --kms-timeout bounds each KMS call"
+	case isAny(err, unavailableErrors):
+		return "check the PKCS#11 module path (--module, $KEYSTACK_PKCS11_MODULE or the URI's module-path) and that the token is present"
+	case errors.Is(err, keystore.ErrKeyDisabled):
+		return "see \"keystack key show NAME\"; a disabled version decrypts again after \"keystack key version enable NAME --version N\", a destroyed one never"
+	case errors.Is(err, errRequiredContext):
+		return "give every pair the message was encrypted with as -c KEY=VALUE, required ones included; \"keystack inspect\" lists only the stored pairs"
 	case errors.Is(err, atomicfile.ErrExist):
 		return "pass --force to overwrite it"
 	case errors.Is(err, atomicfile.ErrNotRegular):

@@ -136,3 +136,27 @@ func (b *Backend) RotationStatus(ctx context.Context, keyARN string) (RotationSt
 	return RotationStatus{Enabled: out.KeyRotationEnabled, PeriodDays: int(aws.ToInt32(out.RotationPeriodInDays)),
 		NextRotation: aws.ToTime(out.NextRotationDate)}, nil
 }
+
+// ResolveRef implements keystore.RefResolver: an alias ARN becomes the key
+// ARN it names now (DescribeKey), because messages record the key ARN and
+// a strict keyring decrypts only EDKs of the key ARNs it holds. A key ARN
+// is returned as is, without a KMS call.
+func (b *Backend) ResolveRef(ctx context.Context, ref string) (string, error) {
+	c, alias, err := b.client(ctx, ref)
+	if err != nil || alias.isKey() {
+		return ref, err
+	}
+	out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(alias.raw)})
+	if err != nil {
+		return "", kmsError("DescribeKey", alias.raw, err)
+	}
+	arn := ""
+	if out.KeyMetadata != nil {
+		arn = aws.ToString(out.KeyMetadata.Arn)
+	}
+	key, err := parseARN(arn)
+	if err != nil || !key.isKey() || key.region != alias.region || key.account != alias.account || key.partition != alias.partition {
+		return "", fmt.Errorf("%w: DescribeKey of %s answered with key %q", ErrBadResponse, alias.raw, arn)
+	}
+	return key.raw, nil
+}

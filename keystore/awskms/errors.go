@@ -3,6 +3,8 @@ package awskms
 import (
 	"errors"
 	"fmt"
+	"net"
+	"time"
 
 	"github.com/aws/smithy-go"
 )
@@ -23,7 +25,71 @@ var (
 	// ErrBadResponse is returned when KMS answers for a different key than
 	// the one asked, or with a data key of the wrong length.
 	ErrBadResponse = errors.New("awskms: unexpected KMS response")
+	// ErrUnavailable is matched by a failed KMS call when KMS could not
+	// serve it: no answer (connection refused or reset, DNS failure, no
+	// answer within Options.Timeout; see NoAnswerError), or an answer that
+	// KMS itself is failing (KMSInternalException, DependencyTimeoutException,
+	// throttled through every retry). The key itself may be fine.
+	ErrUnavailable = errors.New("awskms: KMS unavailable")
 )
+
+// unavailableCodes are the AWS error codes that mean KMS could not serve
+// the call now, whatever the key.
+var unavailableCodes = map[string]bool{
+	"KMSInternalException": true, "DependencyTimeoutException": true,
+	"ThrottlingException": true, "ServiceUnavailableException": true,
+}
+
+// NoAnswerError is a KMS call that got no answer: the Region's endpoint
+// refused or dropped the connection, or did not answer within Timeout.
+// Earlier is set when the call was not sent because an earlier call to
+// the Region got no answer a moment ago. It matches ErrUnavailable.
+type NoAnswerError struct {
+	Region   string
+	Timeout  time.Duration
+	TimedOut bool
+	Earlier  bool
+	Err      error
+}
+
+func (e *NoAnswerError) Error() string {
+	var msg string
+	if e.TimedOut {
+		msg = fmt.Sprintf("KMS in %s did not answer within %v", e.Region, e.Timeout)
+	} else {
+		msg = fmt.Sprintf("cannot reach KMS in %s: %v", e.Region, rootCause(e.Err))
+	}
+	if e.Earlier {
+		msg += " (an earlier call; not retried yet)"
+	}
+	return msg
+}
+
+func (e *NoAnswerError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrUnavailable) true.
+func (e *NoAnswerError) Is(target error) bool { return target == ErrUnavailable }
+
+// rootCause is the network error inside err ("dial tcp …: connection
+// refused"), else its innermost error: the SDK's "operation error KMS: …,
+// exceeded maximum number of attempts, …" prefixes say nothing new.
+func rootCause(err error) error {
+	var oe *net.OpError
+	var de *net.DNSError
+	switch {
+	case errors.As(err, &de):
+		return de
+	case errors.As(err, &oe):
+		return oe
+	}
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
+}
 
 // KMSError reports a failed KMS call: the operation, the key it named and,
 // when KMS answered, the AWS error code (AccessDeniedException,
@@ -47,10 +113,18 @@ func (e *KMSError) Error() string {
 		}
 		return fmt.Sprintf("awskms: %s with %s: %s%s", e.Op, e.KeyID, e.Code, msg)
 	}
+	var na *NoAnswerError
+	if errors.As(e.Err, &na) { // without the SDK's "operation error KMS: Op," prefix
+		return fmt.Sprintf("awskms: %s with %s: %v", e.Op, e.KeyID, na)
+	}
 	return fmt.Sprintf("awskms: %s with %s: %v", e.Op, e.KeyID, e.Err)
 }
 
 func (e *KMSError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrUnavailable) true for the AWS error codes of a
+// KMS that cannot serve now; a NoAnswerError inside matches by itself.
+func (e *KMSError) Is(target error) bool { return target == ErrUnavailable && unavailableCodes[e.Code] }
 
 // kmsError wraps an SDK error, extracting its AWS error code.
 func kmsError(op, keyID string, err error) error {

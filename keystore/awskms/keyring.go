@@ -48,6 +48,11 @@ type Options struct {
 	// MaxAttempts and MaxBackoff bound the SDK's retries (default 5 and 2s).
 	MaxAttempts int
 	MaxBackoff  time.Duration
+	// Timeout bounds each KMS call, its retries included (default
+	// DefaultTimeout). A call that gets no answer fails with a
+	// NoAnswerError, and calls to the same Region then fail at once for a
+	// minute, so an unreachable KMS costs a command one Timeout per Region.
+	Timeout time.Duration
 }
 
 // Keyring is an envelope.Keyring backed by AWS KMS. It is safe for concurrent use.

@@ -1,0 +1,66 @@
+package keystore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/keystack/keystack/envelope"
+)
+
+// refusedVersion stands in, on decrypt, for a local key version that may
+// not decrypt (disabled, pending destruction, destroyed, or below the
+// key's minimum decryption version). It never unwraps anything: when a
+// message's EDK names the version, the attempt says which version and
+// why, instead of the EDK going unclaimed as if the store did not know it.
+type refusedVersion struct {
+	match  func(envelope.EncryptedDataKey) bool
+	reason error
+}
+
+// refusal returns the refusedVersion of v, or nil when v may decrypt or
+// is not a local key version (external keys' EDKs name no version).
+func refusal(name string, k *keyRecord, v *versionRecord) envelope.Keyring {
+	if k.Backend != BackendLocal {
+		return nil
+	}
+	var why string
+	switch {
+	case !v.State.canDecrypt():
+		why = string(v.State)
+	case v.Version < k.MinDecrypt:
+		why = fmt.Sprintf("below the key's minimum decryption version %d", k.MinDecrypt)
+	default:
+		return nil
+	}
+	ns, keyName := ProviderLocal, VersionedKeyName(name, v.Version)
+	if k.Namespace != "" {
+		ns, keyName = k.Namespace, k.KeyName
+	}
+	return &refusedVersion{
+		match: func(e envelope.EncryptedDataKey) bool {
+			return e.ProviderID == ns && DescribeEDK(e).KeyName == keyName
+		},
+		reason: fmt.Errorf("%w: version %d of %q is %s", ErrKeyDisabled, v.Version, name, why),
+	}
+}
+
+// OnEncrypt refuses: a refusedVersion only ever explains a decrypt.
+func (r *refusedVersion) OnEncrypt(context.Context, *envelope.EncryptionMaterials) error {
+	return r.reason
+}
+
+// OnDecrypt reports the version's state for each EDK that names it.
+func (r *refusedVersion) OnDecrypt(_ context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
+	nerr := &envelope.NoDecryptKeyError{}
+	if m.DataKey != nil {
+		return nil
+	}
+	for _, e := range edks {
+		if r.match(e) {
+			nerr.Attempts = append(nerr.Attempts, envelope.KeyAttempt{ProviderID: e.ProviderID,
+				KeyName: DescribeEDK(e).KeyName, Err: r.reason})
+			break
+		}
+	}
+	return nerr
+}
