@@ -7,6 +7,7 @@ package main
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/keystack/keystack/envelope"
@@ -32,7 +33,7 @@ type decryptCause struct {
 // decryptCauses rank the reasons, most specific first: a refusal, an
 // outage or a version's state says more than a key that did not fit.
 var decryptCauses = []decryptCause{
-	{isErr(policy.ErrAuditFailed), plainAttempt, nil},
+	{isErr(policy.ErrAuditFailed), func(a envelope.KeyAttempt) string { return explainAuditFailure(a.Err).Error() }, nil},
 	{isErr(policy.ErrAccessDenied), plainAttempt, nil},
 	{func(err error) bool { return isAny(err, unavailableErrors) }, func(a envelope.KeyAttempt) string {
 		return "key backend unavailable: " + a.Err.Error()
@@ -98,4 +99,40 @@ func explainNoDecryptKey(err error) error {
 		}
 	}
 	return err
+}
+
+// explainAuditFailure rewords a refusal caused by a decision the audit log
+// could not record: the policy allowed or denied nothing the user did, so
+// the text says the write failed and why, not "access denied".
+func explainAuditFailure(err error) error {
+	node := findJoin(err, policy.ErrAuditFailed)
+	if node == nil {
+		return err
+	}
+	errs := node.(interface{ Unwrap() []error }).Unwrap()
+	cause := errs[len(errs)-1]
+	prefix := strings.TrimSuffix(err.Error(), node.Error())
+	return &decryptFailure{msg: prefix + "refused: the audit log could not record the decision: " + cause.Error(), cause: err}
+}
+
+// findJoin returns the error in err's tree that joins target with other
+// errors (fmt.Errorf with several %w), or nil.
+func findJoin(err, target error) error {
+	switch u := err.(type) {
+	case interface{ Unwrap() []error }:
+		errs := u.Unwrap()
+		if slices.Contains(errs, target) && errs[len(errs)-1] != target {
+			return err
+		}
+		for _, e := range errs {
+			if n := findJoin(e, target); n != nil {
+				return n
+			}
+		}
+	case interface{ Unwrap() error }:
+		if next := u.Unwrap(); next != nil {
+			return findJoin(next, target)
+		}
+	}
+	return nil
 }

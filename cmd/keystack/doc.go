@@ -42,11 +42,23 @@
 // # Exit codes
 //
 //	0    success
-//	1    general or I/O error
+//	1    general or I/O error, including a decision the audit log could
+//	     not record (the operation is refused)
 //	2    usage error: bad flags, missing or extra arguments
 //	3    the input failed to authenticate or decrypt: wrong or missing key,
-//	     encryption context mismatch, tampered, truncated or malformed message
-//	4    key or keystore error: key not found, bad passphrase, invalid key
+//	     encryption context mismatch or missing required context, tampered,
+//	     truncated or malformed message
+//	4    key or keystore error: key not found, bad passphrase, invalid key,
+//	     the message's key version disabled, destroyed or below the minimum
 //	5    access denied by policy
+//	6    key backend unavailable: KMS did not answer (--kms-timeout bounds
+//	     each call, default 10s) or the PKCS#11 module or token could not
+//	     be opened; the key may be fine, and trying later may work
 //	130  interrupted by SIGINT (143 for SIGTERM, 129 for SIGHUP)
+//
+// The codes come from one table in tui.go (exitClasses). When no key
+// decrypts a message, the most specific cause among the keys tried picks
+// the message, hint and code: a refusal, an unavailable backend, a key
+// version's state, then a data key that did not authenticate with the
+// context given.
 package main

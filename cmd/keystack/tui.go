@@ -98,7 +98,7 @@ var unavailableErrors = []error{awskms.ErrUnavailable, hsm.ErrModule, hsm.ErrTok
 func exitCode(err error) int {
 	var ce *codedError
 	var ue *usageError
-	err = explainNoDecryptKey(err)
+	err = explain(err)
 	switch {
 	case err == nil:
 		return exitOK
@@ -115,6 +115,18 @@ func exitCode(err error) int {
 	return exitError
 }
 
+// explain rewords the errors whose library text hides their cause; see
+// decrypterr.go.
+func explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	if e := explainNoDecryptKey(err); e != err {
+		return e
+	}
+	return explainAuditFailure(err)
+}
+
 func isAny(err error, targets []error) bool {
 	for _, t := range targets {
 		if errors.Is(err, t) {
@@ -126,7 +138,7 @@ func isAny(err error, targets []error) bool {
 
 // printError writes err, and a hint when one helps, to w.
 func printError(w io.Writer, err error) {
-	err = explainNoDecryptKey(err)
+	err = explain(err)
 	fmt.Fprintf(w, "keystack: error: %v\n", err)
 	if h := hint(err); h != "" {
 		fmt.Fprintf(w, "keystack: hint: %s\n", h)
