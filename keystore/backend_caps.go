@@ -10,7 +10,7 @@ import (
 // use. UnwrapBackend returns the wrapped backend (constructing it if need
 // be), or nil when there is none. The store looks for a backend's optional
 // capabilities (VersionGenerator, VersionDestroyer, OnDemandRotator,
-// AutoRotator) along this chain, so a wrapper never hides them and need
+// AutoRotator, RefResolver) along this chain, so a wrapper never hides them and need
 // not forward their methods.
 type BackendUnwrapper interface {
 	UnwrapBackend() Backend
@@ -51,6 +51,7 @@ var capabilities = []struct {
 }{
 	{"AutoRotator", has[AutoRotator]},
 	{"OnDemandRotator", has[OnDemandRotator]},
+	{"RefResolver", has[RefResolver]},
 	{"VersionDestroyer", has[VersionDestroyer]},
 	{"VersionGenerator", has[VersionGenerator]},
 }
@@ -61,7 +62,7 @@ func has[T any](b Backend) bool {
 }
 
 // BackendCapabilities returns the sorted names of the optional interfaces
-// ("AutoRotator", "OnDemandRotator", "VersionDestroyer",
+// ("AutoRotator", "OnDemandRotator", "RefResolver", "VersionDestroyer",
 // "VersionGenerator") that b offers the store, through any wrappers.
 func BackendCapabilities(b Backend) []string {
 	var out []string

@@ -17,6 +17,7 @@ type fullBackend struct{ fakeBackend }
 func (fullBackend) GenerateVersion(context.Context, string, int) (string, error) { return "", nil }
 func (fullBackend) DestroyVersion(context.Context, string) error                 { return nil }
 func (fullBackend) RotateOnDemand(context.Context, string) error                 { return nil }
+func (fullBackend) ResolveRef(_ context.Context, ref string) (string, error)     { return ref, nil }
 func (fullBackend) EnableRotation(context.Context, string, int) error            { return nil }
 
 // selfWrapper unwraps to itself, forever.
@@ -28,7 +29,7 @@ func (w selfWrapper) UnwrapBackend() Backend { return w }
 // backend itself and through any depth of wrappers; a wrapper around
 // nothing, or around itself, has none.
 func TestBackendCapabilitiesThroughWrappers(t *testing.T) {
-	want := []string{"AutoRotator", "OnDemandRotator", "VersionDestroyer", "VersionGenerator"}
+	want := []string{"AutoRotator", "OnDemandRotator", "RefResolver", "VersionDestroyer", "VersionGenerator"}
 	var names []string
 	for _, c := range capabilities {
 		names = append(names, c.name)

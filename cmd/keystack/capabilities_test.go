@@ -16,7 +16,7 @@ import (
 // has (asserted on the real types below), which the store must see
 // through whatever the CLI wraps them in.
 var backendCapabilities = map[string][]string{
-	keystore.BackendAWSKMS: {"AutoRotator", "OnDemandRotator"},
+	keystore.BackendAWSKMS: {"AutoRotator", "OnDemandRotator", "RefResolver"},
 	keystore.BackendPKCS11: {"VersionDestroyer", "VersionGenerator"},
 }
 
@@ -72,6 +72,9 @@ func directCapabilities(b keystore.Backend) []string {
 	}
 	if _, ok := b.(keystore.OnDemandRotator); ok {
 		out = append(out, "OnDemandRotator")
+	}
+	if _, ok := b.(keystore.RefResolver); ok {
+		out = append(out, "RefResolver")
 	}
 	if _, ok := b.(keystore.VersionDestroyer); ok {
 		out = append(out, "VersionDestroyer")

@@ -153,18 +153,6 @@ func (b *lazyBackend) Keyring(_ context.Context, ref string) (envelope.Keyring, 
 	return &lazyKeyring{b: b, ref: ref}, nil
 }
 
-// ResolveRef resolves ref through the backend when it can (an AWS KMS
-// alias ARN to its key ARN, at key create); this opens the backend.
-func (b *lazyBackend) ResolveRef(ctx context.Context, ref string) (string, error) {
-	if err := b.check(ref); err != nil {
-		return "", err
-	}
-	if r, ok := b.get().(keystore.RefResolver); ok {
-		return r.ResolveRef(ctx, ref)
-	}
-	return ref, nil
-}
-
 // Close closes the backend if it was opened and can be closed: the
 // PKCS#11 backend logs out of its tokens and finalizes the module.
 func (b *lazyBackend) Close() error {

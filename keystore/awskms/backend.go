@@ -142,21 +142,9 @@ func (b *Backend) RotationStatus(ctx context.Context, keyARN string) (RotationSt
 // a strict keyring decrypts only EDKs of the key ARNs it holds. A key ARN
 // is returned as is, without a KMS call.
 func (b *Backend) ResolveRef(ctx context.Context, ref string) (string, error) {
-	c, alias, err := b.client(ctx, ref)
-	if err != nil || alias.isKey() {
-		return ref, err
-	}
-	out, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(alias.raw)})
+	_, key, err := b.client(ctx, ref)
 	if err != nil {
-		return "", kmsError("DescribeKey", alias.raw, err)
-	}
-	arn := ""
-	if out.KeyMetadata != nil {
-		arn = aws.ToString(out.KeyMetadata.Arn)
-	}
-	key, err := parseARN(arn)
-	if err != nil || !key.isKey() || key.region != alias.region || key.account != alias.account || key.partition != alias.partition {
-		return "", fmt.Errorf("%w: DescribeKey of %s answered with key %q", ErrBadResponse, alias.raw, arn)
+		return "", err
 	}
 	return key.raw, nil
 }
