@@ -39,18 +39,32 @@ func compileStatement(s *Statement, path string) (cstatement, error) {
 	if cs.resources, cs.notResource, err = compileElem(path, "Resource", s.Resource, s.NotResource, checkResource, false); err != nil {
 		return cs, err
 	}
-	for _, op := range sortedKeys(s.Condition) {
-		for _, key := range sortedKeys(s.Condition[op]) {
+	cs.conds, err = compileConditions(s.Condition, path, cs.lbl)
+	return cs, err
+}
+
+// compileConditions compiles a Condition block. Condition keys are
+// case-insensitive, so one operator naming a key in two spellings is
+// ambiguous and refused.
+func compileConditions(cond Condition, path, lbl string) ([]ccond, error) {
+	var out []ccond
+	for _, op := range sortedKeys(cond) {
+		seen := map[string]string{}
+		for _, key := range sortedKeys(cond[op]) {
 			cpath := path + ".Condition." + op + quoteKey(key)
-			c, err := compileCondition(op, key, s.Condition[op][key], cpath)
+			c, err := compileCondition(op, key, cond[op][key], cpath)
 			if err != nil {
-				return cs, err
+				return nil, err
 			}
-			c.failed = cs.lbl + ": " + c.failed
-			cs.conds = append(cs.conds, c)
+			if other, dup := seen[c.norm]; dup {
+				return nil, &ValidationError{Path: cpath, Msg: fmt.Sprintf("condition key %q repeats %q (condition keys are case-insensitive)", key, other)}
+			}
+			seen[c.norm] = key
+			c.failed = lbl + ": " + c.failed
+			out = append(out, c)
 		}
 	}
-	return cs, nil
+	return out, nil
 }
 
 // compileElem compiles the one of Name/NotName that is present.

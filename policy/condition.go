@@ -98,11 +98,12 @@ type ccond struct {
 	name     string // operator as written, with qualifier and suffix
 	failed   string // explanation when the condition is not satisfied
 	key      string // condition key as written
+	norm     string // key in lower case: condition keys are case-insensitive
 	op       operator
 	ifExists bool
 	set      setQual
 	kind     keyKind
-	sub      string // context key or tag key
+	sub      string // context key or tag key, in lower case
 	raw      []string
 	nums     []float64
 	times    []time.Time
@@ -117,7 +118,7 @@ func parseKey(key string) (keyKind, string, bool) {
 		kind   keyKind
 	}{{KeyEncryptionContext, keyContext}, {KeyPrincipalTag, keyPrincipalTag}} {
 		if p := strings.ToLower(k.prefix); strings.HasPrefix(lk, p) && len(key) > len(p) {
-			return k.kind, key[len(p):], true
+			return k.kind, lk[len(p):], true
 		}
 	}
 	switch lk {
@@ -134,7 +135,7 @@ func parseKey(key string) (keyKind, string, bool) {
 }
 
 func compileCondition(name, key string, vals Values, path string) (ccond, error) {
-	c := ccond{name: name, key: key, raw: vals}
+	c := ccond{name: name, key: key, norm: strings.ToLower(key), raw: vals}
 	c.failed = "not applicable: condition " + name + quoteKey(key) + " not satisfied"
 	base := name
 	if b, ok := strings.CutPrefix(base, "ForAllValues:"); ok {

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"net/netip"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -118,7 +117,7 @@ func (s *cstatement) applies(ev *evalReq) (string, bool) {
 		return s.msgs.resource, false
 	}
 	for i := range s.conds {
-		if c := &s.conds[i]; !c.eval(ev) {
+		if c := &s.conds[i]; !c.holds(ev, s.effect) {
 			return c.failed, false
 		}
 	}
@@ -148,60 +147,69 @@ func anyMatch(globs []glob, subjects []string) bool {
 	return false
 }
 
-// lookup returns the request's values for the condition key and whether the
-// key is present. A single value is returned in one, so that the common
-// keys cost no allocation.
-func (c *ccond) lookup(ev *evalReq, one *[1]string) ([]string, bool) {
+// lookup returns the request's values for the condition key, whether the
+// key is present, and whether it is ambiguous: the encryption context or
+// the tags hold the key in two spellings with different values. A single
+// value is returned in one, so that the common keys cost no allocation.
+func (c *ccond) lookup(ev *evalReq, one *[1]string) (vals []string, present, ambiguous bool) {
 	switch c.kind {
 	case keyContext:
-		v, ok := lookupFold(ev.EncryptionContext, c.sub)
-		one[0] = v
-		return one[:], ok
+		one[0], present, ambiguous = lookupFold(ev.EncryptionContext, c.sub)
+		return one[:], present, ambiguous
 	case keyPrincipalTag:
-		v, ok := lookupFold(ev.PrincipalTags, c.sub)
-		one[0] = v
-		return one[:], ok
+		one[0], present, ambiguous = lookupFold(ev.PrincipalTags, c.sub)
+		return one[:], present, ambiguous
 	case keyContextKeys:
 		keys := make([]string, 0, len(ev.EncryptionContext))
 		for k := range ev.EncryptionContext {
 			keys = append(keys, k)
 		}
-		return keys, len(keys) > 0
+		return keys, len(keys) > 0, false
 	case keyVersion:
-		return []string{strconv.Itoa(ev.KeyVersion)}, ev.KeyVersion > 0
+		return []string{strconv.Itoa(ev.KeyVersion)}, ev.KeyVersion > 0, false
 	case keyTime:
-		return []string{ev.Time.UTC().Format(time.RFC3339Nano)}, !ev.Time.IsZero()
+		return []string{ev.Time.UTC().Format(time.RFC3339Nano)}, !ev.Time.IsZero(), false
 	case keySourceIP:
-		return []string{ev.SourceIP.String()}, ev.SourceIP.IsValid()
+		return []string{ev.SourceIP.String()}, ev.SourceIP.IsValid(), false
 	}
-	return nil, false
+	return nil, false, false
 }
 
-// lookupFold finds k exactly, else case-insensitively (the first such key in
-// sorted order), because IAM condition key names are case-insensitive.
-func lookupFold(m map[string]string, k string) (string, bool) {
-	if v, ok := m[k]; ok {
-		return v, true
-	}
-	var found []string
-	for mk := range m {
-		if strings.EqualFold(mk, k) {
-			found = append(found, mk)
+// lookupFold finds the lower-case key lk in m case-insensitively, because
+// IAM condition key names are case-insensitive: the result depends on lk
+// alone, never on how a policy spelt the key, so that evaluation and
+// IsSubset agree on every spelling. When m holds lk in several spellings
+// with different values the lookup is ambiguous.
+func lookupFold(m map[string]string, lk string) (v string, present, ambiguous bool) {
+	for k, mv := range m {
+		if !strings.EqualFold(k, lk) {
+			continue
 		}
+		if present && mv != v {
+			return "", true, true
+		}
+		v, present = mv, true
 	}
-	if len(found) == 0 {
-		return "", false
-	}
-	sort.Strings(found)
-	return m[found[0]], true
+	return v, present, false
 }
 
-// eval applies IAM semantics: values in the condition are ORed; a negated
+// holds reports whether the condition holds for a statement of effect: a
+// condition on an ambiguous key holds for a Deny and not for an Allow, so
+// a context spelling a key twice can neither slip past a Deny nor gain an
+// Allow.
+func (c *ccond) holds(ev *evalReq, effect Effect) bool {
+	var one [1]string
+	vals, present, ambiguous := c.lookup(ev, &one)
+	if ambiguous {
+		return effect == Deny
+	}
+	return c.test(vals, present)
+}
+
+// test applies IAM semantics: values in the condition are ORed; a negated
 // operator is true when no value matches; an absent key satisfies IfExists,
 // negated operators and ForAllValues, and nothing else.
-func (c *ccond) eval(ev *evalReq) bool {
-	var one [1]string
-	vals, present := c.lookup(ev, &one)
+func (c *ccond) test(vals []string, present bool) bool {
 	if c.op.kind == opNull {
 		for _, v := range c.raw {
 			if (v == "true") == !present {

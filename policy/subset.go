@@ -104,13 +104,13 @@ func allowCovers(cur *Policy, ids []string, self *evalReq, action, p string, gra
 func condsImplied(t, s *cstatement, self *evalReq) bool {
 	for _, c := range t.conds {
 		if c.kind == keyPrincipalTag {
-			if !c.eval(self) {
+			if !c.holds(self, Allow) {
 				return false
 			}
 			continue
 		}
 		found := slices.ContainsFunc(s.conds, func(d ccond) bool {
-			return d.name == c.name && strings.EqualFold(d.key, c.key) && slices.Equal(d.raw, c.raw)
+			return d.name == c.name && d.norm == c.norm && slices.Equal(d.raw, c.raw)
 		})
 		if !found {
 			return false

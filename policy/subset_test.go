@@ -118,8 +118,17 @@ var (
 	propPrincipals = []string{"user:w", "user:x", "group:g", "*", "user:?", "service:s"}
 	propActions    = []string{"keystack:Encrypt", "keystack:Decrypt", "keystack:*crypt", "keystack:*", "keystack:ReWrap", "keystack:PutPolicy"}
 	propResources  = []string{"key/a", "key/b", "key/*", "key/a/v1", "key/?", "*", "key/a*", "policy"}
-	propConds      = []string{"", "", "", `"StringEquals":{"keystack:EncryptionContext/d":"x"}`, `"NumericLessThan":{"keystack:KeyVersion":2}`,
-		`"StringEquals":{"keystack:PrincipalTag/t":"1"}`}
+	// Conditions, with condition keys in several spellings (keys are
+	// case-insensitive), IfExists and the set qualifiers.
+	propConds = []string{"", "", "", `"StringEquals":{"keystack:EncryptionContext/d":"x"}`, `"NumericLessThan":{"keystack:KeyVersion":2}`,
+		`"StringEquals":{"keystack:PrincipalTag/t":"1"}`, `"StringEquals":{"keystack:EncryptionContext/D":"x"}`,
+		`"StringEquals":{"KEYSTACK:encryptioncontext/d":"x"}`, `"StringEquals":{"keystack:principaltag/T":"1"}`,
+		`"StringEqualsIfExists":{"keystack:EncryptionContext/d":"x"}`, `"StringNotEqualsIfExists":{"keystack:ENCRYPTIONCONTEXT/D":"y"}`,
+		`"ForAnyValue:StringEquals":{"keystack:EncryptionContextKeys":["d","e"]}`, `"ForAllValues:StringLike":{"KeyStack:EncryptionContextKeys":"d*"}`,
+		`"ForAnyValue:StringEquals":{"keystack:EncryptionContext/d":"x"}`, `"ForAllValues:StringEquals":{"keystack:EncryptionContext/D":"x"}`}
+	// propContexts spell the context key d in several ways, twice in one
+	// context, with the same or different values.
+	propContexts = []map[string]string{nil, {"d": "x"}, {"D": "x"}, {"d": "y"}, {"d": "x", "D": "y"}, {"D": "x", "d": "x"}, {"e": "x"}, {"d": "x", "e": "y"}}
 )
 
 func pick(rng *rand.Rand, xs []string, n int) string {
@@ -148,6 +157,9 @@ func randStatement(rng *rand.Rand, denyRate int) string {
 	s := fmt.Sprintf(`{"Effect":%q,%q:%s,%q:%s,%q:%s`, effect, pe, pick(rng, propPrincipals, 1+rng.Intn(2)),
 		ae, pick(rng, propActions, 1+rng.Intn(2)), re, pick(rng, propResources, 1+rng.Intn(2)))
 	if c := propConds[rng.Intn(len(propConds))]; c != "" {
+		if c2 := propConds[rng.Intn(len(propConds))]; c2 != "" && !strings.HasPrefix(c2, strings.SplitN(c, ":{", 2)[0]+":{") {
+			c += "," + c2
+		}
 		s += `,"Condition":{` + c + `}`
 	}
 	return s + "}"
@@ -170,7 +182,7 @@ func TestIsSubsetProperty(t *testing.T) {
 	principals := []string{"user:w", "user:x", "user:y", "service:s"}
 	resources := []string{"key/a", "key/b", "key/c", "key/ab", "policy", "audit"}
 	accepted, rejected, checked := 0, 0, 0
-	for iter := 0; iter < 4000; iter++ {
+	for iter := 0; iter < 6000; iter++ {
 		cur := randPolicy(t, rng, 1+rng.Intn(5), 25)
 		next := randPolicy(t, rng, 1+rng.Intn(2), 10)
 		if IsSubset(next, cur, writer) != nil {
@@ -178,7 +190,7 @@ func TestIsSubsetProperty(t *testing.T) {
 			continue
 		}
 		accepted++
-		for k := 0; k < 60; k++ {
+		for k := 0; k < 200; k++ {
 			r := Request{
 				Principal: principals[rng.Intn(len(principals))], Action: Actions[rng.Intn(len(Actions))],
 				Resource: resources[rng.Intn(len(resources))], KeyVersion: rng.Intn(3),
@@ -187,9 +199,7 @@ func TestIsSubsetProperty(t *testing.T) {
 			if rng.Intn(2) == 0 {
 				r.Groups = []string{"g"}
 			}
-			if rng.Intn(2) == 0 {
-				r.EncryptionContext = map[string]string{"d": "x"}
-			}
+			r.EncryptionContext = propContexts[rng.Intn(len(propContexts))]
 			if !next.Evaluate(r).Allowed() {
 				continue
 			}
