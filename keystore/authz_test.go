@@ -188,7 +188,7 @@ var authzOps = []authzOp{
 		if err != nil {
 			return err
 		}
-		return s.PutPolicy(ctx, p)
+		return s.PutPolicy(ctx, p, policy.PutOptions{})
 	}, ""},
 	{policy.ActionReadAudit, func(ctx context.Context, s *Store, _ []byte) error {
 		r, err := s.AuditLog(ctx)
@@ -461,7 +461,7 @@ func TestAuthzPutPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutPolicy(ctx, grow); !errors.Is(err, policy.ErrAccessDenied) || !errors.Is(err, policy.ErrEscalation) {
+	if err := s.PutPolicy(ctx, grow, policy.PutOptions{}); !errors.Is(err, policy.ErrAccessDenied) || !errors.Is(err, policy.ErrEscalation) {
 		t.Fatalf("escalating PutPolicy: %v, want ErrAccessDenied/ErrEscalation", err)
 	}
 	shrink, err := policy.Parse([]byte(`{"Version":"2012-10-17","Statement":[
@@ -469,18 +469,18 @@ func TestAuthzPutPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutPolicy(ctx, shrink); err != nil {
+	if err := s.PutPolicy(ctx, shrink, policy.PutOptions{BypassLockoutSafetyCheck: true}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := openAs(t, dir, alice).GetPolicy(ctx)
 	if err != nil || len(got.Statement) != 1 || got.Statement[0].Sid != "Shrunk" {
 		t.Fatalf("GetPolicy after put: %+v %v", got, err)
 	}
-	if err := s.PutPolicy(ctx, shrink); !errors.Is(err, policy.ErrAccessDenied) {
+	if err := s.PutPolicy(ctx, shrink, policy.PutOptions{BypassLockoutSafetyCheck: true}); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Fatalf("PutPolicy without PutPolicy any more: %v", err)
 	}
 	lit := &policy.Policy{Version: policy.Version, Statement: []policy.Statement{{Effect: "Maybe"}}}
-	if err := openAs(t, newAuthzStore(t, ""), alice).PutPolicy(ctx, lit); !errors.Is(err, policy.ErrInvalidPolicy) {
+	if err := openAs(t, newAuthzStore(t, ""), alice).PutPolicy(ctx, lit, policy.PutOptions{}); !errors.Is(err, policy.ErrInvalidPolicy) {
 		t.Fatalf("invalid literal: %v", err)
 	}
 }

@@ -259,11 +259,13 @@ func (s *Store) GetPolicy(ctx context.Context) (*policy.Policy, error) {
 // PutPolicy replaces the store's policy on behalf of its principal: it needs
 // keystack:PutPolicy on "policy", and the new policy may grant nothing the
 // principal does not hold itself (policy.IsSubset; ErrEscalation inside an
-// ErrAccessDenied). p is revalidated from its JSON form, then written to
+// ErrAccessDenied), and unless opts bypass it, p must still allow the
+// principal keystack:PutPolicy (policy.ErrLockout inside an
+// ErrAccessDenied; ResetPolicy is the way back). p is revalidated from its JSON form, then written to
 // policy.json atomically (temporary file, fsync, rename) under the store's
 // write lock. Stores opened with their own Authorizer fail with
 // ErrNotSupported.
-func (s *Store) PutPolicy(ctx context.Context, p *policy.Policy) error {
+func (s *Store) PutPolicy(ctx context.Context, p *policy.Policy, opts policy.PutOptions) error {
 	if s.az == nil {
 		return fmt.Errorf("%w: the store was opened with its own Authorizer", ErrNotSupported)
 	}
@@ -292,7 +294,7 @@ func (s *Store) PutPolicy(ctx context.Context, p *policy.Policy) error {
 		return err
 	}
 	s.az.engine.SetPolicy(cur)
-	if err := s.az.engine.PutPolicy(ctx, policy.Request{Principal: s.principal}, next); err != nil {
+	if err := s.az.engine.PutPolicy(ctx, policy.Request{Principal: s.principal}, next, opts); err != nil {
 		return err
 	}
 	if err := writeFileAtomic(filepath.Join(s.dir, policyFile), append(data, '\n')); err != nil {

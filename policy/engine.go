@@ -184,17 +184,27 @@ func (e *Engine) complete(req Request) Request {
 	return req
 }
 
+// PutOptions modify PutPolicy.
+type PutOptions struct {
+	// BypassLockoutSafetyCheck allows a policy under which the writer may
+	// no longer replace the policy (as AWS KMS PutKeyPolicy's flag of the
+	// same name). Only the keystore owner's break-glass reset undoes it.
+	BypassLockoutSafetyCheck bool
+}
+
 // PutPolicy replaces the policy on behalf of req.Principal: the writer needs
-// keystack:PutPolicy on "policy", and next may grant nothing the writer is
-// not itself allowed (IsSubset). A refusal by either check is recorded.
-func (e *Engine) PutPolicy(ctx context.Context, req Request, next *Policy) error {
+// keystack:PutPolicy on "policy"; next may grant nothing the writer is not
+// itself allowed (IsSubset); and unless opts bypass it, next must still
+// allow the writer keystack:PutPolicy, so that nobody locks themselves out
+// by mistake (ErrLockout). A refusal by any check is recorded.
+func (e *Engine) PutPolicy(ctx context.Context, req Request, next *Policy, opts PutOptions) error {
 	req.Action, req.Resource = ActionPutPolicy, ResourcePolicy
 	req = e.complete(req)
 	cur := e.Policy()
 	if err := e.authorize(ctx, req); err != nil {
 		return err
 	}
-	if err := IsSubset(next, cur, Identity{Principal: req.Principal, Groups: req.Groups, Tags: req.PrincipalTags}); err != nil {
+	if err := e.checkPut(req, cur, next, opts); err != nil {
 		d := Decision{Effect: Deny, Explanation: []string{err.Error()}}
 		if e.cfg.Recorder != nil {
 			if rerr := e.cfg.Recorder.RecordDecision(ctx, req, d); rerr != nil {
@@ -205,6 +215,18 @@ func (e *Engine) PutPolicy(ctx context.Context, req Request, next *Policy) error
 	}
 	if !e.policy.CompareAndSwap(cur, next) {
 		return fmt.Errorf("%w: the policy changed concurrently; retry", ErrAccessDenied)
+	}
+	return nil
+}
+
+// checkPut applies PutPolicy's escalation and lockout checks to the
+// completed request req of the writer.
+func (e *Engine) checkPut(req Request, cur, next *Policy, opts PutOptions) error {
+	if err := IsSubset(next, cur, Identity{Principal: req.Principal, Groups: req.Groups, Tags: req.PrincipalTags}); err != nil {
+		return err
+	}
+	if !opts.BypassLockoutSafetyCheck && !next.decide(&req).Allowed() {
+		return fmt.Errorf("%w: under the new policy %s may not %s on %s", ErrLockout, req.Principal, ActionPutPolicy, ResourcePolicy)
 	}
 	return nil
 }

@@ -18,6 +18,9 @@ var (
 	// ErrEscalation is returned by IsSubset when a new policy could grant
 	// more than its writer holds.
 	ErrEscalation = errors.New("policy: new policy grants more than the writer holds")
+	// ErrLockout is returned by Engine.PutPolicy for a policy under which
+	// the writer could no longer replace the policy.
+	ErrLockout = errors.New("policy: new policy would lock the writer out")
 )
 
 // ValidationError locates a problem in a policy document by JSON path, e.g.

@@ -305,17 +305,24 @@ func TestEngine(t *testing.T) {
 	rec.fail = nil
 	// PutPolicy: bob lacks PutPolicy; root may not escalate beyond its grants.
 	next := mustParse(t, stmts(`{"Effect":"Allow","Principal":"user:bob","Action":"keystack:Decrypt","Resource":"key/k"}`))
-	if err := e.PutPolicy(ctx, Request{Principal: "user:bob"}, next); !errors.Is(err, ErrAccessDenied) {
+	if err := e.PutPolicy(ctx, Request{Principal: "user:bob"}, next, PutOptions{}); !errors.Is(err, ErrAccessDenied) {
 		t.Errorf("bob PutPolicy: %v", err)
 	}
-	if err := e.PutPolicy(ctx, Request{Principal: "user:root"}, next); err != nil {
+	// Lockout: under next, root could not replace the policy again.
+	if err := e.PutPolicy(ctx, Request{Principal: "user:root"}, next, PutOptions{}); !errors.Is(err, ErrLockout) || !errors.Is(err, ErrAccessDenied) {
+		t.Errorf("root PutPolicy locking itself out: %v", err)
+	}
+	if e.Policy() != p {
+		t.Error("policy swapped despite the lockout check")
+	}
+	if err := e.PutPolicy(ctx, Request{Principal: "user:root"}, next, PutOptions{BypassLockoutSafetyCheck: true}); err != nil {
 		t.Errorf("root PutPolicy: %v", err)
 	}
 	if e.Policy() != next {
 		t.Error("policy not swapped")
 	}
 	// Under next, root holds nothing, so it cannot grant anything back.
-	if err := e.PutPolicy(ctx, Request{Principal: "user:root"}, p); !errors.Is(err, ErrAccessDenied) {
+	if err := e.PutPolicy(ctx, Request{Principal: "user:root"}, p, PutOptions{}); !errors.Is(err, ErrAccessDenied) {
 		t.Errorf("root re-escalation: %v", err)
 	}
 	if _, err := NewEngine(p, EngineConfig{}); err == nil {

@@ -64,6 +64,7 @@ func TestScripts(t *testing.T) {
 			"ftype":      cmdFtype,
 			"unixlisten": cmdUnixListen,
 			"unixwait":   cmdUnixWait,
+			"readmejson": cmdReadmeJSON,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "mknod" {

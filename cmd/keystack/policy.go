@@ -31,8 +31,16 @@ func policyCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{Name: "validate", Usage: "check a policy document", Flags: []cli.Flag{input}, Action: policyValidateAction},
 			{Name: "get", Usage: "print the policy in force", Flags: []cli.Flag{passphraseFileFlag, jsonFlag}, Action: policyGetAction},
-			{Name: "put", Usage: "replace the policy (it may grant nothing you do not hold)",
-				Flags: []cli.Flag{passphraseFileFlag, input}, Action: policyPutAction},
+			{Name: "put", Usage: "replace the policy (it may grant nothing you do not hold, and must leave you keystack:PutPolicy)",
+				Flags: []cli.Flag{passphraseFileFlag, input, &cli.BoolFlag{Name: "bypass-lockout-safety-check",
+					Usage: "accept a policy under which you may no longer replace the policy (undo with \"policy reset\")"}},
+				Action: policyPutAction},
+			{Name: "reset", Usage: "break-glass: restore the owner-only policy (needs the keystore passphrase, not the policy)",
+				Description: "Replaces the policy with the default, under which the keystore's owner may do\n" +
+					"everything and nobody else anything, whatever the policy in force says. It asks for\n" +
+					"the keystore passphrase (a keystore without one can be reset only by its owner) and\n" +
+					"records the reset, or the refused attempt, in the audit log.",
+				Flags: []cli.Flag{passphraseFileFlag}, Action: policyResetAction},
 			{Name: "simulate", Usage: "evaluate a request against the policy in force",
 				Flags: []cli.Flag{passphraseFileFlag, jsonFlag,
 					&cli.StringFlag{Name: "principal", Required: true, Usage: "requesting `PRINCIPAL` (user:NAME, service:NAME)"},
@@ -128,12 +136,22 @@ func policyPutAction(c *cli.Context) error {
 		return err
 	}
 	defer st.Close()
-	if err := st.PutPolicy(c.Context, p); err != nil {
+	opts := policy.PutOptions{BypassLockoutSafetyCheck: c.Bool("bypass-lockout-safety-check")}
+	if err := st.PutPolicy(c.Context, p, opts); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.ErrWriter, "keystack: policy replaced (%d statement(s))\n", len(p.Statement))
 	return nil
 }
+
+var policyResetAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store, _ []string) error {
+	owner, err := st.ResetPolicy(c.Context)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "keystack: policy reset: %s may do everything, nobody else anything\n", owner)
+	return nil
+})
 
 // simulation is policy simulate's JSON output.
 type simulation struct {

@@ -166,6 +166,8 @@ func hint(err error) string {
 		return "only regular files are replaced, even with --force: name another output, or the file a link points to"
 	case errors.Is(err, atomicfile.ErrNoDir):
 		return "create the output directory first"
+	case errors.Is(err, policy.ErrLockout):
+		return "keep a statement that allows you keystack:PutPolicy, or pass --bypass-lockout-safety-check (\"keystack policy reset\" with the keystore passphrase undoes it)"
 	case errors.Is(err, envelope.ErrNoDecryptKey):
 		return "pass the master key with -k, or check \"keystack key list\""
 	case errors.Is(err, envelope.ErrContextMismatch):
