@@ -304,29 +304,21 @@ func (s *Store) PutPolicy(ctx context.Context, p *policy.Policy, opts policy.Put
 	return nil
 }
 
-// SimulatePolicy evaluates req against the policy in force, with the
-// principal's groups and tags from the store's configuration, without
-// acting on it. The decision reveals the policy, so the store's principal
-// needs keystack:GetPolicy on "policy".
+// SimulatePolicy decides req as enforcement would (policy.Engine.Simulate:
+// the same policy in force, the same completion with the principal's
+// groups and tags from the store's configuration) without acting on it or
+// recording it. The decision reveals the policy, so the store's principal
+// needs keystack:GetPolicy on "policy". Stores opened with their own
+// Authorizer fail with ErrNotSupported: their decisions are not the
+// policy file's.
 func (s *Store) SimulatePolicy(ctx context.Context, req policy.Request) (policy.Decision, error) {
-	p, err := s.GetPolicy(ctx)
-	if err != nil {
+	if s.az == nil {
+		return policy.Decision{}, fmt.Errorf("%w: the store was opened with its own Authorizer", ErrNotSupported)
+	}
+	if _, err := s.GetPolicy(ctx); err != nil {
 		return policy.Decision{}, err
 	}
-	f, err := s.load()
-	if err != nil {
-		return policy.Decision{}, err
-	}
-	if c, ok := f.Principals[req.Principal]; ok {
-		req.Groups = append(append([]string(nil), req.Groups...), c.Groups...)
-		if req.PrincipalTags == nil {
-			req.PrincipalTags = c.Tags
-		}
-	}
-	if req.Time.IsZero() {
-		req.Time = s.now()
-	}
-	return p.Evaluate(req), nil
+	return s.az.engine.Simulate(req), nil
 }
 
 // AuditLog opens the audit log for reading (keystack:ReadAudit on

@@ -166,7 +166,19 @@ func (e *Engine) verdict(ctx context.Context, req Request, d Decision) error {
 	return &DeniedError{Action: req.Action, Resource: req.Resource, Principal: req.Principal}
 }
 
-// complete fills the time and merges the directory's groups and tags.
+// Simulate decides req as Authorize would, with the same completion (time,
+// the directory's groups and tags) and the same policy, but records
+// nothing and explains the decision. Simulation and enforcement therefore
+// cannot disagree (TestSimulateMatchesAuthorize). The explanation reveals
+// the policy: callers show it only to those allowed to read the policy.
+func (e *Engine) Simulate(req Request) Decision {
+	req = e.complete(req)
+	return e.Policy().Evaluate(req)
+}
+
+// complete fills the time and merges the directory's groups and tags: the
+// one request-completion routine of Authorize, AuthorizeAll, PutPolicy and
+// Simulate.
 func (e *Engine) complete(req Request) Request {
 	if req.Time.IsZero() {
 		req.Time = e.cfg.Now()

@@ -1,0 +1,111 @@
+package keystore
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/keystack/keystack/policy"
+)
+
+// lockedOut is a policy under which nobody, the owner included, may do
+// anything but bob's one encryption.
+const lockedOut = `{"Version":"2012-10-17","Statement":[
+ {"Effect":"Allow","Principal":"user:bob","Action":"keystack:Encrypt","Resource":"key/k"}]}`
+
+// TestResetPolicyPassphrase: a sealed store's policy is reset with the
+// passphrase whatever the policy says; a wrong passphrase is refused and
+// leaves the policy alone.
+func TestResetPolicyPassphrase(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "ks")
+	s, err := Init(dir, InitOptions{Passphrase: []byte(testPass), Owner: alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Parse([]byte(lockedOut))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutPolicy(ctx, p, policy.PutOptions{}); !errors.Is(err, policy.ErrLockout) {
+		t.Fatalf("lockout put: %v, want ErrLockout", err)
+	}
+	if err := s.PutPolicy(ctx, p, policy.PutOptions{BypassLockoutSafetyCheck: true}); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	open := func(pass string) *Store {
+		st, err := Open(dir, OpenOptions{Principal: alice, Passphrase: func() ([]byte, error) { return []byte(pass), nil }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+	wrong := open("wrong")
+	if _, err := wrong.ResetPolicy(ctx); !errors.Is(err, ErrBadPassphrase) {
+		t.Fatalf("reset with a wrong passphrase: %v", err)
+	}
+	if _, err := open(testPass).GetPolicy(ctx); !errors.Is(err, policy.ErrAccessDenied) {
+		t.Fatalf("the refused reset changed the policy: %v", err)
+	}
+	owner, err := open(testPass).ResetPolicy(ctx)
+	if err != nil || owner != alice {
+		t.Fatalf("reset: %q %v", owner, err)
+	}
+	got, err := open(testPass).GetPolicy(ctx)
+	if err != nil || len(got.Statement) != 1 || got.Statement[0].Sid != "DefaultOwnerFullAccess" {
+		t.Fatalf("after reset: %+v %v", got, err)
+	}
+}
+
+// TestResetPolicyInsecureOwnerOnly: without a passphrase only the owner
+// principal may reset.
+func TestResetPolicyInsecureOwnerOnly(t *testing.T) {
+	ctx := context.Background()
+	dir := newAuthzStore(t, lockedOut)
+	if _, err := openAs(t, dir, "user:bob").ResetPolicy(ctx); !errors.Is(err, policy.ErrAccessDenied) {
+		t.Fatalf("bob resets: %v", err)
+	}
+	if _, err := openAs(t, dir, alice).ResetPolicy(ctx); err != nil {
+		t.Fatalf("owner resets: %v", err)
+	}
+	if _, err := openAs(t, dir, alice).ListKeys(ctx); err != nil {
+		t.Fatalf("owner after reset: %v", err)
+	}
+}
+
+// TestSimulateMatchesStore: SimulatePolicy decides as the store enforces,
+// with the principal's groups and tags from keystore.json and tags in the
+// request (enforcement merges them; simulation used to replace them).
+func TestSimulateMatchesStore(t *testing.T) {
+	ctx := context.Background()
+	dir := newAuthzStore(t, `{"Version":"2012-10-17","Statement":[
+	 {"Effect":"Allow","Principal":"user:alice","Action":"keystack:*","Resource":"*"},
+	 {"Sid":"Ops","Effect":"Allow","Principal":"group:ops","Action":"keystack:ListKeys","Resource":"*","Condition":{"StringEquals":{"keystack:PrincipalTag/TEAM":"pay"}}},
+	 {"Sid":"Lvl","Effect":"Allow","Principal":"*","Action":"keystack:DescribeKey","Resource":"key/*","Condition":{"StringEquals":{"keystack:principaltag/level":"2","keystack:PrincipalTag/team":"pay"}}}]}`)
+	s := &Store{dir: dir}
+	if err := s.update(ctx, func(f *storeFile) error {
+		f.Principals = map[string]principalConfig{"user:bob": {Groups: []string{"ops"}, Tags: map[string]string{"team": "pay"}}}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sim, bob := openAs(t, dir, alice), openAs(t, dir, "user:bob")
+	for _, r := range []policy.Request{
+		{Principal: "user:bob", Action: policy.ActionListKeys, Resource: "key/*"},
+		{Principal: "user:bob", Action: policy.ActionDescribeKey, Resource: "key/k", PrincipalTags: map[string]string{"level": "2"}},
+		{Principal: "user:bob", Action: policy.ActionDescribeKey, Resource: "key/k"},
+		{Principal: "user:carol", Action: policy.ActionListKeys, Resource: "key/*"},
+	} {
+		d, err := sim.SimulatePolicy(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enforced := bob.authz.Authorize(ctx, r)
+		if d.Allowed() != (enforced == nil) {
+			t.Errorf("%+v: simulate %v, enforcement %v", r, d.Effect, enforced)
+		}
+	}
+}
