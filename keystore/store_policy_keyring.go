@@ -23,6 +23,9 @@ type gatedKeyring struct {
 	decrypt string // keystack:Decrypt or keystack:ReWrap
 	// match reports whether inner would try an EDK; nil means any EDK.
 	match func(envelope.EncryptedDataKey) bool
+	// provider names the key's kind in errors: the ESDK provider ID of a
+	// local key, the backend of another.
+	provider string
 }
 
 var _ envelope.Keyring = (*gatedKeyring)(nil)
@@ -39,7 +42,7 @@ func (s *Store) gate(ctx context.Context, kr envelope.Keyring, err error, name s
 	if s.authz == nil {
 		return kr, nil
 	}
-	g := &gatedKeyring{s: s, inner: kr, name: name, decrypt: policy.ActionDecrypt}
+	g := &gatedKeyring{s: s, inner: kr, name: name, decrypt: policy.ActionDecrypt, provider: gateProvider(name, k)}
 	if ctx.Value(rewrapKey{}) != nil {
 		g.decrypt = policy.ActionReWrap
 	}
@@ -49,6 +52,7 @@ func (s *Store) gate(ctx context.Context, kr envelope.Keyring, err error, name s
 		if k.Namespace != "" {
 			ns, keyName = k.Namespace, k.KeyName
 		}
+		g.provider = ns
 		g.match = func(e envelope.EncryptedDataKey) bool {
 			return e.ProviderID == ns && (DescribeEDK(e).KeyName == keyName || bytes.Equal(e.ProviderInfo, []byte(keyName)))
 		}
@@ -122,10 +126,36 @@ func (g *gatedKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMate
 	}
 	if len(mine) > 0 {
 		if err := g.s.authorize(ctx, g.decrypt, g.name, g.version, m.EncryptionContext); err != nil {
-			return err
+			if !isDenial(err) {
+				return err
+			}
+			// A denial is this key's attempt, named like the key, so that
+			// a MultiKeyring reports it among the keys it tried.
+			return &envelope.NoDecryptKeyError{Attempts: []envelope.KeyAttempt{{ProviderID: g.provider, KeyName: g.label(), Err: err}}}
 		}
 	}
 	return g.inner.OnDecrypt(ctx, m, mine)
+}
+
+// gateProvider is a gated key's backend name: k's, or the spec's.
+func gateProvider(name string, k *keyRecord) string {
+	if k != nil {
+		return k.Backend
+	}
+	backend, _, _ := splitSpec(name)
+	return backend
+}
+
+// label names the gated key in errors: NAME/vN, NAME, or for a
+// BACKEND:REF spec the backend alone (a reference may carry secrets).
+func (g *gatedKeyring) label() string {
+	if backend, _, ok := splitSpec(g.name); ok {
+		return backend + " key"
+	}
+	if g.version > 0 {
+		return VersionedKeyName(g.name, g.version)
+	}
+	return g.name
 }
 
 // RewrapKeyrings returns the two keyrings of a header-only rewrap: dec

@@ -163,7 +163,7 @@ func (e *Engine) verdict(ctx context.Context, req Request, d Decision) error {
 	}
 	e.cfg.Logger.DebugContext(ctx, "access denied", "principal", req.Principal, "action", req.Action,
 		"resource", req.Resource, "implicit", d.Implicit, "matched", d.Matched, "explanation", d.Explanation)
-	return &DeniedError{Action: req.Action, Resource: req.Resource, Principal: req.Principal}
+	return &DeniedError{Action: req.Action, Resource: req.Resource, KeyVersion: req.KeyVersion, Principal: req.Principal}
 }
 
 // Simulate decides req as Authorize would, with the same completion (time,

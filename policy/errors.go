@@ -43,13 +43,18 @@ func (e *ValidationError) Is(target error) bool { return target == ErrInvalidPol
 // DeniedError is the refusal Authorize returns. Its text names the action,
 // resource and principal, never the policy's statements or conditions.
 type DeniedError struct {
-	Action    string
-	Resource  string
-	Principal string
+	Action     string
+	Resource   string
+	KeyVersion int // 0: the request named no version
+	Principal  string
 }
 
 func (e *DeniedError) Error() string {
-	return fmt.Sprintf("%v: %s may not %s on %s", ErrAccessDenied, e.Principal, e.Action, e.Resource)
+	res := e.Resource
+	if e.KeyVersion > 0 {
+		res = fmt.Sprintf("%s/v%d", res, e.KeyVersion)
+	}
+	return fmt.Sprintf("%v: %s may not %s on %s", ErrAccessDenied, e.Principal, e.Action, res)
 }
 
 // Is makes errors.Is(err, ErrAccessDenied) true.

@@ -5,11 +5,13 @@ package main
 
 import (
 	"context"
+	"errors"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/policy"
 )
 
 // cacheFlags configure the data-key cache (ESDK framework/caching-cmm.md).
@@ -47,21 +49,17 @@ func encryptKeyring(c *cli.Context, st *keystore.Store, keys []string) (envelope
 }
 
 // decryptKeyring returns the keyring that tries the key specs (every store
-// key when there are none) and, with --discovery, any admitted KMS key.
-// With --discovery alone, an empty store is no error.
+// key when there are none) and, with --discovery, any admitted KMS key,
+// behind the store's decision point like every store key. With --discovery
+// alone, an empty store is no error. A decryption the policy refused
+// reports the denial (exit 5), not a missing key.
 func decryptKeyring(c *cli.Context, st *keystore.Store, keys []string) (envelope.Keyring, error) {
 	if err := checkCacheFlags(c); err != nil {
 		return nil, err
 	}
-	disc, err := discoveryKeyring(c)
+	disc, err := discoveryKeyring(c, st)
 	if err != nil {
 		return nil, err
-	}
-	if disc != nil {
-		// Discovery keys are outside the store and its policy: cache here.
-		if disc, err = withCache(c, disc); err != nil {
-			return nil, err
-		}
 	}
 	kr, err := st.DecryptKeyring(c.Context, keys...)
 	switch {
@@ -72,7 +70,7 @@ func decryptKeyring(c *cli.Context, st *keystore.Store, keys []string) (envelope
 	case disc != nil:
 		kr = keystore.NewMultiKeyring(kr, disc)
 	}
-	return kr, nil
+	return decryptErrors{kr}, nil
 }
 
 func checkCacheFlags(c *cli.Context) error {
@@ -98,18 +96,6 @@ func storeCache(c *cli.Context) *keystore.CacheOptions {
 	}
 }
 
-// withCache wraps kr in a CachingKeyring when --cache-max-age is set. The
-// cache lives as long as the command, so it is never shared between runs.
-func withCache(c *cli.Context, kr envelope.Keyring) (envelope.Keyring, error) {
-	if !c.IsSet("cache-max-age") {
-		return kr, nil
-	}
-	return keystore.NewCachingKeyring(kr, keystore.CacheOptions{
-		MaxAge: c.Duration("cache-max-age"), MaxMessages: c.Uint64("cache-max-messages"),
-		MaxBytes: c.Uint64("cache-max-bytes"),
-	})
-}
-
 // encryptErrors gives failed KMS and PKCS#11 calls on encrypt the key
 // error exit code; see kmsFailure.
 type encryptErrors struct{ envelope.Keyring }
@@ -117,3 +103,28 @@ type encryptErrors struct{ envelope.Keyring }
 func (k encryptErrors) OnEncrypt(ctx context.Context, m *envelope.EncryptionMaterials) error {
 	return kmsFailure(k.Keyring.OnEncrypt(ctx, m))
 }
+
+// decryptErrors reports a decryption that failed while the policy denied a
+// key that could have unwrapped the data key as that denial: exit 5,
+// naming the action and the resource, instead of "no master key could
+// decrypt the data key" with a hint to pass -k.
+type decryptErrors struct{ envelope.Keyring }
+
+func (k decryptErrors) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
+	err := k.Keyring.OnDecrypt(ctx, m, edks)
+	var de *policy.DeniedError
+	if err == nil || m.DataKey != nil || !errors.As(err, &de) || errors.Is(err, policy.ErrAuditFailed) {
+		return err
+	}
+	return &decryptDenied{denied: de, all: err}
+}
+
+// decryptDenied is a decryption refused by the policy. It unwraps to the
+// denial only, so that it is not taken for a missing key.
+type decryptDenied struct {
+	denied *policy.DeniedError
+	all    error // every key's attempt, for the debug log
+}
+
+func (e *decryptDenied) Error() string { return e.denied.Error() }
+func (e *decryptDenied) Unwrap() error { return e.denied }

@@ -230,7 +230,9 @@ var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
 // discoveryKeyring returns decrypt's KMS discovery keyring, or nil without
 // --discovery. With --discovery-account it admits only keys of those
 // accounts in the partition; without, any key the credentials can use.
-func discoveryKeyring(c *cli.Context) (envelope.Keyring, error) {
+// The store gates it: each KMS key it would use is authorized and audited
+// as keystack:Decrypt on key/ARN, as "-k ARN" is.
+func discoveryKeyring(c *cli.Context, st *keystore.Store) (envelope.Keyring, error) {
 	accounts, partition := c.StringSlice("discovery-account"), c.String("discovery-partition")
 	if !c.Bool("discovery") {
 		if len(accounts) > 0 || partition != "" {
@@ -254,7 +256,11 @@ func discoveryKeyring(c *cli.Context) (envelope.Keyring, error) {
 		}
 		opts.DiscoveryFilter = &awskms.DiscoveryFilter{Partition: partition, AccountIDs: accounts}
 	}
-	return awskms.New(c.Context, opts)
+	kr, err := awskms.New(c.Context, opts)
+	if err != nil {
+		return nil, err
+	}
+	return st.DiscoveryKeyring(c.Context, kr, awskms.ProviderID)
 }
 
 // createRef returns the backend and reference of key create: --kms-key

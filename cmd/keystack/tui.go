@@ -168,6 +168,8 @@ func hint(err error) string {
 		return "create the output directory first"
 	case errors.Is(err, policy.ErrLockout):
 		return "keep a statement that allows you keystack:PutPolicy, or pass --bypass-lockout-safety-check (\"keystack policy reset\" with the keystore passphrase undoes it)"
+	case errors.As(err, new(*policy.DeniedError)):
+		return "the keystore's policy does not allow this; \"keystack policy simulate\" shows why (it needs keystack:GetPolicy)"
 	case errors.Is(err, envelope.ErrNoDecryptKey):
 		return "pass the master key with -k, or check \"keystack key list\""
 	case errors.Is(err, envelope.ErrContextMismatch):
