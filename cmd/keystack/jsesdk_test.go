@@ -670,7 +670,7 @@ func TestJSESDKContextSortingAndRequiredKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if msg := f.mustReject(t, "context authenticated in locale order", raw, jsContexts[2].ec); !strings.Contains(msg, "aes-256: keystore: data key unwrap failed") {
+	if msg := f.mustReject(t, "context authenticated in locale order", raw, jsContexts[2].ec); !strings.Contains(msg, "the data key under aes-256 did not authenticate with this encryption context") {
 		t.Fatalf("locale-ordered context: want the AES unwrap to fail\n%s", msg)
 	}
 	for _, r := range res[2:] {
