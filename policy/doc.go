@@ -34,8 +34,24 @@
 // # Writing policies
 //
 // [Engine.PutPolicy] replaces the policy on behalf of a principal: it needs
-// keystack:PutPolicy on "policy", and [IsSubset] refuses a new policy that
-// would grant anyone an action on a resource the writer may not use itself.
+// keystack:PutPolicy on "policy", [IsSubset] refuses a new policy that
+// would grant anyone an action on a resource the writer may not use itself,
+// and a new policy under which the writer could no longer replace the
+// policy is refused with [ErrLockout] unless [PutOptions] bypass the check.
+//
+// # Condition keys
+//
+// Condition key names are case-insensitive, values are not: evaluation
+// and [IsSubset] compare keys in lower case, so no spelling of a key can
+// mean something else to one than to the other. A request whose context
+// (or principal tags) holds one key in two spellings with different values
+// fails every Allow condition on that key and meets every Deny condition.
+//
+// # Simulation
+//
+// [Engine.Simulate] completes a request with the routine [Engine.Authorize]
+// uses and evaluates it under the same policy, so a simulation cannot
+// disagree with enforcement.
 //
 // # Default policy
 //

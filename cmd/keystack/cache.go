@@ -5,13 +5,11 @@ package main
 
 import (
 	"context"
-	"errors"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/policy"
 )
 
 // cacheFlags configure the data-key cache (ESDK framework/caching-cmm.md).
@@ -51,8 +49,7 @@ func encryptKeyring(c *cli.Context, st *keystore.Store, keys []string) (envelope
 // decryptKeyring returns the keyring that tries the key specs (every store
 // key when there are none) and, with --discovery, any admitted KMS key,
 // behind the store's decision point like every store key. With --discovery
-// alone, an empty store is no error. A decryption the policy refused
-// reports the denial (exit 5), not a missing key.
+// alone, an empty store is no error.
 func decryptKeyring(c *cli.Context, st *keystore.Store, keys []string) (envelope.Keyring, error) {
 	if err := checkCacheFlags(c); err != nil {
 		return nil, err
@@ -70,7 +67,7 @@ func decryptKeyring(c *cli.Context, st *keystore.Store, keys []string) (envelope
 	case disc != nil:
 		kr = keystore.NewMultiKeyring(kr, disc)
 	}
-	return decryptErrors{kr}, nil
+	return kr, nil
 }
 
 func checkCacheFlags(c *cli.Context) error {
@@ -103,28 +100,3 @@ type encryptErrors struct{ envelope.Keyring }
 func (k encryptErrors) OnEncrypt(ctx context.Context, m *envelope.EncryptionMaterials) error {
 	return kmsFailure(k.Keyring.OnEncrypt(ctx, m))
 }
-
-// decryptErrors reports a decryption that failed while the policy denied a
-// key that could have unwrapped the data key as that denial: exit 5,
-// naming the action and the resource, instead of "no master key could
-// decrypt the data key" with a hint to pass -k.
-type decryptErrors struct{ envelope.Keyring }
-
-func (k decryptErrors) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
-	err := k.Keyring.OnDecrypt(ctx, m, edks)
-	var de *policy.DeniedError
-	if err == nil || m.DataKey != nil || !errors.As(err, &de) || errors.Is(err, policy.ErrAuditFailed) {
-		return err
-	}
-	return &decryptDenied{denied: de, all: err}
-}
-
-// decryptDenied is a decryption refused by the policy. It unwraps to the
-// denial only, so that it is not taken for a missing key.
-type decryptDenied struct {
-	denied *policy.DeniedError
-	all    error // every key's attempt, for the debug log
-}
-
-func (e *decryptDenied) Error() string { return e.denied.Error() }
-func (e *decryptDenied) Unwrap() error { return e.denied }
