@@ -60,10 +60,27 @@ func (s *Store) encryptKeyring(ctx context.Context, f *storeFile, spec string) (
 // RSA keys, keys of unregistered backends) are left out; named keys that
 // cannot decrypt are an error. EDKs name key and version, so decryption
 // tries only the matching version.
+//
+// The keyring reflects the store when it was made, but a message under a
+// version made later (a rotation by another Store or process) still
+// decrypts: on a miss for a key version or external key it does not
+// know, the keyring rereads the store once per change of keystore.json
+// and tries again (see reloadingKeyring).
 func (s *Store) DecryptKeyring(ctx context.Context, keys ...string) (envelope.Keyring, error) {
-	f, err := s.load()
+	stamp := s.stamp()
+	kr, f, err := s.decryptKeyring(ctx, keys)
 	if err != nil {
 		return nil, err
+	}
+	return s.reloading(ctx, keys, kr, f, stamp), nil
+}
+
+// decryptKeyring builds DecryptKeyring's keyring from the store as it is
+// now, and returns the store file it read.
+func (s *Store) decryptKeyring(ctx context.Context, keys []string) (envelope.Keyring, *storeFile, error) {
+	f, err := s.load()
+	if err != nil {
+		return nil, nil, err
 	}
 	all := len(keys) == 0
 	if all {
@@ -75,21 +92,21 @@ func (s *Store) DecryptKeyring(ctx context.Context, keys ...string) (envelope.Ke
 			kr, err := s.externalKeyring(ctx, backend, ref)
 			kr, err = s.gate(ctx, kr, err, spec, nil, nil)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			krs = append(krs, kr)
 			continue
 		}
 		got, err := s.keyDecryptKeyrings(ctx, f, spec, all)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		krs = append(krs, got...)
 	}
 	if len(krs) == 0 {
-		return nil, fmt.Errorf("%w: the store holds no key that can decrypt", ErrKeyNotFound)
+		return nil, nil, fmt.Errorf("%w: the store holds no key that can decrypt", ErrKeyNotFound)
 	}
-	return NewMultiKeyring(krs[0], krs[1:]...), nil
+	return NewMultiKeyring(krs[0], krs[1:]...), f, nil
 }
 
 // keyDecryptKeyrings returns a keyring per decryptable version of a key.
