@@ -171,17 +171,8 @@ func edkOwners(ctx context.Context, st *keystore.Store) (map[[2]string]string, e
 	}
 	owners := map[[2]string]string{}
 	for _, k := range keys {
-		switch {
-		case k.Namespace != "":
-			owners[[2]string{k.Namespace, k.KeyName}] = k.Name
-		case k.Backend == keystore.BackendLocal:
-			owners[[2]string{keystore.ProviderLocal, k.Name}] = k.Name
-		case k.Backend == keystore.BackendPKCS11:
-			owners[[2]string{keystore.ProviderPKCS11, k.Name}] = k.Name
-		case k.Backend == keystore.BackendAWSKMS:
-			for _, v := range k.Versions {
-				owners[[2]string{keystore.ProviderAWSKMS, v.Ref}] = k.Name
-			}
+		for _, pk := range rotation.InventoryKeys(&k) {
+			owners[pk] = k.Name
 		}
 	}
 	return owners, nil
@@ -273,7 +264,7 @@ func groupOptions(ctx context.Context, st *keystore.Store, g *rewrapGroup, base 
 // targetEDKs describes the EDKs the targets' primary versions produce, so
 // that messages already on them are skipped without unwrapping. It returns
 // nil (no shortcut) when a target's EDKs cannot be predicted from the
-// store alone (a BACKEND:REF spec, a PKCS#11 key).
+// store alone (a BACKEND:REF spec, a KMS alias).
 func targetEDKs(ctx context.Context, st *keystore.Store, keys []string) ([]keystore.EDKInfo, error) {
 	var out []keystore.EDKInfo
 	for _, name := range keys {
@@ -284,31 +275,13 @@ func targetEDKs(ctx context.Context, st *keystore.Store, keys []string) ([]keyst
 		if err != nil {
 			return nil, err
 		}
-		t, ok := targetEDK(k)
+		t, ok := rotation.PrimaryEDK(k)
 		if !ok {
 			return nil, nil
 		}
 		out = append(out, t)
 	}
 	return out, nil
-}
-
-// targetEDK is the EDK k's primary version writes: for a local key its
-// versioned name, for an AWS KMS key the key ARN KMS names in its EDKs.
-func targetEDK(k *keystore.KeyInfo) (keystore.EDKInfo, bool) {
-	switch {
-	case k.Backend == keystore.BackendLocal && k.Namespace != "":
-		return keystore.EDKInfo{ProviderID: k.Namespace, KeyName: k.KeyName}, true
-	case k.Backend == keystore.BackendLocal:
-		return keystore.EDKInfo{ProviderID: keystore.ProviderLocal, KeyName: keystore.VersionedKeyName(k.Name, k.Primary)}, true
-	case k.Backend == keystore.BackendAWSKMS:
-		for _, v := range k.Versions {
-			if v.Version == k.Primary && strings.HasPrefix(v.Ref, "arn:") && strings.Contains(v.Ref, ":key/") {
-				return keystore.EDKInfo{ProviderID: keystore.ProviderAWSKMS, KeyName: v.Ref}, true
-			}
-		}
-	}
-	return keystore.EDKInfo{}, false
 }
 
 var errNoRewrapTarget = errors.New("the message names a key outside the keystore: pass the target keys with -k")

@@ -1,0 +1,61 @@
+package rotation
+
+import (
+	"strings"
+
+	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keystore"
+)
+
+// PrimaryEDK describes the EDK that k's primary version writes, so that a
+// rewrap can recognise messages already on it without any key operation
+// (RewrapOptions.Targets): a local key's versioned name, an AWS KMS key's
+// key ARN (which KMS names in its EDKs), a PKCS#11 key's object label. ok
+// is false when the store alone cannot tell (an AWS KMS alias).
+func PrimaryEDK(k *keystore.KeyInfo) (edk keystore.EDKInfo, ok bool) {
+	var ref string
+	for _, v := range k.Versions {
+		if v.Version == k.Primary {
+			ref = v.Ref
+		}
+	}
+	switch k.Backend {
+	case keystore.BackendLocal:
+		if k.Namespace != "" {
+			return keystore.EDKInfo{ProviderID: k.Namespace, KeyName: k.KeyName}, true
+		}
+		return keystore.EDKInfo{ProviderID: keystore.ProviderLocal, KeyName: keystore.VersionedKeyName(k.Name, k.Primary)}, true
+	case keystore.BackendAWSKMS:
+		if strings.HasPrefix(ref, "arn:") && strings.Contains(ref, ":key/") {
+			return keystore.EDKInfo{ProviderID: keystore.ProviderAWSKMS, KeyName: ref}, true
+		}
+	case keystore.BackendPKCS11:
+		if label := pkcs11Object(ref); label != "" {
+			return keystore.EDKInfo{ProviderID: keystore.ProviderPKCS11, KeyName: label}, true
+		}
+	}
+	return keystore.EDKInfo{}, false
+}
+
+// InventoryKeys lists the (provider, key) pairs under which an Inventory
+// counts the messages of k's versions (KeyUsage.Provider and Key), so that
+// a message's EDKs can be traced back to the store key that made them.
+func InventoryKeys(k *keystore.KeyInfo) [][2]string {
+	switch {
+	case k.Namespace != "":
+		return [][2]string{{k.Namespace, k.KeyName}}
+	case k.Backend == keystore.BackendLocal:
+		return [][2]string{{keystore.ProviderLocal, k.Name}}
+	}
+	var out [][2]string
+	for _, v := range k.Versions {
+		switch k.Backend {
+		case keystore.BackendAWSKMS:
+			out = append(out, [2]string{keystore.ProviderAWSKMS, v.Ref})
+		case keystore.BackendPKCS11:
+			d := keystore.DescribeEDK(envelope.EncryptedDataKey{ProviderID: keystore.ProviderPKCS11, ProviderInfo: []byte(pkcs11Object(v.Ref))})
+			out = append(out, [2]string{keystore.ProviderPKCS11, d.Key})
+		}
+	}
+	return out
+}
