@@ -65,6 +65,7 @@ func TestScripts(t *testing.T) {
 			"unixlisten": cmdUnixListen,
 			"unixwait":   cmdUnixWait,
 			"readmejson": cmdReadmeJSON,
+			"kill9":      cmdKill9,
 		},
 		Condition: func(cond string) (bool, error) {
 			if cond == "mknod" {
