@@ -80,7 +80,7 @@ func kill9Run(ts *testscript.TestScript, args []string, after time.Duration) *ex
 // killedByDir holds, per script work directory, the pids kill9 killed: their
 // temporary files stay until the next run in their directory.
 var (
-	deadMu sync.Mutex
+	deadMu      sync.Mutex
 	killedByDir = map[string]map[string]bool{}
 )
 
