@@ -324,7 +324,7 @@ func (s *Store) unlockKEK(f *storeFile) ([]byte, error) {
 	}
 	if err := checkVerifier(kek, f.Verifier); err != nil {
 		clear(kek)
-		return nil, err
+		return nil, s.auditFailedUnlock(err)
 	}
 	s.kek = kek
 	return bytes.Clone(kek), nil

@@ -14,7 +14,17 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args))
+	os.Exit(start(os.Args))
+}
+
+// start makes the process unable to dump core, before anything reads a
+// passphrase or key material (a core dump, e.g. under GOTRACEBACK=crash,
+// would hold them), then runs argv.
+func start(argv []string) int {
+	if err := disableCoreDumps(); err != nil {
+		warnf(os.Stderr, "could not disable core dumps: %v", err)
+	}
+	return run(argv)
 }
 
 // interruptGrace is how long an interrupted command may take to clean up

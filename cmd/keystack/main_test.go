@@ -29,8 +29,9 @@ func TestMain(m *testing.M) {
 			// Scripts prompt only on the pty of "ttyin", never on the
 			// terminal of whoever runs go test.
 			ttyPath = os.Getenv("TEST_TTY")
-			os.Exit(run(os.Args))
+			os.Exit(start(os.Args))
 		},
+		"procstate": procState,
 	})
 }
 
@@ -66,10 +67,15 @@ func TestScripts(t *testing.T) {
 			"unixwait":   cmdUnixWait,
 			"readmejson": cmdReadmeJSON,
 			"kill9":      cmdKill9,
+			"chown":      cmdChown,
+			"corelimit":  cmdCoreLimit,
 		},
 		Condition: func(cond string) (bool, error) {
-			if cond == "mknod" {
+			switch cond {
+			case "mknod":
 				return mknodCondition()
+			case "root":
+				return rootCondition()
 			}
 			return scriptCondition(cond)
 		},

@@ -127,3 +127,26 @@ func cmdUnixWait(ts *testscript.TestScript, neg bool, args []string) {
 		ts.Check(errors.New("unixwait: no connection ended within 30s"))
 	}
 }
+
+// rootCondition is the "root" script condition (chown to another user);
+// under CI=true not being root fails the test.
+func rootCondition() (bool, error) {
+	if os.Geteuid() == 0 {
+		return true, nil
+	}
+	if os.Getenv("CI") == "true" {
+		return false, errors.New("CI=true but not root: cannot test files owned by another user")
+	}
+	return false, nil
+}
+
+// cmdChown runs "chown NAME UID".
+func cmdChown(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: chown NAME UID")
+	}
+	var uid int
+	_, err := fmt.Sscan(args[1], &uid)
+	ts.Check(err)
+	ts.Check(os.Chown(ts.MkAbs(args[0]), uid, -1))
+}

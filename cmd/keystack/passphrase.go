@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
 	"golang.org/x/term"
 )
@@ -40,13 +41,21 @@ func passphraseSource(file string, confirm bool) func() ([]byte, error) {
 	}
 }
 
-// readPassphraseFile reads the first line of file, without its line ending.
+// errPassphraseFileAccess is a passphrase file that others could read or
+// write: refused, as ssh refuses such private keys.
+var errPassphraseFileAccess = errors.New("passphrase file is not private")
+
+// readPassphraseFile reads the first line of file, without its line ending,
+// once checkPrivate accepted it.
 func readPassphraseFile(file string) ([]byte, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, fmt.Errorf("passphrase file: %w", err)
 	}
 	defer f.Close()
+	if err := checkPrivate(f); err != nil {
+		return nil, err
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxPassphraseFile+1))
 	if err != nil {
 		return nil, fmt.Errorf("passphrase file: %w", err)
@@ -61,6 +70,23 @@ func readPassphraseFile(file string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: passphrase file %s is empty", errNoPassphrase, file)
 	}
 	return data, nil
+}
+
+// checkPrivate refuses a file that the group or others may access, or
+// that another user owns (who could change it at will). It checks the open
+// file, so the checked file is the one read.
+func checkPrivate(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("passphrase file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%w: %s has mode %#o, readable or writable by group or others", errPassphraseFileAccess, f.Name(), perm)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return fmt.Errorf("%w: %s is owned by uid %d, not by this user (uid %d)", errPassphraseFileAccess, f.Name(), st.Uid, os.Geteuid())
+	}
+	return nil
 }
 
 // promptPassphrase asks on the terminal (/dev/tty), so that it works while stdin and stdout

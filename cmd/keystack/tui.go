@@ -84,7 +84,7 @@ var exitClasses = []exitClass{
 	{exitKey, []error{keystore.ErrInvalidKey, keystore.ErrNoPrivateKey, keystore.ErrKeyNotFound, keystore.ErrKeyExists,
 		keystore.ErrInvalidName, keystore.ErrBadPassphrase, keystore.ErrLocked, keystore.ErrNotInitialized,
 		keystore.ErrExists, keystore.ErrBackendUnavailable, keystore.ErrCorruptStore, keystore.ErrKeyDisabled,
-		keystore.ErrNotSupported, errNoPassphrase,
+		keystore.ErrNotSupported, errNoPassphrase, errPassphraseFileAccess,
 		awskms.ErrInvalidKeyID, awskms.ErrInvalidOptions, awskms.ErrNoEncryptKey,
 		hsm.ErrKeyNotFound, hsm.ErrKeyExists, hsm.ErrPINIncorrect, hsm.ErrPINLocked, hsm.ErrNoPIN,
 		hsm.ErrInvalidKey, hsm.ErrClosed}},
@@ -179,6 +179,8 @@ func hint(err error) string {
 			"for messages from a writer you trust: decrypting holds whole frames in memory", envelope.DefaultMaxFrameLength)
 	case errors.Is(err, envelope.ErrUnsupportedSuite):
 		return "messages with legacy (non-committing) suites need --allow-legacy"
+	case errors.Is(err, errPassphraseFileAccess):
+		return "make it yours and private: chmod 600 FILE (and chown it to this user)"
 	case errors.Is(err, errNoPassphrase):
 		return "set KEYSTACK_PASSPHRASE, pass --passphrase-file, or run in a terminal"
 	}
