@@ -50,11 +50,13 @@ func Decrypt(ctx context.Context, src io.Reader, kr Keyring, opts DecryptOptions
 	if err != nil {
 		return nil, err
 	}
+	// Frame buffers are allocated whole: the frame length is bounded by
+	// MaxFrameLength, and growing them as bytes arrive left garbage behind.
 	r := &Reader{hdr: u.hdr, src: br, codec: u.codec, conc: concurrency(opts.Concurrency), depth: 1,
-		frameCap: 1 << 20, maxNonFramed: maxNonFramed(opts.MaxFrameLength)}
+		frameCap: finalPrefix + int(u.hdr.FrameLength) + gcmTagLen, maxNonFramed: maxNonFramed(opts.MaxFrameLength)}
 	if m, ok := src.(*bytes.Reader); ok {
 		// No frame can be longer than what is left of the message.
-		r.frameCap = max(int(m.Len()), finalPrefix+gcmTagLen)
+		r.frameCap = min(r.frameCap, max(int(m.Len()), finalPrefix+gcmTagLen))
 	}
 	if u.hdr.Suite.Signed() {
 		if r.pub, r.h, err = newVerifier(u.hdr.Suite, u.hdr.EncryptionContext); err != nil {

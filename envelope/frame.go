@@ -25,8 +25,14 @@ const (
 	// maxNonFramedContent is the format's bound on a non-framed body
 	// (data-format/message-body.md, encrypted content length): 2^36-32.
 	maxNonFramedContent = 1<<36 - 32
-	// maxInFlight bounds the bytes of frames held by a pipeline.
-	maxInFlight = 32 << 20
+	// maxInFlight bounds the bytes of frames held by a pipeline. With the
+	// largest default frames (DefaultMaxFrameLength) that is a few frames,
+	// so that a decrypting command stays under 64 MiB whatever its input.
+	maxInFlight = 16 << 20
+	// taskOverhead is about what a frameTask costs beyond its frame's
+	// bytes: tiny frames are counted at least this much, so that a batch
+	// of one-byte frames is not 262,144 tasks.
+	taskOverhead = 256
 )
 
 type frameKind uint8
@@ -65,7 +71,7 @@ type frameBatch struct {
 const batchBytes = 256 << 10
 
 // framesPerBatch is how many frames of frameLen make one batch.
-func framesPerBatch(frameLen int) int { return max(1, batchBytes/max(frameLen, 1)) }
+func framesPerBatch(frameLen int) int { return max(1, batchBytes/max(frameLen, taskOverhead)) }
 
 // batchPool recycles batches, so that a long stream allocates none.
 type batchPool struct{ free []*frameBatch }
@@ -269,7 +275,7 @@ func (w *workers) stop() { w.close(); w.wg.Wait() }
 // decryption), since its feeding goroutine also copies every frame in.
 func pipelineDepth(n, perWorker, frameLen int) int {
 	d := perWorker * n
-	per := framesPerBatch(frameLen) * (frameLen + finalPrefix + gcmTagLen)
+	per := framesPerBatch(frameLen) * (max(frameLen, taskOverhead) + finalPrefix + gcmTagLen)
 	if lim := maxInFlight / per; d > lim {
 		d = lim
 	}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"slices"
 )
 
 // byteSource is what the Reader reads a message from: buffered, since
@@ -260,8 +261,11 @@ func (r *Reader) readFrame() (*frameTask, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t.kind == kindNonFramed && n > int64(r.maxNonFramed) {
-		return nil, fmt.Errorf("%w: non-framed body of %d bytes, above the limit of %d (MaxFrameLength raises it)", ErrFrameTooLarge, n, r.maxNonFramed)
+	if t.kind == kindNonFramed {
+		if n > int64(r.maxNonFramed) {
+			return nil, fmt.Errorf("%w: non-framed body of %d bytes, above the limit of %d (MaxFrameLength raises it)", ErrFrameTooLarge, n, r.maxNonFramed)
+		}
+		t.buf = slices.Grow(t.buf, int(n)+gcmTagLen) // at once: growing leaves garbage
 	}
 	if t.buf, err = readGrow(r.src, t.buf, int(n)+gcmTagLen); err != nil {
 		return nil, truncated("frame", err)

@@ -20,6 +20,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if out := os.Getenv(rssChildEnv); out != "" {
+		os.Exit(rssWrap(out, os.Args[1:]))
+	}
 	// Stores made by the tests record cheap KDF costs; the defaults are
 	// measured by keystore's BenchmarkUnlockDefaultKDF and a test below
 	// checks that a release binary never uses these.
