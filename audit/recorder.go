@@ -40,19 +40,25 @@ func decisionRecord(req policy.Request, d policy.Decision) Record {
 		Statements: d.Matched, EncryptionContext: req.EncryptionContext,
 	}
 	if !d.Allowed() {
-		r.Reason = reason(d.Explanation)
+		r.Reason = reason(d)
 	}
 	return r
 }
 
-// reason keeps the informative explanation lines: statements that applied
-// or failed on a condition, and refusals such as escalation.
-func reason(lines []string) string {
+// reason keeps the decision's structured reasons (statements that applied
+// or failed on a condition, refusals such as escalation), not the lines
+// about statements that concern others; a decision built without Reasons
+// keeps its Explanation.
+func reason(d policy.Decision) string {
+	lines := d.Explanation
+	if len(d.Reasons) > 0 {
+		lines = make([]string, 0, len(d.Reasons))
+		for _, r := range d.Reasons {
+			lines = append(lines, r.Text)
+		}
+	}
 	var b strings.Builder
 	for _, s := range lines {
-		if strings.Contains(s, "does not match") {
-			continue
-		}
 		if b.Len()+len(s)+2 > maxReason {
 			b.WriteString("; …")
 			break

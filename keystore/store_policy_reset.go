@@ -39,7 +39,7 @@ func (s *Store) ResetPolicy(ctx context.Context) (string, error) {
 		owner = osPrincipal()
 	}
 	if err := s.proveOwner(f, owner); err != nil {
-		return "", s.recordReset(ctx, policy.Deny, "break-glass reset refused: "+err.Error(), err)
+		return "", s.recordReset(ctx, policy.Refusal(policy.ReasonRefused, "break-glass reset refused: "+err.Error()), err)
 	}
 	p, err := policy.DefaultPolicy(owner)
 	if err != nil {
@@ -49,7 +49,9 @@ func (s *Store) ResetPolicy(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := s.recordReset(ctx, policy.Allow, "break-glass reset: keystore passphrase verified; owner-only policy for "+owner, nil); err != nil {
+	text := "break-glass reset: keystore passphrase verified; owner-only policy for " + owner
+	allow := policy.Decision{Effect: policy.Allow, Reasons: []policy.Reason{{Kind: policy.ReasonBreakGlass, Text: text}}, Explanation: []string{text}}
+	if err := s.recordReset(ctx, allow, nil); err != nil {
 		return "", err
 	}
 	if err := writeFileAtomic(filepath.Join(s.dir, policyFile), append(data, '\n')); err != nil {
@@ -73,11 +75,10 @@ func (s *Store) proveOwner(f *storeFile, owner string) error {
 	return err
 }
 
-// recordReset records a reset attempt and returns cause (nil when
-// allowed), or an audit failure, which refuses the reset.
-func (s *Store) recordReset(ctx context.Context, effect policy.Effect, why string, cause error) error {
+// recordReset records a reset attempt's decision d and returns cause (nil
+// when allowed), or an audit failure, which refuses the reset.
+func (s *Store) recordReset(ctx context.Context, d policy.Decision, cause error) error {
 	req := policy.Request{Principal: s.principal, Action: auditResetAction, Resource: policy.ResourcePolicy, Time: s.now()}
-	d := policy.Decision{Effect: effect, Explanation: []string{why}}
 	if err := s.az.RecordDecision(ctx, req, d); err != nil {
 		return fmt.Errorf("%w: %w: %w", policy.ErrAccessDenied, policy.ErrAuditFailed, err)
 	}

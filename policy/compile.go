@@ -13,7 +13,7 @@ type cstatement struct {
 	principals, actions, resources       []glob
 	notPrincipal, notAction, notResource bool
 	conds                                []ccond
-	msgs                                 explanations
+	msgs                                 statementReasons
 }
 
 func compileStatement(s *Statement, path string) (cstatement, error) {
@@ -25,7 +25,7 @@ func compileStatement(s *Statement, path string) (cstatement, error) {
 	if cs.lbl == "" {
 		cs.lbl = path
 	}
-	cs.msgs = newExplanations(cs.lbl, s.Effect)
+	cs.msgs = newStatementReasons(cs.lbl, s.Effect)
 	if s.Effect != Allow && s.Effect != Deny {
 		return cs, &ValidationError{Path: path + ".Effect", Msg: fmt.Sprintf("effect %q is neither Allow nor Deny", s.Effect)}
 	}
@@ -60,7 +60,7 @@ func compileConditions(cond Condition, path, lbl string) ([]ccond, error) {
 				return nil, &ValidationError{Path: cpath, Msg: fmt.Sprintf("condition key %q repeats %q (condition keys are case-insensitive)", key, other)}
 			}
 			seen[c.norm] = key
-			c.failed = lbl + ": " + c.failed
+			c.failed.Statement, c.failed.Text = lbl, lbl+": "+c.failed.Text
 			out = append(out, c)
 		}
 	}

@@ -96,7 +96,7 @@ const (
 // ccond is one compiled (operator, key, values) condition.
 type ccond struct {
 	name     string // operator as written, with qualifier and suffix
-	failed   string // explanation when the condition is not satisfied
+	failed   Reason // why the statement does not apply when the condition fails
 	key      string // condition key as written
 	norm     string // key in lower case: condition keys are case-insensitive
 	op       operator
@@ -136,7 +136,8 @@ func parseKey(key string) (keyKind, string, bool) {
 
 func compileCondition(name, key string, vals Values, path string) (ccond, error) {
 	c := ccond{name: name, key: key, norm: strings.ToLower(key), raw: vals}
-	c.failed = "not applicable: condition " + name + quoteKey(key) + " not satisfied"
+	c.failed = Reason{Kind: ReasonCondition, Condition: name + quoteKey(key),
+		Text: "not applicable: condition " + name + quoteKey(key) + " not satisfied"}
 	base := name
 	if b, ok := strings.CutPrefix(base, "ForAllValues:"); ok {
 		base, c.set = b, setForAll

@@ -217,7 +217,7 @@ func (e *Engine) PutPolicy(ctx context.Context, req Request, next *Policy, opts 
 		return err
 	}
 	if err := e.checkPut(req, cur, next, opts); err != nil {
-		d := Decision{Effect: Deny, Explanation: []string{err.Error()}}
+		d := Refusal(ReasonRefused, err.Error())
 		if e.cfg.Recorder != nil {
 			if rerr := e.cfg.Recorder.RecordDecision(ctx, req, d); rerr != nil {
 				return fmt.Errorf("%w: %w: %w", ErrAccessDenied, ErrAuditFailed, rerr)

@@ -25,14 +25,27 @@ type Request struct {
 }
 
 // Decision is the outcome of Evaluate. Matched lists the Sids (or
-// "Statement[i]" when a statement has no Sid) that decided it; Explanation
-// has one line per statement saying why it applied or not. Neither may be
-// shown to the requester: they reveal the policy.
+// "Statement[i]" when a statement has no Sid) that decided it. Reasons are
+// the structured reasons that bear on it: each statement that applied or
+// failed on a condition, an implicit deny, a refusal; consumers select
+// them by kind, never by text. Explanation has a line for every statement,
+// those about other principals, actions or resources included. None may
+// be shown to the requester: they reveal the policy.
 type Decision struct {
 	Effect      Effect
 	Implicit    bool
 	Matched     []string
+	Reasons     []Reason
 	Explanation []string
+}
+
+// explain adds r to the decision's explanation, and to its reasons unless
+// r only says that a statement does not concern the request.
+func (d *Decision) explain(r Reason) {
+	if !r.mismatch() {
+		d.Reasons = append(d.Reasons, r)
+	}
+	d.Explanation = append(d.Explanation, r.Text)
 }
 
 // Allowed reports whether the decision allows the request.
@@ -44,7 +57,7 @@ func (d Decision) Allowed() bool { return d.Effect == Allow }
 func (p *Policy) Evaluate(req Request) Decision {
 	d := Decision{Effect: Deny, Implicit: true}
 	if p == nil {
-		d.Explanation = []string{"no policy: implicit deny"}
+		d.explain(Reason{Kind: ReasonNoStatement, Text: "no policy: implicit deny"})
 		return d
 	}
 	ev := newEvalReq(&req)
@@ -53,13 +66,13 @@ func (p *Policy) Evaluate(req Request) Decision {
 	for i := range p.compiled {
 		s := &p.compiled[i]
 		why, ok := s.applies(ev)
-		d.Explanation = append(d.Explanation, why)
+		d.explain(why)
 		if ok {
 			m.add(s)
 		}
 	}
 	if !m.conclude(&d) {
-		d.Explanation = append(d.Explanation, "no statement applies: implicit deny")
+		d.explain(Reason{Kind: ReasonNoStatement, Text: "no statement applies: implicit deny"})
 	}
 	return d
 }
@@ -103,10 +116,10 @@ func makeEvalReq(r *Request, b *evalBufs) evalReq {
 	return ev
 }
 
-// applies reports whether the statement applies to the request, with an
-// explanation; the texts are built at compile time so that evaluation does
-// not allocate per statement.
-func (s *cstatement) applies(ev *evalReq) (string, bool) {
+// applies reports whether the statement applies to the request, with the
+// reason; reasons are built at compile time so that evaluation does not
+// allocate per statement.
+func (s *cstatement) applies(ev *evalReq) (Reason, bool) {
 	if anyMatch(s.principals, ev.identities) == s.notPrincipal {
 		return s.msgs.principal, false
 	}
@@ -122,18 +135,6 @@ func (s *cstatement) applies(ev *evalReq) (string, bool) {
 		}
 	}
 	return s.msgs.applies, true
-}
-
-// explanations are a statement's precomputed Explanation lines.
-type explanations struct{ principal, action, resource, applies string }
-
-func newExplanations(label string, effect Effect) explanations {
-	return explanations{
-		principal: label + ": not applicable: principal does not match",
-		action:    label + ": not applicable: action does not match",
-		resource:  label + ": not applicable: resource does not match",
-		applies:   label + ": applies: " + string(effect),
-	}
 }
 
 func anyMatch(globs []glob, subjects []string) bool {
