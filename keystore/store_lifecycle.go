@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/keystack/keystack/policy"
@@ -40,7 +41,9 @@ func (s *Store) EnableVersion(ctx context.Context, name string, v int, reason st
 }
 
 // DisableVersion makes version v of key name neither encrypt nor decrypt,
-// reversibly. The primary cannot be disabled (ErrIllegalTransition).
+// reversibly. The primary cannot be disabled (ErrIllegalTransition), nor a
+// version whose external key another decrypting version shares
+// (ErrNotSupported; see checkEnforceable).
 func (s *Store) DisableVersion(ctx context.Context, name string, v int, reason string) (*KeyInfo, error) {
 	return s.setState(ctx, policy.ActionDisableKey, name, v, StateDisabled, "disable", reason)
 }
@@ -59,10 +62,36 @@ func (s *Store) setState(ctx context.Context, action, name string, v int, to Ver
 		if err := checkMovable(k, vr); err != nil {
 			return err
 		}
+		if !to.canDecrypt() {
+			if err := checkEnforceable(k, k.MinDecrypt, []*versionRecord{vr}); err != nil {
+				return err
+			}
+		}
 		vr.State = to
 		vr.History = append(vr.History, Event{Time: now, Action: event, Reason: reason})
 		return nil
 	})
+}
+
+// checkEnforceable refuses (ErrNotSupported) to stop the versions off
+// from decrypting when another version that would still decrypt shares
+// one's external key: an AWS KMS key rotated on demand keeps one ARN for
+// every version, and KMS decrypts messages of all of them, so the change
+// would report a protection it cannot give. minDecrypt is the minimum
+// decryption version after the change.
+func checkEnforceable(k *keyRecord, minDecrypt int, off []*versionRecord) error {
+	for _, v := range off {
+		for _, o := range k.Versions {
+			if v.Ref == "" || o.Ref != v.Ref || slices.Contains(off, o) || o.Version < minDecrypt || !o.State.canDecrypt() {
+				continue
+			}
+			return fmt.Errorf("%w: version %d shares its %s key with version %d, which still decrypts, so its messages "+
+				"would still decrypt; turn off every version of that key together (a minimum decryption version above them, "+
+				"after moving the key to a new external key with RotateKeyTo and rewrapping)",
+				ErrNotSupported, v.Version, k.Backend, o.Version)
+		}
+	}
+	return nil
 }
 
 // checkMovable allows state changes of versions that are not primary and
@@ -104,8 +133,9 @@ func (s *Store) SetPrimary(ctx context.Context, name string, v int, reason strin
 // SetMinDecryptionVersion makes versions of key name below v unable to
 // decrypt, whatever their state, as Vault Transit's min_decryption_version;
 // v = 1 lifts the limit. v must be a version no later than the primary
-// (ErrIllegalTransition). External versions sharing a reference with an
-// allowed version still decrypt through it: the backend has no versions.
+// (ErrIllegalTransition). A version below v that shares its external
+// reference with an allowed version (a KMS key rotated on demand) would
+// still decrypt through it, so that change fails with ErrNotSupported.
 func (s *Store) SetMinDecryptionVersion(ctx context.Context, name string, v int, reason string) (*KeyInfo, error) {
 	return s.changeVersion(ctx, policy.ActionDisableKey, name, v, func(k *keyRecord, vr *versionRecord, now time.Time) error {
 		if v > k.Primary {
@@ -113,6 +143,15 @@ func (s *Store) SetMinDecryptionVersion(ctx context.Context, name string, v int,
 		}
 		if v == max(k.MinDecrypt, 1) {
 			return nil
+		}
+		var off []*versionRecord // versions this change stops from decrypting
+		for _, o := range k.Versions {
+			if o.Version < v && o.Version >= k.MinDecrypt && o.State.canDecrypt() {
+				off = append(off, o)
+			}
+		}
+		if err := checkEnforceable(k, v, off); err != nil {
+			return err
 		}
 		k.MinDecrypt = v
 		vr.History = append(vr.History, Event{Time: now, Action: "min-decryption-version", Reason: reason})

@@ -573,3 +573,50 @@ func TestDestroyNeedsBackendForHSMObjects(t *testing.T) {
 		t.Fatalf("pkcs11 version without a destroyer is %s", st)
 	}
 }
+
+// TestSharedExternalVersionCannotBeTurnedOffAlone: versions of one external
+// key (a KMS key rotated on demand) decrypt each other's messages, so
+// disabling one or cutting it off with a minimum decryption version is
+// refused while another decrypts through the same key; local versions and
+// versions on their own external keys are unaffected.
+func TestSharedExternalVersionCannotBeTurnedOffAlone(t *testing.T) {
+	ctx := context.Background()
+	arn := "arn:aws:kms:us-east-1:111122223333:key/k1"
+	arn2 := "arn:aws:kms:us-east-1:111122223333:key/k2"
+	s := newTestStore(t)
+	rot := &onDemandFake{fakeBackend: fakeBackend{keys: map[string]envelope.Keyring{
+		arn: newTestAES(t, "kms", 32), arn2: newTestAES(t, "kms2", 32)}}}
+	s.backends = map[string]Backend{BackendAWSKMS: rot}
+	if _, err := s.CreateKey(ctx, "kms", CreateKeyOptions{Backend: BackendAWSKMS, Ref: arn}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RotateKey(ctx, "kms", ""); err != nil { // v2 shares the ARN
+		t.Fatal(err)
+	}
+	if _, err := s.DisableVersion(ctx, "kms", 1, ""); !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("disabling a version sharing its ARN: %v", err)
+	}
+	if _, err := s.SetMinDecryptionVersion(ctx, "kms", 2, ""); !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("min version above a version sharing its ARN: %v", err)
+	}
+	if _, err := s.SetDecryptOnly(ctx, "kms", 1, ""); err != nil {
+		t.Fatalf("decrypt-only still decrypts, so it is allowed: %v", err)
+	}
+	// Moved to another ARN, v3 differs: a minimum version turns off v1 and
+	// v2 together, but neither alone.
+	if _, err := s.RotateKeyTo(ctx, "kms", arn2, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SetMinDecryptionVersion(ctx, "kms", 3, ""); err != nil {
+		t.Fatalf("min version 3 turns off both versions of the first ARN: %v", err)
+	}
+	if _, err := s.SetMinDecryptionVersion(ctx, "kms", 1, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DisableVersion(ctx, "kms", 2, ""); !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("disabling v2 while v1 decrypts through its ARN: %v", err)
+	}
+	if _, err := s.DisableVersion(ctx, "kms", 1, ""); !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("disabling v1 while v2 decrypts through its ARN: %v", err)
+	}
+}
