@@ -80,11 +80,15 @@ func (s *Store) rotateKey(ctx context.Context, name, newRef, reason string, upda
 	if k.Namespace != "" || k.isRSA() {
 		return nil, fmt.Errorf("%w: %q is an imported %s key with fixed names", ErrNotSupported, name, k.Kind)
 	}
+	var alias string // the reference newRef was given as, when the backend resolved it
 	if newRef != "" {
 		if k.Backend == BackendLocal {
 			return nil, fmt.Errorf("%w: local key %q has no external reference to move", ErrNotSupported, name)
 		}
 		if err := s.checkExternal(k.Backend, newRef); err != nil {
+			return nil, err
+		}
+		if newRef, alias, err = s.resolveRef(ctx, k.Backend, newRef); err != nil {
 			return nil, err
 		}
 	}
@@ -111,6 +115,7 @@ func (s *Store) rotateKey(ctx context.Context, name, newRef, reason string, upda
 		if err := s.addVersion(f, kek, name, k, material, ref, action, reason); err != nil {
 			return err
 		}
+		k.version(k.Primary).Alias = alias
 		info = k.info(name)
 		return nil
 	})

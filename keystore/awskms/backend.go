@@ -43,8 +43,17 @@ func (b *Backend) getClients(ctx context.Context) (*clients, error) {
 	return b.clients, nil
 }
 
-// Keyring returns a strict keyring for ref, a key ARN or alias ARN.
+// Keyring returns a strict keyring for ref, a key ARN or alias ARN. An
+// alias ARN is resolved to its key ARN first (DescribeKey), because
+// messages name the key ARN: a keyring for an alias ARN, such as a store
+// key registered by alias before key create resolved aliases, then
+// decrypts the messages it encrypts.
 func (b *Backend) Keyring(ctx context.Context, ref string) (envelope.Keyring, error) {
+	if key, err := parseARN(ref); err == nil && !key.isKey() {
+		if ref, err = b.ResolveRef(ctx, ref); err != nil {
+			return nil, err
+		}
+	}
 	return b.keyring(ctx, ref)
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
+	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
 	"github.com/keystack/keystack/keystore/awskms/kmstest"
 )
@@ -121,6 +122,17 @@ func TestResolveRefAlias(t *testing.T) {
 	if _, err := b.ResolveRef(context.Background(), alias+"-missing"); err == nil {
 		t.Fatal("ResolveRef of an alias that names no key succeeded")
 	}
+
+	// A keyring for the alias ARN (a store key recorded by alias before
+	// key create resolved aliases) decrypts what it encrypts.
+	kr, err := b.Keyring(context.Background(), alias)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := wrap(t, kr, testEC)
+	if dk, err := unwrap(kr, testEC, m.EncryptedDataKeys); err != nil || dk == nil {
+		t.Fatalf("alias keyring decrypting its own EDK: %v", err)
+	}
 }
 
 // createAlias names key in region with alias and returns the alias ARN.
@@ -131,4 +143,33 @@ func (f *fixture) createAlias(t testing.TB, region, alias, key string) string {
 		t.Fatal(err)
 	}
 	return "arn:aws:kms:" + region + ":" + kmstest.DefaultAccountID + ":" + alias
+}
+
+// TestStoreResolvesAliases: a store key created by alias ARN, or moved to
+// one with RotateKeyTo, records the key ARN (and the alias), so it
+// decrypts the messages it encrypts, which name the key ARN.
+func TestStoreResolvesAliases(t *testing.T) {
+	f := newFixture(t)
+	k1, k2 := f.createKey(t, "us-east-1", false), f.createKey(t, "us-east-1", false)
+	a1 := f.createAlias(t, "us-east-1", "alias/store-one", k1)
+	a2 := f.createAlias(t, "us-east-1", "alias/store-two", k2)
+	s, _ := f.kmsStore(t)
+	ctx := context.Background()
+	info, err := s.CreateKey(ctx, "pay", keystore.CreateKeyOptions{Backend: keystore.BackendAWSKMS, Ref: a1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := info.Versions[0]; v.Ref != k1 || v.Alias != a1 {
+		t.Fatalf("created by alias: ref %q alias %q; want %s and %s", v.Ref, v.Alias, k1, a1)
+	}
+	old := sealWith(t, s, "pay")
+	openWith(t, s, "pay", old)
+	if info, err = s.RotateKeyTo(ctx, "pay", a2, "move"); err != nil {
+		t.Fatal(err)
+	}
+	if v := info.Versions[1]; v.Ref != k2 || v.Alias != a2 {
+		t.Fatalf("moved to an alias: ref %q alias %q; want %s and %s", v.Ref, v.Alias, k2, a2)
+	}
+	openWith(t, s, "pay", sealWith(t, s, "pay"))
+	openWith(t, s, "pay", old)
 }
