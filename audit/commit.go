@@ -2,7 +2,6 @@ package audit
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -68,7 +67,7 @@ func (l *Log) commit(batch []*pending) error {
 		}
 	default:
 		err = l.withLock(func() error {
-			if err := l.refreshTail(); err != nil {
+			if err := l.catchUp(); err != nil {
 				return err
 			}
 			return l.writeBatch(batch)
@@ -84,16 +83,21 @@ func (l *Log) commit(batch []*pending) error {
 }
 
 // writeBatch writes a batch; the caller holds the file's flock and has
-// refreshed the tail since taking it.
+// caught up with the file since taking it.
 func (l *Log) writeBatch(batch []*pending) error {
-	seq, head, since := l.seq, l.head, l.sinceCheck
-	buf := l.buf[:0]
 	now := l.opts.Now().UTC().Format(time.RFC3339Nano)
+	buf, err := l.cutTorn(l.buf[:0], now)
+	if err != nil {
+		return err
+	}
+	seq, head, since := l.seq, l.head, l.sinceCheck
+	if len(buf) > 0 {
+		seq, head = l.seq+1, l.noteHead
+	}
 	for _, p := range batch {
 		p.e.Time, p.e.Seq = now, seq+1
 		var h [32]byte
-		var err error
-		buf, h, err = p.e.sealTo(buf, head, false)
+		buf, h, err = p.e.sealTo(l.ch, buf, head, false)
 		if err != nil {
 			p.err = err // this record only: it is not written
 			continue
@@ -115,34 +119,77 @@ func (l *Log) writeBatch(batch []*pending) error {
 		return err
 	}
 	l.seq, l.head, l.sinceCheck = seq, head, since
+	l.wrote = true
 	return nil
 }
 
-// checkpoint returns a signed checkpoint entry for the chain head.
-func (l *Log) checkpoint(seq uint64, head [32]byte, now string, final bool) ([]byte, [32]byte) {
-	e := Entry{Time: now, Seq: seq, Type: TypeCheckpoint, Head: hex.EncodeToString(head[:]), Final: final}
-	msg := checkpointMessage(seq, head, final)
-	if l.opts.SigningKey != nil {
-		e.Sig = hex.EncodeToString(ed25519.Sign(l.opts.SigningKey, msg))
-	} else {
-		e.MAC = hex.EncodeToString(checkpointMAC(l.opts.MACKey, msg))
+// cutTorn removes the bytes an append that failed left after the last
+// entry (the caller holds the flock and has verified everything before
+// them) and appends to buf a note entry saying so, whose hash it keeps in
+// l.noteHead. Without torn bytes it returns buf unchanged.
+func (l *Log) cutTorn(buf []byte, now string) ([]byte, error) {
+	if l.torn == 0 {
+		return buf, nil
 	}
-	line, h, err := e.seal(head)
+	if err := l.f.Truncate(l.size); err != nil {
+		return buf, fmt.Errorf("%w: cut torn tail: %w", ErrWrite, err)
+	}
+	e := Entry{Time: now, Seq: l.seq + 1, Type: TypeNote,
+		Reason: fmt.Sprintf("removed %d bytes of an incomplete line at offset %d, left by an append that failed (disk full or crash); the operation it belonged to was refused", l.torn, l.size)}
+	l.torn = 0
+	buf, l.noteHead, _ = e.sealTo(l.ch, buf, l.head, false) // a short note always fits
+	return buf, nil
+}
+
+// writeCheckpoint writes a checkpoint for the current head; the caller
+// holds wmu and the file's flock.
+func (l *Log) writeCheckpoint(final bool) error {
+	if err := l.catchUp(); err != nil {
+		return err
+	}
+	now := l.opts.Now().UTC().Format(time.RFC3339Nano)
+	buf, err := l.cutTorn(nil, now)
+	if err != nil {
+		return err
+	}
+	seq, head := l.seq, l.head
+	if len(buf) > 0 {
+		seq, head = seq+1, l.noteHead
+	}
+	line, h := l.checkpoint(seq+1, head, now, final)
+	if err := l.write(append(buf, line...)); err != nil {
+		return err
+	}
+	l.seq, l.head, l.sinceCheck = seq+1, h, 0
+	return nil
+}
+
+// checkpoint returns a checkpoint entry for the chain head, with its MAC.
+func (l *Log) checkpoint(seq uint64, head [32]byte, now string, final bool) ([]byte, [32]byte) {
+	e := Entry{Time: now, Seq: seq, Type: TypeCheckpoint, Head: hex.EncodeToString(head[:]), Final: final,
+		MAC: hex.EncodeToString(checkpointMAC(l.opts.MACKey, checkpointMessage(seq, head, final)))}
+	line, h, err := e.seal(l.ch, head)
 	if err != nil {
 		panic("audit: checkpoint cannot fail to encode: " + err.Error())
 	}
 	return line, h
 }
 
+// write appends b. If the write fails part way (disk full), it cuts the
+// partial bytes again so that the file still ends with a whole entry; if
+// even that fails, the next writer cuts them (see cutTorn).
 func (l *Log) write(b []byte) error {
 	n, err := l.f.Write(b)
-	l.size += int64(n)
 	if err == nil && n != len(b) {
 		err = errShortWrite
 	}
 	if err != nil {
+		if n > 0 && l.f.Truncate(l.size) != nil {
+			l.torn += int64(n)
+		}
 		return fmt.Errorf("%w: %w", ErrWrite, err)
 	}
+	l.size += int64(n)
 	l.dirty = true
 	return nil
 }
@@ -155,17 +202,20 @@ func (l *Log) batchSync() {
 	l.wmu.Lock()
 	due := l.dirty && l.err == nil
 	l.dirty = false
+	seq, head, size := l.seq, l.head, l.size
 	l.wmu.Unlock()
 	if !due {
 		return
 	}
 	l.syncs.Add(1)
-	if err := l.syncFile(l.f); err != nil {
-		l.wmu.Lock()
-		if l.err == nil {
-			l.err = fmt.Errorf("%w: fsync: %w", ErrWrite, err)
-		}
-		l.wmu.Unlock()
+	err := l.syncFile(l.f)
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if err != nil && l.err == nil {
+		l.err = fmt.Errorf("%w: fsync: %w", ErrWrite, err)
+	}
+	if err == nil && seq > l.anchor.Seq {
+		l.setAnchor(seq, head, size)
 	}
 }
 
@@ -177,30 +227,31 @@ func (l *Log) sync() error {
 		return l.err
 	}
 	l.dirty = false
+	l.setAnchor(l.seq, l.head, l.size)
 	return nil
 }
 
+// setAnchor records that the entry seq, whose line ends at size, is on
+// stable storage; the caller holds wmu.
+func (l *Log) setAnchor(seq uint64, head [32]byte, size int64) {
+	if seq == 0 {
+		return
+	}
+	l.anchor = Anchor{Seq: seq, Head: hex.EncodeToString(head[:]), Offset: size,
+		Time: l.opts.Now().UTC().Format(time.RFC3339)}
+}
+
 // finish fails waiters that raced with Close, writes the closing
-// checkpoint, syncs and closes the file.
+// checkpoint (if this Log wrote anything: a Log only read writes nothing),
+// syncs and closes the file.
 func (l *Log) finish() error {
 	l.endLease()
 	err := l.err
-	if err == nil {
-		err = l.withLock(func() error {
-			if err := l.refreshTail(); err != nil {
-				return err
-			}
-			now := l.opts.Now().UTC().Format(time.RFC3339Nano)
-			line, head := l.checkpoint(l.seq+1, l.head, now, true)
-			if err := l.write(line); err != nil {
-				return err
-			}
-			l.seq, l.head = l.seq+1, head
-			return nil
-		})
-	}
-	if err == nil {
-		err = l.sync()
+	if err == nil && l.wrote {
+		err = l.withLock(func() error { return l.writeCheckpoint(true) })
+		if err == nil {
+			err = l.sync()
+		}
 	}
 	if cerr := l.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("%w: close: %w", ErrWrite, cerr)
@@ -226,7 +277,7 @@ func (l *Log) lockLeased() error {
 	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
 		return fmt.Errorf("%w: flock: %w", ErrWrite, err)
 	}
-	if err := l.refreshTail(); err != nil {
+	if err := l.catchUp(); err != nil {
 		unix.Flock(fd, unix.LOCK_UN)
 		return err
 	}
@@ -267,54 +318,81 @@ func (l *Log) withLock(fn func() error) error {
 	return fn()
 }
 
-// refreshTail reloads seq and head from the file's last line when the file
-// is not the size this Log left it (another process appended, or first use).
-func (l *Log) refreshTail() error {
+// resume checks, at Open, that the file still holds the anchored entry
+// where the anchor says, then verifies everything after it.
+func (l *Log) resume(a Anchor) error {
+	if a.Seq > 0 {
+		if err := l.checkAnchored(a); err != nil {
+			return err
+		}
+	}
+	return l.catchUp()
+}
+
+// checkAnchored verifies the line that ends at a.Offset: it must be the
+// entry a.Seq with hash a.Head, authentic under the key.
+func (l *Log) checkAnchored(a Anchor) error {
+	bad := func(reason string, truncated bool) error {
+		return &TamperError{Seq: a.Seq, Reason: reason, Truncated: truncated}
+	}
 	fi, err := l.f.Stat()
 	if err != nil {
 		return fmt.Errorf("%w: stat: %w", ErrWrite, err)
 	}
-	if fi.Size() == l.size {
-		return nil
+	if fi.Size() < a.Offset {
+		return bad(fmt.Sprintf("the log is %d bytes, but its anchor of %s records entry %d ending at byte %d: entries were cut off or the log was replaced by an older copy",
+			fi.Size(), anchorTime(a), a.Seq, a.Offset), true)
 	}
-	if fi.Size() < l.size {
-		return &TamperError{Seq: l.seq + 1, Reason: fmt.Sprintf("log file shrank from %d to %d bytes while open", l.size, fi.Size()), Truncated: true}
-	}
-	l.size = fi.Size()
-	if l.size == 0 {
-		l.seq, l.head = 0, [32]byte{}
-		return nil
-	}
-	n := min(l.size, MaxLineSize+1)
+	n := min(a.Offset, MaxLineSize+1)
 	tail := make([]byte, n)
-	if _, err := l.f.ReadAt(tail, l.size-n); err != nil && err != io.EOF {
-		return fmt.Errorf("%w: read tail: %w", ErrWrite, err)
+	if _, err := l.f.ReadAt(tail, a.Offset-n); err != nil && err != io.EOF {
+		return fmt.Errorf("%w: read: %w", ErrWrite, err)
 	}
-	if tail[len(tail)-1] != '\n' {
-		return &TamperError{Seq: l.seq + 1, Reason: "last line is incomplete; run verify", Truncated: true}
-	}
-	line := tail[:len(tail)-1]
+	line, ok := bytes.CutSuffix(tail, []byte("\n"))
 	if i := bytes.LastIndexByte(line, '\n'); i >= 0 {
 		line = line[i+1:]
-	} else if n < l.size {
-		return &TamperError{Seq: l.seq + 1, Reason: "last line too long"}
+	} else if n < a.Offset {
+		ok = false
 	}
 	var prev [32]byte
-	e, _, err := parseLine(line, prev)
+	e, _, err := parseLine(nil, line, prev)
 	p, perr := hex.DecodeString(e.Prev)
-	if err == nil && perr == nil && len(p) == len(prev) {
-		copy(prev[:], p)
-		_, want, _ := parseLine(line, prev)
-		err = checkEntry(e, want, prev, e.Seq, Key{}, false)
+	if !ok || err != nil || perr != nil || len(p) != len(prev) {
+		return bad("no entry ends where the anchor says: the log was rewritten or replaced", false)
 	}
-	h, herr := hex.DecodeString(e.Hash)
-	if err != nil || perr != nil || herr != nil || len(h) != 32 {
-		return &TamperError{Seq: l.seq + 1, Reason: "last entry is unreadable or does not match its hash; run verify"}
+	copy(prev[:], p)
+	_, h, _ := parseLine(l.ch, line, prev)
+	if err := checkEntry(e, h, prev, a.Seq, Key{MAC: l.opts.MACKey}); err != nil || e.Hash != a.Head {
+		return bad("the anchored entry is not in the log: the log was rewritten or replaced", false)
 	}
-	if e.Seq < l.seq {
-		return &TamperError{Seq: l.seq + 1, Reason: fmt.Sprintf("last entry has seq %d, this log already wrote %d", e.Seq, l.seq)}
+	return nil
+}
+
+// catchUp verifies the entries appended since this Log last looked (by
+// other processes, or all of them at Open), continuing the chain from its
+// own position, and notes an incomplete last line for cutTorn. The caller
+// holds the flock. A file shorter than what was verified was truncated.
+func (l *Log) catchUp() error {
+	fi, err := l.f.Stat()
+	if err != nil {
+		return fmt.Errorf("%w: stat: %w", ErrWrite, err)
 	}
-	l.seq = e.Seq
-	copy(l.head[:], h)
+	switch {
+	case fi.Size() == l.size+l.torn:
+		return nil
+	case fi.Size() < l.size:
+		return &TamperError{Seq: l.seq + 1, Truncated: true,
+			Reason: fmt.Sprintf("the log shrank from %d to %d bytes: entries were cut off", l.size, fi.Size())}
+	}
+	v := &verifier{ch: l.ch, key: Key{MAC: l.opts.MACKey}, prev: l.head}
+	v.rep.LastSeq = l.seq
+	if l.size == 0 {
+		v.line = 1
+	}
+	if err := v.scan(io.NewSectionReader(l.f, l.size, fi.Size()-l.size)); err != nil {
+		return err
+	}
+	l.seq, l.size, l.torn = v.rep.LastSeq, l.size+v.rep.Size, v.rep.TornBytes
+	l.head = v.prev
 	return nil
 }

@@ -58,11 +58,12 @@ func TestSealedLineVerifies(t *testing.T) {
 	prev := [32]byte{1, 2, 3}
 	for _, e := range encodeCases() {
 		delete(e.Context, "bad") // invalid UTF-8 does not survive a JSON round trip
-		line, h, err := e.sealTo(nil, prev, true)
+		c := newChain(testMAC)
+		line, h, err := e.sealTo(c, nil, prev, true)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, want, err := parseLine(bytes.TrimSuffix(line, []byte{'\n'}), prev)
+		got, want, err := parseLine(c, bytes.TrimSuffix(line, []byte{'\n'}), prev)
 		if err != nil {
 			t.Fatalf("%s: %v", line, err)
 		}

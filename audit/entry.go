@@ -2,12 +2,14 @@ package audit
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -18,6 +20,9 @@ const (
 	TypeDecision   = "decision"
 	TypeOperation  = "op"
 	TypeCheckpoint = "checkpoint"
+	// TypeNote is written by the log itself, for example when it removes
+	// the torn bytes of an append that failed.
+	TypeNote = "note"
 )
 
 // Entry is one line of the log, as stored. Its JSON encoding, produced by
@@ -56,27 +61,40 @@ func (e Entry) canonical() ([]byte, error) {
 	return json.Marshal(e)
 }
 
-// chainHash returns SHA-256(prev ‖ canonical).
-func chainHash(prev [32]byte, canonical []byte) [32]byte {
-	h := sha256.New()
-	h.Write(prev[:])
-	h.Write(canonical)
+// chain computes the keyed chain hash
+//
+//	hash_n = HMAC-SHA256(chainKey, hash_{n-1} ‖ canonical_n)
+//
+// so that no entry can be made or changed without the audit key. It is not
+// safe for concurrent use.
+type chain struct{ mac hash.Hash }
+
+func newChain(macKey []byte) *chain {
+	k := hmac.New(sha256.New, macKey)
+	k.Write([]byte("keystack-audit-chain-v2"))
+	return &chain{mac: hmac.New(sha256.New, k.Sum(nil))}
+}
+
+func (c *chain) hash(prev [32]byte, canonical []byte) [32]byte {
+	c.mac.Reset()
+	c.mac.Write(prev[:])
+	c.mac.Write(canonical)
 	var out [32]byte
-	h.Sum(out[:0])
+	c.mac.Sum(out[:0])
 	return out
 }
 
 // seal sets e.Prev and e.Hash and returns the encoded line with its newline.
-func (e *Entry) seal(prev [32]byte) ([]byte, [32]byte, error) {
-	return e.sealTo(nil, prev, true)
+func (e *Entry) seal(c *chain, prev [32]byte) ([]byte, [32]byte, error) {
+	return e.sealTo(c, nil, prev, true)
 }
 
 // sealTo is seal appending the line to buf, which it may reuse; e.Prev and
 // e.Hash are set only with fill (the committer discards the entry).
-func (e *Entry) sealTo(buf []byte, prev [32]byte, fill bool) ([]byte, [32]byte, error) {
+func (e *Entry) sealTo(c *chain, buf []byte, prev [32]byte, fill bool) ([]byte, [32]byte, error) {
 	start := len(buf)
 	buf = appendEntry(buf, e, &prev, false)
-	h := chainHash(prev, buf[start:])
+	h := c.hash(prev, buf[start:])
 	buf = appendHash(buf, h)
 	if n := len(buf) - start; n >= MaxLineSize {
 		return buf[:start], prev, fmt.Errorf("audit: record of %d bytes exceeds %d", n, MaxLineSize)
@@ -90,7 +108,7 @@ func (e *Entry) sealTo(buf []byte, prev [32]byte, fill bool) ([]byte, [32]byte, 
 // parseLine decodes a line (without newline) strictly and returns the entry
 // and its recomputed chain hash given prev. It fails if the line is not
 // exactly the canonical encoding of the entry it holds.
-func parseLine(line []byte, prev [32]byte) (Entry, [32]byte, error) {
+func parseLine(c *chain, line []byte, prev [32]byte) (Entry, [32]byte, error) {
 	var e Entry
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
@@ -101,8 +119,11 @@ func parseLine(line []byte, prev [32]byte) (Entry, [32]byte, error) {
 	if err != nil || !bytes.Equal(re, line) {
 		return e, prev, errors.New("not in canonical form")
 	}
-	c, _ := e.canonical()
-	return e, chainHash(prev, c), nil
+	if c == nil { // Query: no key, no hash
+		return e, prev, nil
+	}
+	canon, _ := e.canonical()
+	return e, c.hash(prev, canon), nil
 }
 
 // checkpointMessage is what a checkpoint's MAC or signature covers.

@@ -9,27 +9,33 @@ import (
 var (
 	// ErrTampered is matched by every *TamperError.
 	ErrTampered = errors.New("audit: log has been tampered with")
-	// ErrTruncated is matched by a *TamperError for a log that does not end
-	// with its closing checkpoint (records may have been removed).
-	ErrTruncated = errors.New("audit: log is truncated or unsealed")
+	// ErrTruncated is matched by a *TamperError for a log that is shorter
+	// than an anchor says it was, or missing (entries were removed).
+	ErrTruncated = errors.New("audit: log is truncated")
 	// ErrClosed is returned by Append after Close.
 	ErrClosed = errors.New("audit: log is closed")
 	// ErrWrite is matched when a record could not be written or synced;
 	// the log stays failed and refuses every later Append.
 	ErrWrite = errors.New("audit: write failed")
 	// ErrNoKey is returned when no MAC or signing key is configured.
-	ErrNoKey = errors.New("audit: no checkpoint key")
+	ErrNoKey = errors.New("audit: no audit key")
+	// ErrBadAnchor is returned for an anchor that cannot be one (a head
+	// that is not 32 hex bytes, seq 0 with a head).
+	ErrBadAnchor = errors.New("audit: malformed anchor")
 )
 
 // TamperError names the first bad line of a log.
 type TamperError struct {
-	Line      int    // 1-based line number
+	Line      int    // 1-based line number; 0 when not known (a check that started at an anchor)
 	Seq       uint64 // sequence number expected at that line
 	Reason    string
 	Truncated bool
 }
 
 func (e *TamperError) Error() string {
+	if e.Line == 0 {
+		return fmt.Sprintf("%v: at entry %d: %s", ErrTampered, e.Seq, e.Reason)
+	}
 	return fmt.Sprintf("%v: line %d (seq %d): %s", ErrTampered, e.Line, e.Seq, e.Reason)
 }
 

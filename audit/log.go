@@ -2,13 +2,13 @@ package audit
 
 import (
 	"context"
-	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash"
+	"io/fs"
 	"os"
 	"reflect"
 	"sync"
@@ -30,7 +30,7 @@ const (
 	Batch
 )
 
-// Options configure a Log. Exactly one of MACKey and SigningKey is required.
+// Options configure a Log. MACKey is required.
 type Options struct {
 	Durability Durability
 	// BatchInterval is the fsync period in Batch mode (default 100ms).
@@ -38,11 +38,14 @@ type Options struct {
 	// CheckpointEvery writes a signed checkpoint after this many records
 	// (default 1000); one is always written at Close.
 	CheckpointEvery int
-	// MACKey (at least 32 bytes) authenticates checkpoints with
-	// HMAC-SHA256 and keys the encryption-context hashes.
+	// MACKey (at least 32 bytes) keys the chain (every entry), the
+	// checkpoints and the encryption-context hashes.
 	MACKey []byte
-	// SigningKey signs checkpoints with Ed25519 instead.
-	SigningKey ed25519.PrivateKey
+	// Anchor is the last anchor the owner kept outside the log. Open then
+	// requires the log to hold that entry (a missing or shorter log is
+	// ErrTruncated) and verifies only what follows it; without an anchor
+	// Open verifies the whole file.
+	Anchor *Anchor
 	// LogContextValues stores encryption contexts in clear as well.
 	LogContextValues bool
 	// Now is the clock (default time.Now).
@@ -71,6 +74,7 @@ type Log struct {
 	f      *os.File
 	opts   Options
 	ctxKey []byte
+	ch     *chain // guarded by wmu
 	// ctxMACs pools *ctxHasher, so hashing a record's encryption context
 	// neither redoes the key schedule nor allocates.
 	ctxMACs sync.Pool
@@ -88,9 +92,13 @@ type Log struct {
 	lease      *time.Timer
 	seq        uint64
 	head       [32]byte
-	size       int64
+	size       int64    // end of the last verified entry's line
+	torn       int64    // bytes after size left by a failed append, cut before the next write
+	noteHead   [32]byte // hash of the note cutTorn last made
+	wrote      bool     // a record was appended: Close seals the log
 	sinceCheck int
-	err        error // sticky write error
+	anchor     Anchor // the last entry known to be on stable storage
+	err        error  // sticky write error
 	dirty      bool
 	lastSync   time.Time
 	syncFile   func(*os.File) error // fsync; replaced in tests
@@ -111,21 +119,43 @@ func (p *pending) result(err error) error {
 	return err
 }
 
-// Open opens or creates the log at path (mode 0600) and continues its chain
-// from the last entry, which must be intact. The caller passes the path,
-// normally $KEYSTACK_HOME/audit.log.
+// Open opens or creates the log at path (mode 0600) and continues its
+// chain. It first verifies, under the file's lock, every entry after
+// opts.Anchor (or the whole file), and fails with a *TamperError if one is
+// bad, the anchored entry is gone, or the file is missing while the anchor
+// says it held entries: a writer never continues a tail it has not
+// verified. An incomplete last line (an append that failed) is not
+// tampering: the first write cuts it and records a note saying so. Open
+// itself writes nothing.
 func Open(path string, opts Options) (*Log, error) {
 	ctxKey, err := opts.check()
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	var start Anchor
+	if opts.Anchor != nil {
+		start = *opts.Anchor
+	}
+	head, err := start.head()
+	if err != nil {
+		return nil, err
+	}
+	flags := os.O_RDWR | os.O_APPEND
+	if start.Seq == 0 {
+		flags |= os.O_CREATE
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if errors.Is(err, fs.ErrNotExist) && start.Seq > 0 {
+		return nil, &TamperError{Seq: 1, Truncated: true,
+			Reason: fmt.Sprintf("the log file is missing, but its anchor of %s records entry %d", anchorTime(start), start.Seq)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: open: %w", ErrWrite, err)
 	}
-	l := &Log{f: f, opts: opts, ctxKey: ctxKey, reqs: make(chan *pending, 1024), done: make(chan error, 1),
-		syncFile: (*os.File).Sync, lastSync: opts.Now()}
-	if err := l.withLock(l.refreshTail); err != nil {
+	l := &Log{f: f, opts: opts, ctxKey: ctxKey, ch: newChain(opts.MACKey), reqs: make(chan *pending, 1024),
+		done: make(chan error, 1), syncFile: (*os.File).Sync, lastSync: opts.Now(),
+		seq: start.Seq, head: head, size: start.Offset, anchor: start}
+	if err := l.withLock(func() error { return l.resume(start) }); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -143,19 +173,10 @@ func (o *Options) check() ([]byte, error) {
 	if o.CheckpointEvery <= 0 {
 		o.CheckpointEvery = 1000
 	}
-	switch {
-	case len(o.MACKey) > 0 && o.SigningKey != nil:
-		return nil, fmt.Errorf("%w: set either MACKey or SigningKey, not both", ErrNoKey)
-	case len(o.MACKey) > 0:
-		if len(o.MACKey) < MinMACKeySize {
-			return nil, fmt.Errorf("%w: MAC key of %d bytes, at least %d", ErrNoKey, len(o.MACKey), MinMACKeySize)
-		}
-		return o.MACKey, nil
-	case len(o.SigningKey) == ed25519.PrivateKeySize:
-		k := sha256.Sum256(append([]byte("keystack-audit-context-key-v1\x00"), o.SigningKey.Seed()...))
-		return k[:], nil
+	if err := (Key{MAC: o.MACKey}).check(); err != nil {
+		return nil, err
 	}
-	return nil, ErrNoKey
+	return o.MACKey, nil
 }
 
 // Append writes one record and returns nil only once it is written (and,
@@ -170,6 +191,13 @@ func (l *Log) Append(ctx context.Context, r Record) error {
 func (l *Log) AppendAll(ctx context.Context, rs ...Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	for _, r := range rs {
+		switch r.Type {
+		case "", TypeDecision, TypeOperation, TypeNote:
+		default:
+			return fmt.Errorf("audit: record type %q is not %q, %q or %q", r.Type, TypeDecision, TypeOperation, TypeNote)
+		}
 	}
 	ps := make([]pending, len(rs))
 	batch := make([]*pending, len(rs))
@@ -283,8 +311,52 @@ func (l *Log) Head() string {
 	return hex.EncodeToString(l.head[:])
 }
 
-// Close writes the closing checkpoint, fsyncs and closes the file. It
-// returns the first write error the log met, if any.
+// Anchor returns the anchor of the last entry this Log knows to be on
+// stable storage: the one it verified at Open, its last fsynced checkpoint,
+// or, after Close, the closing checkpoint. Its owner keeps it outside the
+// log and passes it to the next Open (Options.Anchor).
+func (l *Log) Anchor() Anchor {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	return l.anchor
+}
+
+// Checkpoint writes a checkpoint, fsyncs it and returns its anchor with a
+// MAC, for export: "keystack audit checkpoint" prints it so that it can be
+// kept where an attacker holding the audit key cannot rewrite it.
+func (l *Log) Checkpoint(ctx context.Context) (Anchor, error) {
+	if err := ctx.Err(); err != nil {
+		return Anchor{}, err
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return Anchor{}, ErrClosed
+	}
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.err != nil {
+		return Anchor{}, l.err
+	}
+	l.endLease() // a checkpoint is rare: take the lock for it alone
+	err := l.withLock(func() error { return l.writeCheckpoint(false) })
+	if err == nil {
+		err = l.sync()
+	}
+	if err != nil {
+		if l.err == nil {
+			l.err = err
+		}
+		return Anchor{}, err
+	}
+	a := l.anchor
+	a.MAC = hex.EncodeToString(anchorMAC(l.opts.MACKey, a))
+	return a, nil
+}
+
+// Close writes the closing checkpoint if this Log appended anything,
+// fsyncs and closes the file. It returns the first write error the log
+// met, if any.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {

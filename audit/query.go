@@ -2,6 +2,8 @@ package audit
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
@@ -51,12 +53,12 @@ func Query(r io.Reader, f Filter) iter.Seq2[Entry, error] {
 		br := bufio.NewReaderSize(r, MaxLineSize)
 		for line := 1; ; line++ {
 			raw, err := readLine(br)
-			if err == io.EOF {
-				return
+			if err == io.EOF || errors.Is(err, errTorn) {
+				return // a torn last line is not an entry
 			}
 			var e Entry
 			if err == nil {
-				e, _, err = parseLine(raw, [32]byte{})
+				e, _, err = parseLine(nil, raw, [32]byte{})
 			}
 			if err != nil {
 				yield(Entry{}, fmt.Errorf("audit: line %d: %w", line, err))
@@ -67,4 +69,23 @@ func Query(r io.Reader, f Filter) iter.Seq2[Entry, error] {
 			}
 		}
 	}
+}
+
+var errTorn = errors.New("last line is incomplete (no newline): a failed append")
+
+// readLine returns one newline-terminated line without its newline; a final
+// line without newline or a line over MaxLineSize is an error.
+func readLine(br *bufio.Reader) ([]byte, error) {
+	raw, err := br.ReadSlice('\n')
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return nil, fmt.Errorf("line longer than %d bytes", MaxLineSize)
+	case err == io.EOF && len(raw) == 0:
+		return nil, io.EOF
+	case err == io.EOF:
+		return nil, errTorn
+	case err != nil:
+		return nil, err
+	}
+	return bytes.TrimSuffix(raw, []byte("\n")), nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -378,15 +379,18 @@ func TestAuthzAuditRecords(t *testing.T) {
 	}
 }
 
-// TestAuthzVerifyAudit: VerifyAudit passes on an open store's log and names
-// the line after a byte is changed.
+// TestAuthzVerifyAudit: VerifyAudit passes on an open store's log without
+// writing a checkpoint over it, and names the line after a byte is changed.
 func TestAuthzVerifyAudit(t *testing.T) {
 	ctx := context.Background()
 	dir := newAuthzStore(t, "")
 	s := openAs(t, dir, alice)
+	if _, err := s.ListKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
 	rep, err := s.VerifyAudit(ctx)
-	if err != nil || rep.Records == 0 || !rep.Sealed {
-		t.Fatalf("VerifyAudit: %+v %v", rep, err)
+	if err != nil || rep.Records == 0 || rep.Sealed {
+		t.Fatalf("VerifyAudit: %+v %v (an open log is not sealed: verify must not seal it)", rep, err)
 	}
 	if _, err := s.ListKeys(ctx); err != nil {
 		t.Fatalf("store unusable after VerifyAudit: %v", err)
@@ -411,23 +415,11 @@ func TestAuthzVerifyAudit(t *testing.T) {
 }
 
 // TestAuthzFailClosed: when the audit log cannot be written, the store
-// refuses to open, and an open store refuses operations.
+// refuses to open, and an open store refuses operations; a deleted log
+// leaves the store refusing every operation until the anchor is reset.
 func TestAuthzFailClosed(t *testing.T) {
 	ctx := context.Background()
 	dir := newAuthzStore(t, "")
-	path := filepath.Join(dir, auditFile)
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(path, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Open(dir, OpenOptions{Principal: alice}); !errors.Is(err, audit.ErrWrite) {
-		t.Fatalf("Open with audit.log a directory: %v, want audit.ErrWrite", err)
-	}
-	if err := os.Remove(path); err != nil {
-		t.Fatal(err)
-	}
 	s := openAs(t, dir, alice)
 	s.az.mu.Lock()
 	_ = s.az.log.Close() // the log is gone from under the store
@@ -446,6 +438,27 @@ func TestAuthzFailClosed(t *testing.T) {
 	_ = enc.Close()
 	if _, err := encryptMsg(ctx, kr, testEC); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Fatalf("keyring of a closed store: %v, want ErrAccessDenied", err)
+	}
+
+	path := filepath.Join(dir, auditFile)
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, OpenOptions{Principal: alice}); !errors.Is(err, audit.ErrWrite) {
+		t.Fatalf("Open with audit.log a directory: %v, want audit.ErrWrite", err)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	gone := openAs(t, dir, alice)
+	if _, err := gone.ListKeys(ctx); !errors.Is(err, ErrAuditDamaged) || !errors.Is(err, audit.ErrTruncated) || !errors.Is(err, policy.ErrAccessDenied) {
+		t.Fatalf("ListKeys with the log deleted: %v, want ErrAuditDamaged/ErrTruncated", err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a store with a deleted log created a new one: %v", err)
 	}
 }
 

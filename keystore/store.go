@@ -153,6 +153,9 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 	if err == nil {
 		err = initAuthz(f, opts)
 	}
+	if err == nil { // a log left by an earlier store in dir is not this one's
+		err = setAsideLog(dir, "previous", time.Now())
+	}
 	if err != nil {
 		clear(kek)
 		return nil, err
@@ -290,10 +293,16 @@ func (s *Store) update(ctx context.Context, fn func(f *storeFile) error) error {
 		return err
 	}
 	if err := fn(f); err != nil {
+		if errors.Is(err, errUnchanged) {
+			return nil
+		}
 		return err
 	}
 	return writeStoreFile(s.dir, f)
 }
+
+// errUnchanged, returned by an update function, skips the write.
+var errUnchanged = errors.New("keystore: unchanged")
 
 // unlockKEK returns the key-encryption key, deriving it from the passphrase
 // on first need. Insecure stores return nil. The result is a copy the caller

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/user"
@@ -42,6 +41,7 @@ type authzConfig struct {
 	Principals        map[string]principalConfig `json:"principals,omitempty"`
 	AuditKey          []byte                     `json:"audit_key,omitempty"`
 	AuditSync         bool                       `json:"audit_sync,omitempty"`
+	AuditAnchor       *auditAnchor               `json:"audit_anchor,omitempty"`
 }
 
 // principalConfig is one entry of keystore.json's "principals" section:
@@ -57,32 +57,13 @@ type authzState struct {
 	path    string
 	options audit.Options
 
-	mu  sync.RWMutex
-	log *audit.Log // nil once closed
+	mu      sync.RWMutex
+	log     *audit.Log // nil once closed or when damaged
+	damaged error      // why log is nil: decisions fail with it
+	epoch   uint64     // of the anchor the log was opened at (auditAnchor.Epoch)
 
 	follow    policyFollower
 	directory liveDirectory
-}
-
-// RecordDecision implements policy.Recorder over the store's current log,
-// failing closed once the log is closed.
-func (a *authzState) RecordDecision(ctx context.Context, req policy.Request, d policy.Decision) error {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.log == nil {
-		return audit.ErrClosed
-	}
-	return a.log.RecordDecision(ctx, req, d)
-}
-
-// RecordDecisions implements policy.BatchRecorder like RecordDecision.
-func (a *authzState) RecordDecisions(ctx context.Context, reqs []policy.Request, ds []policy.Decision) error {
-	a.mu.RLock()
-	defer a.mu.RUnlock()
-	if a.log == nil {
-		return audit.ErrClosed
-	}
-	return a.log.RecordDecisions(ctx, reqs, ds)
 }
 
 // osPrincipal returns the current OS user as "user:<name>".
@@ -109,6 +90,7 @@ func initAuthz(f *storeFile, opts InitOptions) error {
 		return err
 	}
 	f.AuditKey = key
+	f.AuditAnchor = &auditAnchor{}
 	return nil
 }
 
@@ -157,15 +139,15 @@ func (s *Store) setupAuthz(f *storeFile, opts OpenOptions) error {
 	st := &authzState{path: filepath.Join(s.dir, auditFile),
 		options: audit.Options{Durability: durability, MACKey: f.AuditKey, Now: s.now}}
 	st.follow.next = s.now().Add(policyRecheck)
-	log, err := audit.Open(st.path, st.options)
-	if err != nil {
-		return fmt.Errorf("keystore: audit log: %w", err)
+	if err := s.openAuditLog(st, f); err != nil {
+		return err
 	}
-	st.log = log
 	st.directory.set(directory(f))
 	eng, err := policy.NewEngine(p, policy.EngineConfig{Directory: &st.directory, Recorder: st, Now: s.now})
 	if err != nil {
-		_ = log.Close()
+		if st.log != nil {
+			_ = st.log.Close()
+		}
 		return err
 	}
 	st.engine = eng
@@ -210,22 +192,6 @@ func (s *Store) readPolicy(f *storeFile) (*policy.Policy, error) {
 		return nil, fmt.Errorf("keystore: %s: %w", policyFile, err)
 	}
 	return p, nil
-}
-
-// closeAudit writes the audit log's closing checkpoint; later decisions
-// fail closed. It is idempotent.
-func (s *Store) closeAudit() error {
-	if s.az == nil {
-		return nil
-	}
-	s.az.mu.Lock()
-	defer s.az.mu.Unlock()
-	if s.az.log == nil {
-		return nil
-	}
-	err := s.az.log.Close()
-	s.az.log = nil
-	return err
 }
 
 // Principal returns who the store acts as.
@@ -319,73 +285,4 @@ func (s *Store) SimulatePolicy(ctx context.Context, req policy.Request) (policy.
 		return policy.Decision{}, err
 	}
 	return s.az.engine.Simulate(req), nil
-}
-
-// AuditLog opens the audit log for reading (keystack:ReadAudit on
-// "audit"); audit.Query parses it. The caller closes it.
-func (s *Store) AuditLog(ctx context.Context) (io.ReadCloser, error) {
-	if err := s.authorizeResource(ctx, policy.ActionReadAudit, policy.ResourceAudit); err != nil {
-		return nil, err
-	}
-	f, err := os.Open(filepath.Join(s.dir, auditFile))
-	if err != nil {
-		return nil, fmt.Errorf("keystore: audit log: %w", err)
-	}
-	return f, nil
-}
-
-// VerifyAudit checks the audit log's hash chain and checkpoints
-// (keystack:ReadAudit on "audit") with the store's audit key. It first
-// seals this Store's own log with a checkpoint and reopens it, so that the
-// log verifies up to that point even while the store is in use; records
-// other processes append meanwhile are not read. It returns audit.Verify's
-// report and *audit.TamperError naming the first bad line.
-func (s *Store) VerifyAudit(ctx context.Context) (*audit.VerifyReport, error) {
-	if err := s.authorizeResource(ctx, policy.ActionReadAudit, policy.ResourceAudit); err != nil {
-		return nil, err
-	}
-	f, err := s.load()
-	if err != nil {
-		return nil, err
-	}
-	if len(f.AuditKey) == 0 {
-		return nil, fmt.Errorf("%w: the store has no audit key", ErrCorruptStore)
-	}
-	if err := s.resealAudit(); err != nil {
-		return nil, err
-	}
-	lf, err := os.Open(filepath.Join(s.dir, auditFile))
-	if err != nil {
-		return nil, fmt.Errorf("keystore: audit log: %w", err)
-	}
-	defer lf.Close()
-	fi, err := lf.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("keystore: audit log: %w", err)
-	}
-	return audit.Verify(io.LimitReader(lf, fi.Size()), audit.Key{MAC: f.AuditKey})
-}
-
-// resealAudit closes the store's log (writing a closing checkpoint) and
-// opens it again for later decisions.
-func (s *Store) resealAudit() error {
-	if s.az == nil {
-		return nil
-	}
-	s.az.mu.Lock()
-	defer s.az.mu.Unlock()
-	if s.az.log == nil {
-		return audit.ErrClosed
-	}
-	err := s.az.log.Close()
-	s.az.log = nil
-	if err != nil {
-		return fmt.Errorf("keystore: audit log: %w", err)
-	}
-	log, err := audit.Open(s.az.path, s.az.options)
-	if err != nil {
-		return fmt.Errorf("keystore: audit log: %w", err)
-	}
-	s.az.log = log
-	return nil
 }

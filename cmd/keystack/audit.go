@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -16,12 +19,26 @@ import (
 func auditCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "audit",
-		Usage: "verify and search the audit log",
-		Description: "Every access decision is a record in audit.log, hash-chained and sealed by\n" +
-			"HMAC checkpoints under a key kept in keystore.json. The log is tamper-evident\n" +
-			"against anyone who cannot read keystore.json; whoever can read it could forge it.",
+		Usage: "verify, anchor and search the audit log",
+		Description: "Every access decision is a record in audit.log, chained with HMAC-SHA256 under\n" +
+			"the audit key kept in keystore.json: without that key no record can be edited,\n" +
+			"inserted, removed from the middle or appended. keystore.json also keeps an anchor\n" +
+			"(the last entry known to be on disk, advanced when a command ends), so a log cut\n" +
+			"below it, deleted or replaced by an older copy is found, and the store then\n" +
+			"refuses every operation until \"audit reset-anchor --accept-loss\". Whoever can\n" +
+			"read keystore.json holds the key and could rewrite the whole log: against them,\n" +
+			"keep \"audit checkpoint --json\" output elsewhere and pass it to \"verify --anchor\".",
 		Subcommands: []*cli.Command{
-			{Name: "verify", Usage: "check the hash chain and checkpoints", Flags: []cli.Flag{passphraseFileFlag}, Action: auditVerifyAction},
+			{Name: "verify", Usage: "check every record, checkpoint and anchor (writes nothing but its own access record)",
+				Flags: []cli.Flag{passphraseFileFlag,
+					&cli.StringSliceFlag{Name: "anchor", Usage: "also require the head exported by \"audit checkpoint --json\" in `FILE`"},
+				}, Action: auditVerifyAction},
+			{Name: "checkpoint", Usage: "write a checkpoint and print its signed head, to keep outside this host",
+				Flags: []cli.Flag{passphraseFileFlag, &cli.BoolFlag{Name: "json", Usage: "print the head as JSON, the format --anchor reads"}},
+				Action: auditCheckpointAction},
+			{Name: "reset-anchor", Usage: "after a damaged log was investigated: set it aside and start a new one (needs the passphrase)",
+				Flags: []cli.Flag{passphraseFileFlag, &cli.BoolFlag{Name: "accept-loss", Usage: "required: the records the damaged log lost stay lost"}},
+				Action: auditResetAction},
 			{Name: "show", Usage: "print records, oldest first",
 				Flags: []cli.Flag{passphraseFileFlag,
 					&cli.StringFlag{Name: "principal", Usage: "only records of `PRINCIPAL`"},
@@ -36,15 +53,72 @@ func auditCommand() *cli.Command {
 }
 
 var auditVerifyAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store, _ []string) error {
-	rep, err := st.VerifyAudit(c.Context)
+	anchors, err := readAnchors(c.StringSlice("anchor"))
+	if err != nil {
+		return err
+	}
+	rep, err := st.VerifyAudit(c.Context, anchors...)
 	var te *audit.TamperError
 	if errors.As(err, &te) {
-		return &codedError{code: exitAuth, err: fmt.Errorf("audit log is not intact after %d good record(s): first bad record at line %d: %w", rep.Records, te.Line, err)}
+		where := fmt.Sprintf("first bad record at line %d", te.Line)
+		if te.Line == 0 {
+			where = fmt.Sprintf("records missing from entry %d on", te.Seq)
+		}
+		return &codedError{code: exitAuth, err: fmt.Errorf("audit log is not intact after %d good record(s): %s: %w", rep.Records, where, err)}
 	}
 	if err != nil {
 		return err
 	}
+	if rep.TornBytes > 0 {
+		warnf(c.App.ErrWriter, "the log ends with %d bytes of an incomplete record (an append that failed, whose operation was refused); the next command removes them", rep.TornBytes)
+	}
 	fmt.Fprintf(c.App.Writer, "audit log OK: %d records, %d checkpoints, head %s\n", rep.Records, rep.Checkpoints, rep.Head)
+	return nil
+})
+
+// readAnchors reads the heads "audit checkpoint --json" exported.
+func readAnchors(paths []string) ([]audit.Anchor, error) {
+	var out []audit.Anchor
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("--anchor: %w", err)
+		}
+		var a audit.Anchor
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&a); err != nil || a.Seq == 0 {
+			return nil, usagef("--anchor %s: not a head printed by \"keystack audit checkpoint --json\"", p)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+var auditCheckpointAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store, _ []string) error {
+	a, err := st.AuditCheckpoint(c.Context)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, a)
+	}
+	fmt.Fprintf(c.App.Writer, "checkpoint: entry %d, head %s, offset %d, time %s, mac %s\n", a.Seq, a.Head, a.Offset, a.Time, a.MAC)
+	return nil
+})
+
+var auditResetAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store, _ []string) error {
+	if !c.Bool("accept-loss") {
+		return usagef("reset-anchor abandons the records a damaged audit log lost: run \"keystack audit verify\" first, then pass --accept-loss")
+	}
+	moved, err := st.ResetAuditAnchor(c.Context)
+	if err != nil {
+		return err
+	}
+	if moved != "" {
+		fmt.Fprintf(c.App.ErrWriter, "keystack: the damaged log was kept as %s\n", moved)
+	}
+	fmt.Fprintln(c.App.Writer, "audit anchor reset: a new log was started, its first record says so")
 	return nil
 })
 

@@ -39,6 +39,9 @@ func softhsmMissing() string {
 // scriptCondition adds [softhsm]: SoftHSM2 is installed. On CI
 // (CI=true) a missing SoftHSM2 fails the script instead of skipping it.
 func scriptCondition(cond string) (bool, error) {
+	if cond == "tmpfs" {
+		return tmpfsCondition()
+	}
 	if cond != "softhsm" {
 		return false, fmt.Errorf("unknown condition %q", cond)
 	}

@@ -73,6 +73,7 @@ type exitClass struct {
 // the audit log failed to record also matches policy.ErrAccessDenied but
 // is an I/O failure, and an unreachable backend is not a wrong key.
 var exitClasses = []exitClass{
+	{exitAuth, []error{keystore.ErrAuditDamaged}}, // a tampered audit log, before the audit failure it causes
 	{exitError, []error{policy.ErrAuditFailed}},
 	{exitUsage, []error{envelope.ErrInvalidOptions, envelope.ErrInvalidContext, keystore.ErrInvalidOptions,
 		keystore.ErrInvalidCacheOptions, hsm.ErrInvalidURI}},
