@@ -175,9 +175,17 @@ func (a *authzState) RecordDecisions(ctx context.Context, reqs []policy.Request,
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if a.log == nil {
-		return a.damaged
+		return a.noLog()
 	}
 	return a.log.AppendAll(ctx, rs...)
+}
+
+// noLog is why there is no log to record into; the caller holds a.mu.
+func (a *authzState) noLog() error {
+	if a.damaged != nil {
+		return a.damaged
+	}
+	return audit.ErrClosed // never nil: a decision must not pass unrecorded
 }
 
 func decisionRecord(req policy.Request, d policy.Decision) audit.Record {

@@ -29,12 +29,12 @@ func (s *Store) auditFailedUnlock(err error) error {
 }
 
 // recordOperation appends r to the store's current log, failing closed
-// once the log is closed.
+// once the log is closed or found damaged.
 func (a *authzState) recordOperation(ctx context.Context, r audit.Record) error {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	if a.log == nil {
-		return audit.ErrClosed
+		return a.noLog()
 	}
 	return a.log.Append(ctx, r)
 }
