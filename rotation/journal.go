@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/keystack/keystack/internal/atomicfile"
 	"github.com/keystack/keystack/internal/durable"
 )
 
@@ -299,7 +300,7 @@ func scanPaths(ctx context.Context, paths []string, sweep bool) (files, journals
 	}
 	scratch := func(p string) {
 		switch name := filepath.Base(p); {
-		case isStaleTemp(name) && sweep:
+		case isStaleTemp(name) && sweep && !atomicfile.OwnerAlive(name):
 			os.Remove(p)
 		case isJournal(name) && !beside[p]:
 			journals = append(journals, p)

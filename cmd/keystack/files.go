@@ -51,6 +51,7 @@ type result struct {
 	PlaintextBytes  int64 `json:"plaintext_bytes"`
 	CiphertextBytes int64 `json:"ciphertext_bytes"`
 	streamed        bool  // written in place (stdout, a device, a FIFO, a socket)
+	stdout          bool  // written to stdout (-o -, or a name for it such as /dev/stdout)
 }
 
 func (k *crypter) runAll() error {
@@ -89,7 +90,7 @@ func (k *crypter) report(res *result) error {
 		return nil
 	}
 	w := k.c.App.Writer
-	if isStdio(res.Output) {
+	if res.stdout {
 		w = k.c.App.ErrWriter // stdout carries the data
 	}
 	return writeJSON(w, res)
@@ -149,6 +150,7 @@ func (k *crypter) runOne(in, out string) (*result, error) {
 		return nil, wrapPath(out, err)
 	}
 	res.Input, res.Output, res.Keys, res.streamed = in, out, k.keys, k.stream
+	res.stdout = k.namesStdout(out)
 	if res.Keys == nil {
 		res.Keys = []string{}
 	}
@@ -194,7 +196,7 @@ func (k *crypter) openSource(in, out string) (io.Reader, int64, func(), error) {
 // in place as a stream; anything else goes through atomicfile.
 func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) {
 	k.stream = true
-	if isStdio(out) {
+	if k.namesStdout(out) {
 		return k.streamSink(k.c.App.Writer, func() error { return nil })
 	}
 	if stream, err := streamTarget(out); err != nil || stream {
@@ -220,6 +222,25 @@ func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) 
 		f.NoSync()
 	}
 	return asyncSink(f, f.Commit, func() { f.Abort() })
+}
+
+// namesStdout reports whether out is "-", or another name of the file
+// stdout is (/dev/stdout, /dev/fd/1, or the file stdout was redirected
+// to): that is written like -o -, in place.
+func (k *crypter) namesStdout(out string) bool {
+	if isStdio(out) {
+		return true
+	}
+	f, ok := k.c.App.Writer.(*os.File)
+	if !ok {
+		return false
+	}
+	ofi, err := os.Stat(out)
+	if err != nil {
+		return false
+	}
+	sfi, err := f.Stat()
+	return err == nil && os.SameFile(ofi, sfi)
 }
 
 // streamSink writes to w as it goes, or with decrypt --buffer only once

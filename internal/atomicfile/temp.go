@@ -120,3 +120,11 @@ func Scratch(dir string) (*os.File, error) {
 	}
 	return f, nil
 }
+
+// OwnerAlive reports whether name is a temporary file named by CreateTemp
+// (or Create) for a process that still runs, this one included: such a
+// file may be in use and must not be removed.
+func OwnerAlive(name string) bool {
+	pid, ok := tempOwner(filepath.Base(name))
+	return ok && (pid == os.Getpid() || !processGone(pid))
+}
