@@ -122,9 +122,10 @@ func Scratch(dir string) (*os.File, error) {
 }
 
 // OwnerAlive reports whether name is a temporary file named by CreateTemp
-// (or Create) for a process that still runs, this one included: such a
-// file may be in use and must not be removed.
+// (or Create) for another process that still runs: such a file may be in
+// use and must not be removed. This process's own files do not count; it
+// knows which of them it still uses.
 func OwnerAlive(name string) bool {
 	pid, ok := tempOwner(filepath.Base(name))
-	return ok && (pid == os.Getpid() || !processGone(pid))
+	return ok && pid != os.Getpid() && !processGone(pid)
 }

@@ -130,12 +130,12 @@ func TestHelperWriter(t *testing.T) {
 	select {}
 }
 
-// OwnerAlive protects the temporary files of running processes (this one
-// included), and only those.
+// OwnerAlive protects the temporary files of other running processes,
+// and only those.
 func TestOwnerAlive(t *testing.T) {
 	name := func(pid int) string { return "/d/.f.ks.tmp-" + strconv.Itoa(pid) + "-0123abcd" }
 	for n, want := range map[string]bool{
-		name(os.Getpid()): true, name(os.Getppid()): true, name(deadPid(t)): false,
+		name(os.Getpid()): false, name(os.Getppid()): true, name(deadPid(t)): false,
 		"/d/.f.ks.tmp-123456789": false, "/d/notes.txt": false,
 	} {
 		if got := OwnerAlive(n); got != want {
