@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/esdktest"
 )
 
 // fuzzSeeds are real messages: freshly generated ones under the fuzz key
@@ -25,6 +26,15 @@ func fuzzSeeds(f *testing.F) [][]byte {
 			}
 			seeds = append(seeds, msg)
 		}
+	}
+	// Shapes keystack does not write: a v2 non-framed body, random frame IVs.
+	for _, nonFramed := range []bool{true, false} {
+		m := newSpecMessage(f, kr, esdktest.HeaderSpec{NonFramed: nonFramed, FrameLength: 16})
+		body := m.Framed(pattern(40), 16, esdktest.RandomIV)
+		if nonFramed {
+			body = m.NonFramed(esdktest.RandomIV(0), pattern(40))
+		}
+		seeds = append(seeds, append(bytes.Clone(m.Header), body...))
 	}
 	files, err := filepath.Glob(filepath.Join(fixedDir, "*.bin"))
 	if err != nil {
@@ -73,7 +83,7 @@ func FuzzDecrypt(f *testing.F) {
 	kr := aesKeyring(f, "fuzz", 3)
 	known := []error{envelope.ErrAuthentication, envelope.ErrMalformed, envelope.ErrTruncated,
 		envelope.ErrTrailingData, envelope.ErrNoDecryptKey, envelope.ErrUnsupportedSuite,
-		envelope.ErrTooManyEncryptedDataKeys, envelope.ErrContextMismatch, envelope.ErrKeyring}
+		envelope.ErrTooManyEncryptedDataKeys, envelope.ErrContextMismatch, envelope.ErrKeyring, envelope.ErrFrameTooLarge}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		pt, _, err := envelope.DecryptBytes(bg, data, kr, envelope.DecryptOptions{Concurrency: 2})
 		if err == nil {
