@@ -38,8 +38,11 @@
 // errors, and errors are sticky. Every tag, commitment or signature
 // failure is the single opaque [ErrAuthentication]; malformed input gives
 // [ErrMalformed] (a [*ParseError] naming the field). Untrusted lengths are
-// checked before allocating; no error text contains key material or
-// plaintext.
+// checked before allocating: a header declaring frames longer than
+// [DecryptOptions].MaxFrameLength ([DefaultMaxFrameLength], 4 MiB) is
+// [ErrFrameTooLarge] before any keyring runs, so a hostile message cannot
+// make a reader hold more than a few such frames. No error text contains
+// key material or plaintext.
 //
 // # Rotation
 //
