@@ -28,6 +28,10 @@ type DecryptOptions struct {
 	MaxFrameLength int
 	// Concurrency is the number of goroutines opening frames; 0 means GOMAXPROCS.
 	Concurrency int
+	// RequireUnsigned refuses messages of signed suites with ErrSigned as
+	// soon as the header is parsed, before any keyring runs (the ESDK's
+	// decrypt-unsigned mode).
+	RequireUnsigned bool
 }
 
 // unlocked is an authenticated header with its message keys.
@@ -105,6 +109,9 @@ func unlockHeader(ctx context.Context, src io.Reader, kr Keyring, opts DecryptOp
 	}
 	if err := checkFrameLength(hdr, opts.MaxFrameLength); err != nil {
 		return nil, err
+	}
+	if opts.RequireUnsigned && hdr.Suite.Signed() {
+		return nil, fmt.Errorf("%w: %v is signed and unsigned messages are required", ErrSigned, hdr.Suite)
 	}
 	u, dataKey, err := openHeader(ctx, hdr, kr, opts)
 	clear(dataKey)

@@ -30,6 +30,10 @@ type EncryptOptions struct {
 	RequiredContextKeys []string
 	// Concurrency is the number of goroutines sealing frames; 0 means GOMAXPROCS.
 	Concurrency int
+	// MaxEncryptedDataKeys, when positive, refuses to write a message
+	// whose keyring produced more encrypted data keys (ErrTooManyEncryptedDataKeys),
+	// as the ESDK's max-encrypted-data-keys setting does on encrypt.
+	MaxEncryptedDataKeys int
 	// PlaintextLength, when positive, declares the exact plaintext length of
 	// a streamed message up front (the ESDK's plaintext length hint), so that
 	// caching keyrings can apply byte limits. The writer then refuses to
@@ -155,6 +159,9 @@ func prepareEncrypt(ctx context.Context, kr Keyring, opts EncryptOptions, ptLen 
 		return nil, fmt.Errorf("%w: no data key generated", ErrKeyring)
 	}
 	defer clear(m.DataKey)
+	if n := len(m.EncryptedDataKeys); opts.MaxEncryptedDataKeys > 0 && n > opts.MaxEncryptedDataKeys {
+		return nil, fmt.Errorf("%w: the keyring produced %d, limit %d", ErrTooManyEncryptedDataKeys, n, opts.MaxEncryptedDataKeys)
+	}
 	hdr := &Header{Version: 2, Suite: suite, MessageID: make([]byte, 32), ContentType: contentFramed,
 		FrameLength: uint32(frameLen), EncryptedDataKeys: m.EncryptedDataKeys,
 		EncryptionContext: storedContext(full, required)}

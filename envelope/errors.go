@@ -35,6 +35,9 @@ var (
 	// verifies, so the limit bounds what a hostile message can make a
 	// reader allocate.
 	ErrFrameTooLarge = errors.New("envelope: frame larger than the configured maximum")
+	// ErrSigned is returned for a signed message when
+	// DecryptOptions.RequireUnsigned is set.
+	ErrSigned = errors.New("envelope: signed message refused")
 	// ErrInvalidContext is returned for a caller-supplied context that cannot be
 	// used: reserved key, invalid UTF-8, field too long.
 	ErrInvalidContext = errors.New("envelope: invalid encryption context")

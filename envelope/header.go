@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -55,6 +56,15 @@ type Header struct {
 	authIV    []byte // v1 stored IV; v2 uses zeros
 	authTag   []byte
 }
+
+// CommitKey returns the header's key commitment (v2 suite data), nil for v1.
+func (h *Header) CommitKey() []byte { return bytes.Clone(h.commitKey) }
+
+// AuthIV returns the header authentication IV: stored in v1, all zeros in v2.
+func (h *Header) AuthIV() []byte { return bytes.Clone(h.authIV) }
+
+// AuthTag returns the header authentication tag.
+func (h *Header) AuthTag() []byte { return bytes.Clone(h.authTag) }
 
 // ParseError describes why a header is malformed. It matches ErrMalformed
 // with errors.Is.

@@ -22,7 +22,8 @@ func newApp() *cli.App {
 		Reader:                    os.Stdin,
 		Writer:                    os.Stdout,
 		ErrWriter:                 os.Stderr,
-		HideVersion:               true,
+		Version:                   versionString(),
+		EnableBashCompletion:      true,
 		DisableSliceFlagSeparator: true,
 		// Errors are printed and mapped to exit codes by run, never by cli.
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -31,6 +32,9 @@ func newApp() *cli.App {
 	}
 	setUsageErrors(app.Commands)
 	app.OnUsageError = onUsageError
+	// Only --version: -v is the commands' verbosity flag.
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
+	cli.VersionPrinter = printVersion
 	return app
 }
 
@@ -45,14 +49,18 @@ func setUsageErrors(cmds []*cli.Command) {
 	}
 }
 
-func onUsageError(_ *cli.Context, err error, _ bool) error {
-	return &usageError{msg: err.Error()}
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	return &usageError{msg: suggestFlag(c, err)}
 }
 
 // unknownCommand runs for a command group given no or an unknown subcommand.
 func unknownCommand(c *cli.Context) error {
 	if c.Args().Present() {
-		return usagef("unknown command %q", c.Args().First())
+		cmds := c.App.Commands
+		if c.Command != nil && c.Command.Name != "" {
+			cmds = c.Command.Subcommands
+		}
+		return usagef("unknown command %q%s", c.Args().First(), suggestCommand(cmds, c.Args().First()))
 	}
 	_ = cli.ShowSubcommandHelp(c)
 	return usagef("missing command")
@@ -75,8 +83,8 @@ func args(c *cli.Context, min, max int) ([]string, error) {
 // like package flag, stops at the first positional argument. Everything
 // after "--" stays positional.
 func permuteArgs(app *cli.App, argv []string) []string {
-	if len(argv) == 0 {
-		return argv
+	if len(argv) == 0 || argv[len(argv)-1] == "--generate-bash-completion" {
+		return argv // cli completes the words as the shell has them
 	}
 	out := []string{argv[0]}
 	cmds, flags := app.Commands, app.Flags
@@ -100,6 +108,10 @@ func permuteArgs(app *cli.App, argv []string) []string {
 			sub := findCommand(cmds, a)
 			out = append(append(out, opts...), a)
 			opts, cmds, flags = nil, sub.Subcommands, sub.Flags
+		case len(pos) == 0 && len(cmds) > 0:
+			// Not a command where one is expected: cli reports it as
+			// unknown, with the rest left as given.
+			return append(append(out, opts...), argv[i:]...)
 		default:
 			pos = append(pos, a)
 		}

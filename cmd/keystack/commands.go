@@ -13,5 +13,6 @@ func commands() []*cli.Command {
 		rewrapCommand(), inventoryCommand(), rotateCommand(),
 		hsmCommand(),
 		policyCommand(), auditCommand(),
+		completionCommand(),
 	}
 }

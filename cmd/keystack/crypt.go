@@ -16,22 +16,24 @@ import (
 
 // Flags shared by encrypt and decrypt.
 func cryptFlags() []cli.Flag {
-	return []cli.Flag{
+	return append([]cli.Flag{
 		passphraseFileFlag,
 		&cli.StringSliceFlag{Name: "key", Aliases: []string{"k"}, Usage: "master key `NAME` (repeatable)"},
-		&cli.StringSliceFlag{Name: "context", Aliases: []string{"c"}, Usage: "encryption context pair `KEY=VALUE` (repeatable)"},
+		&cli.StringSliceFlag{Name: "context", Aliases: []string{"c", "encryption-context"}, Usage: "encryption context pair `KEY=VALUE` (repeatable; decrypt also takes a bare KEY, which the message's context must hold)"},
 		&cli.StringFlag{Name: "input", Aliases: []string{"i"}, Value: "-", Usage: "input `FILE` (- for stdin)"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "-", Usage: "output `FILE` (- for stdout)"},
 		&cli.StringFlag{Name: "recursive", Usage: "process every file under `DIR` (needs --output-dir)"},
 		&cli.StringFlag{Name: "output-dir", Usage: "with --recursive, mirror the tree into `DIR`"},
 		&cli.StringFlag{Name: "suffix", Value: defaultSuffix, Usage: "with --recursive, the `SUFFIX` encrypt appends to names and decrypt strips (files without it are skipped)"},
 		&cli.BoolFlag{Name: "force", Usage: "overwrite existing output files"},
+		&cli.BoolFlag{Name: "skip-existing", Aliases: []string{"no-overwrite"}, Usage: "leave existing outputs alone and process the other files " +
+			"(outputs appear only complete, so a rerun finishes an interrupted tree)"},
 		&cli.StringFlag{Name: "sync", Value: "file", Usage: "output durability `MODE`: file (fsync each output before it is renamed into place, so it survives a crash), " +
 			"batch (the same guarantee with one flush per filesystem for up to 1024 outputs, published together: faster for trees of small files) " +
 			"or none (like cp: never partial, but may be lost or empty after a power failure)"},
 		&cli.BoolFlag{Name: "json", Usage: "print metadata as JSON on stdout (on stderr when stdout carries data)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress bar"},
-	}
+	}, verbosityFlags()...)
 }
 
 func encryptCommand() *cli.Command {
@@ -40,9 +42,9 @@ func encryptCommand() *cli.Command {
 		Usage: "encrypt a file or stream into an AWS Encryption SDK v2 message",
 		Description: "Wraps a fresh data key under every -k master key. With --recursive DIR --output-dir OUT,\n" +
 			"each file DIR/P is written to OUT/P.ks. Existing outputs are kept unless --force.",
-		Flags: append(append(cryptFlags(), encryptFlags()...),
+		Flags: append(append(append(cryptFlags(), encryptFlags()...), esdkEncryptFlags()...),
 			&cli.StringSliceFlag{Name: "required-context", Usage: "context `KEY` authenticated but not stored: decrypt must supply it (repeatable)"},
-			&cli.IntFlag{Name: "frame-size", Value: envelope.DefaultFrameLength, Usage: "plaintext bytes per frame (at most --max-frame-size)"},
+			&cli.IntFlag{Name: "frame-size", Aliases: []string{"frame-length"}, Value: envelope.DefaultFrameLength, Usage: "plaintext bytes per frame (at most --max-frame-size)"},
 			maxFrameSizeFlag,
 			&cli.BoolFlag{Name: "signed", Usage: "add an ECDSA P-384 signature (suite 0x0578)"},
 			&cli.BoolFlag{Name: "encode", Usage: "write the message base64-encoded (as the AWS Encryption CLI's --encode)"},
@@ -63,8 +65,8 @@ func decryptCommand() *cli.Command {
 			"already been written (as with the AWS Encryption CLI); --buffer writes nothing until\n" +
 			"the whole message authenticated. With --recursive, OUT/P is written for each DIR/P.ks;\n" +
 			"other files are skipped.",
-		Flags: append(append(cryptFlags(), decryptFlags()...),
-			&cli.BoolFlag{Name: "buffer", Usage: "with output to stdout, write nothing until the whole message authenticated " +
+		Flags: append(append(append(cryptFlags(), decryptFlags()...), esdkDecryptFlags()...),
+			&cli.BoolFlag{Name: "buffer", Aliases: []string{"b"}, Usage: "with output to stdout, write nothing until the whole message authenticated " +
 				"(the plaintext waits in an unlinked temporary file in $TMPDIR, so memory stays bounded)"},
 			decodeFlag,
 			&cli.BoolFlag{Name: "allow-legacy", Usage: "accept non-committing message format v1 suites"},
@@ -112,12 +114,17 @@ func encryptOptions(c *cli.Context) (envelope.EncryptOptions, error) {
 	if err != nil {
 		return envelope.EncryptOptions{}, err
 	}
-	opts := envelope.EncryptOptions{
-		Suite: envelope.SuiteCommitted, FrameLength: c.Int("frame-size"),
-		Context: ec, RequiredContextKeys: c.StringSlice("required-context"),
+	suite, err := encryptSuite(c)
+	if err != nil {
+		return envelope.EncryptOptions{}, err
 	}
-	if c.Bool("signed") {
-		opts.Suite = envelope.SuiteCommittedSigned
+	opts := envelope.EncryptOptions{
+		Suite: suite, FrameLength: c.Int("frame-size"),
+		Context: ec, RequiredContextKeys: c.StringSlice("required-context"),
+		MaxEncryptedDataKeys: c.Int("max-encrypted-data-keys"),
+	}
+	if opts.MaxEncryptedDataKeys < 0 {
+		return opts, usagef("--max-encrypted-data-keys %d: want 1 or more (0: no limit)", opts.MaxEncryptedDataKeys)
 	}
 	if opts.FrameLength < 1 || int64(opts.FrameLength) > 1<<32-1 {
 		return opts, usagef("--frame-size %d: want 1 to 4294967295", opts.FrameLength)
@@ -172,17 +179,9 @@ func decryptAction(c *cli.Context) error {
 	if err := checkArgs(c); err != nil {
 		return err
 	}
-	ec, err := parseContext(c.StringSlice("context"))
+	opts, needKeys, err := decryptOptions(c)
 	if err != nil {
 		return err
-	}
-	maxFrame, err := maxFrameSize(c)
-	if err != nil {
-		return err
-	}
-	opts := envelope.DecryptOptions{
-		AllowLegacy: c.Bool("allow-legacy"), Context: ec,
-		MaxEncryptedDataKeys: c.Int("max-encrypted-data-keys"), MaxFrameLength: maxFrame,
 	}
 	st, err := openStore(c)
 	if err != nil {
@@ -194,8 +193,31 @@ func decryptAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	job := &crypter{c: c, keys: keys, kr: kr, dopts: opts}
+	job := &crypter{c: c, keys: keys, kr: kr, dopts: opts, runState: runState{needKeys: needKeys}}
 	return job.runAll()
+}
+
+// decryptOptions reads decrypt's flags; needKeys are the bare -c KEYs.
+func decryptOptions(c *cli.Context) (opts envelope.DecryptOptions, needKeys []string, err error) {
+	ec, needKeys, err := parseDecryptContext(c.StringSlice("context"))
+	if err != nil {
+		return opts, nil, err
+	}
+	maxFrame, err := maxFrameSize(c)
+	if err != nil {
+		return opts, nil, err
+	}
+	legacy, err := decryptAllowsLegacy(c)
+	if err != nil {
+		return opts, nil, err
+	}
+	if c.Int("max-encrypted-data-keys") < 0 {
+		return opts, nil, usagef("--max-encrypted-data-keys %d: want 1 or more (0: library default)", c.Int("max-encrypted-data-keys"))
+	}
+	return envelope.DecryptOptions{
+		AllowLegacy: legacy, Context: ec, RequireUnsigned: c.Bool("decrypt-unsigned"),
+		MaxEncryptedDataKeys: c.Int("max-encrypted-data-keys"), MaxFrameLength: maxFrame,
+	}, needKeys, nil
 }
 
 // decodeFlag reads base64 messages (decrypt, inspect).

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -30,15 +31,16 @@ const progressThreshold = 8 << 20
 
 // crypter runs encrypt or decrypt over one stream or a tree.
 type crypter struct {
-	c       *cli.Context
-	keys    []string
-	encrypt bool
-	kr      envelope.Keyring
-	eopts   envelope.EncryptOptions
-	dopts   envelope.DecryptOptions
-	batch   *atomicfile.Batch // with --sync batch
-	reports []*result         // outputs waiting for the batch to publish them
-	stream  bool              // the last output opened is written in place
+	c        *cli.Context
+	keys     []string
+	encrypt  bool
+	kr       envelope.Keyring
+	eopts    envelope.EncryptOptions
+	dopts    envelope.DecryptOptions
+	batch    *atomicfile.Batch // with --sync batch
+	reports  []*result         // outputs waiting for the batch to publish them
+	stream   bool              // the last output opened is written in place
+	runState                   // several files: counts, failures, progress (runs.go)
 }
 
 // result is the --json metadata of one processed file.
@@ -52,24 +54,7 @@ type result struct {
 	CiphertextBytes int64 `json:"ciphertext_bytes"`
 	streamed        bool  // written in place (stdout, a device, a FIFO, a socket)
 	stdout          bool  // written to stdout (-o -, or a name for it such as /dev/stdout)
-}
-
-func (k *crypter) runAll() error {
-	c := k.c
-	if c.String("sync") == "batch" {
-		k.batch = atomicfile.NewBatch()
-		defer k.batch.Close()
-	}
-	if dir := c.String("recursive"); dir != "" {
-		// Outputs completed before a failure are still published.
-		err := k.runTree(dir, c.String("output-dir"))
-		return cmp.Or(err, k.publish())
-	}
-	res, err := k.runOne(c.String("input"), c.String("output"))
-	if err != nil {
-		return err
-	}
-	return k.report(res)
+	hdr             *envelope.Header
 }
 
 // batchFiles is how many outputs --sync batch publishes at a time (a
@@ -154,13 +139,15 @@ func (k *crypter) runOne(in, out string) (*result, error) {
 	if res.Keys == nil {
 		res.Keys = []string{}
 	}
-	return res, nil
+	k.logDone(res)
+	return res, k.meta.write(k.mode(), in, out, res.hdr)
 }
 
 // openSource opens in, refusing an output that is the input itself.
 func (k *crypter) openSource(in, out string) (io.Reader, int64, func(), error) {
 	ctx := k.c.Context
 	if isStdio(in) {
+		k.waitingForInput()
 		return &ctxReader{ctx: ctx, r: k.c.App.Reader}, -1, func() {}, nil
 	}
 	f, err := os.Open(in)
@@ -297,7 +284,7 @@ func (k *crypter) spool(dst io.Writer) (io.Writer, func() error, func(), error) 
 // progress wraps src in a progress bar on stderr for large inputs, when
 // stderr is a terminal and --quiet is not set.
 func (k *crypter) progress(src io.Reader, size int64) io.Reader {
-	if size < progressThreshold || k.c.Bool("quiet") || !isTerminal(k.c.App.ErrWriter) {
+	if size < progressThreshold || k.treeBar != nil || !k.showProgress() {
 		return src
 	}
 	desc := "decrypting"
@@ -331,6 +318,9 @@ func (k *crypter) encryptStream(dst io.Writer, src io.Reader, size int64) (*resu
 	opts := k.eopts
 	opts.PlaintextLength = max(size, 0)
 	w, err := envelope.Encrypt(k.c.Context, io.MultiWriter(out, tap), k.kr, opts)
+	if errors.Is(err, envelope.ErrTooManyEncryptedDataKeys) {
+		return nil, &codedError{code: exitUsage, err: err} // the -k keys and the limit contradict each other
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -348,7 +338,7 @@ func (k *crypter) encryptStream(dst io.Writer, src io.Reader, size int64) (*resu
 	if err != nil {
 		return nil, fmt.Errorf("reading back the written header: %w", err)
 	}
-	return &result{Operation: "encrypt", headerView: viewHeader(hdr), PlaintextBytes: n, CiphertextBytes: out.n}, nil
+	return &result{Operation: "encrypt", headerView: viewHeader(hdr), PlaintextBytes: n, CiphertextBytes: out.n, hdr: hdr}, nil
 }
 
 func (k *crypter) decryptStream(dst io.Writer, src io.Reader) (*result, error) {
@@ -358,49 +348,64 @@ func (k *crypter) decryptStream(dst io.Writer, src io.Reader) (*result, error) {
 		return nil, err
 	}
 	defer r.Close()
+	if err := checkContextKeys(r.Header(), k.needKeys); err != nil {
+		return nil, err
+	}
 	n, err := io.Copy(dst, r)
 	if err != nil {
 		return nil, err
 	}
-	return &result{Operation: "decrypt", headerView: viewHeader(r.Header()), PlaintextBytes: n, CiphertextBytes: in.n}, nil
+	return &result{Operation: "decrypt", headerView: viewHeader(r.Header()), PlaintextBytes: n, CiphertextBytes: in.n, hdr: r.Header()}, nil
 }
 
-// runTree mirrors srcDir into dstDir, one message per regular file. It
-// stops at the first failure; outputs already completed stay.
+// runTree mirrors srcDir into dstDir, one message per regular file. A
+// failed file does not stop the walk: every failure is reported at the
+// end, and outputs already completed stay.
 func (k *crypter) runTree(srcDir, dstDir string) error {
 	if err := checkTree(srcDir, dstDir); err != nil {
 		return err
 	}
-	return filepath.WalkDir(srcDir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
+	k.startTreeBar(srcDir)
+	err := filepath.WalkDir(srcDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return k.fail(path, err)
+		}
+		if d.IsDir() {
+			return nil
 		}
 		if !d.Type().IsRegular() {
 			warnf(k.c.App.ErrWriter, "skipping %s: not a regular file", path)
 			return nil
 		}
-		rel, err := filepath.Rel(srcDir, path)
-		if err != nil {
-			return err
+		out, ok := k.treeOutput(srcDir, dstDir, path)
+		if !ok {
+			return nil
 		}
-		suffix := k.c.String("suffix")
-		out := filepath.Join(dstDir, rel+suffix)
-		if !k.encrypt {
-			if !strings.HasSuffix(rel, suffix) || len(filepath.Base(rel)) == len(suffix) {
-				warnf(k.c.App.ErrWriter, "skipping %s: no %s suffix", path, suffix)
-				return nil
-			}
-			out = filepath.Join(dstDir, strings.TrimSuffix(rel, suffix))
+		err = os.MkdirAll(filepath.Dir(out), 0o755)
+		if err == nil {
+			err = k.runFile(path, out)
 		}
-		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-			return err
-		}
-		res, err := k.runOne(path, out)
-		if err != nil {
-			return err
-		}
-		return k.report(res)
+		return k.fail(path, err)
 	})
+	return k.finishRun(err)
+}
+
+// treeOutput is the output for path: dstDir/REL plus the suffix on
+// encrypt, without it on decrypt (where files lacking it are skipped).
+func (k *crypter) treeOutput(srcDir, dstDir, path string) (string, bool) {
+	rel, err := filepath.Rel(srcDir, path)
+	if err != nil {
+		return "", false
+	}
+	suffix := k.c.String("suffix")
+	if k.encrypt {
+		return filepath.Join(dstDir, rel+suffix), true
+	}
+	if !strings.HasSuffix(rel, suffix) || len(filepath.Base(rel)) == len(suffix) {
+		warnf(k.c.App.ErrWriter, "skipping %s: no %s suffix", path, suffix)
+		return "", false
+	}
+	return filepath.Join(dstDir, strings.TrimSuffix(rel, suffix)), true
 }
 
 // checkTree refuses an output directory inside the input tree, which the

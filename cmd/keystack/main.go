@@ -90,7 +90,10 @@ func runApp(app *cli.App, argv []string) int {
 		}
 	}()
 
-	err := app.RunContext(ctx, permuteArgs(app, argv))
+	argv, err := expandArgfiles(argv)
+	if err == nil {
+		err = app.RunContext(ctx, permuteArgs(app, argv))
+	}
 	if code := caught.Load(); code != 0 && !graceful.Load() {
 		atomicfile.RemovePending()
 		printError(app.ErrWriter, errInterrupted)

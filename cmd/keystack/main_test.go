@@ -32,10 +32,38 @@ func TestMain(m *testing.M) {
 			// Scripts prompt only on the pty of "ttyin", never on the
 			// terminal of whoever runs go test.
 			ttyPath = os.Getenv("TEST_TTY")
+			killAfterFiles(os.Getenv("TEST_KILL_AFTER_FILES"))
 			os.Exit(start(os.Args))
 		},
 		"procstate": procState,
 	})
+}
+
+// toolCondition is [tool:NAME]: NAME is on the PATH. Under CI=true a
+// missing tool fails the script instead of skipping its part.
+func toolCondition(name string) (bool, error) {
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("CI") == "true" {
+			return false, fmt.Errorf("CI=true but %s is not installed", name)
+		}
+		return false, nil
+	}
+	return true, nil
+}
+
+// killAfterFiles makes the process kill itself with SIGKILL once n files
+// of a run are complete: a crash in the middle of a tree.
+func killAfterFiles(n string) {
+	limit, err := strconv.Atoi(n)
+	if err != nil {
+		return
+	}
+	done := 0
+	fileDoneHook = func() {
+		if done++; done == limit {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	}
 }
 
 // TestScripts runs testdata/script/*.txtar against the real binary: each
@@ -63,6 +91,7 @@ func TestScripts(t *testing.T) {
 			"kms":        cmdKMS,
 			"softhsm":    cmdSoftHSM,
 			"specmsg":    cmdSpecMsg,
+			"legacymsg":  cmdLegacyMsg,
 			"mknod":      cmdMknod,
 			"mkfifo":     cmdMkfifo,
 			"ftype":      cmdFtype,
@@ -79,6 +108,9 @@ func TestScripts(t *testing.T) {
 				return mknodCondition()
 			case "root":
 				return rootCondition()
+			}
+			if name, ok := strings.CutPrefix(cond, "tool:"); ok {
+				return toolCondition(name)
 			}
 			return scriptCondition(cond)
 		},

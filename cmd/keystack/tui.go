@@ -81,7 +81,7 @@ var exitClasses = []exitClass{
 	{exitUnavailable, unavailableErrors},
 	{exitAuth, []error{envelope.ErrAuthentication, envelope.ErrNoDecryptKey, envelope.ErrContextMismatch,
 		errRequiredContext, envelope.ErrTruncated, envelope.ErrTrailingData, envelope.ErrMalformed,
-		envelope.ErrUnsupportedSuite, envelope.ErrTooManyEncryptedDataKeys, envelope.ErrFrameTooLarge}},
+		envelope.ErrUnsupportedSuite, envelope.ErrTooManyEncryptedDataKeys, envelope.ErrFrameTooLarge, envelope.ErrSigned}},
 	{exitKey, []error{keystore.ErrInvalidKey, keystore.ErrNoPrivateKey, keystore.ErrKeyNotFound, keystore.ErrKeyExists,
 		keystore.ErrInvalidName, keystore.ErrBadPassphrase, keystore.ErrLocked, keystore.ErrNotInitialized,
 		keystore.ErrExists, keystore.ErrBackendUnavailable, keystore.ErrCorruptStore, keystore.ErrKeyDisabled,
@@ -178,6 +178,10 @@ func hint(err error) string {
 	case errors.Is(err, envelope.ErrFrameTooLarge):
 		return fmt.Sprintf("its frames are larger than --max-frame-size allows (default %d bytes); raise it only "+
 			"for messages from a writer you trust: decrypting holds whole frames in memory", envelope.DefaultMaxFrameLength)
+	case errors.Is(err, envelope.ErrSigned):
+		return "--decrypt-unsigned refuses signed messages (suites ending in _ECDSA_P256/_P384); drop it to read this one"
+	case errors.Is(err, envelope.ErrTooManyEncryptedDataKeys):
+		return "it has more encrypted data keys than --max-encrypted-data-keys allows (on encrypt: fewer -k keys or a higher limit)"
 	case errors.Is(err, envelope.ErrUnsupportedSuite):
 		return "messages with legacy (non-committing) suites need --allow-legacy"
 	case errors.Is(err, errPassphraseFileAccess):
