@@ -67,7 +67,10 @@ func (e Entry) canonical() ([]byte, error) {
 //
 // so that no entry can be made or changed without the audit key. It is not
 // safe for concurrent use.
-type chain struct{ mac hash.Hash }
+type chain struct {
+	mac     hash.Hash
+	scratch [2 * sha256.Size]byte // heap-held, so the interface calls below do not allocate
+}
 
 func newChain(macKey []byte) *chain {
 	k := hmac.New(sha256.New, macKey)
@@ -77,10 +80,11 @@ func newChain(macKey []byte) *chain {
 
 func (c *chain) hash(prev [32]byte, canonical []byte) [32]byte {
 	c.mac.Reset()
-	c.mac.Write(prev[:])
+	copy(c.scratch[:], prev[:])
+	c.mac.Write(c.scratch[:sha256.Size])
 	c.mac.Write(canonical)
 	var out [32]byte
-	c.mac.Sum(out[:0])
+	copy(out[:], c.mac.Sum(c.scratch[:0]))
 	return out
 }
 
