@@ -18,10 +18,12 @@ var (
 	_ keystore.VersionDestroyer = (*Backend)(nil)
 )
 
-// GenerateVersion creates version of the key ref names: a new AES-256 key
-// that never leaves the token (see [Token.GenerateAESKey]), labeled
-// VersionLabel(base, version) where base is ref's object label without a
-// "/vN" suffix. It returns ref with that object label and type=secret-key
+// GenerateVersion creates version of the key ref names: a new key of the
+// same kind that never leaves the token, an RSA key pair of the same size
+// when ref names an RSA key (see [Token.GenerateRSAKeyPair]), else an
+// AES-256 key (see [Token.GenerateAESKey]), labeled VersionLabel(base,
+// version) where base is ref's object label without a "/vN" suffix. It
+// returns ref with that object label and type=secret-key or type=private
 // (and no id=), keeping the token selection, module-path and pin-source.
 // It fails with ErrKeyExists when the label is taken, for example by the
 // object of an earlier attempt whose store write failed.
@@ -37,12 +39,53 @@ func (b *Backend) GenerateVersion(ctx context.Context, ref string, version int) 
 	if err != nil {
 		return "", err
 	}
+	bits, err := t.rsaBits(ctx, u)
+	if err != nil {
+		return "", err
+	}
 	nu := *u
 	nu.Object, nu.ID, nu.Type = VersionLabel(baseLabel(u.Object), version), nil, TypeSecretKey
-	if err := t.GenerateAESKey(ctx, nu.Object, nil); err != nil {
+	if bits > 0 {
+		nu.Type = TypePrivateKey
+		err = t.GenerateRSAKeyPair(ctx, nu.Object, nil, bits)
+	} else {
+		err = t.GenerateAESKey(ctx, nu.Object, nil)
+	}
+	if err != nil {
 		return "", err
 	}
 	return nu.String(), nil
+}
+
+// rsaBits returns the modulus size of the RSA key (pair) u names, or 0
+// when it names no RSA key: a new version keeps the kind of the old one,
+// so an RSA key whose public half encrypts elsewhere stays RSA.
+func (t *Token) rsaBits(ctx context.Context, u *URI) (int, error) {
+	if u.Type == TypeSecretKey {
+		return 0, nil
+	}
+	bits := 0
+	err := t.run(ctx, func(s session) error {
+		for _, typ := range []ObjectType{TypePublicKey, TypePrivateKey} {
+			hs, err := t.findObjects(s, typ, u.Object, u.ID, 1)
+			if err != nil {
+				return err
+			}
+			if len(hs) == 0 {
+				continue
+			}
+			info, err := t.describe(s, hs[0], typ)
+			if err != nil {
+				return err
+			}
+			if info.KeyType == "RSA" && info.Bits > 0 {
+				bits = info.Bits
+				return nil
+			}
+		}
+		return nil
+	})
+	return bits, err
 }
 
 // baseLabel strips a trailing "/vN" version suffix.
