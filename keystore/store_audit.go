@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keystack/keystack/audit"
@@ -43,6 +45,7 @@ func (s *Store) openAuditLog(st *authzState, f *storeFile) error {
 		}
 	}
 	st.epoch = f.AuditAnchor.Epoch
+	st.anchors.start(s)
 	opts := st.options
 	opts.Anchor = &f.AuditAnchor.Anchor
 	log, err := audit.Open(st.path, opts)
@@ -136,6 +139,7 @@ func (s *Store) closeAudit() error {
 	if s.az == nil {
 		return nil
 	}
+	defer s.az.anchors.wg.Wait() // after the unlock: a running advance needs the read lock
 	s.az.mu.Lock()
 	defer s.az.mu.Unlock()
 	log := s.az.log
@@ -177,7 +181,11 @@ func (a *authzState) RecordDecisions(ctx context.Context, reqs []policy.Request,
 	if a.log == nil {
 		return a.noLog()
 	}
-	return a.log.AppendAll(ctx, rs...)
+	if err := a.log.AppendAll(ctx, rs...); err != nil {
+		return err
+	}
+	a.anchors.maybe(a) // under a.mu, so closeAudit's Wait follows every Add
+	return nil
 }
 
 // noLog is why there is no log to record into; the caller holds a.mu.
@@ -420,4 +428,45 @@ func anchorTimeOf(a audit.Anchor) string {
 		return "time unknown"
 	}
 	return "of " + a.Time
+}
+
+// anchorEvery is how often a long-running Store moves keystore.json's
+// anchor while it records; a variable for tests.
+var anchorEvery = 10 * time.Second
+
+// backgroundAnchor advances keystore.json's anchor from a Store that stays
+// open (the rotation daemon, a service): at most once per anchorEvery, in
+// a goroutine, never holding the audit log's lock, so the decision that
+// triggers it does not wait for the keystore write.
+type backgroundAnchor struct {
+	s    *Store
+	last atomic.Int64 // UnixNano of the last start
+	busy atomic.Bool
+	wg   sync.WaitGroup
+}
+
+func (b *backgroundAnchor) start(s *Store) {
+	b.s = s
+	b.last.Store(time.Now().UnixNano())
+}
+
+// maybe starts an advance if one is due; the caller holds a.mu for reading
+// with a.log set.
+func (b *backgroundAnchor) maybe(a *authzState) {
+	now := time.Now().UnixNano()
+	if now-b.last.Load() < int64(anchorEvery) || !b.busy.CompareAndSwap(false, true) {
+		return
+	}
+	b.last.Store(now)
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		defer b.busy.Store(false)
+		a.mu.RLock()
+		log, epoch := a.log, a.epoch
+		a.mu.RUnlock()
+		if log != nil { // a failure is retried at the next advance or at Close
+			_ = b.s.advanceAuditAnchor(context.Background(), epoch, log.Anchor())
+		}
+	}()
 }

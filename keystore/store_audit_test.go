@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/policy"
@@ -234,5 +235,32 @@ func TestAuditInitSetsAsideOldLog(t *testing.T) {
 	}
 	if kept, _ := filepath.Glob(filepath.Join(dir, auditFile+".previous-*")); len(kept) != 1 {
 		t.Fatalf("old log kept as %v", kept)
+	}
+}
+
+// TestAuditAnchorLongRunning: a Store that stays open moves the anchor
+// while it records, not only when it closes.
+func TestAuditAnchorLongRunning(t *testing.T) {
+	ctx := context.Background()
+	dir := newAuthzStore(t, "")
+	before := storedAnchor(t, dir)
+	defer func(d time.Duration) { anchorEvery = d }(anchorEvery)
+	anchorEvery = 0
+	s := openAs(t, dir, alice)
+	deadline := time.Now().Add(5 * time.Second)
+	for storedAnchor(t, dir).Seq <= before.Seq {
+		if time.Now().After(deadline) {
+			t.Fatalf("anchor still %+v after 5s of decisions from an open store", storedAnchor(t, dir))
+		}
+		if _, err := s.ListKeys(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openAs(t, dir, alice).VerifyAudit(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -61,6 +61,7 @@ type authzState struct {
 	log     *audit.Log // nil once closed or when damaged
 	damaged error      // why log is nil: decisions fail with it
 	epoch   uint64     // of the anchor the log was opened at (auditAnchor.Epoch)
+	anchors backgroundAnchor
 
 	follow    policyFollower
 	directory liveDirectory
