@@ -34,6 +34,7 @@ type Store struct {
 	dir        string
 	now        func() time.Time
 	passphrase func() ([]byte, error)
+	tries      int // OpenOptions.PassphraseTries
 	backends   map[string]Backend
 	principal  string
 	authz      policy.Authorizer
@@ -83,6 +84,10 @@ type OpenOptions struct {
 	// material is first needed; the slice it returns is zeroed after use.
 	// On a wrong passphrase it is called again at the next need.
 	Passphrase func() ([]byte, error)
+	// PassphraseTries is how many times Passphrase is called in a row while
+	// it returns a wrong passphrase (an interactive prompt asks again);
+	// 0 means once. Each wrong passphrase is audited.
+	PassphraseTries int
 	// Backends builds keyrings for keys held outside the store, by backend
 	// name ("aws-kms", "pkcs11").
 	Backends map[string]Backend
@@ -200,7 +205,7 @@ func newStoreFile(opts InitOptions) (*storeFile, []byte, error) {
 // with ErrNotInitialized when dir holds no store and ErrCorruptStore when
 // keystore.json is malformed.
 func Open(dir string, opts OpenOptions) (*Store, error) {
-	s := &Store{dir: dir, now: opts.Now, passphrase: opts.Passphrase, backends: opts.Backends,
+	s := &Store{dir: dir, now: opts.Now, passphrase: opts.Passphrase, tries: opts.PassphraseTries, backends: opts.Backends,
 		principal: opts.Principal, authz: opts.Authorizer, cacheOpts: opts.Cache, minWait: opts.MinDestructionWait}
 	if s.now == nil {
 		s.now = time.Now
@@ -322,18 +327,9 @@ func (s *Store) unlockKEK(f *storeFile) ([]byte, error) {
 	if s.passphrase == nil {
 		return nil, ErrLocked
 	}
-	pass, err := s.passphrase()
-	if err != nil {
-		return nil, fmt.Errorf("keystore: reading passphrase: %w", err)
-	}
-	defer clear(pass)
-	kek, err := f.KDF.deriveKEK(pass)
+	kek, err := s.unlockWithTries(f)
 	if err != nil {
 		return nil, err
-	}
-	if err := checkVerifier(kek, f.Verifier); err != nil {
-		clear(kek)
-		return nil, s.auditFailedUnlock(err)
 	}
 	s.kek = kek
 	return bytes.Clone(kek), nil

@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(helperEnv) != "" {
 		os.Exit(runWriterHelper())
 	}
+	if os.Getenv(passChangeEnv) != "" {
+		os.Exit(runPassChangeHelper())
+	}
 	os.Exit(m.Run())
 }
 

@@ -13,6 +13,6 @@ func commands() []*cli.Command {
 		rewrapCommand(), inventoryCommand(), rotateCommand(),
 		hsmCommand(),
 		policyCommand(), auditCommand(),
-		completionCommand(),
+		passphraseCommand(), completionCommand(),
 	}
 }

@@ -125,6 +125,10 @@ type keyView struct {
 	Created     time.Time     `json:"created"`
 	Primary     int           `json:"primary_version"`
 	Versions    []versionView `json:"versions"`
+	// Rotation and History are shown by key show only.
+	Rotation   *rotationView  `json:"rotation,omitempty"`
+	MinDecrypt int            `json:"min_decrypt_version,omitempty"`
+	History    []historyEvent `json:"history,omitempty"`
 }
 
 type versionView struct {
@@ -177,10 +181,13 @@ var keyShowAction = storeAction(1, 1, func(c *cli.Context, st *keystore.Store, a
 		return err
 	}
 	v := viewKey(k)
+	v.Rotation, v.MinDecrypt, v.History = viewRotation(k), k.MinDecryptVersion, viewHistory(k)
 	if c.Bool("json") {
 		return writeJSON(c.App.Writer, v)
 	}
 	printKey(c.App.Writer, v)
+	printRotation(c.App.Writer, v.Rotation, v.MinDecrypt)
+	printHistory(c.App.Writer, v.History)
 	return nil
 })
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -28,8 +29,10 @@ var errNoPassphrase = errors.New("no passphrase given and no terminal to ask for
 
 // passphraseSource returns a function that obtains the passphrase when the
 // keystore needs it. With confirm set (keystore creation) a prompted
-// passphrase is asked twice.
+// passphrase is asked twice. When the keystore calls it again after a
+// wrong passphrase (see passphraseTries), the prompt says so.
 func passphraseSource(file string, confirm bool) func() ([]byte, error) {
+	calls := 0
 	return func() ([]byte, error) {
 		if file != "" {
 			return readPassphraseFile(file)
@@ -37,8 +40,22 @@ func passphraseSource(file string, confirm bool) func() ([]byte, error) {
 		if p := os.Getenv(envPassphrase); p != "" {
 			return []byte(p), nil
 		}
-		return promptPassphrase(confirm)
+		calls++
+		return promptPassphrase(passphrasePrompt{confirm: confirm, attempt: calls})
 	}
+}
+
+// promptTries is how often a prompted passphrase is asked while wrong.
+const promptTries = 3
+
+// passphraseTries is the keystore's PassphraseTries for a source: a
+// prompt asks again after a wrong passphrase, a file or variable would
+// give the same one.
+func passphraseTries(file string) int {
+	if file == "" && os.Getenv(envPassphrase) == "" {
+		return promptTries
+	}
+	return 1
 }
 
 // errPassphraseFileAccess is a passphrase file that others could read or
@@ -89,9 +106,21 @@ func checkPrivate(f *os.File) error {
 	return nil
 }
 
+// passphrasePrompt says what promptPassphrase asks for.
+type passphrasePrompt struct {
+	label   string // "passphrase" unless set ("new passphrase")
+	confirm bool   // ask twice
+	attempt int    // 2 and 3 say that the previous one was wrong
+}
+
+var (
+	errPassphraseMismatch = errors.New("the passphrases do not match")
+	errEmptyPassphrase    = errors.New("empty passphrase")
+)
+
 // promptPassphrase asks on the terminal (/dev/tty), so that it works while stdin and stdout
 // carry data, and does not echo what is typed.
-func promptPassphrase(confirm bool) ([]byte, error) {
+func promptPassphrase(pp passphrasePrompt) ([]byte, error) {
 	tty, err := os.OpenFile(ttyPath, os.O_RDWR, 0)
 	if err != nil {
 		return nil, errNoPassphrase
@@ -100,16 +129,23 @@ func promptPassphrase(confirm bool) ([]byte, error) {
 	if !term.IsTerminal(int(tty.Fd())) {
 		return nil, errNoPassphrase
 	}
-	p, err := readTTY(tty, "keystack: passphrase: ")
-	if err != nil || !confirm {
+	label := cmp.Or(pp.label, "passphrase")
+	if pp.attempt > 1 {
+		fmt.Fprintf(tty, "keystack: wrong passphrase, try again (%d of %d)\n", pp.attempt, promptTries)
+	}
+	p, err := readTTY(tty, "keystack: "+label+": ")
+	if err != nil || !pp.confirm {
 		return p, err
 	}
-	again, err := readTTY(tty, "keystack: confirm passphrase: ")
+	again, err := readTTY(tty, "keystack: confirm "+label+": ")
 	if err != nil {
+		clear(p)
 		return nil, err
 	}
+	defer clear(again)
 	if subtle.ConstantTimeCompare(p, again) != 1 {
-		return nil, fmt.Errorf("%w: the passphrases do not match", errNoPassphrase)
+		clear(p)
+		return nil, errPassphraseMismatch
 	}
 	return p, nil
 }
@@ -122,7 +158,7 @@ func readTTY(tty *os.File, prompt string) ([]byte, error) {
 		return nil, fmt.Errorf("reading passphrase: %w", err)
 	}
 	if len(p) == 0 {
-		return nil, fmt.Errorf("%w: empty passphrase", errNoPassphrase)
+		return nil, errEmptyPassphrase
 	}
 	return p, nil
 }

@@ -34,10 +34,11 @@ func openStore(c *cli.Context) (*keystore.Store, error) {
 	// $KEYSTACK_PRINCIPAL (a missing keystore is reported by Open).
 	principal, _ := keystore.PrincipalFromEnv(dir)
 	return keystore.Open(dir, keystore.OpenOptions{
-		Passphrase: passphraseSource(c.String("passphrase-file"), false),
-		Backends:   backends(c),
-		Principal:  principal,
-		Cache:      storeCache(c),
+		Passphrase:      passphraseSource(c.String("passphrase-file"), false),
+		PassphraseTries: passphraseTries(c.String("passphrase-file")),
+		Backends:        backends(c),
+		Principal:       principal,
+		Cache:           storeCache(c),
 	})
 }
 

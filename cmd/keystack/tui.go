@@ -85,7 +85,7 @@ var exitClasses = []exitClass{
 	{exitKey, []error{keystore.ErrInvalidKey, keystore.ErrNoPrivateKey, keystore.ErrKeyNotFound, keystore.ErrKeyExists,
 		keystore.ErrInvalidName, keystore.ErrBadPassphrase, keystore.ErrLocked, keystore.ErrNotInitialized,
 		keystore.ErrExists, keystore.ErrBackendUnavailable, keystore.ErrCorruptStore, keystore.ErrKeyDisabled,
-		keystore.ErrNotSupported, errNoPassphrase, errPassphraseFileAccess,
+		keystore.ErrNotSupported, errNoPassphrase, errPassphraseMismatch, errEmptyPassphrase, errPassphraseFileAccess,
 		awskms.ErrInvalidKeyID, awskms.ErrInvalidOptions, awskms.ErrNoEncryptKey,
 		hsm.ErrKeyNotFound, hsm.ErrKeyExists, hsm.ErrPINIncorrect, hsm.ErrPINLocked, hsm.ErrNoPIN,
 		hsm.ErrInvalidKey, hsm.ErrClosed}},
@@ -186,6 +186,10 @@ func hint(err error) string {
 		return "messages with legacy (non-committing) suites need --allow-legacy"
 	case errors.Is(err, errPassphraseFileAccess):
 		return "make it yours and private: chmod 600 FILE (and chown it to this user)"
+	case errors.Is(err, errPassphraseMismatch):
+		return "type the same passphrase at both prompts"
+	case errors.Is(err, errEmptyPassphrase):
+		return "a sealed keystore needs a non-empty passphrase (keystack init --insecure-no-passphrase makes an unsealed one)"
 	case errors.Is(err, errNoPassphrase):
 		return "set KEYSTACK_PASSPHRASE, pass --passphrase-file, or run in a terminal"
 	}
