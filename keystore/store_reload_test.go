@@ -187,3 +187,33 @@ func TestDecryptKeyringFollowsExternalRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDecryptKeyringReloadConcurrently: goroutines missing on the same new
+// version at once all decrypt, and the keyring reloads once (run with
+// -race).
+func TestDecryptKeyringReloadConcurrently(t *testing.T) {
+	s := newTestStore(t)
+	mustCreate(t, s, "k")
+	kr := decryptKeyringOf(t, s)
+	first := kr.kr
+	if _, err := s.RotateKey(context.Background(), "k", ""); err != nil {
+		t.Fatal(err)
+	}
+	msg := sealUnder(t, encryptKeyring(t, s, "k"))
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() { errs <- openUnder(kr, msg) }()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	second, _, _ := kr.current()
+	if second == first {
+		t.Fatal("no reload")
+	}
+	if err := openUnder(kr, msg); err != nil || kr.kr != second {
+		t.Fatalf("a later message reloaded again or failed: %v", err)
+	}
+}

@@ -26,7 +26,9 @@ func keyLifecycleCommands() []*cli.Command {
 			Name: "rotate", Usage: "make a new primary version of a key now", ArgsUsage: "NAME",
 			Description: "Adds a version with fresh material and makes it primary; the old primary becomes\n" +
 				"decrypt-only, so existing messages still decrypt. Run \"keystack rewrap\" to move\n" +
-				"messages to the new version.",
+				"messages to the new version. A pkcs11 key gets a new token object (LABEL/vN) of the\n" +
+				"same kind; an aws-kms key is rotated in KMS (RotateKeyOnDemand, same ARN). If the\n" +
+				"backend cannot rotate or fails, the command fails and no version is added.",
 			Flags:  []cli.Flag{passphraseFileFlag, reasonFlag()},
 			Action: keyRotateAction,
 		},
