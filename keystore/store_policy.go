@@ -27,8 +27,9 @@ const PrincipalEnv = "KEYSTACK_PRINCIPAL"
 // authzConfig is the access-control part of keystore.json, embedded in
 // storeFile so its fields sit at the top level of the file.
 //
-// AuditKey is the HMAC-SHA256 key of the audit log's checkpoints. It is
-// stored in clear (the file is mode 0600) so that operations that need no
+// AuditKey is the HMAC-SHA256 key of the audit log (every record's chain
+// hash and the checkpoints); AuditAnchor pins its last durable record
+// (store_audit.go). The key is stored in clear (the file is mode 0600) so that operations that need no
 // passphrase, such as listing keys or encrypting to an RSA public key, are
 // still audited. The local audit log is therefore tamper-evident only
 // against someone who cannot read keystore.json; and, like the policy, it is

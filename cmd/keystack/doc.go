@@ -47,7 +47,8 @@
 //	2    usage error: bad flags, missing or extra arguments
 //	3    the input failed to authenticate or decrypt: wrong or missing key,
 //	     encryption context mismatch or missing required context, tampered,
-//	     truncated or malformed message
+//	     truncated or malformed message; or a damaged audit log (edited, cut
+//	     below its anchor, deleted, replaced), which refuses every operation
 //	4    key or keystore error: key not found, bad passphrase, invalid key,
 //	     the message's key version disabled, destroyed or below the minimum
 //	5    access denied by policy

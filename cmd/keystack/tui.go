@@ -34,7 +34,8 @@ const exitCodesHelp = `EXIT CODES:
    1    general or I/O error (including a decision the audit log could not record)
    2    usage error (bad flags, missing or extra arguments)
    3    authentication or decryption failure (wrong or missing key, context
-        mismatch or missing required context, tampered, truncated or malformed message)
+        mismatch or missing required context, tampered, truncated or malformed message;
+        a damaged audit log, which refuses every operation until audit reset-anchor)
    4    key or keystore error (key not found, bad passphrase, invalid key,
         key version disabled or destroyed)
    5    access denied by policy
