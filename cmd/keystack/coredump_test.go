@@ -20,7 +20,7 @@ func procState() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	dumpable, err := unix.PrctlRetInt(unix.PR_GET_DUMPABLE, 0, 0, 0, 0)
+	dumpable, err := dumpableState()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -76,7 +76,7 @@ func TestKilledWriter(t *testing.T) {
 		dir := t.TempDir()
 		target := filepath.Join(dir, "out")
 		os.WriteFile(target, []byte("old"), 0o600)
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$")
+		cmd := exec.Command(os.Args[0])
 		cmd.Env = append(os.Environ(), "ATOMICFILE_HELPER="+c.stage, "ATOMICFILE_TARGET="+target, "ATOMICFILE_NAMED="+c.named)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -109,37 +109,30 @@ func TestKilledWriter(t *testing.T) {
 	}
 }
 
-// TestHelperWriter is the process TestKilledWriter kills.
-func TestHelperWriter(t *testing.T) {
-	stage := os.Getenv("ATOMICFILE_HELPER")
-	if stage == "" {
-		t.Skip("helper process only")
+// TestMain runs the test binary as helperWriter when TestKilledWriter
+// starts it so.
+func TestMain(m *testing.M) {
+	if stage := os.Getenv("ATOMICFILE_HELPER"); stage != "" {
+		helperWriter(stage)
 	}
+	os.Exit(m.Run())
+}
+
+// helperWriter is the process TestKilledWriter kills: it writes an output
+// (replacing the target), up to stage, says so, and waits.
+func helperWriter(stage string) {
 	noUnnamed = os.Getenv("ATOMICFILE_NAMED") != ""
 	f, err := Create(os.Getenv("ATOMICFILE_TARGET"), true)
-	if err != nil {
-		t.Fatal(err)
+	if err == nil {
+		_, err = f.Write(make([]byte, 1<<20))
 	}
-	f.Write(make([]byte, 1<<20))
-	if stage == "named" {
-		if err := f.name(); err != nil {
-			t.Fatal(err)
-		}
+	if err == nil && stage == "named" {
+		err = f.name()
+	}
+	if err != nil {
+		os.Stdout.WriteString(err.Error() + "\n")
+		os.Exit(1)
 	}
 	os.Stdout.WriteString("ready\n")
 	select {}
-}
-
-// OwnerAlive protects the temporary files of other running processes,
-// and only those.
-func TestOwnerAlive(t *testing.T) {
-	name := func(pid int) string { return "/d/.f.ks.tmp-" + strconv.Itoa(pid) + "-0123abcd" }
-	for n, want := range map[string]bool{
-		name(os.Getpid()): false, name(os.Getppid()): true, name(deadPid(t)): false,
-		"/d/.f.ks.tmp-123456789": false, "/d/notes.txt": false,
-	} {
-		if got := OwnerAlive(n); got != want {
-			t.Errorf("OwnerAlive(%s) = %v, want %v", n, got, want)
-		}
-	}
 }
