@@ -25,16 +25,34 @@ func RewrapHeader(ctx context.Context, src io.Reader, from, to Keyring, opts Dec
 	if err != nil {
 		return nil, nil, err
 	}
+	if newHeader, err = RewrapInspected(ctx, old, from, to, opts); err != nil {
+		return nil, nil, err
+	}
+	return newHeader, old, nil
+}
+
+// errNotInspected refuses a Header that no parse produced.
+var errNotInspected = fmt.Errorf("%w: the header was not returned by Inspect", ErrInvalidOptions)
+
+// RewrapInspected is RewrapHeader for a header Inspect has already parsed,
+// so that a caller that read the header to decide on the rewrap need not
+// parse it again. old must be as Inspect returned it: the old header tag
+// authenticates the bytes Inspect read, and the new header is built from
+// old's fields.
+func RewrapInspected(ctx context.Context, old *Header, from, to Keyring, opts DecryptOptions) ([]byte, error) {
+	if old.body == nil {
+		return nil, errNotInspected
+	}
 	if old.Suite != SuiteCommitted {
-		return nil, nil, fmt.Errorf("%w: RewrapHeader handles %v only; use RewrapSigned for %v", ErrUnsupportedSuite, SuiteCommitted, SuiteCommittedSigned)
+		return nil, fmt.Errorf("%w: RewrapHeader handles %v only; use RewrapSigned for %v", ErrUnsupportedSuite, SuiteCommitted, SuiteCommittedSigned)
 	}
 	u, dataKey, err := openHeader(ctx, old, from, opts)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer clear(dataKey)
-	newHeader, _, err = rewrapKey(ctx, old, u, dataKey, to, u.full, old.EncryptionContext)
-	return newHeader, old, err
+	newHeader, _, err := rewrapKey(ctx, old, u, dataKey, to, u.full, old.EncryptionContext)
+	return newHeader, err
 }
 
 // rewrapKey wraps dataKey under to with the full context and seals a new
@@ -72,53 +90,72 @@ func RewrapSigned(ctx context.Context, src io.Reader, dst io.Writer, from, to Ke
 	if err != nil {
 		return nil, err
 	}
+	if err := RewrapSignedInspected(ctx, old, br, dst, from, to, opts); err != nil {
+		return nil, err
+	}
+	return old, nil
+}
+
+// RewrapSignedInspected is RewrapSigned for a header Inspect has already
+// parsed: body holds the message from offset old.HeaderLength on. old
+// must be as Inspect returned it (see RewrapInspected).
+func RewrapSignedInspected(ctx context.Context, old *Header, body io.Reader, dst io.Writer, from, to Keyring, opts DecryptOptions) error {
+	if old.body == nil {
+		return errNotInspected
+	}
 	if old.Suite != SuiteCommittedSigned {
-		return nil, fmt.Errorf("%w: RewrapSigned handles %v only", ErrUnsupportedSuite, SuiteCommittedSigned)
+		return fmt.Errorf("%w: RewrapSigned handles %v only", ErrUnsupportedSuite, SuiteCommittedSigned)
 	}
 	u, dataKey, err := openHeader(ctx, old, from, opts)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer clear(dataKey)
+	return rewrapSignedBody(ctx, old, u, dataKey, bufio.NewReaderSize(body, 64<<10), dst, to)
+}
+
+// rewrapSignedBody writes the new header, streams the body through while
+// verifying the old signature, and writes the new footer.
+func rewrapSignedBody(ctx context.Context, old *Header, u *unlocked, dataKey []byte, br *bufio.Reader, dst io.Writer, to Keyring) error {
 	oldPub, oldHash, err := newVerifier(old.Suite, old.EncryptionContext)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sig, pub, err := newSigner()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	full, stored := maps.Clone(u.full), maps.Clone(old.EncryptionContext)
 	full[PublicKeyContextKey], stored[PublicKeyContextKey] = pub, pub
 	newHeader, _, err := rewrapKey(ctx, old, u, dataKey, to, full, stored)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	oldHash.Write(old.body)
 	oldHash.Write(old.authTag)
 	r := &Reader{hdr: old, src: br, codec: u.codec, h: oldHash}
 	if err := copyBody(r, dst, newHeader, sig); err != nil {
-		return nil, err
+		return err
 	}
 	oldSig, err := readFooter(br)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !ecdsa.VerifyASN1(oldPub, oldHash.Sum(nil), oldSig) {
-		return nil, ErrAuthentication
+		return ErrAuthentication
 	}
 	if _, err := br.ReadByte(); err != io.EOF {
 		if err == nil {
-			return nil, ErrTrailingData
+			return ErrTrailingData
 		}
-		return nil, err
+		return err
 	}
 	footer, err := sig.footer()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	_, err = dst.Write(footer)
-	return old, err
+	return err
 }
 
 // copyBody writes the new header, then every frame's wire bytes

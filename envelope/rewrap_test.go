@@ -3,6 +3,7 @@ package envelope_test
 import (
 	"bytes"
 	"errors"
+	"io"
 	"runtime"
 	"testing"
 
@@ -121,5 +122,51 @@ func TestRewrapSignedStreamsFrames(t *testing.T) {
 	got, _, err := envelope.DecryptBytes(bg, out.Bytes(), to, envelope.DecryptOptions{MaxFrameLength: frame})
 	if err != nil || !bytes.Equal(got, pt) {
 		t.Fatalf("rewrapped message: %v", err)
+	}
+}
+
+// TestRewrapInspected rewraps headers Inspect parsed, signed and not, as
+// RewrapHeader and RewrapSigned do, and refuses a header no parse made.
+func TestRewrapInspected(t *testing.T) {
+	from, to := aesKeyring(t, "old", 1), aesKeyring(t, "new", 2)
+	pt := pattern(3*64 + 5)
+	for _, suite := range []envelope.Suite{envelope.SuiteCommitted, envelope.SuiteCommittedSigned} {
+		msg, err := envelope.EncryptBytes(bg, pt, from, envelope.EncryptOptions{Suite: suite, FrameLength: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, err := envelope.Inspect(bytes.NewReader(msg), envelope.InspectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []byte
+		if suite == envelope.SuiteCommitted {
+			newHeader, err := envelope.RewrapInspected(bg, old, from, to, envelope.DecryptOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(newHeader, msg[old.HeaderLength:]...)
+		} else {
+			var buf bytes.Buffer
+			if err := envelope.RewrapSignedInspected(bg, old, bytes.NewReader(msg[old.HeaderLength:]), &buf, from, to, envelope.DecryptOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			out = buf.Bytes()
+		}
+		if got, _, err := envelope.DecryptBytes(bg, out, to, envelope.DecryptOptions{}); err != nil || !bytes.Equal(got, pt) {
+			t.Fatalf("%v: rewrapped message does not decrypt under the new key: %v", suite, err)
+		}
+		if _, _, err := envelope.DecryptBytes(bg, out, from, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrNoDecryptKey) {
+			t.Fatalf("%v: old key still decrypts: %v", suite, err)
+		}
+		forged := &envelope.Header{Version: old.Version, Suite: old.Suite, MessageID: old.MessageID,
+			EncryptionContext: old.EncryptionContext, EncryptedDataKeys: old.EncryptedDataKeys,
+			ContentType: old.ContentType, FrameLength: old.FrameLength, HeaderLength: old.HeaderLength}
+		if _, err := envelope.RewrapInspected(bg, forged, from, to, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrInvalidOptions) {
+			t.Fatalf("%v: RewrapInspected of a hand-built header: %v", suite, err)
+		}
+		if err := envelope.RewrapSignedInspected(bg, forged, bytes.NewReader(nil), io.Discard, from, to, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrInvalidOptions) {
+			t.Fatalf("%v: RewrapSignedInspected of a hand-built header: %v", suite, err)
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package rotation
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io/fs"
@@ -9,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/keystore"
@@ -98,20 +98,29 @@ func TakeInventory(ctx context.Context, paths ...string) (*Inventory, error) {
 	return inv, err
 }
 
+// inspectFile parses the header of the message at path, as a rewrap
+// reads it (readHeader).
 func inspectFile(path string) (*envelope.Header, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return envelope.Inspect(bufio.NewReaderSize(f, 64<<10), envelope.InspectOptions{})
+	buf := headerBufs.Get().(*[]byte)
+	defer headerBufs.Put(buf)
+	_, h, err := readHeader(f, *buf, 0)
+	return h, err
 }
+
+// treeWalks, read by tests, counts the roots walkFiles walks.
+var treeWalks atomic.Int64
 
 // walkFiles calls fn for every regular file under paths, in lexical order,
 // and scratch for rewrap scratch files (nil: pass over them); an error
 // from fn stops the walk. Symbolic links are not followed.
 func walkFiles(ctx context.Context, paths []string, scratch func(path string), fn func(path string, d fs.DirEntry) error) error {
 	for _, root := range paths {
+		treeWalks.Add(1)
 		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err

@@ -248,8 +248,8 @@ func tornMix(cur, old, new []byte) bool {
 // the header it replaces; otherwise it is discarded (JournalDiscarded)
 // and the path is not touched. A journal whose file no longer exists is
 // discarded too. Stale temp files of interrupted rewraps are removed.
-// RewrapPaths calls it before rewrapping; callers that read headers
-// before RewrapPaths (to plan a rewrap) call it first.
+// RewrapPaths and Rewrap resolve journals themselves, before reading any
+// header; callers that read headers otherwise call it first.
 func RecoverJournals(ctx context.Context, paths []string) ([]JournalResult, error) {
 	_, jps, err := scanPaths(ctx, paths, true)
 	if err != nil {

@@ -3,15 +3,18 @@ package rotation
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/keystore"
@@ -39,8 +42,7 @@ type RewrapOptions struct {
 	// Sync says when RewrapPaths makes its writes durable: SyncBatch (the
 	// default) or SyncPerFile. RewrapFile always syncs its one file.
 	Sync SyncMode
-	// Workers rewrap files in parallel; 0 means 8 (with SyncPerFile the
-	// work is mostly waiting for fsync; with SyncBatch, 2 per core suffice).
+	// Workers rewrap files in parallel; 0 means DefaultWorkers.
 	Workers int
 	// Progress, when set, is called after each file.
 	Progress func(done, total int)
@@ -52,6 +54,8 @@ type FileResult struct {
 	Outcome string `json:"outcome"`
 	InPlace bool   `json:"in_place,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+	// Err is why the file failed (Reason is its text), for errors.Is.
+	Err error `json:"-"`
 	// Journal is what RewrapFile did with a journal an interrupted rewrap
 	// left for this file (RewrapPaths reports journals in the summary).
 	Journal *JournalResult `json:"journal,omitempty"`
@@ -84,6 +88,21 @@ type RewrapSummary struct {
 // are resolved first (except in a dry run): see RecoverJournals. A file
 // whose journal cannot be resolved fails and is not rewrapped.
 func RewrapPaths(ctx context.Context, paths []string, opts RewrapOptions) (*RewrapSummary, error) {
+	return rewrapTree(ctx, paths, opts, nil)
+}
+
+// planner gives each message the keys it moves between, from its parsed
+// header: RewrapOptions with From, To and Targets set. An error from
+// either method stops the run.
+type planner interface {
+	// start runs once the tree is walked and its journals are resolved.
+	start(ctx context.Context) error
+	plan(ctx context.Context, h *envelope.Header) (RewrapOptions, error)
+}
+
+// rewrapTree is RewrapPaths with each message's keys from pl (nil: opts'
+// own). It walks each tree once and parses each header once.
+func rewrapTree(ctx context.Context, paths []string, opts RewrapOptions, pl planner) (*RewrapSummary, error) {
 	files, journals, err := scanPaths(ctx, paths, !opts.DryRun)
 	if err != nil {
 		return nil, err
@@ -94,55 +113,76 @@ func RewrapPaths(ctx context.Context, paths []string, opts RewrapOptions) (*Rewr
 			return nil, err
 		}
 	}
+	if pl != nil {
+		if err := pl.start(ctx); err != nil {
+			return summarize(nil, jres), err
+		}
+	}
 	var fl *flusher
 	if opts.Sync == SyncBatch && !opts.DryRun {
 		if fl, err = newFlusher(files); err != nil {
 			return nil, err
 		}
 	}
-	results, crashed := rewrapAll(ctx, files, unresolved, opts, fl)
-	if crashed || (fl != nil && crash("before-flush")) {
+	run := rewrapAll(ctx, files, unresolved, opts, pl, fl)
+	if err := finishRun(fl, run); err != nil {
+		if errors.Is(err, errSimulatedCrash) {
+			return nil, err
+		}
+		return summarize(run.results, jres), err
+	}
+	if run.stop != nil {
+		return summarize(run.results, jres), run.stop
+	}
+	return summarize(run.results, jres), ctx.Err()
+}
+
+// treeRun is the outcome of rewrapAll: a result per file (zero for files
+// never started), whether a simulated crash (tests) stopped it, and the
+// planner's error that stopped it.
+type treeRun struct {
+	results []FileResult
+	crashed bool
+	stop    error
+}
+
+// finishRun makes a batch run durable: on a flush error the files it
+// covered are reported failed. A simulated crash flushes nothing.
+func finishRun(fl *flusher, run *treeRun) error {
+	if run.crashed || (fl != nil && crash("before-flush")) {
 		if fl != nil {
 			fl.abandon()
 		}
-		return nil, errSimulatedCrash // a killed process flushes nothing
+		return errSimulatedCrash // a killed process flushes nothing
 	}
-	if fl != nil {
-		if err := fl.finish(); err != nil {
-			if errors.Is(err, errSimulatedCrash) {
-				return nil, err
-			}
-			failUnflushed(results, err)
-			return summarize(results, jres), err
-		}
+	if fl == nil {
+		return nil
 	}
-	return summarize(results, jres), ctx.Err()
+	err := fl.finish()
+	if err != nil && !errors.Is(err, errSimulatedCrash) {
+		failUnflushed(run.results, err)
+	}
+	return err
 }
 
-// rewrapAll rewraps files with opts.Workers workers until done or ctx is
-// cancelled. Files in unresolved fail with their journal's error.
-// crashed reports a simulated crash (tests), which stops it.
-func rewrapAll(ctx context.Context, files []string, unresolved map[string]error, opts RewrapOptions, fl *flusher) (results []FileResult, crashed bool) {
-	results = make([]FileResult, len(files))
+// rewrapAll rewraps files with opts.Workers workers until done, ctx is
+// cancelled, or the planner fails. Files in unresolved fail with their
+// journal's error.
+func rewrapAll(ctx context.Context, files []string, unresolved map[string]error, opts RewrapOptions, pl planner, fl *flusher) *treeRun {
+	run := &treeRun{results: make([]FileResult, len(files))}
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	done := 0
-	workers := opts.Workers
-	if workers <= 0 {
-		workers = 8
-	}
-	for range workers {
+	for range workerCount(opts.Workers) {
 		wg.Go(func() {
 			for i := range jobs {
-				if err := unresolved[filepath.Clean(files[i])]; err != nil {
-					results[i] = FileResult{Path: files[i]}.fail(err)
-				} else {
-					results[i] = rewrapFile(ctx, files[i], opts, fl)
-				}
+				res, stop := rewrapOne(ctx, files[i], unresolved, opts, pl, fl)
+				run.results[i] = res
 				mu.Lock()
 				done++
-				crashed = crashed || (crashAt != nil && results[i].Reason == errSimulatedCrash.Error())
+				run.crashed = run.crashed || (crashAt != nil && res.Reason == errSimulatedCrash.Error())
+				run.stop = cmp.Or(run.stop, stop)
 				if opts.Progress != nil {
 					opts.Progress(done, len(files))
 				}
@@ -152,7 +192,7 @@ func rewrapAll(ctx context.Context, files []string, unresolved map[string]error,
 	}
 	for i := range files {
 		mu.Lock()
-		stop := crashed
+		stop := run.crashed || run.stop != nil
 		mu.Unlock()
 		if ctx.Err() != nil || stop {
 			break
@@ -161,7 +201,28 @@ func rewrapAll(ctx context.Context, files []string, unresolved map[string]error,
 	}
 	close(jobs)
 	wg.Wait()
-	return results, crashed
+	return run
+}
+
+// rewrapOne rewraps one file of a tree, unless its journal could not be
+// resolved.
+func rewrapOne(ctx context.Context, path string, unresolved map[string]error, opts RewrapOptions, pl planner, fl *flusher) (FileResult, error) {
+	if err := unresolved[filepath.Clean(path)]; err != nil {
+		return FileResult{Path: path}.fail(err), nil
+	}
+	return rewrapFile(ctx, path, opts, pl, fl)
+}
+
+// DefaultWorkers is how many files a tree rewrap works on in parallel
+// unless told otherwise: with SyncPerFile the work is mostly waiting for
+// fsync; with SyncBatch, 2 per core suffice.
+const DefaultWorkers = 8
+
+func workerCount(n int) int {
+	if n <= 0 {
+		return DefaultWorkers
+	}
+	return n
 }
 
 // failUnflushed reports the rewritten files as failed: a flush error
@@ -208,14 +269,16 @@ func RewrapFile(ctx context.Context, path string, opts RewrapOptions) FileResult
 		}
 		jr = &r
 	}
-	res := rewrapFile(ctx, path, opts, nil)
+	res, _ := rewrapFile(ctx, path, opts, nil, nil)
 	res.Journal = jr
 	return res
 }
 
-// rewrapFile is RewrapFile once journals are resolved. With a flusher,
-// writes are made durable by its flush instead of one by one.
-func rewrapFile(ctx context.Context, path string, opts RewrapOptions, fl *flusher) FileResult {
+// rewrapFile is RewrapFile once journals are resolved, with the keys from
+// pl (nil: opts' own); an error from pl is returned and stops the run.
+// With a flusher, writes are made durable by its flush instead of one by
+// one. The header is read and parsed once, here.
+func rewrapFile(ctx context.Context, path string, opts RewrapOptions, pl planner, fl *flusher) (FileResult, error) {
 	res := FileResult{Path: path}
 	flag := os.O_RDWR
 	if opts.DryRun {
@@ -223,29 +286,41 @@ func rewrapFile(ctx context.Context, path string, opts RewrapOptions, fl *flushe
 	}
 	f, err := os.OpenFile(path, flag, 0)
 	if err != nil {
-		return res.fail(err)
+		return res.fail(err), nil
 	}
 	defer f.Close()
 	buf := headerBufs.Get().(*[]byte)
 	defer headerBufs.Put(buf)
 	raw, old, err := readHeader(f, *buf, opts.Decrypt.MaxEncryptedDataKeys)
 	if errors.Is(err, errRead) {
-		return res.fail(err)
+		return res.fail(err), nil
 	}
 	if err != nil {
 		res.Outcome, res.Reason = Skipped, "not a message: "+err.Error()
-		return res
+		return res, nil
 	}
+	if pl != nil {
+		if opts, err = pl.plan(ctx, old); err != nil {
+			return res, err
+		}
+	}
+	return rewrapMessage(ctx, f, raw, old, opts, fl), nil
+}
+
+// rewrapMessage rewraps the message in f, whose header old was parsed
+// from raw.
+func rewrapMessage(ctx context.Context, f *os.File, raw []byte, old *envelope.Header, opts RewrapOptions, fl *flusher) FileResult {
+	res := FileResult{Path: f.Name()}
 	if opts.Targets != nil && onTargets(old, opts.Targets) {
 		res.Outcome, res.Reason = Skipped, "already on the target keys"
 		return res
 	}
 	if old.Suite.Signed() {
-		f.Close()
-		return rewrapSigned(ctx, path, opts, res, fl)
+		f.Close() // the signed rewrite reads the file anew and renames over it
+		return rewrapSigned(ctx, old, opts, res, fl)
 	}
 	to := &edkRecorder{Keyring: opts.To}
-	newHeader, _, err := envelope.RewrapHeader(ctx, bytes.NewReader(raw), opts.From, to, opts.Decrypt)
+	newHeader, err := envelope.RewrapInspected(ctx, old, opts.From, to, opts.Decrypt)
 	if err != nil {
 		return res.fail(err)
 	}
@@ -259,9 +334,9 @@ func rewrapFile(ctx context.Context, path string, opts RewrapOptions, fl *flushe
 		return res
 	}
 	if res.InPlace {
-		err = rewriteHeaderInPlace(f, path, raw, newHeader, fl)
+		err = rewriteHeaderInPlace(f, res.Path, raw, newHeader, fl)
 	} else {
-		err = replaceHeader(path, newHeader, int64(old.HeaderLength), fl)
+		err = replaceHeader(res.Path, newHeader, int64(old.HeaderLength), fl)
 	}
 	if err != nil {
 		return res.fail(err)
@@ -275,6 +350,10 @@ const headerReadSize = 4096
 
 var errRead = errors.New("reading the message")
 
+// headerReads, read by tests, counts readHeader calls: a tree rewrap
+// reads (and parses) each header once.
+var headerReads atomic.Int64
+
 // headerBufs recycles readHeader's buffers across files.
 var headerBufs = sync.Pool{New: func() any { b := make([]byte, headerReadSize); return &b }}
 
@@ -282,6 +361,7 @@ var headerBufs = sync.Pool{New: func() any { b := make([]byte, headerReadSize); 
 // bytes too (in buf when they fit), so that the rewrap parses them from
 // memory instead of reading the file again. Most headers take one pread.
 func readHeader(f *os.File, buf []byte, maxEDKs int) ([]byte, *envelope.Header, error) {
+	headerReads.Add(1)
 	opts := envelope.InspectOptions{MaxEncryptedDataKeys: maxEDKs}
 	n, err := f.ReadAt(buf, 0)
 	if err != nil && err != io.EOF {
@@ -305,23 +385,25 @@ func readHeader(f *os.File, buf []byte, maxEDKs int) ([]byte, *envelope.Header, 
 }
 
 func (r FileResult) fail(err error) FileResult {
-	r.Outcome, r.Reason = Failed, err.Error()
+	r.Outcome, r.Reason, r.Err = Failed, err.Error(), err
 	return r
 }
 
-func rewrapSigned(ctx context.Context, path string, opts RewrapOptions, res FileResult, fl *flusher) FileResult {
+// rewrapSigned writes the rewrapped signed message, whose header old was
+// already parsed, beside res.Path and renames it over.
+func rewrapSigned(ctx context.Context, old *envelope.Header, opts RewrapOptions, res FileResult, fl *flusher) FileResult {
 	if opts.DryRun {
 		res.Outcome = WouldRewrap
 		return res
 	}
-	err := writeBeside(path, fl, func(dst io.Writer) error {
-		src, err := os.Open(path)
+	err := writeBeside(res.Path, fl, func(dst io.Writer) error {
+		src, err := os.Open(res.Path)
 		if err != nil {
 			return err
 		}
 		defer src.Close()
-		_, err = envelope.RewrapSigned(ctx, bufio.NewReaderSize(src, 1<<20), dst, opts.From, opts.To, opts.Decrypt)
-		return err
+		body := bufio.NewReaderSize(io.NewSectionReader(src, int64(old.HeaderLength), math.MaxInt64-int64(old.HeaderLength)), 1<<20)
+		return envelope.RewrapSignedInspected(ctx, old, body, dst, opts.From, opts.To, opts.Decrypt)
 	})
 	if err != nil {
 		return res.fail(err)

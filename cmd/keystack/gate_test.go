@@ -15,13 +15,32 @@ import (
 // keyringCallRE matches the callees that build or hand out keyrings.
 var keyringCallRE = regexp.MustCompile(`(^awskms\.New$|Keyrings?$)`)
 
-// keyringSites lists every place the CLI's own code obtains a keyring, as
-// "FUNC → CALLEE", leaving out calls of the CLI's own functions and
-// methods, whose bodies are listed in turn.
+// gatedPackages are the directories whose keyring sites are listed, with
+// the prefix of their sites: the CLI's own, and rotation's, which opens
+// the keyrings of a rewrap the CLI asks for.
+var gatedPackages = map[string]string{".": "", "../../rotation": "rotation."}
+
+// keyringSites lists every place the CLI's own code, or a library the CLI
+// leaves a command's keys to, obtains a keyring, as "FUNC → CALLEE",
+// leaving out calls of the package's own functions and methods, whose
+// bodies are listed in turn.
 func keyringSites(t *testing.T) []string {
 	t.Helper()
+	seen := map[string]bool{}
+	for dir, prefix := range gatedPackages {
+		packageKeyringSites(t, dir, prefix, seen)
+	}
+	var out []string
+	for s := range seen {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func packageKeyringSites(t *testing.T, dir, prefix string, seen map[string]bool) {
 	fset := token.NewFileSet()
-	files, err := filepath.Glob("*.go")
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +61,6 @@ func keyringSites(t *testing.T) []string {
 			}
 		}
 	}
-	seen := map[string]bool{}
 	for _, f := range parsed {
 		for _, d := range f.Decls {
 			fd, ok := d.(*ast.FuncDecl)
@@ -52,19 +70,13 @@ func keyringSites(t *testing.T) []string {
 			ast.Inspect(fd.Body, func(n ast.Node) bool {
 				if call, ok := n.(*ast.CallExpr); ok {
 					if site, ok := keyringSite(fd, call, local); ok {
-						seen[site] = true
+						seen[prefix+site] = true
 					}
 				}
 				return true
 			})
 		}
 	}
-	var out []string
-	for s := range seen {
-		out = append(out, s)
-	}
-	sort.Strings(out)
-	return out
 }
 
 func keyringSite(fd *ast.FuncDecl, call *ast.CallExpr, local map[string]bool) (string, bool) {
