@@ -97,9 +97,13 @@ func rewrapOptions(c *cli.Context) (rotation.StoreRewrapOptions, error) {
 		Keys:    c.StringSlice("key"),
 		Decrypt: envelope.DecryptOptions{AllowLegacy: c.Bool("allow-legacy"), Context: ec},
 		DryRun:  c.Bool("dry-run"), Workers: c.Int("workers"), Sync: syncMode,
-		StopOn: []error{errNoPassphrase},
+		StopOn: passphraseErrors,
 	}, nil
 }
+
+// passphraseErrors are the passphrase source's failures: they stop a
+// rewrap at once, since no other key group could do better.
+var passphraseErrors = []error{errNoPassphrase, errEmptyPassphrase, errPassphraseMismatch, errPassphraseFileAccess}
 
 var syncModes = map[string]rotation.SyncMode{"batch": rotation.SyncBatch, "file": rotation.SyncPerFile}
 
