@@ -378,8 +378,8 @@ func (l *Log) catchUp() error {
 		return fmt.Errorf("%w: stat: %w", ErrWrite, err)
 	}
 	switch {
-	case fi.Size() == l.size+l.torn:
-		return nil
+	case fi.Size() == l.size && l.torn == 0:
+		return nil // torn bytes are reread: another writer may have cut them and appended as many
 	case fi.Size() < l.size:
 		return &TamperError{Seq: l.seq + 1, Truncated: true,
 			Reason: fmt.Sprintf("the log shrank from %d to %d bytes: entries were cut off", l.size, fi.Size())}

@@ -250,3 +250,37 @@ func mountTmpfs(t *testing.T, size string) string {
 	})
 	return dir
 }
+
+// TestTornTailCutByAnother: a Log that saw torn bytes rereads them before
+// writing, so a record another writer appended after cutting them (even of
+// the same length) is continued, never cut.
+func TestTornTailCutByAnother(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	a := open(t, path, Options{})
+	if err := a.Append(context.Background(), rec(1)); err != nil {
+		t.Fatal(err)
+	}
+	b := open(t, path, Options{})
+	if err := b.Append(context.Background(), rec(2)); err != nil { // b's record is written whole
+		t.Fatal(err)
+	}
+	data, _ := os.ReadFile(path)
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	lastLen := len(lines[len(lines)-2])
+	// a saw b's record mid-write, as torn bytes after its own.
+	a.wmu.Lock()
+	if a.size != int64(len(data)-lastLen) {
+		t.Fatal("fixture: a has moved")
+	}
+	a.torn = int64(lastLen)
+	a.wmu.Unlock()
+	if err := a.Append(context.Background(), rec(3)); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	b.Close()
+	rep, err := verifyFile(t, path, Key{MAC: testMAC})
+	if err != nil || rep.Records != 3 {
+		t.Fatalf("after a writer's stale view of a torn tail: %+v %v", rep, err)
+	}
+}
