@@ -62,7 +62,8 @@ func (s *Store) reseal(ctx context.Context, f *storeFile, newPassphrase []byte) 
 	if err != nil {
 		return nil, err
 	}
-	if err := resealMaterial(f, oldKEK, newKEK); err == nil {
+	err = resealMaterial(f, oldKEK, newKEK)
+	if err == nil {
 		f.Verifier, err = newVerifier(newKEK)
 	}
 	if err == nil {

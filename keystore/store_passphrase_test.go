@@ -205,3 +205,28 @@ func checkOneSeal(t *testing.T, dir, a, b string) string {
 	}
 	return good
 }
+
+// TestChangePassphraseCorruptMaterial: a version whose sealed material
+// does not open stops the change before anything is written.
+func TestChangePassphraseCorruptMaterial(t *testing.T) {
+	s := newTestStore(t)
+	mustCreate(t, s, "a")
+	mustCreate(t, s, "b")
+	path := filepath.Join(s.Dir(), metaFile)
+	f, err := s.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Keys["b"].Versions[0].Material[20] ^= 1
+	if err := writeStoreFile(s.Dir(), f); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(path)
+	if err := s.ChangePassphrase(context.Background(), []byte("new")); !errors.Is(err, ErrCorruptStore) {
+		t.Fatalf("got %v, want ErrCorruptStore", err)
+	}
+	after, _ := os.ReadFile(path)
+	if string(before) != string(after) {
+		t.Fatal("a failed change rewrote keystore.json")
+	}
+}
