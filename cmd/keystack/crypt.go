@@ -60,14 +60,15 @@ func decryptCommand() *cli.Command {
 		Description: "Without -k every key in the keystore is tried. -c pairs must match the message's\n" +
 			"context and must include every required context key.\n\n" +
 			"Decrypting to a file publishes the plaintext only after the whole message authenticated.\n" +
-			"Decrypting to stdout streams: every frame is authenticated before its plaintext is\n" +
+			"Decrypting to stdout, or to an existing device, FIFO or socket (written in place, never\n" +
+			"replaced), streams: every frame is authenticated before its plaintext is\n" +
 			"written, but if a later frame or the signature fails, earlier authentic frames have\n" +
 			"already been written (as with the AWS Encryption CLI); --buffer writes nothing until\n" +
 			"the whole message authenticated. With --recursive, OUT/P is written for each DIR/P.ks;\n" +
 			"other files are skipped.",
 		Flags: append(append(append(cryptFlags(), decryptFlags()...), esdkDecryptFlags()...),
-			&cli.BoolFlag{Name: "buffer", Aliases: []string{"b"}, Usage: "with output to stdout, write nothing until the whole message authenticated " +
-				"(the plaintext waits in an unlinked temporary file in $TMPDIR, so memory stays bounded)"},
+			&cli.BoolFlag{Name: "buffer", Aliases: []string{"b"}, Usage: "with output to stdout (or a device, FIFO or socket), write nothing until the whole message authenticated " +
+				"(the plaintext waits in an unnamed temporary file in $TMPDIR, so memory stays bounded)"},
 			decodeFlag,
 			&cli.BoolFlag{Name: "allow-legacy", Usage: "accept non-committing message format v1 suites"},
 			&cli.IntFlag{Name: "max-encrypted-data-keys", Usage: "refuse messages with more encrypted data keys (0: library default)"},
