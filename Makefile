@@ -3,13 +3,17 @@ GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         := bin/keystack
 TESTFLAGS   ?= -count=1 -timeout 45m
+# urfave_cli_no_docs leaves out urfave/cli's man-page and Markdown writers,
+# which keystack never calls, and the Markdown parser (blackfriday) whose
+# package initialisation every command would otherwise pay at start-up.
+BUILDTAGS   ?= urfave_cli_no_docs
 
 .PHONY: all build demo test test-prereqs bench bench-peers lint clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/keystack
+	$(GO) build -tags '$(BUILDTAGS)' -o $(BIN) ./cmd/keystack
 
 demo: build
 	./scripts/demo.sh $(BIN)

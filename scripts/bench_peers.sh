@@ -15,7 +15,7 @@ MIB=${BENCH_PEER_MIB:-1024}
 RUNS=${BENCH_RUNS:-7}
 work=$(mktemp -d "${TMPDIR:-/tmp}/keystack-peers.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-[ -x "$BIN" ] || go build -o "$BIN" ./cmd/keystack
+[ -x "$BIN" ] || go build -tags urfave_cli_no_docs -o "$BIN" ./cmd/keystack
 BIN=$(realpath "$BIN")
 if ! (cd bench/peers && go build -o "$work/" ./cmd/tinkstream filippo.io/age/cmd/age filippo.io/age/cmd/age-keygen); then
   echo "  peers: could not build age and Tink from bench/peers (module proxy unreachable?); no peer figures" >&2

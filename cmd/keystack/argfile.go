@@ -15,6 +15,7 @@ import (
 	"os/user"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode"
 )
 
@@ -192,7 +193,9 @@ func expandUser(p string) string {
 	return "/"
 }
 
-var varPattern = regexp.MustCompile(`\$([\p{L}\p{N}_]+|\{[^}]*\})`)
+// varPattern is compiled on first use: a package-level regexp costs every
+// command its compilation at start-up.
+var varPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\$([\p{L}\p{N}_]+|\{[^}]*\})`) })
 
 // expandVars expands $NAME and ${NAME} as Python's os.path.expandvars:
 // variables that are not set are left as written.
@@ -200,7 +203,7 @@ func expandVars(s string) string {
 	if !strings.Contains(s, "$") {
 		return s
 	}
-	return varPattern.ReplaceAllStringFunc(s, func(m string) string {
+	return varPattern().ReplaceAllStringFunc(s, func(m string) string {
 		name := strings.TrimPrefix(m, "$")
 		if strings.HasPrefix(name, "{") && strings.HasSuffix(name, "}") {
 			name = name[1 : len(name)-1]

@@ -111,11 +111,13 @@ func externalBackends(c *cli.Context) map[string]keystore.Backend {
 }
 
 // arnRE is the shape of a KMS key or alias ARN; awskms parses it fully.
-var arnRE = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+$`)
+var arnRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+$`)
+})
 
 // checkARN rejects what cannot be a KMS key ARN before any AWS setup.
 func checkARN(ref string) error {
-	if len(ref) > 2048 || !arnRE.MatchString(ref) {
+	if len(ref) > 2048 || !arnRE().MatchString(ref) {
 		return fmt.Errorf("%w: want arn:PARTITION:kms:REGION:ACCOUNT:key/ID or alias/NAME", awskms.ErrInvalidKeyID)
 	}
 	return nil
@@ -225,7 +227,7 @@ func (k *lazyKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMater
 }
 
 // accountRE is an AWS account ID: twelve digits.
-var accountRE = regexp.MustCompile(`^[0-9]{12}$`)
+var accountRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{12}$`) })
 
 // discoveryKeyring returns decrypt's KMS discovery keyring, or nil without
 // --discovery. With --discovery-account it admits only keys of those
@@ -247,7 +249,7 @@ func discoveryKeyring(c *cli.Context, st *keystore.Store) (envelope.Keyring, err
 	}
 	if len(accounts) > 0 {
 		for _, a := range accounts {
-			if !accountRE.MatchString(a) {
+			if !accountRE().MatchString(a) {
 				return nil, usagef("--discovery-account %q: want a 12-digit AWS account ID", a)
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
 )
@@ -76,12 +77,12 @@ func suggestCommand(cmds []*cli.Command, typed string) string {
 	return ""
 }
 
-var undefinedFlag = regexp.MustCompile(`^flag provided but not defined: -+(.+)$`)
+var undefinedFlag = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^flag provided but not defined: -+(.+)$`) })
 
 // suggestFlag adds the closest flag of the command to cli's unknown-flag
 // error, if one is close.
 func suggestFlag(c *cli.Context, err error) string {
-	m := undefinedFlag.FindStringSubmatch(err.Error())
+	m := undefinedFlag().FindStringSubmatch(err.Error())
 	if m == nil {
 		return err.Error()
 	}
