@@ -47,6 +47,9 @@ func appendEntry(b []byte, e *Entry, prev *[32]byte, withHash bool) []byte {
 	}
 	b = appendField(b, `,"reason":`, e.Reason)
 	b = appendField(b, `,"outcome":`, e.Outcome)
+	b = appendField(b, `,"request_id":`, e.RequestID)
+	b = appendField(b, `,"auth_method":`, e.AuthMethod)
+	b = appendField(b, `,"source":`, e.Source)
 	b = appendField(b, `,"message_id":`, e.MessageID)
 	b = appendField(b, `,"context_hmac":`, e.ContextHMAC)
 	if len(e.Context) > 0 {

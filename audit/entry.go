@@ -40,6 +40,9 @@ type Entry struct {
 	Statements  []string          `json:"statements,omitempty"`
 	Reason      string            `json:"reason,omitempty"`
 	Outcome     string            `json:"outcome,omitempty"`
+	RequestID   string            `json:"request_id,omitempty"`
+	AuthMethod  string            `json:"auth_method,omitempty"`
+	Source      string            `json:"source,omitempty"`
 	MessageID   string            `json:"message_id,omitempty"`
 	ContextHMAC string            `json:"context_hmac,omitempty"`
 	Context     map[string]string `json:"context,omitempty"`
@@ -164,7 +167,7 @@ func appendContextBytes(b []byte, ec map[string]string) []byte {
 // them would not decode back to itself, and Verify, and the next Open of
 // the log, would take it for tampering.
 func (e *Entry) toValidUTF8() {
-	for _, p := range []*string{&e.Principal, &e.Action, &e.Resource, &e.Decision, &e.Reason, &e.Outcome} {
+	for _, p := range []*string{&e.Principal, &e.Action, &e.Resource, &e.Decision, &e.Reason, &e.Outcome, &e.RequestID, &e.AuthMethod, &e.Source} {
 		*p = validUTF8(*p)
 	}
 	if slices.ContainsFunc(e.Statements, invalidUTF8) {

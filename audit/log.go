@@ -66,6 +66,9 @@ type Record struct {
 	Outcome           string   // "ok" or the error class of an operation
 	MessageID         []byte
 	EncryptionContext map[string]string
+	// RequestID, AuthMethod and Source describe a key server request: its
+	// ID, how its principal authenticated, and the peer address.
+	RequestID, AuthMethod, Source string
 }
 
 // Log is an append-only audit log file. It is safe for concurrent use;
@@ -259,7 +262,7 @@ func firstResult(batch []*pending, err error) error {
 func (l *Log) entry(r Record) Entry {
 	e := Entry{Type: r.Type, Principal: r.Principal, Action: r.Action, Resource: r.Resource,
 		KeyVersion: r.KeyVersion, Decision: r.Decision, Implicit: r.Implicit, Statements: r.Statements,
-		Reason: r.Reason, Outcome: r.Outcome}
+		Reason: r.Reason, Outcome: r.Outcome, RequestID: r.RequestID, AuthMethod: r.AuthMethod, Source: r.Source}
 	if e.Type == "" {
 		e.Type = TypeOperation
 	}

@@ -57,6 +57,7 @@ type storeFile struct {
 	KDF      *kdfParams            `json:"kdf,omitempty"`
 	Verifier []byte                `json:"verifier,omitempty"`
 	Keys     map[string]*keyRecord `json:"keys"`
+	Server   *serverState          `json:"server,omitempty"` // key server state; see server_state.go
 	authzConfig
 }
 

@@ -201,6 +201,10 @@ func decisionRecord(req policy.Request, d policy.Decision) audit.Record {
 		Type: audit.TypeDecision, Principal: req.Principal, Action: req.Action, Resource: req.Resource,
 		KeyVersion: req.KeyVersion, Decision: string(d.Effect), Implicit: d.Implicit,
 		Statements: d.Matched, EncryptionContext: req.EncryptionContext,
+		RequestID: req.RequestID, AuthMethod: req.AuthMethod,
+	}
+	if req.SourceIP.IsValid() {
+		r.Source = req.SourceIP.String()
 	}
 	if !d.Allowed() {
 		r.Reason = denialReason(d)

@@ -19,7 +19,7 @@ func (s *Store) authorize(ctx context.Context, action, name string, version int,
 		return nil
 	}
 	s.followPolicy()
-	return s.authz.Authorize(ctx, s.keyRequest(action, name, version, ec))
+	return s.authz.Authorize(ctx, scope(ctx, s.keyRequest(action, name, version, ec)))
 }
 
 func (s *Store) keyRequest(action, name string, version int, ec map[string]string) policy.Request {
@@ -50,7 +50,7 @@ func (s *Store) authorize2(ctx context.Context, first, second, name string, vers
 		return s.authorize(ctx, second, name, version, ec)
 	}
 	s.followPolicy()
-	r1 := s.keyRequest(first, name, version, ec)
+	r1 := scope(ctx, s.keyRequest(first, name, version, ec))
 	r2 := r1
 	r2.Action = second
 	return ma.AuthorizeAll(ctx, r1, r2)

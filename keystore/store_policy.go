@@ -206,7 +206,7 @@ func (s *Store) authorizeResource(ctx context.Context, action, resource string) 
 		return nil
 	}
 	s.followPolicy()
-	return s.authz.Authorize(ctx, policy.Request{Principal: s.principal, Action: action, Resource: resource})
+	return s.authz.Authorize(ctx, scope(ctx, policy.Request{Principal: s.principal, Action: action, Resource: resource}))
 }
 
 // GetPolicy returns the policy in force (keystack:GetPolicy on "policy").

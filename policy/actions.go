@@ -19,12 +19,24 @@ const (
 	ActionGetPolicy           = "keystack:GetPolicy"
 	ActionPutPolicy           = "keystack:PutPolicy"
 	ActionReadAudit           = "keystack:ReadAudit"
+	// Actions the key server's KMS API needs beyond the above.
+	ActionCreateAlias       = "keystack:CreateAlias"       // on the key the alias names
+	ActionDeleteAlias       = "keystack:DeleteAlias"       // on the key the alias names
+	ActionTagResource       = "keystack:TagResource"       // on the key
+	ActionUntagResource     = "keystack:UntagResource"     // on the key
+	ActionGenerateRandom    = "keystack:GenerateRandom"    // on "random"
+	ActionManageCredentials = "keystack:ManageCredentials" // on "credentials/PRINCIPAL"
 )
 
 // Resources of the non-key actions.
 const (
 	ResourcePolicy = "policy"
 	ResourceAudit  = "audit"
+	// ResourceRandom is GenerateRandom's resource.
+	ResourceRandom = "random"
+	// ResourceCredentialsPrefix + principal names that principal's key
+	// server credentials.
+	ResourceCredentialsPrefix = "credentials/"
 )
 
 // Actions lists every action, in a fixed order.
@@ -33,6 +45,8 @@ var Actions = []string{
 	ActionCreateKey, ActionImportKey, ActionRotateKey, ActionEnableKey,
 	ActionDisableKey, ActionScheduleKeyDeletion, ActionDescribeKey,
 	ActionListKeys, ActionGetPolicy, ActionPutPolicy, ActionReadAudit,
+	ActionCreateAlias, ActionDeleteAlias, ActionTagResource, ActionUntagResource,
+	ActionGenerateRandom, ActionManageCredentials,
 }
 
 // canonicalAction returns the listed spelling of a, or "" if a is unknown.

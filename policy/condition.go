@@ -73,6 +73,8 @@ const (
 	keyTime
 	keySourceIP
 	keyPrincipalTag
+	keyResourceTag
+	keyAuthMethod
 )
 
 // Condition keys. Names are case-insensitive, as in IAM.
@@ -83,6 +85,8 @@ const (
 	KeyCurrentTime           = "keystack:CurrentTime"
 	KeySourceIP              = "keystack:SourceIp"
 	KeyPrincipalTag          = "keystack:PrincipalTag/" // + tag key
+	KeyResourceTag           = "keystack:ResourceTag/"  // + tag key of the key acted on
+	KeyAuthMethod            = "keystack:AuthMethod"    // how the key server authenticated the caller
 )
 
 type setQual int
@@ -116,7 +120,7 @@ func parseKey(key string) (keyKind, string, bool) {
 	for _, k := range []struct {
 		prefix string
 		kind   keyKind
-	}{{KeyEncryptionContext, keyContext}, {KeyPrincipalTag, keyPrincipalTag}} {
+	}{{KeyEncryptionContext, keyContext}, {KeyPrincipalTag, keyPrincipalTag}, {KeyResourceTag, keyResourceTag}} {
 		if p := strings.ToLower(k.prefix); strings.HasPrefix(lk, p) && len(key) > len(p) {
 			return k.kind, lk[len(p):], true
 		}
@@ -130,6 +134,8 @@ func parseKey(key string) (keyKind, string, bool) {
 		return keyTime, "", true
 	case strings.ToLower(KeySourceIP):
 		return keySourceIP, "", true
+	case strings.ToLower(KeyAuthMethod):
+		return keyAuthMethod, "", true
 	}
 	return 0, "", false
 }

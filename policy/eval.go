@@ -22,6 +22,14 @@ type Request struct {
 	EncryptionContext map[string]string
 	SourceIP          netip.Addr
 	Time              time.Time
+	// ResourceTags are the tags of the key acted on (keystack:ResourceTag/…).
+	ResourceTags map[string]string
+	// AuthMethod is how the key server authenticated the principal
+	// ("sigv4", "mtls", "unix"; keystack:AuthMethod), empty locally.
+	AuthMethod string
+	// RequestID identifies the key server request; it is audited, never
+	// a condition.
+	RequestID string
 }
 
 // Decision is the outcome of Evaluate. Matched lists the Sids (or
@@ -160,6 +168,12 @@ func (c *ccond) lookup(ev *evalReq, one *[1]string) (vals []string, present, amb
 	case keyPrincipalTag:
 		one[0], present, ambiguous = lookupFold(ev.PrincipalTags, c.sub)
 		return one[:], present, ambiguous
+	case keyResourceTag:
+		one[0], present, ambiguous = lookupFold(ev.ResourceTags, c.sub)
+		return one[:], present, ambiguous
+	case keyAuthMethod:
+		one[0] = ev.AuthMethod
+		return one[:], ev.AuthMethod != "", false
 	case keyContextKeys:
 		keys := make([]string, 0, len(ev.EncryptionContext))
 		for k := range ev.EncryptionContext {

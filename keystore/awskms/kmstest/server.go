@@ -18,7 +18,6 @@ package kmstest
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -26,6 +25,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/keystack/keystack/internal/kmswire"
 )
 
 // Test credentials the server accepts unless WithCredentials says otherwise.
@@ -198,21 +199,9 @@ func (s *Server) nextFault(op string) (Fault, bool) {
 }
 
 // apiError is a KMS error response.
-type apiError struct {
-	status int
-	code   string
-	msg    string
-}
+type apiError = kmswire.Error
 
-func (e *apiError) Error() string { return e.code + ": " + e.msg }
-
-func errf(code, format string, args ...any) *apiError {
-	status := http.StatusBadRequest
-	if code == "KMSInternalException" {
-		status = http.StatusInternalServerError
-	}
-	return &apiError{status: status, code: code, msg: fmt.Sprintf(format, args...)}
-}
+func errf(code, format string, args ...any) *apiError { return kmswire.Errorf(code, format, args...) }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	op, _ := strings.CutPrefix(r.Header.Get("X-Amz-Target"), "TrentService.")
@@ -272,14 +261,10 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request, f Fault) boo
 }
 
 func writeError(w http.ResponseWriter, err error) {
-	e, ok := err.(*apiError)
-	if !ok {
-		e = errf("KMSInternalException", "%v", err)
+	if _, ok := err.(*apiError); !ok {
+		err = errf("KMSInternalException", "%v", err)
 	}
-	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-	w.Header().Set("X-Amzn-ErrorType", e.code)
-	w.WriteHeader(e.status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"__type": e.code, "message": e.msg})
+	kmswire.WriteError(w, err)
 }
 
 // handle authenticates the request, decodes its body and runs op.

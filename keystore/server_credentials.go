@@ -1,0 +1,178 @@
+package keystore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/base64"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/keystack/keystack/policy"
+)
+
+// MaxCredentialsPerPrincipal is how many active credentials a principal
+// may hold: two, so that one can be rotated while the other serves.
+const MaxCredentialsPerPrincipal = 2
+
+// credentialRecord is a key server access key as stored: its secret is
+// sealed under the store's key-encryption key (in clear only in an
+// insecure store), bound to its access key ID.
+type credentialRecord struct {
+	Principal string    `json:"principal"`
+	Created   time.Time `json:"created"`
+	Secret    []byte    `json:"secret"`
+}
+
+// Credential is a key server access key. Secret is set only by
+// CreateCredential (shown once) and LookupCredential.
+type Credential struct {
+	AccessKeyID string    `json:"access_key_id"`
+	Principal   string    `json:"principal"`
+	Created     time.Time `json:"created"`
+	Secret      string    `json:"secret_access_key,omitempty"`
+}
+
+func credentialResource(principal string) string { return policy.ResourceCredentialsPrefix + principal }
+
+func credentialAAD(akid string) []byte { return []byte("keystack-credential\x00" + akid) }
+
+// newAccessKey returns a fresh access key ID ("KS" and 18 of A-Z 2-7,
+// as AWS access key IDs look) and a 40-character secret.
+func newAccessKey() (akid, secret string, err error) {
+	b := make([]byte, 12+30)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", err
+	}
+	akid = "KS" + base32.StdEncoding.EncodeToString(b[:12])[:18]
+	return akid, base64.RawStdEncoding.EncodeToString(b[12:])[:40], nil
+}
+
+// CreateCredential issues an access key for principal
+// (keystack:ManageCredentials on "credentials/PRINCIPAL"). The secret is
+// returned once and stored sealed. A principal holds at most
+// MaxCredentialsPerPrincipal (ErrCredentialLimit).
+func (s *Store) CreateCredential(ctx context.Context, principal string) (*Credential, error) {
+	if principal == "" {
+		return nil, fmt.Errorf("%w: a credential needs a principal", ErrInvalidOptions)
+	}
+	if err := s.authorizeResource(ctx, policy.ActionManageCredentials, credentialResource(principal)); err != nil {
+		return nil, err
+	}
+	akid, secret, err := newAccessKey()
+	if err != nil {
+		return nil, err
+	}
+	kek, err := s.kekIf(true)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(kek)
+	c := &Credential{AccessKeyID: akid, Principal: principal, Created: s.now().UTC(), Secret: secret}
+	err = s.update(ctx, func(f *storeFile) error {
+		st := f.server()
+		if n := len(credentialsOf(st, principal)); n >= MaxCredentialsPerPrincipal {
+			return fmt.Errorf("%w: %s has %d (revoke one first)", ErrCredentialLimit, principal, n)
+		}
+		sealed, err := sealSecret(f, kek, akid, []byte(secret))
+		if err != nil {
+			return err
+		}
+		if st.Credentials == nil {
+			st.Credentials = map[string]*credentialRecord{}
+		}
+		st.Credentials[akid] = &credentialRecord{Principal: principal, Created: c.Created, Secret: sealed}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func sealSecret(f *storeFile, kek []byte, akid string, secret []byte) ([]byte, error) {
+	if f.Insecure {
+		return slices.Clone(secret), nil
+	}
+	if err := checkVerifier(kek, f.Verifier); err != nil {
+		return nil, fmt.Errorf("%w: store was re-initialized", ErrCorruptStore)
+	}
+	return seal(kek, secret, credentialAAD(akid))
+}
+
+func credentialsOf(st *serverState, principal string) []Credential {
+	var out []Credential
+	for _, id := range slices.Sorted(maps.Keys(st.Credentials)) {
+		if c := st.Credentials[id]; principal == "" || c.Principal == principal {
+			out = append(out, Credential{AccessKeyID: id, Principal: c.Principal, Created: c.Created})
+		}
+	}
+	return out
+}
+
+// ListCredentials lists principal's access keys without secrets
+// (keystack:ManageCredentials on "credentials/PRINCIPAL").
+func (s *Store) ListCredentials(ctx context.Context, principal string) ([]Credential, error) {
+	if err := s.authorizeResource(ctx, policy.ActionManageCredentials, credentialResource(principal)); err != nil {
+		return nil, err
+	}
+	f, err := s.load()
+	if err != nil {
+		return nil, err
+	}
+	return credentialsOf(f.server(), principal), nil
+}
+
+// RevokeCredential deletes an access key (keystack:ManageCredentials on
+// its principal's credentials). A running server refuses it from its
+// next request on.
+func (s *Store) RevokeCredential(ctx context.Context, akid string) error {
+	f, err := s.load()
+	if err != nil {
+		return err
+	}
+	c, ok := f.server().Credentials[akid]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrCredentialNotFound, akid)
+	}
+	if err := s.authorizeResource(ctx, policy.ActionManageCredentials, credentialResource(c.Principal)); err != nil {
+		return err
+	}
+	return s.update(ctx, func(f *storeFile) error {
+		if _, ok := f.server().Credentials[akid]; !ok {
+			return fmt.Errorf("%w: %q", ErrCredentialNotFound, akid)
+		}
+		delete(f.Server.Credentials, akid)
+		return nil
+	})
+}
+
+// LookupCredential returns the access key akid with its secret, for the
+// key server to verify a signature. It makes no policy decision: it is
+// the authentication step that precedes every decision. It needs the
+// store unsealed and fails with ErrCredentialNotFound for an unknown or
+// revoked key.
+func (s *Store) LookupCredential(akid string) (*Credential, error) {
+	f, err := s.load()
+	if err != nil {
+		return nil, err
+	}
+	c, ok := f.server().Credentials[akid]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrCredentialNotFound, akid)
+	}
+	secret := c.Secret
+	if !f.Insecure {
+		kek, err := s.unlockKEK(f)
+		if err != nil {
+			return nil, err
+		}
+		defer clear(kek)
+		if secret, err = unseal(kek, c.Secret, credentialAAD(akid)); err != nil {
+			return nil, fmt.Errorf("%w: credential %q", ErrCorruptStore, akid)
+		}
+	}
+	return &Credential{AccessKeyID: akid, Principal: c.Principal, Created: c.Created, Secret: string(secret)}, nil
+}

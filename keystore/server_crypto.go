@@ -1,0 +1,132 @@
+package keystore
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"fmt"
+
+	"github.com/keystack/keystack/policy"
+)
+
+// SealedData is data sealed by SealData: AES-256-GCM under one version of
+// a local key, with a random 96-bit nonce; Ciphertext ends with the
+// 16-byte tag.
+type SealedData struct {
+	Version    int
+	Nonce      []byte
+	Ciphertext []byte
+}
+
+// SealData encrypts plaintext under the primary version of local AES key
+// name with aad as additional data, for the key server's Encrypt and data
+// keys. action (keystack:Encrypt, keystack:GenerateDataKey or
+// keystack:ReWrap) is decided on that version with ec as the request's
+// encryption context. The key must be enabled in the server state
+// (ErrKeyState) and its primary version enabled (ErrKeyDisabled).
+func (s *Store) SealData(ctx context.Context, action, name string, plaintext, aad []byte, ec map[string]string) (*SealedData, error) {
+	if action != policy.ActionEncrypt && action != policy.ActionGenerateDataKey && action != policy.ActionReWrap {
+		return nil, fmt.Errorf("%w: %s does not seal data", ErrInvalidOptions, action)
+	}
+	f, k, err := s.dataKey(name)
+	if err != nil {
+		return nil, err
+	}
+	v := k.version(k.Primary)
+	if v.State != StateEnabled {
+		return nil, fmt.Errorf("%w: primary version %d of %q is %s", ErrKeyDisabled, v.Version, name, v.State)
+	}
+	if err := s.authorize(ctx, action, name, v.Version, ec); err != nil {
+		return nil, err
+	}
+	aead, err := s.versionAEAD(f, name, v)
+	if err != nil {
+		return nil, err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return &SealedData{Version: v.Version, Nonce: nonce, Ciphertext: aead.Seal(nil, nonce, plaintext, aad)}, nil
+}
+
+// OpenData decrypts what SealData sealed under key name, deciding action
+// (keystack:Decrypt or keystack:ReWrap) on d's version with ec. The version
+// must be able to decrypt (enabled or decrypt-only, not below the key's
+// minimum; ErrKeyDisabled). A ciphertext that does not authenticate with
+// aad fails with ErrUnwrapFailed.
+func (s *Store) OpenData(ctx context.Context, action, name string, d SealedData, aad []byte, ec map[string]string) ([]byte, error) {
+	if action != policy.ActionDecrypt && action != policy.ActionReWrap {
+		return nil, fmt.Errorf("%w: %s does not open data", ErrInvalidOptions, action)
+	}
+	f, k, err := s.dataKey(name)
+	if err != nil {
+		return nil, err
+	}
+	v := k.version(d.Version)
+	if v == nil || !v.State.canDecrypt() || v.Version < k.MinDecrypt {
+		return nil, fmt.Errorf("%w: version %d of %q cannot decrypt", ErrKeyDisabled, d.Version, name)
+	}
+	if err := s.authorize(ctx, action, name, v.Version, ec); err != nil {
+		return nil, err
+	}
+	aead, err := s.versionAEAD(f, name, v)
+	if err != nil {
+		return nil, err
+	}
+	if len(d.Nonce) != aead.NonceSize() {
+		return nil, ErrUnwrapFailed
+	}
+	pt, err := aead.Open(nil, d.Nonce, d.Ciphertext, aad)
+	if err != nil {
+		return nil, ErrUnwrapFailed
+	}
+	return pt, nil
+}
+
+// dataKey loads local AES key name and checks its server state.
+func (s *Store) dataKey(name string) (*storeFile, *keyRecord, error) {
+	f, err := s.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := lookup(f, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if k.Backend != BackendLocal || k.isRSA() || k.Namespace != "" {
+		return nil, nil, fmt.Errorf("%w: only keystack's own local AES keys serve KMS operations", ErrNotSupported)
+	}
+	if f.Server != nil {
+		if st := f.Server.Keys[name].state(); st.State != KeyStateEnabled {
+			return nil, nil, fmt.Errorf("%w: %q is %s", ErrKeyState, name, st.State)
+		}
+	}
+	return f, k, nil
+}
+
+func (s *Store) versionAEAD(f *storeFile, name string, v *versionRecord) (cipher.AEAD, error) {
+	key, err := s.openMaterial(f, name, v)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(key)
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
+	}
+	return cipher.NewGCM(b)
+}
+
+// GenerateRandom returns n random bytes (keystack:GenerateRandom on
+// "random").
+func (s *Store) GenerateRandom(ctx context.Context, n int) ([]byte, error) {
+	if n < 1 || n > 1024 {
+		return nil, fmt.Errorf("%w: 1 to 1024 random bytes, not %d", ErrInvalidOptions, n)
+	}
+	if err := s.authorizeResource(ctx, policy.ActionGenerateRandom, policy.ResourceRandom); err != nil {
+		return nil, err
+	}
+	return randomKey(n)
+}

@@ -1,0 +1,229 @@
+package keystore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/keystack/keystack/policy"
+)
+
+// The key server's actions join TestAuthzEachAction's table: each is
+// refused exactly when denied.
+func init() {
+	authzOps = append(authzOps,
+		authzOp{policy.ActionCreateAlias, func(ctx context.Context, s *Store, _ []byte) error {
+			return s.CreateAlias(ctx, "alias/made", "k")
+		}, ""},
+		authzOp{policy.ActionDeleteAlias, func(ctx context.Context, s *Store, _ []byte) error {
+			if err := s.CreateAlias(ctx, "alias/gone", "k"); err != nil {
+				return err
+			}
+			return s.DeleteAlias(ctx, "alias/gone")
+		}, policy.ActionCreateAlias},
+		authzOp{policy.ActionTagResource, func(ctx context.Context, s *Store, _ []byte) error {
+			return s.TagKey(ctx, "k", map[string]string{"team": "a"})
+		}, ""},
+		authzOp{policy.ActionUntagResource, func(ctx context.Context, s *Store, _ []byte) error {
+			return s.UntagKey(ctx, "k", []string{"team"})
+		}, ""},
+		authzOp{policy.ActionGenerateRandom, func(ctx context.Context, s *Store, _ []byte) error {
+			_, err := s.GenerateRandom(ctx, 16)
+			return err
+		}, ""},
+		authzOp{policy.ActionManageCredentials, func(ctx context.Context, s *Store, _ []byte) error {
+			c, err := s.CreateCredential(ctx, "service:x")
+			if err != nil {
+				return err
+			}
+			return s.RevokeCredential(ctx, c.AccessKeyID)
+		}, ""},
+	)
+}
+
+func TestSealDataRoundTripAndBinding(t *testing.T) {
+	ctx := context.Background()
+	s := openAs(t, newAuthzStore(t, ""), alice)
+	d, err := s.SealData(ctx, policy.ActionEncrypt, "k", []byte("secret"), []byte("aad"), testEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Version != 2 {
+		t.Errorf("sealed under version %d, want the primary 2", d.Version)
+	}
+	pt, err := s.OpenData(ctx, policy.ActionDecrypt, "k", *d, []byte("aad"), testEC)
+	if err != nil || !bytes.Equal(pt, []byte("secret")) {
+		t.Fatalf("open: %q, %v", pt, err)
+	}
+	if _, err := s.OpenData(ctx, policy.ActionDecrypt, "k", *d, []byte("other"), testEC); !errors.Is(err, ErrUnwrapFailed) {
+		t.Errorf("other aad: %v, want ErrUnwrapFailed", err)
+	}
+	if _, err := s.OpenData(ctx, policy.ActionDecrypt, "x", *d, []byte("aad"), testEC); !errors.Is(err, ErrUnwrapFailed) {
+		t.Errorf("other key: %v, want ErrUnwrapFailed", err)
+	}
+	if _, err := s.SealData(ctx, policy.ActionDecrypt, "k", nil, nil, nil); !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("SealData with Decrypt: %v", err)
+	}
+}
+
+func TestServerKeyStates(t *testing.T) {
+	ctx := context.Background()
+	s := openAs(t, newAuthzStore(t, ""), alice)
+	d, err := s.SealData(ctx, policy.ActionEncrypt, "k", []byte("p"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetKeyEnabled(ctx, "k", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SealData(ctx, policy.ActionEncrypt, "k", []byte("p"), nil, nil); !errors.Is(err, ErrKeyState) {
+		t.Errorf("disabled key seals: %v", err)
+	}
+	if _, err := s.OpenData(ctx, policy.ActionDecrypt, "k", *d, nil, nil); !errors.Is(err, ErrKeyState) {
+		t.Errorf("disabled key opens: %v", err)
+	}
+	if _, err := s.ScheduleKeyDeletion(ctx, "k", 6); !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("6 days: %v", err)
+	}
+	at, err := s.ScheduleKeyDeletion(ctx, "k", 7)
+	if err != nil || at.IsZero() {
+		t.Fatal(at, err)
+	}
+	if st, _ := s.ServerKey("k"); st.State != KeyStatePendingDeletion || !st.DeletionDate.Equal(at) {
+		t.Errorf("state %+v", st)
+	}
+	if err := s.SetKeyEnabled(ctx, "k", true); !errors.Is(err, ErrKeyState) {
+		t.Errorf("enable while pending deletion: %v", err)
+	}
+	if err := s.CancelKeyDeletion(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.ServerKey("k"); st.State != KeyStateDisabled {
+		t.Errorf("after cancel: %s, want Disabled as in KMS", st.State)
+	}
+	if err := s.SetKeyEnabled(ctx, "k", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.OpenData(ctx, policy.ActionDecrypt, "k", *d, nil, nil); err != nil {
+		t.Errorf("re-enabled key: %v", err)
+	}
+}
+
+func TestAliasesAndTags(t *testing.T) {
+	ctx := context.Background()
+	s := openAs(t, newAuthzStore(t, ""), alice)
+	for _, bad := range []string{"payments", "alias/", "alias/aws/x", "alias/a b", "alias/" + strings.Repeat("a", 251)} {
+		if err := s.CreateAlias(ctx, bad, "k"); !errors.Is(err, ErrInvalidAlias) {
+			t.Errorf("alias %q: %v", bad, err)
+		}
+	}
+	if err := s.CreateAlias(ctx, "alias/pay", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateAlias(ctx, "alias/pay", "x"); !errors.Is(err, ErrAliasExists) {
+		t.Errorf("duplicate alias: %v", err)
+	}
+	if err := s.CreateAlias(ctx, "alias/none", "nope"); !errors.Is(err, ErrKeyNotFound) {
+		t.Errorf("alias to a missing key: %v", err)
+	}
+	if name, err := s.ResolveAlias("alias/pay"); name != "k" || err != nil {
+		t.Errorf("resolve: %q %v", name, err)
+	}
+	if err := s.DeleteAlias(ctx, "alias/pay"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ResolveAlias("alias/pay"); !errors.Is(err, ErrAliasNotFound) {
+		t.Errorf("deleted alias resolves: %v", err)
+	}
+	if err := s.TagKey(ctx, "k", map[string]string{"team": "a", "env": "prod"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UntagKey(ctx, "k", []string{"env"}); err != nil {
+		t.Fatal(err)
+	}
+	if tags, _ := s.KeyTags(ctx, "k"); len(tags) != 1 || tags["team"] != "a" {
+		t.Errorf("tags %v", tags)
+	}
+}
+
+func TestCredentials(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "ks")
+	s, err := Init(dir, InitOptions{Passphrase: []byte("pw"), Owner: alice, KDF: "scrypt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, err := s.CreateCredential(ctx, "service:billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateCredential(ctx, "service:billing"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateCredential(ctx, "service:billing"); !errors.Is(err, ErrCredentialLimit) {
+		t.Errorf("third credential: %v", err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, metaFile))
+	if bytes.Contains(raw, []byte(a.Secret)) {
+		t.Error("keystore.json holds the secret in clear")
+	}
+	got, err := s.LookupCredential(a.AccessKeyID)
+	if err != nil || got.Secret != a.Secret || got.Principal != "service:billing" {
+		t.Fatalf("lookup: %+v %v", got, err)
+	}
+	list, err := s.ListCredentials(ctx, "service:billing")
+	if err != nil || len(list) != 2 || list[0].Secret != "" {
+		t.Errorf("list: %+v %v", list, err)
+	}
+	if err := s.RevokeCredential(ctx, a.AccessKeyID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LookupCredential(a.AccessKeyID); !errors.Is(err, ErrCredentialNotFound) {
+		t.Errorf("revoked credential: %v", err)
+	}
+	// Another principal may neither list nor revoke billing's keys.
+	bctx := WithCaller(ctx, Caller{Principal: "service:billing", AuthMethod: "sigv4"})
+	if _, err := s.ListCredentials(bctx, "service:billing"); !errors.Is(err, policy.ErrAccessDenied) {
+		t.Errorf("billing lists its credentials under the owner-only policy: %v", err)
+	}
+	if _, err := s.CreateCredential(bctx, "service:billing"); !errors.Is(err, policy.ErrAccessDenied) {
+		t.Errorf("billing issues itself a credential: %v", err)
+	}
+}
+
+// TestCallerScope: a decision made for a Caller is made and audited for
+// it, with its request ID, method and source, not for the Store's principal.
+func TestCallerScope(t *testing.T) {
+	pol := `{"Version":"2012-10-17","Statement":[
+	 {"Sid":"Owner","Effect":"Allow","Principal":"user:alice","Action":"keystack:*","Resource":"*"},
+	 {"Sid":"Svc","Effect":"Allow","Principal":"service:billing","Action":"keystack:Encrypt","Resource":"key/k",
+	  "Condition":{"StringEquals":{"keystack:AuthMethod":"sigv4","keystack:ResourceTag/team":"pay"}}}]}`
+	dir := newAuthzStore(t, pol)
+	s := openAs(t, dir, alice)
+	ctx := context.Background()
+	c := Caller{Principal: "service:billing", AuthMethod: "sigv4", SourceIP: netip.MustParseAddr("10.1.2.3"),
+		RequestID: "req-123", ResourceTags: map[string]string{"team": "pay"}}
+	if _, err := s.SealData(WithCaller(ctx, c), policy.ActionEncrypt, "k", []byte("p"), nil, nil); err != nil {
+		t.Fatalf("allowed caller: %v", err)
+	}
+	c.AuthMethod = "unix"
+	if _, err := s.SealData(WithCaller(ctx, c), policy.ActionEncrypt, "k", []byte("p"), nil, nil); !errors.Is(err, policy.ErrAccessDenied) {
+		t.Errorf("other auth method: %v", err)
+	}
+	c.AuthMethod, c.ResourceTags = "sigv4", map[string]string{"team": "other"}
+	if _, err := s.SealData(WithCaller(ctx, c), policy.ActionEncrypt, "k", []byte("p"), nil, nil); !errors.Is(err, policy.ErrAccessDenied) {
+		t.Errorf("other resource tag: %v", err)
+	}
+	_ = s.Close()
+	log, _ := os.ReadFile(filepath.Join(dir, auditFile))
+	want := `"principal":"service:billing","action":"keystack:Encrypt","resource":"key/k","key_version":2,"decision":"Allow","statements":["Svc"],"request_id":"req-123","auth_method":"sigv4","source":"10.1.2.3"`
+	if !bytes.Contains(log, []byte(want)) {
+		t.Errorf("audit log lacks the caller's record %s", want)
+	}
+}
