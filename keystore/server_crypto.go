@@ -65,7 +65,10 @@ func (s *Store) OpenData(ctx context.Context, action, name string, d SealedData,
 		return nil, err
 	}
 	v := k.version(d.Version)
-	if v == nil || !v.State.canDecrypt() || v.Version < k.MinDecrypt {
+	if v == nil {
+		return nil, ErrUnwrapFailed // no such version: the ciphertext is not ours
+	}
+	if !v.State.canDecrypt() || v.Version < k.MinDecrypt {
 		return nil, fmt.Errorf("%w: version %d of %q cannot decrypt", ErrKeyDisabled, d.Version, name)
 	}
 	if err := s.authorize(ctx, action, name, v.Version, ec); err != nil {

@@ -1,0 +1,150 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/smithy-go"
+
+	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/server"
+)
+
+func TestMain(m *testing.M) {
+	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	os.Exit(m.Run())
+}
+
+const owner = "user:alice"
+
+// testPolicy: alice owns everything; billing may use keys tagged
+// team=billing with a tenant in its context, over SigV4, but never
+// decrypt for tenant "locked"; ops may list and describe.
+const testPolicy = `{"Version":"2012-10-17","Statement":[
+ {"Sid":"Owner","Effect":"Allow","Principal":"user:alice","Action":"keystack:*","Resource":"*"},
+ {"Sid":"Billing","Effect":"Allow","Principal":"service:billing",
+  "Action":["keystack:Encrypt","keystack:Decrypt","keystack:GenerateDataKey","keystack:DescribeKey"],"Resource":"key/*",
+  "Condition":{"StringEquals":{"keystack:ResourceTag/team":"billing","keystack:AuthMethod":"sigv4"}}},
+ {"Sid":"NoLocked","Effect":"Deny","Principal":"*","Action":"keystack:Decrypt","Resource":"*",
+  "Condition":{"StringEquals":{"keystack:EncryptionContext/tenant":"locked"}}},
+ {"Sid":"Ops","Effect":"Allow","Principal":"service:ops","Action":["keystack:ListKeys","keystack:DescribeKey"],"Resource":"*"}]}`
+
+// fixture is a keystore served on a loopback port, with credentials.
+type fixture struct {
+	dir   string
+	store *keystore.Store
+	url   string
+	creds map[string]*keystore.Credential // by principal
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	current = t
+	dir := filepath.Join(t.TempDir(), "ks")
+	s, err := keystore.Init(dir, keystore.InitOptions{Passphrase: []byte("pw"), KDF: "scrypt", Owner: owner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "policy.json"), []byte(testPolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	s, err = keystore.Open(dir, keystore.OpenOptions{Principal: owner, Passphrase: func() ([]byte, error) { return []byte("pw"), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{dir: dir, store: s, creds: map[string]*keystore.Credential{}}
+	for _, p := range []string{owner, "service:billing", "service:ops"} {
+		c, err := s.CreateCredential(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.creds[p] = c
+	}
+	f.url = serve(t, s, server.ListenConfig{HTTPAddr: "127.0.0.1:0"})
+	return f
+}
+
+// serve runs a server on lc until the test ends and returns its URL.
+func serve(t *testing.T, s *keystore.Store, lc server.ListenConfig) string {
+	t.Helper()
+	srv, err := server.New(server.Config{Store: s, Region: "eu-west-1", Account: "444455556666",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan []string, 1)
+	lc.Ready = func(a []string) { ready <- a }
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, lc) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		_ = s.Close()
+	})
+	select {
+	case a := <-ready:
+		return "http://" + a[0]
+	case err := <-done:
+		t.Fatalf("Serve: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not start")
+	}
+	return ""
+}
+
+// client is an unmodified aws-sdk-go-v2 KMS client for principal.
+func (f *fixture) client(principal string) *kms.Client {
+	c := f.creds[principal]
+	return clientFor(f.url, c.AccessKeyID, c.Secret)
+}
+
+func clientFor(url, akid, secret string) *kms.Client {
+	return kms.New(kms.Options{
+		Region: "eu-west-1", BaseEndpoint: aws.String(url),
+		Credentials: credentials.NewStaticCredentialsProvider(akid, secret, ""),
+		Retryer:     retry.AddWithMaxAttempts(retry.NewStandard(), 1),
+	})
+}
+
+// apiCode returns the KMS error name of err, or "" when it has none.
+func apiCode(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
+}
+
+func wantCode(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	if got := apiCode(err); got != code {
+		t.Errorf("%s: got %v (code %q), want %s", what, err, got, code)
+	}
+}
+
+// current is the running test, for must; the tests here do not run in
+// parallel.
+var current *testing.T
+
+// must returns v, failing the current test on err.
+func must[T any](v T, err error) T {
+	if err != nil {
+		current.Helper()
+		current.Fatal(err)
+	}
+	return v
+}

@@ -1,0 +1,177 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/keystack/keystack/internal/kmswire"
+	"github.com/keystack/keystack/keystore"
+)
+
+// Defaults of Config.
+const (
+	DefaultRegion       = "us-east-1"
+	DefaultAccount      = "111122223333"
+	DefaultMaxBodyBytes = 64 << 10
+	DefaultMaxSkew      = 5 * time.Minute
+)
+
+// Config configures a Server.
+type Config struct {
+	// Store is the keystore served, opened and unsealed by the caller. The
+	// Server never closes it.
+	Store *keystore.Store
+	// Region and Account appear in key ARNs
+	// (arn:aws:kms:REGION:ACCOUNT:key/ID); SigV4 requests must be scoped
+	// to Region.
+	Region, Account string
+	// MaxBodyBytes caps a request body (DefaultMaxBodyBytes).
+	MaxBodyBytes int64
+	// MaxSkew is the largest accepted difference between a signed
+	// request's X-Amz-Date and the server clock (DefaultMaxSkew).
+	MaxSkew time.Duration
+	// Logger receives one line per request (never a secret, key or
+	// plaintext); slog.Default when nil.
+	Logger *slog.Logger
+	// CertPrincipals maps the hex SHA-256 of a client certificate's
+	// SubjectPublicKeyInfo to a principal, for certificates without a
+	// SPIFFE ID.
+	CertPrincipals map[string]string
+	// Now is the clock for SigV4 skew checks; time.Now when nil.
+	Now func() time.Time
+}
+
+// Server answers KMS requests for one keystore. It is safe for
+// concurrent use; Serve runs it on listeners.
+type Server struct {
+	cfg Config
+	ops map[string]operation
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: a keystore is required")
+	}
+	if cfg.Region == "" {
+		cfg.Region = DefaultRegion
+	}
+	if cfg.Account == "" {
+		cfg.Account = DefaultAccount
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if cfg.MaxSkew <= 0 {
+		cfg.MaxSkew = DefaultMaxSkew
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Server{cfg: cfg, ops: operations()}, nil
+}
+
+// ServeHTTP implements http.Handler: GET /healthz answers "ok"; every
+// other request must be a KMS JSON 1.1 POST to /.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+		return
+	}
+	start := time.Now()
+	id := newRequestID()
+	w.Header().Set("X-Amzn-RequestId", id)
+	op, principal, err := s.handle(w, r, id)
+	code := "ok"
+	if err != nil {
+		err = kmsError(err)
+		code = err.(*kmswire.Error).Code
+		kmswire.WriteError(w, err)
+	}
+	s.cfg.Logger.Info("request", "id", id, "op", op, "principal", principal, "remote", r.RemoteAddr,
+		"result", code, "duration", time.Since(start))
+}
+
+// handle runs one KMS request: read, authenticate, dispatch. The
+// operation decides and audits through the store before acting.
+func (s *Server) handle(w http.ResponseWriter, r *http.Request, id string) (op, principal string, err error) {
+	op, err = target(r)
+	if err != nil {
+		return op, "", err
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		return op, "", err
+	}
+	caller, err := s.authenticate(r, body)
+	if err != nil {
+		return op, "", err
+	}
+	caller.RequestID = id
+	h, ok := s.ops[op]
+	if !ok {
+		return op, caller.Principal, kmswire.Errorf("UnknownOperationException", "unknown operation %q", op)
+	}
+	resp, err := h(&call{s: s, ctx: r.Context(), caller: caller}, body)
+	if err != nil {
+		return op, caller.Principal, err
+	}
+	kmswire.WriteJSON(w, resp)
+	return op, caller.Principal, nil
+}
+
+func target(r *http.Request) (string, error) {
+	if r.Method != http.MethodPost || r.URL.Path != "/" {
+		return "", kmswire.Errorf("UnknownOperationException", "only POST / is served")
+	}
+	op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), kmswire.TargetPrefix)
+	if !ok {
+		return "", kmswire.Errorf("UnknownOperationException", "X-Amz-Target must be %s<Operation>", kmswire.TargetPrefix)
+	}
+	if ct := r.Header.Get("Content-Type"); ct != kmswire.ContentType {
+		return op, kmswire.Errorf("ValidationException", "Content-Type must be %s", kmswire.ContentType)
+	}
+	return op, nil
+}
+
+// readBody reads the whole body, refusing one over MaxBodyBytes before
+// anything else is done with the request.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return nil, kmswire.Errorf("ValidationException", "request body exceeds %d bytes", s.cfg.MaxBodyBytes)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		return nil, kmswire.Errorf("ValidationException", "request body exceeds %d bytes", s.cfg.MaxBodyBytes)
+	}
+	if err != nil {
+		return nil, kmswire.Errorf("ValidationException", "reading the request body failed")
+	}
+	return body, nil
+}
+
+func newRequestID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	h := hex.EncodeToString(b)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// call is one authenticated request on its way to an operation.
+type call struct {
+	s      *Server
+	ctx    context.Context
+	caller keystore.Caller
+}
