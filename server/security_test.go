@@ -140,7 +140,9 @@ func rawCall(t *testing.T, url, akid, secret, region string, body []byte, when t
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var e struct{ Type string `json:"__type"` }
+	var e struct {
+		Type string `json:"__type"`
+	}
 	raw, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(raw, &e)
 	return resp.StatusCode, e.Type
