@@ -5,6 +5,7 @@
 # for the interop tests: see jsesdk-install.sh.
 set -u
 "$(dirname "$0")/jsesdk-install.sh"
+"$(dirname "$0")/awsclients-install.sh"
 if command -v softhsm2-util >/dev/null 2>&1; then
   exit 0
 fi

@@ -14,5 +14,6 @@ func commands() []*cli.Command {
 		hsmCommand(),
 		policyCommand(), auditCommand(),
 		passphraseCommand(), completionCommand(),
+		serverCommand(),
 	}
 }

@@ -49,6 +49,32 @@ func stopsGracefully(c *cli.Context) {
 	}
 }
 
+const hupKey = "keystack.hup-reloads"
+
+// hupReloads marks the running command as one that handles SIGHUP itself
+// (keystack server reloads certificates) instead of stopping on it.
+func hupReloads(c *cli.Context) {
+	if h, ok := c.App.Metadata[hupKey].(*atomic.Bool); ok {
+		h.Store(true)
+	}
+}
+
+// nextStop waits for a signal that stops the command: SIGHUP does not
+// while the command handles it (hupReloads).
+func nextStop(sigs <-chan os.Signal, hup *atomic.Bool, done <-chan struct{}) (os.Signal, bool) {
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP && hup.Load() {
+				continue
+			}
+			return sig, true
+		case <-done:
+			return nil, false
+		}
+	}
+}
+
 // runApp runs app with argv; see run.
 func runApp(app *cli.App, argv []string) int {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -63,11 +89,12 @@ func runApp(app *cli.App, argv []string) int {
 		app.Metadata = map[string]any{}
 	}
 	app.Metadata[gracefulKey] = graceful
+	hup := new(atomic.Bool)
+	app.Metadata[hupKey] = hup
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
-		select {
-		case sig := <-sigs:
+		if sig, ok := nextStop(sigs, hup, done); ok {
 			code := exitInterrupted
 			if s, ok := sig.(syscall.Signal); ok && s != syscall.SIGINT {
 				code = 128 + int(s)
@@ -86,7 +113,6 @@ func runApp(app *cli.App, argv []string) int {
 				printError(app.ErrWriter, errInterrupted)
 				os.Exit(code)
 			}
-		case <-done:
 		}
 	}()
 

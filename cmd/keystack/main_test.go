@@ -78,7 +78,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("TEST_TTY", filepath.Join(env.WorkDir, "no-tty"))
 			return nil
 		},
-		Cmds: withCmds(auditScriptCmds, map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		Cmds: withCmds(serverScriptCmds, withCmds(auditScriptCmds, map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode":   cmdExitCode,
 			"within":     cmdWithin,
 			"genfile":    cmdGenFile,
@@ -101,7 +101,7 @@ func TestScripts(t *testing.T) {
 			"kill9":      cmdKill9,
 			"chown":      cmdChown,
 			"corelimit":  cmdCoreLimit,
-		}),
+		})),
 		Condition: func(cond string) (bool, error) {
 			switch cond {
 			case "mknod":

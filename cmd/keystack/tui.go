@@ -89,7 +89,8 @@ var exitClasses = []exitClass{
 		keystore.ErrNotSupported, errNoPassphrase, errPassphraseMismatch, errEmptyPassphrase, errPassphraseFileAccess,
 		awskms.ErrInvalidKeyID, awskms.ErrInvalidOptions, awskms.ErrNoEncryptKey,
 		hsm.ErrKeyNotFound, hsm.ErrKeyExists, hsm.ErrPINIncorrect, hsm.ErrPINLocked, hsm.ErrNoPIN,
-		hsm.ErrInvalidKey, hsm.ErrClosed}},
+		hsm.ErrInvalidKey, hsm.ErrClosed,
+		keystore.ErrCredentialLimit, keystore.ErrCredentialNotFound}},
 }
 
 // unavailableErrors mean the key backend could not be reached or opened:

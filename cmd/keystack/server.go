@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/server"
+)
+
+// serverCommand is `keystack server`: it parses flags and runs package
+// server; `server credentials` manages the access keys it accepts.
+func serverCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "server",
+		Usage: "serve the keystore over the AWS KMS API until SIGTERM or SIGINT",
+		Description: "Unseals the keystore once, then answers AWS KMS JSON 1.1 requests (the AWS CLI, boto3, the AWS SDKs)\n" +
+			"on a Unix socket, TLS, or plain HTTP on a loopback address (tests only). Every request is\n" +
+			"authenticated (SigV4 with `keystack server credentials`, a TLS client certificate's SPIFFE ID,\n" +
+			"or the Unix socket peer's user), decided by the keystore policy and audited before it acts.\n" +
+			"SIGHUP rereads the TLS certificate; SIGTERM or SIGINT drains in-flight requests and exits 0.",
+		Flags: []cli.Flag{passphraseFileFlag,
+			&cli.StringFlag{Name: "unix", Usage: "listen on the Unix socket `PATH`"},
+			&cli.StringFlag{Name: "unix-mode", Value: "0600", Usage: "permission bits of the Unix socket"},
+			&cli.StringFlag{Name: "listen", Usage: "serve TLS on `ADDR` (host:port)"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "TLS certificate chain `FILE` (PEM)"},
+			&cli.StringFlag{Name: "tls-key", Usage: "TLS private key `FILE` (PEM)"},
+			&cli.BoolFlag{Name: "tls12", Usage: "accept TLS 1.2 clients (default: TLS 1.3 only)"},
+			&cli.StringFlag{Name: "client-ca", Usage: "verify TLS client certificates against `FILE` (mutual TLS)"},
+			&cli.BoolFlag{Name: "require-client-cert", Usage: "with --client-ca: refuse TLS clients without a certificate"},
+			&cli.StringFlag{Name: "insecure-http-loopback", Usage: "serve plain HTTP on the loopback `ADDR` (127.0.0.1:PORT), for tests"},
+			&cli.StringFlag{Name: "region", Value: server.DefaultRegion, Usage: "the Region in key ARNs and SigV4 scopes"},
+			&cli.StringFlag{Name: "account", Value: server.DefaultAccount, Usage: "the account ID in key ARNs"},
+			&cli.IntFlag{Name: "max-conns", Value: 1024, Usage: "concurrent connections per listener"},
+			&cli.DurationFlag{Name: "drain-timeout", Value: 30e9, Usage: "how long in-flight requests may finish after SIGTERM"},
+		},
+		Action:      serverRun,
+		Subcommands: []*cli.Command{credentialsCommand()},
+	}
+}
+
+func serverRun(c *cli.Context) error {
+	if _, err := args(c, 0, 0); err != nil {
+		return err
+	}
+	lc, err := listenConfig(c)
+	if err != nil {
+		return err
+	}
+	stopsGracefully(c)
+	hupReloads(c)
+	st, err := openStore(c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Unseal(); err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+	srv, err := server.New(server.Config{Store: st, Region: c.String("region"), Account: c.String("account"), Logger: log})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	reload := make(chan struct{}, 1)
+	lc.ReloadCerts = reload
+	go forwardHUP(ctx, reload)
+	lc.Ready = func(addrs []string) { log.Info("keystack server listening", "addresses", addrs) }
+	err = srv.Serve(ctx, lc)
+	log.Info("keystack server stopped")
+	return err
+}
+
+// forwardHUP turns SIGHUP into certificate reloads until ctx is done.
+func forwardHUP(ctx context.Context, reload chan<- struct{}) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func listenConfig(c *cli.Context) (server.ListenConfig, error) {
+	mode, err := strconv.ParseUint(c.String("unix-mode"), 8, 32)
+	if err != nil || mode > 0o777 {
+		return server.ListenConfig{}, usagef("--unix-mode %q is not octal permission bits", c.String("unix-mode"))
+	}
+	lc := server.ListenConfig{Unix: c.String("unix"), UnixMode: os.FileMode(mode),
+		TLSAddr: c.String("listen"), CertFile: c.String("tls-cert"), KeyFile: c.String("tls-key"), TLS12: c.Bool("tls12"),
+		ClientCAFile: c.String("client-ca"), RequireClientCert: c.Bool("require-client-cert"),
+		HTTPAddr: c.String("insecure-http-loopback"), MaxConns: c.Int("max-conns"), DrainTimeout: c.Duration("drain-timeout")}
+	switch {
+	case lc.Unix == "" && lc.TLSAddr == "" && lc.HTTPAddr == "":
+		return lc, usagef("keystack server needs --unix, --listen or --insecure-http-loopback")
+	case lc.TLSAddr != "" && (lc.CertFile == "" || lc.KeyFile == ""):
+		return lc, usagef("--listen needs --tls-cert and --tls-key")
+	case lc.RequireClientCert && lc.ClientCAFile == "":
+		return lc, usagef("--require-client-cert needs --client-ca")
+	}
+	return lc, nil
+}
+
+func credentialsCommand() *cli.Command {
+	principal := &cli.StringFlag{Name: "principal", Usage: "the principal (`service:NAME`, user:NAME) the access key authenticates as"}
+	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
+	return &cli.Command{
+		Name:  "credentials",
+		Usage: "issue, list and revoke the SigV4 access keys the server accepts",
+		Subcommands: []*cli.Command{
+			{Name: "create", Usage: "issue an access key for --principal; the secret is printed once",
+				Flags: []cli.Flag{passphraseFileFlag, principal, jsonFlag}, Action: storeAction(0, 0, credentialsCreate)},
+			{Name: "list", Usage: "list access keys (never their secrets) of --principal",
+				Flags: []cli.Flag{principal, jsonFlag}, Action: storeAction(0, 0, credentialsList)},
+			{Name: "revoke", Usage: "revoke the access key `ACCESS_KEY_ID`; a running server refuses it at once",
+				Flags: []cli.Flag{}, Action: storeAction(1, 1, credentialsRevoke)},
+		},
+	}
+}
+
+func credentialsCreate(c *cli.Context, st *keystore.Store, _ []string) error {
+	if c.String("principal") == "" {
+		return usagef("credentials create needs --principal")
+	}
+	cred, err := st.CreateCredential(c.Context, c.String("principal"))
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, cred)
+	}
+	_, err = fmt.Fprintf(c.App.Writer, "access key ID:     %s\nsecret access key: %s\nprincipal:         %s\n"+
+		"The secret is shown only now.\n", cred.AccessKeyID, cred.Secret, cred.Principal)
+	return err
+}
+
+func credentialsList(c *cli.Context, st *keystore.Store, _ []string) error {
+	if c.String("principal") == "" {
+		return usagef("credentials list needs --principal")
+	}
+	creds, err := st.ListCredentials(c.Context, c.String("principal"))
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, creds)
+	}
+	for _, cr := range creds {
+		if _, err := fmt.Fprintf(c.App.Writer, "%s  %s  %s\n", cr.AccessKeyID, cr.Principal, cr.Created.Format("2006-01-02T15:04:05Z")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func credentialsRevoke(c *cli.Context, st *keystore.Store, a []string) error {
+	return st.RevokeCredential(c.Context, a[0])
+}
