@@ -1,12 +1,14 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,6 +47,25 @@ type fixture struct {
 	store *keystore.Store
 	url   string
 	creds map[string]*keystore.Credential // by principal
+	logs  *syncBuffer                     // the server's log
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent logging.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -63,7 +84,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{dir: dir, store: s, creds: map[string]*keystore.Credential{}}
+	f := &fixture{dir: dir, store: s, creds: map[string]*keystore.Credential{}, logs: &syncBuffer{}}
 	for _, p := range []string{owner, "service:billing", "service:ops"} {
 		c, err := s.CreateCredential(context.Background(), p)
 		if err != nil {
@@ -71,15 +92,20 @@ func newFixture(t *testing.T) *fixture {
 		}
 		f.creds[p] = c
 	}
-	f.url = serve(t, s, server.ListenConfig{HTTPAddr: "127.0.0.1:0"})
+	f.url = serveLog(t, s, server.ListenConfig{HTTPAddr: "127.0.0.1:0"}, f.logs)
 	return f
 }
 
 // serve runs a server on lc until the test ends and returns its URL.
 func serve(t *testing.T, s *keystore.Store, lc server.ListenConfig) string {
 	t.Helper()
+	return serveLog(t, s, lc, io.Discard)
+}
+
+func serveLog(t *testing.T, s *keystore.Store, lc server.ListenConfig, log io.Writer) string {
+	t.Helper()
 	srv, err := server.New(server.Config{Store: s, Region: "eu-west-1", Account: "444455556666",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Logger: slog.New(slog.NewTextHandler(log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

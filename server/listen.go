@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -53,7 +54,7 @@ func (s *Server) Serve(ctx context.Context, lc ListenConfig) error {
 	}
 	srv := &http.Server{Handler: s, ReadTimeout: lc.ReadTimeout, WriteTimeout: lc.WriteTimeout,
 		IdleTimeout: lc.IdleTimeout, ReadHeaderTimeout: lc.ReadTimeout, ConnContext: withPeer,
-		ErrorLog: nil, MaxHeaderBytes: 64 << 10}
+		ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn), MaxHeaderBytes: 64 << 10}
 	var addrs []string
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"io"
@@ -201,6 +202,37 @@ func TestAuthenticationRefusals(t *testing.T) {
 	for _, e := range auditRecords(t, f) {
 		if e.Principal == "service:ops" && e.Decision == "Allow" && e.Action != "keystack:ListKeys" {
 			t.Errorf("a refused request reached a decision: %+v", e)
+		}
+	}
+}
+
+// TestNoSecretInLogs: the server's log names requests, never a secret, a
+// plaintext or a data key.
+func TestNoSecretInLogs(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	c := f.client(owner)
+	k := createKey(t, c, "")
+	secret := []byte("the plaintext must not be logged")
+	enc := must(c.Encrypt(ctx, &kms.EncryptInput{KeyId: k.KeyId, Plaintext: secret}))
+	must(c.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: enc.CiphertextBlob}))
+	dk := must(c.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{KeyId: k.KeyId, KeySpec: types.DataKeySpecAes256}))
+	bad := clientFor(f.url, f.creds[owner].AccessKeyID, f.creds[owner].Secret+"x")
+	_, err := bad.ListKeys(ctx, &kms.ListKeysInput{})
+	wantCode(t, "wrong secret", err, "InvalidSignatureException")
+	logs := f.logs.String()
+	if !strings.Contains(logs, "op=GenerateDataKey") || !strings.Contains(logs, "result=InvalidSignatureException") {
+		t.Fatalf("the log does not record the requests:\n%s", logs)
+	}
+	for what, s := range map[string]string{"plaintext": string(secret), "plaintext (base64)": base64.StdEncoding.EncodeToString(secret),
+		"data key (base64)": base64.StdEncoding.EncodeToString(dk.Plaintext), "data key (hex)": hex.EncodeToString(dk.Plaintext)} {
+		if strings.Contains(logs, s) {
+			t.Errorf("the log holds the %s", what)
+		}
+	}
+	for p, cr := range f.creds {
+		if strings.Contains(logs, cr.Secret) {
+			t.Errorf("the log holds %s's secret", p)
 		}
 	}
 }

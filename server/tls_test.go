@@ -1,0 +1,152 @@
+package server_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/server"
+)
+
+// testCA issues certificates for the TLS tests.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func newCA(t *testing.T) *testCA {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// issue returns a certificate and key in PEM; server certificates name
+// 127.0.0.1, client ones carry the URI SANs.
+func (ca *testCA) issue(t *testing.T, serial int64, client bool, uris ...string) (certPEM, keyPEM []byte) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "leaf"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	if client {
+		tmpl.ExtKeyUsage, tmpl.IPAddresses = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil
+		for _, u := range uris {
+			pu, _ := url.Parse(u)
+			tmpl.URIs = append(tmpl.URIs, pu)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+}
+
+func writeFile(t *testing.T, path string, data []byte) {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTLSListener: TLS 1.3 by default (a 1.2-only client is refused), a
+// client certificate's SPIFFE ID is the principal, a client without one
+// must sign, and a reload serves the new certificate.
+func TestTLSListener(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	ca := newCA(t)
+	certFile, keyFile, caFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "ca.pem")
+	c1, k1 := ca.issue(t, 10, false)
+	writeFile(t, certFile, c1)
+	writeFile(t, keyFile, k1)
+	writeFile(t, caFile, ca.pem)
+	pol := strings.Replace(testPolicy, `"Resource":"*"}]}`,
+		`"Resource":"*"},{"Sid":"Spiffe","Effect":"Allow","Principal":"service:spiffe://example.org/ops","Action":"keystack:ListKeys","Resource":"*","Condition":{"StringEquals":{"keystack:AuthMethod":"mtls"}}}]}`, 1)
+	writeFile(t, filepath.Join(f.dir, "policy.json"), []byte(pol))
+	st, err := keystore.Open(f.dir, keystore.OpenOptions{Principal: owner, Passphrase: func() ([]byte, error) { return []byte("pw"), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reload := make(chan struct{})
+	base := serve(t, st, server.ListenConfig{TLSAddr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile,
+		ClientCAFile: caFile, ReloadCerts: reload})
+	u := "https://" + strings.TrimPrefix(base, "http://")
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	cc, ck := ca.issue(t, 20, true, "spiffe://example.org/ops")
+	clientCert, err := tls.X509KeyPair(cc, ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(cfg *tls.Config) (*http.Response, error) {
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 10 * time.Second}
+		req, _ := http.NewRequest(http.MethodPost, u+"/", strings.NewReader("{}"))
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		req.Header.Set("X-Amz-Target", "TrentService.ListKeys")
+		return hc.Do(req)
+	}
+	resp, err := post(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{clientCert}})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("mTLS ListKeys: %v %v", resp, err)
+	}
+	if resp.TLS.Version != tls.VersionTLS13 || resp.TLS.PeerCertificates[0].SerialNumber.Int64() != 10 {
+		t.Errorf("TLS version %x, serial %v", resp.TLS.Version, resp.TLS.PeerCertificates[0].SerialNumber)
+	}
+	resp.Body.Close()
+	resp, err = post(&tls.Config{RootCAs: roots})
+	if err != nil || resp.StatusCode != 400 {
+		t.Errorf("no client certificate, unsigned: %v %v, want 400", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if _, err := post(&tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS12}); err == nil {
+		t.Error("a TLS 1.2 client was served")
+	}
+	c2, k2 := ca.issue(t, 11, false)
+	writeFile(t, certFile, c2)
+	writeFile(t, keyFile, k2)
+	reload <- struct{}{}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := post(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{clientCert}})
+		if err == nil && resp.TLS.PeerCertificates[0].SerialNumber.Int64() == 11 {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reloaded certificate is not served: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	found := false
+	for _, e := range auditRecords(t, f) {
+		if e.Principal == "service:spiffe://example.org/ops" && e.AuthMethod == "mtls" && e.Decision == "Allow" {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("no audit record of the mTLS principal")
+	}
+}
