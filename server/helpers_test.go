@@ -109,6 +109,15 @@ func serveLog(t *testing.T, s *keystore.Store, lc server.ListenConfig, log io.Wr
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = s.Close() })
+	url, _ := serveWith(t, srv, lc)
+	return url
+}
+
+// serveWith runs srv on lc until the test ends; it returns the URL of the
+// first listener and of the last (the metrics listener, when set).
+func serveWith(t *testing.T, srv *server.Server, lc server.ListenConfig) (string, string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan []string, 1)
 	lc.Ready = func(a []string) { ready <- a }
@@ -119,17 +128,16 @@ func serveLog(t *testing.T, s *keystore.Store, lc server.ListenConfig, log io.Wr
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-		_ = s.Close()
 	})
 	select {
 	case a := <-ready:
-		return "http://" + a[0]
+		return "http://" + a[0], "http://" + a[len(a)-1]
 	case err := <-done:
 		t.Fatalf("Serve: %v", err)
 	case <-time.After(10 * time.Second):
 		t.Fatal("server did not start")
 	}
-	return ""
+	return "", ""
 }
 
 // client is an unmodified aws-sdk-go-v2 KMS client for principal.

@@ -39,6 +39,9 @@ type ListenConfig struct {
 	// ReloadCerts, when a value arrives, rereads CertFile and KeyFile; a
 	// pair that fails to load leaves the previous one in service.
 	ReloadCerts <-chan struct{}
+	// MetricsAddr, when set, serves Prometheus metrics on plain HTTP at
+	// /metrics (bind it to an address only the monitoring can reach).
+	MetricsAddr string
 	// Ready, when set, is called with the bound addresses once listening.
 	Ready func(addrs []string)
 }
@@ -52,6 +55,12 @@ func (s *Server) Serve(ctx context.Context, lc ListenConfig) error {
 	if err != nil {
 		return err
 	}
+	maddr, stopMetrics, err := s.serveMetrics(lc)
+	if err != nil {
+		closeAll(lns)
+		return err
+	}
+	defer stopMetrics()
 	srv := &http.Server{Handler: s, ReadTimeout: lc.ReadTimeout, WriteTimeout: lc.WriteTimeout,
 		IdleTimeout: lc.IdleTimeout, ReadHeaderTimeout: lc.ReadTimeout, ConnContext: withPeer,
 		ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn), MaxHeaderBytes: 64 << 10}
@@ -62,12 +71,18 @@ func (s *Server) Serve(ctx context.Context, lc ListenConfig) error {
 		go func() { errc <- srv.Serve(ln) }()
 	}
 	if lc.Ready != nil {
-		lc.Ready(addrs)
+		lc.Ready(append(addrs, maddr...))
 	}
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	return s.drain(srv, lc, err)
+}
+
+// drain stops srv gracefully: no new connections, in-flight requests
+// finish within DrainTimeout.
+func (s *Server) drain(srv *http.Server, lc ListenConfig, err error) error {
 	dctx, cancel := context.WithTimeout(context.Background(), lc.DrainTimeout)
 	defer cancel()
 	serr := srv.Shutdown(dctx)
@@ -78,6 +93,29 @@ func (s *Server) Serve(ctx context.Context, lc ListenConfig) error {
 		return err
 	}
 	return serr
+}
+
+// serveMetrics serves /metrics on lc.MetricsAddr, if set, and returns its
+// bound address (the last of those Ready reports) and how to stop it.
+func (s *Server) serveMetrics(lc ListenConfig) ([]string, func(), error) {
+	if lc.MetricsAddr == "" {
+		return nil, func() {}, nil
+	}
+	ln, err := net.Listen("tcp", lc.MetricsAddr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("server: metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", s.MetricsHandler())
+	msrv := &http.Server{Handler: mux, ReadHeaderTimeout: lc.ReadTimeout}
+	go func() { _ = msrv.Serve(ln) }()
+	return []string{ln.Addr().String()}, func() { _ = msrv.Close() }, nil
+}
+
+func closeAll(lns []net.Listener) {
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
 }
 
 func (lc *ListenConfig) defaults() {
@@ -102,9 +140,7 @@ func (lc *ListenConfig) defaults() {
 func (s *Server) listen(lc ListenConfig) (lns []net.Listener, err error) {
 	defer func() {
 		if err != nil {
-			for _, ln := range lns {
-				_ = ln.Close()
-			}
+			closeAll(lns)
 		}
 	}()
 	add := func(ln net.Listener, e error) {

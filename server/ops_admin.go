@@ -53,11 +53,7 @@ func listAliases(c *call, r *pageReq) (any, error) {
 	for _, a := range as {
 		out = append(out, map[string]string{"AliasName": a.Alias, "AliasArn": c.s.arnPrefix() + a.Alias, "TargetKeyId": a.Key})
 	}
-	got, next, trunc, err := page(out, r)
-	if err != nil {
-		return nil, err
-	}
-	return pageResult(map[string]any{"Aliases": got}, next, trunc), nil
+	return paged("Aliases", out, r)
 }
 
 type tagReq struct {
@@ -104,11 +100,7 @@ func listResourceTags(c *call, r *pageReq) (any, error) {
 	for _, k := range sortedKeys(tags) {
 		out = append(out, tag{TagKey: k, TagValue: tags[k]})
 	}
-	got, next, trunc, err := page(out, r)
-	if err != nil {
-		return nil, err
-	}
-	return pageResult(map[string]any{"Tags": got}, next, trunc), nil
+	return paged("Tags", out, r)
 }
 
 const day = 24 * time.Hour
@@ -209,11 +201,7 @@ func listKeyRotations(c *call, r *pageReq) (any, error) {
 			rots = append(rots, map[string]any{"KeyId": c.s.keyARN(name), "RotationDate": epoch(v.Created), "RotationType": rotationType(v)})
 		}
 	}
-	got, next, trunc, err := page(rots, r)
-	if err != nil {
-		return nil, err
-	}
-	return pageResult(map[string]any{"Rotations": got}, next, trunc), nil
+	return paged("Rotations", rots, r)
 }
 
 // rotationType is AUTOMATIC for versions the rotation engine made on

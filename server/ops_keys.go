@@ -140,12 +140,18 @@ func page[T any](items []T, r *pageReq) ([]T, string, bool, error) {
 	return items[start:end], "", false, nil
 }
 
-func pageResult(m map[string]any, next string, truncated bool) map[string]any {
-	m["Truncated"] = truncated
+// paged answers a list operation: the page of items under field, with
+// Truncated and NextMarker.
+func paged[T any](field string, items []T, r *pageReq) (any, error) {
+	got, next, truncated, err := page(items, r)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]any{field: got, "Truncated": truncated}
 	if truncated {
 		m["NextMarker"] = next
 	}
-	return m
+	return m, nil
 }
 
 // listKeys lists every key (keystack:ListKeys on "key/*").
@@ -158,11 +164,7 @@ func listKeys(c *call, r *pageReq) (any, error) {
 	for _, k := range infos {
 		keys = append(keys, map[string]string{"KeyId": k.Name, "KeyArn": c.s.keyARN(k.Name)})
 	}
-	got, next, trunc, err := page(keys, r)
-	if err != nil {
-		return nil, err
-	}
-	return pageResult(map[string]any{"Keys": got}, next, trunc), nil
+	return paged("Keys", keys, r)
 }
 
 func enableKey(c *call, r *keyIDReq) (any, error)  { return c.setEnabled(r.KeyId, true) }

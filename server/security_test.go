@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/keystack/keystack/audit"
+	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/server"
 )
 
 // TestPolicyDecidesEveryRequest: principals authenticated by SigV4 get
@@ -233,6 +235,49 @@ func TestNoSecretInLogs(t *testing.T) {
 	for p, cr := range f.creds {
 		if strings.Contains(logs, cr.Secret) {
 			t.Errorf("the log holds %s's secret", p)
+		}
+	}
+}
+
+// TestRateLimitAndMetrics: a principal over its rate gets
+// ThrottlingException while others are served, and /metrics counts
+// requests by operation and result.
+func TestRateLimitAndMetrics(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	st, err := keystore.Open(f.dir, keystore.OpenOptions{Principal: owner, Passphrase: func() ([]byte, error) { return []byte("pw"), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	srv, err := server.New(server.Config{Store: st, Region: "eu-west-1", RateLimit: 0.001, RateBurst: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, metricsURL := serveWith(t, srv, server.ListenConfig{HTTPAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0"})
+	ops := clientFor(url, f.creds["service:ops"].AccessKeyID, f.creds["service:ops"].Secret)
+	for i := range 2 {
+		if _, err := ops.ListKeys(ctx, &kms.ListKeysInput{}); err != nil {
+			t.Fatalf("request %d within the burst: %v", i, err)
+		}
+	}
+	_, err = ops.ListKeys(ctx, &kms.ListKeysInput{})
+	wantCode(t, "over the rate", err, "ThrottlingException")
+	alice := clientFor(url, f.creds[owner].AccessKeyID, f.creds[owner].Secret)
+	if _, err := alice.ListKeys(ctx, &kms.ListKeysInput{}); err != nil {
+		t.Errorf("another principal is throttled: %v", err)
+	}
+	resp, err := http.Get(metricsURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`keystack_server_requests_total{op="ListKeys",result="ok"} 3`,
+		`keystack_server_requests_total{op="ListKeys",result="ThrottlingException"} 1`,
+		`keystack_server_request_duration_seconds_count{op="ListKeys"} 4`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s:\n%s", want, body)
 		}
 	}
 }

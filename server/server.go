@@ -44,6 +44,11 @@ type Config struct {
 	// SubjectPublicKeyInfo to a principal, for certificates without a
 	// SPIFFE ID.
 	CertPrincipals map[string]string
+	// RateLimit is each principal's sustained request rate (requests a
+	// second, token bucket of RateBurst); above it requests get
+	// ThrottlingException. 0 means no limit.
+	RateLimit float64
+	RateBurst int
 	// Now is the clock for SigV4 skew checks; time.Now when nil.
 	Now func() time.Time
 }
@@ -51,8 +56,10 @@ type Config struct {
 // Server answers KMS requests for one keystore. It is safe for
 // concurrent use; Serve runs it on listeners.
 type Server struct {
-	cfg Config
-	ops map[string]operation
+	cfg     Config
+	ops     map[string]operation
+	metrics *metrics
+	limiter *limiter
 }
 
 // New returns a Server for cfg.
@@ -78,7 +85,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Server{cfg: cfg, ops: operations()}, nil
+	return &Server{cfg: cfg, ops: operations(), metrics: newMetrics(),
+		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now)}, nil
 }
 
 // ServeHTTP implements http.Handler: GET /healthz answers "ok"; every
@@ -99,8 +107,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		code = err.(*kmswire.Error).Code
 		kmswire.WriteError(w, err)
 	}
+	d := time.Since(start)
+	_, known := s.ops[op]
+	s.metrics.observe(op, code, d, known)
 	s.cfg.Logger.Info("request", "id", id, "op", op, "principal", principal, "remote", r.RemoteAddr,
-		"result", code, "duration", time.Since(start))
+		"result", code, "duration", d)
 }
 
 // handle runs one KMS request: read, authenticate, dispatch. The
@@ -119,6 +130,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, id string) (op, 
 		return op, "", err
 	}
 	caller.RequestID = id
+	if !s.limiter.allow(caller.Principal) {
+		return op, caller.Principal, kmswire.Errorf("ThrottlingException", "Rate exceeded")
+	}
 	h, ok := s.ops[op]
 	if !ok {
 		return op, caller.Principal, kmswire.Errorf("UnknownOperationException", "unknown operation %q", op)

@@ -39,6 +39,9 @@ func serverCommand() *cli.Command {
 			&cli.StringFlag{Name: "region", Value: server.DefaultRegion, Usage: "the Region in key ARNs and SigV4 scopes"},
 			&cli.StringFlag{Name: "account", Value: server.DefaultAccount, Usage: "the account ID in key ARNs"},
 			&cli.IntFlag{Name: "max-conns", Value: 1024, Usage: "concurrent connections per listener"},
+			&cli.Float64Flag{Name: "rate-limit", Usage: "requests a second each principal may make on average (0: no limit)"},
+			&cli.IntFlag{Name: "rate-burst", Usage: "requests a principal may make at once (default: the rate, at least 1)"},
+			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at http://`ADDR`/metrics"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: 30e9, Usage: "how long in-flight requests may finish after SIGTERM"},
 		},
 		Action:      serverRun,
@@ -65,7 +68,8 @@ func serverRun(c *cli.Context) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
-	srv, err := server.New(server.Config{Store: st, Region: c.String("region"), Account: c.String("account"), Logger: log})
+	srv, err := server.New(server.Config{Store: st, Region: c.String("region"), Account: c.String("account"), Logger: log,
+		RateLimit: c.Float64("rate-limit"), RateBurst: c.Int("rate-burst")})
 	if err != nil {
 		return err
 	}
@@ -106,12 +110,14 @@ func listenConfig(c *cli.Context) (server.ListenConfig, error) {
 	lc := server.ListenConfig{Unix: c.String("unix"), UnixMode: os.FileMode(mode),
 		TLSAddr: c.String("listen"), CertFile: c.String("tls-cert"), KeyFile: c.String("tls-key"), TLS12: c.Bool("tls12"),
 		ClientCAFile: c.String("client-ca"), RequireClientCert: c.Bool("require-client-cert"),
-		HTTPAddr: c.String("insecure-http-loopback"), MaxConns: c.Int("max-conns"), DrainTimeout: c.Duration("drain-timeout")}
+		HTTPAddr: c.String("insecure-http-loopback"), MetricsAddr: c.String("metrics-addr"), MaxConns: c.Int("max-conns"), DrainTimeout: c.Duration("drain-timeout")}
 	switch {
 	case lc.Unix == "" && lc.TLSAddr == "" && lc.HTTPAddr == "":
 		return lc, usagef("keystack server needs --unix, --listen or --insecure-http-loopback")
 	case lc.TLSAddr != "" && (lc.CertFile == "" || lc.KeyFile == ""):
 		return lc, usagef("--listen needs --tls-cert and --tls-key")
+	case c.Float64("rate-limit") < 0 || c.Int("rate-burst") < 0:
+		return lc, usagef("--rate-limit and --rate-burst cannot be negative")
 	case lc.RequireClientCert && lc.ClientCAFile == "":
 		return lc, usagef("--require-client-cert needs --client-ca")
 	}
