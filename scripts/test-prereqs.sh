@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
 # Installs the test prerequisites that are missing: SoftHSM2 (Debian package
-# softhsm2) for the PKCS#11 tests. Needs root; without it, prints why and
+# softhsm2) for the PKCS#11 tests; zsh, fish and script(1) (util-linux) for
+# the shell completion and terminal tests. Needs root; without it, prints why and
 # leaves the HSM tests to skip (or fail under CI=true). The JavaScript ESDK
 # for the interop tests: see jsesdk-install.sh.
 set -u
 "$(dirname "$0")/jsesdk-install.sh"
 "$(dirname "$0")/awsclients-install.sh"
-if command -v softhsm2-util >/dev/null 2>&1; then
+missing=""
+for pair in softhsm2-util:softhsm2 zsh:zsh fish:fish script:util-linux; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
+done
+if [ -z "$missing" ]; then
   exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
-  echo "test-prereqs: softhsm2 is missing and this user is not root; HSM tests will skip" >&2
+  echo "test-prereqs:$missing missing and this user is not root; their tests will skip" >&2
   exit 0
 fi
-echo "test-prereqs: installing softhsm2" >&2
+echo "test-prereqs: installing$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null && apt-get install -y -qq softhsm2 >/dev/null || {
-  echo "test-prereqs: could not install softhsm2; HSM tests will skip (and fail under CI=true)" >&2
+# shellcheck disable=SC2086 # one word per package
+apt-get update -qq >/dev/null && apt-get install -y -qq $missing >/dev/null || {
+  echo "test-prereqs: could not install$missing; their tests will skip (and fail under CI=true)" >&2
 }
 exit 0

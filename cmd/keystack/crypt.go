@@ -24,7 +24,7 @@ func cryptFlags() []cli.Flag {
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "-", Usage: "output `FILE` (- for stdout)"},
 		&cli.StringFlag{Name: "recursive", Usage: "process every file under `DIR` (needs --output-dir)"},
 		&cli.StringFlag{Name: "output-dir", Usage: "with --recursive, mirror the tree into `DIR`"},
-		&cli.StringFlag{Name: "suffix", Value: defaultSuffix, Usage: "with --recursive, the `SUFFIX` encrypt appends to names and decrypt strips (files without it are skipped)"},
+		&cli.StringFlag{Name: "suffix", Value: defaultSuffix, Usage: "with --recursive or -o DIR, the `SUFFIX` encrypt appends to names and decrypt strips (tree files without it are skipped)"},
 		&cli.BoolFlag{Name: "force", Usage: "overwrite existing output files"},
 		&cli.BoolFlag{Name: "skip-existing", Aliases: []string{"no-overwrite"}, Usage: "leave existing outputs alone and process the other files " +
 			"(outputs appear only complete, so a rerun finishes an interrupted tree)"},

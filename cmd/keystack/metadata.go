@@ -49,8 +49,6 @@ func openMetadata(c *cli.Context) (*metadataWriter, error) {
 		return nil, nil
 	case c.Bool("suppress-metadata"):
 		return nil, usagef("--metadata-output and --suppress-metadata exclude each other")
-	case name == "-" && c.String("recursive") == "" && isStdio(c.String("output")) && !isDir(c.String("output")):
-		return nil, usagef("--metadata-output -: stdout already carries the output; name a file")
 	case name == "-":
 		return &metadataWriter{w: c.App.Writer}, nil
 	}

@@ -37,6 +37,9 @@ func (k *crypter) runAll() (err error) {
 		return err
 	}
 	defer func() { err = cmp.Or(err, k.meta.Close()) }()
+	if k.meta != nil && k.meta.f == nil && c.String("recursive") == "" && k.namesStdout(c.String("output")) {
+		return usagef("--metadata-output -: stdout already carries the output; name a file")
+	}
 	if c.Bool("skip-existing") && c.Bool("force") {
 		return usagef("--skip-existing and --force exclude each other")
 	}
