@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 // spyKeyring records the data key its inner keyring generated, so tests
@@ -100,7 +100,7 @@ func TestSentinelsAndNoSecretsInErrors(t *testing.T) {
 }
 
 func newMulti(t *testing.T) envelope.Keyring {
-	return keystore.NewMultiKeyring(aesKeyring(t, "x1", 7), aesKeyring(t, "x2", 8))
+	return keyring.NewMulti(aesKeyring(t, "x1", 7), aesKeyring(t, "x2", 8))
 }
 
 // TestNoGoroutineLeaks abandons readers and writers midway, with and

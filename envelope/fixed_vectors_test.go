@@ -14,7 +14,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 // keystack's own fixed vectors: messages written once by this package and
@@ -58,17 +58,17 @@ func (k fixedKeys) keyring(t *testing.T, names []string) envelope.Keyring {
 			if err != nil {
 				t.Fatal(err)
 			}
-			kr, err := keystore.NewRawAESKeyring(k.AESNamespace, k.AESName, raw)
+			kr, err := keyring.NewRawAES(k.AESNamespace, k.AESName, raw)
 			if err != nil {
 				t.Fatal(err)
 			}
 			krs = append(krs, kr)
 		case "rsa":
-			priv, err := keystore.ParseRSAPrivateKeyPEM([]byte(k.RSAPrivatePEM))
+			priv, err := keyring.ParseRSAPrivateKeyPEM([]byte(k.RSAPrivatePEM))
 			if err != nil {
 				t.Fatal(err)
 			}
-			kr, err := keystore.NewRawRSAKeyring(k.RSANamespace, k.RSAName, keystore.RSAPadding(k.RSAPadding), nil, priv)
+			kr, err := keyring.NewRawRSA(k.RSANamespace, k.RSAName, keyring.RSAPadding(k.RSAPadding), nil, priv)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,7 +77,7 @@ func (k fixedKeys) keyring(t *testing.T, names []string) envelope.Keyring {
 			t.Fatalf("unknown key %q", n)
 		}
 	}
-	return keystore.NewMultiKeyring(krs[0], krs[1:]...)
+	return keyring.NewMulti(krs[0], krs[1:]...)
 }
 
 func TestFixedVectors(t *testing.T) {
@@ -129,7 +129,7 @@ func TestGenerateFixedVectors(t *testing.T) {
 		Description: "keystack fixed vectors (ESDK message format v2). TEST KEYS ONLY. Plaintexts are not stored; see plaintext-sha256.",
 		Keys: fixedKeys{AESKeyHex: hex.EncodeToString(testAESKey(42)), AESNamespace: "keystack-vectors", AESName: "aes-256",
 			RSAPrivatePEM: string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-			RSANamespace:  "keystack-vectors", RSAName: "rsa-2048", RSAPadding: string(keystore.RSAOAEPSHA256)},
+			RSANamespace:  "keystack-vectors", RSAName: "rsa-2048", RSAPadding: string(keyring.RSAOAEPSHA256)},
 		Vectors: map[string]fixedVector{},
 	}
 	nonBMP := map[string]string{"\U0001F511 key": "val \U0001F600", "\uFFFF": "bmp", "plain": "ascii"}

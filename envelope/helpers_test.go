@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
@@ -29,7 +29,7 @@ func testAESKey(n byte) []byte {
 
 func aesKeyring(t testing.TB, name string, n byte) envelope.Keyring {
 	t.Helper()
-	kr, err := keystore.NewRawAESKeyring("keystack-test", name, testAESKey(n))
+	kr, err := keyring.NewRawAES("keystack-test", name, testAESKey(n))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func rsaKeyring(t testing.TB) envelope.Keyring {
 	if rsaErr != nil {
 		t.Fatal(rsaErr)
 	}
-	kr, err := keystore.NewRawRSAKeyring("keystack-test", "rsa-1", keystore.RSAOAEPSHA256, nil, rsaKey)
+	kr, err := keyring.NewRawRSA("keystack-test", "rsa-1", keyring.RSAOAEPSHA256, nil, rsaKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,13 +5,13 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 // TestEncryptMaxEncryptedDataKeys: a keyring producing more EDKs than the
 // limit writes nothing; at the limit the message is written.
 func TestEncryptMaxEncryptedDataKeys(t *testing.T) {
-	kr := keystore.NewMultiKeyring(aesKeyring(t, "a", 1), aesKeyring(t, "b", 2), aesKeyring(t, "c", 3))
+	kr := keyring.NewMulti(aesKeyring(t, "a", 1), aesKeyring(t, "b", 2), aesKeyring(t, "c", 3))
 	_, err := envelope.EncryptBytes(bg, []byte("x"), kr, envelope.EncryptOptions{MaxEncryptedDataKeys: 2})
 	if !errorsIs(err, envelope.ErrTooManyEncryptedDataKeys) {
 		t.Fatalf("3 EDKs with limit 2: got %v, want ErrTooManyEncryptedDataKeys", err)

@@ -8,7 +8,7 @@ import (
 	"testing/iotest"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 // bodyLen is the framed body size for n plaintext bytes with frame length
@@ -104,7 +104,7 @@ func TestReaderContract(t *testing.T) {
 
 func TestMultipleMasterKeys(t *testing.T) {
 	a, b, rsaKR := aesKeyring(t, "a", 1), aesKeyring(t, "b", 2), rsaKeyring(t)
-	multi := keystore.NewMultiKeyring(a, b, rsaKR)
+	multi := keyring.NewMulti(a, b, rsaKR)
 	pt := pattern(5000)
 	for _, suite := range []envelope.Suite{envelope.SuiteCommitted, envelope.SuiteCommittedSigned} {
 		msg, err := envelope.EncryptBytes(bg, pt, multi, envelope.EncryptOptions{Suite: suite, FrameLength: 1000})

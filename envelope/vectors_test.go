@@ -12,7 +12,7 @@ import (
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/internal/esdktest"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 type vectorKey struct {
@@ -89,31 +89,31 @@ func vectorKeyring(t *testing.T, keys map[string]vectorKey, mk masterKey) envelo
 		if err != nil {
 			t.Fatal(err)
 		}
-		kr, err := keystore.NewRawAESKeyring(mk.ProviderID, k.KeyID, raw)
+		kr, err := keyring.NewRawAES(mk.ProviderID, k.KeyID, raw)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return kr
 	case "rsa":
-		pad := map[string]keystore.RSAPadding{"sha1": keystore.RSAOAEPSHA1, "sha256": keystore.RSAOAEPSHA256,
-			"sha384": keystore.RSAOAEPSHA384, "sha512": keystore.RSAOAEPSHA512}[mk.PaddingHash]
+		pad := map[string]keyring.RSAPadding{"sha1": keyring.RSAOAEPSHA1, "sha256": keyring.RSAOAEPSHA256,
+			"sha384": keyring.RSAOAEPSHA384, "sha512": keyring.RSAOAEPSHA512}[mk.PaddingHash]
 		if mk.Padding == "pkcs1" {
-			pad = keystore.RSAPKCS1
+			pad = keyring.RSAPKCS1
 		}
 		var kr envelope.Keyring
 		var err error
 		if k.Type == "private" {
-			priv, perr := keystore.ParseRSAPrivateKeyPEM([]byte(k.Material))
+			priv, perr := keyring.ParseRSAPrivateKeyPEM([]byte(k.Material))
 			if perr != nil {
 				t.Fatal(perr)
 			}
-			kr, err = keystore.NewRawRSAKeyring(mk.ProviderID, k.KeyID, pad, nil, priv)
+			kr, err = keyring.NewRawRSA(mk.ProviderID, k.KeyID, pad, nil, priv)
 		} else {
-			pub, perr := keystore.ParseRSAPublicKeyPEM([]byte(k.Material))
+			pub, perr := keyring.ParseRSAPublicKeyPEM([]byte(k.Material))
 			if perr != nil {
 				t.Fatal(perr)
 			}
-			kr, err = keystore.NewRawRSAKeyring(mk.ProviderID, k.KeyID, pad, pub, nil)
+			kr, err = keyring.NewRawRSA(mk.ProviderID, k.KeyID, pad, pub, nil)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -136,7 +136,7 @@ func TestOfficialVectorsRaw(t *testing.T) {
 			for _, mk := range tc.MasterKeys {
 				krs = append(krs, vectorKeyring(t, keys, mk))
 			}
-			kr := keystore.NewMultiKeyring(krs[0], krs[1:]...)
+			kr := keyring.NewMulti(krs[0], krs[1:]...)
 			msg := readFileURI(t, dir, tc.Ciphertext)
 			want := readFileURI(t, dir, tc.Result.Output.Plaintext)
 			opts := envelope.DecryptOptions{AllowLegacy: true, Context: tc.Context}

@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 	"github.com/miekg/pkcs11"
 )
 
@@ -19,7 +19,7 @@ const (
 
 // AESKeyring wraps data keys with CKM_AES_GCM under an AES key on the
 // token. Its encrypted data keys have exactly the ESDK raw AES keyring
-// layout (framework/raw-aes-keyring.md), as keystore.RawAESKeyring writes
+// layout (framework/raw-aes-keyring.md), as keyring.RawAES writes
 // them: provider ID = namespace, provider info = key label ‖ tag bits (128)
 // ‖ IV length (12) ‖ IV, ciphertext = wrapped key ‖ tag, with the serialized
 // encryption context as AAD (NIST SP 800-38D GCM).
@@ -55,7 +55,7 @@ func (t *Token) aesKeyring(ctx context.Context, label string, id []byte) (*AESKe
 // The IV is random; a token that picks its own IV is honored by reading
 // the IV back from the GCM parameters.
 func (k *AESKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMaterials) error {
-	if err := keystore.EnsureDataKey(m); err != nil {
+	if err := keyring.EnsureDataKey(m); err != nil {
 		return err
 	}
 	aad, err := envelope.SerializeContext(m.EncryptionContext)
@@ -74,7 +74,7 @@ func (k *AESKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMateri
 		return fmt.Errorf("hsm: wrap with %q: token returned a %d-byte IV and %d-byte ciphertext", k.label, len(iv), len(ct))
 	}
 	m.EncryptedDataKeys = append(m.EncryptedDataKeys, envelope.EncryptedDataKey{
-		ProviderID: k.namespace, ProviderInfo: keystore.RawAESProviderInfo(k.label, iv), Ciphertext: ct,
+		ProviderID: k.namespace, ProviderInfo: keyring.RawAESProviderInfo(k.label, iv), Ciphertext: ct,
 	})
 	return nil
 }
@@ -113,13 +113,13 @@ func (k *AESKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMateri
 	if err != nil {
 		return err
 	}
-	return keystore.DecryptFirst(ctx, m, edks, k.attempt, func(edk envelope.EncryptedDataKey) ([]byte, bool, error) {
-		iv, ok := keystore.MatchRawAESEDK(edk, k.namespace, k.label)
+	return keyring.DecryptFirst(ctx, m, edks, k.attempt, func(edk envelope.EncryptedDataKey) ([]byte, bool, error) {
+		iv, ok := keyring.MatchRawAESEDK(edk, k.namespace, k.label)
 		if !ok {
 			return nil, false, nil
 		}
 		if len(edk.Ciphertext) != m.Suite.DataKeyLen()+gcmTagLen {
-			return nil, true, keystore.ErrInvalidEDK
+			return nil, true, keyring.ErrInvalidEDK
 		}
 		var dk []byte
 		err := k.tok.run(ctx, func(s session) (err error) {
@@ -153,13 +153,13 @@ func (k *AESKeyring) attempt(err error) envelope.KeyAttempt {
 }
 
 // unwrapErr classifies an unwrap failure: a ciphertext the token refuses
-// is keystore.ErrUnwrapFailed (with the C call named for diagnosis);
+// is keyring.ErrUnwrapFailed (with the C call named for diagnosis);
 // session, login and lookup failures keep their own class.
 func unwrapErr(err error) error {
 	var ce *CallError
 	if errors.As(err, &ce) && (ce.Call == "C_Decrypt" || ce.Code == pkcs11.CKR_ENCRYPTED_DATA_INVALID ||
 		ce.Code == pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE) {
-		return fmt.Errorf("%w: %w", keystore.ErrUnwrapFailed, err)
+		return fmt.Errorf("%w: %w", keyring.ErrUnwrapFailed, err)
 	}
 	return err
 }

@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
 )
 
 // Backend builds keyrings from PKCS#11 URIs, for keystore.Open's Backends
@@ -19,8 +18,6 @@ type Backend struct {
 	tokens map[string]*Token
 	closed bool
 }
-
-var _ keystore.Backend = (*Backend)(nil)
 
 // NewBackend returns a Backend that opens tokens with opts.
 func NewBackend(opts Options) *Backend {

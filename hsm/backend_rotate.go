@@ -7,16 +7,12 @@ import (
 	"strings"
 
 	"github.com/miekg/pkcs11"
-
-	"github.com/keystack/keystack/keystore"
 )
 
 // The Backend gives every key version its own token object, so the store
-// can rotate and destroy versions of pkcs11 keys.
-var (
-	_ keystore.VersionGenerator = (*Backend)(nil)
-	_ keystore.VersionDestroyer = (*Backend)(nil)
-)
+// can rotate and destroy versions of pkcs11 keys: it is a
+// keystore.VersionGenerator and a keystore.VersionDestroyer (asserted in
+// keystore's tests, so that hsm need not import the store).
 
 // GenerateVersion creates version of the key ref names: a new key of the
 // same kind that never leaves the token, an RSA key pair of the same size

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore/keystoretest"
+	"github.com/keystack/keystack/keyring/keyringtest"
 )
 
 var conformanceKeys atomic.Int32
@@ -17,7 +17,7 @@ func TestConformanceAES(t *testing.T) {
 	newKR := func(t *testing.T) envelope.Keyring {
 		return newAESKey(t, tok, fmt.Sprintf("conformance-aes-%d", conformanceKeys.Add(1)))
 	}
-	keystoretest.RunWithOptions(t, newKR, keystoretest.Options{OtherKey: newKR})
+	keyringtest.RunWithOptions(t, newKR, keyringtest.Options{OtherKey: newKR})
 }
 
 func TestConformanceRSA(t *testing.T) {
@@ -31,7 +31,7 @@ func TestConformanceRSA(t *testing.T) {
 	// generation is too slow for a test, and a different provider ID is a
 	// different master key to the keyring contract.
 	other := &RSAKeyring{tok: tok, namespace: "conformance-other", label: kr.label, pub: kr.pub, hasPriv: true}
-	keystoretest.RunWithOptions(t, func(*testing.T) envelope.Keyring { return kr }, keystoretest.Options{
+	keyringtest.RunWithOptions(t, func(*testing.T) envelope.Keyring { return kr }, keyringtest.Options{
 		IgnoresContext: true,
 		OtherKey:       func(*testing.T) envelope.Keyring { return other },
 	})

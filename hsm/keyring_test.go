@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 	"github.com/miekg/pkcs11"
 )
 
@@ -30,7 +30,7 @@ func TestAESRoundTripAndContextBinding(t *testing.T) {
 		}
 		wrong := map[string]string{"tenant": "evil", "purpose": "test"}
 		dk, err = unwrap(kr, em, wrong)
-		if !errors.Is(err, envelope.ErrNoDecryptKey) || !errors.Is(err, keystore.ErrUnwrapFailed) || dk != nil {
+		if !errors.Is(err, envelope.ErrNoDecryptKey) || !errors.Is(err, keyring.ErrUnwrapFailed) || dk != nil {
 			t.Fatalf("%v: unwrap with wrong context = %x, %v; want ErrNoDecryptKey wrapping ErrUnwrapFailed", suite, dk, err)
 		}
 	}
@@ -47,7 +47,7 @@ func TestAESMatchesRawAESKeyring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := keystore.NewRawAESKeyring(DefaultNamespace, label, keyValue(t, tok, label))
+	raw, err := keyring.NewRawAES(DefaultNamespace, label, keyValue(t, tok, label))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,11 +154,11 @@ func TestRSARoundTripAndPublicKeyOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := keystore.ParseRSAPublicKeyPEM(pemBytes)
+	pub, err := keyring.ParseRSAPublicKeyPEM(pemBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := keystore.NewRawRSAKeyring(DefaultNamespace, label, keystore.RSAOAEPSHA256, pub, nil)
+	raw, err := keyring.NewRawRSA(DefaultNamespace, label, keyring.RSAOAEPSHA256, pub, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,11 +248,11 @@ func TestListObjects(t *testing.T) {
 func TestMultiKeyringWithLocalAES(t *testing.T) {
 	tok := openToken(t, tokenMain, Options{})
 	hsmKR := newAESKey(t, tok, "aes-multi")
-	local, err := keystore.NewRawAESKeyring("local", "backup", bytes.Repeat([]byte{7}, 32))
+	local, err := keyring.NewRawAES("local", "backup", bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	em := wrap(t, keystore.NewMultiKeyring(hsmKR, local), envelope.SuiteCommitted, testContext)
+	em := wrap(t, keyring.NewMulti(hsmKR, local), envelope.SuiteCommitted, testContext)
 	if len(em.EncryptedDataKeys) != 2 {
 		t.Fatalf("%d EDKs, want 2", len(em.EncryptedDataKeys))
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 )
 
@@ -106,7 +107,7 @@ func TestStoreRotatesHSMVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := keystore.DescribeEDK(h.EncryptedDataKeys[0]); d.Key != "rot" || d.Version != 2 || d.ProviderID != DefaultNamespace {
+	if d := keyring.DescribeEDK(h.EncryptedDataKeys[0]); d.Key != "rot" || d.Version != 2 || d.ProviderID != DefaultNamespace {
 		t.Fatalf("new message's EDK: %+v", d)
 	}
 	if _, err := openMsg(s, "rot", old); err != nil {

@@ -12,7 +12,7 @@ import (
 	"math/big"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 	"github.com/miekg/pkcs11"
 )
 
@@ -23,8 +23,8 @@ import (
 // OAEP check in Go; the private key never leaves the token either way). Its
 // EDKs have the ESDK raw RSA keyring layout (framework/raw-rsa-keyring.md):
 // provider ID = namespace, provider info = key label, ciphertext = RSA
-// ciphertext, so keystore.NewRawRSAKeyring(namespace, label,
-// keystore.RSAOAEPSHA256, pub, nil) encrypts for it without the HSM. Like
+// ciphertext, so keyring.NewRawRSA(namespace, label,
+// keyring.RSAOAEPSHA256, pub, nil) encrypts for it without the HSM. Like
 // the ESDK raw RSA keyring it does not bind the encryption context.
 type RSAKeyring struct {
 	tok       *Token
@@ -90,7 +90,7 @@ func (t *Token) readPublicKey(s session, h pkcs11.ObjectHandle) (*rsa.PublicKey,
 func (k *RSAKeyring) PublicKey() *rsa.PublicKey { return k.pub }
 
 // PublicKeyPEM returns the public key as a PEM "PUBLIC KEY" block
-// (SubjectPublicKeyInfo, RFC 5280), which keystore.ParseRSAPublicKeyPEM reads.
+// (SubjectPublicKeyInfo, RFC 5280), which keyring.ParseRSAPublicKeyPEM reads.
 func (k *RSAKeyring) PublicKeyPEM(ctx context.Context) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -104,7 +104,7 @@ func (k *RSAKeyring) PublicKeyPEM(ctx context.Context) ([]byte, error) {
 
 // OnEncrypt implements envelope.Keyring.
 func (k *RSAKeyring) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) error {
-	if err := keystore.EnsureDataKey(m); err != nil {
+	if err := keyring.EnsureDataKey(m); err != nil {
 		return err
 	}
 	ct, err := rsa.EncryptOAEP(sha256.New(), rand.Reader, k.pub, m.DataKey, nil)
@@ -120,15 +120,15 @@ func (k *RSAKeyring) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterial
 // OnDecrypt implements envelope.Keyring. It tries only EDKs whose provider
 // ID and info name this key, and whose ciphertext is one modulus long.
 func (k *RSAKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
-	return keystore.DecryptFirst(ctx, m, edks, k.attempt, func(edk envelope.EncryptedDataKey) ([]byte, bool, error) {
+	return keyring.DecryptFirst(ctx, m, edks, k.attempt, func(edk envelope.EncryptedDataKey) ([]byte, bool, error) {
 		if edk.ProviderID != k.namespace || string(edk.ProviderInfo) != k.label {
 			return nil, false, nil
 		}
 		if !k.hasPriv {
-			return nil, true, keystore.ErrNoPrivateKey
+			return nil, true, keyring.ErrNoPrivateKey
 		}
 		if len(edk.Ciphertext) != k.pub.Size() {
-			return nil, true, keystore.ErrInvalidEDK
+			return nil, true, keyring.ErrInvalidEDK
 		}
 		var dk []byte
 		err := k.tok.run(ctx, func(s session) (err error) {
@@ -174,7 +174,7 @@ func (k *RSAKeyring) unwrap(s session, ct []byte) ([]byte, error) {
 	dk, err := oaepDecodeSHA256(em, k.pub.Size())
 	clear(em)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", keystore.ErrUnwrapFailed, err)
+		return nil, fmt.Errorf("%w: %w", keyring.ErrUnwrapFailed, err)
 	}
 	return dk, nil
 }

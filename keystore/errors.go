@@ -1,18 +1,9 @@
 package keystore
 
-import "errors"
+import (
+	"errors"
 
-// Errors returned by keystore and its backends, one per failure class.
-var (
-	// ErrInvalidKey is returned for unusable key material or key parameters.
-	ErrInvalidKey = errors.New("keystore: invalid key")
-	// ErrInvalidEDK is returned when an encrypted data key has the wrong shape.
-	ErrInvalidEDK = errors.New("keystore: malformed encrypted data key")
-	// ErrUnwrapFailed is the opaque error for an EDK that does not authenticate
-	// or decrypt under the key (wrong key, wrong context, corruption).
-	ErrUnwrapFailed = errors.New("keystore: data key unwrap failed")
-	// ErrNoPrivateKey is returned when decrypting with a public-key-only RSA keyring.
-	ErrNoPrivateKey = errors.New("keystore: no private key to decrypt with")
+	"github.com/keystack/keystack/keyring"
 )
 
 // Errors of the local key store (Init, Open and the Store methods).
@@ -46,6 +37,7 @@ var (
 	// or none of its versions can decrypt.
 	ErrKeyDisabled = errors.New("keystore: key version not usable")
 	// ErrNotSupported is returned for an operation the key's kind does not
-	// allow, such as rotating an imported RSA key.
-	ErrNotSupported = errors.New("keystore: operation not supported for this key")
+	// allow, such as rotating an imported RSA key. It is keyring's sentinel,
+	// so errors.Is matches either name.
+	ErrNotSupported = keyring.ErrNotSupported
 )

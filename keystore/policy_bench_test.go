@@ -15,6 +15,7 @@ import (
 
 	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -220,7 +221,7 @@ func BenchmarkPolicyAuditGate(b *testing.B) {
 func TestGateAuditsCacheHits(t *testing.T) {
 	ctx := context.Background()
 	dir := newBenchStore(t)
-	s, err := Open(dir, OpenOptions{Principal: benchPrincipal, Cache: &CacheOptions{MaxAge: time.Hour}})
+	s, err := Open(dir, OpenOptions{Principal: benchPrincipal, Cache: &keyring.CacheOptions{MaxAge: time.Hour}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +236,7 @@ func TestGateAuditsCacheHits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if st := s.caches[VersionedKeyName("payments", 1)].Stats(); st.EncryptHits != n-1 {
+	if st := s.caches[keyring.VersionedKeyName("payments", 1)].Stats(); st.EncryptHits != n-1 {
 		t.Fatalf("cache stats %+v, want %d hits", st, n-1)
 	}
 	opts.Context["dept"] = "hr" // refused by the policy, before the cache

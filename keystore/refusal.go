@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 )
 
 // refusedVersion stands in, on decrypt, for a local key version that may
@@ -32,13 +33,13 @@ func refusal(name string, k *keyRecord, v *versionRecord) envelope.Keyring {
 	default:
 		return nil
 	}
-	ns, keyName := ProviderLocal, VersionedKeyName(name, v.Version)
+	ns, keyName := keyring.ProviderLocal, keyring.VersionedKeyName(name, v.Version)
 	if k.Namespace != "" {
 		ns, keyName = k.Namespace, k.KeyName
 	}
 	return &refusedVersion{
 		match: func(e envelope.EncryptedDataKey) bool {
-			return e.ProviderID == ns && DescribeEDK(e).KeyName == keyName
+			return e.ProviderID == ns && keyring.DescribeEDK(e).KeyName == keyName
 		},
 		reason: fmt.Errorf("%w: version %d of %q is %s", ErrKeyDisabled, v.Version, name, why),
 	}
@@ -58,7 +59,7 @@ func (r *refusedVersion) OnDecrypt(_ context.Context, m *envelope.DecryptionMate
 	for _, e := range edks {
 		if r.match(e) {
 			nerr.Attempts = append(nerr.Attempts, envelope.KeyAttempt{ProviderID: e.ProviderID,
-				KeyName: DescribeEDK(e).KeyName, Err: r.reason})
+				KeyName: keyring.DescribeEDK(e).KeyName, Err: r.reason})
 			break
 		}
 	}

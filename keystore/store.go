@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -38,9 +39,9 @@ type Store struct {
 	backends   map[string]Backend
 	principal  string
 	authz      policy.Authorizer
-	cacheOpts  *CacheOptions
+	cacheOpts  *keyring.CacheOptions
 	cacheMu    sync.Mutex
-	caches     map[string]*CachingKeyring
+	caches     map[string]*keyring.Caching
 	az         *authzState   // the default decision point and its audit log; nil with OpenOptions.Authorizer
 	minWait    time.Duration // least destruction waiting period; see OpenOptions
 
@@ -113,7 +114,7 @@ type OpenOptions struct {
 	// Cache, when set, caches data keys per key version (ESDK caching CMM)
 	// behind the authorization of each message, so a cache hit is still
 	// decided by the policy and audited.
-	Cache *CacheOptions
+	Cache *keyring.CacheOptions
 }
 
 // DefaultDir returns $KEYSTACK_HOME when set, else os.UserConfigDir()/keystack.

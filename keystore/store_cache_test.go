@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -37,7 +38,7 @@ func TestStoreCacheStaysBehindPolicy(t *testing.T) {
 	authz := &switchAuthorizer{}
 	s, err := Open(dir, OpenOptions{
 		Now: fixedNow, Authorizer: authz, Passphrase: func() ([]byte, error) { return []byte(testPass), nil },
-		Cache: &CacheOptions{MaxAge: time.Hour, MaxMessages: 100, Now: fixedNow},
+		Cache: &keyring.CacheOptions{MaxAge: time.Hour, MaxMessages: 100, Now: fixedNow},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -29,7 +30,7 @@ type ImportKeyOptions struct {
 	// encrypt-only key. RSAPadding defaults to OAEP-SHA256.
 	RSAPrivateKey *rsa.PrivateKey
 	RSAPublicKey  *rsa.PublicKey
-	RSAPadding    RSAPadding
+	RSAPadding    keyring.RSAPadding
 	// Namespace and KeyName, given together, are used verbatim as the
 	// EDKs' provider ID and key name, so that messages of other ESDK users
 	// of the same raw key decrypt. Such keys have a single version.
@@ -168,7 +169,7 @@ func (s *Store) ImportKey(ctx context.Context, name string, opts ImportKeyOption
 		return nil, fmt.Errorf("%w: Namespace and KeyName go together", ErrInvalidOptions)
 	}
 	if opts.Namespace != "" {
-		if err := checkRawNames(opts.Namespace, opts.KeyName); err != nil {
+		if err := keyring.CheckRawNames(opts.Namespace, opts.KeyName); err != nil {
 			return nil, err
 		}
 	}
@@ -200,7 +201,7 @@ func importMaterial(rec *keyRecord, opts ImportKeyOptions) (material, public []b
 		return nil, nil, fmt.Errorf("%w: give exactly one of an AES key, an RSA private key or an RSA public key", ErrInvalidOptions)
 	}
 	if opts.AESKey != nil {
-		if _, err := NewRawAESKeyring(ProviderLocal, "check", opts.AESKey); err != nil {
+		if _, err := keyring.NewRawAES(keyring.ProviderLocal, "check", opts.AESKey); err != nil {
 			return nil, nil, err
 		}
 		rec.Kind = aesKind(len(opts.AESKey))
@@ -208,19 +209,19 @@ func importMaterial(rec *keyRecord, opts ImportKeyOptions) (material, public []b
 	}
 	rec.Padding = opts.RSAPadding
 	if rec.Padding == "" {
-		rec.Padding = RSAOAEPSHA256
+		rec.Padding = keyring.RSAOAEPSHA256
 	}
 	pub := opts.RSAPublicKey
 	if opts.RSAPrivateKey != nil {
 		if pub != nil && !pub.Equal(&opts.RSAPrivateKey.PublicKey) {
-			return nil, nil, fmt.Errorf("%w: RSA public key does not match the private key", ErrInvalidKey)
+			return nil, nil, fmt.Errorf("%w: RSA public key does not match the private key", keyring.ErrInvalidKey)
 		}
 		pub = &opts.RSAPrivateKey.PublicKey
 		if err := opts.RSAPrivateKey.Validate(); err != nil {
-			return nil, nil, fmt.Errorf("%w: RSA private key: %v", ErrInvalidKey, err)
+			return nil, nil, fmt.Errorf("%w: RSA private key: %v", keyring.ErrInvalidKey, err)
 		}
 	}
-	if _, err := NewRawRSAKeyring(ProviderLocal, "check", rec.Padding, pub, nil); err != nil {
+	if _, err := keyring.NewRawRSA(keyring.ProviderLocal, "check", rec.Padding, pub, nil); err != nil {
 		return nil, nil, err
 	}
 	rec.Kind = rsaKind(pub)
@@ -229,7 +230,7 @@ func importMaterial(rec *keyRecord, opts ImportKeyOptions) (material, public []b
 	}
 	if opts.RSAPrivateKey != nil {
 		if material, err = x509.MarshalPKCS8PrivateKey(opts.RSAPrivateKey); err != nil {
-			return nil, nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
+			return nil, nil, fmt.Errorf("%w: %v", keyring.ErrInvalidKey, err)
 		}
 	}
 	return material, public, nil

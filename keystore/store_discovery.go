@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -69,7 +70,7 @@ func (g *discoveryGate) OnDecrypt(ctx context.Context, m *envelope.DecryptionMat
 		}
 		name := string(e.ProviderInfo)
 		if !plainName(name) {
-			nerr.Attempts = append(nerr.Attempts, envelope.KeyAttempt{ProviderID: g.provider, KeyName: "(unprintable key name)", Err: ErrInvalidKey})
+			nerr.Attempts = append(nerr.Attempts, envelope.KeyAttempt{ProviderID: g.provider, KeyName: "(unprintable key name)", Err: keyring.ErrInvalidKey})
 			continue
 		}
 		if err := g.s.authorize(ctx, g.action, name, 0, m.EncryptionContext); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 )
 
 // EncryptKeyring returns a keyring that encrypts under every key spec: the
@@ -33,7 +34,7 @@ func (s *Store) EncryptKeyring(ctx context.Context, keys ...string) (envelope.Ke
 	if len(krs) == 1 {
 		return krs[0], nil
 	}
-	return NewMultiKeyring(krs[0], krs[1:]...), nil
+	return keyring.NewMulti(krs[0], krs[1:]...), nil
 }
 
 func (s *Store) encryptKeyring(ctx context.Context, f *storeFile, spec string) (envelope.Keyring, error) {
@@ -106,7 +107,7 @@ func (s *Store) decryptKeyring(ctx context.Context, keys []string) (envelope.Key
 	if len(krs) == 0 {
 		return nil, nil, fmt.Errorf("%w: the store holds no key that can decrypt", ErrKeyNotFound)
 	}
-	return NewMultiKeyring(krs[0], krs[1:]...), f, nil
+	return keyring.NewMulti(krs[0], krs[1:]...), f, nil
 }
 
 // keyDecryptKeyrings returns a keyring per decryptable version of a key.
@@ -153,7 +154,7 @@ func (s *Store) versionKeyring(ctx context.Context, f *storeFile, name string, k
 	if k.Backend != BackendLocal {
 		return s.externalKeyring(ctx, k.Backend, v.Ref)
 	}
-	ns, keyName := ProviderLocal, VersionedKeyName(name, v.Version)
+	ns, keyName := keyring.ProviderLocal, keyring.VersionedKeyName(name, v.Version)
 	if k.Namespace != "" {
 		ns, keyName = k.Namespace, k.KeyName
 	}
@@ -163,7 +164,7 @@ func (s *Store) versionKeyring(ctx context.Context, f *storeFile, name string, k
 			return nil, err
 		}
 		defer clear(key)
-		return NewRawAESKeyring(ns, keyName, key)
+		return keyring.NewRawAES(ns, keyName, key)
 	}
 	pub, err := parseStoredPublic(name, v.Public)
 	if err != nil {
@@ -175,7 +176,7 @@ func (s *Store) versionKeyring(ctx context.Context, f *storeFile, name string, k
 			return nil, err
 		}
 	}
-	return NewRawRSAKeyring(ns, keyName, k.Padding, pub, priv)
+	return keyring.NewRawRSA(ns, keyName, k.Padding, pub, priv)
 }
 
 // openMaterial returns a version's material in clear; the caller clears it.

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -98,18 +99,18 @@ type KeyInfo struct {
 
 // keyRecord is a key as stored in keystore.json.
 type keyRecord struct {
-	Backend     string            `json:"backend"`
-	Description string            `json:"description,omitempty"`
-	Created     time.Time         `json:"created"`
-	Primary     int               `json:"primary"`
-	Kind        string            `json:"kind"`
-	Namespace   string            `json:"namespace,omitempty"`
-	KeyName     string            `json:"key_name,omitempty"`
-	Padding     RSAPadding        `json:"rsa_padding,omitempty"`
-	Versions    []*versionRecord  `json:"versions"`
-	Rotation    *RotationSettings `json:"rotation,omitempty"`
-	LastRotated time.Time         `json:"last_rotated,omitzero"`
-	MinDecrypt  int               `json:"min_decrypt_version,omitempty"`
+	Backend     string             `json:"backend"`
+	Description string             `json:"description,omitempty"`
+	Created     time.Time          `json:"created"`
+	Primary     int                `json:"primary"`
+	Kind        string             `json:"kind"`
+	Namespace   string             `json:"namespace,omitempty"`
+	KeyName     string             `json:"key_name,omitempty"`
+	Padding     keyring.RSAPadding `json:"rsa_padding,omitempty"`
+	Versions    []*versionRecord   `json:"versions"`
+	Rotation    *RotationSettings  `json:"rotation,omitempty"`
+	LastRotated time.Time          `json:"last_rotated,omitzero"`
+	MinDecrypt  int                `json:"min_decrypt_version,omitempty"`
 }
 
 // versionRecord is a key version as stored: its public description plus
@@ -163,7 +164,7 @@ func (k *keyRecord) check(name string) error {
 		return bad("invalid rotation settings")
 	}
 	if k.isRSA() {
-		if _, err := k.Padding.hash(); err != nil {
+		if !k.Padding.Valid() {
 			return bad("unknown RSA padding")
 		}
 	}
@@ -266,7 +267,7 @@ func rsaKind(pub *rsa.PublicKey) string { return "rsa-" + strconv.Itoa(pub.N.Bit
 func marshalRSAPublic(pub *rsa.PublicKey) ([]byte, error) {
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
+		return nil, fmt.Errorf("%w: %v", keyring.ErrInvalidKey, err)
 	}
 	return der, nil
 }

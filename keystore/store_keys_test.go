@@ -15,7 +15,8 @@ import (
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/internal/esdktest"
-	"github.com/keystack/keystack/keystore/keystoretest"
+	"github.com/keystack/keystack/keyring"
+	"github.com/keystack/keystack/keyring/keyringtest"
 )
 
 func TestRotateKey(t *testing.T) {
@@ -44,7 +45,7 @@ func TestRotateKey(t *testing.T) {
 	}
 	old := roundTrip(t, enc1, dec)
 	edks := roundTrip(t, enc2, dec)
-	if !bytes.HasPrefix(edks[0].ProviderInfo, []byte("app/v2")) || edks[0].ProviderID != ProviderLocal {
+	if !bytes.HasPrefix(edks[0].ProviderInfo, []byte("app/v2")) || edks[0].ProviderID != keyring.ProviderLocal {
 		t.Fatalf("new EDK is %s %q, want keystack app/v2…", edks[0].ProviderID, edks[0].ProviderInfo)
 	}
 	if !bytes.HasPrefix(old[0].ProviderInfo, []byte("app/v1")) {
@@ -71,13 +72,13 @@ func TestImportAES(t *testing.T) {
 			t.Fatal(err)
 		}
 		// The same key in a plain raw keyring with keystack's names decrypts.
-		peer, err := NewRawAESKeyring(ProviderLocal, VersionedKeyName(name, 1), key)
+		peer, err := keyring.NewRawAES(keyring.ProviderLocal, keyring.VersionedKeyName(name, 1), key)
 		if err != nil {
 			t.Fatal(err)
 		}
 		roundTrip(t, enc, peer)
 	}
-	if _, err := s.ImportKey(ctx, "bad", ImportKeyOptions{AESKey: make([]byte, 20)}); !errors.Is(err, ErrInvalidKey) {
+	if _, err := s.ImportKey(ctx, "bad", ImportKeyOptions{AESKey: make([]byte, 20)}); !errors.Is(err, keyring.ErrInvalidKey) {
 		t.Fatalf("20-byte AES key: %v", err)
 	}
 	if _, err := s.ImportKey(ctx, "none", ImportKeyOptions{}); !errors.Is(err, ErrInvalidOptions) {
@@ -101,12 +102,12 @@ func TestImportAESWithESDKNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer, err := NewRawAESKeyring(ns, kn, key)
+	peer, err := keyring.NewRawAES(ns, kn, key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	edks := roundTrip(t, enc, peer)
-	if d := DescribeEDK(edks[0]); edks[0].ProviderID != ns || d.KeyName != kn {
+	if d := keyring.DescribeEDK(edks[0]); edks[0].ProviderID != ns || d.KeyName != kn {
 		t.Fatalf("EDK named %q %q, want %q %q", edks[0].ProviderID, d.KeyName, ns, kn)
 	}
 	dec, err := s.DecryptKeyring(ctx)
@@ -123,7 +124,7 @@ func TestImportRSA(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
 	priv := rsaTestKey(t, 0)
-	for _, p := range []RSAPadding{RSAOAEPSHA1, RSAOAEPSHA256, RSAOAEPSHA384, RSAOAEPSHA512} {
+	for _, p := range []keyring.RSAPadding{keyring.RSAOAEPSHA1, keyring.RSAOAEPSHA256, keyring.RSAOAEPSHA384, keyring.RSAOAEPSHA512} {
 		name := "rsa-" + string(p)
 		ki, err := s.ImportKey(ctx, name, ImportKeyOptions{RSAPrivateKey: priv, RSAPadding: p})
 		if err != nil || ki.Kind != "rsa-2048" {
@@ -139,16 +140,16 @@ func TestImportRSA(t *testing.T) {
 		}
 		roundTrip(t, enc, dec)
 	}
-	if _, err := s.ImportKey(ctx, "rsa-pkcs1", ImportKeyOptions{RSAPrivateKey: priv, RSAPadding: RSAPKCS1}); err != nil {
+	if _, err := s.ImportKey(ctx, "rsa-pkcs1", ImportKeyOptions{RSAPrivateKey: priv, RSAPadding: keyring.RSAPKCS1}); err != nil {
 		t.Fatalf("import PKCS#1 v1.5 key for reading: %v", err)
 	}
 	if _, err := s.RotateKey(ctx, "rsa-pkcs1", ""); !errors.Is(err, ErrNotSupported) {
 		t.Fatalf("rotating an RSA key: %v", err)
 	}
-	if _, err := s.ImportKey(ctx, "x", ImportKeyOptions{RSAPrivateKey: priv, RSAPublicKey: &rsaTestKey(t, 1).PublicKey}); !errors.Is(err, ErrInvalidKey) {
+	if _, err := s.ImportKey(ctx, "x", ImportKeyOptions{RSAPrivateKey: priv, RSAPublicKey: &rsaTestKey(t, 1).PublicKey}); !errors.Is(err, keyring.ErrInvalidKey) {
 		t.Fatalf("mismatched pair: %v", err)
 	}
-	if _, err := s.ImportKey(ctx, "y", ImportKeyOptions{RSAPrivateKey: priv, RSAPadding: "oaep-md5"}); !errors.Is(err, ErrInvalidKey) {
+	if _, err := s.ImportKey(ctx, "y", ImportKeyOptions{RSAPrivateKey: priv, RSAPadding: "oaep-md5"}); !errors.Is(err, keyring.ErrInvalidKey) {
 		t.Fatalf("unknown padding: %v", err)
 	}
 }
@@ -158,7 +159,7 @@ func TestImportRSAPublicOnly(t *testing.T) {
 	s := newTestStore(t)
 	priv := rsaTestKey(t, 0)
 	const ns, kn = "esdk-rsa", "rsa-4096-public"
-	if _, err := s.ImportKey(ctx, "pub", ImportKeyOptions{RSAPublicKey: &priv.PublicKey, RSAPadding: RSAOAEPSHA512, Namespace: ns, KeyName: kn}); err != nil {
+	if _, err := s.ImportKey(ctx, "pub", ImportKeyOptions{RSAPublicKey: &priv.PublicKey, RSAPadding: keyring.RSAOAEPSHA512, Namespace: ns, KeyName: kn}); err != nil {
 		t.Fatal(err)
 	}
 	// A public key encrypts without any passphrase.
@@ -170,7 +171,7 @@ func TestImportRSAPublicOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer, err := NewRawRSAKeyring(ns, kn, RSAOAEPSHA512, nil, priv)
+	peer, err := keyring.NewRawRSA(ns, kn, keyring.RSAOAEPSHA512, nil, priv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,10 +229,10 @@ func TestStoreKeyringConformance(t *testing.T) {
 		decryptAll bool
 	}{{"v1", 0, false}, {"rotated", 2, false}, {"all-keys", 1, true}} {
 		t.Run(c.name, func(t *testing.T) {
-			keystoretest.RunWithOptions(t,
+			keyringtest.RunWithOptions(t,
 				func(t *testing.T) envelope.Keyring { return newStoreKeyring(t, c.rotations, c.decryptAll) },
 				// Another store's "k" has the same EDK names and other material.
-				keystoretest.Options{OtherKey: func(t *testing.T) envelope.Keyring { return newStoreKeyring(t, c.rotations, c.decryptAll) }})
+				keyringtest.Options{OtherKey: func(t *testing.T) envelope.Keyring { return newStoreKeyring(t, c.rotations, c.decryptAll) }})
 		})
 	}
 }
@@ -406,18 +407,18 @@ func TestImportESDKVectorKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rsaPriv, err := ParseRSAPrivateKeyPEM([]byte(priv.Material))
+	rsaPriv, err := keyring.ParseRSAPrivateKeyPEM([]byte(priv.Material))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rsaPub, err := ParseRSAPublicKeyPEM([]byte(pub.Material))
+	rsaPub, err := keyring.ParseRSAPublicKeyPEM([]byte(pub.Material))
 	if err != nil {
 		t.Fatal(err)
 	}
 	imports := map[string]ImportKeyOptions{
 		"vec-aes":     {AESKey: key, Namespace: "aws-raw-vectors-persistant", KeyName: aes.KeyID},
-		"vec-rsa":     {RSAPrivateKey: rsaPriv, RSAPadding: RSAOAEPSHA256, Namespace: "aws-raw-vectors-persistant", KeyName: priv.KeyID},
-		"vec-rsa-pub": {RSAPublicKey: rsaPub, RSAPadding: RSAOAEPSHA256, Namespace: "aws-raw-vectors-persistant", KeyName: priv.KeyID},
+		"vec-rsa":     {RSAPrivateKey: rsaPriv, RSAPadding: keyring.RSAOAEPSHA256, Namespace: "aws-raw-vectors-persistant", KeyName: priv.KeyID},
+		"vec-rsa-pub": {RSAPublicKey: rsaPub, RSAPadding: keyring.RSAOAEPSHA256, Namespace: "aws-raw-vectors-persistant", KeyName: priv.KeyID},
 	}
 	for name, opts := range imports {
 		ki, err := s.ImportKey(ctx, name, opts)

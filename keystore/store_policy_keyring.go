@@ -5,6 +5,7 @@ import (
 	"context"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -48,13 +49,13 @@ func (s *Store) gate(ctx context.Context, kr envelope.Keyring, err error, name s
 	}
 	if k != nil && k.Backend == BackendLocal {
 		g.version = v.Version
-		ns, keyName := ProviderLocal, VersionedKeyName(name, v.Version)
+		ns, keyName := keyring.ProviderLocal, keyring.VersionedKeyName(name, v.Version)
 		if k.Namespace != "" {
 			ns, keyName = k.Namespace, k.KeyName
 		}
 		g.provider = ns
 		g.match = func(e envelope.EncryptedDataKey) bool {
-			return e.ProviderID == ns && (DescribeEDK(e).KeyName == keyName || bytes.Equal(e.ProviderInfo, []byte(keyName)))
+			return e.ProviderID == ns && (keyring.DescribeEDK(e).KeyName == keyName || bytes.Equal(e.ProviderInfo, []byte(keyName)))
 		}
 	}
 	return g, nil
@@ -71,7 +72,7 @@ func (s *Store) cached(ctx context.Context, kr envelope.Keyring, name string, v 
 	}
 	id := name
 	if v != nil {
-		id = VersionedKeyName(name, v.Version)
+		id = keyring.VersionedKeyName(name, v.Version)
 	}
 	if ctx.Value(rewrapKey{}) != nil {
 		id += "\x00rewrap"
@@ -81,12 +82,12 @@ func (s *Store) cached(ctx context.Context, kr envelope.Keyring, name string, v 
 	if c, ok := s.caches[id]; ok {
 		return c, nil
 	}
-	c, err := NewCachingKeyring(kr, *s.cacheOpts)
+	c, err := keyring.NewCaching(kr, *s.cacheOpts)
 	if err != nil {
 		return nil, err
 	}
 	if s.caches == nil {
-		s.caches = map[string]*CachingKeyring{}
+		s.caches = map[string]*keyring.Caching{}
 	}
 	s.caches[id] = c
 	return c, nil
@@ -153,7 +154,7 @@ func (g *gatedKeyring) label() string {
 		return backend + " key"
 	}
 	if g.version > 0 {
-		return VersionedKeyName(g.name, g.version)
+		return keyring.VersionedKeyName(g.name, g.version)
 	}
 	return g.name
 }

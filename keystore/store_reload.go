@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 )
 
 // reloadingKeyring is the keyring DecryptKeyring returns. A process may
@@ -101,7 +102,7 @@ func (r *reloadingKeyring) reload(ctx context.Context, seen fileStamp) (envelope
 func withReloadFailure(miss, reloadErr error) error {
 	var nerr *envelope.NoDecryptKeyError
 	if errors.As(miss, &nerr) {
-		nerr.Attempts = append(nerr.Attempts, envelope.KeyAttempt{ProviderID: ProviderLocal, KeyName: "(reloading the keystore)", Err: reloadErr})
+		nerr.Attempts = append(nerr.Attempts, envelope.KeyAttempt{ProviderID: keyring.ProviderLocal, KeyName: "(reloading the keystore)", Err: reloadErr})
 		return miss
 	}
 	return errors.Join(miss, reloadErr)
@@ -142,12 +143,12 @@ func knownOf(f *storeFile, keys []string) knownKeys {
 // keyring: a newer version of a key it covers (or, in the every-key form,
 // of any key), or an external key none of its versions names.
 func (k knownKeys) unknown(e envelope.EncryptedDataKey) bool {
-	info := DescribeEDK(e)
+	info := keyring.DescribeEDK(e)
 	switch e.ProviderID {
-	case ProviderLocal:
+	case keyring.ProviderLocal:
 		newest, ok := k.versions[info.Key]
 		return info.Version > 0 && (ok || k.all) && info.Version > newest
-	case ProviderPKCS11, ProviderAWSKMS:
+	case keyring.ProviderPKCS11, keyring.ProviderAWSKMS:
 		return !k.external[info.KeyName]
 	}
 	return false

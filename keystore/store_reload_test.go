@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -90,7 +91,7 @@ func TestDecryptKeyringReloadsOncePerChange(t *testing.T) {
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
 	}
-	forged, err := NewRawAESKeyring(ProviderLocal, VersionedKeyName("k", 99), key)
+	forged, err := keyring.NewRawAES(keyring.ProviderLocal, keyring.VersionedKeyName("k", 99), key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,8 +122,8 @@ func TestDecryptKeyringReloadsOncePerChange(t *testing.T) {
 	if kr.kr != second {
 		t.Fatal("reloaded twice for one change")
 	}
-	if !kr.known.unknown(envelope.EncryptedDataKey{ProviderID: ProviderLocal, ProviderInfo: []byte("k/v2")}) ||
-		kr.known.unknown(envelope.EncryptedDataKey{ProviderID: ProviderLocal, ProviderInfo: []byte("k/v1")}) {
+	if !kr.known.unknown(envelope.EncryptedDataKey{ProviderID: keyring.ProviderLocal, ProviderInfo: []byte("k/v2")}) ||
+		kr.known.unknown(envelope.EncryptedDataKey{ProviderID: keyring.ProviderLocal, ProviderInfo: []byte("k/v1")}) {
 		t.Fatal("known versions: k/v2 must be unknown, k/v1 known")
 	}
 }
@@ -144,7 +145,7 @@ func TestRewrapKeyringReloadsAsRewrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := dec.(*reloadingKeyring)
-	for _, kr := range append([]envelope.Keyring{r.kr.(*MultiKeyring).generator}, r.kr.(*MultiKeyring).children...) {
+	for _, kr := range r.kr.(*keyring.Multi).Keyrings() {
 		if g, ok := kr.(*gatedKeyring); !ok || g.decrypt != policy.ActionReWrap {
 			t.Fatalf("reloaded rewrap keyring gates %T %+v", kr, kr)
 		}
@@ -162,7 +163,7 @@ func TestDecryptKeyringFollowsExternalRotation(t *testing.T) {
 		if _, err := rand.Read(key); err != nil {
 			t.Fatal(err)
 		}
-		kr, err := NewRawAESKeyring(ProviderPKCS11, label, key)
+		kr, err := keyring.NewRawAES(keyring.ProviderPKCS11, label, key)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +176,7 @@ func TestDecryptKeyringFollowsExternalRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	dec := decryptKeyringOf(t, a, "ext")
-	if dec.known.unknown(envelope.EncryptedDataKey{ProviderID: ProviderPKCS11, ProviderInfo: []byte("e")}) {
+	if dec.known.unknown(envelope.EncryptedDataKey{ProviderID: keyring.ProviderPKCS11, ProviderInfo: []byte("e")}) {
 		t.Fatal("the label of v1 counts as unknown")
 	}
 	b := openTestStore(t, a.Dir(), testPass)

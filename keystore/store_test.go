@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 )
 
 const testPass = "correct horse battery staple"
@@ -222,8 +223,8 @@ func TestEncryptDecryptAfterReopen(t *testing.T) {
 			t.Fatal(err)
 		}
 		edks := roundTrip(t, enc, dec)
-		if len(edks) != 2 || edks[0].ProviderID != ProviderLocal || DescribeEDK(edks[0]).KeyName != "app/v1" ||
-			DescribeEDK(edks[1]).KeyName != "backup/v1" {
+		if len(edks) != 2 || edks[0].ProviderID != keyring.ProviderLocal || keyring.DescribeEDK(edks[0]).KeyName != "app/v1" ||
+			keyring.DescribeEDK(edks[1]).KeyName != "backup/v1" {
 			t.Fatalf("EDKs %+v, want keystack app/v1 and backup/v1", edks)
 		}
 	}

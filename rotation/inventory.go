@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 // KeyUsage counts the messages, and their bytes on disk, that depend on one
@@ -69,7 +69,7 @@ func TakeInventory(ctx context.Context, paths ...string) (*Inventory, error) {
 		}
 		seen := map[[3]string]bool{}
 		for _, edk := range h.EncryptedDataKeys {
-			d := keystore.DescribeEDK(edk)
+			d := keyring.DescribeEDK(edk)
 			id := [3]string{d.ProviderID, d.Key, strconv.Itoa(d.Version)}
 			if seen[id] {
 				continue // one message counts once per key version

@@ -11,13 +11,13 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 // journaledCrash writes a message whose header is rewritten under a
 // journal, rewraps it with a crash at step (in batch mode when batch),
 // and checks that the crash left a journal behind.
-func journaledCrash(t *testing.T, step string, batch bool) (dir, path string, from envelope.Keyring, to *keystore.RawAESKeyring) {
+func journaledCrash(t *testing.T, step string, batch bool) (dir, path string, from envelope.Keyring, to *keyring.RawAES) {
 	t.Helper()
 	dir = t.TempDir()
 	path = filepath.Join(dir, "m.ks")
@@ -36,7 +36,7 @@ func journaledCrash(t *testing.T, step string, batch bool) (dir, path string, fr
 	if !exists(journalPath(path)) {
 		t.Fatalf("no journal after a crash at %s", step)
 	}
-	return dir, path, keystore.NewMultiKeyring(v1, v2), v2
+	return dir, path, keyring.NewMulti(v1, v2), v2
 }
 
 // journalSteps are the kill points at which a journal is on disk.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 )
 
@@ -79,7 +80,7 @@ func usesOf(inv *Inventory, ki *keystore.KeyInfo, vi keystore.VersionInfo) int {
 	switch ki.Backend {
 	case keystore.BackendLocal:
 		if ki.Namespace != "" { // imported with fixed ESDK names: one version
-			d := keystore.DescribeEDK(envelope.EncryptedDataKey{ProviderID: ki.Namespace, ProviderInfo: []byte(ki.KeyName)})
+			d := keyring.DescribeEDK(envelope.EncryptedDataKey{ProviderID: ki.Namespace, ProviderInfo: []byte(ki.KeyName)})
 			return inv.Uses(d.Key, d.Version)
 		}
 		return inv.Uses(ki.Name, vi.Version)
@@ -88,7 +89,7 @@ func usesOf(inv *Inventory, ki *keystore.KeyInfo, vi keystore.VersionInfo) int {
 			return 0
 		}
 		label := pkcs11Object(vi.Ref)
-		d := keystore.DescribeEDK(envelope.EncryptedDataKey{ProviderID: keystore.ProviderPKCS11, ProviderInfo: []byte(label)})
+		d := keyring.DescribeEDK(envelope.EncryptedDataKey{ProviderID: keyring.ProviderPKCS11, ProviderInfo: []byte(label)})
 		return inv.Uses(d.Key, d.Version)
 	default: // aws-kms: EDKs name the ARN
 		if sharedRef(ki, vi) {

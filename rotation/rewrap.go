@@ -17,7 +17,7 @@ import (
 	"sync/atomic"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 // Outcomes of rewrapping one file.
@@ -35,7 +35,7 @@ type RewrapOptions struct {
 	From, To envelope.Keyring
 	// Targets, when set, describes the EDKs To produces, so messages already
 	// on exactly those keys are skipped without any key operation.
-	Targets []keystore.EDKInfo
+	Targets []keyring.EDKInfo
 	// Decrypt carries AllowLegacy, the required context and limits.
 	Decrypt envelope.DecryptOptions
 	DryRun  bool
@@ -430,14 +430,14 @@ func (r *edkRecorder) OnEncrypt(ctx context.Context, m *envelope.EncryptionMater
 func keySet(edks []envelope.EncryptedDataKey) []string {
 	s := make([]string, 0, len(edks))
 	for _, edk := range edks {
-		d := keystore.DescribeEDK(edk)
+		d := keyring.DescribeEDK(edk)
 		s = append(s, d.ProviderID+"\x00"+d.KeyName)
 	}
 	sort.Strings(s)
 	return s
 }
 
-func onTargets(h *envelope.Header, targets []keystore.EDKInfo) bool {
+func onTargets(h *envelope.Header, targets []keyring.EDKInfo) bool {
 	var want []string
 	for _, t := range targets {
 		want = append(want, t.ProviderID+"\x00"+t.KeyName)

@@ -10,14 +10,14 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 // benchKeys are two versions of one key with names of equal length, so a
 // rewrap between them keeps the header size and runs in place.
 func benchKeys(b *testing.B) (v1, v2 envelope.Keyring, either envelope.Keyring) {
 	k1, k2 := keyFor(b, "bench/v1"), keyFor(b, "bench/v2")
-	return k1, k2, keystore.NewMultiKeyring(k1, k2)
+	return k1, k2, keyring.NewMulti(k1, k2)
 }
 
 // BenchmarkRewrapTree rewraps a tree of 10,000 1 KiB messages per op,

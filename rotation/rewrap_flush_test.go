@@ -11,13 +11,13 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 // flushTree writes one message for each write path of a rewrap to
 // "app/v2": sector.ks (header of one sector, in place), journal.ks (longer
 // header, in place under a journal) and grow.ks (header grows: new file).
-func flushTree(t *testing.T, dir string) (from envelope.Keyring, to *keystore.RawAESKeyring, pts map[string][]byte) {
+func flushTree(t *testing.T, dir string) (from envelope.Keyring, to *keyring.RawAES, pts map[string][]byte) {
 	t.Helper()
 	v1, short, next := keyFor(t, "app/v1"), keyFor(t, "a/v1"), keyFor(t, "app/v2")
 	pts = map[string][]byte{
@@ -25,7 +25,7 @@ func flushTree(t *testing.T, dir string) (from envelope.Keyring, to *keystore.Ra
 		"journal.ks": writeMessageContext(t, filepath.Join(dir, "journal.ks"), v1, envelope.SuiteCommitted, 256, 700, map[string]string{"app": strings.Repeat("x", 600)}),
 		"grow.ks":    writeMessageContext(t, filepath.Join(dir, "grow.ks"), short, envelope.SuiteCommitted, 256, 700, map[string]string{"app": "x"}),
 	}
-	return keystore.NewMultiKeyring(v1, short, next), next, pts
+	return keyring.NewMulti(v1, short, next), next, pts
 }
 
 func checkTree(t *testing.T, dir string, kr envelope.Keyring, pts map[string][]byte, when string) {

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 )
 
@@ -135,7 +136,7 @@ func isAny(err error, targets []error) bool {
 	return slices.ContainsFunc(targets, func(t error) bool { return errors.Is(err, t) })
 }
 
-// edkOwners maps (provider, key) as keystore.DescribeEDK reports them to
+// edkOwners maps (provider, key) as keyring.DescribeEDK reports them to
 // the name of the store key that writes such EDKs.
 func edkOwners(ctx context.Context, st *keystore.Store) (map[[2]string]string, error) {
 	keys, err := st.ListKeys(ctx)
@@ -156,7 +157,7 @@ func edkOwners(ctx context.Context, st *keystore.Store) (map[[2]string]string, e
 func messageKeys(h *envelope.Header, owners map[[2]string]string) []string {
 	var keys []string
 	for _, edk := range h.EncryptedDataKeys {
-		d := keystore.DescribeEDK(edk)
+		d := keyring.DescribeEDK(edk)
 		name, ok := owners[[2]string{d.ProviderID, d.Key}]
 		if !ok {
 			return nil
@@ -191,8 +192,8 @@ func groupOptions(ctx context.Context, st *keystore.Store, keys []string, explic
 // that messages already on them are skipped without unwrapping. It returns
 // nil (no shortcut) when a target's EDKs cannot be predicted from the
 // store alone (a BACKEND:REF spec, a KMS alias).
-func targetEDKs(ctx context.Context, st *keystore.Store, keys []string) ([]keystore.EDKInfo, error) {
-	var out []keystore.EDKInfo
+func targetEDKs(ctx context.Context, st *keystore.Store, keys []string) ([]keyring.EDKInfo, error) {
+	var out []keyring.EDKInfo
 	for _, name := range keys {
 		if strings.Contains(name, ":") {
 			return nil, nil // a BACKEND:REF spec

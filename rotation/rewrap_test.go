@@ -12,15 +12,15 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 // keyFor returns a raw AES keyring named like a keystack key version; the
 // same name always gives the same material, so tests can reopen keys.
-func keyFor(t testing.TB, name string) *keystore.RawAESKeyring {
+func keyFor(t testing.TB, name string) *keyring.RawAES {
 	t.Helper()
 	material := bytes.Repeat([]byte(name+"."), 32)[:32]
-	kr, err := keystore.NewRawAESKeyring(keystore.ProviderLocal, name, material)
+	kr, err := keyring.NewRawAES(keyring.ProviderLocal, name, material)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestRewrapCrashAtEveryStep(t *testing.T) {
 	small := map[string]string{"app": "x"}
 	cases := map[string]struct {
 		step string
-		next *keystore.RawAESKeyring
+		next *keyring.RawAES
 		ec   map[string]string
 	}{
 		"journal/journal-written": {"journal-written", keyFor(t, "app/v2"), big},
@@ -165,7 +165,7 @@ func TestRewrapCrashAtEveryStep(t *testing.T) {
 	for name, c := range cases {
 		step, next := c.step, c.next
 		t.Run(name, func(t *testing.T) {
-			either := keystore.NewMultiKeyring(old, next)
+			either := keyring.NewMulti(old, next)
 			dir := t.TempDir()
 			path := filepath.Join(dir, "m.ks")
 			pt := writeMessageContext(t, path, old, envelope.SuiteCommitted, 256, 2000, c.ec)
@@ -211,7 +211,7 @@ func TestRewrapTreeMixedDryRunAndResume(t *testing.T) {
 	for p, data := range junk {
 		os.WriteFile(filepath.Join(dir, p), data, 0o644)
 	}
-	targets := []keystore.EDKInfo{{ProviderID: keystore.ProviderLocal, KeyName: "app/v2"}}
+	targets := []keyring.EDKInfo{{ProviderID: keyring.ProviderLocal, KeyName: "app/v2"}}
 	dry, err := RewrapPaths(ctx, []string{dir}, RewrapOptions{From: old, To: next, Targets: targets, DryRun: true})
 	if err != nil || len(dry.Rewrapped) != 4 || len(dry.Skipped) != 3 || len(dry.Failed) != 0 {
 		t.Fatalf("dry run: %+v %v", dry, err)
@@ -266,7 +266,7 @@ func TestInventory(t *testing.T) {
 		fi, _ := os.Stat(p)
 		bytesV1 += fi.Size()
 	}
-	writeMessage(t, filepath.Join(dir, "both"), keystore.NewMultiKeyring(v2, other), envelope.SuiteCommitted, 64, 10)
+	writeMessage(t, filepath.Join(dir, "both"), keyring.NewMulti(v2, other), envelope.SuiteCommitted, 64, 10)
 	os.WriteFile(filepath.Join(dir, "readme"), []byte("plain"), 0o644)
 	inv, err := TakeInventory(ctx, dir)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 )
 
@@ -12,7 +13,7 @@ import (
 // (RewrapOptions.Targets): a local key's versioned name, an AWS KMS key's
 // key ARN (which KMS names in its EDKs), a PKCS#11 key's object label. ok
 // is false when the store alone cannot tell (an AWS KMS alias).
-func PrimaryEDK(k *keystore.KeyInfo) (edk keystore.EDKInfo, ok bool) {
+func PrimaryEDK(k *keystore.KeyInfo) (edk keyring.EDKInfo, ok bool) {
 	var ref string
 	for _, v := range k.Versions {
 		if v.Version == k.Primary {
@@ -22,19 +23,19 @@ func PrimaryEDK(k *keystore.KeyInfo) (edk keystore.EDKInfo, ok bool) {
 	switch k.Backend {
 	case keystore.BackendLocal:
 		if k.Namespace != "" {
-			return keystore.EDKInfo{ProviderID: k.Namespace, KeyName: k.KeyName}, true
+			return keyring.EDKInfo{ProviderID: k.Namespace, KeyName: k.KeyName}, true
 		}
-		return keystore.EDKInfo{ProviderID: keystore.ProviderLocal, KeyName: keystore.VersionedKeyName(k.Name, k.Primary)}, true
+		return keyring.EDKInfo{ProviderID: keyring.ProviderLocal, KeyName: keyring.VersionedKeyName(k.Name, k.Primary)}, true
 	case keystore.BackendAWSKMS:
 		if strings.HasPrefix(ref, "arn:") && strings.Contains(ref, ":key/") {
-			return keystore.EDKInfo{ProviderID: keystore.ProviderAWSKMS, KeyName: ref}, true
+			return keyring.EDKInfo{ProviderID: keyring.ProviderAWSKMS, KeyName: ref}, true
 		}
 	case keystore.BackendPKCS11:
 		if label := pkcs11Object(ref); label != "" {
-			return keystore.EDKInfo{ProviderID: keystore.ProviderPKCS11, KeyName: label}, true
+			return keyring.EDKInfo{ProviderID: keyring.ProviderPKCS11, KeyName: label}, true
 		}
 	}
-	return keystore.EDKInfo{}, false
+	return keyring.EDKInfo{}, false
 }
 
 // InventoryKeys lists the (provider, key) pairs under which an Inventory
@@ -45,16 +46,16 @@ func InventoryKeys(k *keystore.KeyInfo) [][2]string {
 	case k.Namespace != "":
 		return [][2]string{{k.Namespace, k.KeyName}}
 	case k.Backend == keystore.BackendLocal:
-		return [][2]string{{keystore.ProviderLocal, k.Name}}
+		return [][2]string{{keyring.ProviderLocal, k.Name}}
 	}
 	var out [][2]string
 	for _, v := range k.Versions {
 		switch k.Backend {
 		case keystore.BackendAWSKMS:
-			out = append(out, [2]string{keystore.ProviderAWSKMS, v.Ref})
+			out = append(out, [2]string{keyring.ProviderAWSKMS, v.Ref})
 		case keystore.BackendPKCS11:
-			d := keystore.DescribeEDK(envelope.EncryptedDataKey{ProviderID: keystore.ProviderPKCS11, ProviderInfo: []byte(pkcs11Object(v.Ref))})
-			out = append(out, [2]string{keystore.ProviderPKCS11, d.Key})
+			d := keyring.DescribeEDK(envelope.EncryptedDataKey{ProviderID: keyring.ProviderPKCS11, ProviderInfo: []byte(pkcs11Object(v.Ref))})
+			out = append(out, [2]string{keyring.ProviderPKCS11, d.Key})
 		}
 	}
 	return out

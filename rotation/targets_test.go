@@ -3,6 +3,7 @@ package rotation
 import (
 	"testing"
 
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 )
 
@@ -20,15 +21,15 @@ func TestPrimaryEDK(t *testing.T) {
 	cases := []struct {
 		name string
 		key  keystore.KeyInfo
-		want keystore.EDKInfo
+		want keyring.EDKInfo
 		ok   bool
 	}{
-		{"local", keystore.KeyInfo{Name: "pay", Backend: keystore.BackendLocal, Primary: 3}, keystore.EDKInfo{ProviderID: keystore.ProviderLocal, KeyName: "pay/v3"}, true},
-		{"imported", keystore.KeyInfo{Name: "x", Backend: keystore.BackendLocal, Primary: 1, Namespace: "ns", KeyName: "kn"}, keystore.EDKInfo{ProviderID: "ns", KeyName: "kn"}, true},
-		{"kms", keystore.KeyInfo{Backend: keystore.BackendAWSKMS, Primary: 2, Versions: versions("arn:old", arn)}, keystore.EDKInfo{ProviderID: keystore.ProviderAWSKMS, KeyName: arn}, true},
-		{"kms-alias", keystore.KeyInfo{Backend: keystore.BackendAWSKMS, Primary: 1, Versions: versions("arn:aws:kms:us-east-1:111122223333:alias/a")}, keystore.EDKInfo{}, false},
-		{"pkcs11", keystore.KeyInfo{Backend: keystore.BackendPKCS11, Primary: 2, Versions: versions("pkcs11:token=T;object=pay", "pkcs11:token=T;object=pay%2Fv2?pin-source=file:/p")}, keystore.EDKInfo{ProviderID: keystore.ProviderPKCS11, KeyName: "pay/v2"}, true},
-		{"pkcs11-no-label", keystore.KeyInfo{Backend: keystore.BackendPKCS11, Primary: 1, Versions: versions("pkcs11:token=T")}, keystore.EDKInfo{}, false},
+		{"local", keystore.KeyInfo{Name: "pay", Backend: keystore.BackendLocal, Primary: 3}, keyring.EDKInfo{ProviderID: keyring.ProviderLocal, KeyName: "pay/v3"}, true},
+		{"imported", keystore.KeyInfo{Name: "x", Backend: keystore.BackendLocal, Primary: 1, Namespace: "ns", KeyName: "kn"}, keyring.EDKInfo{ProviderID: "ns", KeyName: "kn"}, true},
+		{"kms", keystore.KeyInfo{Backend: keystore.BackendAWSKMS, Primary: 2, Versions: versions("arn:old", arn)}, keyring.EDKInfo{ProviderID: keyring.ProviderAWSKMS, KeyName: arn}, true},
+		{"kms-alias", keystore.KeyInfo{Backend: keystore.BackendAWSKMS, Primary: 1, Versions: versions("arn:aws:kms:us-east-1:111122223333:alias/a")}, keyring.EDKInfo{}, false},
+		{"pkcs11", keystore.KeyInfo{Backend: keystore.BackendPKCS11, Primary: 2, Versions: versions("pkcs11:token=T;object=pay", "pkcs11:token=T;object=pay%2Fv2?pin-source=file:/p")}, keyring.EDKInfo{ProviderID: keyring.ProviderPKCS11, KeyName: "pay/v2"}, true},
+		{"pkcs11-no-label", keystore.KeyInfo{Backend: keystore.BackendPKCS11, Primary: 1, Versions: versions("pkcs11:token=T")}, keyring.EDKInfo{}, false},
 	}
 	for _, c := range cases {
 		got, ok := PrimaryEDK(&c.key)
@@ -45,7 +46,7 @@ func TestInventoryKeysPKCS11(t *testing.T) {
 		{Version: 1, Ref: "pkcs11:token=T;object=pay"}, {Version: 2, Ref: "pkcs11:token=T;object=pay%2Fv2"},
 	}}
 	got := InventoryKeys(&k)
-	if len(got) != 2 || got[0] != [2]string{keystore.ProviderPKCS11, "pay"} || got[1] != got[0] {
+	if len(got) != 2 || got[0] != [2]string{keyring.ProviderPKCS11, "pay"} || got[1] != got[0] {
 		t.Fatalf("%v", got)
 	}
 }

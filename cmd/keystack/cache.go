@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 )
 
@@ -65,7 +66,7 @@ func decryptKeyring(c *cli.Context, st *keystore.Store, keys []string) (envelope
 	case err != nil:
 		return nil, err
 	case disc != nil:
-		kr = keystore.NewMultiKeyring(kr, disc)
+		kr = keyring.NewMulti(kr, disc)
 	}
 	return kr, nil
 }
@@ -83,11 +84,11 @@ func checkCacheFlags(c *cli.Context) error {
 // storeCache is the store's data-key cache configuration from the cache
 // flags, or nil when --cache-max-age is not set (or not a flag of the
 // command). The cache lives as long as the command.
-func storeCache(c *cli.Context) *keystore.CacheOptions {
+func storeCache(c *cli.Context) *keyring.CacheOptions {
 	if c.Duration("cache-max-age") <= 0 {
 		return nil
 	}
-	return &keystore.CacheOptions{
+	return &keyring.CacheOptions{
 		MaxAge: c.Duration("cache-max-age"), MaxMessages: c.Uint64("cache-max-messages"),
 		MaxBytes: c.Uint64("cache-max-bytes"),
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
 	"github.com/keystack/keystack/policy"
@@ -55,11 +56,11 @@ func isErr(target error) func(error) bool {
 func plainAttempt(a envelope.KeyAttempt) string { return a.Err.Error() }
 
 // unwrapFailed reports a data key that its own key refused to unwrap:
-// keystack and PKCS#11 keys say keystore.ErrUnwrapFailed, KMS says
+// keystack and PKCS#11 keys say keyring.ErrUnwrapFailed, KMS says
 // InvalidCiphertextException (it binds the context to the ciphertext).
 func unwrapFailed(err error) bool {
 	var ke *awskms.KMSError
-	return errors.Is(err, keystore.ErrUnwrapFailed) || (errors.As(err, &ke) && ke.Code == "InvalidCiphertextException")
+	return errors.Is(err, keyring.ErrUnwrapFailed) || (errors.As(err, &ke) && ke.Code == "InvalidCiphertextException")
 }
 
 // decryptFailure is a *envelope.NoDecryptKeyError explained by its most

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 // TestPyJSON: records are byte for byte what Python's
@@ -34,9 +34,9 @@ func TestPyJSON(t *testing.T) {
 // TestMetadataRecord: a record's header holds what the message's header
 // holds, in the AWS Encryption CLI's field names and encodings.
 func TestMetadataRecord(t *testing.T) {
-	kr1, _ := keystore.NewRawAESKeyring("zz", "b", make([]byte, 32))
-	kr2, _ := keystore.NewRawAESKeyring("aa", "a", make([]byte, 32))
-	msg, err := envelope.EncryptBytes(context.Background(), []byte("x"), keystore.NewMultiKeyring(kr1, kr2),
+	kr1, _ := keyring.NewRawAES("zz", "b", make([]byte, 32))
+	kr2, _ := keyring.NewRawAES("aa", "a", make([]byte, 32))
+	msg, err := envelope.EncryptBytes(context.Background(), []byte("x"), keyring.NewMulti(kr1, kr2),
 		envelope.EncryptOptions{Context: map[string]string{"k": "v"}, FrameLength: 512})
 	if err != nil {
 		t.Fatal(err)

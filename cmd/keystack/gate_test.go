@@ -13,7 +13,7 @@ import (
 )
 
 // keyringCallRE matches the callees that build or hand out keyrings.
-var keyringCallRE = regexp.MustCompile(`(^awskms\.New$|Keyrings?$)`)
+var keyringCallRE = regexp.MustCompile(`(^awskms\.New$|^keyring\.New|Keyrings?$)`)
 
 // gatedPackages are the directories whose keyring sites are listed, with
 // the prefix of their sites: the CLI's own, and rotation's, which opens

@@ -10,7 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 func inspectCommand() *cli.Command {
@@ -32,15 +32,15 @@ func inspectCommand() *cli.Command {
 // headerView is the JSON and text shape of a header, shared by inspect and
 // by the --json metadata of encrypt and decrypt.
 type headerView struct {
-	Version           int                `json:"version"`
-	Suite             string             `json:"suite"`
-	SuiteID           string             `json:"suite_id"`
-	MessageID         string             `json:"message_id"`
-	EncryptionContext map[string]string  `json:"encryption_context"`
-	EncryptedDataKeys []keystore.EDKInfo `json:"encrypted_data_keys"`
-	ContentType       string             `json:"content_type"`
-	FrameLength       uint32             `json:"frame_length"`
-	HeaderLength      int                `json:"header_length"`
+	Version           int               `json:"version"`
+	Suite             string            `json:"suite"`
+	SuiteID           string            `json:"suite_id"`
+	MessageID         string            `json:"message_id"`
+	EncryptionContext map[string]string `json:"encryption_context"`
+	EncryptedDataKeys []keyring.EDKInfo `json:"encrypted_data_keys"`
+	ContentType       string            `json:"content_type"`
+	FrameLength       uint32            `json:"frame_length"`
+	HeaderLength      int               `json:"header_length"`
 }
 
 func viewHeader(h *envelope.Header) headerView {
@@ -61,7 +61,7 @@ func viewHeader(h *envelope.Header) headerView {
 		v.ContentType = "non-framed"
 	}
 	for _, edk := range h.EncryptedDataKeys {
-		v.EncryptedDataKeys = append(v.EncryptedDataKeys, keystore.DescribeEDK(edk))
+		v.EncryptedDataKeys = append(v.EncryptedDataKeys, keyring.DescribeEDK(edk))
 	}
 	return v
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 )
 
@@ -257,7 +258,7 @@ func keyImportAction(c *cli.Context) error {
 func importOptions(c *cli.Context) (keystore.ImportKeyOptions, error) {
 	opts := keystore.ImportKeyOptions{
 		Namespace: c.String("namespace"), KeyName: c.String("key-name"),
-		RSAPadding: keystore.RSAPadding(c.String("rsa-padding")),
+		RSAPadding: keyring.RSAPadding(c.String("rsa-padding")),
 	}
 	aesFile, privFile, pubFile := c.String("aes-key-file"), c.String("rsa-private-key-file"), c.String("rsa-public-key-file")
 	switch {
@@ -274,10 +275,10 @@ func importOptions(c *cli.Context) (keystore.ImportKeyOptions, error) {
 		return opts, err
 	}
 	if privFile != "" {
-		opts.RSAPrivateKey, err = readRSAKey(privFile, keystore.ParseRSAPrivateKeyPEM)
+		opts.RSAPrivateKey, err = readRSAKey(privFile, keyring.ParseRSAPrivateKeyPEM)
 		return opts, err
 	}
-	opts.RSAPublicKey, err = readRSAKey(pubFile, keystore.ParseRSAPublicKeyPEM)
+	opts.RSAPublicKey, err = readRSAKey(pubFile, keyring.ParseRSAPublicKeyPEM)
 	return opts, err
 }
 
@@ -306,7 +307,7 @@ func readKeyFile(name string) ([]byte, error) {
 	}
 	if len(data) > maxKeyFile {
 		clear(data)
-		return nil, fmt.Errorf("%w: key file %s is larger than %d bytes", keystore.ErrInvalidKey, name, maxKeyFile)
+		return nil, fmt.Errorf("%w: key file %s is larger than %d bytes", keyring.ErrInvalidKey, name, maxKeyFile)
 	}
 	return data, nil
 }
@@ -333,7 +334,7 @@ func readAESKey(name string) ([]byte, error) {
 	n := len(data)
 	clear(data)
 	return nil, fmt.Errorf("%w: %s: an AES key must be 16, 24 or 32 bytes, raw or base64 (file has %d bytes)",
-		keystore.ErrInvalidKey, name, n)
+		keyring.ErrInvalidKey, name, n)
 }
 
 func validAESLen(n int) bool { return n == 16 || n == 24 || n == 32 }

@@ -13,7 +13,7 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 // cmdLegacyMsg runs "legacymsg KEYFILE PLAIN OUT": it writes to OUT a
@@ -27,7 +27,7 @@ func cmdLegacyMsg(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(ts.ReadFile(args[0])))
 	ts.Check(err)
-	kr, err := keystore.NewRawAESKeyring("spec", "aes", key)
+	kr, err := keyring.NewRawAES("spec", "aes", key)
 	ts.Check(err)
 	pt, err := os.ReadFile(ts.MkAbs(args[1]))
 	ts.Check(err)

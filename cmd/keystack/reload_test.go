@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 )
 
@@ -47,7 +48,7 @@ func TestStoreOpenedBeforeCLIRotationDecrypts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info := keystore.DescribeEDK(h.EncryptedDataKeys[0]); info.Key != "k" || info.Version != 2 {
+	if info := keyring.DescribeEDK(h.EncryptedDataKeys[0]); info.Key != "k" || info.Version != 2 {
 		t.Fatalf("the CLI encrypted under %+v, want k v2", info)
 	}
 	pt, _, err := envelope.DecryptBytes(ctx, data, dec, envelope.DecryptOptions{})

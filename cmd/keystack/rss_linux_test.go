@@ -18,7 +18,7 @@ import (
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/internal/esdktest"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 // maxRSSKiB is the peak resident memory no input may drive a command above
@@ -55,7 +55,7 @@ func TestHostileInputsBoundedRSS(t *testing.T) {
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	kr, err := keystore.NewRawAESKeyring("spec", "aes", key)
+	kr, err := keyring.NewRawAES("spec", "aes", key)
 	if err != nil {
 		t.Fatal(err)
 	}

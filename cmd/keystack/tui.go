@@ -12,6 +12,7 @@ import (
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/hsm"
 	"github.com/keystack/keystack/internal/atomicfile"
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
 	"github.com/keystack/keystack/policy"
@@ -77,13 +78,13 @@ var exitClasses = []exitClass{
 	{exitAuth, []error{keystore.ErrAuditDamaged}}, // a tampered audit log, before the audit failure it causes
 	{exitError, []error{policy.ErrAuditFailed}},
 	{exitUsage, []error{envelope.ErrInvalidOptions, envelope.ErrInvalidContext, keystore.ErrInvalidOptions,
-		keystore.ErrInvalidCacheOptions, hsm.ErrInvalidURI}},
+		keyring.ErrInvalidCacheOptions, hsm.ErrInvalidURI}},
 	{exitDenied, []error{policy.ErrAccessDenied}},
 	{exitUnavailable, unavailableErrors},
 	{exitAuth, []error{envelope.ErrAuthentication, envelope.ErrNoDecryptKey, envelope.ErrContextMismatch,
 		errRequiredContext, envelope.ErrTruncated, envelope.ErrTrailingData, envelope.ErrMalformed,
 		envelope.ErrUnsupportedSuite, envelope.ErrTooManyEncryptedDataKeys, envelope.ErrFrameTooLarge, envelope.ErrSigned}},
-	{exitKey, []error{keystore.ErrInvalidKey, keystore.ErrNoPrivateKey, keystore.ErrKeyNotFound, keystore.ErrKeyExists,
+	{exitKey, []error{keyring.ErrInvalidKey, keyring.ErrNoPrivateKey, keystore.ErrKeyNotFound, keystore.ErrKeyExists,
 		keystore.ErrInvalidName, keystore.ErrBadPassphrase, keystore.ErrLocked, keystore.ErrNotInitialized,
 		keystore.ErrExists, keystore.ErrBackendUnavailable, keystore.ErrCorruptStore, keystore.ErrKeyDisabled,
 		keystore.ErrNotSupported, errNoPassphrase, errPassphraseMismatch, errEmptyPassphrase, errPassphraseFileAccess,

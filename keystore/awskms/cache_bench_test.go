@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 // Issue #3's benchmark: KMS calls and latency per 1 KiB message without the
@@ -51,9 +51,9 @@ func newKMSBench(tb testing.TB) *kmsBench {
 }
 
 // cached wraps the KMS keyring in a fresh cache with MaxMessages m.
-func (k *kmsBench) cached(tb testing.TB, m int) *keystore.CachingKeyring {
+func (k *kmsBench) cached(tb testing.TB, m int) *keyring.Caching {
 	tb.Helper()
-	c, err := keystore.NewCachingKeyring(k.kr, keystore.CacheOptions{MaxMessages: uint64(m), MaxAge: cacheMaxAge})
+	c, err := keyring.NewCaching(k.kr, keyring.CacheOptions{MaxMessages: uint64(m), MaxAge: cacheMaxAge})
 	if err != nil {
 		tb.Fatal(err)
 	}

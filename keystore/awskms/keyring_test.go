@@ -12,10 +12,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
+	"github.com/keystack/keystack/keyring/keyringtest"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
 	"github.com/keystack/keystack/keystore/awskms/kmstest"
-	"github.com/keystack/keystack/keystore/keystoretest"
 )
 
 func TestConformance(t *testing.T) {
@@ -23,7 +24,7 @@ func TestConformance(t *testing.T) {
 	newKR := func(t *testing.T) envelope.Keyring {
 		return f.keyring(t, f.options(f.createKey(t, "us-east-1", false)))
 	}
-	keystoretest.RunWithOptions(t, newKR, keystoretest.Options{OtherKey: newKR})
+	keyringtest.RunWithOptions(t, newKR, keyringtest.Options{OtherKey: newKR})
 }
 
 func TestEDKShapeAndRoundTrip(t *testing.T) {
@@ -58,7 +59,7 @@ func TestEDKShapeAndRoundTrip(t *testing.T) {
 func TestESDKMessages(t *testing.T) {
 	f := newFixture(t)
 	k1, k2 := f.createKey(t, "us-east-1", false), f.createKey(t, "eu-central-1", false)
-	local, err := keystore.NewRawAESKeyring("local", "backup", bytes.Repeat([]byte{7}, 32))
+	local, err := keyring.NewRawAES("local", "backup", bytes.Repeat([]byte{7}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +71,8 @@ func TestESDKMessages(t *testing.T) {
 	}{
 		"one key":        {f.keyring(t, f.options(k1)), []envelope.Keyring{f.keyring(t, f.options(k1))}},
 		"two keys":       {f.keyring(t, f.options(k1, k2)), []envelope.Keyring{f.keyring(t, f.options(k2))}},
-		"kms then local": {keystore.NewMultiKeyring(f.keyring(t, f.options(k1)), local), []envelope.Keyring{local, f.keyring(t, f.options(k1))}},
-		"local then kms": {keystore.NewMultiKeyring(local, f.keyring(t, f.options(k2))), []envelope.Keyring{f.keyring(t, f.options(k2))}},
+		"kms then local": {keyring.NewMulti(f.keyring(t, f.options(k1)), local), []envelope.Keyring{local, f.keyring(t, f.options(k1))}},
+		"local then kms": {keyring.NewMulti(local, f.keyring(t, f.options(k2))), []envelope.Keyring{f.keyring(t, f.options(k2))}},
 	}
 	for name, tc := range cases {
 		for _, suite := range []envelope.Suite{envelope.SuiteCommitted, envelope.SuiteCommittedSigned} {

@@ -1,4 +1,4 @@
-package keystore_test
+package keyring_test
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 // countingKeyring wraps a real keyring and counts the calls that reach it.
@@ -63,9 +63,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newRawAES(t testing.TB, name string) *keystore.RawAESKeyring {
+func newRawAES(t testing.TB, name string) *keyring.RawAES {
 	t.Helper()
-	k, err := keystore.NewRawAESKeyring("test-ns", name, bytes.Repeat([]byte{byte(len(name))}, 32))
+	k, err := keyring.NewRawAES("test-ns", name, bytes.Repeat([]byte{byte(len(name))}, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func newRawAES(t testing.TB, name string) *keystore.RawAESKeyring {
 
 // newCached returns a caching keyring over a counted real raw AES keyring,
 // on a fake clock. opts.MaxAge defaults to one hour.
-func newCached(t testing.TB, opts keystore.CacheOptions) (*keystore.CachingKeyring, *countingKeyring, *fakeClock) {
+func newCached(t testing.TB, opts keyring.CacheOptions) (*keyring.Caching, *countingKeyring, *fakeClock) {
 	t.Helper()
 	inner := &countingKeyring{Keyring: newRawAES(t, "wrap-key")}
 	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
@@ -82,7 +82,7 @@ func newCached(t testing.TB, opts keystore.CacheOptions) (*keystore.CachingKeyri
 		opts.MaxAge = time.Hour
 	}
 	opts.Now = clock.Now
-	c, err := keystore.NewCachingKeyring(inner, opts)
+	c, err := keyring.NewCaching(inner, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,25 +117,25 @@ func TestCacheOptionsValidation(t *testing.T) {
 	inner := newRawAES(t, "k")
 	for name, tc := range map[string]struct {
 		inner envelope.Keyring
-		opts  keystore.CacheOptions
+		opts  keyring.CacheOptions
 	}{
-		"nil inner":         {nil, keystore.CacheOptions{MaxAge: time.Minute}},
-		"zero age":          {inner, keystore.CacheOptions{}},
-		"negative age":      {inner, keystore.CacheOptions{MaxAge: -time.Second}},
-		"too many messages": {inner, keystore.CacheOptions{MaxAge: time.Minute, MaxMessages: 1<<32 + 1}},
-		"negative capacity": {inner, keystore.CacheOptions{MaxAge: time.Minute, Capacity: -1}},
+		"nil inner":         {nil, keyring.CacheOptions{MaxAge: time.Minute}},
+		"zero age":          {inner, keyring.CacheOptions{}},
+		"negative age":      {inner, keyring.CacheOptions{MaxAge: -time.Second}},
+		"too many messages": {inner, keyring.CacheOptions{MaxAge: time.Minute, MaxMessages: 1<<32 + 1}},
+		"negative capacity": {inner, keyring.CacheOptions{MaxAge: time.Minute, Capacity: -1}},
 	} {
-		if _, err := keystore.NewCachingKeyring(tc.inner, tc.opts); !errors.Is(err, keystore.ErrInvalidCacheOptions) {
+		if _, err := keyring.NewCaching(tc.inner, tc.opts); !errors.Is(err, keyring.ErrInvalidCacheOptions) {
 			t.Errorf("%s: err = %v, want ErrInvalidCacheOptions", name, err)
 		}
 	}
-	if _, err := keystore.NewCachingKeyring(inner, keystore.CacheOptions{MaxAge: time.Minute, MaxMessages: 1 << 32}); err != nil {
+	if _, err := keyring.NewCaching(inner, keyring.CacheOptions{MaxAge: time.Minute, MaxMessages: 1 << 32}); err != nil {
 		t.Errorf("MaxMessages 2^32: %v", err)
 	}
 }
 
 func TestCacheEncryptReuseAndDecryptable(t *testing.T) {
-	c, inner, _ := newCached(t, keystore.CacheOptions{})
+	c, inner, _ := newCached(t, keyring.CacheOptions{})
 	m1 := encrypt(t, c, envelope.SuiteCommitted, ctxA, 10)
 	m2 := encrypt(t, c, envelope.SuiteCommitted, map[string]string{"tenant": "a"}, 10)
 	if !bytes.Equal(m1.DataKey, m2.DataKey) || !bytes.Equal(m1.EncryptedDataKeys[0].Ciphertext, m2.EncryptedDataKeys[0].Ciphertext) {
@@ -150,14 +150,14 @@ func TestCacheEncryptReuseAndDecryptable(t *testing.T) {
 	if !bytes.Equal(dm.DataKey, m1.DataKey) {
 		t.Fatal("cached EDK unwraps to a different key")
 	}
-	want := keystore.CacheStats{EncryptHits: 1, EncryptMisses: 1, Entries: 1}
+	want := keyring.CacheStats{EncryptHits: 1, EncryptMisses: 1, Entries: 1}
 	if got := c.Stats(); got != want {
 		t.Errorf("Stats = %+v, want %+v", got, want)
 	}
 }
 
 func TestCacheAgeLimit(t *testing.T) {
-	c, inner, clock := newCached(t, keystore.CacheOptions{MaxAge: time.Minute})
+	c, inner, clock := newCached(t, keyring.CacheOptions{MaxAge: time.Minute})
 	first := encrypt(t, c, envelope.SuiteCommitted, ctxA, 1)
 	clock.Advance(time.Minute - time.Nanosecond)
 	if m := encrypt(t, c, envelope.SuiteCommitted, ctxA, 1); !bytes.Equal(m.DataKey, first.DataKey) {
@@ -174,7 +174,7 @@ func TestCacheAgeLimit(t *testing.T) {
 }
 
 func TestCacheMessageLimit(t *testing.T) {
-	c, inner, _ := newCached(t, keystore.CacheOptions{MaxMessages: 3})
+	c, inner, _ := newCached(t, keyring.CacheOptions{MaxMessages: 3})
 	var keys [][]byte
 	for range 7 {
 		keys = append(keys, encrypt(t, c, envelope.SuiteCommitted, ctxA, 1).DataKey)
@@ -192,7 +192,7 @@ func TestCacheMessageLimit(t *testing.T) {
 }
 
 func TestCacheMessageLimitOne(t *testing.T) {
-	c, inner, _ := newCached(t, keystore.CacheOptions{MaxMessages: 1})
+	c, inner, _ := newCached(t, keyring.CacheOptions{MaxMessages: 1})
 	a := encrypt(t, c, envelope.SuiteCommitted, ctxA, 1)
 	b := encrypt(t, c, envelope.SuiteCommitted, ctxA, 1)
 	if bytes.Equal(a.DataKey, b.DataKey) {
@@ -205,7 +205,7 @@ func TestCacheMessageLimitOne(t *testing.T) {
 }
 
 func TestCacheByteLimit(t *testing.T) {
-	c, inner, _ := newCached(t, keystore.CacheOptions{MaxBytes: 100})
+	c, inner, _ := newCached(t, keyring.CacheOptions{MaxBytes: 100})
 	a := encrypt(t, c, envelope.SuiteCommitted, ctxA, 40)
 	b := encrypt(t, c, envelope.SuiteCommitted, ctxA, 60) // exactly 100 bytes: allowed
 	d := encrypt(t, c, envelope.SuiteCommitted, ctxA, 1)  // 101: fresh key
@@ -226,7 +226,7 @@ func TestCacheByteLimit(t *testing.T) {
 }
 
 func TestCacheStreamingWithoutByteLimit(t *testing.T) {
-	c, inner, _ := newCached(t, keystore.CacheOptions{})
+	c, inner, _ := newCached(t, keyring.CacheOptions{})
 	a := encrypt(t, c, envelope.SuiteCommitted, ctxA, -1)
 	b := encrypt(t, c, envelope.SuiteCommitted, ctxA, -1)
 	if !bytes.Equal(a.DataKey, b.DataKey) {
@@ -236,7 +236,7 @@ func TestCacheStreamingWithoutByteLimit(t *testing.T) {
 }
 
 func TestCacheLRUCapacity(t *testing.T) {
-	c, inner, _ := newCached(t, keystore.CacheOptions{Capacity: 2})
+	c, inner, _ := newCached(t, keyring.CacheOptions{Capacity: 2})
 	ec := func(s string) map[string]string { return map[string]string{"k": s} }
 	a := encrypt(t, c, envelope.SuiteCommitted, ec("a"), 1)
 	encrypt(t, c, envelope.SuiteCommitted, ec("b"), 1)
@@ -255,7 +255,7 @@ func TestCacheLRUCapacity(t *testing.T) {
 }
 
 func TestCacheContextsAndSuitesDoNotShare(t *testing.T) {
-	c, inner, _ := newCached(t, keystore.CacheOptions{})
+	c, inner, _ := newCached(t, keyring.CacheOptions{})
 	seen := map[string]string{}
 	for i, tc := range []struct {
 		s  envelope.Suite
@@ -279,7 +279,7 @@ func TestCacheContextsAndSuitesDoNotShare(t *testing.T) {
 }
 
 func TestCacheBypasses(t *testing.T) {
-	c, inner, _ := newCached(t, keystore.CacheOptions{})
+	c, inner, _ := newCached(t, keyring.CacheOptions{})
 	// Signed suites carry a per-message public key in the context: never cached.
 	a := encrypt(t, c, envelope.SuiteCommittedSigned, ctxA, 1)
 	b := encrypt(t, c, envelope.SuiteCommittedSigned, ctxA, 1)
@@ -305,7 +305,7 @@ func TestCacheBypasses(t *testing.T) {
 }
 
 func TestCacheFailureNotCached(t *testing.T) {
-	c, inner, _ := newCached(t, keystore.CacheOptions{})
+	c, inner, _ := newCached(t, keyring.CacheOptions{})
 	inner.failEnc.Store(1)
 	m := &envelope.EncryptionMaterials{Suite: envelope.SuiteCommitted, EncryptionContext: ctxA, PlaintextLength: 1}
 	if err := c.OnEncrypt(context.Background(), m); !errors.Is(err, errInjected) {
@@ -323,7 +323,7 @@ func TestCacheFailureNotCached(t *testing.T) {
 }
 
 func TestCacheReturnsCopies(t *testing.T) {
-	c, _, _ := newCached(t, keystore.CacheOptions{})
+	c, _, _ := newCached(t, keyring.CacheOptions{})
 	a := encrypt(t, c, envelope.SuiteCommitted, ctxA, 1)
 	want, wantCT := bytes.Clone(a.DataKey), bytes.Clone(a.EncryptedDataKeys[0].Ciphertext)
 	wantInfo := bytes.Clone(a.EncryptedDataKeys[0].ProviderInfo)

@@ -1,4 +1,4 @@
-package keystore_test
+package keyring_test
 
 import (
 	"crypto/rand"
@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/keystore/keystoretest"
+	"github.com/keystack/keystack/keyring"
+	"github.com/keystack/keystack/keyring/keyringtest"
 )
 
 // TestCachingKeyringConformance runs the shared keyring suite on caching
@@ -20,25 +20,25 @@ func TestCachingKeyringConformance(t *testing.T) {
 	newAES := func(t *testing.T) envelope.Keyring {
 		key := make([]byte, 32)
 		rand.Read(key)
-		kr, err := keystore.NewRawAESKeyring("keystoretest", "cached", key)
+		kr, err := keyring.NewRawAES("keyringtest", "cached", key)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return kr
 	}
-	for name, opts := range map[string]keystore.CacheOptions{
+	for name, opts := range map[string]keyring.CacheOptions{
 		"MaxMessages1": {MaxAge: time.Hour, MaxMessages: 1},
 		"MaxBytes":     {MaxAge: time.Hour, MaxBytes: 1 << 20},
 	} {
 		t.Run(name, func(t *testing.T) {
 			newCaching := func(t *testing.T) envelope.Keyring {
-				c, err := keystore.NewCachingKeyring(newAES(t), opts)
+				c, err := keyring.NewCaching(newAES(t), opts)
 				if err != nil {
 					t.Fatal(err)
 				}
 				return c
 			}
-			keystoretest.RunWithOptions(t, newCaching, keystoretest.Options{
+			keyringtest.RunWithOptions(t, newCaching, keyringtest.Options{
 				OtherKey: newCaching,
 				// KDF suites, which the cache serves, plus one identity-KDF
 				// suite, which it must pass through.

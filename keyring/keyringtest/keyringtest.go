@@ -1,10 +1,10 @@
-// Package keystoretest is the conformance suite every envelope.Keyring
+// Package keyringtest is the conformance suite every envelope.Keyring
 // backend runs: raw keyrings, the local store, AWS KMS, PKCS#11.
 //
 // A backend's test calls [Run] (or [RunWithOptions]) with a constructor:
 //
 //	func TestConformance(t *testing.T) {
-//		keystoretest.Run(t, func(t *testing.T) envelope.Keyring { return newTestKeyring(t) })
+//		keyringtest.Run(t, func(t *testing.T) envelope.Keyring { return newTestKeyring(t) })
 //	}
 //
 // The suite checks the envelope.Keyring contract and the ESDK keyring rules
@@ -13,7 +13,7 @@
 // context binding, refusing foreign, corrupted and oversized EDKs with an
 // error wrapping envelope.ErrNoDecryptKey, leaving decided materials alone,
 // and safe concurrent use.
-package keystoretest
+package keyringtest
 
 import (
 	"testing"
@@ -54,7 +54,7 @@ const (
 	// oversize is the junk appended to an EDK ciphertext in OversizedEDK.
 	oversize = 64 << 10
 	// foreignProvider is the provider ID of EDKs no backend may claim.
-	foreignProvider = "keystoretest-foreign"
+	foreignProvider = "keyringtest-foreign"
 )
 
 var defaultSuites = []envelope.Suite{
@@ -113,5 +113,5 @@ func (s *suite) pair(t *testing.T) (enc, dec envelope.Keyring) {
 }
 
 func testContext(tag string) map[string]string {
-	return map[string]string{"purpose": "keystoretest", "case": tag, "unicode": "ключ-🔑"}
+	return map[string]string{"purpose": "keyringtest", "case": tag, "unicode": "ключ-🔑"}
 }

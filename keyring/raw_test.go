@@ -1,4 +1,4 @@
-package keystore
+package keyring
 
 import (
 	"bytes"
@@ -7,43 +7,21 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore/keystoretest"
+	"github.com/keystack/keystack/keyring/keyringtest"
 )
 
-// testRSAKeys holds two 2048-bit key pairs, generated once: the smallest
-// size the raw RSA keyring accepts keeps the suite fast.
-var testRSAKeys = sync.OnceValues(func() ([2]*rsa.PrivateKey, error) {
-	var keys [2]*rsa.PrivateKey
-	for i := range keys {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			return keys, err
-		}
-		keys[i] = k
-	}
-	return keys, nil
-})
+func rsaTestKey(t *testing.T, i int) *rsa.PrivateKey { return keyringtest.RSAKey(t, i) }
 
-func rsaTestKey(t *testing.T, i int) *rsa.PrivateKey {
-	t.Helper()
-	keys, err := testRSAKeys()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keys[i]
-}
-
-func newTestAES(t *testing.T, name string, size int) *RawAESKeyring {
+func newTestAES(t *testing.T, name string, size int) *RawAES {
 	t.Helper()
 	key := make([]byte, size)
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
 	}
-	kr, err := NewRawAESKeyring("keystoretest", name, key)
+	kr, err := NewRawAES("keyringtest", name, key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,9 +31,9 @@ func newTestAES(t *testing.T, name string, size int) *RawAESKeyring {
 func TestRawAESConformance(t *testing.T) {
 	for _, size := range []int{16, 24, 32} {
 		t.Run(fmt.Sprintf("AES-%d", size*8), func(t *testing.T) {
-			keystoretest.RunWithOptions(t,
+			keyringtest.RunWithOptions(t,
 				func(t *testing.T) envelope.Keyring { return newTestAES(t, "key", size) },
-				keystoretest.Options{
+				keyringtest.Options{
 					// Same name, different material: the keyring must try and fail.
 					OtherKey: func(t *testing.T) envelope.Keyring { return newTestAES(t, "key", size) },
 				})
@@ -66,12 +44,12 @@ func TestRawAESConformance(t *testing.T) {
 func newTestRSA(t *testing.T, padding RSAPadding, i int, public bool) envelope.Keyring {
 	t.Helper()
 	priv := rsaTestKey(t, i)
-	var kr *RawRSAKeyring
+	var kr *RawRSA
 	var err error
 	if public {
-		kr, err = NewRawRSAKeyring("keystoretest", "rsa", padding, &priv.PublicKey, nil)
+		kr, err = NewRawRSA("keyringtest", "rsa", padding, &priv.PublicKey, nil)
 	} else {
-		kr, err = NewRawRSAKeyring("keystoretest", "rsa", padding, nil, priv)
+		kr, err = NewRawRSA("keyringtest", "rsa", padding, nil, priv)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -82,9 +60,9 @@ func newTestRSA(t *testing.T, padding RSAPadding, i int, public bool) envelope.K
 func TestRawRSAConformance(t *testing.T) {
 	for _, p := range []RSAPadding{RSAOAEPSHA1, RSAOAEPSHA256, RSAOAEPSHA384, RSAOAEPSHA512} {
 		t.Run(string(p), func(t *testing.T) {
-			keystoretest.RunWithOptions(t,
+			keyringtest.RunWithOptions(t,
 				func(t *testing.T) envelope.Keyring { return newTestRSA(t, p, 0, false) },
-				keystoretest.Options{
+				keyringtest.Options{
 					IgnoresContext: true, // ESDK raw RSA EDKs do not bind the context
 					OtherKey:       func(t *testing.T) envelope.Keyring { return newTestRSA(t, p, 1, false) },
 				})
@@ -93,9 +71,9 @@ func TestRawRSAConformance(t *testing.T) {
 }
 
 func TestRawRSAPublicOnlyConformance(t *testing.T) {
-	keystoretest.RunWithOptions(t,
+	keyringtest.RunWithOptions(t,
 		func(t *testing.T) envelope.Keyring { return newTestRSA(t, RSAOAEPSHA256, 0, true) },
-		keystoretest.Options{
+		keyringtest.Options{
 			EncryptOnly:    true,
 			IgnoresContext: true,
 			Decrypter:      func(t *testing.T) envelope.Keyring { return newTestRSA(t, RSAOAEPSHA256, 0, false) },
@@ -105,20 +83,20 @@ func TestRawRSAPublicOnlyConformance(t *testing.T) {
 
 func TestMultiKeyringConformance(t *testing.T) {
 	newMulti := func(t *testing.T) envelope.Keyring {
-		return NewMultiKeyring(newTestAES(t, "gen", 32), newTestAES(t, "child", 16), newTestRSA(t, RSAOAEPSHA256, 0, false))
+		return NewMulti(newTestAES(t, "gen", 32), newTestAES(t, "child", 16), newTestRSA(t, RSAOAEPSHA256, 0, false))
 	}
 	t.Run("AES+RSA", func(t *testing.T) {
-		keystoretest.RunWithOptions(t, newMulti, keystoretest.Options{
+		keyringtest.RunWithOptions(t, newMulti, keyringtest.Options{
 			// The RSA child ignores the context, so a wrong context still unwraps.
 			IgnoresContext: true,
 			OtherKey: func(t *testing.T) envelope.Keyring {
-				return NewMultiKeyring(newTestAES(t, "gen", 32), newTestAES(t, "child", 16))
+				return NewMulti(newTestAES(t, "gen", 32), newTestAES(t, "child", 16))
 			},
 		})
 	})
 	t.Run("AES", func(t *testing.T) {
-		keystoretest.Run(t, func(t *testing.T) envelope.Keyring {
-			return NewMultiKeyring(newTestAES(t, "gen", 32), newTestAES(t, "child", 24))
+		keyringtest.Run(t, func(t *testing.T) envelope.Keyring {
+			return NewMulti(newTestAES(t, "gen", 32), newTestAES(t, "child", 24))
 		})
 	})
 }
@@ -138,7 +116,7 @@ func TestRawRSAPKCS1ReadOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	edk := envelope.EncryptedDataKey{ProviderID: "keystoretest", ProviderInfo: []byte("rsa"), Ciphertext: ct}
+	edk := envelope.EncryptedDataKey{ProviderID: "keyringtest", ProviderInfo: []byte("rsa"), Ciphertext: ct}
 	dm := &envelope.DecryptionMaterials{Suite: envelope.SuiteCommitted}
 	if err := kr.OnDecrypt(ctx, dm, []envelope.EncryptedDataKey{edk}); err != nil || !bytes.Equal(dm.DataKey, dk) {
 		t.Fatalf("PKCS#1 v1.5 unwrap: %v", err)

@@ -1,4 +1,4 @@
-package keystore_test
+package keyring_test
 
 import (
 	"bytes"
@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/keyring"
 )
 
 // wrapped returns EDKs made by the real raw AES keyring directly, so the
@@ -22,7 +22,7 @@ func wrapped(t *testing.T, ec map[string]string) (dataKey []byte, edks []envelop
 }
 
 func TestCacheDecryptHitsAndAge(t *testing.T) {
-	c, inner, clock := newCached(t, keystore.CacheOptions{MaxAge: time.Minute})
+	c, inner, clock := newCached(t, keyring.CacheOptions{MaxAge: time.Minute})
 	dk, edks := wrapped(t, ctxA)
 	for i := range 3 {
 		if m := decrypt(t, c, envelope.SuiteCommitted, ctxA, edks); !bytes.Equal(m.DataKey, dk) {
@@ -35,14 +35,14 @@ func TestCacheDecryptHitsAndAge(t *testing.T) {
 		t.Fatal("wrong data key after expiry")
 	}
 	wantCalls(t, inner, 0, 2)
-	want := keystore.CacheStats{DecryptHits: 2, DecryptMisses: 2, Entries: 1}
+	want := keyring.CacheStats{DecryptHits: 2, DecryptMisses: 2, Entries: 1}
 	if got := c.Stats(); got != want {
 		t.Errorf("Stats = %+v, want %+v", got, want)
 	}
 }
 
 func TestCacheDecryptKeyedByEDKsContextAndSuite(t *testing.T) {
-	c, inner, _ := newCached(t, keystore.CacheOptions{})
+	c, inner, _ := newCached(t, keyring.CacheOptions{})
 	_, edks := wrapped(t, ctxA)
 	decrypt(t, c, envelope.SuiteCommitted, ctxA, edks)
 
@@ -69,7 +69,7 @@ func TestCacheDecryptKeyedByEDKsContextAndSuite(t *testing.T) {
 }
 
 func TestCacheDecryptPresetKeyAndBypass(t *testing.T) {
-	c, inner, _ := newCached(t, keystore.CacheOptions{})
+	c, inner, _ := newCached(t, keyring.CacheOptions{})
 	_, edks := wrapped(t, ctxA)
 	preset := []byte("already set")
 	m := &envelope.DecryptionMaterials{Suite: envelope.SuiteCommitted, EncryptionContext: ctxA, DataKey: preset}
@@ -92,7 +92,7 @@ func TestCacheDecryptPresetKeyAndBypass(t *testing.T) {
 // inner keyring is called ceil(total/MaxMessages) times.
 func TestCacheConcurrentMessageLimit(t *testing.T) {
 	const goroutines, perG, limit = 32, 100, 50
-	c, inner, _ := newCached(t, keystore.CacheOptions{MaxMessages: limit})
+	c, inner, _ := newCached(t, keyring.CacheOptions{MaxMessages: limit})
 	var mu sync.Mutex
 	uses := map[string]int{}
 	var wg sync.WaitGroup
@@ -135,7 +135,7 @@ func TestCacheConcurrentMessageLimit(t *testing.T) {
 // TestCacheConcurrentDecryptOneUnwrap checks that concurrent decrypts of one
 // message share a single inner unwrap.
 func TestCacheConcurrentDecryptOneUnwrap(t *testing.T) {
-	c, inner, _ := newCached(t, keystore.CacheOptions{})
+	c, inner, _ := newCached(t, keyring.CacheOptions{})
 	dk, edks := wrapped(t, ctxA)
 	var wg sync.WaitGroup
 	bad := make(chan string, 16)
@@ -165,7 +165,7 @@ func TestCacheWaiterHonorsContext(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	inner.before = func() { once.Do(func() { close(entered); <-release }) }
-	c, err := keystore.NewCachingKeyring(inner, keystore.CacheOptions{MaxAge: time.Hour})
+	c, err := keyring.NewCaching(inner, keyring.CacheOptions{MaxAge: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestCacheWaiterHonorsContext(t *testing.T) {
 }
 
 func TestCachePurge(t *testing.T) {
-	c, inner, _ := newCached(t, keystore.CacheOptions{PartitionID: "p1"})
+	c, inner, _ := newCached(t, keyring.CacheOptions{PartitionID: "p1"})
 	a := encrypt(t, c, envelope.SuiteCommitted, ctxA, 1)
 	c.Purge()
 	if s := c.Stats(); s.Entries != 0 {
@@ -214,7 +214,7 @@ func BenchmarkCachedEncrypt(b *testing.B) {
 	}{{"cached", true}, {"uncached", false}} {
 		var k envelope.Keyring = newRawAES(b, "wrap-key")
 		if bc.cached {
-			c, err := keystore.NewCachingKeyring(k, keystore.CacheOptions{MaxAge: time.Hour})
+			c, err := keyring.NewCaching(k, keyring.CacheOptions{MaxAge: time.Hour})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package keystore
+package keyring
 
 import (
 	"bytes"
@@ -34,11 +34,11 @@ func specEncryptID(t *testing.T, partitionID string, suite envelope.Suite, ec ma
 // spec's, on first and repeated use, for two suites sharing a context, for
 // contexts too long to memoize, and after the memo overflows and empties.
 func TestEncryptIDMemo(t *testing.T) {
-	inner, err := NewRawAESKeyring("ns", "k", make([]byte, 32))
+	inner, err := NewRawAES("ns", "k", make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewCachingKeyring(inner, CacheOptions{MaxAge: time.Hour, PartitionID: "memo-test"})
+	c, err := NewCaching(inner, CacheOptions{MaxAge: time.Hour, PartitionID: "memo-test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,11 +107,11 @@ func specDecryptID(t *testing.T, partitionID string, suite envelope.Suite, ec ma
 // another context or suite, for inputs too long to memoize, and after the
 // memo overflows.
 func TestDecryptIDMemo(t *testing.T) {
-	inner, err := NewRawAESKeyring("ns", "k", make([]byte, 32))
+	inner, err := NewRawAES("ns", "k", make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewCachingKeyring(inner, CacheOptions{MaxAge: time.Hour, PartitionID: "memo-test"})
+	c, err := NewCaching(inner, CacheOptions{MaxAge: time.Hour, PartitionID: "memo-test"})
 	if err != nil {
 		t.Fatal(err)
 	}

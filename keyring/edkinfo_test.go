@@ -1,4 +1,4 @@
-package keystore
+package keyring
 
 import (
 	"context"
@@ -17,7 +17,7 @@ func TestDescribeEDK(t *testing.T) {
 		}
 		return m.EncryptedDataKeys[0]
 	}
-	aes, err := NewRawAESKeyring(ProviderLocal, VersionedKeyName("payments", 12), make([]byte, 32))
+	aes, err := NewRawAES(ProviderLocal, VersionedKeyName("payments", 12), make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func TestDescribeEDK(t *testing.T) {
 	if got.Key != "payments" || got.Version != 12 || got.KeyName != "payments/v12" || len(got.IV) != 12 {
 		t.Fatalf("local AES EDK described as %+v", got)
 	}
-	foreign, err := NewRawAESKeyring("aws-raw-vectors-persistant", "aes-256", make([]byte, 32))
+	foreign, err := NewRawAES("aws-raw-vectors-persistant", "aes-256", make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}

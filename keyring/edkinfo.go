@@ -1,4 +1,4 @@
-package keystore
+package keyring
 
 import (
 	"encoding/binary"

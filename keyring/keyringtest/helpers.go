@@ -1,4 +1,4 @@
-package keystoretest
+package keyringtest
 
 import (
 	"bytes"
@@ -39,10 +39,10 @@ func decrypt(ctx context.Context, kr envelope.Keyring, s envelope.Suite, ec map[
 	m := &envelope.DecryptionMaterials{Suite: s, EncryptionContext: ec}
 	err := kr.OnDecrypt(ctx, m, edks)
 	if err != nil && m.DataKey != nil {
-		return m.DataKey, errors.New("keystoretest: OnDecrypt set a data key and also failed")
+		return m.DataKey, errors.New("keyringtest: OnDecrypt set a data key and also failed")
 	}
 	if err == nil && m.DataKey == nil {
-		return nil, errors.New("keystoretest: OnDecrypt returned nil but set no data key")
+		return nil, errors.New("keyringtest: OnDecrypt returned nil but set no data key")
 	}
 	return m.DataKey, err
 }

@@ -1,4 +1,4 @@
-package keystore
+package keyring
 
 import (
 	"bytes"
@@ -20,22 +20,22 @@ const (
 	rawAESInfoSuffix = 4 + 4 + gcmIVLen
 )
 
-// RawAESKeyring wraps data keys with AES-GCM under a wrapping key held in
+// RawAES wraps data keys with AES-GCM under a wrapping key held in
 // memory, producing exactly the ESDK raw AES keyring's encrypted data keys
 // (framework/raw-aes-keyring.md): provider ID = namespace, provider info =
 // key name ‖ tag bits ‖ IV length ‖ IV, ciphertext = wrapped key ‖ tag, with
 // the serialized encryption context as AAD.
-type RawAESKeyring struct {
+type RawAES struct {
 	namespace, name string
 	aead            cipher.AEAD
 }
 
-var _ envelope.Keyring = (*RawAESKeyring)(nil)
+var _ envelope.Keyring = (*RawAES)(nil)
 
-// NewRawAESKeyring returns a keyring for a 16, 24 or 32 byte wrapping key.
+// NewRawAES returns a keyring for a 16, 24 or 32 byte wrapping key.
 // The key is copied.
-func NewRawAESKeyring(namespace, keyName string, key []byte) (*RawAESKeyring, error) {
-	if err := checkRawNames(namespace, keyName); err != nil {
+func NewRawAES(namespace, keyName string, key []byte) (*RawAES, error) {
+	if err := CheckRawNames(namespace, keyName); err != nil {
 		return nil, err
 	}
 	switch len(key) {
@@ -51,10 +51,12 @@ func NewRawAESKeyring(namespace, keyName string, key []byte) (*RawAESKeyring, er
 	if err != nil {
 		return nil, err
 	}
-	return &RawAESKeyring{namespace: namespace, name: keyName, aead: aead}, nil
+	return &RawAES{namespace: namespace, name: keyName, aead: aead}, nil
 }
 
-func checkRawNames(namespace, keyName string) error {
+// CheckRawNames checks the namespace (provider ID) and key name of a raw
+// keyring: both non-empty, and the namespace not AWS KMS's reserved one.
+func CheckRawNames(namespace, keyName string) error {
 	if namespace == "" || keyName == "" {
 		return fmt.Errorf("%w: namespace and key name must not be empty", ErrInvalidKey)
 	}
@@ -65,7 +67,7 @@ func checkRawNames(namespace, keyName string) error {
 }
 
 // OnEncrypt implements envelope.Keyring.
-func (k *RawAESKeyring) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) error {
+func (k *RawAES) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) error {
 	if err := EnsureDataKey(m); err != nil {
 		return err
 	}
@@ -87,7 +89,7 @@ func (k *RawAESKeyring) OnEncrypt(_ context.Context, m *envelope.EncryptionMater
 
 // OnDecrypt implements envelope.Keyring. It tries only EDKs whose provider ID
 // and key name are this key's.
-func (k *RawAESKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
+func (k *RawAES) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
 	if m.DataKey != nil {
 		return nil
 	}
@@ -136,7 +138,7 @@ func MatchRawAESEDK(edk envelope.EncryptedDataKey, namespace, keyName string) ([
 	return iv, true
 }
 
-func (k *RawAESKeyring) attempt(err error) envelope.KeyAttempt {
+func (k *RawAES) attempt(err error) envelope.KeyAttempt {
 	return envelope.KeyAttempt{ProviderID: k.namespace, KeyName: k.name, Err: err}
 }
 

@@ -1,4 +1,4 @@
-package keystore
+package keyring
 
 import (
 	"context"
@@ -28,6 +28,12 @@ const (
 	RSAPKCS1 RSAPadding = "pkcs1"
 )
 
+// Valid reports whether p is one of the paddings above.
+func (p RSAPadding) Valid() bool {
+	_, err := p.hash()
+	return err == nil
+}
+
 func (p RSAPadding) hash() (crypto.Hash, error) {
 	switch p {
 	case RSAOAEPSHA1:
@@ -44,11 +50,11 @@ func (p RSAPadding) hash() (crypto.Hash, error) {
 	return 0, fmt.Errorf("%w: unknown RSA padding %q", ErrInvalidKey, string(p))
 }
 
-// RawRSAKeyring wraps data keys with RSA under an in-memory key pair,
+// RawRSA wraps data keys with RSA under an in-memory key pair,
 // producing the ESDK raw RSA keyring's EDKs: provider ID = namespace,
 // provider info = key name, ciphertext = RSA ciphertext of the data key.
 // With only a public key it can encrypt but not decrypt.
-type RawRSAKeyring struct {
+type RawRSA struct {
 	namespace, name string
 	padding         RSAPadding
 	hash            crypto.Hash
@@ -56,12 +62,12 @@ type RawRSAKeyring struct {
 	priv            *rsa.PrivateKey
 }
 
-var _ envelope.Keyring = (*RawRSAKeyring)(nil)
+var _ envelope.Keyring = (*RawRSA)(nil)
 
-// NewRawRSAKeyring returns a keyring for the given key pair. priv may be nil
+// NewRawRSA returns a keyring for the given key pair. priv may be nil
 // (encrypt only); pub may be nil when priv is set (it is derived).
-func NewRawRSAKeyring(namespace, keyName string, padding RSAPadding, pub *rsa.PublicKey, priv *rsa.PrivateKey) (*RawRSAKeyring, error) {
-	if err := checkRawNames(namespace, keyName); err != nil {
+func NewRawRSA(namespace, keyName string, padding RSAPadding, pub *rsa.PublicKey, priv *rsa.PrivateKey) (*RawRSA, error) {
+	if err := CheckRawNames(namespace, keyName); err != nil {
 		return nil, err
 	}
 	h, err := padding.hash()
@@ -77,11 +83,11 @@ func NewRawRSAKeyring(namespace, keyName string, padding RSAPadding, pub *rsa.Pu
 	if pub.N.BitLen() < 2048 {
 		return nil, fmt.Errorf("%w: RSA key of %d bits, at least 2048 required", ErrInvalidKey, pub.N.BitLen())
 	}
-	return &RawRSAKeyring{namespace: namespace, name: keyName, padding: padding, hash: h, pub: pub, priv: priv}, nil
+	return &RawRSA{namespace: namespace, name: keyName, padding: padding, hash: h, pub: pub, priv: priv}, nil
 }
 
 // OnEncrypt implements envelope.Keyring.
-func (k *RawRSAKeyring) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) error {
+func (k *RawRSA) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) error {
 	if err := EnsureDataKey(m); err != nil {
 		return err
 	}
@@ -90,7 +96,7 @@ func (k *RawRSAKeyring) OnEncrypt(_ context.Context, m *envelope.EncryptionMater
 	}
 	ct, err := rsa.EncryptOAEP(k.hash.New(), rand.Reader, k.pub, m.DataKey, nil)
 	if err != nil {
-		return fmt.Errorf("keystore: RSA wrap with %s: %w", k.name, err)
+		return fmt.Errorf("keyring: RSA wrap with %s: %w", k.name, err)
 	}
 	m.EncryptedDataKeys = append(m.EncryptedDataKeys, envelope.EncryptedDataKey{
 		ProviderID: k.namespace, ProviderInfo: []byte(k.name), Ciphertext: ct,
@@ -99,7 +105,7 @@ func (k *RawRSAKeyring) OnEncrypt(_ context.Context, m *envelope.EncryptionMater
 }
 
 // OnDecrypt implements envelope.Keyring.
-func (k *RawRSAKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
+func (k *RawRSA) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
 	return DecryptFirst(ctx, m, edks, k.attempt, func(edk envelope.EncryptedDataKey) ([]byte, bool, error) {
 		if edk.ProviderID != k.namespace || string(edk.ProviderInfo) != k.name {
 			return nil, false, nil
@@ -115,7 +121,7 @@ func (k *RawRSAKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMat
 	})
 }
 
-func (k *RawRSAKeyring) unwrap(ct []byte, keyLen int) ([]byte, error) {
+func (k *RawRSA) unwrap(ct []byte, keyLen int) ([]byte, error) {
 	if k.padding != RSAPKCS1 {
 		return rsa.DecryptOAEP(k.hash.New(), nil, k.priv, ct, nil)
 	}
@@ -133,7 +139,7 @@ func (k *RawRSAKeyring) unwrap(ct []byte, keyLen int) ([]byte, error) {
 	return key, nil
 }
 
-func (k *RawRSAKeyring) attempt(err error) envelope.KeyAttempt {
+func (k *RawRSA) attempt(err error) envelope.KeyAttempt {
 	return envelope.KeyAttempt{ProviderID: k.namespace, KeyName: k.name, Err: err}
 }
 

@@ -1,4 +1,4 @@
-package keystore
+package keyring
 
 import (
 	"bytes"
@@ -16,8 +16,8 @@ import (
 	"github.com/keystack/keystack/envelope"
 )
 
-// ErrInvalidCacheOptions is returned by NewCachingKeyring for unusable options.
-var ErrInvalidCacheOptions = errors.New("keystore: invalid cache options")
+// ErrInvalidCacheOptions is returned by NewCaching for unusable options.
+var ErrInvalidCacheOptions = errors.New("keyring: invalid cache options")
 
 const (
 	defaultCacheCapacity = 1000
@@ -25,7 +25,7 @@ const (
 	maxCacheBytes        = math.MaxInt64
 )
 
-// CacheOptions configures a CachingKeyring. The limits are the ESDK caching
+// CacheOptions configures a Caching. The limits are the ESDK caching
 // CMM's security thresholds (framework/caching-cmm.md): a cached data key is
 // used for at most MaxAge, MaxMessages messages and MaxBytes plaintext bytes.
 type CacheOptions struct {
@@ -59,7 +59,7 @@ type CacheStats struct {
 	Entries int
 }
 
-// CachingKeyring caches the data keys of an inner keyring, with the
+// Caching caches the data keys of an inner keyring, with the
 // semantics of the ESDK caching CMM and local materials cache
 // (framework/caching-cmm.md, framework/local-cryptographic-materials-cache.md).
 // It saves a KMS or HSM round trip per message at the cost of reusing a data
@@ -70,9 +70,9 @@ type CacheStats struct {
 // data key and its encrypted data keys until a limit is reached. On decrypt,
 // a data key unwrapped once for a given suite, EDK set and context is reused
 // until MaxAge. Failed calls are never cached. Evicted data keys are zeroed.
-// A CachingKeyring is safe for concurrent use; concurrent callers of a missing
+// A Caching is safe for concurrent use; concurrent callers of a missing
 // entry wait for one inner call instead of each making their own.
-type CachingKeyring struct {
+type Caching struct {
 	inner        envelope.Keyring
 	maxAge       time.Duration
 	maxMessages  uint64
@@ -91,7 +91,7 @@ type CachingKeyring struct {
 	stats    CacheStats
 }
 
-var _ envelope.Keyring = (*CachingKeyring)(nil)
+var _ envelope.Keyring = (*Caching)(nil)
 
 // cacheID is an ESDK cache entry identifier (caching-cmm.md, Appendix A).
 type cacheID [sha512.Size]byte
@@ -105,9 +105,9 @@ type cacheEntry struct {
 	bytes    uint64 // encrypt entries only
 }
 
-// NewCachingKeyring returns a keyring that caches inner's data keys. It
+// NewCaching returns a keyring that caches inner's data keys. It
 // fails with ErrInvalidCacheOptions when inner is nil or an option is out of range.
-func NewCachingKeyring(inner envelope.Keyring, opts CacheOptions) (*CachingKeyring, error) {
+func NewCaching(inner envelope.Keyring, opts CacheOptions) (*Caching, error) {
 	switch {
 	case inner == nil:
 		return nil, fmt.Errorf("%w: nil inner keyring", ErrInvalidCacheOptions)
@@ -118,7 +118,7 @@ func NewCachingKeyring(inner envelope.Keyring, opts CacheOptions) (*CachingKeyri
 	case opts.Capacity < 0:
 		return nil, fmt.Errorf("%w: negative Capacity", ErrInvalidCacheOptions)
 	}
-	c := &CachingKeyring{
+	c := &Caching{
 		inner: inner, maxAge: opts.MaxAge, maxMessages: opts.MaxMessages,
 		maxBytes: opts.MaxBytes, bytesLimited: opts.MaxBytes != 0,
 		capacity: opts.Capacity, now: opts.Now,
@@ -145,7 +145,7 @@ func NewCachingKeyring(inner envelope.Keyring, opts CacheOptions) (*CachingKeyri
 }
 
 // Stats returns a snapshot of the cache counters.
-func (c *CachingKeyring) Stats() CacheStats {
+func (c *Caching) Stats() CacheStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	s := c.stats
@@ -154,7 +154,7 @@ func (c *CachingKeyring) Stats() CacheStats {
 }
 
 // Purge evicts and zeroes every cached data key.
-func (c *CachingKeyring) Purge() {
+func (c *Caching) Purge() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for c.lru.Len() > 0 {
@@ -170,7 +170,7 @@ func (c *CachingKeyring) Purge() {
 // suites (their context carries a fresh per-message public key, so they could
 // never hit), for suites without a KDF, when the plaintext length is unknown
 // and MaxBytes is set, and when the length alone exceeds MaxBytes.
-func (c *CachingKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMaterials) error {
+func (c *Caching) OnEncrypt(ctx context.Context, m *envelope.EncryptionMaterials) error {
 	id, ok := c.encryptID(m)
 	if !ok {
 		c.count(&c.stats.EncryptBypasses)
@@ -196,7 +196,7 @@ func (c *CachingKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMa
 
 // fillEncrypt calls the inner keyring as the one leader for id and caches
 // the data key and the EDKs the inner keyring added, counting this message.
-func (c *CachingKeyring) fillEncrypt(ctx context.Context, m *envelope.EncryptionMaterials, id cacheID, n uint64) error {
+func (c *Caching) fillEncrypt(ctx context.Context, m *envelope.EncryptionMaterials, id cacheID, n uint64) error {
 	var e *cacheEntry
 	defer func() { c.finish(id, e) }()
 	start := len(m.EncryptedDataKeys)
@@ -221,7 +221,7 @@ func (c *CachingKeyring) fillEncrypt(ctx context.Context, m *envelope.Encryption
 // keyring unwrapped earlier for the same suite, EDK set and context, if that
 // is younger than MaxAge, or asks the inner keyring and caches its answer.
 // Suites without a KDF bypass the cache, as the ESDK requires.
-func (c *CachingKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
+func (c *Caching) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
 	if m.DataKey != nil {
 		return nil
 	}
@@ -246,7 +246,7 @@ func (c *CachingKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMa
 	}
 }
 
-func (c *CachingKeyring) fillDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey, id cacheID) error {
+func (c *Caching) fillDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey, id cacheID) error {
 	var e *cacheEntry
 	defer func() { c.finish(id, e) }()
 	if err := c.inner.OnDecrypt(ctx, m, edks); err != nil {
@@ -258,7 +258,7 @@ func (c *CachingKeyring) fillDecrypt(ctx context.Context, m *envelope.Decryption
 	return nil
 }
 
-func (c *CachingKeyring) count(p *uint64) {
+func (c *Caching) count(p *uint64) {
 	c.mu.Lock()
 	*p++
 	c.mu.Unlock()

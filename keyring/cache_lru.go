@@ -1,4 +1,4 @@
-package keystore
+package keyring
 
 import (
 	"bytes"
@@ -22,7 +22,7 @@ type cacheHit struct {
 // caller is now the one leader for id and must call finish. Checking and
 // counting in one critical section is what keeps MaxMessages exact under
 // concurrency.
-func (c *CachingKeyring) acquire(ctx context.Context, id cacheID, n uint64, enc bool) (hit cacheHit, wait bool, err error) {
+func (c *Caching) acquire(ctx context.Context, id cacheID, n uint64, enc bool) (hit cacheHit, wait bool, err error) {
 	c.mu.Lock()
 	if el, ok := c.entries[id]; ok {
 		e := el.Value.(*cacheEntry)
@@ -55,7 +55,7 @@ func (c *CachingKeyring) acquire(ctx context.Context, id cacheID, n uint64, enc 
 
 // usable reports whether e is younger than MaxAge and, for an encrypt entry,
 // whether one more message of n bytes stays within MaxMessages and MaxBytes.
-func (c *CachingKeyring) usable(e *cacheEntry, n uint64, enc bool) bool {
+func (c *Caching) usable(e *cacheEntry, n uint64, enc bool) bool {
 	if c.now().Sub(e.created) >= c.maxAge {
 		return false
 	}
@@ -67,7 +67,7 @@ func (c *CachingKeyring) usable(e *cacheEntry, n uint64, enc bool) bool {
 
 // takeLocked counts one use of el and returns a copy of its data key; the
 // data key must be copied under the lock because eviction zeroes it.
-func (c *CachingKeyring) takeLocked(el *list.Element, n uint64, enc bool) []byte {
+func (c *Caching) takeLocked(el *list.Element, n uint64, enc bool) []byte {
 	e := el.Value.(*cacheEntry)
 	c.lru.MoveToFront(el)
 	if enc {
@@ -82,7 +82,7 @@ func (c *CachingKeyring) takeLocked(el *list.Element, n uint64, enc bool) []byte
 
 // finish ends the leader's turn for id: it stores e (when the inner call
 // succeeded), evicts beyond capacity, and wakes the waiters.
-func (c *CachingKeyring) finish(id cacheID, e *cacheEntry) {
+func (c *Caching) finish(id cacheID, e *cacheEntry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e != nil {
@@ -102,7 +102,7 @@ func (c *CachingKeyring) finish(id cacheID, e *cacheEntry) {
 
 // evictLocked removes el and zeroes its data key as a courtesy; callers
 // only ever received copies.
-func (c *CachingKeyring) evictLocked(el *list.Element) {
+func (c *Caching) evictLocked(el *list.Element) {
 	e := c.lru.Remove(el).(*cacheEntry)
 	delete(c.entries, e.id)
 	clear(e.dataKey)

@@ -1,4 +1,4 @@
-package keystore
+package keyring
 
 import (
 	"context"
@@ -8,26 +8,31 @@ import (
 	"github.com/keystack/keystack/envelope"
 )
 
-// MultiKeyring combines keyrings (ESDK framework/multi-keyring.md): on
+// Multi combines keyrings (ESDK framework/multi-keyring.md): on
 // encrypt the generator creates the data key and every child wraps that same
 // key; on decrypt each keyring in turn is offered the EDKs until one unwraps
 // a data key. Each keyring only tries EDKs that name its own keys.
-type MultiKeyring struct {
+type Multi struct {
 	generator envelope.Keyring
 	children  []envelope.Keyring
 }
 
-var _ envelope.Keyring = (*MultiKeyring)(nil)
+var _ envelope.Keyring = (*Multi)(nil)
 
-// NewMultiKeyring returns a keyring whose generator creates the data key and
+// Keyrings returns the generator followed by the children, in a new slice.
+func (k *Multi) Keyrings() []envelope.Keyring {
+	return append([]envelope.Keyring{k.generator}, k.children...)
+}
+
+// NewMulti returns a keyring whose generator creates the data key and
 // whose children also wrap it. generator must not be nil.
-func NewMultiKeyring(generator envelope.Keyring, children ...envelope.Keyring) *MultiKeyring {
-	return &MultiKeyring{generator: generator, children: children}
+func NewMulti(generator envelope.Keyring, children ...envelope.Keyring) *Multi {
+	return &Multi{generator: generator, children: children}
 }
 
 // OnEncrypt implements envelope.Keyring. Any child's failure fails the whole
 // encryption: a message must be decryptable by every key the caller listed.
-func (k *MultiKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMaterials) error {
+func (k *Multi) OnEncrypt(ctx context.Context, m *envelope.EncryptionMaterials) error {
 	if err := k.generator.OnEncrypt(ctx, m); err != nil {
 		return err
 	}
@@ -44,7 +49,7 @@ func (k *MultiKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMate
 
 // OnDecrypt implements envelope.Keyring. When no keyring succeeds, the
 // returned *envelope.NoDecryptKeyError lists every attempt of every keyring.
-func (k *MultiKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
+func (k *Multi) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
 	if m.DataKey != nil {
 		return nil
 	}

@@ -1,4 +1,4 @@
-package keystoretest
+package keyringtest
 
 import (
 	"bytes"
@@ -79,9 +79,9 @@ func (s *suite) testWrongContext(t *testing.T) {
 	ec := testContext("wrong-context")
 	m := encrypt(t, enc, st, ec, nil)
 	wrongs := map[string]map[string]string{
-		"changed value": {"purpose": "keystoretest", "case": "wrong-context!", "unicode": "ключ-🔑"},
-		"extra pair":    {"purpose": "keystoretest", "case": "wrong-context", "unicode": "ключ-🔑", "x": "y"},
-		"missing pair":  {"purpose": "keystoretest", "case": "wrong-context"},
+		"changed value": {"purpose": "keyringtest", "case": "wrong-context!", "unicode": "ключ-🔑"},
+		"extra pair":    {"purpose": "keyringtest", "case": "wrong-context", "unicode": "ключ-🔑", "x": "y"},
+		"missing pair":  {"purpose": "keyringtest", "case": "wrong-context"},
 		"empty":         nil,
 	}
 	for name, wrong := range wrongs {

@@ -1,4 +1,4 @@
-package keystore
+package keyring
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 
 // ErrNoMatchingEDK is recorded when a message holds no encrypted data key
 // for a keyring's key.
-var ErrNoMatchingEDK = errors.New("keystore: no encrypted data key for this key")
+var ErrNoMatchingEDK = errors.New("keyring: no encrypted data key for this key")
 
 // UnwrapFunc tries one EDK for a single-key keyring: ok false when the EDK
 // is not for this key (it is skipped silently), else the data key or why

@@ -1,4 +1,4 @@
-package keystore
+package keyring
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 //	SHA512(SHA512(partition) ‖ 0x01 ‖ suite ID ‖ SHA512(serialized context))
 //
 // ok is false when m must bypass the cache (see OnEncrypt).
-func (c *CachingKeyring) encryptID(m *envelope.EncryptionMaterials) (id cacheID, ok bool) {
+func (c *Caching) encryptID(m *envelope.EncryptionMaterials) (id cacheID, ok bool) {
 	switch {
 	case m.DataKey != nil, m.Suite.Signed(), !hasKDF(m.Suite):
 		return id, false
@@ -38,7 +38,7 @@ func (c *CachingKeyring) encryptID(m *envelope.EncryptionMaterials) (id cacheID,
 	return id, true
 }
 
-func (c *CachingKeyring) computeEncryptID(suite envelope.Suite, ec []byte) cacheID {
+func (c *Caching) computeEncryptID(suite envelope.Suite, ec []byte) cacheID {
 	var pre [2*sha512.Size + 3]byte // fixed size: built on the stack, hashed in one call
 	copy(pre[:], c.partition[:])
 	pre[sha512.Size] = 0x01
@@ -93,7 +93,7 @@ func (memo *idMemo) put(suite envelope.Suite, key []byte, id cacheID) {
 //
 // with each EDK serialized as in the message header. ok is false when the
 // request must bypass the cache.
-func (c *CachingKeyring) decryptID(m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) (id cacheID, ok bool) {
+func (c *Caching) decryptID(m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) (id cacheID, ok bool) {
 	if !hasKDF(m.Suite) || len(edks) == 0 {
 		return id, false
 	}
@@ -120,7 +120,7 @@ func (c *CachingKeyring) decryptID(m *envelope.DecryptionMaterials, edks []envel
 }
 
 // computeDecryptID hashes as decryptID says; every EDK field fits a u16.
-func (c *CachingKeyring) computeDecryptID(suite envelope.Suite, ec []byte, edks []envelope.EncryptedDataKey) cacheID {
+func (c *Caching) computeDecryptID(suite envelope.Suite, ec []byte, edks []envelope.EncryptedDataKey) cacheID {
 	hashes := make([][sha512.Size]byte, len(edks))
 	var entry []byte
 	for i, e := range edks {

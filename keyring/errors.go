@@ -1,0 +1,20 @@
+package keyring
+
+import "errors"
+
+// Errors returned by keyrings and the backends built on them, one per failure class.
+var (
+	// ErrInvalidKey is returned for unusable key material or key parameters.
+	ErrInvalidKey = errors.New("keyring: invalid key")
+	// ErrInvalidEDK is returned when an encrypted data key has the wrong shape.
+	ErrInvalidEDK = errors.New("keyring: malformed encrypted data key")
+	// ErrUnwrapFailed is the opaque error for an EDK that does not authenticate
+	// or decrypt under the key (wrong key, wrong context, corruption).
+	ErrUnwrapFailed = errors.New("keyring: data key unwrap failed")
+	// ErrNoPrivateKey is returned when decrypting with a public-key-only RSA keyring.
+	ErrNoPrivateKey = errors.New("keyring: no private key to decrypt with")
+
+	// ErrNotSupported is returned for an operation the key's kind does not
+	// allow, such as rotating an imported RSA key.
+	ErrNotSupported = errors.New("keyring: operation not supported for this key")
+)
