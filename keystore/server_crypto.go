@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"fmt"
 
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -55,7 +56,7 @@ func (s *Store) SealData(ctx context.Context, action, name string, plaintext, aa
 // (keystack:Decrypt or keystack:ReWrap) on d's version with ec. The version
 // must be able to decrypt (enabled or decrypt-only, not below the key's
 // minimum; ErrKeyDisabled). A ciphertext that does not authenticate with
-// aad fails with ErrUnwrapFailed.
+// aad fails with keyring.ErrUnwrapFailed.
 func (s *Store) OpenData(ctx context.Context, action, name string, d SealedData, aad []byte, ec map[string]string) ([]byte, error) {
 	if action != policy.ActionDecrypt && action != policy.ActionReWrap {
 		return nil, fmt.Errorf("%w: %s does not open data", ErrInvalidOptions, action)
@@ -66,7 +67,7 @@ func (s *Store) OpenData(ctx context.Context, action, name string, d SealedData,
 	}
 	v := k.version(d.Version)
 	if v == nil {
-		return nil, ErrUnwrapFailed // no such version: the ciphertext is not ours
+		return nil, keyring.ErrUnwrapFailed // no such version: the ciphertext is not ours
 	}
 	if !v.State.canDecrypt() || v.Version < k.MinDecrypt {
 		return nil, fmt.Errorf("%w: version %d of %q cannot decrypt", ErrKeyDisabled, d.Version, name)
@@ -79,11 +80,11 @@ func (s *Store) OpenData(ctx context.Context, action, name string, d SealedData,
 		return nil, err
 	}
 	if len(d.Nonce) != aead.NonceSize() {
-		return nil, ErrUnwrapFailed
+		return nil, keyring.ErrUnwrapFailed
 	}
 	pt, err := aead.Open(nil, d.Nonce, d.Ciphertext, aad)
 	if err != nil {
-		return nil, ErrUnwrapFailed
+		return nil, keyring.ErrUnwrapFailed
 	}
 	return pt, nil
 }
@@ -117,7 +118,7 @@ func (s *Store) versionAEAD(f *storeFile, name string, v *versionRecord) (cipher
 	defer clear(key)
 	b, err := aes.NewCipher(key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidKey, err)
+		return nil, fmt.Errorf("%w: %v", keyring.ErrInvalidKey, err)
 	}
 	return cipher.NewGCM(b)
 }

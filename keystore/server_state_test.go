@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -60,11 +61,11 @@ func TestSealDataRoundTripAndBinding(t *testing.T) {
 	if err != nil || !bytes.Equal(pt, []byte("secret")) {
 		t.Fatalf("open: %q, %v", pt, err)
 	}
-	if _, err := s.OpenData(ctx, policy.ActionDecrypt, "k", *d, []byte("other"), testEC); !errors.Is(err, ErrUnwrapFailed) {
-		t.Errorf("other aad: %v, want ErrUnwrapFailed", err)
+	if _, err := s.OpenData(ctx, policy.ActionDecrypt, "k", *d, []byte("other"), testEC); !errors.Is(err, keyring.ErrUnwrapFailed) {
+		t.Errorf("other aad: %v, want keyring.ErrUnwrapFailed", err)
 	}
-	if _, err := s.OpenData(ctx, policy.ActionDecrypt, "x", *d, []byte("aad"), testEC); !errors.Is(err, ErrUnwrapFailed) {
-		t.Errorf("other key: %v, want ErrUnwrapFailed", err)
+	if _, err := s.OpenData(ctx, policy.ActionDecrypt, "x", *d, []byte("aad"), testEC); !errors.Is(err, keyring.ErrUnwrapFailed) {
+		t.Errorf("other key: %v, want keyring.ErrUnwrapFailed", err)
 	}
 	if _, err := s.SealData(ctx, policy.ActionDecrypt, "k", nil, nil, nil); !errors.Is(err, ErrInvalidOptions) {
 		t.Errorf("SealData with Decrypt: %v", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/keyring"
+	"github.com/keystack/keystack/keystore"
 )
 
 // benchKeys are two versions of one key with names of equal length, so a

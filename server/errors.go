@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/keystack/keystack/internal/kmswire"
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/policy"
 )
@@ -38,7 +39,7 @@ var errorMap = []struct {
 	{keystore.ErrKeyExists, "AlreadyExistsException", "the key already exists"},
 	{keystore.ErrKeyState, "KMSInvalidStateException", "the key's state does not allow this operation"},
 	{keystore.ErrKeyDisabled, "KMSInvalidStateException", "the key version cannot be used for this operation"},
-	{keystore.ErrUnwrapFailed, "InvalidCiphertextException", "the ciphertext is invalid or the encryption context does not match"},
+	{keyring.ErrUnwrapFailed, "InvalidCiphertextException", "the ciphertext is invalid or the encryption context does not match"},
 	{keystore.ErrInvalidAlias, "ValidationException", "invalid alias name"},
 	{keystore.ErrInvalidName, "ValidationException", "invalid key ID"},
 	{keystore.ErrInvalidOptions, "ValidationException", "invalid request parameters"},
