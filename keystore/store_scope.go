@@ -51,11 +51,3 @@ func scope(ctx context.Context, req policy.Request) policy.Request {
 	}
 	return req
 }
-
-// principalOf returns who ctx's operations act for.
-func (s *Store) principalOf(ctx context.Context) string {
-	if c := callerOf(ctx); c != nil {
-		return c.Principal
-	}
-	return s.principal
-}

@@ -18,6 +18,7 @@ var serverScriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args
 	"freeport":    cmdFreePort,
 	"waithttp":    cmdWaitHTTP,
 	"ksclient":    cmdKSClient,
+	"kmsload":     cmdKMSLoad,
 }
 
 // cmdFreePort runs "freeport VAR": VAR becomes a loopback address
