@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/keystack/keystack/internal/atomicfile"
+	"github.com/keystack/keystack/internal/fsx"
 )
 
 const (
@@ -71,10 +71,10 @@ func readFileBounded(path string, limit int64) ([]byte, error) {
 // writeFileAtomic replaces path with data so that readers see either the
 // old or the new file, never a mix, even after a crash, and so that no
 // copy of data is left behind if the process dies while writing: see
-// internal/atomicfile (an unnamed 0600 file on Linux, fsynced, then
+// internal/fsx (an unnamed 0600 file on Linux, fsynced, then
 // renamed over path, and the directory fsynced).
 func writeFileAtomic(path string, data []byte) error {
-	f, err := atomicfile.Create(path, true)
+	f, err := fsx.Create(path, true)
 	if err != nil {
 		return fmt.Errorf("keystore: write: %w", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/audit"
+	"github.com/keystack/keystack/internal/fsx"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -95,12 +96,7 @@ func setAsideLogName(dir, why string, now time.Time) (string, error) {
 
 // fsyncDir makes a rename in dir durable.
 func fsyncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("keystore: audit log: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := fsx.SyncPath(dir); err != nil {
 		return fmt.Errorf("keystore: audit log: %w", err)
 	}
 	return nil

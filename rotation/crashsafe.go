@@ -8,8 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/keystack/keystack/internal/atomicfile"
-	"github.com/keystack/keystack/internal/durable"
+	"github.com/keystack/keystack/internal/fsx"
 )
 
 // Scratch files a rewrap keeps beside a message while it works on it. Tree
@@ -57,7 +56,7 @@ func rewriteHeaderInPlace(f *os.File, path string, oldHeader, newHeader []byte, 
 		return err
 	}
 	jp := journalPath(path)
-	if err := writeFileSync(jp, j.encode()); err != nil {
+	if err := fsx.WriteFileSync(jp, j.encode(), 0o600); err != nil {
 		return fmt.Errorf("rewrap journal: %w", err)
 	}
 	if crash("journal-written") {
@@ -131,7 +130,7 @@ func writeBeside(path string, fl *flusher, fill func(io.Writer) error) error {
 	if err := checkRegular(fi); err != nil {
 		return err
 	}
-	tmp, err := atomicfile.CreateTemp(filepath.Dir(path), scratchPrefix+filepath.Base(path))
+	tmp, err := fsx.CreateTemp(filepath.Dir(path), scratchPrefix+filepath.Base(path))
 	if err != nil {
 		return err
 	}
@@ -170,24 +169,5 @@ func writeBeside(path string, fl *flusher, fill func(io.Writer) error) error {
 		fl.add(path, "")
 		return nil
 	}
-	return durable.SyncPath(filepath.Dir(path))
-}
-
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return durable.SyncPath(filepath.Dir(path))
+	return fsx.SyncPath(filepath.Dir(path))
 }

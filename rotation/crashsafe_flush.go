@@ -8,7 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/keystack/keystack/internal/durable"
+	"github.com/keystack/keystack/internal/fsx"
 )
 
 // SyncMode says when a tree rewrap makes its writes durable.
@@ -46,7 +46,7 @@ var fileSyncs atomic.Int64
 // final flush has made their headers durable, so a power cut before it
 // rolls those headers forward again.
 type flusher struct {
-	fs       *durable.Filesystems
+	fs       *fsx.Filesystems
 	kick     chan struct{}
 	bg       sync.WaitGroup
 	bgErr    error // first background flush error, sticky
@@ -62,7 +62,7 @@ func newFlusher(files []string) (*flusher, error) {
 	for _, f := range files {
 		dirs = append(dirs, filepath.Dir(f))
 	}
-	fs, err := durable.Open(dirs...)
+	fs, err := fsx.OpenFilesystems(dirs...)
 	if err != nil {
 		return nil, err
 	}

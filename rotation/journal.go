@@ -14,8 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/keystack/keystack/internal/atomicfile"
-	"github.com/keystack/keystack/internal/durable"
+	"github.com/keystack/keystack/internal/fsx"
 )
 
 // A journal is bound to the file it was written for: the file's device,
@@ -165,7 +164,7 @@ func resolveJournal(jp string) (JournalResult, error) {
 	if err := os.Remove(jp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return res, err
 	}
-	return res, durable.SyncPath(filepath.Dir(jp))
+	return res, fsx.SyncPath(filepath.Dir(jp))
 }
 
 // settleJournal writes j's new header to path if path is still j's file
@@ -300,7 +299,7 @@ func scanPaths(ctx context.Context, paths []string, sweep bool) (files, journals
 	}
 	scratch := func(p string) {
 		switch name := filepath.Base(p); {
-		case isStaleTemp(name) && sweep && !atomicfile.OwnerAlive(name):
+		case isStaleTemp(name) && sweep && !fsx.OwnerAlive(name):
 			os.Remove(p)
 		case isJournal(name) && !beside[p]:
 			journals = append(journals, p)

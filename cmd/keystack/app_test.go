@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/internal/atomicfile"
+	"github.com/keystack/keystack/internal/fsx"
 	"github.com/keystack/keystack/keystore"
 )
 
@@ -47,7 +47,7 @@ func TestExitCode(t *testing.T) {
 		{fmt.Errorf("f: %w", keystore.ErrKeyNotFound), 4},
 		{keystore.ErrBadPassphrase, 4},
 		{errNoPassphrase, 4},
-		{fmt.Errorf("out: %w", atomicfile.ErrExist), 1},
+		{fmt.Errorf("out: %w", fsx.ErrExist), 1},
 	}
 	for _, tc := range tests {
 		if got := exitCode(tc.err); got != tc.want {

@@ -19,7 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/internal/atomicfile"
+	"github.com/keystack/keystack/internal/fsx"
 )
 
 // defaultSuffix is what encrypt --recursive appends and decrypt
@@ -37,10 +37,10 @@ type crypter struct {
 	kr       envelope.Keyring
 	eopts    envelope.EncryptOptions
 	dopts    envelope.DecryptOptions
-	batch    *atomicfile.Batch // with --sync batch
-	reports  []*result         // outputs waiting for the batch to publish them
-	stream   bool              // the last output opened is written in place
-	runState                   // several files: counts, failures, progress (runs.go)
+	batch    *fsx.Batch // with --sync batch
+	reports  []*result  // outputs waiting for the batch to publish them
+	stream   bool       // the last output opened is written in place
+	runState            // several files: counts, failures, progress (runs.go)
 }
 
 // result is the --json metadata of one processed file.
@@ -180,7 +180,7 @@ func (k *crypter) openSource(in, out string) (io.Reader, int64, func(), error) {
 
 // openSink returns the output writer with its commit and abort functions.
 // stdout, and an existing character device, FIFO or socket, are written
-// in place as a stream; anything else goes through atomicfile.
+// in place as a stream; anything else goes through fsx.
 func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) {
 	k.stream = true
 	if k.namesStdout(out) {
@@ -197,7 +197,7 @@ func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) 
 		return k.streamSink(w, w.Close)
 	}
 	k.stream = false
-	create := atomicfile.Create
+	create := fsx.Create
 	if k.batch != nil {
 		create = k.batch.Create
 	}
@@ -262,11 +262,11 @@ func asyncSink(w io.Writer, publish func() error, discard func()) (io.Writer, fu
 }
 
 // spool is decrypt --buffer's sink: a private scratch file that no
-// directory lists (see atomicfile.Scratch), so that nothing is left behind
+// directory lists (see fsx.Scratch), so that nothing is left behind
 // whatever happens, copied to dst only by commit, after the whole message
 // authenticated.
 func (k *crypter) spool(dst io.Writer) (io.Writer, func() error, func(), error) {
-	f, err := atomicfile.Scratch(os.TempDir())
+	f, err := fsx.Scratch(os.TempDir())
 	if err != nil {
 		return nil, nil, nil, err
 	}

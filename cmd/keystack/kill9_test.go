@@ -17,7 +17,7 @@ import (
 )
 
 // tempOfPid matches a temporary file named for its owner process (see
-// atomicfile.CreateTemp); group 1 is the pid.
+// fsx.CreateTemp); group 1 is the pid.
 var tempOfPid = regexp.MustCompile(`^\..*\.tmp-([0-9]+)-[0-9a-f]{8}$`)
 
 // cmdKill9 runs "kill9 N prog args...": it runs prog three times to time it, then

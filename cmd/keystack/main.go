@@ -10,7 +10,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/keystack/keystack/internal/atomicfile"
+	"github.com/keystack/keystack/internal/fsx"
 )
 
 func main() {
@@ -109,7 +109,7 @@ func runApp(app *cli.App, argv []string) int {
 			select {
 			case <-done:
 			case <-time.After(interruptGrace):
-				atomicfile.RemovePending()
+				fsx.RemovePending()
 				printError(app.ErrWriter, errInterrupted)
 				os.Exit(code)
 			}
@@ -121,7 +121,7 @@ func runApp(app *cli.App, argv []string) int {
 		err = app.RunContext(ctx, permuteArgs(app, argv))
 	}
 	if code := caught.Load(); code != 0 && !graceful.Load() {
-		atomicfile.RemovePending()
+		fsx.RemovePending()
 		printError(app.ErrWriter, errInterrupted)
 		return int(code)
 	}

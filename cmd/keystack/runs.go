@@ -15,7 +15,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/keystack/keystack/internal/atomicfile"
+	"github.com/keystack/keystack/internal/fsx"
 )
 
 // runState is the state of a run over several files.
@@ -44,7 +44,7 @@ func (k *crypter) runAll() (err error) {
 		return usagef("--skip-existing and --force exclude each other")
 	}
 	if c.String("sync") == "batch" {
-		k.batch = atomicfile.NewBatch()
+		k.batch = fsx.NewBatch()
 		defer k.batch.Close()
 	}
 	if dir := c.String("recursive"); dir != "" {

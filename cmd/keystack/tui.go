@@ -11,7 +11,7 @@ import (
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/hsm"
-	"github.com/keystack/keystack/internal/atomicfile"
+	"github.com/keystack/keystack/internal/fsx"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
@@ -164,11 +164,11 @@ func hint(err error) string {
 		return "see \"keystack key show NAME\"; a disabled version decrypts again after \"keystack key version enable NAME --version N\", a destroyed one never"
 	case errors.Is(err, errRequiredContext):
 		return "give every pair the message was encrypted with as -c KEY=VALUE, required ones included; \"keystack inspect\" lists only the stored pairs"
-	case errors.Is(err, atomicfile.ErrExist):
+	case errors.Is(err, fsx.ErrExist):
 		return "pass --force to overwrite it"
-	case errors.Is(err, atomicfile.ErrNotRegular):
+	case errors.Is(err, fsx.ErrNotRegular):
 		return "only regular files are replaced, even with --force: name another output, or the file a link points to"
-	case errors.Is(err, atomicfile.ErrNoDir):
+	case errors.Is(err, fsx.ErrNoDir):
 		return "create the output directory first"
 	case errors.Is(err, policy.ErrLockout):
 		return "keep a statement that allows you keystack:PutPolicy, or pass --bypass-lockout-safety-check (\"keystack policy reset\" with the keystore passphrase undoes it)"

@@ -1,4 +1,4 @@
-package atomicfile
+package fsx
 
 import (
 	"crypto/rand"

@@ -1,4 +1,4 @@
-package durable
+package fsx
 
 import (
 	"os"
@@ -12,7 +12,7 @@ func TestSyncAfterWrites(t *testing.T) {
 	if err := os.Mkdir(sub, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	fs, err := Open(dir, sub, dir)
+	fs, err := OpenFilesystems(dir, sub, dir)
 	if err != nil {
 		t.Fatal(err)
 	}

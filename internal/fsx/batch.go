@@ -1,10 +1,8 @@
-package atomicfile
+package fsx
 
 import (
 	"cmp"
 	"path/filepath"
-
-	"github.com/keystack/keystack/internal/durable"
 )
 
 // Batch publishes many files with two flushes per filesystem instead of
@@ -17,12 +15,12 @@ import (
 // after a SIGKILL the next run in the directory sweeps them.
 // A Batch is not safe for concurrent use.
 type Batch struct {
-	fs     *durable.Filesystems
+	fs     *Filesystems
 	queued []*File
 }
 
 // NewBatch returns an empty batch; Close releases it.
-func NewBatch() *Batch { return &Batch{fs: durable.New()} }
+func NewBatch() *Batch { return &Batch{fs: NewFilesystems()} }
 
 // Create is the package's Create for a file that joins b on Commit.
 func (b *Batch) Create(target string, overwrite bool) (*File, error) {
@@ -41,7 +39,7 @@ func (b *Batch) Create(target string, overwrite bool) (*File, error) {
 }
 
 // syncAll is the flush; tests record its calls.
-var syncAll = (*durable.Filesystems).Sync
+var syncAll = (*Filesystems).Sync
 
 // Len is the number of files queued for the next Flush.
 func (b *Batch) Len() int { return len(b.queued) }

@@ -1,4 +1,4 @@
-package atomicfile
+package fsx
 
 import (
 	"bytes"
@@ -11,8 +11,6 @@ import (
 	"slices"
 	"syscall"
 	"testing"
-
-	"github.com/keystack/keystack/internal/durable"
 )
 
 // entries lists dir, so tests can see that no temporary file is left behind.
@@ -95,8 +93,8 @@ func TestCommitSyncs(t *testing.T) {
 	for _, noSync := range []bool{false, true} {
 		var syncs []string
 		syncFile = func(f *os.File) error { syncs = append(syncs, filepath.Base(f.Name())); return f.Sync() }
-		syncDir = func(p string) error { syncs = append(syncs, filepath.Base(p)); return durable.SyncPath(p) }
-		t.Cleanup(func() { syncFile, syncDir = (*os.File).Sync, durable.SyncPath })
+		syncDir = func(p string) error { syncs = append(syncs, filepath.Base(p)); return SyncPath(p) }
+		t.Cleanup(func() { syncFile, syncDir = (*os.File).Sync, SyncPath })
 		dir := t.TempDir()
 		f, err := Create(filepath.Join(dir, "out"), false)
 		if err != nil {
@@ -384,12 +382,12 @@ func TestBatchFlushOrder(t *testing.T) {
 	dir := t.TempDir()
 	target := filepath.Join(dir, "out")
 	var calls []string
-	syncAll = func(fs *durable.Filesystems, files []string) error {
+	syncAll = func(fs *Filesystems, files []string) error {
 		_, err := os.Stat(target)
 		calls = append(calls, fmt.Sprintf("%d files, target exists: %v", len(files), err == nil))
 		return fs.Sync(files)
 	}
-	t.Cleanup(func() { syncAll = (*durable.Filesystems).Sync })
+	t.Cleanup(func() { syncAll = (*Filesystems).Sync })
 	b := NewBatch()
 	defer b.Close()
 	f, err := b.Create(target, false)

@@ -1,11 +1,11 @@
-package durable
+package fsx
 
 import "testing"
 
 // Directories on one filesystem share one descriptor: one syncfs each.
 func TestOneDescriptorPerFilesystem(t *testing.T) {
 	a, b := t.TempDir(), t.TempDir()
-	fs, err := Open(a, b, a)
+	fs, err := OpenFilesystems(a, b, a)
 	if err != nil {
 		t.Fatal(err)
 	}
