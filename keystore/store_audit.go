@@ -259,7 +259,7 @@ func (s *Store) authorizeAuditRead(ctx context.Context, record bool) error {
 	if nerr != nil {
 		return nerr
 	}
-	return eng.Authorize(ctx, policy.Request{Principal: s.principal, Action: policy.ActionReadAudit, Resource: policy.ResourceAudit})
+	return eng.Authorize(ctx, scope(ctx, policy.Request{Principal: s.principal, Action: policy.ActionReadAudit, Resource: policy.ResourceAudit}))
 }
 
 // AuditLog opens the audit log for reading (keystack:ReadAudit on

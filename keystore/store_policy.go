@@ -262,7 +262,7 @@ func (s *Store) PutPolicy(ctx context.Context, p *policy.Policy, opts policy.Put
 		return err
 	}
 	s.az.engine.SetPolicy(cur)
-	if err := s.az.engine.PutPolicy(ctx, policy.Request{Principal: s.principal}, next, opts); err != nil {
+	if err := s.az.engine.PutPolicy(ctx, scope(ctx, policy.Request{Principal: s.principal}), next, opts); err != nil {
 		return err
 	}
 	if err := writeFileAtomic(filepath.Join(s.dir, policyFile), append(data, '\n')); err != nil {

@@ -130,8 +130,9 @@ func checkResource(r string) string {
 	if !validPatternText(r) {
 		return fmt.Sprintf("invalid resource %q", r)
 	}
-	if strings.HasPrefix(r, "key/") || r == ResourcePolicy || r == ResourceAudit || strings.ContainsAny(r[:1], "*?") {
+	if strings.HasPrefix(r, "key/") || r == ResourcePolicy || r == ResourceAudit || r == ResourceRandom ||
+		strings.HasPrefix(r, ResourceCredentialsPrefix) || strings.ContainsAny(r[:1], "*?") {
 		return ""
 	}
-	return fmt.Sprintf("resource %q is not key/<name>[/v<n>], policy, audit or a pattern", r)
+	return fmt.Sprintf("resource %q is not key/<name>[/v<n>], policy, audit, random, credentials/<principal> or a pattern", r)
 }

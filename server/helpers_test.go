@@ -70,13 +70,19 @@ func (s *syncBuffer) String() string {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureWith(t, testPolicy)
+}
+
+// newFixtureWith is newFixture with another policy.
+func newFixtureWith(t *testing.T, policyJSON string) *fixture {
+	t.Helper()
 	current = t
 	dir := filepath.Join(t.TempDir(), "ks")
 	s, err := keystore.Init(dir, keystore.InitOptions{Passphrase: []byte("pw"), KDF: "scrypt", Owner: owner})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "policy.json"), []byte(testPolicy), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "policy.json"), []byte(policyJSON), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_ = s.Close()

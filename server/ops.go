@@ -32,7 +32,21 @@ func op[Req any](f func(*call, *Req) (any, error)) operation {
 	}
 }
 
+// operations maps each X-Amz-Target this server answers to its operation:
+// the KMS operations under TrentService., keystack's administration under
+// AdminTargetPrefix.
 func operations() map[string]operation {
+	ops := map[string]operation{}
+	for name, o := range kmsOperations() {
+		ops[kmswire.TargetPrefix+name] = o
+	}
+	for name, o := range adminOperations() {
+		ops[AdminTargetPrefix+name] = o
+	}
+	return ops
+}
+
+func kmsOperations() map[string]operation {
 	return map[string]operation{
 		"CreateKey": op(createKey), "DescribeKey": op(describeKey), "ListKeys": op(listKeys),
 		"EnableKey": op(enableKey), "DisableKey": op(disableKey),

@@ -109,15 +109,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	d := time.Since(start)
 	_, known := s.ops[op]
-	s.metrics.observe(op, code, d, known)
-	s.cfg.Logger.Info("request", "id", id, "op", op, "principal", principal, "remote", r.RemoteAddr,
+	s.metrics.observe(opLabel(op), code, d, known)
+	s.cfg.Logger.Info("request", "id", id, "op", opLabel(op), "principal", principal, "remote", r.RemoteAddr,
 		"result", code, "duration", d)
 }
 
 // handle runs one KMS request: read, authenticate, dispatch. The
 // operation decides and audits through the store before acting.
 func (s *Server) handle(w http.ResponseWriter, r *http.Request, id string) (op, principal string, err error) {
-	op, err = target(r)
+	op, err = parseTarget(r)
 	if err != nil {
 		return op, "", err
 	}
@@ -135,7 +135,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, id string) (op, 
 	}
 	h, ok := s.ops[op]
 	if !ok {
-		return op, caller.Principal, kmswire.Errorf("UnknownOperationException", "unknown operation %q", op)
+		return op, caller.Principal, kmswire.Errorf("UnknownOperationException", "unknown operation %q", opLabel(op))
 	}
 	resp, err := h(&call{s: s, ctx: r.Context(), caller: caller}, body)
 	if err != nil {
@@ -145,18 +145,24 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, id string) (op, 
 	return op, caller.Principal, nil
 }
 
-func target(r *http.Request) (string, error) {
+// opLabel names an operation in logs and metrics: KMS operations by
+// name, administration ones with their prefix.
+func opLabel(target string) string { return strings.TrimPrefix(target, kmswire.TargetPrefix) }
+
+// parseTarget returns the request's X-Amz-Target, which must name a KMS
+// or an administration operation.
+func parseTarget(r *http.Request) (string, error) {
 	if r.Method != http.MethodPost || r.URL.Path != "/" {
 		return "", kmswire.Errorf("UnknownOperationException", "only POST / is served")
 	}
-	op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), kmswire.TargetPrefix)
-	if !ok {
-		return "", kmswire.Errorf("UnknownOperationException", "X-Amz-Target must be %s<Operation>", kmswire.TargetPrefix)
+	t := r.Header.Get("X-Amz-Target")
+	if !strings.HasPrefix(t, kmswire.TargetPrefix) && !strings.HasPrefix(t, AdminTargetPrefix) {
+		return "", kmswire.Errorf("UnknownOperationException", "X-Amz-Target must be %s<Operation> or %s<Operation>", kmswire.TargetPrefix, AdminTargetPrefix)
 	}
 	if ct := r.Header.Get("Content-Type"); ct != kmswire.ContentType {
-		return op, kmswire.Errorf("ValidationException", "Content-Type must be %s", kmswire.ContentType)
+		return t, kmswire.Errorf("ValidationException", "Content-Type must be %s", kmswire.ContentType)
 	}
-	return op, nil
+	return t, nil
 }
 
 // readBody reads the whole body, refusing one over MaxBodyBytes before
