@@ -3,6 +3,7 @@ package hsm
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -162,4 +163,66 @@ func unwrapErr(err error) error {
 		return fmt.Errorf("%w: %w", keyring.ErrUnwrapFailed, err)
 	}
 	return err
+}
+
+// SealRaw encrypts plaintext with CKM_AES_GCM under the token key, with
+// aad as additional data, for callers that frame the result themselves
+// (the XKS proxy). The 12-byte IV comes from crypto/rand, since SoftHSM2
+// cannot generate GCM IVs; it returns the IV used and ciphertext ‖ tag
+// (16 bytes).
+func (k *AESKeyring) SealRaw(ctx context.Context, plaintext, aad []byte) (iv, ct []byte, err error) {
+	err = k.tok.run(ctx, func(s session) error {
+		iv, ct, err = k.seal(s, plaintext, aad)
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("hsm: encrypt with %q: %w", k.label, err)
+	}
+	if len(iv) != gcmIVLen || len(ct) != len(plaintext)+gcmTagLen {
+		return nil, nil, fmt.Errorf("hsm: encrypt with %q: token returned a %d-byte IV and %d-byte ciphertext", k.label, len(iv), len(ct))
+	}
+	return iv, ct, nil
+}
+
+// OpenRaw decrypts what SealRaw returned. A ciphertext that does not
+// authenticate under iv and aad fails with keyring.ErrUnwrapFailed.
+func (k *AESKeyring) OpenRaw(ctx context.Context, iv, ct, aad []byte) ([]byte, error) {
+	if len(iv) != gcmIVLen || len(ct) < gcmTagLen {
+		return nil, keyring.ErrUnwrapFailed
+	}
+	var pt []byte
+	err := k.tok.run(ctx, func(s session) (err error) {
+		pt, err = k.open(s, iv, ct, aad)
+		return err
+	})
+	if err != nil {
+		return nil, unwrapErr(err)
+	}
+	return pt, nil
+}
+
+// KeyBits returns the token key's length in bits (CKA_VALUE_LEN).
+func (k *AESKeyring) KeyBits(ctx context.Context) (int, error) {
+	var n int
+	err := k.tok.run(ctx, func(s session) error {
+		h, err := k.tok.findKey(s, TypeSecretKey, k.label, k.id)
+		if err != nil {
+			return err
+		}
+		a, err := k.tok.st.mod.ctx.GetAttributeValue(s.h, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil)})
+		if err != nil {
+			return callErr("C_GetAttributeValue", err)
+		}
+		switch v := a[0].Value; len(v) { // a CK_ULONG in host byte order
+		case 8:
+			n = int(binary.NativeEndian.Uint64(v))
+		case 4:
+			n = int(binary.NativeEndian.Uint32(v))
+		default:
+			return fmt.Errorf("hsm: CKA_VALUE_LEN of %d bytes", len(v))
+		}
+		n *= 8
+		return nil
+	})
+	return n, err
 }

@@ -20,13 +20,22 @@ type SealedData struct {
 	Ciphertext []byte
 }
 
-// SealData encrypts plaintext under the primary version of local AES key
-// name with aad as additional data, for the key server's Encrypt and data
+// SealData encrypts plaintext under the primary version of AES key name
+// (local, or a PKCS#11 token key through the registered backend, with an
+// IV from crypto/rand) with aad as additional data, for the key server's Encrypt and data
 // keys. action (keystack:Encrypt, keystack:GenerateDataKey or
 // keystack:ReWrap) is decided on that version with ec as the request's
 // encryption context. The key must be enabled in the server state
 // (ErrKeyState) and its primary version enabled (ErrKeyDisabled).
 func (s *Store) SealData(ctx context.Context, action, name string, plaintext, aad []byte, ec map[string]string) (*SealedData, error) {
+	return s.SealDataVersioned(ctx, action, name, plaintext, func(int) []byte { return aad }, ec)
+}
+
+// SealDataVersioned is SealData with additional data that depends on the
+// version sealing it: aadFor(version) is the AAD, so a format that names
+// the version inside the authenticated data (the XKS proxy's ciphertext
+// metadata) cannot race a rotation.
+func (s *Store) SealDataVersioned(ctx context.Context, action, name string, plaintext []byte, aadFor func(version int) []byte, ec map[string]string) (*SealedData, error) {
 	if action != policy.ActionEncrypt && action != policy.ActionGenerateDataKey && action != policy.ActionReWrap {
 		return nil, fmt.Errorf("%w: %s does not seal data", ErrInvalidOptions, action)
 	}
@@ -41,6 +50,17 @@ func (s *Store) SealData(ctx context.Context, action, name string, plaintext, aa
 	if err := s.authorize(ctx, action, name, v.Version, ec); err != nil {
 		return nil, err
 	}
+	if k.Backend == BackendPKCS11 {
+		raw, err := s.rawAEAD(ctx, k, v)
+		if err != nil {
+			return nil, err
+		}
+		nonce, ct, err := raw.SealRaw(ctx, plaintext, aadFor(v.Version))
+		if err != nil {
+			return nil, err
+		}
+		return &SealedData{Version: v.Version, Nonce: nonce, Ciphertext: ct}, nil
+	}
 	aead, err := s.versionAEAD(f, name, v)
 	if err != nil {
 		return nil, err
@@ -49,7 +69,7 @@ func (s *Store) SealData(ctx context.Context, action, name string, plaintext, aa
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	return &SealedData{Version: v.Version, Nonce: nonce, Ciphertext: aead.Seal(nil, nonce, plaintext, aad)}, nil
+	return &SealedData{Version: v.Version, Nonce: nonce, Ciphertext: aead.Seal(nil, nonce, plaintext, aadFor(v.Version))}, nil
 }
 
 // OpenData decrypts what SealData sealed under key name, deciding action
@@ -75,6 +95,13 @@ func (s *Store) OpenData(ctx context.Context, action, name string, d SealedData,
 	if err := s.authorize(ctx, action, name, v.Version, ec); err != nil {
 		return nil, err
 	}
+	if k.Backend == BackendPKCS11 {
+		raw, err := s.rawAEAD(ctx, k, v)
+		if err != nil {
+			return nil, err
+		}
+		return raw.OpenRaw(ctx, d.Nonce, d.Ciphertext, aad)
+	}
 	aead, err := s.versionAEAD(f, name, v)
 	if err != nil {
 		return nil, err
@@ -99,8 +126,8 @@ func (s *Store) dataKey(name string) (*storeFile, *keyRecord, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if k.Backend != BackendLocal || k.isRSA() || k.Namespace != "" {
-		return nil, nil, fmt.Errorf("%w: only keystack's own local AES keys serve KMS operations", ErrNotSupported)
+	if !k.sealsData() {
+		return nil, nil, fmt.Errorf("%w: only keystack's own local AES keys and PKCS#11 AES keys serve KMS operations", ErrNotSupported)
 	}
 	if f.Server != nil {
 		if st := f.Server.Keys[name].state(); st.State != KeyStateEnabled {

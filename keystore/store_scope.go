@@ -21,6 +21,9 @@ type Caller struct {
 	// ResourceTags are the tags of the key the request names
 	// (keystack:ResourceTag/…), looked up by the server with ServerKey.
 	ResourceTags map[string]string
+	// XKS holds an AWS KMS XKS proxy request's requestMetadata fields,
+	// the keystack:xks/FIELD condition keys.
+	XKS map[string]string
 }
 
 type callerKey struct{}
@@ -30,6 +33,7 @@ type callerKey struct{}
 // principal), so a server bug cannot fall back to the Store's principal.
 func WithCaller(ctx context.Context, c Caller) context.Context {
 	c.ResourceTags = maps.Clone(c.ResourceTags)
+	c.XKS = maps.Clone(c.XKS)
 	return context.WithValue(ctx, callerKey{}, &c)
 }
 
@@ -46,6 +50,7 @@ func scope(ctx context.Context, req policy.Request) policy.Request {
 		return req
 	}
 	req.Principal, req.AuthMethod, req.SourceIP, req.RequestID = c.Principal, c.AuthMethod, c.SourceIP, c.RequestID
+	req.XKS = c.XKS
 	if req.Resource != policy.ResourcePolicy && req.Resource != policy.ResourceAudit {
 		req.ResourceTags = c.ResourceTags
 	}

@@ -75,6 +75,7 @@ const (
 	keyPrincipalTag
 	keyResourceTag
 	keyAuthMethod
+	keyXKS
 )
 
 // Condition keys. Names are case-insensitive, as in IAM.
@@ -87,6 +88,10 @@ const (
 	KeyPrincipalTag          = "keystack:PrincipalTag/" // + tag key
 	KeyResourceTag           = "keystack:ResourceTag/"  // + tag key of the key acted on
 	KeyAuthMethod            = "keystack:AuthMethod"    // how the key server authenticated the caller
+	// KeyXKS + a requestMetadata field name (awsPrincipalArn, kmsKeyArn,
+	// kmsOperation, kmsRequestId, kmsViaService, awsSourceVpc,
+	// awsSourceVpce) is that field of an AWS KMS XKS proxy request.
+	KeyXKS = "keystack:xks/"
 )
 
 type setQual int
@@ -120,7 +125,7 @@ func parseKey(key string) (keyKind, string, bool) {
 	for _, k := range []struct {
 		prefix string
 		kind   keyKind
-	}{{KeyEncryptionContext, keyContext}, {KeyPrincipalTag, keyPrincipalTag}, {KeyResourceTag, keyResourceTag}} {
+	}{{KeyEncryptionContext, keyContext}, {KeyPrincipalTag, keyPrincipalTag}, {KeyResourceTag, keyResourceTag}, {KeyXKS, keyXKS}} {
 		if p := strings.ToLower(k.prefix); strings.HasPrefix(lk, p) && len(key) > len(p) {
 			return k.kind, lk[len(p):], true
 		}

@@ -27,6 +27,9 @@ type Request struct {
 	// AuthMethod is how the key server authenticated the principal
 	// ("sigv4", "mtls", "unix"; keystack:AuthMethod), empty locally.
 	AuthMethod string
+	// XKS holds an AWS KMS XKS proxy request's requestMetadata fields
+	// (keystack:xks/FIELD); empty fields are absent.
+	XKS map[string]string
 	// RequestID identifies the key server request; it is audited, never
 	// a condition.
 	RequestID string
@@ -171,6 +174,9 @@ func (c *ccond) lookup(ev *evalReq, one *[1]string) (vals []string, present, amb
 	case keyResourceTag:
 		one[0], present, ambiguous = lookupFold(ev.ResourceTags, c.sub)
 		return one[:], present, ambiguous
+	case keyXKS:
+		one[0], present, ambiguous = lookupFold(ev.XKS, c.sub)
+		return one[:], present && one[0] != "", ambiguous
 	case keyAuthMethod:
 		one[0] = ev.AuthMethod
 		return one[:], ev.AuthMethod != "", false

@@ -30,6 +30,10 @@ type ListenConfig struct {
 	// against it; RequireClientCert refuses connections without one.
 	ClientCAFile      string
 	RequireClientCert bool
+	// RequestClientCert, without ClientCAFile, asks TLS clients for a
+	// certificate without verifying it, for a handler that verifies it
+	// itself (the XKS proxy's per-prefix mutual TLS).
+	RequestClientCert bool
 	// HTTPAddr serves plain HTTP, for tests: it must be a loopback IP.
 	HTTPAddr string
 
@@ -211,6 +215,9 @@ func (s *Server) listenTLS(lc ListenConfig) (net.Listener, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS13, GetCertificate: cr.get}
 	if lc.TLS12 {
 		cfg.MinVersion = tls.VersionTLS12
+	}
+	if lc.RequestClientCert {
+		cfg.ClientAuth = tls.RequestClientCert
 	}
 	if lc.ClientCAFile != "" {
 		pem, err := os.ReadFile(lc.ClientCAFile)

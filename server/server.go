@@ -51,6 +51,9 @@ type Config struct {
 	RateBurst int
 	// Now is the clock for SigV4 skew checks; time.Now when nil.
 	Now func() time.Time
+	// XKS, when set, serves every request whose path holds /kms/xks/v1/
+	// (the AWS KMS XKS proxy API, package xks) on every listener.
+	XKS http.Handler
 }
 
 // Server answers KMS requests for one keystore. It is safe for
@@ -95,6 +98,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
+		return
+	}
+	if s.cfg.XKS != nil && strings.Contains(r.URL.Path, "/kms/xks/v1/") {
+		s.cfg.XKS.ServeHTTP(w, r)
 		return
 	}
 	start := time.Now()

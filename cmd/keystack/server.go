@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/server"
+	"github.com/keystack/keystack/xks"
 )
 
 // serverCommand is `keystack server`: it parses flags and runs package
@@ -42,6 +44,7 @@ func serverCommand() *cli.Command {
 			&cli.Float64Flag{Name: "rate-limit", Usage: "requests a second each principal may make on average (0: no limit)"},
 			&cli.IntFlag{Name: "rate-burst", Usage: "requests a principal may make at once (default: the rate, at least 1)"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at http://`ADDR`/metrics"},
+			&cli.StringFlag{Name: "xks-config", Usage: "serve the AWS KMS XKS proxy API as the JSON `FILE` configures (prefixes, credentials, keys, mTLS)"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: 30e9, Usage: "how long in-flight requests may finish after SIGTERM"},
 		},
 		Action:      serverRun,
@@ -68,8 +71,12 @@ func serverRun(c *cli.Context) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+	xh, err := xksHandler(c, st, &lc, log)
+	if err != nil {
+		return err
+	}
 	srv, err := server.New(server.Config{Store: st, Region: c.String("region"), Account: c.String("account"), Logger: log,
-		RateLimit: c.Float64("rate-limit"), RateBurst: c.Int("rate-burst")})
+		RateLimit: c.Float64("rate-limit"), RateBurst: c.Int("rate-burst"), XKS: xh})
 	if err != nil {
 		return err
 	}
@@ -178,4 +185,24 @@ func credentialsList(c *cli.Context, st *keystore.Store, _ []string) error {
 
 func credentialsRevoke(c *cli.Context, st *keystore.Store, a []string) error {
 	return st.RevokeCredential(c.Context, a[0])
+}
+
+// xksHandler loads --xks-config, if given, into the XKS proxy handler; a
+// prefix with mutual TLS makes the TLS listener ask for client
+// certificates.
+func xksHandler(c *cli.Context, st *keystore.Store, lc *server.ListenConfig, log *slog.Logger) (http.Handler, error) {
+	path := c.String("xks-config")
+	if path == "" {
+		return nil, nil
+	}
+	cfg, err := xks.LoadConfig(path)
+	if err != nil {
+		return nil, usagef("--xks-config: %v", err)
+	}
+	for _, p := range cfg.Prefixes {
+		lc.RequestClientCert = lc.RequestClientCert || p.MTLS != nil
+	}
+	h := xks.New(cfg, st)
+	h.Logger = log
+	return h, nil
 }

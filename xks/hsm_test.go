@@ -1,0 +1,128 @@
+package xks_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/keystack/keystack/xks"
+)
+
+// TestSoftHSMKey serves a PKCS#11 AES-256 key on SoftHSM2: metadata,
+// 4,300 bytes with 8,192 bytes of AAD, tampering, and a health check that
+// round-trips through the token.
+func TestSoftHSMKey(t *testing.T) {
+	s := newStore(t)
+	addHSMKey(t, s, "hsmkey")
+	addHSMKey(t, s, "hsmhealth")
+	cfg := testConfig("hsmkey")
+	cfg.HealthKey = "hsmhealth"
+	base := newProxy(t, s, cfg)
+	st, out := call(t, nil, base+"/tenant1/kms/xks/v1/keys/hsmkey/metadata", cred1, map[string]any{"requestMetadata": meta(alice, "CreateKey")})
+	if st != 200 || out["keySpec"] != "AES_256" || out["keyStatus"] != "ENABLED" {
+		t.Fatalf("metadata: %d %v", st, out)
+	}
+	aad := random(8192)
+	enc := roundTrip(t, base, "hsmkey", random(4300), aad)
+	body := decryptBody(enc, aad)
+	body["additionalAuthenticatedData"] = random(8192)
+	if st, out := call(t, nil, base+"/tenant1/kms/xks/v1/keys/hsmkey/decrypt", cred1, body); st != 400 || out["errorName"] != "InvalidCiphertextException" {
+		t.Fatalf("wrong AAD on the token: %d %v", st, out)
+	}
+	st, out = call(t, nil, base+"/tenant1/kms/xks/v1/health", cred1, map[string]any{"requestMetadata": map[string]any{"kmsRequestId": "h", "kmsOperation": "KmsHealthCheck"}})
+	if st != 200 || out["ekmFleetDetails"].([]any)[0].(map[string]any)["healthStatus"] != "ACTIVE" {
+		t.Fatalf("health on SoftHSM2: %d %v", st, out)
+	}
+}
+
+// TestHealthUnavailable: a health key that cannot seal reports UNAVAILABLE.
+func TestHealthUnavailable(t *testing.T) {
+	s := newStore(t)
+	if err := s.SetKeyEnabled(context.Background(), "health", false); err != nil {
+		t.Fatal(err)
+	}
+	base := newProxy(t, s, testConfig("k1"))
+	_, out := call(t, nil, base+"/tenant1/kms/xks/v1/health", cred1, map[string]any{"requestMetadata": map[string]any{"kmsRequestId": "h", "kmsOperation": "KmsHealthCheck"}})
+	if out["ekmFleetDetails"].([]any)[0].(map[string]any)["healthStatus"] != "UNAVAILABLE" {
+		t.Fatalf("health with a disabled health key: %v", out)
+	}
+}
+
+// pki is a CA and certificates it issues.
+type pki struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newCA(t *testing.T) *pki {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := x509.ParseCertificate(der)
+	return &pki{cert: c, key: key}
+}
+
+func (ca *pki) issue(t *testing.T, cn string) tls.Certificate {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: cn},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// TestMutualTLS: a prefix with mTLS accepts KMS's certificate (right CA,
+// CN cks.kms.eu-west-1.amazonaws.com) and refuses none, another CN and
+// another CA, even with valid SigV4.
+func TestMutualTLS(t *testing.T) {
+	ca, other := newCA(t), newCA(t)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig("k1")
+	cfg.Prefixes[0].MTLS = &xks.MTLS{CAFile: caFile, SubjectCN: "cks.kms.eu-west-1.amazonaws.com"}
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(xks.New(cfg, newStore(t)))
+	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	client := func(certs ...tls.Certificate) *http.Client {
+		tr := srv.Client().Transport.(*http.Transport).Clone()
+		tr.TLSClientConfig.Certificates = certs
+		return &http.Client{Transport: tr}
+	}
+	body := map[string]any{"requestMetadata": map[string]any{"kmsRequestId": "h", "kmsOperation": "KmsHealthCheck"}}
+	url := srv.URL + "/tenant1/kms/xks/v1/health"
+	if st, out := call(t, client(ca.issue(t, "cks.kms.eu-west-1.amazonaws.com")), url, cred1, body); st != 200 {
+		t.Fatalf("KMS's certificate: %d %v", st, out)
+	}
+	for name, c := range map[string]*http.Client{
+		"no certificate": client(), "other CN": client(ca.issue(t, "evil.example")),
+		"other CA": client(other.issue(t, "cks.kms.eu-west-1.amazonaws.com")),
+	} {
+		if st, out := call(t, c, url, cred1, body); st != 401 || out["errorName"] != "AuthenticationFailedException" {
+			t.Errorf("%s: %d %v", name, st, out)
+		}
+	}
+}
