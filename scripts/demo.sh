@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# demo.sh BIN: the main keystack job end to end on a throwaway keystore.
-# Prints each command before running it and "demo: OK" when every step passed.
+# demo.sh BIN: the main keystack job end to end on a throwaway keystore, then
+# the key server path: keystack server on loopback, a credential for an
+# application, and keystack encrypting and decrypting through the server with
+# its AWS KMS keyring. Prints each command before running it and "demo: OK"
+# only when every step passed.
 set -euo pipefail
 
 bin=${1:?usage: demo.sh path/to/keystack}
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 work=$(mktemp -d "${TMPDIR:-/tmp}/keystack-demo.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+server_pid=
+# cleanup stops the server if it still runs, then removes everything.
+cleanup() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
 cd "$work"
 
 export KEYSTACK_HOME="$work/home"
@@ -37,36 +49,64 @@ got=$(echo "hello, pipe" | "$bin" encrypt -k demo --signed | "$bin" decrypt)
 printf '%s\n' "$got"
 [ "$got" = "hello, pipe" ]
 
-# The key server: the same keystore served over the AWS KMS API; a client
-# with its own empty keystore encrypts through it with the KMS keyring.
-if command -v curl >/dev/null 2>&1; then
-  owner="user:$(id -un)"
-  step "$bin" server credentials create --principal "$owner" > cred.txt
-  sed 's/^secret access key: .*/secret access key: (shown once; hidden in this demo)/' cred.txt
-  akid=$(awk '/^access key ID:/ {print $4}' cred.txt)
-  secret=$(awk '/^secret access key:/ {print $4}' cred.txt)
-  port=$((20000 + RANDOM % 20000))
-  printf '\n$ keystack server --insecure-http-loopback 127.0.0.1:%s &\n' "$port"
-  "$bin" server --insecure-http-loopback "127.0.0.1:$port" 2> server.log &
-  server=$!
-  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
-  (
-    export KEYSTACK_HOME="$work/client" AWS_ENDPOINT_URL_KMS="http://127.0.0.1:$port" AWS_REGION=us-east-1 \
-      AWS_ACCESS_KEY_ID="$akid" AWS_SECRET_ACCESS_KEY="$secret" AWS_EC2_METADATA_DISABLED=true \
-      AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
-    unset KEYSTACK_PASSPHRASE
-    arn=arn:aws:kms:us-east-1:111122223333:key/demo
-    step "$bin" init --insecure-no-passphrase
-    step "$bin" encrypt -k "$arn" -c purpose=demo -i report.txt -o report.kms.ks
-    step "$bin" inspect report.kms.ks
-    step "$bin" decrypt --discovery -c purpose=demo -i report.kms.ks -o report.kms.out
-    step cmp report.txt report.kms.out
-  )
-  kill -TERM "$server"
-  wait "$server"
-  grep -c 'msg=request' server.log | sed 's/^/key server: requests served: /'
-else
-  printf '\n(key server part skipped: curl is needed to wait for it)\n'
-fi
+# The key server path (README "Key server"): the application holds only an
+# access key; the keystore, its passphrase and its keys stay with the server.
+# The owner (the OS user) keeps full access; the policy in force names it.
+owner=$("$bin" policy get --json | grep -o '"user:[^"]*"' | head -n1 | tr -d '"')
+[ -n "$owner" ]
+cat > policy.json <<JSON
+{"Version": "2012-10-17", "Statement": [
+  {"Sid": "Owner", "Effect": "Allow", "Principal": "$owner", "Action": "keystack:*", "Resource": "*"},
+  {"Sid": "DemoApp", "Effect": "Allow", "Principal": "service:demo-app",
+   "Action": ["keystack:GenerateDataKey", "keystack:Decrypt", "keystack:DescribeKey"], "Resource": "key/demo"}]}
+JSON
+printf '\n$ cat policy.json\n'; cat policy.json
+step "$bin" policy put -i policy.json
+printf '\n$ keystack server credentials create --principal service:demo-app --json > cred.json\n'
+"$bin" server credentials create --principal service:demo-app --json > cred.json
+json_field() { sed -n "s/.*\"$1\": *\"\([^\"]*\)\".*/\1/p" cred.json; }
+access_key=$(json_field access_key_id)
+secret_key=$(json_field secret_access_key)
+[ -n "$access_key" ] && [ -n "$secret_key" ]
+printf 'access key ID: %s (secret in cred.json, shown only once)\n' "$access_key"
+
+printf '\n$ keystack server --insecure-http-loopback 127.0.0.1:0 --drain-timeout 5s &\n'
+: > server.log # exists before the server's redirection opens it
+"$bin" server --insecure-http-loopback 127.0.0.1:0 --drain-timeout 5s 2>> server.log &
+server_pid=$!
+addr=
+for _ in $(seq 1 300); do # up to 30 s for the listening line
+  addr=$(sed -n 's/.*listening.*addresses=\[\(127\.0\.0\.1:[0-9]*\)\].*/\1/p' server.log | head -n1)
+  [ -n "$addr" ] && break
+  kill -0 "$server_pid" 2>/dev/null || { cat server.log >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$addr" ] || { echo "demo: the server did not start listening" >&2; cat server.log >&2; exit 1; }
+printf 'listening on %s\n' "$addr"
+
+# The application: an empty keystore of its own (it holds no keys), the
+# server as its KMS endpoint, the access key from credentials create, and no
+# AWS configuration of this machine.
+arn=arn:aws:kms:us-east-1:111122223333:key/demo
+(
+  export KEYSTACK_HOME="$work/app-home" AWS_ENDPOINT_URL_KMS="http://$addr" AWS_REGION=us-east-1 \
+    AWS_ACCESS_KEY_ID="$access_key" AWS_SECRET_ACCESS_KEY="$secret_key" AWS_EC2_METADATA_DISABLED=true \
+    AWS_CONFIG_FILE="$work/no-aws-config" AWS_SHARED_CREDENTIALS_FILE="$work/no-aws-credentials"
+  unset KEYSTACK_PASSPHRASE AWS_SESSION_TOKEN AWS_PROFILE
+  printf '\n$ export AWS_ENDPOINT_URL_KMS=http://%s AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=...\n' "$addr" "$access_key"
+  step "$bin" init --insecure-no-passphrase
+  step "$bin" encrypt -k "$arn" -c purpose=demo -i report.txt -o report.txt.kms.ks
+  step "$bin" inspect report.txt.kms.ks
+  "$bin" inspect report.txt.kms.ks | grep -q "$arn"
+  step "$bin" decrypt --discovery --discovery-account 111122223333 -c purpose=demo -i report.txt.kms.ks -o report.kms.out
+  step cmp report.txt report.kms.out
+)
+
+printf '\n$ kill -TERM %s   # drains in-flight requests, exits 0\n' "$server_pid"
+kill -TERM "$server_pid"
+wait "$server_pid"
+server_pid=
+step "$bin" audit show --principal service:demo-app
+step "$bin" audit verify
 
 printf '\ndemo: OK\n'
