@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -124,8 +125,8 @@ func (s *Store) SetKeyEnabled(ctx context.Context, name string, enabled bool) er
 
 // ScheduleKeyDeletion marks key name pending deletion after days (7 to
 // 30) days (keystack:ScheduleKeyDeletion) and returns the deletion date.
-// The key serves nothing while pending. The date is recorded; erasing
-// the material when it passes is not yet automatic (see server/SPEC.md).
+// The key serves nothing while pending; DeleteDueKeys (which the key
+// server runs every minute) erases it once the date has passed.
 func (s *Store) ScheduleKeyDeletion(ctx context.Context, name string, days int) (time.Time, error) {
 	if days < 7 || days > 30 {
 		return time.Time{}, fmt.Errorf("%w: the waiting period is 7 to 30 days, not %d", ErrInvalidOptions, days)
@@ -303,4 +304,50 @@ func (s *Store) Unseal() error {
 	kek, err := s.unlockKEK(f)
 	clear(kek)
 	return err
+}
+
+// DeleteDueKeys erases every key whose server deletion date
+// (ScheduleKeyDeletion) has passed: its record and all its versions'
+// material, its aliases and its server state. Each deletion is decided as
+// keystack:ScheduleKeyDeletion on the key for ctx's principal; a denied
+// key stays and the denial is returned after the others are deleted.
+func (s *Store) DeleteDueKeys(ctx context.Context) ([]string, error) {
+	f, err := s.load()
+	if err != nil || f.Server == nil {
+		return nil, err
+	}
+	now := s.now().UTC()
+	var deleted []string
+	var denied error
+	for _, name := range slices.Sorted(maps.Keys(f.Server.Keys)) {
+		if k := f.Server.Keys[name]; k.DeletionDate.IsZero() || k.DeletionDate.After(now) {
+			continue
+		}
+		if err := s.authorize(ctx, policy.ActionScheduleKeyDeletion, name, 0, nil); err != nil {
+			denied = errors.Join(denied, err)
+			continue
+		}
+		if err := s.update(ctx, func(f *storeFile) error { return deleteDue(f, name, now) }); err != nil {
+			return deleted, err
+		}
+		deleted = append(deleted, name)
+	}
+	return deleted, denied
+}
+
+// deleteDue removes key name if it is still due (another process may
+// have cancelled the deletion meanwhile).
+func deleteDue(f *storeFile, name string, now time.Time) error {
+	k := f.server().Keys[name]
+	if k == nil || k.DeletionDate.IsZero() || k.DeletionDate.After(now) {
+		return nil
+	}
+	delete(f.Keys, name)
+	delete(f.Server.Keys, name)
+	for a, target := range f.Server.Aliases {
+		if target == name {
+			delete(f.Server.Aliases, a)
+		}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
@@ -226,5 +227,52 @@ func TestCallerScope(t *testing.T) {
 	want := `"principal":"service:billing","action":"keystack:Encrypt","resource":"key/k","key_version":2,"decision":"Allow","statements":["Svc"],"request_id":"req-123","auth_method":"sigv4","source":"10.1.2.3"`
 	if !bytes.Contains(log, []byte(want)) {
 		t.Errorf("audit log lacks the caller's record %s", want)
+	}
+}
+
+// TestDeleteDueKeys: a key whose deletion date has passed is erased with
+// its aliases; one still pending, or whose deletion was cancelled, stays.
+func TestDeleteDueKeys(t *testing.T) {
+	ctx := context.Background()
+	dir := newAuthzStore(t, "")
+	now := time.Now()
+	s, err := Open(dir, OpenOptions{Principal: alice, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for k, days := range map[string]int{"k": 7, "e": 20, "x": 7} {
+		if _, err := s.ScheduleKeyDeletion(ctx, k, days); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.CreateAlias(ctx, "alias/doomed", "k"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CancelKeyDeletion(ctx, "x"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.DeleteDueKeys(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("nothing is due yet: %v %v", got, err)
+	}
+	now = now.Add(8 * 24 * time.Hour) // k (7 days) is due, e (20) is not
+	got, err := s.DeleteDueKeys(ctx)
+	if err != nil || len(got) != 1 || got[0] != "k" {
+		t.Fatalf("deleted %v, %v; want [k]", got, err)
+	}
+	if _, err := s.DescribeKey(ctx, "k"); !errors.Is(err, ErrKeyNotFound) {
+		t.Errorf("deleted key: %v", err)
+	}
+	if _, err := s.ResolveAlias("alias/doomed"); !errors.Is(err, ErrAliasNotFound) {
+		t.Errorf("alias of a deleted key: %v", err)
+	}
+	raw, _ := os.ReadFile(filepath.Join(dir, metaFile))
+	if bytes.Contains(raw, []byte(`"k"`)) {
+		t.Error("keystore.json still names the deleted key")
+	}
+	for _, k := range []string{"e", "x"} {
+		if _, err := s.DescribeKey(ctx, k); err != nil {
+			t.Errorf("%s: %v", k, err)
+		}
 	}
 }

@@ -65,6 +65,7 @@ func (s *Server) Serve(ctx context.Context, lc ListenConfig) error {
 		return err
 	}
 	defer stopMetrics()
+	go s.sweepDeletions(ctx)
 	srv := &http.Server{Handler: s, ReadTimeout: lc.ReadTimeout, WriteTimeout: lc.WriteTimeout,
 		IdleTimeout: lc.IdleTimeout, ReadHeaderTimeout: lc.ReadTimeout, ConnContext: withPeer,
 		ErrorLog: slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelWarn), MaxHeaderBytes: 64 << 10}

@@ -3,13 +3,19 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/server"
 )
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
@@ -240,4 +246,38 @@ func TestSDKStatesAndRotation(t *testing.T) {
 	if apiCode(err) == "" {
 		t.Errorf("300-char key ID: %v", err)
 	}
+}
+
+// TestDeletionSweep: a key pending deletion is erased by the server once
+// its date has passed (the store's clock is moved past it).
+func TestDeletionSweep(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	c := f.client(owner)
+	k := createKey(t, c, "")
+	must(c.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String("alias/doomed"), TargetKeyId: k.KeyId}))
+	must(c.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: k.KeyId, PendingWindowInDays: aws.Int32(7)}))
+	later := time.Now().Add(8 * 24 * time.Hour)
+	st, err := keystore.Open(f.dir, keystore.OpenOptions{Principal: owner, Now: func() time.Time { return later },
+		Passphrase: func() ([]byte, error) { return []byte("pw"), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	srv := must(server.New(server.Config{Store: st, Region: "eu-west-1", Account: "444455556666", DeletionSweep: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	serveWith(t, srv, server.ListenConfig{HTTPAddr: "127.0.0.1:0"})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: k.KeyId})
+		if apiCode(err) == "NotFoundException" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the key due for deletion is still there: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, err = c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String("alias/doomed")})
+	wantCode(t, "the deleted key's alias", err, "NotFoundException")
 }

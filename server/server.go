@@ -49,6 +49,10 @@ type Config struct {
 	// ThrottlingException. 0 means no limit.
 	RateLimit float64
 	RateBurst int
+	// DeletionSweep is how often keys whose deletion date has passed are
+	// erased (keystore.DeleteDueKeys, decided for the store's own
+	// principal); one minute when 0.
+	DeletionSweep time.Duration
 	// Now is the clock for SigV4 skew checks; time.Now when nil.
 	Now func() time.Time
 	// XKS, when set, serves every request whose path holds /kms/xks/v1/
@@ -87,6 +91,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.DeletionSweep <= 0 {
+		cfg.DeletionSweep = time.Minute
 	}
 	return &Server{cfg: cfg, ops: operations(), metrics: newMetrics(),
 		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now)}, nil
@@ -201,4 +208,25 @@ type call struct {
 	s      *Server
 	ctx    context.Context
 	caller keystore.Caller
+}
+
+// sweepDeletions erases keys whose deletion date has passed, at start and
+// every DeletionSweep, until ctx is done.
+func (s *Server) sweepDeletions(ctx context.Context) {
+	t := time.NewTicker(s.cfg.DeletionSweep)
+	defer t.Stop()
+	for {
+		deleted, err := s.cfg.Store.DeleteDueKeys(ctx)
+		for _, name := range deleted {
+			s.cfg.Logger.Info("key deleted: its deletion date has passed", "key", name)
+		}
+		if err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Warn("deleting keys due for deletion failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
