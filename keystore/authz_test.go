@@ -366,7 +366,7 @@ func TestAuthzAuditRecords(t *testing.T) {
 	if denied != 1 {
 		t.Errorf("%d denial records, want 1", denied)
 	}
-	f, err := (&Store{dir: dir}).load()
+	f, err := (&Store{dir: dir, st: NewDirStorage(dir)}).load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -507,7 +507,7 @@ func TestAuthzPrincipalsSection(t *testing.T) {
 	if _, err := bob.ListKeys(ctx); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Fatalf("bob outside ops: %v", err)
 	}
-	s := &Store{dir: dir, now: time.Now}
+	s := &Store{dir: dir, st: NewDirStorage(dir), now: time.Now}
 	if err := s.update(ctx, func(f *storeFile) error {
 		f.Principals = map[string]principalConfig{"user:bob": {Groups: []string{"ops"}}}
 		return nil

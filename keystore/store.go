@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keystack/keystack/keyring"
@@ -33,6 +34,9 @@ import (
 // need no lock. A Store is safe for concurrent use.
 type Store struct {
 	dir        string
+	st         Storage // the persistent state; see storage.go
+	snap       snapshot
+	unseals    atomic.Int64 // key versions unsealed, for tests
 	now        func() time.Time
 	passphrase func() ([]byte, error)
 	tries      int // OpenOptions.PassphraseTries
@@ -115,6 +119,10 @@ type OpenOptions struct {
 	// behind the authorization of each message, so a cache hit is still
 	// decided by the policy and audited.
 	Cache *keyring.CacheOptions
+	// PrincipalFromEnv, with Principal empty, acts as $KEYSTACK_PRINCIPAL
+	// when the store was initialized to trust it (see PrincipalFromEnv),
+	// without reading the store a second time.
+	PrincipalFromEnv bool
 }
 
 // DefaultDir returns $KEYSTACK_HOME when set, else os.UserConfigDir()/keystack.
@@ -145,7 +153,8 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 	if err := os.Chmod(dir, 0o700); err != nil { // a pre-existing dir may be group-readable
 		return nil, fmt.Errorf("keystore: init: %w", err)
 	}
-	unlock, err := lockDir(context.Background(), dir)
+	st := NewDirStorage(dir)
+	unlock, err := st.Lock(context.Background())
 	if err != nil {
 		return nil, err
 	}
@@ -167,12 +176,12 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 		clear(kek)
 		return nil, err
 	}
-	if err := writeStoreFile(dir, f); err != nil {
-		clear(kek)
-		return nil, err
+	s := &Store{dir: dir, st: st, now: time.Now, kek: kek, principal: f.Owner}
+	rev, err := s.writeState(context.Background(), f, NoRevision)
+	if err == nil {
+		err = s.setupAuthz(f, rev, OpenOptions{})
 	}
-	s := &Store{dir: dir, now: time.Now, kek: kek, principal: f.Owner}
-	if err := s.setupAuthz(f, OpenOptions{}); err != nil {
+	if err != nil {
 		clear(kek)
 		return nil, err
 	}
@@ -207,16 +216,25 @@ func newStoreFile(opts InitOptions) (*storeFile, []byte, error) {
 // with ErrNotInitialized when dir holds no store and ErrCorruptStore when
 // keystore.json is malformed.
 func Open(dir string, opts OpenOptions) (*Store, error) {
-	s := &Store{dir: dir, now: opts.Now, passphrase: opts.Passphrase, tries: opts.PassphraseTries, backends: opts.Backends,
+	return openStorage(dir, NewDirStorage(dir), opts)
+}
+
+// openStorage is Open with the state kept in st (dir still holds the audit
+// log).
+func openStorage(dir string, st Storage, opts OpenOptions) (*Store, error) {
+	s := &Store{dir: dir, st: st, now: opts.Now, passphrase: opts.Passphrase, tries: opts.PassphraseTries, backends: opts.Backends,
 		principal: opts.Principal, authz: opts.Authorizer, cacheOpts: opts.Cache, minWait: opts.MinDestructionWait}
 	if s.now == nil {
 		s.now = time.Now
 	}
-	f, err := s.load()
+	f, rev, err := s.loadRev(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	if err := s.setupAuthz(f, opts); err != nil {
+	if opts.PrincipalFromEnv && s.principal == "" && f.TrustPrincipalEnv {
+		s.principal = os.Getenv(PrincipalEnv)
+	}
+	if err := s.setupAuthz(f, rev, opts); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -236,15 +254,60 @@ func (s *Store) Close() error {
 	return s.closeAudit()
 }
 
+// load returns a fresh, mutable copy of the store's state.
 func (s *Store) load() (*storeFile, error) {
-	data, err := readFileBounded(filepath.Join(s.dir, metaFile), maxMetaSize)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%w in %s", ErrNotInitialized, s.dir)
+	f, _, err := s.loadRev(context.Background())
+	return f, err
+}
+
+// snapshot is the state document as last read or written, so that a
+// command reads it once: later loads parse it again (each caller gets its
+// own copy to change) after a revision check, and read it again only when
+// another writer changed it.
+type snapshot struct {
+	mu   sync.Mutex
+	data []byte
+	rev  Revision
+}
+
+// loadRev returns a fresh copy of the state and its revision.
+func (s *Store) loadRev(ctx context.Context) (*storeFile, Revision, error) {
+	data, rev, err := s.stateBytes(ctx)
+	if err != nil {
+		return nil, NoRevision, err
+	}
+	f, err := parseStoreFile(data)
+	return f, rev, err
+}
+
+func (s *Store) stateBytes(ctx context.Context) ([]byte, Revision, error) {
+	rev, err := s.st.Revision(ctx, StateDocument)
+	if err != nil {
+		return nil, NoRevision, fmt.Errorf("keystore: read: %w", err)
+	}
+	s.snap.mu.Lock()
+	defer s.snap.mu.Unlock()
+	if rev != NoRevision && rev == s.snap.rev {
+		return s.snap.data, rev, nil
+	}
+	data, rev, err := s.st.Read(ctx, StateDocument)
+	if errors.Is(err, ErrNoDocument) {
+		return nil, NoRevision, fmt.Errorf("%w in %s", ErrNotInitialized, s.dir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("keystore: read: %w", err)
+		return nil, NoRevision, fmt.Errorf("keystore: read: %w", err)
 	}
-	return parseStoreFile(data)
+	s.snap.data, s.snap.rev = data, rev
+	return data, rev, nil
+}
+
+// stateRevision is the state's revision now, NoRevision if it cannot be had.
+func (s *Store) stateRevision() Revision {
+	rev, err := s.st.Revision(context.Background(), StateDocument)
+	if err != nil {
+		return NoRevision
+	}
+	return rev
 }
 
 func parseStoreFile(data []byte) (*storeFile, error) {
@@ -279,23 +342,40 @@ func parseStoreFile(data []byte) (*storeFile, error) {
 	return &f, nil
 }
 
-func writeStoreFile(dir string, f *storeFile) error {
+// writeState replaces the state with f if its revision is still prev.
+func (s *Store) writeState(ctx context.Context, f *storeFile, prev Revision) (Revision, error) {
 	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
-		return fmt.Errorf("keystore: encode: %w", err)
+		return NoRevision, fmt.Errorf("keystore: encode: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, metaFile), append(data, '\n'))
+	data = append(data, '\n')
+	rev, err := s.st.Write(ctx, StateDocument, data, prev)
+	if errors.Is(err, ErrConflict) {
+		return NoRevision, fmt.Errorf("keystore: write: %w", err)
+	}
+	if err != nil {
+		return NoRevision, err
+	}
+	s.snap.mu.Lock()
+	s.snap.data, s.snap.rev = data, rev
+	s.snap.mu.Unlock()
+	return rev, nil
 }
 
-// update runs fn on a fresh copy of the store file under the write lock and
-// writes the result back when fn succeeds.
+// update runs fn on a fresh copy of the store's state under the write lock
+// and writes the result back when fn succeeds.
 func (s *Store) update(ctx context.Context, fn func(f *storeFile) error) error {
-	unlock, err := lockDir(ctx, s.dir)
+	unlock, err := s.st.Lock(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	f, err := s.load()
+	return s.modify(ctx, fn)
+}
+
+// modify is update for a caller holding the write lock.
+func (s *Store) modify(ctx context.Context, fn func(f *storeFile) error) error {
+	f, rev, err := s.loadRev(ctx)
 	if err != nil {
 		return err
 	}
@@ -305,7 +385,8 @@ func (s *Store) update(ctx context.Context, fn func(f *storeFile) error) error {
 		}
 		return err
 	}
-	return writeStoreFile(s.dir, f)
+	_, err = s.writeState(ctx, f, rev)
+	return err
 }
 
 // errUnchanged, returned by an update function, skips the write.

@@ -17,7 +17,7 @@ import (
 // storedAnchor returns keystore.json's audit anchor.
 func storedAnchor(t *testing.T, dir string) auditAnchor {
 	t.Helper()
-	f, err := (&Store{dir: dir}).load()
+	f, err := (&Store{dir: dir, st: NewDirStorage(dir)}).load()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestAuditCheckpointExport(t *testing.T) {
 func TestAuditLegacyLog(t *testing.T) {
 	ctx := context.Background()
 	dir := newAuthzStore(t, "")
-	s := &Store{dir: dir}
+	s := &Store{dir: dir, st: NewDirStorage(dir)}
 	if err := s.update(ctx, func(f *storeFile) error { f.AuditAnchor = nil; return nil }); err != nil {
 		t.Fatal(err)
 	}

@@ -68,7 +68,7 @@ func (s *Store) encryptKeyring(ctx context.Context, f *storeFile, spec string) (
 // know, the keyring rereads the store once per change of keystore.json
 // and tries again (see reloadingKeyring).
 func (s *Store) DecryptKeyring(ctx context.Context, keys ...string) (envelope.Keyring, error) {
-	stamp := s.stamp()
+	stamp := s.stateRevision()
 	kr, f, err := s.decryptKeyring(ctx, keys)
 	if err != nil {
 		return nil, err
@@ -149,15 +149,45 @@ func (s *Store) keyDecryptKeyrings(ctx context.Context, f *storeFile, name strin
 // versionKeyring builds the keyring of one key version. Local keys get
 // raw keyrings named ("keystack", "NAME/vN") unless imported with explicit
 // ESDK names; RSA keys encrypt with the clear public key, so only decrypt
-// needs the passphrase.
+// needs the passphrase. A decrypt keyring unseals its version only when a
+// message names it (lazyKeyring); the passphrase is still checked now.
 func (s *Store) versionKeyring(ctx context.Context, f *storeFile, name string, k *keyRecord, v *versionRecord, decrypt bool) (envelope.Keyring, error) {
 	if k.Backend != BackendLocal {
 		return s.externalKeyring(ctx, k.Backend, v.Ref)
 	}
-	ns, keyName := keyring.ProviderLocal, keyring.VersionedKeyName(name, v.Version)
-	if k.Namespace != "" {
-		ns, keyName = k.Namespace, k.KeyName
+	ns, keyName := localKeyNames(name, k, v)
+	var pub *rsa.PublicKey
+	if k.isRSA() {
+		var err error
+		if pub, err = parseStoredPublic(name, v.Public); err != nil {
+			return nil, err
+		}
 	}
+	build := func() (envelope.Keyring, error) { return s.localKeyring(f, name, ns, keyName, k, v, pub, decrypt) }
+	if !decrypt || len(v.Material) == 0 {
+		return build()
+	}
+	if err := s.checkLocalNames(ns, keyName, k, pub); err != nil {
+		return nil, err
+	}
+	if err := s.kekReady(f); err != nil {
+		return nil, err
+	}
+	return &lazyKeyring{ns: ns, name: keyName, match: localEDKMatch(ns, keyName), build: build}, nil
+}
+
+// localKeyNames returns the ESDK provider ID and key name of a local key
+// version's EDKs.
+func localKeyNames(name string, k *keyRecord, v *versionRecord) (ns, keyName string) {
+	if k.Namespace != "" {
+		return k.Namespace, k.KeyName
+	}
+	return keyring.ProviderLocal, keyring.VersionedKeyName(name, v.Version)
+}
+
+// localKeyring builds a local key version's keyring, unsealing its
+// material (RSA: only the private key, and only to decrypt).
+func (s *Store) localKeyring(f *storeFile, name, ns, keyName string, k *keyRecord, v *versionRecord, pub *rsa.PublicKey, decrypt bool) (envelope.Keyring, error) {
 	if !k.isRSA() {
 		key, err := s.openMaterial(f, name, v)
 		if err != nil {
@@ -166,17 +196,25 @@ func (s *Store) versionKeyring(ctx context.Context, f *storeFile, name string, k
 		defer clear(key)
 		return keyring.NewRawAES(ns, keyName, key)
 	}
-	pub, err := parseStoredPublic(name, v.Public)
-	if err != nil {
-		return nil, err
-	}
 	var priv *rsa.PrivateKey
 	if decrypt && len(v.Material) > 0 {
+		var err error
 		if priv, err = s.openRSAPrivate(f, name, v); err != nil {
 			return nil, err
 		}
 	}
 	return keyring.NewRawRSA(ns, keyName, k.Padding, pub, priv)
+}
+
+// checkLocalNames fails now as building the keyring would on its names
+// (and an RSA key on its public key), so that a lazy keyring fails late
+// only where unsealing does.
+func (s *Store) checkLocalNames(ns, keyName string, k *keyRecord, pub *rsa.PublicKey) error {
+	if k.isRSA() {
+		_, err := keyring.NewRawRSA(ns, keyName, k.Padding, pub, nil)
+		return err
+	}
+	return keyring.CheckRawNames(ns, keyName)
 }
 
 // openMaterial returns a version's material in clear; the caller clears it.
@@ -192,6 +230,7 @@ func (s *Store) openMaterial(f *storeFile, name string, v *versionRecord) ([]byt
 		return nil, err
 	}
 	defer clear(kek)
+	s.unseals.Add(1)
 	pt, err := unseal(kek, v.Material, materialAAD(name, v.Version))
 	if err != nil {
 		return nil, fmt.Errorf("%w (key %q version %d)", err, name, v.Version)

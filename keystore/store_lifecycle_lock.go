@@ -30,7 +30,7 @@ type Locked struct {
 
 // Lock takes the store's write lock, waiting until it is free or ctx is done.
 func (s *Store) Lock(ctx context.Context) (*Locked, error) {
-	unlock, err := lockDir(ctx, s.dir)
+	unlock, err := s.st.Lock(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -65,12 +65,5 @@ func (l *Locked) update(ctx context.Context, fn func(f *storeFile) error) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	f, err := l.s.load()
-	if err != nil {
-		return err
-	}
-	if err := fn(f); err != nil {
-		return err
-	}
-	return writeStoreFile(l.s.dir, f)
+	return l.s.modify(ctx, fn)
 }

@@ -174,7 +174,7 @@ func passChangeCmd(dir, from, to string) *exec.Cmd {
 // verifier accepts, after unsealing every key version under it.
 func checkOneSeal(t *testing.T, dir, a, b string) string {
 	t.Helper()
-	st := &Store{dir: dir}
+	st := &Store{dir: dir, st: NewDirStorage(dir)}
 	f, err := st.load()
 	if err != nil {
 		t.Fatalf("store unreadable after a kill: %v", err)
@@ -213,12 +213,12 @@ func TestChangePassphraseCorruptMaterial(t *testing.T) {
 	mustCreate(t, s, "a")
 	mustCreate(t, s, "b")
 	path := filepath.Join(s.Dir(), metaFile)
-	f, err := s.load()
+	f, rev, err := s.loadRev(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.Keys["b"].Versions[0].Material[20] ^= 1
-	if err := writeStoreFile(s.Dir(), f); err != nil {
+	if _, err := s.writeState(context.Background(), f, rev); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := os.ReadFile(path)

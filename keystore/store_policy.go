@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -100,7 +99,7 @@ func initAuthz(f *storeFile, opts InitOptions) error {
 // initialized to trust it (InitOptions.TrustPrincipalEnv, for tests and CI),
 // and "" otherwise, in which case Open uses the OS user.
 func PrincipalFromEnv(dir string) (string, error) {
-	f, err := (&Store{dir: dir}).load()
+	f, err := (&Store{dir: dir, st: NewDirStorage(dir)}).load()
 	if err != nil {
 		return "", err
 	}
@@ -114,7 +113,7 @@ func PrincipalFromEnv(dir string) (string, error) {
 // Authorizer it only fills in the principal; otherwise it builds the default
 // Engine over policy.json (or the owner's default policy) recording into
 // audit.log, so that no Store works without a decision point.
-func (s *Store) setupAuthz(f *storeFile, opts OpenOptions) error {
+func (s *Store) setupAuthz(f *storeFile, rev Revision, opts OpenOptions) error {
 	if s.principal == "" {
 		s.principal = osPrincipal()
 	}
@@ -126,11 +125,11 @@ func (s *Store) setupAuthz(f *storeFile, opts OpenOptions) error {
 			return err
 		}
 		var err error
-		if f, err = s.load(); err != nil {
+		if f, rev, err = s.loadRev(context.Background()); err != nil {
 			return err
 		}
 	}
-	p, err := s.readPolicy(f)
+	p, prev, err := s.readPolicy(context.Background(), f)
 	if err != nil {
 		return err
 	}
@@ -141,6 +140,7 @@ func (s *Store) setupAuthz(f *storeFile, opts OpenOptions) error {
 	st := &authzState{path: filepath.Join(s.dir, auditFile),
 		options: audit.Options{Durability: durability, MACKey: f.AuditKey, Now: s.now}}
 	st.follow.next = s.now().Add(policyRecheck)
+	st.follow.policyRev, st.follow.stateRev = prev, rev
 	if err := s.openAuditLog(st, f); err != nil {
 		return err
 	}
@@ -176,24 +176,26 @@ func directory(f *storeFile) policy.StaticDirectory {
 }
 
 // readPolicy parses policy.json, or returns the owner's default policy when
-// the store has none. A store without a recorded owner belongs to the OS user.
-func (s *Store) readPolicy(f *storeFile) (*policy.Policy, error) {
-	data, err := readFileBounded(filepath.Join(s.dir, policyFile), policy.MaxPolicySize)
-	if errors.Is(err, fs.ErrNotExist) {
+// the store has none, with the policy document's revision. A store without
+// a recorded owner belongs to the OS user.
+func (s *Store) readPolicy(ctx context.Context, f *storeFile) (*policy.Policy, Revision, error) {
+	data, rev, err := s.st.Read(ctx, PolicyDocument)
+	if errors.Is(err, ErrNoDocument) {
 		owner := f.Owner
 		if owner == "" {
 			owner = osPrincipal()
 		}
-		return policy.DefaultPolicy(owner)
+		p, err := policy.DefaultPolicy(owner)
+		return p, NoRevision, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("keystore: read %s: %w", policyFile, err)
+		return nil, NoRevision, fmt.Errorf("keystore: read %s: %w", policyFile, err)
 	}
 	p, err := policy.Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("keystore: %s: %w", policyFile, err)
+		return nil, NoRevision, fmt.Errorf("keystore: %s: %w", policyFile, err)
 	}
-	return p, nil
+	return p, rev, nil
 }
 
 // Principal returns who the store acts as.
@@ -221,7 +223,8 @@ func (s *Store) GetPolicy(ctx context.Context) (*policy.Policy, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.readPolicy(f)
+	p, _, err := s.readPolicy(ctx, f)
+	return p, err
 }
 
 // PutPolicy replaces the store's policy on behalf of its principal: it needs
@@ -248,7 +251,7 @@ func (s *Store) PutPolicy(ctx context.Context, p *policy.Policy, opts policy.Put
 	if err != nil {
 		return err
 	}
-	unlock, err := lockDir(ctx, s.dir)
+	unlock, err := s.st.Lock(ctx)
 	if err != nil {
 		return err
 	}
@@ -257,7 +260,7 @@ func (s *Store) PutPolicy(ctx context.Context, p *policy.Policy, opts policy.Put
 	if err != nil {
 		return err
 	}
-	cur, err := s.readPolicy(f) // another process may have changed it
+	cur, rev, err := s.readPolicy(ctx, f) // another process may have changed it
 	if err != nil {
 		return err
 	}
@@ -265,11 +268,21 @@ func (s *Store) PutPolicy(ctx context.Context, p *policy.Policy, opts policy.Put
 	if err := s.az.engine.PutPolicy(ctx, scope(ctx, policy.Request{Principal: s.principal}), next, opts); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(s.dir, policyFile), append(data, '\n')); err != nil {
+	if err := s.writePolicy(ctx, data, rev); err != nil {
 		s.az.engine.SetPolicy(cur)
 		return err
 	}
 	return nil
+}
+
+// writePolicy replaces the policy document with data if its revision is
+// still prev.
+func (s *Store) writePolicy(ctx context.Context, data []byte, prev Revision) error {
+	_, err := s.st.Write(ctx, PolicyDocument, append(data, '\n'), prev)
+	if errors.Is(err, ErrConflict) {
+		return fmt.Errorf("keystore: write %s: %w", policyFile, err)
+	}
+	return err
 }
 
 // SimulatePolicy decides req as enforcement would (policy.Engine.Simulate:

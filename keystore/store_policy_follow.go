@@ -1,8 +1,7 @@
 package keystore
 
 import (
-	"os"
-	"path/filepath"
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,28 +16,15 @@ import (
 // restart.
 const policyRecheck = time.Second
 
-// fileStamp identifies one version of a file: PutPolicy and the store's
-// updates replace files by rename, so a new version is a new file
-// (os.SameFile), and an edit in place changes its size or modification
-// time.
-type fileStamp struct{ fi os.FileInfo }
-
-func (a fileStamp) same(b fileStamp) bool {
-	if a.fi == nil || b.fi == nil {
-		return a.fi == nil && b.fi == nil
-	}
-	return os.SameFile(a.fi, b.fi) && a.fi.Size() == b.fi.Size() && a.fi.ModTime().Equal(b.fi.ModTime())
-}
-
-// policyFollower re-reads policy.json and keystore.json's principals when
-// their stamps change, checking at most once per policyRecheck. The stamps
-// start empty, so the first check reads both files once more: simpler than
-// stamping them at open, and it cannot miss a change made in between.
+// policyFollower rereads the policy document and the state's principals
+// when their revisions change, checking at most once per policyRecheck.
+// The revisions start at those of the documents the Store was opened
+// from, so no change made after that is missed.
 type policyFollower struct {
 	mu        sync.Mutex
 	next      time.Time
-	stamp     fileStamp // of policy.json
-	metaStamp fileStamp // of keystore.json
+	policyRev Revision
+	stateRev  Revision
 }
 
 // liveDirectory is the policy's view of keystore.json's principals
@@ -57,14 +43,6 @@ func (l *liveDirectory) Lookup(principal string) ([]string, map[string]string) {
 	return nil, nil
 }
 
-func statFile(path string) fileStamp {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileStamp{}
-	}
-	return fileStamp{fi}
-}
-
 // followPolicy puts a replaced policy.json in force before a decision. A
 // policy file that does not read or parse leaves the last good policy in
 // force and is tried again at the next check; `keystack policy put`
@@ -80,26 +58,30 @@ func (s *Store) followPolicy() {
 		return
 	}
 	a.follow.next = now.Add(policyRecheck)
-	st := statFile(filepath.Join(s.dir, policyFile))
-	meta := statFile(filepath.Join(s.dir, metaFile))
-	if st.same(a.follow.stamp) && meta.same(a.follow.metaStamp) {
-		return
-	}
-	f, err := s.load()
+	ctx := context.Background()
+	prev, err := s.st.Revision(ctx, PolicyDocument)
 	if err != nil {
 		return
 	}
-	if !meta.same(a.follow.metaStamp) {
-		a.directory.set(directory(f))
-		a.follow.metaStamp = meta
-	}
-	if st.same(a.follow.stamp) {
+	meta := s.stateRevision()
+	if prev == a.follow.policyRev && meta == a.follow.stateRev {
 		return
 	}
-	p, err := s.readPolicy(f)
+	f, rev, err := s.loadRev(ctx)
+	if err != nil {
+		return
+	}
+	if rev != a.follow.stateRev {
+		a.directory.set(directory(f))
+		a.follow.stateRev = rev
+	}
+	if prev == a.follow.policyRev {
+		return
+	}
+	p, prev, err := s.readPolicy(ctx, f)
 	if err != nil {
 		return
 	}
 	a.engine.SetPolicy(p)
-	a.follow.stamp = st
+	a.follow.policyRev = prev
 }

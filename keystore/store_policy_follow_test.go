@@ -75,7 +75,7 @@ func TestStoreFollowsPrincipalsChange(t *testing.T) {
 	if _, err := bob.ListKeys(ctx); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Fatalf("bob outside ops: %v", err)
 	}
-	admin := &Store{dir: dir, now: time.Now}
+	admin := &Store{dir: dir, st: NewDirStorage(dir), now: time.Now}
 	if err := admin.update(ctx, func(f *storeFile) error {
 		f.Principals = map[string]principalConfig{"user:bob": {Groups: []string{"ops"}}}
 		return nil

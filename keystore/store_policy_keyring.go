@@ -1,7 +1,6 @@
 package keystore
 
 import (
-	"bytes"
 	"context"
 
 	"github.com/keystack/keystack/envelope"
@@ -49,14 +48,9 @@ func (s *Store) gate(ctx context.Context, kr envelope.Keyring, err error, name s
 	}
 	if k != nil && k.Backend == BackendLocal {
 		g.version = v.Version
-		ns, keyName := keyring.ProviderLocal, keyring.VersionedKeyName(name, v.Version)
-		if k.Namespace != "" {
-			ns, keyName = k.Namespace, k.KeyName
-		}
+		ns, keyName := localKeyNames(name, k, v)
 		g.provider = ns
-		g.match = func(e envelope.EncryptedDataKey) bool {
-			return e.ProviderID == ns && (keyring.DescribeEDK(e).KeyName == keyName || bytes.Equal(e.ProviderInfo, []byte(keyName)))
-		}
+		g.match = localEDKMatch(ns, keyName)
 	}
 	return g, nil
 }

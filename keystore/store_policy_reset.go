@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 
 	"github.com/keystack/keystack/policy"
 )
@@ -25,7 +24,7 @@ func (s *Store) ResetPolicy(ctx context.Context) (string, error) {
 	if s.az == nil {
 		return "", fmt.Errorf("%w: the store was opened with its own Authorizer", ErrNotSupported)
 	}
-	unlock, err := lockDir(ctx, s.dir)
+	unlock, err := s.st.Lock(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -33,6 +32,10 @@ func (s *Store) ResetPolicy(ctx context.Context) (string, error) {
 	f, err := s.load()
 	if err != nil {
 		return "", err
+	}
+	rev, err := s.st.Revision(ctx, PolicyDocument)
+	if err != nil {
+		return "", fmt.Errorf("keystore: read %s: %w", policyFile, err)
 	}
 	owner := f.Owner
 	if owner == "" {
@@ -54,7 +57,7 @@ func (s *Store) ResetPolicy(ctx context.Context) (string, error) {
 	if err := s.recordReset(ctx, allow, nil); err != nil {
 		return "", err
 	}
-	if err := writeFileAtomic(filepath.Join(s.dir, policyFile), append(data, '\n')); err != nil {
+	if err := s.writePolicy(ctx, data, rev); err != nil {
 		return "", err
 	}
 	s.az.engine.SetPolicy(p)

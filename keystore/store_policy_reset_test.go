@@ -85,7 +85,7 @@ func TestSimulateMatchesStore(t *testing.T) {
 	 {"Effect":"Allow","Principal":"user:alice","Action":"keystack:*","Resource":"*"},
 	 {"Sid":"Ops","Effect":"Allow","Principal":"group:ops","Action":"keystack:ListKeys","Resource":"*","Condition":{"StringEquals":{"keystack:PrincipalTag/TEAM":"pay"}}},
 	 {"Sid":"Lvl","Effect":"Allow","Principal":"*","Action":"keystack:DescribeKey","Resource":"key/*","Condition":{"StringEquals":{"keystack:principaltag/level":"2","keystack:PrincipalTag/team":"pay"}}}]}`)
-	s := &Store{dir: dir}
+	s := &Store{dir: dir, st: NewDirStorage(dir)}
 	if err := s.update(ctx, func(f *storeFile) error {
 		f.Principals = map[string]principalConfig{"user:bob": {Groups: []string{"ops"}, Tags: map[string]string{"team": "pay"}}}
 		return nil

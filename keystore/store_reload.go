@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/url"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -31,17 +30,17 @@ type reloadingKeyring struct {
 	mu    sync.Mutex
 	kr    envelope.Keyring
 	known knownKeys
-	stamp fileStamp // keystore.json as it was before kr was read from it
+	stamp Revision // of the state before kr was read from it
 }
 
 var _ envelope.Keyring = (*reloadingKeyring)(nil)
 
-func (s *Store) reloading(ctx context.Context, keys []string, kr envelope.Keyring, f *storeFile, stamp fileStamp) *reloadingKeyring {
+func (s *Store) reloading(ctx context.Context, keys []string, kr envelope.Keyring, f *storeFile, stamp Revision) *reloadingKeyring {
 	return &reloadingKeyring{s: s, keys: slices.Clone(keys), rewrap: ctx.Value(rewrapKey{}) != nil,
 		kr: kr, known: knownOf(f, keys), stamp: stamp}
 }
 
-func (r *reloadingKeyring) current() (envelope.Keyring, knownKeys, fileStamp) {
+func (r *reloadingKeyring) current() (envelope.Keyring, knownKeys, Revision) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.kr, r.known, r.stamp
@@ -77,14 +76,14 @@ func (r *reloadingKeyring) OnDecrypt(ctx context.Context, m *envelope.Decryption
 // reload rebuilds the keyring if keystore.json changed since the keyring
 // seen was read, and returns the keyring to retry with, or nil when the
 // store is unchanged.
-func (r *reloadingKeyring) reload(ctx context.Context, seen fileStamp) (envelope.Keyring, error) {
+func (r *reloadingKeyring) reload(ctx context.Context, seen Revision) (envelope.Keyring, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if !r.stamp.same(seen) {
+	if r.stamp != seen {
 		return r.kr, nil // another call reloaded meanwhile
 	}
-	now := r.s.stamp()
-	if now.same(r.stamp) {
+	now := r.s.stateRevision()
+	if now == r.stamp {
 		return nil, nil
 	}
 	if r.rewrap {
@@ -107,8 +106,6 @@ func withReloadFailure(miss, reloadErr error) error {
 	}
 	return errors.Join(miss, reloadErr)
 }
-
-func (s *Store) stamp() fileStamp { return statFile(filepath.Join(s.dir, metaFile)) }
 
 // knownKeys is what a decrypt keyring was built from: the highest version
 // of each store key it covers, and the EDK key names (KMS ARNs, PKCS#11

@@ -31,14 +31,13 @@ func openStore(c *cli.Context) (*keystore.Store, error) {
 		return nil, err
 	}
 	// The OS user, unless the keystore was created to trust
-	// $KEYSTACK_PRINCIPAL (a missing keystore is reported by Open).
-	principal, _ := keystore.PrincipalFromEnv(dir)
+	// $KEYSTACK_PRINCIPAL (PrincipalFromEnv).
 	return keystore.Open(dir, keystore.OpenOptions{
-		Passphrase:      passphraseSource(c.String("passphrase-file"), false),
-		PassphraseTries: passphraseTries(c.String("passphrase-file")),
-		Backends:        backends(c),
-		Principal:       principal,
-		Cache:           storeCache(c),
+		Passphrase:       passphraseSource(c.String("passphrase-file"), false),
+		PassphraseTries:  passphraseTries(c.String("passphrase-file")),
+		Backends:         backends(c),
+		PrincipalFromEnv: true,
+		Cache:            storeCache(c),
 	})
 }
 

@@ -1,0 +1,190 @@
+package keystore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+
+	"github.com/keystack/keystack/envelope"
+)
+
+// countingStorage counts the reads of the state document.
+type countingStorage struct {
+	Storage
+	reads atomic.Int64
+}
+
+func (c *countingStorage) Read(ctx context.Context, doc Document) ([]byte, Revision, error) {
+	if doc == StateDocument {
+		c.reads.Add(1)
+	}
+	return c.Storage.Read(ctx, doc)
+}
+
+// countedStore opens dir through a countingStorage, as the CLI opens it.
+func countedStore(t *testing.T, dir, pass string) (*Store, *countingStorage) {
+	t.Helper()
+	c := &countingStorage{Storage: NewDirStorage(dir)}
+	s, err := openStorage(dir, c, OpenOptions{Now: fixedNow, PrincipalFromEnv: true,
+		Passphrase: func() ([]byte, error) { return []byte(pass), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, c
+}
+
+// manyVersions makes keys a, b and c of three versions each and returns
+// the store's directory.
+func manyVersions(t *testing.T) string {
+	t.Helper()
+	s := newTestStore(t)
+	defer s.Close()
+	for _, name := range []string{"a", "b", "c"} {
+		mustCreate(t, s, name)
+		for range 2 {
+			if _, err := s.RotateKey(context.Background(), name, "test"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return s.Dir()
+}
+
+func stMessage(t *testing.T, s *Store, key string) *envelope.EncryptionMaterials {
+	t.Helper()
+	kr, err := s.EncryptKeyring(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &envelope.EncryptionMaterials{Suite: envelope.SuiteCommitted, EncryptionContext: map[string]string{"app": "t"}, PlaintextLength: -1}
+	if err := kr.OnEncrypt(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func stOpen(t *testing.T, kr envelope.Keyring, m *envelope.EncryptionMaterials) {
+	t.Helper()
+	d := &envelope.DecryptionMaterials{Suite: m.Suite, EncryptionContext: m.EncryptionContext}
+	if err := kr.OnDecrypt(context.Background(), d, m.EncryptedDataKeys); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(d.DataKey, m.DataKey) {
+		t.Fatal("decrypted data key differs")
+	}
+}
+
+// TestOneStateReadPerCommand: an encrypt and a decrypt (open, keyring,
+// one message, close with its audit anchor write) read the state once, and
+// unseal one key version each although the store holds nine.
+func TestOneStateReadPerCommand(t *testing.T) {
+	dir := manyVersions(t)
+	s, c := countedStore(t, dir, testPass)
+	m := stMessage(t, s, "b")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, u := c.reads.Load(), s.unseals.Load(); n != 1 || u != 1 {
+		t.Fatalf("encrypt: %d state reads, %d unseals; want 1 and 1 (the primary)", n, u)
+	}
+	s, c = countedStore(t, dir, testPass)
+	kr, err := s.DecryptKeyring(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stOpen(t, kr, m)
+	stOpen(t, kr, m) // the version stays unsealed
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, u := c.reads.Load(), s.unseals.Load(); n != 1 || u != 1 {
+		t.Fatalf("decrypt: %d state reads, %d unseals; want 1 and 1 (the version the EDK names)", n, u)
+	}
+}
+
+// TestLazyUnsealAfterReload: a version made by another process after the
+// keyring is read once more and unsealed alone.
+func TestLazyUnsealAfterReload(t *testing.T) {
+	dir := manyVersions(t)
+	s, c := countedStore(t, dir, testPass)
+	defer s.Close()
+	kr, err := s.DecryptKeyring(context.Background(), "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := openTestStore(t, dir, testPass)
+	if _, err := other.RotateKey(context.Background(), "b", "test"); err != nil {
+		t.Fatal(err)
+	}
+	m := stMessage(t, other, "b")
+	other.Close()
+	stOpen(t, kr, m)
+	if n, u := c.reads.Load(), s.unseals.Load(); n != 2 || u != 1 {
+		t.Fatalf("%d state reads, %d unseals; want 2 (open, reload) and 1 (b/v4)", n, u)
+	}
+}
+
+// TestLazyUnsealPassphraseChecked: unsealing late does not defer the
+// passphrase check: a wrong one fails DecryptKeyring, unsealing nothing.
+func TestLazyUnsealPassphraseChecked(t *testing.T) {
+	dir := manyVersions(t)
+	s, _ := countedStore(t, dir, "wrong")
+	defer s.Close()
+	if _, err := s.DecryptKeyring(context.Background()); !errors.Is(err, ErrBadPassphrase) {
+		t.Fatalf("DecryptKeyring with a wrong passphrase: %v, want ErrBadPassphrase", err)
+	}
+	if u := s.unseals.Load(); u != 0 {
+		t.Fatalf("%d unseals under a wrong passphrase", u)
+	}
+}
+
+// TestLazyUnsealCorruptVersion: a damaged version fails the message that
+// names it, and only that one.
+func TestLazyUnsealCorruptVersion(t *testing.T) {
+	dir := manyVersions(t)
+	s, _ := countedStore(t, dir, testPass)
+	defer s.Close()
+	good := stMessage(t, s, "a")
+	bad := stMessage(t, s, "b")
+	f, rev, err := s.loadRev(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Keys["b"].Versions[2].Material[20] ^= 1
+	if _, err := s.writeState(context.Background(), f, rev); err != nil {
+		t.Fatal(err)
+	}
+	kr, err := s.DecryptKeyring(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stOpen(t, kr, good)
+	d := &envelope.DecryptionMaterials{Suite: bad.Suite, EncryptionContext: bad.EncryptionContext}
+	if err := kr.OnDecrypt(context.Background(), d, bad.EncryptedDataKeys); err == nil || d.DataKey != nil {
+		t.Fatalf("a damaged version decrypted: %v", err)
+	}
+}
+
+// TestPrincipalFromEnvOption: OpenOptions.PrincipalFromEnv acts as
+// $KEYSTACK_PRINCIPAL only in a store initialized to trust it.
+func TestPrincipalFromEnvOption(t *testing.T) {
+	t.Setenv(PrincipalEnv, "user:mallory")
+	dir := manyVersions(t)
+	s, _ := countedStore(t, dir, testPass)
+	if s.Principal() == "user:mallory" {
+		t.Fatal("a store not trusting the environment took its principal")
+	}
+	s.Close()
+	dir = t.TempDir() + "/trusting"
+	if _, err := Init(dir, InitOptions{Passphrase: []byte(testPass), TrustPrincipalEnv: true, Owner: "user:mallory"}); err != nil {
+		t.Fatal(err)
+	}
+	s, c := countedStore(t, dir, testPass)
+	defer s.Close()
+	if s.Principal() != "user:mallory" || c.reads.Load() != 1 {
+		t.Fatalf("principal %q after %d reads, want user:mallory after 1", s.Principal(), c.reads.Load())
+	}
+
+}
