@@ -43,6 +43,7 @@ type EncryptOptions struct {
 
 // sealed is everything a writer needs once the keyring has run.
 type sealed struct {
+	hdr    *Header
 	header []byte
 	codec  *frameCodec
 	sig    *signer
@@ -51,10 +52,10 @@ type sealed struct {
 // Encrypt returns a writer that encrypts what is written to it into a
 // message format v2 message on dst. The keyring is called before Encrypt
 // returns; the header is written on the first Write or on Close, in one
-// Write call to dst of its own. Close
+// Write call to dst of its own; Writer.Header returns it parsed. Close
 // writes the final frame and, for SuiteCommittedSigned, the signature
 // footer; it must be called, and waits for all sealing goroutines.
-func Encrypt(ctx context.Context, dst io.Writer, kr Keyring, opts EncryptOptions) (io.WriteCloser, error) {
+func Encrypt(ctx context.Context, dst io.Writer, kr Keyring, opts EncryptOptions) (*Writer, error) {
 	declared := opts.PlaintextLength
 	if declared <= 0 {
 		declared = -1
@@ -171,6 +172,7 @@ func prepareEncrypt(ctx context.Context, kr Keyring, opts EncryptOptions, ptLen 
 	if s.header, s.codec, err = sealHeader(hdr, m.DataKey, required); err != nil {
 		return nil, err
 	}
+	s.hdr = hdr
 	if s.sig != nil {
 		s.sig.h.Write(s.header)
 	}

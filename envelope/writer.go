@@ -7,10 +7,10 @@ import (
 	"runtime"
 )
 
-// writer is the encrypting io.WriteCloser. It holds back one full frame so
-// that a plaintext that is an exact multiple of the frame length ends with
-// a full final frame rather than an empty one.
-type writer struct {
+// Writer is the encrypting io.WriteCloser that Encrypt returns. It holds
+// back one full frame so that a plaintext that is an exact multiple of the
+// frame length ends with a full final frame rather than an empty one.
+type Writer struct {
 	dst        io.Writer
 	s          *sealed
 	conc       int
@@ -29,8 +29,8 @@ type writer struct {
 	written    int64
 }
 
-func newWriter(dst io.Writer, s *sealed, conc int) *writer {
-	return &writer{dst: dst, s: s, conc: concurrency(conc), depth: 1, declared: -1}
+func newWriter(dst io.Writer, s *sealed, conc int) *Writer {
+	return &Writer{dst: dst, s: s, conc: concurrency(conc), depth: 1, declared: -1}
 }
 
 // Write encrypts p. Errors are sticky. Whole frames of a large p, all but
@@ -41,7 +41,7 @@ func newWriter(dst io.Writer, s *sealed, conc int) *writer {
 // p may be a memory-mapped file: if reading it faults (the file was
 // truncated), Write returns ErrPlaintextFault instead of the process
 // dying of SIGBUS.
-func (w *writer) Write(p []byte) (int, error) {
+func (w *Writer) Write(p []byte) (int, error) {
 	if err := w.accept(int64(len(p))); err != nil {
 		return 0, err
 	}
@@ -86,7 +86,7 @@ func (w *writer) Write(p []byte) (int, error) {
 
 // accept checks the writer's state before n more bytes of plaintext and
 // writes the header if it is not written yet.
-func (w *writer) accept(n int64) error {
+func (w *Writer) accept(n int64) error {
 	if w.closed {
 		return ErrClosed
 	}
@@ -105,7 +105,7 @@ func (w *writer) accept(n int64) error {
 // ReadFrom encrypts everything read from r until io.EOF, reading straight
 // into frame buffers (io.Copy uses it). Errors from r are returned but do
 // not break the writer; its own errors are sticky.
-func (w *writer) ReadFrom(r io.Reader) (int64, error) {
+func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
 	var total int64
 	room := w.frameRoom()
 	for {
@@ -146,7 +146,7 @@ func (w *writer) ReadFrom(r io.Reader) (int64, error) {
 
 // Close seals the final frame, writes the footer of a signed message and
 // waits for every sealing goroutine. Later calls return ErrClosed.
-func (w *writer) Close() error {
+func (w *Writer) Close() error {
 	if w.closed {
 		return ErrClosed
 	}
@@ -175,7 +175,13 @@ func (w *writer) Close() error {
 	return w.err
 }
 
-func (w *writer) writeHeader() {
+// Header is the header of the message being written, as Inspect would
+// parse it from the output: it is fixed when Encrypt returns, before any
+// byte is written, so callers can report what they wrote without reading
+// it back. The caller must not modify it.
+func (w *Writer) Header() *Header { return w.s.hdr }
+
+func (w *Writer) writeHeader() {
 	if w.headerDone || w.err != nil {
 		return
 	}
@@ -184,7 +190,7 @@ func (w *writer) writeHeader() {
 }
 
 // task returns a recycled or new frame with room for prefix, frame and tag.
-func (w *writer) task() *frameTask {
+func (w *Writer) task() *frameTask {
 	var t *frameTask
 	if n := len(w.free); n > 0 {
 		t, w.free = w.free[n-1], w.free[:n-1]
@@ -200,7 +206,7 @@ func (w *writer) task() *frameTask {
 // frameRoom is the plaintext room a frame buffer needs: the frame length,
 // or less when the declared length is smaller (a 1 KiB message must not
 // allocate a 64 KiB frame).
-func (w *writer) frameRoom() int {
+func (w *Writer) frameRoom() int {
 	if w.declared >= 0 && w.declared < int64(w.s.codec.frameLen) {
 		return int(w.declared)
 	}
@@ -209,7 +215,7 @@ func (w *writer) frameRoom() int {
 
 // dispatch seals w.cur as the next frame: inline for the first frame or
 // with Concurrency 1, otherwise on the worker pool.
-func (w *writer) dispatch(kind frameKind) {
+func (w *Writer) dispatch(kind frameKind) {
 	t := w.cur
 	w.cur = nil
 	if w.seq == math.MaxUint32 {
@@ -240,7 +246,7 @@ func (w *writer) dispatch(kind frameKind) {
 
 // submit hands the pending batch to the workers, or seals it inline
 // before there are workers and for a lone final frame.
-func (w *writer) submit() {
+func (w *Writer) submit() {
 	b := w.batch
 	w.batch = nil
 	for len(w.queue) >= w.depth {
@@ -256,7 +262,7 @@ func (w *writer) submit() {
 
 // emitHead waits for the oldest batch, writes and hashes its frames, and
 // recycles them.
-func (w *writer) emitHead() {
+func (w *Writer) emitHead() {
 	b := w.queue[0]
 	w.queue = w.queue[:copy(w.queue, w.queue[1:])] // shift down: no reallocation as the queue cycles
 	<-b.done
@@ -278,7 +284,7 @@ func (w *writer) emitHead() {
 
 // release writes out queued batches until frame seq has been written, so
 // that no frame up to it still refers to the caller's buffer.
-func (w *writer) release(seq uint32) {
+func (w *Writer) release(seq uint32) {
 	if b := w.batch; b != nil && b.tasks[0].seq <= seq {
 		w.submit()
 	}
@@ -288,4 +294,4 @@ func (w *writer) release(seq uint32) {
 }
 
 // drain writes out every frame dispatched so far.
-func (w *writer) drain() { w.release(math.MaxUint32) }
+func (w *Writer) drain() { w.release(math.MaxUint32) }

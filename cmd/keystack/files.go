@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/base64"
@@ -314,10 +313,9 @@ func (k *crypter) encryptStream(dst io.Writer, src io.Reader, size int64) (*resu
 		dst = b64
 	}
 	out := &countWriter{w: dst} // counts message bytes, before any encoding
-	tap := &headerTap{}
 	opts := k.eopts
 	opts.PlaintextLength = max(size, 0)
-	w, err := envelope.Encrypt(k.c.Context, io.MultiWriter(out, tap), k.kr, opts)
+	w, err := envelope.Encrypt(k.c.Context, out, k.kr, opts)
 	if errors.Is(err, envelope.ErrTooManyEncryptedDataKeys) {
 		return nil, &codedError{code: exitUsage, err: err} // the -k keys and the limit contradict each other
 	}
@@ -334,10 +332,7 @@ func (k *crypter) encryptStream(dst io.Writer, src io.Reader, size int64) (*resu
 	if err != nil {
 		return nil, err
 	}
-	hdr, err := envelope.Inspect(bytes.NewReader(tap.buf), envelope.InspectOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("reading back the written header: %w", err)
-	}
+	hdr := w.Header()
 	return &result{Operation: "encrypt", headerView: viewHeader(hdr), PlaintextBytes: n, CiphertextBytes: out.n, hdr: hdr}, nil
 }
 
@@ -466,20 +461,4 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
-}
-
-// headerTap keeps the first write, which is the whole header, so
-// encrypt can report what it wrote.
-type headerTap struct {
-	buf  []byte
-	done bool
-}
-
-// Write keeps the first write: envelope.Encrypt writes the whole header in
-// one Write, before any frame.
-func (t *headerTap) Write(p []byte) (int, error) {
-	if !t.done {
-		t.buf, t.done = bytes.Clone(p[:min(len(p), envelope.MaxHeaderLength)]), true
-	}
-	return len(p), nil
 }
