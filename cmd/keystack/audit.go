@@ -149,31 +149,28 @@ func auditShowAction(c *cli.Context) error {
 	if f.Until, err = parseWhen("until", c.String("until"), now); err != nil {
 		return err
 	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	r, err := st.AuditLog(c.Context)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	entries := []audit.Entry{}
-	for e, err := range audit.Query(r, f) {
+	return withStore(c, func(st *keystore.Store) error {
+		r, err := st.AuditLog(c.Context)
 		if err != nil {
 			return err
 		}
-		if c.Bool("json") {
-			entries = append(entries, e)
-			continue
+		defer r.Close()
+		entries := []audit.Entry{}
+		for e, err := range audit.Query(r, f) {
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				entries = append(entries, e)
+				continue
+			}
+			fmt.Fprintln(c.App.Writer, formatEntry(e))
 		}
-		fmt.Fprintln(c.App.Writer, formatEntry(e))
-	}
-	if c.Bool("json") {
-		return writeJSON(c.App.Writer, entries)
-	}
-	return nil
+		if c.Bool("json") {
+			return writeJSON(c.App.Writer, entries)
+		}
+		return nil
+	})
 }
 
 // formatEntry renders one record on a line: time, seq, principal, action,

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keystore"
 )
 
 // Flags shared by encrypt and decrypt.
@@ -162,17 +163,14 @@ func encryptAction(c *cli.Context) error {
 	if len(keys) == 0 {
 		return usagef("encrypt: missing -k NAME")
 	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	kr, err := encryptKeyring(c, st, keys)
-	if err != nil {
-		return err
-	}
-	job := &crypter{c: c, keys: keys, encrypt: true, kr: kr, eopts: opts}
-	return job.runAll()
+	return withStore(c, func(st *keystore.Store) error {
+		kr, err := encryptKeyring(c, st, keys)
+		if err != nil {
+			return err
+		}
+		job := &crypter{c: c, keys: keys, encrypt: true, kr: kr, eopts: opts}
+		return job.runAll()
+	})
 }
 
 func decryptAction(c *cli.Context) error {
@@ -184,18 +182,15 @@ func decryptAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	keys := c.StringSlice("key")
-	kr, err := decryptKeyring(c, st, keys)
-	if err != nil {
-		return err
-	}
-	job := &crypter{c: c, keys: keys, kr: kr, dopts: opts, runState: runState{needKeys: needKeys}}
-	return job.runAll()
+	return withStore(c, func(st *keystore.Store) error {
+		keys := c.StringSlice("key")
+		kr, err := decryptKeyring(c, st, keys)
+		if err != nil {
+			return err
+		}
+		job := &crypter{c: c, keys: keys, kr: kr, dopts: opts, runState: runState{needKeys: needKeys}}
+		return job.runAll()
+	})
 }
 
 // decryptOptions reads decrypt's flags; needKeys are the bare -c KEYs.

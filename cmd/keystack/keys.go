@@ -99,19 +99,16 @@ func keyCreateAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	_, err = st.CreateKey(c.Context, a[0], keystore.CreateKeyOptions{
-		Backend: backend, Ref: ref, Description: c.String("description"),
+	return withStore(c, func(st *keystore.Store) error {
+		_, err = st.CreateKey(c.Context, a[0], keystore.CreateKeyOptions{
+			Backend: backend, Ref: ref, Description: c.String("description"),
+		})
+		if err != nil {
+			return kmsFailure(err) // resolving an alias asks KMS
+		}
+		fmt.Fprintf(c.App.ErrWriter, "keystack: created key %s\n", a[0])
+		return nil
 	})
-	if err != nil {
-		return kmsFailure(err) // resolving an alias asks KMS
-	}
-	fmt.Fprintf(c.App.ErrWriter, "keystack: created key %s\n", a[0])
-	return nil
 }
 
 // keyView is the JSON shape of a key's metadata. It has no field that
@@ -241,16 +238,13 @@ func keyImportAction(c *cli.Context) error {
 	if opts.Namespace != "" && opts.KeyName == "" {
 		opts.KeyName = a[0]
 	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if _, err := st.ImportKey(c.Context, a[0], opts); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.ErrWriter, "keystack: imported key %s\n", a[0])
-	return nil
+	return withStore(c, func(st *keystore.Store) error {
+		if _, err := st.ImportKey(c.Context, a[0], opts); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.ErrWriter, "keystack: imported key %s\n", a[0])
+		return nil
+	})
 }
 
 // importOptions reads the key files named by the flags. Exactly one kind

@@ -136,16 +136,13 @@ func versionAction(pick func(*keystore.Store) versionChange, done string) cli.Ac
 		if err != nil {
 			return err
 		}
-		st, err := openStore(c)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		if _, err := pick(st)(c.Context, name, v, c.String("reason")); err != nil {
-			return illegal(err)
-		}
-		fmt.Fprintf(c.App.ErrWriter, "keystack: %s %s v%d\n", done, name, v)
-		return nil
+		return withStore(c, func(st *keystore.Store) error {
+			if _, err := pick(st)(c.Context, name, v, c.String("reason")); err != nil {
+				return illegal(err)
+			}
+			fmt.Fprintf(c.App.ErrWriter, "keystack: %s %s v%d\n", done, name, v)
+			return nil
+		})
 	}
 }
 
@@ -154,21 +151,18 @@ func keyScheduleDestroyAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	k, err := st.ScheduleVersionDestruction(c.Context, name, v, c.Duration("waiting"), c.String("reason"))
-	if err != nil {
-		return illegal(err)
-	}
-	for _, ver := range k.Versions {
-		if ver.Version == v {
-			fmt.Fprintf(c.App.ErrWriter, "keystack: %s v%d will be destroyed at %s\n", name, v, ver.DestroyAt.UTC().Format(time.RFC3339))
+	return withStore(c, func(st *keystore.Store) error {
+		k, err := st.ScheduleVersionDestruction(c.Context, name, v, c.Duration("waiting"), c.String("reason"))
+		if err != nil {
+			return illegal(err)
 		}
-	}
-	return nil
+		for _, ver := range k.Versions {
+			if ver.Version == v {
+				fmt.Fprintf(c.App.ErrWriter, "keystack: %s v%d will be destroyed at %s\n", name, v, ver.DestroyAt.UTC().Format(time.RFC3339))
+			}
+		}
+		return nil
+	})
 }
 
 var keyDestroyDueAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store, _ []string) error {
@@ -227,20 +221,17 @@ func keyPolicyAction(c *cli.Context) error {
 			WebhookURL: c.String("webhook"), KMSAutomatic: c.Bool("kms-automatic"),
 		}
 	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if _, err := st.SetRotationSettings(c.Context, a[0], rs); err != nil {
-		return err
-	}
-	if rs == nil {
-		fmt.Fprintf(c.App.ErrWriter, "keystack: removed the rotation schedule of %s\n", a[0])
+	return withStore(c, func(st *keystore.Store) error {
+		if _, err := st.SetRotationSettings(c.Context, a[0], rs); err != nil {
+			return err
+		}
+		if rs == nil {
+			fmt.Fprintf(c.App.ErrWriter, "keystack: removed the rotation schedule of %s\n", a[0])
+			return nil
+		}
+		fmt.Fprintf(c.App.ErrWriter, "keystack: %s rotates every %v (jitter %v)\n", a[0], rs.Every, rs.Jitter)
 		return nil
-	}
-	fmt.Fprintf(c.App.ErrWriter, "keystack: %s rotates every %v (jitter %v)\n", a[0], rs.Every, rs.Jitter)
-	return nil
+	})
 }
 
 func anySet(c *cli.Context, names ...string) bool {
@@ -277,14 +268,11 @@ func keyRetireAction(c *cli.Context) error {
 	if len(paths) == 0 && !c.Bool("force") {
 		return usagef("key retire: give the --path trees to check, or --force")
 	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if _, err := rotation.Retire(c.Context, st, name, v, paths, c.Bool("force"), c.Duration("waiting")); err != nil {
-		return illegal(err)
-	}
-	fmt.Fprintf(c.App.ErrWriter, "keystack: retired %s v%d: destruction scheduled in %v\n", name, v, c.Duration("waiting"))
-	return nil
+	return withStore(c, func(st *keystore.Store) error {
+		if _, err := rotation.Retire(c.Context, st, name, v, paths, c.Bool("force"), c.Duration("waiting")); err != nil {
+			return illegal(err)
+		}
+		fmt.Fprintf(c.App.ErrWriter, "keystack: retired %s v%d: destruction scheduled in %v\n", name, v, c.Duration("waiting"))
+		return nil
+	})
 }

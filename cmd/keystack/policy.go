@@ -131,17 +131,14 @@ func policyPutAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	opts := policy.PutOptions{BypassLockoutSafetyCheck: c.Bool("bypass-lockout-safety-check")}
-	if err := st.PutPolicy(c.Context, p, opts); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.ErrWriter, "keystack: policy replaced (%d statement(s))\n", len(p.Statement))
-	return nil
+	return withStore(c, func(st *keystore.Store) error {
+		opts := policy.PutOptions{BypassLockoutSafetyCheck: c.Bool("bypass-lockout-safety-check")}
+		if err := st.PutPolicy(c.Context, p, opts); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.ErrWriter, "keystack: policy replaced (%d statement(s))\n", len(p.Statement))
+		return nil
+	})
 }
 
 var policyResetAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store, _ []string) error {
@@ -179,33 +176,30 @@ func policySimulateAction(c *cli.Context) error {
 	if req.KeyVersion < 0 {
 		return usagef("--key-version must not be negative")
 	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	d, err := st.SimulatePolicy(c.Context, req)
-	if err != nil {
-		return err
-	}
-	out := simulation{Decision: d.Effect, Implicit: d.Implicit, Statements: d.Matched, Explanation: d.Explanation}
-	if out.Statements == nil {
-		out.Statements = []string{}
-	}
-	if c.Bool("json") {
-		return writeJSON(c.App.Writer, out)
-	}
-	w := c.App.Writer
-	switch {
-	case d.Allowed():
-		fmt.Fprintf(w, "Allow by %s\n", strings.Join(d.Matched, ", "))
-	case d.Implicit:
-		fmt.Fprintln(w, "Deny (implicit: no statement allows it)")
-	default:
-		fmt.Fprintf(w, "Deny by %s\n", strings.Join(d.Matched, ", "))
-	}
-	for _, line := range d.Explanation {
-		fmt.Fprintf(w, "  %s\n", line)
-	}
-	return nil
+	return withStore(c, func(st *keystore.Store) error {
+		d, err := st.SimulatePolicy(c.Context, req)
+		if err != nil {
+			return err
+		}
+		out := simulation{Decision: d.Effect, Implicit: d.Implicit, Statements: d.Matched, Explanation: d.Explanation}
+		if out.Statements == nil {
+			out.Statements = []string{}
+		}
+		if c.Bool("json") {
+			return writeJSON(c.App.Writer, out)
+		}
+		w := c.App.Writer
+		switch {
+		case d.Allowed():
+			fmt.Fprintf(w, "Allow by %s\n", strings.Join(d.Matched, ", "))
+		case d.Implicit:
+			fmt.Fprintln(w, "Deny (implicit: no statement allows it)")
+		default:
+			fmt.Fprintf(w, "Deny by %s\n", strings.Join(d.Matched, ", "))
+		}
+		for _, line := range d.Explanation {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+		return nil
+	})
 }

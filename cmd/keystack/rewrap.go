@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/rotation"
 )
 
@@ -52,32 +53,29 @@ func rewrapAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	bar := newRewrapBar(c)
-	if bar != nil {
-		opts.Progress = bar.set
-	}
-	sum, runErr := rotation.Rewrap(c.Context, st, paths, opts)
-	bar.finish(runErr)
-	if sum == nil {
-		return runErr
-	}
-	for _, r := range sum.Journals {
-		if r.Outcome == rotation.JournalDiscarded {
-			warnf(c.App.ErrWriter, "rewrap journal of %s discarded: %s", r.Path, r.Reason)
+	return withStore(c, func(st *keystore.Store) error {
+		bar := newRewrapBar(c)
+		if bar != nil {
+			opts.Progress = bar.set
 		}
-	}
-	if err := printRewrapSummary(c, sum); err != nil {
-		return err
-	}
-	if runErr != nil {
-		return runErr
-	}
-	return rewrapFailure(sum)
+		sum, runErr := rotation.Rewrap(c.Context, st, paths, opts)
+		bar.finish(runErr)
+		if sum == nil {
+			return runErr
+		}
+		for _, r := range sum.Journals {
+			if r.Outcome == rotation.JournalDiscarded {
+				warnf(c.App.ErrWriter, "rewrap journal of %s discarded: %s", r.Path, r.Reason)
+			}
+		}
+		if err := printRewrapSummary(c, sum); err != nil {
+			return err
+		}
+		if runErr != nil {
+			return runErr
+		}
+		return rewrapFailure(sum)
+	})
 }
 
 // rewrapOptions reads rewrap's flags.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/rotation"
 )
 
@@ -62,27 +63,24 @@ func rotateRunAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	r := &rotation.Runner{Store: rotation.NewStoreAdapter(st), Log: log}
-	rep, runErr := r.RunOnce(c.Context)
-	if c.Bool("json") {
-		if err := writeJSON(c.App.Writer, rep); err != nil {
-			return err
+	return withStore(c, func(st *keystore.Store) error {
+		r := &rotation.Runner{Store: rotation.NewStoreAdapter(st), Log: log}
+		rep, runErr := r.RunOnce(c.Context)
+		if c.Bool("json") {
+			if err := writeJSON(c.App.Writer, rep); err != nil {
+				return err
+			}
+		} else {
+			for _, k := range rep.Rotated {
+				fmt.Fprintf(c.App.Writer, "rotated\t%s\tv%d -> v%d\n", k.Key, k.OldVersion, k.NewVersion)
+			}
+			for _, k := range rep.Failed {
+				fmt.Fprintf(c.App.Writer, "failed\t%s\tv%d\t%s\n", k.Key, k.OldVersion, k.Reason)
+			}
+			fmt.Fprintf(c.App.Writer, "rotated %d, not due %d, failed %d\n", len(rep.Rotated), len(rep.NotDue), len(rep.Failed))
 		}
-	} else {
-		for _, k := range rep.Rotated {
-			fmt.Fprintf(c.App.Writer, "rotated\t%s\tv%d -> v%d\n", k.Key, k.OldVersion, k.NewVersion)
-		}
-		for _, k := range rep.Failed {
-			fmt.Fprintf(c.App.Writer, "failed\t%s\tv%d\t%s\n", k.Key, k.OldVersion, k.Reason)
-		}
-		fmt.Fprintf(c.App.Writer, "rotated %d, not due %d, failed %d\n", len(rep.Rotated), len(rep.NotDue), len(rep.Failed))
-	}
-	return runErr
+		return runErr
+	})
 }
 
 func rotateDaemonAction(c *cli.Context) error {
@@ -97,19 +95,16 @@ func rotateDaemonAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	// A stop signal ends the loop after the pass in flight. run already
-	// cancels c.Context on these signals; NotifyContext makes the command
-	// stop gracefully however it is run.
-	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	d := &rotation.Daemon{
-		Runner:   rotation.Runner{Store: rotation.NewStoreAdapter(st), Log: log},
-		Interval: c.Duration("interval"), MetricsAddr: c.String("metrics-addr"),
-	}
-	return d.Run(ctx)
+	return withStore(c, func(st *keystore.Store) error {
+		// A stop signal ends the loop after the pass in flight. run already
+		// cancels c.Context on these signals; NotifyContext makes the command
+		// stop gracefully however it is run.
+		ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		d := &rotation.Daemon{
+			Runner:   rotation.Runner{Store: rotation.NewStoreAdapter(st), Log: log},
+			Interval: c.Duration("interval"), MetricsAddr: c.String("metrics-addr"),
+		}
+		return d.Run(ctx)
+	})
 }

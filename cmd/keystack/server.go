@@ -62,11 +62,11 @@ func serverRun(c *cli.Context) error {
 	}
 	stopsGracefully(c)
 	hupReloads(c)
-	st, err := openStore(c)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	return withStore(c, func(st *keystore.Store) error { return serveStore(c, st, lc) })
+}
+
+// serveStore serves st until a stop signal.
+func serveStore(c *cli.Context, st *keystore.Store, lc server.ListenConfig) error {
 	if err := st.Unseal(); err != nil {
 		return err
 	}

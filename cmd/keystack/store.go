@@ -41,21 +41,27 @@ func openStore(c *cli.Context) (*keystore.Store, error) {
 	})
 }
 
+// withStore opens the keystore the one way every command does (openStore),
+// runs fn on it and closes it.
+func withStore(c *cli.Context, fn func(st *keystore.Store) error) error {
+	st, err := openStore(c)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return fn(st)
+}
+
 // storeAction is the action of a command that takes min..max positional
-// arguments and works on the keystore: it checks the arguments, opens the
-// store, runs fn and closes the store.
+// arguments and works on the keystore: it checks the arguments and runs fn
+// on the store withStore opens.
 func storeAction(min, max int, fn func(c *cli.Context, st *keystore.Store, args []string) error) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		a, err := args(c, min, max)
 		if err != nil {
 			return err
 		}
-		st, err := openStore(c)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		return fn(c, st, a)
+		return withStore(c, func(st *keystore.Store) error { return fn(c, st, a) })
 	}
 }
 

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestEveryActionOpensTheStoreOneWay: commands reach the keystore only
+// through withStore, which alone calls openStore, which alone calls
+// keystore.Open; so every command gets the same passphrase, principal,
+// backends and cache handling and closes the store.
+func TestEveryActionOpensTheStoreOneWay(t *testing.T) {
+	allowed := map[string]string{"openStore": "withStore", "keystore.Open": "openStore"}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	fset := token.NewFileSet()
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Body == nil {
+				continue
+			}
+			ast.Inspect(fd.Body, func(n ast.Node) bool {
+				call, ok := n.(*ast.CallExpr)
+				if !ok {
+					return true
+				}
+				callee := calleeName(call.Fun)
+				if want, ok := allowed[callee]; ok {
+					seen[callee]++
+					if fd.Name.Name != want {
+						t.Errorf("%s: %s calls %s; only %s may (use withStore)", fset.Position(call.Pos()), fd.Name.Name, callee, want)
+					}
+				}
+				return true
+			})
+		}
+	}
+	for callee := range allowed {
+		if seen[callee] != 1 {
+			t.Errorf("%s is called %d times, want once", callee, seen[callee])
+		}
+	}
+}
+
+func calleeName(e ast.Expr) string {
+	switch f := e.(type) {
+	case *ast.Ident:
+		return f.Name
+	case *ast.SelectorExpr:
+		if x, ok := f.X.(*ast.Ident); ok {
+			return x.Name + "." + f.Sel.Name
+		}
+	}
+	return ""
+}
