@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -137,30 +136,6 @@ func TestNoGoroutineLeaks(t *testing.T) {
 		}
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// TestNoBackendImports keeps the envelope package free of key backends:
-// it must build without keystore, the HSM and AWS code.
-func TestNoBackendImports(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, out)
-	}
-	forbidden := []string{"github.com/keystack/keystack/keystore", "github.com/keystack/keystack/hsm",
-		"github.com/keystack/keystack/rotation", "github.com/keystack/keystack/policy",
-		"github.com/keystack/keystack/audit", "github.com/keystack/keystack/cmd",
-		"github.com/aws/", "github.com/miekg/"}
-	deps := strings.Fields(string(out))
-	if len(deps) == 0 {
-		t.Fatal("go list returned no packages")
-	}
-	for _, d := range deps {
-		for _, f := range forbidden {
-			if strings.HasPrefix(d, f) {
-				t.Errorf("envelope depends on %s", d)
-			}
-		}
 	}
 }
 

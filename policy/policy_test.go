@@ -113,16 +113,38 @@ func TestDecisionDetails(t *testing.T) {
 	}
 }
 
+// conditionCase is a condition under an Allow statement, a request and
+// whether the statement should allow it.
+type conditionCase struct {
+	cond string
+	req  Request
+	want bool
+}
+
 // TestConditions checks every operator with one matching and one failing
 // request, under an Allow statement.
 func TestConditions(t *testing.T) {
-	type tc struct {
-		cond string
-		req  Request
-		want bool
+	cases := append(stringNumericConditions(), otherConditions()...)
+	seen := map[string]bool{}
+	for i, c := range cases {
+		p := mustParse(t, stmts(`{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*","Condition":{`+c.cond+`}}`))
+		if got := p.Evaluate(c.req).Allowed(); got != c.want {
+			t.Errorf("case %d %s: allowed=%v want %v %v", i, c.cond, got, c.want, p.Evaluate(c.req).Explanation)
+		}
+		for op := range p.Statement[0].Condition {
+			seen[op] = true
+		}
 	}
+	for op := range operators {
+		if !seen[op] {
+			t.Errorf("operator %s not covered", op)
+		}
+	}
+}
+
+func stringNumericConditions() []conditionCase {
 	noEC := with(func(r *Request) { r.EncryptionContext = nil })
-	cases := []tc{
+	return []conditionCase{
 		{`"StringEquals":{"keystack:EncryptionContext/dept":["hr","finance"]}`, base(), true},
 		{`"StringEquals":{"keystack:EncryptionContext/dept":"hr"}`, base(), false},
 		{`"StringEquals":{"KEYSTACK:encryptioncontext/DEPT":"finance"}`, base(), true},
@@ -154,6 +176,12 @@ func TestConditions(t *testing.T) {
 		{`"NumericGreaterThanEquals":{"keystack:KeyVersion":1}`, with(func(r *Request) { r.KeyVersion = 0 }), false},
 		{`"NumericGreaterThanEqualsIfExists":{"keystack:KeyVersion":5}`, with(func(r *Request) { r.KeyVersion = 0 }), true},
 		{`"NumericEquals":{"keystack:EncryptionContext/dept":1}`, base(), false},
+	}
+}
+
+func otherConditions() []conditionCase {
+	noEC := with(func(r *Request) { r.EncryptionContext = nil })
+	return []conditionCase{
 		{`"DateEquals":{"keystack:CurrentTime":"2026-06-01T12:00:00Z"}`, base(), true},
 		{`"DateNotEquals":{"keystack:CurrentTime":"2026-06-01T12:00:00Z"}`, base(), false},
 		{`"DateLessThan":{"keystack:CurrentTime":"2026-06-02T00:00:00Z"}`, base(), true},
@@ -189,21 +217,6 @@ func TestConditions(t *testing.T) {
 		// Keys and operators are ANDed; values ORed.
 		{`"StringEquals":{"keystack:EncryptionContext/dept":"finance","keystack:PrincipalTag/team":"payments"},"NumericEquals":{"keystack:KeyVersion":[1,3]}`, base(), true},
 		{`"StringEquals":{"keystack:EncryptionContext/dept":"finance","keystack:PrincipalTag/team":"hr"}`, base(), false},
-	}
-	seen := map[string]bool{}
-	for i, c := range cases {
-		p := mustParse(t, stmts(`{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*","Condition":{`+c.cond+`}}`))
-		if got := p.Evaluate(c.req).Allowed(); got != c.want {
-			t.Errorf("case %d %s: allowed=%v want %v %v", i, c.cond, got, c.want, p.Evaluate(c.req).Explanation)
-		}
-		for op := range p.Statement[0].Condition {
-			seen[op] = true
-		}
-	}
-	for op := range operators {
-		if !seen[op] {
-			t.Errorf("operator %s not covered", op)
-		}
 	}
 }
 

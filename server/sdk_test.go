@@ -141,29 +141,35 @@ func TestSDKCrypto(t *testing.T) {
 		t.Errorf("after ReEncrypt: %q under %s", dec.Plaintext, *dec.KeyId)
 	}
 
-	dk := must(c.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{KeyId: k1.KeyId, KeySpec: types.DataKeySpecAes256, EncryptionContext: ec}))
+	sdkDataKeys(ctx, t, c, k1.KeyId, ec)
+}
+
+// sdkDataKeys: data keys of every size, without plaintext, and random
+// bytes, with KMS's limits.
+func sdkDataKeys(ctx context.Context, t *testing.T, c *kms.Client, keyID *string, ec map[string]string) {
+	dk := must(c.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{KeyId: keyID, KeySpec: types.DataKeySpecAes256, EncryptionContext: ec}))
 	if len(dk.Plaintext) != 32 {
 		t.Fatalf("AES_256 data key of %d bytes", len(dk.Plaintext))
 	}
-	dec = must(c.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: dk.CiphertextBlob, EncryptionContext: ec}))
+	dec := must(c.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: dk.CiphertextBlob, EncryptionContext: ec}))
 	if !bytes.Equal(dec.Plaintext, dk.Plaintext) {
 		t.Error("the data key's blob decrypts to another key")
 	}
 	for _, n := range []int32{1, 16, 1024} {
-		dk := must(c.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{KeyId: k1.KeyId, NumberOfBytes: aws.Int32(n)}))
+		dk := must(c.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{KeyId: keyID, NumberOfBytes: aws.Int32(n)}))
 		if len(dk.Plaintext) != int(n) {
 			t.Errorf("NumberOfBytes %d gave %d", n, len(dk.Plaintext))
 		}
 	}
 	for what, in := range map[string]*kms.GenerateDataKeyInput{
-		"both":    {KeyId: k1.KeyId, KeySpec: types.DataKeySpecAes128, NumberOfBytes: aws.Int32(16)},
-		"neither": {KeyId: k1.KeyId}, "1025": {KeyId: k1.KeyId, NumberOfBytes: aws.Int32(1025)},
-		"0": {KeyId: k1.KeyId, NumberOfBytes: aws.Int32(0)},
+		"both":    {KeyId: keyID, KeySpec: types.DataKeySpecAes128, NumberOfBytes: aws.Int32(16)},
+		"neither": {KeyId: keyID}, "1025": {KeyId: keyID, NumberOfBytes: aws.Int32(1025)},
+		"0": {KeyId: keyID, NumberOfBytes: aws.Int32(0)},
 	} {
 		_, err := c.GenerateDataKey(ctx, in)
 		wantCode(t, "GenerateDataKey "+what, err, "ValidationException")
 	}
-	np := must(c.GenerateDataKeyWithoutPlaintext(ctx, &kms.GenerateDataKeyWithoutPlaintextInput{KeyId: k1.KeyId, KeySpec: types.DataKeySpecAes128}))
+	np := must(c.GenerateDataKeyWithoutPlaintext(ctx, &kms.GenerateDataKeyWithoutPlaintextInput{KeyId: keyID, KeySpec: types.DataKeySpecAes128}))
 	dec = must(c.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: np.CiphertextBlob}))
 	if len(dec.Plaintext) != 16 {
 		t.Errorf("GenerateDataKeyWithoutPlaintext AES_128: %d bytes", len(dec.Plaintext))
@@ -172,7 +178,7 @@ func TestSDKCrypto(t *testing.T) {
 	if len(rnd.Plaintext) != 48 {
 		t.Errorf("GenerateRandom: %d bytes", len(rnd.Plaintext))
 	}
-	_, err = c.GenerateRandom(ctx, &kms.GenerateRandomInput{NumberOfBytes: aws.Int32(1025)})
+	_, err := c.GenerateRandom(ctx, &kms.GenerateRandomInput{NumberOfBytes: aws.Int32(1025)})
 	wantCode(t, "GenerateRandom 1025", err, "ValidationException")
 }
 
