@@ -4,10 +4,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
+	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"net/http"
@@ -148,5 +153,60 @@ func TestTLSListener(t *testing.T) {
 	}
 	if !found {
 		t.Error("no audit record of the mTLS principal")
+	}
+}
+
+// TestCertPrincipalMapping: a client certificate without a SPIFFE ID is
+// its mapped principal when Config.CertPrincipals names its public key,
+// and refused otherwise.
+func TestCertPrincipalMapping(t *testing.T) {
+	f := newFixture(t)
+	dir := t.TempDir()
+	ca := newCA(t)
+	certFile, keyFile, caFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "ca.pem")
+	c1, k1 := ca.issue(t, 10, false)
+	writeFile(t, certFile, c1)
+	writeFile(t, keyFile, k1)
+	writeFile(t, caFile, ca.pem)
+	mapped, mk := ca.issue(t, 30, true)
+	other, otherKey := ca.issue(t, 31, true)
+	block, _ := pem.Decode(mapped)
+	leaf, _ := x509.ParseCertificate(block.Bytes)
+	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	st, err := keystore.Open(f.dir, keystore.OpenOptions{Principal: owner, Passphrase: func() ([]byte, error) { return []byte("pw"), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	srv := must(server.New(server.Config{Store: st, Region: "eu-west-1", CertPrincipals: map[string]string{hex.EncodeToString(sum[:]): "service:ops"},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	base, _ := serveWith(t, srv, server.ListenConfig{TLSAddr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile, ClientCAFile: caFile})
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	listKeys := func(certPEM, keyPEM []byte) string {
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{cert}}}}
+		req, _ := http.NewRequest(http.MethodPost, "https://"+strings.TrimPrefix(base, "http://")+"/", strings.NewReader("{}"))
+		req.Header.Set("Content-Type", "application/x-amz-json-1.1")
+		req.Header.Set("X-Amz-Target", "TrentService.ListKeys")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e struct {
+			Type string `json:"__type"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		return e.Type
+	}
+	if code := listKeys(mapped, mk); code != "" {
+		t.Errorf("mapped certificate (service:ops may list keys): %s", code)
+	}
+	if code := listKeys(other, otherKey); code != "UnrecognizedClientException" {
+		t.Errorf("unmapped certificate without a SPIFFE ID: %q", code)
 	}
 }

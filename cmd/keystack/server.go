@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -36,6 +39,7 @@ func serverCommand() *cli.Command {
 			&cli.StringFlag{Name: "tls-key", Usage: "TLS private key `FILE` (PEM)"},
 			&cli.BoolFlag{Name: "tls12", Usage: "accept TLS 1.2 clients (default: TLS 1.3 only)"},
 			&cli.StringFlag{Name: "client-ca", Usage: "verify TLS client certificates against `FILE` (mutual TLS)"},
+			&cli.StringSliceFlag{Name: "client-cert-principal", Usage: "map a client certificate without a SPIFFE ID to a principal: `SHA256=PRINCIPAL`, the hex SHA-256 of its public key (SubjectPublicKeyInfo) (repeatable)"},
 			&cli.BoolFlag{Name: "require-client-cert", Usage: "with --client-ca: refuse TLS clients without a certificate"},
 			&cli.StringFlag{Name: "insecure-http-loopback", Usage: "serve plain HTTP on the loopback `ADDR` (127.0.0.1:PORT), for tests"},
 			&cli.StringFlag{Name: "region", Value: server.DefaultRegion, Usage: "the Region in key ARNs and SigV4 scopes"},
@@ -60,13 +64,18 @@ func serverRun(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	certs, err := certPrincipals(c.StringSlice("client-cert-principal"))
+	if err != nil {
+		return err
+	}
 	stopsGracefully(c)
 	hupReloads(c)
-	return withStore(c, func(st *keystore.Store) error { return serveStore(c, st, lc) })
+	return withStore(c, func(st *keystore.Store) error { return serveStore(c, st, lc, certs) })
 }
 
-// serveStore serves st until a stop signal.
-func serveStore(c *cli.Context, st *keystore.Store, lc server.ListenConfig) error {
+// serveStore serves st until a stop signal; certs maps client
+// certificate key hashes to principals.
+func serveStore(c *cli.Context, st *keystore.Store, lc server.ListenConfig, certs map[string]string) error {
 	if err := st.Unseal(); err != nil {
 		return err
 	}
@@ -76,7 +85,7 @@ func serveStore(c *cli.Context, st *keystore.Store, lc server.ListenConfig) erro
 		return err
 	}
 	srv, err := server.New(server.Config{Store: st, Region: c.String("region"), Account: c.String("account"), Logger: log,
-		RateLimit: c.Float64("rate-limit"), RateBurst: c.Int("rate-burst"), XKS: xh})
+		RateLimit: c.Float64("rate-limit"), RateBurst: c.Int("rate-burst"), XKS: xh, CertPrincipals: certs})
 	if err != nil {
 		return err
 	}
@@ -107,6 +116,20 @@ func forwardHUP(ctx context.Context, reload chan<- struct{}) {
 			}
 		}
 	}
+}
+
+// certPrincipals parses --client-cert-principal SHA256=PRINCIPAL values.
+func certPrincipals(vals []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, v := range vals {
+		hash, p, ok := strings.Cut(v, "=")
+		raw, err := hex.DecodeString(hash)
+		if !ok || err != nil || len(raw) != sha256.Size || p == "" {
+			return nil, usagef("--client-cert-principal %q: want the 64 hex digits of a SHA-256, '=', a principal", v)
+		}
+		m[strings.ToLower(hash)] = p
+	}
+	return m, nil
 }
 
 func listenConfig(c *cli.Context) (server.ListenConfig, error) {
