@@ -29,7 +29,7 @@ var layers = map[string]layer{
 	"internal/kmswire":  {outside: []string{"github.com/aws/"}},
 	"envelope":          {tests: []string{"keyring", "internal/esdktest"}},
 	"policy":            {},
-	"audit":             {outside: []string{"golang.org/x/sys"}},
+	"audit":             {imports: []string{"internal/fsx"}, outside: []string{"golang.org/x/sys"}},
 	"internal/esdktest": {imports: []string{"envelope"}},
 
 	"keyring":             {imports: []string{"envelope"}, tests: []string{"keyring/keyringtest"}},

@@ -7,7 +7,7 @@ import (
 	"io"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/keystack/keystack/internal/fsx"
 )
 
 // commitLoop is the single committer: it takes every queued record, writes
@@ -273,12 +273,11 @@ func (l *Log) lockLeased() error {
 	if l.leased {
 		return nil
 	}
-	fd := int(l.f.Fd())
-	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+	if err := fsx.Lock(l.f); err != nil {
 		return fmt.Errorf("%w: flock: %w", ErrWrite, err)
 	}
 	if err := l.catchUp(); err != nil {
-		unix.Flock(fd, unix.LOCK_UN)
+		fsx.Unlock(l.f)
 		return err
 	}
 	l.leased = true
@@ -302,7 +301,7 @@ func (l *Log) endLease() {
 		l.lease.Stop()
 	}
 	if l.leased {
-		unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+		fsx.Unlock(l.f)
 		l.leased = false
 	}
 }
@@ -310,11 +309,10 @@ func (l *Log) endLease() {
 // withLock runs fn holding an exclusive flock(2) on the file, so appends by
 // other processes interleave only between whole batches.
 func (l *Log) withLock(fn func() error) error {
-	fd := int(l.f.Fd())
-	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+	if err := fsx.Lock(l.f); err != nil {
 		return fmt.Errorf("%w: flock: %w", ErrWrite, err)
 	}
-	defer unix.Flock(fd, unix.LOCK_UN)
+	defer fsx.Unlock(l.f)
 	return fn()
 }
 

@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/keystack/keystack/internal/fsx"
 )
 
@@ -28,26 +26,11 @@ const (
 // file description). It waits until the lock is free or ctx is done. The
 // lock file is never removed, so two writers can never lock different files.
 func lockDir(ctx context.Context, dir string) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
+	unlock, err = fsx.LockFile(ctx, filepath.Join(dir, lockFile), lockPoll)
+	if err != nil && !errors.Is(err, ctx.Err()) {
 		return nil, fmt.Errorf("keystore: lock: %w", err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { _ = unix.Flock(int(f.Fd()), unix.LOCK_UN); _ = f.Close() }, nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			_ = f.Close()
-			return nil, fmt.Errorf("keystore: lock: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			_ = f.Close()
-			return nil, ctx.Err()
-		case <-time.After(lockPoll):
-		}
-	}
+	return unlock, err
 }
 
 // readFileBounded reads path, refusing files over limit bytes before
