@@ -5,12 +5,12 @@ import (
 	"errors"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"sync/atomic"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/fsx"
 	"github.com/keystack/keystack/keyring"
 )
 
@@ -119,27 +119,18 @@ var treeWalks atomic.Int64
 // and scratch for rewrap scratch files (nil: pass over them); an error
 // from fn stops the walk. Symbolic links are not followed.
 func walkFiles(ctx context.Context, paths []string, scratch func(path string), fn func(path string, d fs.DirEntry) error) error {
+	w := fsx.Walk{Skip: func(path string, d fs.DirEntry) bool {
+		if !isRewrapScratch(d.Name()) {
+			return false
+		}
+		if scratch != nil {
+			scratch(path)
+		}
+		return true
+	}}
 	for _, root := range paths {
 		treeWalks.Add(1)
-		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if !d.Type().IsRegular() {
-				return nil
-			}
-			if isRewrapScratch(d.Name()) {
-				if scratch != nil {
-					scratch(path)
-				}
-				return nil
-			}
-			return fn(path, d)
-		})
-		if err != nil {
+		if err := fsx.WalkFiles(ctx, root, w, fn); err != nil {
 			return err
 		}
 	}

@@ -361,22 +361,16 @@ func (k *crypter) runTree(srcDir, dstDir string) error {
 		return err
 	}
 	k.startTreeBar(srcDir)
-	err := filepath.WalkDir(srcDir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return k.fail(path, err)
-		}
-		if d.IsDir() {
-			return nil
-		}
-		if !d.Type().IsRegular() {
-			warnf(k.c.App.ErrWriter, "skipping %s: not a regular file", path)
-			return nil
-		}
+	w := fsx.Walk{Err: k.fail, Other: func(path string, _ fs.DirEntry) error {
+		warnf(k.c.App.ErrWriter, "skipping %s: not a regular file", path)
+		return nil
+	}}
+	err := fsx.WalkFiles(context.Background(), srcDir, w, func(path string, _ fs.DirEntry) error {
 		out, ok := k.treeOutput(srcDir, dstDir, path)
 		if !ok {
 			return nil
 		}
-		err = os.MkdirAll(filepath.Dir(out), 0o755)
+		err := os.MkdirAll(filepath.Dir(out), 0o755)
 		if err == nil {
 			err = k.runFile(path, out)
 		}

@@ -6,6 +6,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"fmt"
 	"io/fs"
 	"os"
@@ -223,10 +224,9 @@ func (k *crypter) startTreeBar(dir string) {
 		return
 	}
 	n := 0
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			n++
-		}
+	ignore := fsx.Walk{Err: func(string, error) error { return nil }}
+	_ = fsx.WalkFiles(context.Background(), dir, ignore, func(string, fs.DirEntry) error {
+		n++
 		return nil
 	})
 	k.treeBar = progressbar.NewOptions(n, progressbar.OptionSetWriter(k.c.App.ErrWriter),
