@@ -3,10 +3,10 @@ package hsm
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/keystack/keystack/internal/keyname"
 )
 
 // The Backend gives every key version its own token object, so the store
@@ -86,14 +86,8 @@ func (t *Token) rsaBits(ctx context.Context, u *URI) (int, error) {
 
 // baseLabel strips a trailing "/vN" version suffix.
 func baseLabel(label string) string {
-	i := strings.LastIndex(label, "/v")
-	if i <= 0 {
-		return label
-	}
-	if n, err := strconv.Atoi(label[i+2:]); err != nil || n < 1 || strconv.Itoa(n) != label[i+2:] {
-		return label
-	}
-	return label[:i]
+	name, _ := keyname.Split(label)
+	return name
 }
 
 // DestroyVersion destroys (C_DestroyObject) every key object ref selects by

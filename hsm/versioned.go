@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 )
 
 // maxNameLen bounds a key name; token labels are often limited too.
@@ -17,7 +17,7 @@ const maxNameLen = 100
 // "name/vN", e.g. "payments/v2". That label is also the key name written in
 // the encrypted data keys' provider info.
 func VersionLabel(name string, v int) string {
-	return name + "/v" + strconv.Itoa(v)
+	return keyring.VersionedKeyName(name, v)
 }
 
 func checkName(name string) error {

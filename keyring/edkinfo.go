@@ -2,10 +2,9 @@ package keyring
 
 import (
 	"encoding/binary"
-	"strconv"
-	"strings"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/keyname"
 )
 
 // Provider IDs keystack writes for its own backends. Imported keys keep the
@@ -44,7 +43,7 @@ func DescribeEDK(edk envelope.EncryptedDataKey) EDKInfo {
 	}
 	info.Key = info.KeyName
 	if edk.ProviderID == ProviderLocal || edk.ProviderID == ProviderPKCS11 {
-		info.Key, info.Version = splitVersionedName(info.KeyName)
+		info.Key, info.Version = keyname.Split(info.KeyName)
 	}
 	return info
 }
@@ -61,17 +60,4 @@ func splitRawAESInfo(pi []byte) (name string, iv []byte, ok bool) {
 }
 
 // VersionedKeyName is the raw keyring key name keystack gives version v of key name.
-func VersionedKeyName(name string, v int) string { return name + "/v" + strconv.Itoa(v) }
-
-// splitVersionedName splits "NAME/vN"; names without a version yield 0.
-func splitVersionedName(s string) (string, int) {
-	i := strings.LastIndex(s, "/v")
-	if i <= 0 {
-		return s, 0
-	}
-	n, err := strconv.Atoi(s[i+2:])
-	if err != nil || n <= 0 || strconv.Itoa(n) != s[i+2:] {
-		return s, 0
-	}
-	return s[:i], n
-}
+func VersionedKeyName(name string, v int) string { return keyname.Versioned(name, v) }

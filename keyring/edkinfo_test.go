@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/keyname"
 )
 
 func TestDescribeEDK(t *testing.T) {
@@ -37,8 +38,8 @@ func TestDescribeEDK(t *testing.T) {
 		t.Fatalf("KMS EDK described as %+v", got)
 	}
 	for in, want := range map[string]int{"k/v0": 0, "k/v01": 0, "k/vx": 0, "/v3": 0, "a/b/v7": 7} {
-		if _, v := splitVersionedName(in); v != want {
-			t.Errorf("splitVersionedName(%q) version = %d, want %d", in, v, want)
+		if _, v := keyname.Split(in); v != want {
+			t.Errorf("keyname.Split(%q) version = %d, want %d", in, v, want)
 		}
 	}
 }

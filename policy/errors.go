@@ -3,6 +3,8 @@ package policy
 import (
 	"errors"
 	"fmt"
+
+	"github.com/keystack/keystack/internal/keyname"
 )
 
 // Errors, one per failure class, for errors.Is.
@@ -52,7 +54,7 @@ type DeniedError struct {
 func (e *DeniedError) Error() string {
 	res := e.Resource
 	if e.KeyVersion > 0 {
-		res = fmt.Sprintf("%s/v%d", res, e.KeyVersion)
+		res = keyname.Versioned(res, e.KeyVersion)
 	}
 	return fmt.Sprintf("%v: %s may not %s on %s", ErrAccessDenied, e.Principal, e.Action, res)
 }

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keystack/keystack/internal/keyname"
 )
 
 // Request is one access request. Principal is "user:…", "service:…" or the
@@ -122,7 +124,7 @@ func makeEvalReq(r *Request, b *evalBufs) evalReq {
 	}
 	ev.resources = append(b.res[:0], r.Resource)
 	if r.KeyVersion > 0 {
-		ev.resources = append(ev.resources, r.Resource+"/v"+strconv.Itoa(r.KeyVersion))
+		ev.resources = append(ev.resources, keyname.Versioned(r.Resource, r.KeyVersion))
 	}
 	return ev
 }

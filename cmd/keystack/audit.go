@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keystack/keystack/audit"
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 )
 
@@ -178,7 +179,7 @@ func auditShowAction(c *cli.Context) error {
 func formatEntry(e audit.Entry) string {
 	res := e.Resource
 	if e.KeyVersion > 0 {
-		res += "/v" + strconv.Itoa(e.KeyVersion)
+		res = keyring.VersionedKeyName(res, e.KeyVersion)
 	}
 	outcome := e.Decision
 	if outcome == "" {
