@@ -68,13 +68,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	return newFixtureWith(t, testPolicy)
 }
 
 // newFixtureWith is newFixture with another policy.
-func newFixtureWith(t *testing.T, policyJSON string) *fixture {
+func newFixtureWith(t testing.TB, policyJSON string) *fixture {
 	t.Helper()
 	current = t
 	dir := filepath.Join(t.TempDir(), "ks")
@@ -103,12 +103,12 @@ func newFixtureWith(t *testing.T, policyJSON string) *fixture {
 }
 
 // serve runs a server on lc until the test ends and returns its URL.
-func serve(t *testing.T, s *keystore.Store, lc server.ListenConfig) string {
+func serve(t testing.TB, s *keystore.Store, lc server.ListenConfig) string {
 	t.Helper()
 	return serveLog(t, s, lc, io.Discard)
 }
 
-func serveLog(t *testing.T, s *keystore.Store, lc server.ListenConfig, log io.Writer) string {
+func serveLog(t testing.TB, s *keystore.Store, lc server.ListenConfig, log io.Writer) string {
 	t.Helper()
 	srv, err := server.New(server.Config{Store: s, Region: "eu-west-1", Account: "444455556666",
 		Logger: slog.New(slog.NewTextHandler(log, nil))})
@@ -122,7 +122,7 @@ func serveLog(t *testing.T, s *keystore.Store, lc server.ListenConfig, log io.Wr
 
 // serveWith runs srv on lc until the test ends; it returns the URL of the
 // first listener and of the last (the metrics listener, when set).
-func serveWith(t *testing.T, srv *server.Server, lc server.ListenConfig) (string, string) {
+func serveWith(t testing.TB, srv *server.Server, lc server.ListenConfig) (string, string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan []string, 1)
@@ -178,7 +178,7 @@ func wantCode(t *testing.T, what string, err error, code string) {
 
 // current is the running test, for must; the tests here do not run in
 // parallel.
-var current *testing.T
+var current testing.TB
 
 // must returns v, failing the current test on err.
 func must[T any](v T, err error) T {
