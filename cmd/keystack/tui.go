@@ -154,6 +154,9 @@ func hint(err error) string {
 	switch {
 	case errors.As(err, &ue):
 		return "run \"keystack help\" or \"keystack COMMAND --help\" for usage"
+	case errors.Is(err, keystore.ErrAuditDamaged): // before ErrAuditFailed: it is no disk problem
+		return "the audit log failed verification (edited, cut or replaced): \"keystack audit verify\" shows where; " +
+			"after investigating, \"keystack audit reset-anchor --accept-loss\" (needs the passphrase) starts a new log"
 	case errors.Is(err, policy.ErrAuditFailed):
 		return "the audit log could not record the decision, so nothing was done: check free space and permissions of the keystore directory"
 	case errors.Is(err, awskms.ErrUnavailable):
