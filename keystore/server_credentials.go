@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/keystack/keystack/policy"
 )
@@ -55,8 +57,8 @@ func newAccessKey() (akid, secret string, err error) {
 // returned once and stored sealed. A principal holds at most
 // MaxCredentialsPerPrincipal (ErrCredentialLimit).
 func (s *Store) CreateCredential(ctx context.Context, principal string) (*Credential, error) {
-	if principal == "" {
-		return nil, fmt.Errorf("%w: a credential needs a principal", ErrInvalidOptions)
+	if !credentialPrincipal(principal) {
+		return nil, fmt.Errorf("%w: a credential's principal is user:NAME or service:NAME (no * or ?), not %q", ErrInvalidOptions, principal)
 	}
 	if err := s.authorizeResource(ctx, policy.ActionManageCredentials, credentialResource(principal)); err != nil {
 		return nil, err
@@ -90,6 +92,15 @@ func (s *Store) CreateCredential(ctx context.Context, principal string) (*Creden
 		return nil, err
 	}
 	return c, nil
+}
+
+// credentialPrincipal reports whether p can be a caller's identity: a
+// user or service with a name. A group or a pattern is not one caller, and
+// a policy matching it literally would grant what it did not mean to.
+func credentialPrincipal(p string) bool {
+	typ, name, ok := strings.Cut(p, ":")
+	return ok && (typ == "user" || typ == "service") && name != "" &&
+		!strings.ContainsAny(name, "*?") && !strings.ContainsFunc(name, unicode.IsControl)
 }
 
 func sealSecret(f *storeFile, kek []byte, akid string, secret []byte) ([]byte, error) {

@@ -276,3 +276,18 @@ func TestDeleteDueKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestCredentialPrincipal: a credential names one caller, a user or a
+// service; groups, patterns and malformed names are refused.
+func TestCredentialPrincipal(t *testing.T) {
+	for _, p := range []string{"user:alice", "service:billing", "service:spiffe://example.org/ns/a"} {
+		if !credentialPrincipal(p) {
+			t.Errorf("%q refused", p)
+		}
+	}
+	for _, p := range []string{"", "bogus", "*", "user:", "service:*", "user:a?", "group:admins", "role:x", "user:a\nb"} {
+		if credentialPrincipal(p) {
+			t.Errorf("%q accepted", p)
+		}
+	}
+}

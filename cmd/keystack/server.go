@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
@@ -150,8 +152,22 @@ func listenConfig(c *cli.Context) (server.ListenConfig, error) {
 		return lc, usagef("--rate-limit and --rate-burst cannot be negative")
 	case lc.RequireClientCert && lc.ClientCAFile == "":
 		return lc, usagef("--require-client-cert needs --client-ca")
+	case lc.HTTPAddr != "" && !loopbackAddr(lc.HTTPAddr):
+		return lc, usagef("--insecure-http-loopback %q: plain HTTP is served only on a loopback IP address and port (127.0.0.1:PORT, [::1]:PORT)", lc.HTTPAddr)
 	}
 	return lc, nil
+}
+
+// loopbackAddr reports whether addr is a loopback IP and a port: a bad
+// --insecure-http-loopback is a usage error, found before the keystore is
+// unsealed (package server refuses it again).
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 func credentialsCommand() *cli.Command {
