@@ -10,8 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/keystack/keystack/internal/fsx"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -116,22 +115,11 @@ func (d *DirStorage) Write(ctx context.Context, doc Document, data []byte, prev 
 
 // casLock takes Write's short critical section.
 func (d *DirStorage) casLock() (release func(), err error) {
-	f, err := os.OpenFile(filepath.Join(d.dir, lockFile), os.O_RDWR|os.O_CREATE, 0o600)
+	release, err = fsx.LockRecord(filepath.Join(d.dir, lockFile))
 	if err != nil {
 		return nil, fmt.Errorf("keystore: lock: %w", err)
 	}
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
-	for {
-		err = unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLKW, &lk)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("keystore: lock: %w", err)
-	}
-	return func() { _ = f.Close() }, nil // closing the description releases it
+	return release, nil
 }
 
 // Lock implements Storage: flock(2) on keystore.lock (see lockDir).

@@ -93,7 +93,7 @@ func writeHeaderAt(f *os.File, header []byte, sync bool) error {
 // isStaleTemp reports whether a scratch file is a new-file rewrap's temp
 // file, which a crash can leave behind and nothing ever resumes.
 func isStaleTemp(name string) bool {
-	return isRewrapScratch(name) && strings.Contains(name, ".tmp-")
+	return isRewrapScratch(name) && fsx.IsTemp(name)
 }
 
 // replaceHeader writes the new header and the old body into a new file

@@ -76,3 +76,40 @@ func TestLockWaits(t *testing.T) {
 	}
 	Unlock(b)
 }
+
+// LockRecord excludes a second LockRecord of the same file, even in this
+// process, until release; it does not wait for a flock on the same file.
+func TestLockRecordExcludes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "l")
+	unlock, err := LockFile(context.Background(), path, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	release, err := LockRecord(path)
+	if err != nil {
+		t.Fatalf("LockRecord under a flock: %v", err)
+	}
+	got := make(chan func(), 1)
+	go func() {
+		r, err := LockRecord(path)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- r
+	}()
+	select {
+	case <-got:
+		t.Fatal("second LockRecord returned while the first was held")
+	case <-time.After(50 * time.Millisecond):
+	}
+	release()
+	select {
+	case r := <-got:
+		if r != nil {
+			r()
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("second LockRecord still waiting after release")
+	}
+}

@@ -63,6 +63,13 @@ func tempOwner(name string) (int, bool) {
 	return n, true
 }
 
+// IsTemp reports whether name (a base name) is a temporary file's name as
+// CreateTemp and Create give them: .PREFIX.tmp-PID-RAND.
+func IsTemp(name string) bool {
+	_, ok := tempOwner(name)
+	return ok
+}
+
 // processGone reports whether no process pid exists (a variable for tests).
 var processGone = func(pid int) bool {
 	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)

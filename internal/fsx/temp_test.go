@@ -27,9 +27,12 @@ func TestTempNamesCarryThePid(t *testing.T) {
 	}
 	for _, name := range []string{"out.tmp-12-0123abcd", ".out.tmp-012-0123abcd", ".out.tmp-12-0123abc",
 		".out.tmp-12-0123ABCD", ".out.tmp-x-0123abcd", ".out.tmp-12-0123abcd.ks", ".out.tmp-0-0123abcd"} {
-		if _, ok := tempOwner(name); ok {
+		if _, ok := tempOwner(name); ok || IsTemp(name) {
 			t.Errorf("%q taken for a temporary file", name)
 		}
+	}
+	if !IsTemp(filepath.Base(f.Name())) {
+		t.Errorf("IsTemp(%q) = false for CreateTemp's own name", f.Name())
 	}
 }
 
