@@ -36,31 +36,16 @@ const atomicWriteSize = 512
 // killed process leaves the write in the page cache, and a power cut
 // leaves the old or the new sector. A larger one is first made durable in
 // a journal bound to this file and its old header, so a crash at any later
-// point is finished by the next rewrap (see resolveJournal). With a flusher (batch mode) the header write is not
-// synced here: fl makes it durable later, and keeps the journal until then.
+// point is finished by the next rewrap (see resolveJournal). With a
+// flusher (batch mode) the header write is not synced here: fl makes it
+// durable later, and keeps the journal until then.
 func rewriteHeaderInPlace(f *os.File, path string, oldHeader, newHeader []byte, fl *flusher) error {
-	if len(newHeader) <= atomicWriteSize {
-		if err := writeHeaderAt(f, newHeader, fl == nil); err != nil {
+	jp := "" // no journal: one sector-sized write is atomic
+	if len(newHeader) > atomicWriteSize {
+		var err error
+		if jp, err = writeJournal(f, path, oldHeader, newHeader); err != nil {
 			return err
 		}
-		if crash("header-written") {
-			return errSimulatedCrash
-		}
-		if fl != nil {
-			fl.add(path, "")
-		}
-		return nil
-	}
-	j, err := newJournal(f, oldHeader, newHeader)
-	if err != nil {
-		return err
-	}
-	jp := journalPath(path)
-	if err := fsx.WriteFileSync(jp, j.encode(), 0o600); err != nil {
-		return fmt.Errorf("rewrap journal: %w", err)
-	}
-	if crash("journal-written") {
-		return errSimulatedCrash
 	}
 	if err := writeHeaderAt(f, newHeader, fl == nil); err != nil {
 		return err
@@ -72,9 +57,29 @@ func rewriteHeaderInPlace(f *os.File, path string, oldHeader, newHeader []byte, 
 		fl.add(path, jp)
 		return nil
 	}
+	if jp == "" {
+		return nil
+	}
 	// No directory sync: a journal that outlives a power loss is applied
 	// again, which writes the same header.
 	return os.Remove(jp)
+}
+
+// writeJournal makes the journal of path's header rewrite durable and
+// returns its path.
+func writeJournal(f *os.File, path string, oldHeader, newHeader []byte) (string, error) {
+	j, err := newJournal(f, oldHeader, newHeader)
+	if err != nil {
+		return "", err
+	}
+	jp := journalPath(path)
+	if err := fsx.WriteFileSync(jp, j.encode(), 0o600); err != nil {
+		return "", fmt.Errorf("rewrap journal: %w", err)
+	}
+	if crash("journal-written") {
+		return "", errSimulatedCrash
+	}
+	return jp, nil
 }
 
 // writeHeaderAt writes header at offset 0 in one write and, with sync,
