@@ -43,6 +43,16 @@ type URI struct {
 	PINSource string     // pin-source: "file:/path" or an absolute path
 }
 
+// CheckKeyURI rejects a key reference (a stored key's ref) that does not
+// parse or names no object, before any PKCS#11 module is loaded.
+func CheckKeyURI(ref string) error {
+	u, err := ParseURI(ref)
+	if err == nil && u.Object == "" {
+		err = fmt.Errorf("%w: a key URI needs object=LABEL", ErrInvalidURI)
+	}
+	return err
+}
+
 // ParseURI parses an RFC 7512 PKCS#11 URI. Vendor attributes ("x-...") are
 // ignored; any other unknown or repeated attribute is an error, so that a
 // typo cannot silently select a different token or key. Errors wrap

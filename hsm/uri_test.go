@@ -53,6 +53,18 @@ func TestParseURIRejects(t *testing.T) {
 	}
 }
 
+// TestCheckKeyURI: a key reference must parse and name an object.
+func TestCheckKeyURI(t *testing.T) {
+	if err := CheckKeyURI("pkcs11:token=t;object=k"); err != nil {
+		t.Errorf("CheckKeyURI with object: %v", err)
+	}
+	for _, bad := range []string{"pkcs11:token=t", "pkcs11:tokn=t;object=k", ""} {
+		if err := CheckKeyURI(bad); !errors.Is(err, ErrInvalidURI) {
+			t.Errorf("CheckKeyURI(%q) = %v, want ErrInvalidURI", bad, err)
+		}
+	}
+}
+
 func TestResolvePIN(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

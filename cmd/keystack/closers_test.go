@@ -31,14 +31,14 @@ var _ keystore.Backend = (*closingBackend)(nil)
 func TestAppClosesOpenedBackends(t *testing.T) {
 	opened := &closingBackend{err: errors.New("C_Finalize failed")}
 	opens := 0
-	used := &lazyBackend{name: "used", open: func() keystore.Backend { opens++; return opened }}
-	unused := &lazyBackend{name: "unused", open: func() keystore.Backend { opens++; return &closingBackend{} }}
+	used := &keystore.LazyBackend{Name: "used", Open: func() keystore.Backend { opens++; return opened }}
+	unused := &keystore.LazyBackend{Name: "unused", Open: func() keystore.Backend { opens++; return &closingBackend{} }}
 	var stderr bytes.Buffer
 	app := newApp()
 	app.ErrWriter = &stderr
 	c := cli.NewContext(app, nil, nil)
 	closeOnExit(c, used, unused)
-	used.get()
+	used.UnwrapBackend()
 	if err := closeAll(c); err != nil {
 		t.Fatalf("closeAll: %v", err)
 	}

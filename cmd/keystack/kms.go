@@ -5,14 +5,8 @@ package main
 // of decrypt --discovery.
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"io"
 	"os"
-	"regexp"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -102,132 +96,13 @@ func kmsOptions(c *cli.Context) awskms.Options {
 // PIN and no credentials for messages those keys did not wrap.
 // The app closes them when the command ends (see closeOnExit).
 func externalBackends(c *cli.Context) map[string]keystore.Backend {
-	kms := &lazyBackend{name: keystore.BackendAWSKMS, provider: awskms.ProviderID, check: checkARN,
-		open: func() keystore.Backend { return awskms.NewBackend(kmsOptions(c)) }}
-	p11 := &lazyBackend{name: keystore.BackendPKCS11, provider: hsm.DefaultNamespace, check: checkKeyURI,
-		open: func() keystore.Backend { return hsm.NewBackend(hsmOptions(c)) }}
+	kms := &keystore.LazyBackend{Name: keystore.BackendAWSKMS, ProviderID: awskms.ProviderID, Check: awskms.CheckKeyARN,
+		Open: func() keystore.Backend { return awskms.NewBackend(kmsOptions(c)) }}
+	p11 := &keystore.LazyBackend{Name: keystore.BackendPKCS11, ProviderID: hsm.DefaultNamespace, Check: hsm.CheckKeyURI,
+		Open: func() keystore.Backend { return hsm.NewBackend(hsmOptions(c)) }}
 	closeOnExit(c, kms, p11)
 	return map[string]keystore.Backend{keystore.BackendAWSKMS: kms, keystore.BackendPKCS11: p11}
 }
-
-// arnRE is the shape of a KMS key or alias ARN; awskms parses it fully.
-var arnRE = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+$`)
-})
-
-// checkARN rejects what cannot be a KMS key ARN before any AWS setup.
-func checkARN(ref string) error {
-	if len(ref) > 2048 || !arnRE().MatchString(ref) {
-		return fmt.Errorf("%w: want arn:PARTITION:kms:REGION:ACCOUNT:key/ID or alias/NAME", awskms.ErrInvalidKeyID)
-	}
-	return nil
-}
-
-// checkKeyURI rejects a PKCS#11 key URI that does not parse or names no object.
-func checkKeyURI(ref string) error {
-	u, err := hsm.ParseURI(ref)
-	if err == nil && u.Object == "" {
-		err = fmt.Errorf("%w: a key URI needs object=LABEL", hsm.ErrInvalidURI)
-	}
-	return err
-}
-
-// lazyBackend constructs its backend, and each key's keyring, on first use.
-// It implements only Keyring and Close itself; the store reaches the
-// backend's other methods through UnwrapBackend.
-type lazyBackend struct {
-	name     string // backend name, for errors (a reference may hold secrets)
-	provider string // ESDK provider ID of the EDKs its keyrings write
-	check    func(ref string) error
-	open     func() keystore.Backend
-
-	once    sync.Once
-	backend keystore.Backend
-}
-
-var _ keystore.BackendUnwrapper = (*lazyBackend)(nil)
-
-// Keyring checks ref's syntax now and resolves it when first used.
-func (b *lazyBackend) Keyring(_ context.Context, ref string) (envelope.Keyring, error) {
-	if err := b.check(ref); err != nil {
-		return nil, err
-	}
-	return &lazyKeyring{b: b, ref: ref}, nil
-}
-
-// Close closes the backend if it was opened and can be closed: the
-// PKCS#11 backend logs out of its tokens and finalizes the module.
-func (b *lazyBackend) Close() error {
-	b.once.Do(func() {}) // no backend opens after Close
-	if cl, ok := b.backend.(io.Closer); ok {
-		return cl.Close()
-	}
-	return nil
-}
-
-// UnwrapBackend opens the backend, so that the store finds its optional
-// capabilities (new key versions on the token, KMS on-demand and automatic
-// rotation, destroying token objects): a lifecycle operation that needs one
-// is the backend's first use. Nil after Close.
-func (b *lazyBackend) UnwrapBackend() keystore.Backend { return b.get() }
-
-func (b *lazyBackend) get() keystore.Backend {
-	b.once.Do(func() { b.backend = b.open() })
-	return b.backend
-}
-
-// lazyKeyring resolves ref through its backend when first needed; a
-// failed resolution is retried at the next call.
-type lazyKeyring struct {
-	b   *lazyBackend
-	ref string
-
-	mu sync.Mutex
-	kr envelope.Keyring
-}
-
-var errNoBackendEDK = errors.New("no encrypted data key of this backend")
-
-func (k *lazyKeyring) keyring(ctx context.Context) (envelope.Keyring, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.kr == nil {
-		kr, err := k.b.get().Keyring(ctx, k.ref)
-		if err != nil {
-			return nil, err
-		}
-		k.kr = kr
-	}
-	return k.kr, nil
-}
-
-func (k *lazyKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMaterials) error {
-	kr, err := k.keyring(ctx)
-	if err != nil {
-		return err
-	}
-	return kr.OnEncrypt(ctx, m)
-}
-
-// OnDecrypt opens the backend only when an EDK has its provider ID.
-func (k *lazyKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
-	if m.DataKey != nil {
-		return nil
-	}
-	if !slices.ContainsFunc(edks, func(e envelope.EncryptedDataKey) bool { return e.ProviderID == k.b.provider }) {
-		return &envelope.NoDecryptKeyError{Attempts: []envelope.KeyAttempt{
-			{ProviderID: k.b.provider, KeyName: k.b.name, Err: errNoBackendEDK}}}
-	}
-	kr, err := k.keyring(ctx)
-	if err != nil {
-		return &envelope.NoDecryptKeyError{Attempts: []envelope.KeyAttempt{
-			{ProviderID: k.b.provider, KeyName: k.b.name, Err: err}}}
-	}
-	return kr.OnDecrypt(ctx, m, edks)
-}
-
-// accountRE is an AWS account ID: twelve digits.
-var accountRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{12}$`) })
 
 // discoveryKeyring returns decrypt's KMS discovery keyring, or nil without
 // --discovery. With --discovery-account it admits only keys of those
@@ -249,7 +124,7 @@ func discoveryKeyring(c *cli.Context, st *keystore.Store) (envelope.Keyring, err
 	}
 	if len(accounts) > 0 {
 		for _, a := range accounts {
-			if !accountRE().MatchString(a) {
+			if !awskms.IsAccountID(a) {
 				return nil, usagef("--discovery-account %q: want a 12-digit AWS account ID", a)
 			}
 		}
@@ -277,12 +152,12 @@ func createRef(c *cli.Context) (backend, ref string, err error) {
 		if backend != keystore.BackendAWSKMS {
 			return "", "", usagef("key create: --kms-key needs --backend %s", keystore.BackendAWSKMS)
 		}
-		return backend, kmsKey, checkARN(kmsKey)
+		return backend, kmsKey, awskms.CheckKeyARN(kmsKey)
 	case uri != "":
 		if backend != keystore.BackendPKCS11 {
 			return "", "", usagef("key create: --pkcs11-uri needs --backend %s", keystore.BackendPKCS11)
 		}
-		return backend, uri, checkKeyURI(uri)
+		return backend, uri, hsm.CheckKeyURI(uri)
 	}
 	return backend, generic, nil
 }
