@@ -22,11 +22,18 @@ type byteSource interface {
 
 // buffered returns src itself when it is an in-memory reader, and
 // otherwise src behind a buffer.
+//
+// The buffer is small on purpose: bufio reads straight into the caller's
+// slice once its buffer is empty and the slice is at least as long, so a
+// frame's content goes from the kernel into the frame buffer in one copy,
+// and only a frame's first few KiB pass through the buffer. A buffer as
+// long as a frame held every byte, to be copied again (13% of a 1 GiB
+// decryption's CPU time in runtime.memmove, measured with perf).
 func buffered(src io.Reader) byteSource {
 	if br, ok := src.(*bytes.Reader); ok {
 		return br
 	}
-	return bufio.NewReaderSize(src, 64<<10)
+	return bufio.NewReaderSize(src, 4<<10)
 }
 
 // Reader is the decrypting reader returned by Decrypt. It is not safe for
