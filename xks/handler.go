@@ -146,7 +146,7 @@ func (h *Handler) route(path string) (*request, error) {
 			return &request{prefix: p, op: "health"}, nil
 		}
 		f := strings.Split(rest, "/")
-		if len(f) == 3 && f[0] == "keys" && keyIDRE.MatchString(f[1]) && slices.Contains([]string{"metadata", "encrypt", "decrypt"}, f[2]) {
+		if len(f) == 3 && f[0] == "keys" && keyIDRE().MatchString(f[1]) && slices.Contains([]string{"metadata", "encrypt", "decrypt"}, f[2]) {
 			return &request{prefix: p, keyID: f[1], op: f[2]}, nil
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -15,7 +16,9 @@ import (
 // built as `make build` does, and fails if a package that no such command
 // uses was initialised: Prometheus and protobuf (the rotation daemon's
 // metrics are written by hand), and, with make's build tag, urfave/cli's
-// Markdown and man-page writers.
+// Markdown and man-page writers. keystack's own packages must keep their
+// package-level state small (compiled regexps, tables): each may allocate
+// at most ownInitBytes while initialising.
 func TestStartupInitialisesOnlyWhatItUses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the CLI twice")
@@ -33,14 +36,27 @@ func TestStartupInitialisesOnlyWhatItUses(t *testing.T) {
 		if len(inits) < 10 {
 			t.Fatalf("tags %q: only %d package initialisations reported; is GODEBUG=inittrace still honoured?", b.tags, len(inits))
 		}
-		for _, pkg := range inits {
+		for _, in := range inits {
 			for _, bad := range b.absent {
-				if strings.HasPrefix(pkg, bad) {
-					t.Errorf("tags %q: an empty-file encrypt initialised %s", b.tags, pkg)
+				if strings.HasPrefix(in.pkg, bad) {
+					t.Errorf("tags %q: an empty-file encrypt initialised %s", b.tags, in.pkg)
 				}
+			}
+			if strings.HasPrefix(in.pkg, "github.com/keystack/keystack/") && in.bytes > ownInitBytes {
+				t.Errorf("tags %q: %s allocated %d bytes initialising (at most %d): make its package-level state lazy", b.tags, in.pkg, in.bytes, ownInitBytes)
 			}
 		}
 	}
+}
+
+// ownInitBytes bounds what one of keystack's packages may allocate in its
+// initialisation; the largest measured is policy's, about 3 KB.
+const ownInitBytes = 32 << 10
+
+// pkgInit is one package initialisation GODEBUG=inittrace reported.
+type pkgInit struct {
+	pkg   string
+	bytes int
 }
 
 // buildCLITags builds cmd/keystack with the given build tags.
@@ -55,8 +71,8 @@ func buildCLITags(t *testing.T, tags string) string {
 }
 
 // emptyEncryptInits encrypts an empty file on a new unsealed store and
-// returns the packages the runtime reported initialising.
-func emptyEncryptInits(t *testing.T, bin string) []string {
+// returns the package initialisations the runtime reported.
+func emptyEncryptInits(t *testing.T, bin string) []pkgInit {
 	t.Helper()
 	dir := t.TempDir()
 	env := append(os.Environ(), "KEYSTACK_HOME="+filepath.Join(dir, "home"))
@@ -80,11 +96,18 @@ func emptyEncryptInits(t *testing.T, bin string) []string {
 	if fi, err := os.Stat(out); err != nil || fi.Size() == 0 {
 		t.Fatalf("the empty-file encrypt wrote no message: %v", err)
 	}
-	var pkgs []string
+	// init PKG @T ms, C ms clock, B bytes, N allocs
+	var inits []pkgInit
 	for line := range strings.Lines(string(trace)) {
-		if f := strings.Fields(line); len(f) > 2 && f[0] == "init" && strings.HasPrefix(f[2], "@") {
-			pkgs = append(pkgs, f[1])
+		f := strings.Fields(line)
+		if len(f) < 10 || f[0] != "init" || !strings.HasPrefix(f[2], "@") || f[8] != "bytes," {
+			continue
 		}
+		n, err := strconv.Atoi(f[7])
+		if err != nil {
+			t.Fatalf("inittrace line %q: %v", line, err)
+		}
+		inits = append(inits, pkgInit{pkg: f[1], bytes: n})
 	}
-	return pkgs
+	return inits
 }
