@@ -22,7 +22,7 @@ var errNotOutput = errors.New("not a file, character device, FIFO or socket")
 func streamTarget(out string) (bool, error) {
 	fi, err := os.Stat(out)
 	if err != nil {
-		return false, nil // missing, or a dangling link: atomicfile says which
+		return false, nil // missing, or a dangling link: fsx.Create says which
 	}
 	m := fi.Mode()
 	switch {
