@@ -27,7 +27,7 @@ func (c *countingStorage) Read(ctx context.Context, doc Document) ([]byte, Revis
 func countedStore(t *testing.T, dir, pass string) (*Store, *countingStorage) {
 	t.Helper()
 	c := &countingStorage{Storage: NewDirStorage(dir)}
-	s, err := openStorage(dir, c, OpenOptions{Now: fixedNow, PrincipalFromEnv: true,
+	s, err := Open(dir, OpenOptions{Storage: c, Now: fixedNow, PrincipalFromEnv: true,
 		Passphrase: func() ([]byte, error) { return []byte(pass), nil }})
 	if err != nil {
 		t.Fatal(err)

@@ -123,6 +123,9 @@ type OpenOptions struct {
 	// when the store was initialized to trust it (see PrincipalFromEnv),
 	// without reading the store a second time.
 	PrincipalFromEnv bool
+	// Storage keeps the store's state and policy documents; nil means the
+	// directory's (NewDirStorage(dir)). The audit log stays in dir.
+	Storage Storage
 }
 
 // DefaultDir returns $KEYSTACK_HOME when set, else os.UserConfigDir()/keystack.
@@ -216,12 +219,10 @@ func newStoreFile(opts InitOptions) (*storeFile, []byte, error) {
 // with ErrNotInitialized when dir holds no store and ErrCorruptStore when
 // keystore.json is malformed.
 func Open(dir string, opts OpenOptions) (*Store, error) {
-	return openStorage(dir, NewDirStorage(dir), opts)
-}
-
-// openStorage is Open with the state kept in st (dir still holds the audit
-// log).
-func openStorage(dir string, st Storage, opts OpenOptions) (*Store, error) {
+	st := opts.Storage
+	if st == nil {
+		st = NewDirStorage(dir)
+	}
 	s := &Store{dir: dir, st: st, now: opts.Now, passphrase: opts.Passphrase, tries: opts.PassphraseTries, backends: opts.Backends,
 		principal: opts.Principal, authz: opts.Authorizer, cacheOpts: opts.Cache, minWait: opts.MinDestructionWait}
 	if s.now == nil {
