@@ -86,3 +86,20 @@ func (b *Backend) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// RawKeyring returns the AES key a PKCS#11 URI names as an *AESKeyring,
+// whose SealRaw and OpenRaw seal data whole (keystore.DataSealer).
+func (b *Backend) RawKeyring(ctx context.Context, ref string) (envelope.Keyring, error) {
+	u, err := ParseURI(ref)
+	if err != nil {
+		return nil, err
+	}
+	if u.Object == "" {
+		return nil, fmt.Errorf("%w: a key reference needs object=LABEL", ErrInvalidURI)
+	}
+	t, err := b.token(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	return t.aesKeyring(ctx, u.Object, u.ID)
+}

@@ -50,6 +50,7 @@ var capabilities = []struct {
 	has  func(Backend) bool
 }{
 	{"AutoRotator", has[AutoRotator]},
+	{"DataSealer", has[DataSealer]},
 	{"OnDemandRotator", has[OnDemandRotator]},
 	{"RefResolver", has[RefResolver]},
 	{"VersionDestroyer", has[VersionDestroyer]},
@@ -62,7 +63,7 @@ func has[T any](b Backend) bool {
 }
 
 // BackendCapabilities returns the sorted names of the optional interfaces
-// ("AutoRotator", "OnDemandRotator", "RefResolver", "VersionDestroyer",
+// ("AutoRotator", "DataSealer", "OnDemandRotator", "RefResolver", "VersionDestroyer",
 // "VersionGenerator") that b offers the store, through any wrappers.
 func BackendCapabilities(b Backend) []string {
 	var out []string

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/keystack/keystack/envelope"
 )
 
 // fullBackend implements every optional capability.
@@ -19,6 +21,7 @@ func (fullBackend) DestroyVersion(context.Context, string) error                
 func (fullBackend) RotateOnDemand(context.Context, string) error                 { return nil }
 func (fullBackend) ResolveRef(_ context.Context, ref string) (string, error)     { return ref, nil }
 func (fullBackend) EnableRotation(context.Context, string, int) error            { return nil }
+func (fullBackend) RawKeyring(context.Context, string) (envelope.Keyring, error) { return nil, nil }
 
 // selfWrapper unwraps to itself, forever.
 type selfWrapper struct{ fakeBackend }
@@ -29,7 +32,7 @@ func (w selfWrapper) UnwrapBackend() Backend { return w }
 // backend itself and through any depth of wrappers; a wrapper around
 // nothing, or around itself, has none.
 func TestBackendCapabilitiesThroughWrappers(t *testing.T) {
-	want := []string{"AutoRotator", "OnDemandRotator", "RefResolver", "VersionDestroyer", "VersionGenerator"}
+	want := []string{"AutoRotator", "DataSealer", "OnDemandRotator", "RefResolver", "VersionDestroyer", "VersionGenerator"}
 	var names []string
 	for _, c := range capabilities {
 		names = append(names, c.name)

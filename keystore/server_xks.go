@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 
+	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -25,11 +26,22 @@ func (k *keyRecord) sealsData() bool {
 	return k.Backend == BackendLocal && !k.isRSA() && k.Namespace == ""
 }
 
+// DataSealer is a backend whose AES keys also seal data whole, for
+// SealData and OpenData on its keys (the PKCS#11 backend): RawKeyring
+// returns the key ref names with SealRaw, OpenRaw and KeyBits.
+type DataSealer interface {
+	RawKeyring(ctx context.Context, ref string) (envelope.Keyring, error)
+}
+
 // rawAEAD returns version v of PKCS#11 key k as a rawAEAD.
 func (s *Store) rawAEAD(ctx context.Context, k *keyRecord, v *versionRecord) (rawAEAD, error) {
-	kr, err := s.externalKeyring(ctx, k.Backend, v.Ref)
+	ds, err := capability[DataSealer](s, k.Backend, "seal data")
 	if err != nil {
 		return nil, err
+	}
+	kr, err := ds.RawKeyring(ctx, v.Ref)
+	if err != nil {
+		return nil, fmt.Errorf("keystore: %s backend: %w", k.Backend, err)
 	}
 	raw, ok := kr.(rawAEAD)
 	if !ok {

@@ -47,6 +47,9 @@ func (h *Handler) check(ctx context.Context) error {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	c.last, c.at = h.store.ProbeKey(pctx, h.cfg.HealthKey), h.now()
+	if c.last != nil && h.Logger != nil {
+		h.Logger.Warn("xks health check failed", "key", h.cfg.HealthKey, "error", c.last)
+	}
 	return c.last
 }
 

@@ -17,7 +17,7 @@ import (
 // through whatever the CLI wraps them in.
 var backendCapabilities = map[string][]string{
 	keystore.BackendAWSKMS: {"AutoRotator", "OnDemandRotator", "RefResolver"},
-	keystore.BackendPKCS11: {"VersionDestroyer", "VersionGenerator"},
+	keystore.BackendPKCS11: {"DataSealer", "VersionDestroyer", "VersionGenerator"},
 }
 
 // TestBackendCapabilitiesSurviveCLIWrappers is the table test of issue 11
@@ -69,6 +69,9 @@ func directCapabilities(b keystore.Backend) []string {
 	var out []string
 	if _, ok := b.(keystore.AutoRotator); ok {
 		out = append(out, "AutoRotator")
+	}
+	if _, ok := b.(keystore.DataSealer); ok {
+		out = append(out, "DataSealer")
 	}
 	if _, ok := b.(keystore.OnDemandRotator); ok {
 		out = append(out, "OnDemandRotator")

@@ -1,0 +1,159 @@
+package xks_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+)
+
+// loadRate is AWS KMS's default XKS request quota per external key store.
+const loadRate = 1800
+
+// TestXKSLoad drives encrypt and decrypt at 1,800 requests/s (open loop:
+// each request is sent at its scheduled time, and its latency counts
+// from then, so queueing is not hidden) against a SoftHSM2 key and, as
+// the baseline of the same run, a local key; then the closed-loop maximum
+// rate. Every request must succeed. XKS_LOAD_REQUESTS sets the count per
+// phase (make bench: 9,000, five seconds); the default keeps it a quick
+// test. It prints p50/p99 and the rates.
+func TestXKSLoad(t *testing.T) {
+	n := 300
+	if v := os.Getenv("XKS_LOAD_REQUESTS"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			t.Fatalf("XKS_LOAD_REQUESTS=%q", v)
+		}
+	}
+	s := newStore(t)
+	addHSMKey(t, s, "loadhsm")
+	base := newProxy(t, s, testConfig("k1", "loadhsm"))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 256}, Timeout: 30 * time.Second}
+	rates := map[string]float64{}
+	for _, key := range []string{"k1", "loadhsm"} {
+		enc := encryptBody(t, base, key)
+		for _, op := range []string{"encrypt", "decrypt"} {
+			body := map[string]any{"requestMetadata": meta(alice, "Encrypt"), "plaintext": random(32),
+				"additionalAuthenticatedData": random(64), "encryptionAlgorithm": "AES_GCM", "ciphertextDataIntegrityValueAlgorithm": "SHA_256"}
+			if op == "decrypt" {
+				body = decryptBody(enc, []byte("aad"))
+			}
+			url := base + "/tenant1/kms/xks/v1/keys/" + key + "/" + op
+			lat := openLoop(t, client, url, body, n)
+			rate := closedLoop(t, client, url, body, n, 32)
+			t.Logf("XKS %-7s %-8s %5d req at %d/s: p50 %6.2f ms  p99 %6.2f ms  max %6.2f ms | max sustained %6.0f req/s (32 clients)",
+				op, map[string]string{"k1": "local", "loadhsm": "SoftHSM2"}[key], n, loadRate,
+				ms(pct(lat, 50)), ms(pct(lat, 99)), ms(lat[len(lat)-1]), rate)
+			rates[key+op] = rate
+		}
+	}
+	for _, op := range []string{"encrypt", "decrypt"} {
+		t.Logf("XKS %-7s max sustained rate SoftHSM2 / local key: %.2f x", op, rates["loadhsm"+op]/rates["k1"+op])
+	}
+}
+
+func encryptBody(t *testing.T, base, key string) map[string]any {
+	st, out := call(t, nil, base+"/tenant1/kms/xks/v1/keys/"+key+"/encrypt", cred1, map[string]any{
+		"requestMetadata": meta(alice, "Encrypt"), "plaintext": random(32), "additionalAuthenticatedData": []byte("aad"), "encryptionAlgorithm": "AES_GCM"})
+	if st != 200 {
+		t.Fatalf("encrypt: %d %v", st, out)
+	}
+	return out
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	return sorted[(len(sorted)-1)*p/100]
+}
+
+// signed returns a request for body signed now with cred1.
+func signed(url string, raw []byte) (*http.Request, error) {
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	sum := sha256.Sum256(raw)
+	creds := aws.Credentials{AccessKeyID: cred1.AccessKeyID, SecretAccessKey: cred1.SecretAccessKey}
+	return req, v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "kms-xks-proxy", "eu-west-1", time.Now())
+}
+
+func send(client *http.Client, url string, raw []byte) error {
+	req, err := signed(url, raw)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("%d %s", resp.StatusCode, b)
+	}
+	return nil
+}
+
+// openLoop sends n requests at loadRate and returns the sorted latencies.
+func openLoop(t *testing.T, client *http.Client, url string, body any, n int) []time.Duration {
+	raw, _ := json.Marshal(body)
+	lat := make([]time.Duration, n)
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		at := start.Add(time.Duration(i) * time.Second / loadRate)
+		time.Sleep(time.Until(at))
+		wg.Go(func() {
+			if err := send(client, url, raw); err != nil && failed.Add(1) == 1 {
+				t.Errorf("%s: %v", url, err)
+			}
+			lat[i] = time.Since(at)
+		})
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d of %d requests failed", failed.Load(), n)
+	}
+	slices.Sort(lat)
+	return lat
+}
+
+// closedLoop sends n requests from c clients as fast as answered and
+// returns the rate.
+func closedLoop(t *testing.T, client *http.Client, url string, body any, n, c int) float64 {
+	raw, _ := json.Marshal(body)
+	var next, failed atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range c {
+		wg.Go(func() {
+			for next.Add(1) <= int64(n) {
+				if err := send(client, url, raw); err != nil && failed.Add(1) == 1 {
+					t.Errorf("%s: %v", url, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		t.Fatalf("%d of %d requests failed", failed.Load(), n)
+	}
+	return float64(n) / time.Since(start).Seconds()
+}
