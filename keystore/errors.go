@@ -2,6 +2,7 @@ package keystore
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/keystack/keystack/keyring"
 )
@@ -31,6 +32,12 @@ var (
 	// ErrCorruptStore is returned when the store's files are malformed,
 	// oversized or were tampered with.
 	ErrCorruptStore = errors.New("keystore: key store file corrupt")
+	// errResealed: keystore.json's material is sealed under another key
+	// than the one this process unlocked (a passphrase change or a new
+	// init by another process); a long-running process (keystack server)
+	// must be restarted with the new passphrase.
+	errResealed = fmt.Errorf("%w: it was resealed under another passphrase since this process unlocked it "+
+		"(passphrase change or init elsewhere): restart this process with the current passphrase", ErrCorruptStore)
 	// ErrInvalidOptions is returned for contradictory or unknown options.
 	ErrInvalidOptions = errors.New("keystore: invalid options")
 	// ErrKeyDisabled is returned when a key's primary version cannot encrypt,

@@ -108,7 +108,7 @@ func sealSecret(f *storeFile, kek []byte, akid string, secret []byte) ([]byte, e
 		return slices.Clone(secret), nil
 	}
 	if err := checkVerifier(kek, f.Verifier); err != nil {
-		return nil, fmt.Errorf("%w: store was re-initialized", ErrCorruptStore)
+		return nil, errResealed
 	}
 	return seal(kek, secret, credentialAAD(akid))
 }

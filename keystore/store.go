@@ -404,7 +404,7 @@ func (s *Store) unlockKEK(f *storeFile) ([]byte, error) {
 	defer s.mu.Unlock()
 	if s.kek != nil {
 		if err := checkVerifier(s.kek, f.Verifier); err != nil {
-			return nil, fmt.Errorf("%w: store was re-initialized", ErrCorruptStore)
+			return nil, errResealed
 		}
 		return bytes.Clone(s.kek), nil
 	}

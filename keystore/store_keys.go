@@ -255,7 +255,7 @@ func sealMaterial(f *storeFile, kek []byte, name string, v int, material []byte)
 		return slices.Clone(material), nil
 	}
 	if err := checkVerifier(kek, f.Verifier); err != nil {
-		return nil, fmt.Errorf("%w: store was re-initialized", ErrCorruptStore)
+		return nil, errResealed
 	}
 	return seal(kek, material, materialAAD(name, v))
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/keystack/keystack/audit"
 )
@@ -64,6 +66,9 @@ func (s *Store) reseal(ctx context.Context, f *storeFile, newPassphrase []byte) 
 	}
 	err = resealMaterial(f, oldKEK, newKEK)
 	if err == nil {
+		err = resealCredentials(f, oldKEK, newKEK)
+	}
+	if err == nil {
 		f.Verifier, err = newVerifier(newKEK)
 	}
 	if err == nil {
@@ -101,6 +106,29 @@ func resealMaterial(f *storeFile, oldKEK, newKEK []byte) error {
 			}
 			v.Material = sealed
 		}
+	}
+	return nil
+}
+
+// resealCredentials does for the key server's access key secrets what
+// resealMaterial does for key versions: without it a passphrase change
+// left every issued credential unopenable (refused as internal errors).
+func resealCredentials(f *storeFile, oldKEK, newKEK []byte) error {
+	if f.Server == nil {
+		return nil
+	}
+	for _, akid := range slices.Sorted(maps.Keys(f.Server.Credentials)) {
+		c := f.Server.Credentials[akid]
+		pt, err := unseal(oldKEK, c.Secret, credentialAAD(akid))
+		if err != nil {
+			return fmt.Errorf("credential %s: %w", akid, err)
+		}
+		sealed, err := seal(newKEK, pt, credentialAAD(akid))
+		clear(pt)
+		if err != nil {
+			return err
+		}
+		c.Secret = sealed
 	}
 	return nil
 }

@@ -54,6 +54,25 @@ func TestChangePassphrase(t *testing.T) {
 	}
 }
 
+// TestChangePassphraseCredentials: the key server's access key secrets
+// are resealed too; before, they opened under neither passphrase.
+func TestChangePassphraseCredentials(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	c, err := s.CreateCredential(ctx, "service:billing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ChangePassphrase(ctx, []byte("new passphrase")); err != nil {
+		t.Fatal(err)
+	}
+	s2 := openTestStore(t, s.Dir(), "new passphrase")
+	got, err := s2.LookupCredential(c.AccessKeyID)
+	if err != nil || got.Secret != c.Secret || got.Principal != "service:billing" {
+		t.Fatalf("credential after the change: %+v, %v", got, err)
+	}
+}
+
 // TestChangePassphraseRefusals: a wrong current passphrase, an empty new
 // one and an unsealed store change nothing.
 func TestChangePassphraseRefusals(t *testing.T) {

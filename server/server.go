@@ -117,9 +117,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	op, principal, err := s.handle(w, r, id)
 	code := "ok"
 	if err != nil {
+		cause := err
 		err = kmsError(err)
 		code = err.(*kmswire.Error).Code
 		kmswire.WriteError(w, err)
+		if code == "KMSInternalException" {
+			// The client sees only "internal error"; the operator must
+			// see why (keystore errors name no secret).
+			s.cfg.Logger.Error("request failed", "id", id, "op", opLabel(op), "err", cause)
+		}
 	}
 	d := time.Since(start)
 	_, known := s.ops[op]
