@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keystack/keystack/internal/kmswire"
@@ -31,7 +32,7 @@ const MaxSkew = 5 * time.Minute
 
 // Handler serves the XKS proxy API. It is safe for concurrent use.
 type Handler struct {
-	cfg    *Config
+	cfg    atomic.Pointer[Config]
 	store  *keystore.Store
 	now    func() time.Time
 	health healthCache
@@ -43,8 +44,16 @@ type Handler struct {
 // New returns a Handler serving cfg (checked with Config.Check) over the
 // keys of store.
 func New(cfg *Config, store *keystore.Store) *Handler {
-	return &Handler{cfg: cfg, store: store, now: time.Now}
+	h := &Handler{store: store, now: time.Now}
+	h.cfg.Store(cfg)
+	return h
 }
+
+// SetConfig replaces the configuration (checked with Config.Check) for
+// the requests that start after it, without dropping connections: the
+// credential rotation the specification asks for. A request in flight
+// finishes under the configuration it started with.
+func (h *Handler) SetConfig(cfg *Config) { h.cfg.Store(cfg) }
 
 // request is one authenticated XKS request.
 type request struct {
@@ -108,7 +117,7 @@ var errMethod = &Error{Status: http.StatusMethodNotAllowed, Name: "ValidationExc
 // accept routes and authenticates r: the path (InvalidUriPathException),
 // the method (405), the body, SigV4 and mTLS (AuthenticationFailedException).
 func (h *Handler) accept(r *http.Request) (*request, error) {
-	req, err := h.route(r.URL.Path)
+	req, err := h.route(h.cfg.Load(), r.URL.Path)
 	if err != nil {
 		return nil, err
 	}
@@ -135,9 +144,9 @@ func (h *Handler) accept(r *http.Request) (*request, error) {
 }
 
 // route matches path against each prefix's URIs.
-func (h *Handler) route(path string) (*request, error) {
-	for i := range h.cfg.Prefixes {
-		p := &h.cfg.Prefixes[i]
+func (h *Handler) route(cfg *Config, path string) (*request, error) {
+	for i := range cfg.Prefixes {
+		p := &cfg.Prefixes[i]
 		rest, ok := strings.CutPrefix(path, p.Path+"/kms/xks/v1/")
 		if !ok {
 			continue

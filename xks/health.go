@@ -24,20 +24,21 @@ type healthResponse struct {
 // for a token key) at most healthTTL old. It is not authorized: the
 // specification excludes it from secondary authorization.
 func (h *Handler) healthStatus(ctx context.Context) (any, error) {
+	cfg := h.cfg.Load()
 	status := "ACTIVE"
-	if h.check(ctx) != nil {
+	if h.check(ctx, cfg.HealthKey) != nil {
 		status = "UNAVAILABLE"
 	}
 	return healthResponse{
-		FleetSize: h.cfg.FleetSize, ProxyVendor: "keystack", ProxyModel: "keystack XKS proxy",
-		EKMVendor:    or(h.cfg.EKMVendor, "keystack"),
-		FleetDetails: []fleetMember{{ID: "keystack-" + h.cfg.HealthKey, Model: or(h.cfg.EKMModel, "keystack key store"), HealthStatus: status}},
+		FleetSize: cfg.FleetSize, ProxyVendor: "keystack", ProxyModel: "keystack XKS proxy",
+		EKMVendor:    or(cfg.EKMVendor, "keystack"),
+		FleetDetails: []fleetMember{{ID: "keystack-" + cfg.HealthKey, Model: or(cfg.EKMModel, "keystack key store"), HealthStatus: status}},
 	}, nil
 }
 
 // check runs the probe when the cached result is older than healthTTL;
 // concurrent callers wait for one probe.
-func (h *Handler) check(ctx context.Context) error {
+func (h *Handler) check(ctx context.Context, key string) error {
 	c := &h.health
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -46,9 +47,9 @@ func (h *Handler) check(ctx context.Context) error {
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c.last, c.at = h.store.ProbeKey(pctx, h.cfg.HealthKey), h.now()
+	c.last, c.at = h.store.ProbeKey(pctx, key), h.now()
 	if c.last != nil && h.Logger != nil {
-		h.Logger.Warn("xks health check failed", "key", h.cfg.HealthKey, "error", c.last)
+		h.Logger.Warn("xks health check failed", "key", key, "error", c.last)
 	}
 	return c.last
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -280,4 +281,39 @@ type xksCred struct{ id, secret string }
 
 func (c xksCred) credential() xks.Credential {
 	return xks.Credential{AccessKeyID: c.id, SecretAccessKey: c.secret}
+}
+
+// TestCredentialRotation follows the specification's rotation sequence on
+// a running handler: add a new credential (old and new both accepted),
+// then remove the old one (refused, the new one still accepted).
+func TestCredentialRotation(t *testing.T) {
+	cfg := &xks.Config{HealthKey: "health", Prefixes: []xks.Prefix{{Path: "/tenant1", Credentials: []xks.Credential{cred1}, Keys: []string{"k1"}}}}
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	h := xks.New(cfg, newStore(t))
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	url := srv.URL + "/tenant1/kms/xks/v1/keys/k1/metadata"
+	body := map[string]any{"requestMetadata": meta(alice, "DescribeKey")}
+	expect := func(step string, c xks.Credential, want int) {
+		t.Helper()
+		if st, out := call(t, nil, url, c, body); st != want {
+			t.Errorf("%s: %d %v, want %d", step, st, out, want)
+		}
+	}
+	expect("before", cred2, 401)
+	next := func(creds ...xks.Credential) {
+		c := &xks.Config{HealthKey: "health", Prefixes: []xks.Prefix{{Path: "/tenant1", Credentials: creds, Keys: []string{"k1"}}}}
+		if err := c.Check(); err != nil {
+			t.Fatal(err)
+		}
+		h.SetConfig(c)
+	}
+	next(cred1, cred2)
+	expect("both, old", cred1, 200)
+	expect("both, new", cred2, 200)
+	next(cred2)
+	expect("after, old", cred1, 401)
+	expect("after, new", cred2, 200)
 }

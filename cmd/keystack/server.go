@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -86,8 +85,12 @@ func serveStore(c *cli.Context, st *keystore.Store, lc server.ListenConfig, cert
 	if err != nil {
 		return err
 	}
-	srv, err := server.New(server.Config{Store: st, Region: c.String("region"), Account: c.String("account"), Logger: log,
-		RateLimit: c.Float64("rate-limit"), RateBurst: c.Int("rate-burst"), XKS: xh, CertPrincipals: certs})
+	cfg := server.Config{Store: st, Region: c.String("region"), Account: c.String("account"), Logger: log,
+		RateLimit: c.Float64("rate-limit"), RateBurst: c.Int("rate-burst"), CertPrincipals: certs}
+	if xh != nil {
+		cfg.XKS = xh
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -95,15 +98,16 @@ func serveStore(c *cli.Context, st *keystore.Store, lc server.ListenConfig, cert
 	defer stop()
 	reload := make(chan struct{}, 1)
 	lc.ReloadCerts = reload
-	go forwardHUP(ctx, reload)
+	go forwardHUP(ctx, reload, func() { reloadXKS(c, xh, log) })
 	lc.Ready = func(addrs []string) { log.Info("keystack server listening", "addresses", addrs) }
 	err = srv.Serve(ctx, lc)
 	log.Info("keystack server stopped")
 	return err
 }
 
-// forwardHUP turns SIGHUP into certificate reloads until ctx is done.
-func forwardHUP(ctx context.Context, reload chan<- struct{}) {
+// forwardHUP turns SIGHUP into certificate reloads, and calls onHUP,
+// until ctx is done.
+func forwardHUP(ctx context.Context, reload chan<- struct{}, onHUP func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -112,6 +116,7 @@ func forwardHUP(ctx context.Context, reload chan<- struct{}) {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			onHUP()
 			select {
 			case reload <- struct{}{}:
 			default:
@@ -229,7 +234,7 @@ func credentialsRevoke(c *cli.Context, st *keystore.Store, a []string) error {
 // xksHandler loads --xks-config, if given, into the XKS proxy handler; a
 // prefix with mutual TLS makes the TLS listener ask for client
 // certificates.
-func xksHandler(c *cli.Context, st *keystore.Store, lc *server.ListenConfig, log *slog.Logger) (http.Handler, error) {
+func xksHandler(c *cli.Context, st *keystore.Store, lc *server.ListenConfig, log *slog.Logger) (*xks.Handler, error) {
 	path := c.String("xks-config")
 	if path == "" {
 		return nil, nil
@@ -244,4 +249,22 @@ func xksHandler(c *cli.Context, st *keystore.Store, lc *server.ListenConfig, log
 	h := xks.New(cfg, st)
 	h.Logger = log
 	return h, nil
+}
+
+// reloadXKS rereads --xks-config into h on SIGHUP (credential rotation
+// without a restart); a file that fails to load leaves the running
+// configuration in service. mTLS added by a reload takes a restart (the
+// listener must ask for client certificates): until then that prefix
+// refuses every request.
+func reloadXKS(c *cli.Context, h *xks.Handler, log *slog.Logger) {
+	if h == nil {
+		return
+	}
+	cfg, err := xks.LoadConfig(c.String("xks-config"))
+	if err != nil {
+		log.Warn("xks configuration not reloaded", "error", err)
+		return
+	}
+	h.SetConfig(cfg)
+	log.Info("xks configuration reloaded", "prefixes", len(cfg.Prefixes))
 }
