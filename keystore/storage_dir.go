@@ -9,9 +9,19 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/keystack/keystack/internal/fsx"
 	"github.com/keystack/keystack/policy"
+)
+
+const (
+	metaFile = "keystore.json"
+	lockFile = "keystore.lock"
+	// maxMetaSize caps how much of keystore.json is read before parsing.
+	maxMetaSize = 16 << 20
+	// lockPoll is how often a waiting writer retries the lock.
+	lockPoll = 5 * time.Millisecond
 )
 
 // DirStorage is the Storage of a keystore directory: the state document
@@ -19,7 +29,9 @@ import (
 // replaced atomically by writeFileAtomic), and Lock is flock(2) on
 // keystore.lock, the lock every keystack version takes before writing.
 // A revision is the file's identity: device, inode, size and modification
-// time; every replacement is a new file, so a new inode.
+// time; every replacement is a new file, so a new inode. (A hand edit in
+// place that keeps both size and modification time is not a new revision:
+// an open Store sees it when it is opened again.)
 type DirStorage struct{ dir string }
 
 // NewDirStorage returns the Storage of the keystore directory dir; it
@@ -131,4 +143,36 @@ func revisionOf(fi fs.FileInfo) Revision {
 		return Revision(fmt.Sprintf("%d:%d", fi.Size(), fi.ModTime().UnixNano()))
 	}
 	return Revision(fmt.Sprintf("%d:%d:%d:%d", st.Dev, st.Ino, fi.Size(), fi.ModTime().UnixNano()))
+}
+
+// lockDir takes the store's exclusive write lock: flock(2) on keystore.lock,
+// which also excludes other Store values of this process (each opens its own
+// file description). It waits until the lock is free or ctx is done. The
+// lock file is never removed, so two writers can never lock different files.
+func lockDir(ctx context.Context, dir string) (unlock func(), err error) {
+	unlock, err = fsx.LockFile(ctx, filepath.Join(dir, lockFile), lockPoll)
+	if err != nil && !errors.Is(err, ctx.Err()) {
+		return nil, fmt.Errorf("keystore: lock: %w", err)
+	}
+	return unlock, err
+}
+
+// writeFileAtomic replaces path with data so that readers see either the
+// old or the new file, never a mix, even after a crash, and so that no
+// copy of data is left behind if the process dies while writing: see
+// internal/fsx (an unnamed 0600 file on Linux, fsynced, then
+// renamed over path, and the directory fsynced).
+func writeFileAtomic(path string, data []byte) error {
+	f, err := fsx.Create(path, true)
+	if err != nil {
+		return fmt.Errorf("keystore: write: %w", err)
+	}
+	defer f.Abort()
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("keystore: write: %w", err)
+	}
+	if err := f.Commit(); err != nil {
+		return fmt.Errorf("keystore: write: %w", err)
+	}
+	return nil
 }

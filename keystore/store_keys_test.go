@@ -392,7 +392,7 @@ type vectorKeys struct {
 }
 
 func TestImportESDKVectorKeys(t *testing.T) {
-	data, err := readFileBounded(filepath.Join(esdktest.VectorsDir(t), "keys.json"), 1<<20)
+	data, err := os.ReadFile(filepath.Join(esdktest.VectorsDir(t), "keys.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
