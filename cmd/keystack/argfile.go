@@ -30,6 +30,9 @@ func expandArgfiles(argv []string) ([]string, error) {
 		return argv, nil
 	}
 	rest, err := expandArgs(argv[1:], 0)
+	if err == nil {
+		err = checkContextArgs(rest)
+	}
 	if err != nil {
 		return nil, err
 	}

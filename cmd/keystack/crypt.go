@@ -7,7 +7,9 @@ import (
 	"io"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
 
@@ -93,6 +95,36 @@ func maxFrameSize(c *cli.Context) (int, error) {
 		return 0, usagef("--max-frame-size %d: want 1 to 4294967295", n)
 	}
 	return n, nil
+}
+
+// contextFlags are the flags whose values become encryption context.
+var contextFlags = []string{"-c", "--c", "-context", "--context", "-encryption-context", "--encryption-context",
+	"-required-context", "--required-context"}
+
+// checkContextArgs refuses encryption context that is not UTF-8 (the
+// format allows only UTF-8) before the flag parser sees it: urfave/cli
+// passes slice flags through JSON, which silently turns invalid bytes
+// into U+FFFD, so the message would hold another context than given.
+func checkContextArgs(args []string) error {
+	for i, a := range args {
+		if a == "--" {
+			return nil
+		}
+		name, val, glued := strings.Cut(a, "=")
+		if !slices.Contains(contextFlags, name) {
+			continue
+		}
+		if !glued {
+			if i+1 >= len(args) {
+				continue
+			}
+			val = args[i+1]
+		}
+		if !utf8.ValidString(val) {
+			return usagef("%s %q: encryption context keys and values must be valid UTF-8", name, val)
+		}
+	}
+	return nil
 }
 
 // parseContext turns -c KEY=VALUE flags into a map.
