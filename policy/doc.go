@@ -47,6 +47,12 @@
 // (or principal tags) holds one key in two spellings with different values
 // fails every Allow condition on that key and meets every Deny condition.
 //
+// Requests from AWS KMS through the XKS proxy (package xks) carry their
+// requestMetadata as keystack:xks/FIELD ([KeyXKS]): awsPrincipalArn,
+// kmsKeyArn, kmsOperation, kmsRequestId, kmsViaService, awsSourceVpc and
+// awsSourceVpce; a field the request leaves out or empty is absent, as a
+// missing encryption context key is.
+//
 // # Simulation
 //
 // [Engine.Simulate] completes a request with the routine [Engine.Authorize]
