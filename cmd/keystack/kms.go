@@ -163,13 +163,15 @@ func createRef(c *cli.Context) (backend, ref string, err error) {
 }
 
 // kmsFailure marks a failed KMS or PKCS#11 call while encrypting as a key
-// error (exit 4): the key is missing, disabled or denied. An unreachable
-// backend keeps its own class (exit 6). Decryption failures already
+// error (exit 4): the key is missing or disabled. An unreachable backend
+// (exit 6) and a KMS AccessDeniedException (exit 5, as a denial by the
+// keystore's own policy) keep their own classes. Decryption failures already
 // report every key tried and are classified by explainNoDecryptKey.
 func kmsFailure(err error) error {
 	var ke *awskms.KMSError
 	var ce *hsm.CallError
-	if (errors.As(err, &ke) || errors.As(err, &ce)) && !isAny(err, unavailableErrors) {
+	if (errors.As(err, &ke) || errors.As(err, &ce)) && !isAny(err, unavailableErrors) &&
+		!errors.Is(err, awskms.ErrAccessDenied) {
 		return &codedError{code: exitKey, err: err}
 	}
 	return err

@@ -79,7 +79,7 @@ var exitClasses = []exitClass{
 	{exitError, []error{policy.ErrAuditFailed}},
 	{exitUsage, []error{envelope.ErrInvalidOptions, envelope.ErrInvalidContext, keystore.ErrInvalidOptions,
 		keyring.ErrInvalidCacheOptions, hsm.ErrInvalidURI}},
-	{exitDenied, []error{policy.ErrAccessDenied}},
+	{exitDenied, []error{policy.ErrAccessDenied, awskms.ErrAccessDenied}},
 	{exitUnavailable, unavailableErrors},
 	{exitAuth, []error{envelope.ErrAuthentication, envelope.ErrNoDecryptKey, envelope.ErrContextMismatch,
 		errRequiredContext, envelope.ErrTruncated, envelope.ErrTrailingData, envelope.ErrMalformed,
@@ -159,6 +159,8 @@ func hint(err error) string {
 			"after investigating, \"keystack audit reset-anchor --accept-loss\" (needs the passphrase) starts a new log"
 	case errors.Is(err, policy.ErrAuditFailed):
 		return "the audit log could not record the decision, so nothing was done: check free space and permissions of the keystore directory"
+	case errors.Is(err, awskms.ErrAccessDenied):
+		return "the KMS key policy or IAM (or keystack server's policy) does not allow this caller this operation on this key"
 	case errors.Is(err, awskms.ErrUnavailable):
 		return "check the network and the KMS endpoint (--kms-endpoint, $AWS_ENDPOINT_URL_KMS); --kms-timeout bounds each KMS call"
 	case isAny(err, unavailableErrors):

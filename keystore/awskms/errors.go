@@ -31,6 +31,10 @@ var (
 	// KMS itself is failing (KMSInternalException, DependencyTimeoutException,
 	// throttled through every retry). The key itself may be fine.
 	ErrUnavailable = errors.New("awskms: KMS unavailable")
+	// ErrAccessDenied is matched by a KMS call refused with
+	// AccessDeniedException: the key policy, IAM (or keystack server's
+	// policy) does not allow the caller this operation on this key.
+	ErrAccessDenied = errors.New("awskms: KMS denied access")
 )
 
 // unavailableCodes are the AWS error codes that mean KMS could not serve
@@ -123,8 +127,17 @@ func (e *KMSError) Error() string {
 func (e *KMSError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrUnavailable) true for the AWS error codes of a
-// KMS that cannot serve now; a NoAnswerError inside matches by itself.
-func (e *KMSError) Is(target error) bool { return target == ErrUnavailable && unavailableCodes[e.Code] }
+// KMS that cannot serve now (a NoAnswerError inside matches by itself), and
+// errors.Is(err, ErrAccessDenied) for AccessDeniedException.
+func (e *KMSError) Is(target error) bool {
+	switch target {
+	case ErrUnavailable:
+		return unavailableCodes[e.Code]
+	case ErrAccessDenied:
+		return e.Code == "AccessDeniedException"
+	}
+	return false
+}
 
 // kmsError wraps an SDK error, extracting its AWS error code.
 func kmsError(op, keyID string, err error) error {
