@@ -32,18 +32,25 @@ func NewBackend(opts Options) *Backend {
 // type= selects an AES key (secret-key) or an RSA key pair (private or
 // public); without it the token decides.
 func (b *Backend) Keyring(ctx context.Context, ref string) (envelope.Keyring, error) {
-	u, err := ParseURI(ref)
-	if err != nil {
-		return nil, err
-	}
-	if u.Object == "" {
-		return nil, fmt.Errorf("%w: a key reference needs object=LABEL", ErrInvalidURI)
-	}
-	t, err := b.token(ctx, u)
+	t, u, err := b.keyToken(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	return t.keyringFor(ctx, u.Object, u.ID, u.Type)
+}
+
+// keyToken parses a key reference, which must name an object, and opens
+// the token it selects.
+func (b *Backend) keyToken(ctx context.Context, ref string) (*Token, *URI, error) {
+	u, err := ParseURI(ref)
+	if err != nil {
+		return nil, u, err
+	}
+	if u.Object == "" {
+		return nil, u, fmt.Errorf("%w: a key reference needs object=LABEL", ErrInvalidURI)
+	}
+	t, err := b.token(ctx, u)
+	return t, u, err
 }
 
 // Token returns the Backend's open Token for the token a URI selects,
@@ -90,14 +97,7 @@ func (b *Backend) Close() error {
 // RawKeyring returns the AES key a PKCS#11 URI names as an *AESKeyring,
 // whose SealRaw and OpenRaw seal data whole (keystore.DataSealer).
 func (b *Backend) RawKeyring(ctx context.Context, ref string) (envelope.Keyring, error) {
-	u, err := ParseURI(ref)
-	if err != nil {
-		return nil, err
-	}
-	if u.Object == "" {
-		return nil, fmt.Errorf("%w: a key reference needs object=LABEL", ErrInvalidURI)
-	}
-	t, err := b.token(ctx, u)
+	t, u, err := b.keyToken(ctx, ref)
 	if err != nil {
 		return nil, err
 	}

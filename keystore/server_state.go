@@ -293,18 +293,6 @@ func (s *Store) ListAliases(ctx context.Context, name string) ([]Alias, error) {
 	return out, nil
 }
 
-// Unseal derives the key-encryption key now (asking for the passphrase),
-// so that a long-running server fails at start on a wrong passphrase and
-// never asks again. It is a no-op for an insecure store.
-func (s *Store) Unseal() error {
-	f, err := s.load()
-	if err != nil {
-		return err
-	}
-	kek, err := s.unlockKEK(f)
-	clear(kek)
-	return err
-}
 
 // DeleteDueKeys erases every key whose server deletion date
 // (ScheduleKeyDeletion) has passed: its record and all its versions'

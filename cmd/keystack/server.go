@@ -77,7 +77,7 @@ func serverRun(c *cli.Context) error {
 // serveStore serves st until a stop signal; certs maps client
 // certificate key hashes to principals.
 func serveStore(c *cli.Context, st *keystore.Store, lc server.ListenConfig, certs map[string]string) error {
-	if err := st.Unseal(); err != nil {
+	if err := st.Unlock(); err != nil {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
