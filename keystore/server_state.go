@@ -293,7 +293,6 @@ func (s *Store) ListAliases(ctx context.Context, name string) ([]Alias, error) {
 	return out, nil
 }
 
-
 // DeleteDueKeys erases every key whose server deletion date
 // (ScheduleKeyDeletion) has passed: its record and all its versions'
 // material, its aliases and its server state. Each deletion is decided as
