@@ -296,8 +296,8 @@ func TestKMSFlags(t *testing.T) {
 	f.srv.DenyKey(f.key2)
 	out := filepath.Join(dir, "denied.ks")
 	code, stderr := runCode("--home", home, "encrypt", "-k", f.key2, "--kms-endpoint", f.endpoint, "-i", plain, "-o", out)
-	if code != exitKey || !bytes.Contains(stderr, []byte("AccessDeniedException")) {
-		t.Errorf("encrypt under a denied key: exit %d, stderr %q; want %d and AccessDeniedException", code, stderr, exitKey)
+	if code != exitDenied || !bytes.Contains(stderr, []byte("AccessDeniedException")) {
+		t.Errorf("encrypt under a denied key: exit %d, stderr %q; want %d and AccessDeniedException", code, stderr, exitDenied)
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("encrypt under a denied key left %s (stat: %v)", out, err)
