@@ -166,11 +166,15 @@ func (s *Store) RevokeCredential(ctx context.Context, akid string) error {
 // store unsealed and fails with ErrCredentialNotFound for an unknown or
 // revoked key.
 func (s *Store) LookupCredential(akid string) (*Credential, error) {
-	f, err := s.load()
+	f, err := s.view(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	c, ok := f.server().Credentials[akid]
+	var c *credentialRecord
+	ok := false
+	if f.Server != nil { // f is shared read-only: no f.server()
+		c, ok = f.Server.Credentials[akid]
+	}
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrCredentialNotFound, akid)
 	}

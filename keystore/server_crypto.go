@@ -116,9 +116,10 @@ func (s *Store) OpenData(ctx context.Context, action, name string, d SealedData,
 	return pt, nil
 }
 
-// dataKey loads local AES key name and checks its server state.
+// dataKey reads local AES key name and checks its server state. The
+// state it returns is shared read-only (see view).
 func (s *Store) dataKey(name string) (*storeFile, *keyRecord, error) {
-	f, err := s.load()
+	f, err := s.view(context.Background())
 	if err != nil {
 		return nil, nil, err
 	}
@@ -137,7 +138,41 @@ func (s *Store) dataKey(name string) (*storeFile, *keyRecord, error) {
 	return f, k, nil
 }
 
+// versionID names one version of one key.
+type versionID struct {
+	name    string
+	version int
+}
+
+// versionAEAD returns the AEAD of local version v of key name in state f.
+// When f is the shared snapshot (view), the unsealed version is kept with
+// it, so the key server unseals each version once per state revision
+// rather than once per request; any state change drops it.
 func (s *Store) versionAEAD(f *storeFile, name string, v *versionRecord) (cipher.AEAD, error) {
+	id := versionID{name, v.Version}
+	s.snap.mu.Lock()
+	a, ok := s.snap.aeads[id]
+	shared := f == s.snap.parsed
+	s.snap.mu.Unlock()
+	if ok && shared {
+		return a, nil
+	}
+	a, err := s.newVersionAEAD(f, name, v)
+	if err != nil || !shared {
+		return a, err
+	}
+	s.snap.mu.Lock()
+	if f == s.snap.parsed {
+		if s.snap.aeads == nil {
+			s.snap.aeads = map[versionID]cipher.AEAD{}
+		}
+		s.snap.aeads[id] = a
+	}
+	s.snap.mu.Unlock()
+	return a, nil
+}
+
+func (s *Store) newVersionAEAD(f *storeFile, name string, v *versionRecord) (cipher.AEAD, error) {
 	key, err := s.openMaterial(f, name, v)
 	if err != nil {
 		return nil, err

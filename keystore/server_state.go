@@ -78,7 +78,7 @@ func (k *serverKey) state() ServerKeyState {
 // the key server reads it to complete each request (the tags are the
 // keystack:ResourceTag condition keys) before deciding it.
 func (s *Store) ServerKey(name string) (ServerKeyState, error) {
-	f, err := s.load()
+	f, err := s.view(context.Background())
 	if err != nil {
 		return ServerKeyState{}, err
 	}

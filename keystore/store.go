@@ -3,6 +3,7 @@ package keystore
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -252,6 +253,9 @@ func (s *Store) Close() error {
 	clear(s.kek)
 	s.kek = nil
 	s.mu.Unlock()
+	s.snap.mu.Lock()
+	s.snap.reset(nil, NoRevision)
+	s.snap.mu.Unlock()
 	return s.closeAudit()
 }
 
@@ -266,9 +270,17 @@ func (s *Store) load() (*storeFile, error) {
 // own copy to change) after a revision check, and read it again only when
 // another writer changed it.
 type snapshot struct {
-	mu   sync.Mutex
-	data []byte
-	rev  Revision
+	mu     sync.Mutex
+	data   []byte
+	rev    Revision
+	parsed *storeFile                // data parsed, shared read-only by view; nil until needed
+	aeads  map[versionID]cipher.AEAD // unsealed versions of parsed; see versionAEAD
+}
+
+// reset replaces the snapshot's document; the caller holds mu. The parsed
+// state and the versions unsealed from it go with the old document.
+func (sn *snapshot) reset(data []byte, rev Revision) {
+	sn.data, sn.rev, sn.parsed, sn.aeads = data, rev, nil, nil
 }
 
 // loadRev returns a fresh copy of the state and its revision.
@@ -298,8 +310,34 @@ func (s *Store) stateBytes(ctx context.Context) ([]byte, Revision, error) {
 	if err != nil {
 		return nil, NoRevision, fmt.Errorf("keystore: read: %w", err)
 	}
-	s.snap.data, s.snap.rev = data, rev
+	s.snap.reset(data, rev)
 	return data, rev, nil
+}
+
+// view returns the state for reading only: one parse per revision, shared
+// by every caller, so the key server's per-request reads cost a stat, not
+// a JSON decode. Callers must not change it (load gives a private copy).
+func (s *Store) view(ctx context.Context) (*storeFile, error) {
+	data, rev, err := s.stateBytes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	s.snap.mu.Lock()
+	if f := s.snap.parsed; f != nil && rev != NoRevision && rev == s.snap.rev {
+		s.snap.mu.Unlock()
+		return f, nil
+	}
+	s.snap.mu.Unlock()
+	f, err := parseStoreFile(data)
+	if err != nil {
+		return nil, err
+	}
+	s.snap.mu.Lock()
+	if rev != NoRevision && rev == s.snap.rev {
+		s.snap.parsed = f
+	}
+	s.snap.mu.Unlock()
+	return f, nil
 }
 
 // stateRevision is the state's revision now, NoRevision if it cannot be had.
@@ -358,7 +396,7 @@ func (s *Store) writeState(ctx context.Context, f *storeFile, prev Revision) (Re
 		return NoRevision, err
 	}
 	s.snap.mu.Lock()
-	s.snap.data, s.snap.rev = data, rev
+	s.snap.reset(data, rev)
 	s.snap.mu.Unlock()
 	return rev, nil
 }
