@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/policy"
 )
 
 // countingStorage counts the reads of the state document.
@@ -187,4 +188,45 @@ func TestPrincipalFromEnvOption(t *testing.T) {
 		t.Fatalf("principal %q after %d reads, want user:mallory after 1", s.Principal(), c.reads.Load())
 	}
 
+}
+
+// TestServerStateOncePerRevision: the key server's per-request reads
+// (SealData, OpenData) parse the state and unseal a version once per
+// revision, and a change by another process (rotation, then disabling the
+// key) is seen by the next request.
+func TestServerStateOncePerRevision(t *testing.T) {
+	ctx := context.Background()
+	dir := manyVersions(t)
+	s, c := countedStore(t, dir, testPass)
+	defer s.Close()
+	for range 5 {
+		d, err := s.SealData(ctx, policy.ActionEncrypt, "b", []byte("p"), []byte("aad"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pt, err := s.OpenData(ctx, policy.ActionDecrypt, "b", *d, []byte("aad"), nil); err != nil || string(pt) != "p" {
+			t.Fatalf("OpenData = %q, %v", pt, err)
+		}
+	}
+	if n, u := c.reads.Load(), s.unseals.Load(); n != 1 || u != 1 {
+		t.Fatalf("%d state reads, %d unseals; want 1 and 1", n, u)
+	}
+	other := openTestStore(t, dir, testPass)
+	defer other.Close()
+	if _, err := other.RotateKey(ctx, "b", "test"); err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.SealData(ctx, policy.ActionEncrypt, "b", []byte("p"), nil, nil)
+	if err != nil || d.Version != 4 {
+		t.Fatalf("after another process rotated: version %v, %v; want 4", d, err)
+	}
+	if n, u := c.reads.Load(), s.unseals.Load(); n != 2 || u != 2 {
+		t.Fatalf("%d state reads, %d unseals; want 2 and 2 (b/v4)", n, u)
+	}
+	if err := other.SetKeyEnabled(ctx, "b", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SealData(ctx, policy.ActionEncrypt, "b", []byte("p"), nil, nil); !errors.Is(err, ErrKeyState) {
+		t.Fatalf("SealData on a key another process disabled: %v, want ErrKeyState", err)
+	}
 }

@@ -254,7 +254,7 @@ func (s *Store) Close() error {
 	s.kek = nil
 	s.mu.Unlock()
 	s.snap.mu.Lock()
-	s.snap.reset(nil, NoRevision)
+	s.snap.parsed, s.snap.aeads = nil, nil // drop the unsealed versions
 	s.snap.mu.Unlock()
 	return s.closeAudit()
 }
