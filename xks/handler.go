@@ -239,10 +239,13 @@ func (m *metadataFields) conditions() map[string]string {
 	return out
 }
 
-// check requires the fields every key API needs (kmsKeyArn only for
-// encrypt and decrypt); kmsOperation's value is never judged.
+// check requires requestMetadata and the fields every key API needs
+// (kmsKeyArn only for encrypt and decrypt); kmsOperation's value is never
+// judged. A nil m is a request without requestMetadata.
 func (m *metadataFields) check(needKeyArn bool) error {
 	switch {
+	case m == nil:
+		return errorf("ValidationException", "requestMetadata is required")
 	case m.AWSPrincipalArn == "":
 		return errorf("ValidationException", "requestMetadata.awsPrincipalArn is required")
 	case m.KMSOperation == "":

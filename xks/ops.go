@@ -40,9 +40,6 @@ func (h *Handler) metadata(ctx context.Context, req *request) (any, error) {
 	if err := decode(req.body, &in); err != nil {
 		return nil, err
 	}
-	if in.RequestMetadata == nil {
-		return nil, errorf("ValidationException", "requestMetadata is required")
-	}
 	if err := in.RequestMetadata.check(false); err != nil {
 		return nil, err
 	}
@@ -87,9 +84,6 @@ type encryptResponse struct {
 }
 
 func (in *encryptRequest) check() error {
-	if in.RequestMetadata == nil {
-		return errorf("ValidationException", "requestMetadata is required")
-	}
 	if err := in.RequestMetadata.check(true); err != nil {
 		return err
 	}
@@ -186,9 +180,6 @@ type decryptRequest struct {
 }
 
 func (in *decryptRequest) check() error {
-	if in.RequestMetadata == nil {
-		return errorf("ValidationException", "requestMetadata is required")
-	}
 	if err := in.RequestMetadata.check(true); err != nil {
 		return err
 	}
