@@ -28,6 +28,7 @@ var layers = map[string]layer{
 	"internal/keyname":  {},
 	"internal/testhook": {},
 	"internal/kmswire":  {outside: []string{"github.com/aws/"}},
+	"internal/pgtest":   {outside: []string{"github.com/jackc/", "golang.org/x/text"}},
 	"envelope":          {tests: []string{"keyring", "internal/esdktest"}},
 	"policy":            {imports: []string{"internal/keyname"}},
 	"audit":             {imports: []string{"internal/fsx"}, outside: []string{"golang.org/x/sys"}},
