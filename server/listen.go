@@ -30,10 +30,11 @@ type ListenConfig struct {
 	// against it; RequireClientCert refuses connections without one.
 	ClientCAFile      string
 	RequireClientCert bool
-	// RequestClientCert, without ClientCAFile, asks TLS clients for a
-	// certificate without verifying it, for a handler that verifies it
-	// itself (the XKS proxy's per-prefix mutual TLS).
-	RequestClientCert bool
+	// ClientCerts, without ClientCAFile, is consulted at every TLS
+	// handshake: when it wants client certificates the handshake asks for
+	// one and fails for a certificate it refuses (the XKS proxy's
+	// per-prefix mutual TLS, which a configuration reload may change).
+	ClientCerts ClientCertVerifier
 	// HTTPAddr serves plain HTTP, for tests: it must be a loopback IP.
 	HTTPAddr string
 
@@ -48,6 +49,17 @@ type ListenConfig struct {
 	MetricsAddr string
 	// Ready, when set, is called with the bound addresses once listening.
 	Ready func(addrs []string)
+}
+
+// ClientCertVerifier decides, during each TLS handshake, whether to ask
+// for a client certificate and whether a presented one is acceptable.
+type ClientCertVerifier interface {
+	// WantsClientCert reports whether clients are asked for a certificate.
+	WantsClientCert() bool
+	// VerifyClientCert returns an error, which fails the handshake, for a
+	// presented chain (leaf first) the handler would refuse for every use.
+	// A client that presents none is not refused here.
+	VerifyClientCert(chain []*x509.Certificate) error
 }
 
 // Serve serves until ctx is done, then stops accepting, lets in-flight
@@ -217,8 +229,8 @@ func (s *Server) listenTLS(lc ListenConfig) (net.Listener, error) {
 	if lc.TLS12 {
 		cfg.MinVersion = tls.VersionTLS12
 	}
-	if lc.RequestClientCert {
-		cfg.ClientAuth = tls.RequestClientCert
+	if lc.ClientCAFile == "" && lc.ClientCerts != nil {
+		cfg.GetConfigForClient = askingConfig(cfg, lc.ClientCerts)
 	}
 	if lc.ClientCAFile != "" {
 		pem, err := os.ReadFile(lc.ClientCAFile)
@@ -239,6 +251,25 @@ func (s *Server) listenTLS(lc ListenConfig) (net.Listener, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	return tls.NewListener(newLimitListener(ln, lc.MaxConns), cfg), nil
+}
+
+// askingConfig returns a GetConfigForClient that, while v wants client
+// certificates, asks for one and verifies it with v in the handshake.
+func askingConfig(base *tls.Config, v ClientCertVerifier) func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	asking := base.Clone()
+	asking.ClientAuth = tls.RequestClientCert
+	asking.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return nil
+		}
+		return v.VerifyClientCert(cs.PeerCertificates)
+	}
+	return func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		if v.WantsClientCert() {
+			return asking, nil
+		}
+		return nil, nil
+	}
 }
 
 // certReloader serves the current certificate and rereads it on demand.

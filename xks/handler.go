@@ -3,7 +3,6 @@ package xks
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -189,28 +188,6 @@ func (h *Handler) verifySigV4(r *http.Request, req *request) error {
 	want, err := sig.Expected(r, req.body, req.prefix.Credentials[i].SecretAccessKey)
 	if err != nil || !hmac.Equal([]byte(want), []byte(sig.Signature)) {
 		return errAuth
-	}
-	return nil
-}
-
-// verifyMTLS requires, for a prefix with MTLS, a client certificate that
-// chains to the prefix's CA and names its subject common name.
-func verifyMTLS(r *http.Request, p *Prefix) error {
-	m := p.MTLS
-	if m == nil {
-		return nil
-	}
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return errorf("AuthenticationFailedException", "this path prefix requires a TLS client certificate")
-	}
-	leaf := r.TLS.PeerCertificates[0]
-	inter := x509.NewCertPool()
-	for _, c := range r.TLS.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
-	_, err := leaf.Verify(x509.VerifyOptions{Roots: m.pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-	if err != nil || leaf.Subject.CommonName != m.SubjectCN {
-		return errorf("AuthenticationFailedException", "the TLS client certificate is not the one configured for this path prefix")
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package xks_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,12 +9,14 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,9 +82,13 @@ func newCA(t *testing.T) *pki {
 }
 
 func (ca *pki) issue(t *testing.T, cn string) tls.Certificate {
+	return ca.issueUntil(t, cn, time.Now().Add(time.Hour))
+}
+
+func (ca *pki) issueUntil(t *testing.T, cn string, notAfter time.Time) tls.Certificate {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: cn},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, NotBefore: notAfter.Add(-2 * time.Hour), NotAfter: notAfter}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
 		t.Fatal(err)
@@ -90,8 +97,10 @@ func (ca *pki) issue(t *testing.T, cn string) tls.Certificate {
 }
 
 // TestMutualTLS: a prefix with mTLS accepts KMS's certificate (right CA,
-// CN cks.kms.eu-west-1.amazonaws.com) and refuses none, another CN and
-// another CA, even with valid SigV4.
+// CN cks.kms.eu-west-1.amazonaws.com); the handshake (configured as
+// server.ListenConfig.ClientCerts configures it) refuses another CN,
+// another CA and an expired certificate; a client without one gets 401,
+// even with valid SigV4.
 func TestMutualTLS(t *testing.T) {
 	ca, other := newCA(t), newCA(t)
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
@@ -103,8 +112,14 @@ func TestMutualTLS(t *testing.T) {
 	if err := cfg.Check(); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(xks.New(cfg, newStore(t)))
-	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert}
+	h := xks.New(cfg, newStore(t))
+	if !h.WantsClientCert() {
+		t.Fatal("WantsClientCert is false with an mTLS prefix")
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = &tls.Config{ClientAuth: tls.RequestClientCert, VerifyConnection: func(cs tls.ConnectionState) error {
+		return h.VerifyClientCert(cs.PeerCertificates)
+	}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	client := func(certs ...tls.Certificate) *http.Client {
@@ -117,12 +132,20 @@ func TestMutualTLS(t *testing.T) {
 	if st, out := call(t, client(ca.issue(t, "cks.kms.eu-west-1.amazonaws.com")), url, cred1, body); st != 200 {
 		t.Fatalf("KMS's certificate: %d %v", st, out)
 	}
-	for name, c := range map[string]*http.Client{
-		"no certificate": client(), "other CN": client(ca.issue(t, "evil.example")),
-		"other CA": client(other.issue(t, "cks.kms.eu-west-1.amazonaws.com")),
+	if st, out := call(t, client(), url, cred1, body); st != 401 || out["errorName"] != "AuthenticationFailedException" {
+		t.Errorf("no certificate: %d %v", st, out)
+	}
+	for name, cert := range map[string]tls.Certificate{
+		"other CN": ca.issue(t, "evil.example"), "other CA": other.issue(t, "cks.kms.eu-west-1.amazonaws.com"),
+		"expired": ca.issueUntil(t, "cks.kms.eu-west-1.amazonaws.com", time.Now().Add(-time.Minute)),
 	} {
-		if st, out := call(t, c, url, cred1, body); st != 401 || out["errorName"] != "AuthenticationFailedException" {
-			t.Errorf("%s: %d %v", name, st, out)
+		raw, _ := json.Marshal(body)
+		resp, err := client(cert).Post(url, "application/json", bytes.NewReader(raw))
+		if err == nil {
+			resp.Body.Close()
+			t.Errorf("%s: HTTP %d, want the handshake refused", name, resp.StatusCode)
+		} else if !strings.Contains(err.Error(), "bad certificate") {
+			t.Errorf("%s: %v, want a bad certificate alert", name, err)
 		}
 	}
 }

@@ -231,36 +231,51 @@ func credentialsRevoke(c *cli.Context, st *keystore.Store, a []string) error {
 	return st.RevokeCredential(c.Context, a[0])
 }
 
-// xksHandler loads --xks-config, if given, into the XKS proxy handler; a
-// prefix with mutual TLS makes the TLS listener ask for client
-// certificates.
+// xksHandler loads --xks-config, if given, into the XKS proxy handler,
+// which the TLS listener consults at each handshake for the prefixes'
+// mutual TLS.
 func xksHandler(c *cli.Context, st *keystore.Store, lc *server.ListenConfig, log *slog.Logger) (*xks.Handler, error) {
 	path := c.String("xks-config")
 	if path == "" {
 		return nil, nil
 	}
-	cfg, err := xks.LoadConfig(path)
+	cfg, err := loadXKS(c)
 	if err != nil {
 		return nil, usagef("--xks-config: %v", err)
 	}
-	for _, p := range cfg.Prefixes {
-		lc.RequestClientCert = lc.RequestClientCert || p.MTLS != nil
-	}
 	h := xks.New(cfg, st)
 	h.Logger = log
+	lc.ClientCerts = h
 	return h, nil
 }
 
-// reloadXKS rereads --xks-config into h on SIGHUP (credential rotation
-// without a restart); a file that fails to load leaves the running
-// configuration in service. mTLS added by a reload takes a restart (the
-// listener must ask for client certificates): until then that prefix
-// refuses every request.
+// loadXKS reads --xks-config. A prefix with mutual TLS cannot share the
+// TLS listener with --client-ca, whose handshake verifies every client
+// certificate against the keystack client CA and would refuse AWS KMS's.
+func loadXKS(c *cli.Context) (*xks.Config, error) {
+	cfg, err := xks.LoadConfig(c.String("xks-config"))
+	if err != nil {
+		return nil, err
+	}
+	if c.String("client-ca") != "" {
+		for _, p := range cfg.Prefixes {
+			if p.MTLS != nil {
+				return nil, fmt.Errorf("%w: prefix %q has mtls, which cannot be combined with --client-ca on one listener", xks.ErrConfig, p.Path)
+			}
+		}
+	}
+	return cfg, nil
+}
+
+// reloadXKS rereads --xks-config into h on SIGHUP: credentials, keys,
+// prefixes and mutual TLS change without a restart (mutual TLS for the
+// connections opened after it). A file that fails to load leaves the
+// running configuration in service.
 func reloadXKS(c *cli.Context, h *xks.Handler, log *slog.Logger) {
 	if h == nil {
 		return
 	}
-	cfg, err := xks.LoadConfig(c.String("xks-config"))
+	cfg, err := loadXKS(c)
 	if err != nil {
 		log.Warn("xks configuration not reloaded", "error", err)
 		return
