@@ -45,6 +45,13 @@ type Prefix struct {
 	Keys []string `json:"keys"`
 	// MTLS, when set, requires a client certificate.
 	MTLS *MTLS `json:"mtls,omitempty"`
+	// RateLimit is the prefix's quota in requests a second (token bucket
+	// of RateBurst, by default the rate): an authenticated request above
+	// it gets ThrottlingException (HTTP 429). 0 means no limit. AWS KMS
+	// itself holds an external key store to 1,800 requests a second by
+	// default.
+	RateLimit float64 `json:"rateLimit,omitempty"`
+	RateBurst int     `json:"rateBurst,omitempty"`
 }
 
 // Credential is an access key ID and secret access key in the formats
@@ -124,6 +131,9 @@ func (p *Prefix) check() error {
 	}
 	if p.Principal == "" {
 		p.Principal = "service:xks"
+	}
+	if p.RateLimit < 0 || p.RateBurst < 0 || p.RateLimit > 1e6 {
+		return errors.New("rateLimit and rateBurst cannot be negative (rateLimit at most 1,000,000)")
 	}
 	if len(p.Credentials) == 0 {
 		return errors.New("at least one credential is required")

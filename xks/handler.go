@@ -35,6 +35,7 @@ type Handler struct {
 	store  *keystore.Store
 	now    func() time.Time
 	health healthCache
+	quotas quotas
 	// Logger, when set, gets one line per request: operation, prefix, key,
 	// the request metadata, result and duration; never data or secrets.
 	Logger *slog.Logger
@@ -114,7 +115,9 @@ func (h *Handler) finish(w http.ResponseWriter, req *request, resp any, err erro
 var errMethod = &Error{Status: http.StatusMethodNotAllowed, Name: "ValidationException", Message: "XKS proxy APIs accept POST only"}
 
 // accept routes and authenticates r: the path (InvalidUriPathException),
-// the method (405), the body, SigV4 and mTLS (AuthenticationFailedException).
+// the method (405), the body, SigV4 and mTLS (AuthenticationFailedException),
+// then takes from the prefix's quota (ThrottlingException): requests that
+// fail authentication use none of it.
 func (h *Handler) accept(r *http.Request) (*request, error) {
 	req, err := h.route(h.cfg.Load(), r.URL.Path)
 	if err != nil {
@@ -133,6 +136,9 @@ func (h *Handler) accept(r *http.Request) (*request, error) {
 		return nil, err
 	}
 	if err := verifyMTLS(r, req.prefix); err != nil {
+		return nil, err
+	}
+	if err := h.quotas.take(req.prefix, h.now()); err != nil {
 		return nil, err
 	}
 	req.mtls = req.prefix.MTLS != nil
