@@ -36,6 +36,7 @@ type Handler struct {
 	now    func() time.Time
 	health healthCache
 	quotas quotas
+	keys   signingKeys
 	// Logger, when set, gets one line per request: operation, prefix, key,
 	// the request metadata, result and duration; never data or secrets.
 	Logger *slog.Logger
@@ -191,7 +192,7 @@ func (h *Handler) verifySigV4(r *http.Request, req *request) error {
 	if i < 0 {
 		return errAuth
 	}
-	want, err := sig.Expected(r, req.body, req.prefix.Credentials[i].SecretAccessKey)
+	want, err := h.expectedSignature(r, sig, req.body, req.prefix.Credentials[i].SecretAccessKey)
 	if err != nil || !hmac.Equal([]byte(want), []byte(sig.Signature)) {
 		return errAuth
 	}
