@@ -34,6 +34,7 @@ var layers = map[string]layer{
 	"audit":             {imports: []string{"internal/fsx"}, outside: []string{"golang.org/x/sys"}},
 	"internal/esdktest": {imports: []string{"envelope"}},
 	"audit/pgaudit":     {imports: []string{"audit"}, tests: []string{"internal/pgtest"}, outside: []string{"github.com/jackc/", "golang.org/x/text", "golang.org/x/sync"}},
+	"gate":              {imports: []string{"policy", "audit"}, tests: []string{"keystore"}},
 
 	"keyring":             {imports: []string{"envelope", "internal/keyname"}, tests: []string{"keyring/keyringtest"}},
 	"keyring/keyringtest": {imports: []string{"envelope", "keyring"}},
@@ -45,7 +46,7 @@ var layers = map[string]layer{
 		outside: []string{"github.com/aws/"}},
 	"keystore/awskms/kmstest": {imports: []string{"internal/kmswire"}},
 
-	"keystore": {imports: []string{"envelope", "keyring", "policy", "audit", "internal/fsx", "internal/testhook"},
+	"keystore": {imports: []string{"envelope", "keyring", "gate", "internal/fsx", "internal/testhook"},
 		tests:   []string{"hsm", "keystore/awskms", "keystore/storagetest", "keyring/keyringtest", "internal/esdktest"},
 		outside: []string{"golang.org/x/crypto", "golang.org/x/sys"}},
 	"keystore/storagetest": {imports: []string{"keystore"}},

@@ -96,7 +96,7 @@ func TestAppendAllOneChain(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "audit.log")
 			l := open(t, path, Options{Durability: mode, CheckpointEvery: 3})
 			for i := 0; i < 4; i++ {
-				if err := l.AppendAll(context.Background(), rec(2*i), rec(2*i+1)); err != nil {
+				if err := l.Append(context.Background(), rec(2*i), rec(2*i+1)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -124,7 +124,7 @@ func TestAppendAllSharedContext(t *testing.T) {
 	second := shared
 	second.Action = "keystack:GenerateDataKey"
 	ctx := context.Background()
-	if err := l.AppendAll(ctx, shared, second); err != nil {
+	if err := l.Append(ctx, shared, second); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Append(ctx, alone); err != nil {

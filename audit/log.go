@@ -182,16 +182,11 @@ func (o *Options) check() ([]byte, error) {
 	return o.MACKey, nil
 }
 
-// Append writes one record and returns nil only once it is written (and,
-// in Sync mode, fsynced). Callers must refuse the operation on error.
-func (l *Log) Append(ctx context.Context, r Record) error {
-	return l.AppendAll(ctx, r)
-}
-
-// AppendAll is Append for several records, written together in order (one
-// write(2), and in Sync mode one fsync). It returns nil only if every
-// record was written; callers must refuse the operations on error.
-func (l *Log) AppendAll(ctx context.Context, rs ...Record) error {
+// Append writes records together, in order, as consecutive entries (one
+// write(2), and in Sync mode one fsync), and returns nil only once every
+// one is written (and, in Sync mode, fsynced). Callers must refuse the
+// operations on error.
+func (l *Log) Append(ctx context.Context, rs ...Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

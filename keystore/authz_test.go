@@ -16,6 +16,7 @@ import (
 
 	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -180,7 +181,7 @@ var authzOps = []authzOp{
 		// Allow alice exactly the actions she holds now: nothing new.
 		var held policy.Values
 		for _, a := range policy.Actions {
-			if s.az.engine.Policy().Evaluate(policy.Request{Principal: alice, Action: a, Resource: "*"}).Allowed() {
+			if s.Gate().Engine().Policy().Evaluate(policy.Request{Principal: alice, Action: a, Resource: "*"}).Allowed() {
 				held = append(held, a)
 			}
 		}
@@ -370,7 +371,7 @@ func TestAuthzAuditRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data, _ := os.ReadFile(filepath.Join(dir, auditFile))
+	data, _ := os.ReadFile(filepath.Join(dir, gate.AuditFile))
 	if _, err := audit.Verify(bytes.NewReader(data), audit.Key{MAC: f.AuditKey}); err != nil {
 		t.Fatalf("closed log does not verify: %v", err)
 	}
@@ -395,7 +396,7 @@ func TestAuthzVerifyAudit(t *testing.T) {
 	if _, err := s.ListKeys(ctx); err != nil {
 		t.Fatalf("store unusable after VerifyAudit: %v", err)
 	}
-	path := filepath.Join(dir, auditFile)
+	path := filepath.Join(dir, gate.AuditFile)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -421,9 +422,7 @@ func TestAuthzFailClosed(t *testing.T) {
 	ctx := context.Background()
 	dir := newAuthzStore(t, "")
 	s := openAs(t, dir, alice)
-	s.az.mu.Lock()
-	_ = s.az.log.Close() // the log is gone from under the store
-	s.az.mu.Unlock()
+	_ = s.Gate().Close() // the log is gone from under the store
 	if _, err := s.ListKeys(ctx); !errors.Is(err, policy.ErrAccessDenied) || !errors.Is(err, policy.ErrAuditFailed) {
 		t.Fatalf("ListKeys with a closed log: %v, want ErrAccessDenied (audit failed)", err)
 	}
@@ -440,7 +439,7 @@ func TestAuthzFailClosed(t *testing.T) {
 		t.Fatalf("keyring of a closed store: %v, want ErrAccessDenied", err)
 	}
 
-	path := filepath.Join(dir, auditFile)
+	path := filepath.Join(dir, gate.AuditFile)
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
@@ -509,7 +508,7 @@ func TestAuthzPrincipalsSection(t *testing.T) {
 	}
 	s := &Store{dir: dir, st: NewDirStorage(dir), now: time.Now}
 	if err := s.update(ctx, func(f *storeFile) error {
-		f.Principals = map[string]principalConfig{"user:bob": {Groups: []string{"ops"}}}
+		f.Principals = map[string]gate.PrincipalConfig{"user:bob": {Groups: []string{"ops"}}}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -540,10 +539,10 @@ func TestAuthzInitOwner(t *testing.T) {
 		Owner string `json:"owner"`
 		Key   []byte `json:"audit_key"`
 	}
-	if err := json.Unmarshal(data, &f); err != nil || f.Owner != osPrincipal() || len(f.Key) != audit.MinMACKeySize {
+	if err := json.Unmarshal(data, &f); err != nil || f.Owner != gate.OSPrincipal() || len(f.Key) != audit.MinMACKeySize {
 		t.Fatalf("keystore.json owner %q, audit key %d bytes: %v", f.Owner, len(f.Key), err)
 	}
-	if s.Principal() != osPrincipal() {
+	if s.Principal() != gate.OSPrincipal() {
 		t.Errorf("Init's store acts as %q", s.Principal())
 	}
 	t.Setenv(PrincipalEnv, "user:ci")
@@ -558,7 +557,7 @@ func TestAuthzInitOwner(t *testing.T) {
 
 func queryAll(t *testing.T, dir string, f audit.Filter) func(func(audit.Entry) bool) {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, auditFile))
+	data, err := os.ReadFile(filepath.Join(dir, gate.AuditFile))
 	if err != nil {
 		t.Fatal(err)
 	}

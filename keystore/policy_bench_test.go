@@ -15,6 +15,7 @@ import (
 
 	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
@@ -74,7 +75,7 @@ func newBenchStore(b testing.TB) string {
 // auditLines counts the lines of the store's audit log.
 func auditLines(b *testing.B, dir string) int {
 	b.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, auditFile))
+	data, err := os.ReadFile(filepath.Join(dir, gate.AuditFile))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -246,7 +247,7 @@ func TestGateAuditsCacheHits(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(filepath.Join(dir, auditFile))
+	f, err := os.Open(filepath.Join(dir, gate.AuditFile))
 	if err != nil {
 		t.Fatal(err)
 	}

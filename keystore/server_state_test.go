@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
@@ -223,7 +224,7 @@ func TestCallerScope(t *testing.T) {
 		t.Errorf("other resource tag: %v", err)
 	}
 	_ = s.Close()
-	log, _ := os.ReadFile(filepath.Join(dir, auditFile))
+	log, _ := os.ReadFile(filepath.Join(dir, gate.AuditFile))
 	want := `"principal":"service:billing","action":"keystack:Encrypt","resource":"key/k","key_version":2,"decision":"Allow","statements":["Svc"],"request_id":"req-123","auth_method":"sigv4","source":"10.1.2.3"`
 	if !bytes.Contains(log, []byte(want)) {
 		t.Errorf("audit log lacks the caller's record %s", want)

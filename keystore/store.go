@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
@@ -43,11 +44,10 @@ type Store struct {
 	tries      int // OpenOptions.PassphraseTries
 	backends   map[string]Backend
 	principal  string
-	authz      policy.Authorizer
+	gate       *gate.Gate // decides and records every operation; see store_gate.go
 	cacheOpts  *keyring.CacheOptions
 	cacheMu    sync.Mutex
 	caches     map[string]*keyring.Caching
-	az         *authzState   // the default decision point and its audit log; nil with OpenOptions.Authorizer
 	minWait    time.Duration // least destruction waiting period; see OpenOptions
 
 	mu  sync.Mutex
@@ -64,7 +64,7 @@ type storeFile struct {
 	Verifier []byte                `json:"verifier,omitempty"`
 	Keys     map[string]*keyRecord `json:"keys"`
 	Server   *serverState          `json:"server,omitempty"` // key server state; see server_state.go
-	authzConfig
+	gate.Config
 }
 
 // InitOptions configures a new store.
@@ -107,7 +107,7 @@ type OpenOptions struct {
 	// default policy.Engine: policy.json in the store directory, else
 	// policy.DefaultPolicy of the owner recorded at Init, with groups and
 	// tags from keystore.json's "principals" section, recording every
-	// decision in audit.log (see store_policy.go).
+	// decision in audit.log (package gate; Store.Gate).
 	Authorizer policy.Authorizer
 	// AuditSync fsyncs every audit record before the operation proceeds;
 	// by default records are fsynced in batches.
@@ -171,19 +171,19 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 	}
 	f, kek, err := newStoreFile(opts)
 	if err == nil {
-		err = initAuthz(f, opts)
+		f.Config, err = gate.NewConfig(opts.Owner, opts.TrustPrincipalEnv)
 	}
 	if err == nil { // a log left by an earlier store in dir is not this one's
-		err = setAsideLog(dir, "previous", time.Now())
+		_, err = gate.FileAudit(dir).SetAside(context.Background(), "previous", time.Now())
 	}
 	if err != nil {
 		clear(kek)
 		return nil, err
 	}
 	s := &Store{dir: dir, st: st, now: time.Now, kek: kek, principal: f.Owner}
-	rev, err := s.writeState(context.Background(), f, NoRevision)
+	_, err = s.writeState(context.Background(), f, NoRevision)
 	if err == nil {
-		err = s.setupAuthz(f, rev, OpenOptions{})
+		err = s.openGate(OpenOptions{})
 	}
 	if err != nil {
 		clear(kek)
@@ -225,18 +225,18 @@ func Open(dir string, opts OpenOptions) (*Store, error) {
 		st = NewDirStorage(dir)
 	}
 	s := &Store{dir: dir, st: st, now: opts.Now, passphrase: opts.Passphrase, tries: opts.PassphraseTries, backends: opts.Backends,
-		principal: opts.Principal, authz: opts.Authorizer, cacheOpts: opts.Cache, minWait: opts.MinDestructionWait}
+		principal: opts.Principal, cacheOpts: opts.Cache, minWait: opts.MinDestructionWait}
 	if s.now == nil {
 		s.now = time.Now
 	}
-	f, rev, err := s.loadRev(context.Background())
+	f, err := s.load()
 	if err != nil {
 		return nil, err
 	}
 	if opts.PrincipalFromEnv && s.principal == "" && f.TrustPrincipalEnv {
 		s.principal = os.Getenv(PrincipalEnv)
 	}
-	if err := s.setupAuthz(f, rev, opts); err != nil {
+	if err := s.openGate(opts); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -256,7 +256,7 @@ func (s *Store) Close() error {
 	s.snap.mu.Lock()
 	s.snap.parsed, s.snap.aeads = nil, nil // drop the unsealed versions
 	s.snap.mu.Unlock()
-	return s.closeAudit()
+	return s.gate.Close()
 }
 
 // load returns a fresh, mutable copy of the store's state.

@@ -40,7 +40,7 @@ func (s *Store) EncryptKeyring(ctx context.Context, keys ...string) (envelope.Ke
 func (s *Store) encryptKeyring(ctx context.Context, f *storeFile, spec string) (envelope.Keyring, error) {
 	if backend, ref, ok := splitSpec(spec); ok {
 		kr, err := s.externalKeyring(ctx, backend, ref)
-		return s.gate(ctx, kr, err, spec, nil, nil)
+		return s.gated(ctx, kr, err, spec, nil, nil)
 	}
 	k, err := lookup(f, spec)
 	if err != nil {
@@ -51,7 +51,7 @@ func (s *Store) encryptKeyring(ctx context.Context, f *storeFile, spec string) (
 		return nil, fmt.Errorf("%w: primary version %d of %q is %s", ErrKeyDisabled, v.Version, spec, v.State)
 	}
 	kr, err := s.versionKeyring(ctx, f, spec, k, v, false)
-	return s.gate(ctx, kr, err, spec, k, v)
+	return s.gated(ctx, kr, err, spec, k, v)
 }
 
 // DecryptKeyring returns a keyring that tries every decryptable version
@@ -91,7 +91,7 @@ func (s *Store) decryptKeyring(ctx context.Context, keys []string) (envelope.Key
 	for _, spec := range keys {
 		if backend, ref, ok := splitSpec(spec); ok {
 			kr, err := s.externalKeyring(ctx, backend, ref)
-			kr, err = s.gate(ctx, kr, err, spec, nil, nil)
+			kr, err = s.gated(ctx, kr, err, spec, nil, nil)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -134,7 +134,7 @@ func (s *Store) keyDecryptKeyrings(ctx context.Context, f *storeFile, name strin
 			seenRef[v.Ref] = true // versions sharing an external key need one keyring
 		}
 		kr, err := s.versionKeyring(ctx, f, name, k, v, true)
-		kr, err = s.gate(ctx, kr, err, name, k, v)
+		kr, err = s.gated(ctx, kr, err, name, k, v)
 		if err != nil {
 			return nil, err
 		}

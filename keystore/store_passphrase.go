@@ -136,11 +136,8 @@ func resealCredentials(f *storeFile, oldKEK, newKEK []byte) error {
 // recordPassphraseChange appends the change to the audit log, failing
 // closed when it cannot.
 func (s *Store) recordPassphraseChange(ctx context.Context) error {
-	if s.az == nil {
-		return nil // a caller-supplied Authorizer keeps its own records
-	}
 	r := audit.Record{Principal: s.principal, Action: actionChangePassphrase, Resource: resourceKeystore, Outcome: "ok"}
-	if err := s.az.recordOperation(ctx, r); err != nil {
+	if err := s.gate.RecordOperation(ctx, r); err != nil {
 		return fmt.Errorf("keystore: passphrase change not recorded in the audit log, so not made: %w", err)
 	}
 	return nil

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keystack/keystack/gate"
 )
 
 // TestChangePassphrase: after the change only the new passphrase opens
@@ -48,7 +50,7 @@ func TestChangePassphrase(t *testing.T) {
 			roundTrip(t, enc, dec)
 		}
 	}
-	data, err := os.ReadFile(filepath.Join(dir, auditFile))
+	data, err := os.ReadFile(filepath.Join(dir, gate.AuditFile))
 	if err != nil || !strings.Contains(string(data), actionChangePassphrase) {
 		t.Fatalf("audit log lacks the change (%v)", err)
 	}

@@ -8,11 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/policy"
 )
 
 // A long-running Store follows a policy.json replaced by another process
-// within policyRecheck, and keeps the last good policy when the new file
+// within time.Second, and keeps the last good policy when the new file
 // is broken.
 func TestStoreFollowsReplacedPolicy(t *testing.T) {
 	ctx := context.Background()
@@ -42,19 +43,19 @@ func TestStoreFollowsReplacedPolicy(t *testing.T) {
 	if err := listErr(); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Fatalf("policy changed before the recheck interval: %v", err)
 	}
-	now = now.Add(policyRecheck)
+	now = now.Add(time.Second)
 	if err := listErr(); err != nil {
 		t.Fatalf("ListKeys after the new policy allowed it: %v", err)
 	}
 
 	replace(`{"Version":"2012-10-17","Statement":[`) // a broken hand edit
-	now = now.Add(policyRecheck)
+	now = now.Add(time.Second)
 	if err := listErr(); err != nil {
 		t.Fatalf("broken policy.json replaced the good one in force: %v", err)
 	}
 
 	replace(allowAllBut(policy.ActionListKeys))
-	now = now.Add(policyRecheck)
+	now = now.Add(time.Second)
 	if err := listErr(); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Fatalf("a revoking policy was not followed: %v", err)
 	}
@@ -77,12 +78,12 @@ func TestStoreFollowsPrincipalsChange(t *testing.T) {
 	}
 	admin := &Store{dir: dir, st: NewDirStorage(dir), now: time.Now}
 	if err := admin.update(ctx, func(f *storeFile) error {
-		f.Principals = map[string]principalConfig{"user:bob": {Groups: []string{"ops"}}}
+		f.Principals = map[string]gate.PrincipalConfig{"user:bob": {Groups: []string{"ops"}}}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(policyRecheck)
+	now = now.Add(time.Second)
 	if _, err := bob.ListKeys(ctx); err != nil {
 		t.Fatalf("bob added to ops by another process: %v", err)
 	}

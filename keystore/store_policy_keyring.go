@@ -30,16 +30,16 @@ type gatedKeyring struct {
 
 var _ envelope.Keyring = (*gatedKeyring)(nil)
 
-// gate wraps kr (built with error err) for key name: k and v are the store
+// gated wraps kr (built with error err) for key name: k and v are the store
 // key and version, or nil for a "BACKEND:REF" spec.
-func (s *Store) gate(ctx context.Context, kr envelope.Keyring, err error, name string, k *keyRecord, v *versionRecord) (envelope.Keyring, error) {
+func (s *Store) gated(ctx context.Context, kr envelope.Keyring, err error, name string, k *keyRecord, v *versionRecord) (envelope.Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
 	if kr, err = s.cached(ctx, kr, name, v); err != nil {
 		return nil, err
 	}
-	if s.authz == nil {
+	if s.gate == nil {
 		return kr, nil
 	}
 	g := &gatedKeyring{s: s, inner: kr, name: name, decrypt: policy.ActionDecrypt, provider: gateProvider(name, k)}

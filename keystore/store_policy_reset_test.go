@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -87,7 +88,7 @@ func TestSimulateMatchesStore(t *testing.T) {
 	 {"Sid":"Lvl","Effect":"Allow","Principal":"*","Action":"keystack:DescribeKey","Resource":"key/*","Condition":{"StringEquals":{"keystack:principaltag/level":"2","keystack:PrincipalTag/team":"pay"}}}]}`)
 	s := &Store{dir: dir, st: NewDirStorage(dir)}
 	if err := s.update(ctx, func(f *storeFile) error {
-		f.Principals = map[string]principalConfig{"user:bob": {Groups: []string{"ops"}, Tags: map[string]string{"team": "pay"}}}
+		f.Principals = map[string]gate.PrincipalConfig{"user:bob": {Groups: []string{"ops"}, Tags: map[string]string{"team": "pay"}}}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -103,7 +104,7 @@ func TestSimulateMatchesStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		enforced := bob.authz.Authorize(ctx, r)
+		enforced := bob.Gate().Authorize(ctx, r)
 		if d.Allowed() != (enforced == nil) {
 			t.Errorf("%+v: simulate %v, enforcement %v", r, d.Effect, enforced)
 		}

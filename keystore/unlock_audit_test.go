@@ -30,7 +30,7 @@ func TestFailedUnlockIsAudited(t *testing.T) {
 	}
 	var found int
 	for _, line := range strings.Split(string(data), "\n") {
-		if strings.Contains(line, `"action":"`+actionUnlock+`"`) && strings.Contains(line, `"outcome":"`+outcomeBadUnlock+`"`) &&
+		if strings.Contains(line, `"action":"keystack:Unlock"`) && strings.Contains(line, `"outcome":"bad-passphrase"`) &&
 			strings.Contains(line, `"principal":"`+s.principal+`"`) {
 			found++
 		}

@@ -1,0 +1,125 @@
+package keystore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/keystack/keystack/gate"
+)
+
+// Files of the access-control layer, next to keystore.json.
+const policyFile = "policy.json"
+
+// resourceKeystore names the store itself in audit records of operations
+// no policy decides (a passphrase change, a failed unlock).
+const resourceKeystore = "keystore"
+
+// PrincipalEnv names the environment variable PrincipalFromEnv reads.
+const PrincipalEnv = "KEYSTACK_PRINCIPAL"
+
+// PrincipalFromEnv returns $KEYSTACK_PRINCIPAL when the store in dir was
+// initialized to trust it (InitOptions.TrustPrincipalEnv, for tests and CI),
+// and "" otherwise, in which case Open uses the OS user.
+func PrincipalFromEnv(dir string) (string, error) {
+	f, err := (&Store{dir: dir, st: NewDirStorage(dir)}).load()
+	if err != nil {
+		return "", err
+	}
+	if !f.TrustPrincipalEnv {
+		return "", nil
+	}
+	return os.Getenv(PrincipalEnv), nil
+}
+
+// Principal returns who the store acts as.
+func (s *Store) Principal() string { return s.principal }
+
+// Gate returns the store's policy enforcement point: policy
+// administration (GetPolicy, PutPolicy, SimulatePolicy, ResetPolicy) and
+// the audit lifecycle (AuditLog, VerifyAudit, AuditCheckpoint,
+// ResetAuditAnchor). Every Store from Open or Init has one.
+func (s *Store) Gate() *gate.Gate { return s.gate }
+
+// openGate installs the store's decision point: with a caller-supplied
+// Authorizer it only scopes requests to their Caller; otherwise it decides
+// by the store's policy and records into audit.log in the store directory,
+// so that no Store works without a decision point.
+func (s *Store) openGate(opts OpenOptions) error {
+	g, err := gate.Open(context.Background(), gateState{s}, gate.Options{Principal: s.principal, Authorizer: opts.Authorizer,
+		Audit: gate.FileAudit(s.dir), AuditSync: opts.AuditSync, Now: s.now})
+	if err != nil {
+		return err
+	}
+	s.gate, s.principal = g, g.Principal()
+	return nil
+}
+
+// gateState is the Store's state as its gate sees it (gate.State).
+type gateState struct{ s *Store }
+
+func (g gateState) Config(ctx context.Context) (*gate.Config, string, error) {
+	f, rev, err := g.s.loadRev(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	return &f.Config, string(rev), nil
+}
+
+func (g gateState) ConfigRevision(context.Context) string { return string(g.s.stateRevision()) }
+
+func (g gateState) UpdateConfig(ctx context.Context, fn func(*gate.Config) error) error {
+	return g.s.update(ctx, func(f *storeFile) error {
+		err := fn(&f.Config)
+		if errors.Is(err, gate.ErrUnchanged) {
+			return errUnchanged
+		}
+		return err
+	})
+}
+
+func (g gateState) ReadPolicy(ctx context.Context) ([]byte, string, error) {
+	data, rev, err := g.s.st.Read(ctx, PolicyDocument)
+	if errors.Is(err, ErrNoDocument) {
+		return nil, "", gate.ErrNoPolicy
+	}
+	return data, string(rev), err
+}
+
+func (g gateState) PolicyRevision(ctx context.Context) (string, error) {
+	rev, err := g.s.st.Revision(ctx, PolicyDocument)
+	return string(rev), err
+}
+
+func (g gateState) WritePolicy(ctx context.Context, data []byte, prev string) error {
+	_, err := g.s.st.Write(ctx, PolicyDocument, data, Revision(prev))
+	if errors.Is(err, ErrConflict) {
+		return fmt.Errorf("keystore: write %s: %w", policyFile, err)
+	}
+	return err
+}
+
+func (g gateState) Lock(ctx context.Context) (func(), error) { return g.s.st.Lock(ctx) }
+
+func (g gateState) CheckPassphrase(context.Context) (bool, error) {
+	f, err := g.s.load()
+	if err != nil || f.Insecure {
+		return false, err
+	}
+	kek, err := g.s.unlockKEK(f)
+	clear(kek)
+	return true, err
+}
+
+// auditFailedUnlock records err in the audit log when it is a wrong
+// passphrase, and returns err (also saying so if the record failed).
+func (s *Store) auditFailedUnlock(err error) error {
+	if !errors.Is(err, ErrBadPassphrase) {
+		return err
+	}
+	if aerr := s.gate.RecordFailedUnlock(context.Background()); aerr != nil {
+		return fmt.Errorf("%w (and recording it in the audit log failed: %v)", err, aerr)
+	}
+	return err
+}
