@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/keystack/keystack/internal/fsx"
@@ -121,58 +120,25 @@ func replaceHeader(path string, newHeader []byte, oldHeaderLen int64, fl *flushe
 	})
 }
 
-// writeBeside fills a temporary file in path's directory and atomically
-// renames it over path, keeping path's permissions; on failure the temp
-// file is removed and path is untouched. The temp file is always synced
-// before the rename, so the name never points at unwritten data; the
-// rename is made durable by a directory sync, or, with a flusher, by its
-// flush.
+// writeBeside replaces path with what fill writes (fsx.Replace), under a
+// scratch name that tree walks pass over; with a flusher the rename is made
+// durable by its flush instead of a directory sync.
 func writeBeside(path string, fl *flusher, fill func(io.Writer) error) error {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return err
-	}
-	if err := checkRegular(fi); err != nil {
-		return err
-	}
-	tmp, err := fsx.CreateTemp(filepath.Dir(path), scratchPrefix+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := fill(tmp); err != nil {
-		return err
-	}
-	if err := tmp.Chmod(fi.Mode().Perm()); err != nil {
-		return err
-	}
 	fileSyncs.Add(1)
-	if err := tmp.Sync(); err != nil {
+	err := fsx.Replace(path, fill, fsx.ReplaceOptions{Prefix: scratchPrefix, NoDirSync: fl != nil, Step: crashStep})
+	if err != nil {
 		return err
-	}
-	if crash("temp-written") {
-		ok = true // a crash leaves the temp file behind
-		return errSimulatedCrash
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
-	ok = true
-	if crash("renamed") {
-		return errSimulatedCrash
 	}
 	if fl != nil {
 		fl.add(path, "")
-		return nil
 	}
-	return fsx.SyncPath(filepath.Dir(path))
+	return nil
+}
+
+// crashStep is crash as fsx.Replace's Step.
+func crashStep(step string) error {
+	if crash(step) {
+		return errSimulatedCrash
+	}
+	return nil
 }

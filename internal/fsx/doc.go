@@ -16,6 +16,9 @@
 // the process is interrupted, the temporary file is removed and the
 // target is left as it was. Only regular files are ever replaced.
 //
+// Replace rewrites an existing file the same way, for a caller that
+// needs the temporary file named while it writes (a rewrap of a message).
+//
 // SyncPath is the one fsync rule (a directory that cannot be synced,
 // EINVAL, counts as synced); Filesystems and Batch make many writes
 // durable with one syncfs(2) per filesystem.

@@ -12,21 +12,21 @@ import (
 )
 
 // ErrExist is returned when the target exists and overwriting was not allowed.
-var ErrExist = errors.New("atomicfile: output file already exists")
+var ErrExist = errors.New("output file already exists")
 
 // ErrNotRegular is returned when the target exists and is not a regular
 // file (a directory, a symbolic link, a device, ...): it is never
 // replaced, whether overwriting was allowed or not.
-var ErrNotRegular = errors.New("atomicfile: output exists and is not a regular file")
+var ErrNotRegular = errors.New("output exists and is not a regular file")
 
 // ErrNoDir is returned when the target's directory does not exist.
-var ErrNoDir = errors.New("atomicfile: output directory does not exist")
+var ErrNoDir = errors.New("output directory does not exist")
 
 // ErrDone is returned by Write and Commit after Commit or Abort.
-var ErrDone = errors.New("atomicfile: file already committed or aborted")
+var ErrDone = errors.New("file already committed or aborted")
 
 // errUnnamed says that no unnamed temporary file can be used here.
-var errUnnamed = errors.New("atomicfile: no unnamed temporary files here")
+var errUnnamed = errors.New("no unnamed temporary files here")
 
 // noUnnamed forces named temporary files (tests of the fallback).
 var noUnnamed = false
@@ -257,7 +257,7 @@ func (f *File) name() error {
 			return err
 		}
 	}
-	return fmt.Errorf("atomicfile: no free temporary name in %s", dir)
+	return fmt.Errorf("no free temporary name in %s", dir)
 }
 
 func linkUnsupported(err error) bool {
