@@ -28,8 +28,10 @@ func start(argv []string) int {
 }
 
 // interruptGrace is how long an interrupted command may take to clean up
-// on its own before the signal handler removes its temporary files and exits.
-const interruptGrace = 3 * time.Second
+// on its own before the signal handler removes its temporary files and
+// exits; a variable so that tests, whose commands block in a read of a
+// pipe, need not wait the whole of it.
+var interruptGrace = 3 * time.Second
 
 // run runs the CLI with argv and returns the exit code. SIGINT, SIGTERM and
 // SIGHUP (the terminal closed) cancel the command's context; the command

@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 			// Scripts prompt only on the pty of "ttyin", never on the
 			// terminal of whoever runs go test.
 			ttyPath = os.Getenv("TEST_TTY")
+			// interrupt.txtar signals commands blocked in a read of a pipe,
+			// which end only when the grace runs out.
+			interruptGrace = 250 * time.Millisecond
 			killAfterFiles(os.Getenv("TEST_KILL_AFTER_FILES"))
 			os.Exit(start(os.Args))
 		},

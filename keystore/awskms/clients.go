@@ -1,6 +1,7 @@
 package awskms
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -70,7 +71,8 @@ func loadClients(ctx context.Context, opts *Options) (*clients, error) {
 	c := &clients{cfg: cfg, endpoint: opts.Endpoint, maxAttempts: opts.MaxAttempts,
 		maxBackoff: opts.MaxBackoff, timeout: opts.Timeout, m: map[string]*kms.Client{}, down: map[string]downRegion{}}
 	if c.maxAttempts <= 0 {
-		c.maxAttempts = defaultMaxAttempts
+		// AWS_MAX_ATTEMPTS or the profile's max_attempts, as every AWS SDK.
+		c.maxAttempts = cmp.Or(max(cfg.RetryMaxAttempts, 0), defaultMaxAttempts)
 	}
 	if c.maxBackoff <= 0 {
 		c.maxBackoff = defaultMaxBackoff

@@ -45,7 +45,9 @@ type Options struct {
 	Region string
 	// Config, when set, is used instead of config.LoadDefaultConfig.
 	Config *aws.Config
-	// MaxAttempts and MaxBackoff bound the SDK's retries (default 5 and 2s).
+	// MaxAttempts and MaxBackoff bound the SDK's retries (default: the
+	// AWS configuration's max attempts, AWS_MAX_ATTEMPTS or a profile's
+	// max_attempts, else 5; and 2s).
 	MaxAttempts int
 	MaxBackoff  time.Duration
 	// Timeout bounds each KMS call, its retries included (default
