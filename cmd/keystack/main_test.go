@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 	// measured by keystore's BenchmarkUnlockDefaultKDF and a test below
 	// checks that a release binary never uses these.
 	testhook.CheapKDF = true
-	testscript.Main(m, map[string]func(){
+	testscript.Main(cleanupM{m}, map[string]func(){
 		"keystack": func() {
 			// Scripts prompt only on the pty of "ttyin", never on the
 			// terminal of whoever runs go test.

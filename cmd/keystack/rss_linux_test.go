@@ -35,7 +35,7 @@ func TestHostileInputsBoundedRSS(t *testing.T) {
 	if os.Getenv(rssChildEnv) != "" {
 		t.Fatal("the measuring wrapper ran the tests: TestMain must call rssWrap")
 	}
-	bin := buildCLI(t)
+	bin := buildCLITags(t, "") // as users run it
 	work := t.TempDir()
 	env := append(os.Environ(), "KEYSTACK_HOME="+filepath.Join(work, "home"), "KEYSTACK_TEST_FAST_KDF=")
 	ks := func(args ...string) (int, int64) { return runMeasured(t, bin, env, args...) }
@@ -145,17 +145,6 @@ func runMeasured(t *testing.T, bin string, env []string, args ...string) (int, i
 		t.Fatal(perr)
 	}
 	return cmd.ProcessState.ExitCode(), rss
-}
-
-// buildCLI builds cmd/keystack as users run it.
-func buildCLI(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "keystack")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 func writeBytes(t *testing.T, path string, b []byte) {

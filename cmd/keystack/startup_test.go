@@ -59,17 +59,6 @@ type pkgInit struct {
 	bytes int
 }
 
-// buildCLITags builds cmd/keystack with the given build tags.
-func buildCLITags(t *testing.T, tags string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "keystack")
-	cmd := exec.Command("go", "build", "-tags", tags, "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build -tags %q: %v\n%s", tags, err, out)
-	}
-	return bin
-}
-
 // emptyEncryptInits encrypts an empty file on a new unsealed store and
 // returns the package initialisations the runtime reported.
 func emptyEncryptInits(t *testing.T, bin string) []pkgInit {
