@@ -30,6 +30,7 @@ func newApp() *cli.App {
 		Action:         unknownCommand,
 		After:          closeAll,
 	}
+	addServerMode(app.Commands, "") // remote.go
 	setUsageErrors(app.Commands)
 	app.OnUsageError = onUsageError
 	// Only --version: -v is the commands' verbosity flag.

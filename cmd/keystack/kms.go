@@ -171,7 +171,7 @@ func kmsFailure(err error) error {
 	var ke *awskms.KMSError
 	var ce *hsm.CallError
 	if (errors.As(err, &ke) || errors.As(err, &ce)) && !isAny(err, unavailableErrors) &&
-		!errors.Is(err, awskms.ErrAccessDenied) {
+		!errors.Is(err, awskms.ErrAccessDenied) && !errors.Is(err, awskms.ErrUnauthenticated) {
 		return &codedError{code: exitKey, err: err}
 	}
 	return err

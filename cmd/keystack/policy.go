@@ -90,6 +90,11 @@ var policyGetAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store,
 	if err != nil {
 		return err
 	}
+	return printPolicy(c, p)
+})
+
+// printPolicy prints policy get's output (local or server mode).
+func printPolicy(c *cli.Context, p *policy.Policy) error {
 	if c.Bool("json") {
 		return writeJSON(c.App.Writer, p)
 	}
@@ -114,7 +119,7 @@ var policyGetAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store,
 		}
 	}
 	return nil
-})
+}
 
 func field(w io.Writer, name string, v policy.Values, not bool) {
 	if len(v) == 0 {
@@ -176,30 +181,38 @@ func policySimulateAction(c *cli.Context) error {
 	if req.KeyVersion < 0 {
 		return usagef("--key-version must not be negative")
 	}
+	if serverMode(c) {
+		return remoteSimulate(c, req)
+	}
 	return withStore(c, func(st *keystore.Store) error {
 		d, err := st.SimulatePolicy(c.Context, req)
 		if err != nil {
 			return err
 		}
-		out := simulation{Decision: d.Effect, Implicit: d.Implicit, Statements: d.Matched, Explanation: d.Explanation}
-		if out.Statements == nil {
-			out.Statements = []string{}
-		}
-		if c.Bool("json") {
-			return writeJSON(c.App.Writer, out)
-		}
-		w := c.App.Writer
-		switch {
-		case d.Allowed():
-			fmt.Fprintf(w, "Allow by %s\n", strings.Join(d.Matched, ", "))
-		case d.Implicit:
-			fmt.Fprintln(w, "Deny (implicit: no statement allows it)")
-		default:
-			fmt.Fprintf(w, "Deny by %s\n", strings.Join(d.Matched, ", "))
-		}
-		for _, line := range d.Explanation {
-			fmt.Fprintf(w, "  %s\n", line)
-		}
-		return nil
+		return printSimulation(c, d)
 	})
+}
+
+// printSimulation prints policy simulate's output (local or server mode).
+func printSimulation(c *cli.Context, d policy.Decision) error {
+	out := simulation{Decision: d.Effect, Implicit: d.Implicit, Statements: d.Matched, Explanation: d.Explanation}
+	if out.Statements == nil {
+		out.Statements = []string{}
+	}
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, out)
+	}
+	w := c.App.Writer
+	switch {
+	case d.Allowed():
+		fmt.Fprintf(w, "Allow by %s\n", strings.Join(d.Matched, ", "))
+	case d.Implicit:
+		fmt.Fprintln(w, "Deny (implicit: no statement allows it)")
+	default:
+		fmt.Fprintf(w, "Deny by %s\n", strings.Join(d.Matched, ", "))
+	}
+	for _, line := range d.Explanation {
+		fmt.Fprintf(w, "  %s\n", line)
+	}
+	return nil
 }

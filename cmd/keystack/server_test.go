@@ -19,6 +19,8 @@ var serverScriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args
 	"waithttp":    cmdWaitHTTP,
 	"ksclient":    cmdKSClient,
 	"kmsload":     cmdKMSLoad,
+	"kscreds":     cmdKSCreds,  // server_client_test.go
+	"gencerts":    cmdGenCerts, // server_client_test.go
 }
 
 // cmdFreePort runs "freeport VAR": VAR becomes a loopback address

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/keystack/keystack/client"
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/hsm"
 	"github.com/keystack/keystack/internal/fsx"
@@ -81,7 +82,7 @@ var exitClasses = []exitClass{
 		keyring.ErrInvalidCacheOptions, hsm.ErrInvalidURI}},
 	{exitDenied, []error{policy.ErrAccessDenied, awskms.ErrAccessDenied}},
 	{exitUnavailable, unavailableErrors},
-	{exitAuth, []error{envelope.ErrAuthentication, envelope.ErrNoDecryptKey, envelope.ErrContextMismatch,
+	{exitAuth, []error{awskms.ErrUnauthenticated, envelope.ErrAuthentication, envelope.ErrNoDecryptKey, envelope.ErrContextMismatch,
 		errRequiredContext, envelope.ErrTruncated, envelope.ErrTrailingData, envelope.ErrMalformed,
 		envelope.ErrUnsupportedSuite, envelope.ErrTooManyEncryptedDataKeys, envelope.ErrFrameTooLarge, envelope.ErrSigned}},
 	{exitKey, []error{keyring.ErrInvalidKey, keyring.ErrNoPrivateKey, keystore.ErrKeyNotFound, keystore.ErrKeyExists,
@@ -91,7 +92,7 @@ var exitClasses = []exitClass{
 		awskms.ErrInvalidKeyID, awskms.ErrInvalidOptions, awskms.ErrNoEncryptKey,
 		hsm.ErrKeyNotFound, hsm.ErrKeyExists, hsm.ErrPINIncorrect, hsm.ErrPINLocked, hsm.ErrNoPIN,
 		hsm.ErrInvalidKey, hsm.ErrClosed,
-		keystore.ErrCredentialLimit, keystore.ErrCredentialNotFound}},
+		keystore.ErrCredentialLimit, keystore.ErrCredentialNotFound, client.ErrNotFound, client.ErrExists}},
 }
 
 // unavailableErrors mean the key backend could not be reached or opened:
@@ -161,6 +162,12 @@ func hint(err error) string {
 		return "the audit log could not record the decision, so nothing was done: check free space and permissions of the keystore directory"
 	case errors.Is(err, awskms.ErrAccessDenied):
 		return "the KMS key policy or IAM (or keystack server's policy) does not allow this caller this operation on this key"
+	case errors.As(err, new(*client.UnavailableError)):
+		return "no keystack server endpoint answered: check that the server runs and --server / $KEYSTACK_SERVER names it " +
+			"(several endpoints are tried in turn)"
+	case errors.Is(err, awskms.ErrUnauthenticated):
+		return "the server did not accept the credentials: check $KEYSTACK_ACCESS_KEY_ID and $KEYSTACK_SECRET_ACCESS_KEY " +
+			"(or, for AWS KMS, the AWS credential chain), --server-region, this host's clock, and whether the access key was revoked"
 	case errors.Is(err, awskms.ErrUnavailable):
 		return "check the network and the KMS endpoint (--kms-endpoint, $AWS_ENDPOINT_URL_KMS); --kms-timeout bounds each KMS call"
 	case isAny(err, unavailableErrors):

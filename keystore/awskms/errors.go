@@ -35,7 +35,18 @@ var (
 	// AccessDeniedException: the key policy, IAM (or keystack server's
 	// policy) does not allow the caller this operation on this key.
 	ErrAccessDenied = errors.New("awskms: KMS denied access")
+	// ErrUnauthenticated is matched by a KMS call refused because KMS (or
+	// keystack server) did not accept the caller's credentials: an unknown
+	// or revoked access key, a wrong secret, a stale clock, none at all.
+	ErrUnauthenticated = errors.New("awskms: KMS did not accept the credentials")
 )
+
+// unauthenticatedCodes are the AWS error codes of a call whose
+// credentials were not accepted.
+var unauthenticatedCodes = map[string]bool{
+	"UnrecognizedClientException": true, "InvalidSignatureException": true, "IncompleteSignatureException": true,
+	"MissingAuthenticationTokenException": true, "InvalidClientTokenId": true, "ExpiredTokenException": true,
+}
 
 // unavailableCodes are the AWS error codes that mean KMS could not serve
 // the call now, whatever the key.
@@ -128,13 +139,16 @@ func (e *KMSError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrUnavailable) true for the AWS error codes of a
 // KMS that cannot serve now (a NoAnswerError inside matches by itself), and
-// errors.Is(err, ErrAccessDenied) for AccessDeniedException.
+// errors.Is(err, ErrAccessDenied) for AccessDeniedException and
+// errors.Is(err, ErrUnauthenticated) for refused credentials.
 func (e *KMSError) Is(target error) bool {
 	switch target {
 	case ErrUnavailable:
 		return unavailableCodes[e.Code]
 	case ErrAccessDenied:
 		return e.Code == "AccessDeniedException"
+	case ErrUnauthenticated:
+		return unauthenticatedCodes[e.Code]
 	}
 	return false
 }

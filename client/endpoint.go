@@ -1,0 +1,111 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Endpoint is one address of a key server.
+type Endpoint struct {
+	// URL is the endpoint as given: unix:///path, https://host:port or
+	// http://host:port (loopback only).
+	URL string
+	// Unix is the socket path of a unix:// endpoint.
+	Unix string
+	// Scheme is unix, https or http.
+	Scheme string
+	// Host is host:port; "localhost" for a Unix socket.
+	Host string
+}
+
+// ParseEndpoint checks one endpoint. Plain http:// is accepted only
+// for a loopback IP address or localhost: the server serves it only
+// there, for tests.
+func ParseEndpoint(s string) (Endpoint, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return Endpoint{}, fmt.Errorf("%w: server endpoint %q: %v", ErrInvalidConfig, s, err)
+	}
+	ep := Endpoint{URL: s, Scheme: u.Scheme, Host: u.Host}
+	switch {
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return Endpoint{}, fmt.Errorf("%w: server endpoint %q: no user, query or fragment allowed", ErrInvalidConfig, s)
+	case u.Scheme == "unix":
+		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
+			return Endpoint{}, fmt.Errorf("%w: server endpoint %q: want unix:///absolute/path", ErrInvalidConfig, s)
+		}
+		ep.Unix, ep.Host = u.Path, "localhost"
+	case u.Scheme == "https" || u.Scheme == "http":
+		if u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return Endpoint{}, fmt.Errorf("%w: server endpoint %q: want %s://host:port", ErrInvalidConfig, s, u.Scheme)
+		}
+		if u.Scheme == "http" && !loopback(u.Hostname()) {
+			return Endpoint{}, fmt.Errorf("%w: server endpoint %q: plain http only to a loopback address (tests); use https", ErrInvalidConfig, s)
+		}
+	default:
+		return Endpoint{}, fmt.Errorf("%w: server endpoint %q: want unix:///path, https://host:port or http://127.0.0.1:port", ErrInvalidConfig, s)
+	}
+	return ep, nil
+}
+
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// ParseEndpoints parses a list whose items may themselves be
+// comma-separated (KEYSTACK_SERVER=https://a:8443,https://b:8443).
+func ParseEndpoints(list []string) ([]Endpoint, error) {
+	var eps []Endpoint
+	for _, item := range list {
+		for _, s := range strings.Split(item, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			ep, err := ParseEndpoint(s)
+			if err != nil {
+				return nil, err
+			}
+			eps = append(eps, ep)
+		}
+	}
+	if len(eps) == 0 {
+		return nil, fmt.Errorf("%w: no server endpoint", ErrInvalidConfig)
+	}
+	return eps, nil
+}
+
+// roundTripper returns the HTTP transport of ep: a Unix socket dialer, or
+// TCP with tlsConf for https.
+func (ep Endpoint) roundTripper(tlsConf *tls.Config, attempt time.Duration) http.RoundTripper {
+	d := &net.Dialer{Timeout: dialTimeout(attempt)}
+	t := &http.Transport{
+		DialContext: d.DialContext, TLSHandshakeTimeout: dialTimeout(attempt),
+		ResponseHeaderTimeout: attempt, MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second,
+		ForceAttemptHTTP2: ep.Scheme == "https",
+	}
+	if ep.Scheme == "https" {
+		t.TLSClientConfig = tlsConf
+	}
+	if ep.Unix != "" {
+		path := ep.Unix
+		t.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "unix", path)
+		}
+	}
+	return t
+}
+
+func dialTimeout(attempt time.Duration) time.Duration {
+	return min(attempt, 3*time.Second)
+}

@@ -1,0 +1,187 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptrace"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+)
+
+// maxRequest bounds a request body the transport buffers to replay it:
+// the server refuses bodies over 64 KiB anyway.
+const maxRequest = 64 << 10
+
+// idempotentOps are the operations retried after they reached a server
+// that did not answer: repeating them changes nothing the caller can tell
+// from one call (a data-key operation returns another fresh key; PutPolicy
+// writes the same document).
+var idempotentOps = map[string]bool{
+	"Encrypt": true, "Decrypt": true, "ReEncrypt": true, "GenerateDataKey": true,
+	"GenerateDataKeyWithoutPlaintext": true, "GenerateRandom": true, "DescribeKey": true, "ListKeys": true,
+	"ListAliases": true, "GetKeyRotationStatus": true, "ListKeyRotations": true, "ListResourceTags": true,
+	"EnableKey": true, "DisableKey": true, "EnableKeyRotation": true, "DisableKeyRotation": true,
+	"TagResource": true, "UntagResource": true,
+	"GetPolicy": true, "PutPolicy": true, "SimulatePolicy": true, "VerifyAudit": true, "ListCredentials": true,
+	"ShowAudit": true,
+}
+
+// Idempotent reports whether the operation named by an X-Amz-Target
+// value ("TrentService.Decrypt", "KeystackAdmin.GetPolicy") is retried on
+// another endpoint after it reached a server that did not answer.
+func Idempotent(target string) bool {
+	_, op, _ := strings.Cut(target, ".")
+	return idempotentOps[op]
+}
+
+// failover is the http.RoundTripper of a Client: it sends each request to
+// the endpoints in turn, signing it for each, as the package doc says.
+type failover struct {
+	eps     []Endpoint
+	rts     []http.RoundTripper
+	creds   *aws.Credentials
+	region  string
+	signer  *v4.Signer
+	rounds  int
+	backoff time.Duration
+	first   atomic.Int32 // the endpoint that last answered
+	now     func() time.Time
+
+	mu     sync.Mutex
+	closed bool
+}
+
+func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
+	body, err := readBody(req)
+	if err != nil {
+		return nil, err
+	}
+	target := req.Header.Get("X-Amz-Target")
+	_, op, _ := strings.Cut(target, ".")
+	idem := Idempotent(target)
+	ue := &UnavailableError{Op: op}
+	var last *http.Response
+	start := int(f.first.Load())
+	for round := 0; round < f.rounds; round++ {
+		if round > 0 {
+			if err := sleep(req.Context(), f.backoff<<(round-1)); err != nil {
+				return nil, errors.Join(ue, err)
+			}
+		}
+		for i := range f.eps {
+			n := (start + i) % len(f.eps)
+			resp, sent, err := f.try(req, n, body)
+			switch {
+			case err == nil && (resp.StatusCode < 500 || !idem):
+				f.first.Store(int32(n))
+				closeResp(last)
+				return resp, nil
+			case err == nil:
+				closeResp(last)
+				last = resp
+				ue.Attempts = append(ue.Attempts, fmt.Errorf("%s: HTTP %d", f.eps[n].URL, resp.StatusCode))
+			case req.Context().Err() != nil:
+				closeResp(last)
+				return nil, err
+			default:
+				ue.Attempts = append(ue.Attempts, fmt.Errorf("%s: %w", f.eps[n].URL, err))
+				if sent && !idem {
+					ue.MaybeApplied = true
+					closeResp(last)
+					return nil, ue
+				}
+			}
+		}
+	}
+	if last != nil {
+		return last, nil // the server's own error answer says most
+	}
+	return nil, ue
+}
+
+// try sends one attempt to endpoint n; sent reports whether any of the
+// request reached the connection.
+func (f *failover) try(req *http.Request, n int, body []byte) (*http.Response, bool, error) {
+	ep := f.eps[n]
+	var wrote atomic.Bool
+	trace := &httptrace.ClientTrace{WroteHeaderField: func(string, []string) { wrote.Store(true) }}
+	ctx := httptrace.WithClientTrace(req.Context(), trace)
+	r := req.Clone(ctx)
+	scheme := ep.Scheme
+	if scheme == "unix" {
+		scheme = "http"
+	}
+	r.URL.Scheme, r.URL.Host, r.Host = scheme, ep.Host, ep.Host
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	for _, h := range []string{"Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256"} {
+		r.Header.Del(h)
+	}
+	if f.creds != nil {
+		sum := sha256.Sum256(body)
+		if err := f.signer.SignHTTP(ctx, *f.creds, r, hex.EncodeToString(sum[:]), "kms", f.region, f.now()); err != nil {
+			return nil, false, fmt.Errorf("signing the request: %w", err)
+		}
+	}
+	resp, err := f.rts[n].RoundTrip(r)
+	return resp, wrote.Load(), err
+}
+
+func readBody(req *http.Request) ([]byte, error) {
+	if req.Body == nil {
+		return nil, nil
+	}
+	defer req.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(req.Body, maxRequest+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxRequest {
+		return nil, fmt.Errorf("%w: request body over %d bytes", ErrInvalidConfig, maxRequest)
+	}
+	return b, nil
+}
+
+func closeResp(r *http.Response) {
+	if r != nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, 1<<16))
+		r.Body.Close()
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(min(d, 2*time.Second))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// close closes idle connections of every endpoint.
+func (f *failover) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return
+	}
+	f.closed = true
+	for _, rt := range f.rts {
+		if t, ok := rt.(*http.Transport); ok {
+			t.CloseIdleConnections()
+		}
+	}
+}

@@ -1,0 +1,224 @@
+package main
+
+// This file is the CLI's server mode: with --server (or $KEYSTACK_SERVER)
+// the commands listed in remoteActions act on a keystack server through
+// package client instead of on the local keystore. It only parses flags
+// and prints; package client holds the logic.
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/keystack/keystack/client"
+)
+
+// Environment variables of server mode. The secret is read only from the
+// environment, never from a flag (argv is visible to other users).
+const (
+	envServer       = "KEYSTACK_SERVER"
+	envAccessKeyID  = "KEYSTACK_ACCESS_KEY_ID"
+	envSecretKey    = "KEYSTACK_SECRET_ACCESS_KEY"
+	serverFlagUsage = "act through the keystack server at `URL`: unix:///path, https://host:port, http://127.0.0.1:port (tests); " +
+		"repeat it (or comma-separate in $KEYSTACK_SERVER) for failover"
+)
+
+// serverFlags are the flags of every command that has a server mode.
+func serverFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "server", EnvVars: []string{envServer}, Usage: serverFlagUsage},
+		&cli.StringFlag{Name: "server-ca", EnvVars: []string{"KEYSTACK_SERVER_CA"}, Usage: "verify https servers against the CA certificates in `FILE` (PEM)"},
+		&cli.StringFlag{Name: "client-cert", EnvVars: []string{"KEYSTACK_CLIENT_CERT"}, Usage: "TLS client certificate `FILE` (PEM) for mutual TLS with the server"},
+		&cli.StringFlag{Name: "client-key", EnvVars: []string{"KEYSTACK_CLIENT_KEY"}, Usage: "private key `FILE` (PEM) of --client-cert"},
+		&cli.StringFlag{Name: "server-region", EnvVars: []string{"KEYSTACK_SERVER_REGION"}, Value: client.DefaultRegion, Usage: "the server's --region, for SigV4 signatures"},
+		&cli.DurationFlag{Name: "server-timeout", EnvVars: []string{"KEYSTACK_SERVER_TIMEOUT"}, Value: client.DefaultTimeout, Usage: "give up on a server call, failover included, after `DURATION`"},
+	}
+}
+
+// remoteActions are the commands that act on a server in server mode,
+// by their path below the app.
+var remoteActions = map[string]func(c *cli.Context, cl *client.Client) error{
+	"encrypt": remoteEncrypt, "decrypt": remoteDecrypt,
+	"key create": remoteKeyCreate, "key list": remoteKeyList, "key show": remoteKeyShow, "key rotate": remoteKeyRotate,
+	"policy get": remotePolicyGet, "policy put": remotePolicyPut, "policy reset": remoteUnsupported,
+	"audit verify": remoteAuditVerify, "audit show": remoteAuditShow, "audit checkpoint": remoteUnsupported,
+	"audit reset-anchor": remoteUnsupported, "passphrase change": remoteUnsupported,
+	"server credentials create": remoteCredCreate, "server credentials list": remoteCredList,
+	"server credentials revoke": remoteCredRevoke,
+	"policy simulate":           nil, // checks its flags first, then calls remoteSimulate
+}
+
+// addServerMode gives each command of remoteActions the server flags and
+// runs its server-mode action when a server is named.
+func addServerMode(cmds []*cli.Command, prefix string) {
+	for _, cmd := range cmds {
+		path := strings.TrimSpace(prefix + " " + cmd.Name)
+		addServerMode(cmd.Subcommands, path)
+		remote, ok := remoteActions[path]
+		if !ok {
+			continue
+		}
+		cmd.Flags = append(cmd.Flags, serverFlags()...)
+		if remote == nil {
+			continue
+		}
+		local := cmd.Action
+		cmd.Action = func(c *cli.Context) error {
+			if !serverMode(c) {
+				return local(c)
+			}
+			return withClient(c, remote)
+		}
+	}
+}
+
+// serverMode reports whether --server or $KEYSTACK_SERVER names a server.
+func serverMode(c *cli.Context) bool {
+	for _, s := range c.StringSlice("server") {
+		if strings.TrimSpace(strings.ReplaceAll(s, ",", "")) != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// withClient runs fn with a client of the servers the flags name.
+func withClient(c *cli.Context, fn func(c *cli.Context, cl *client.Client) error) error {
+	eps, err := client.ParseEndpoints(c.StringSlice("server"))
+	if err != nil {
+		return usagef("%v", err)
+	}
+	cfg := client.Config{Endpoints: eps, Region: c.String("server-region"), CAFile: c.String("server-ca"),
+		CertFile: c.String("client-cert"), KeyFile: c.String("client-key"), Timeout: c.Duration("server-timeout"),
+		AccessKeyID: os.Getenv(envAccessKeyID), SecretAccessKey: os.Getenv(envSecretKey)}
+	cl, err := client.New(cfg)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	defer cl.Close()
+	return fn(c, cl)
+}
+
+func remoteUnsupported(c *cli.Context, _ *client.Client) error {
+	return usagef("%s does not work through a key server (%s is set): it needs the keystore itself; run it on the server host without --server",
+		c.Command.HelpName, envServer)
+}
+
+func remoteAuditShow(c *cli.Context, _ *client.Client) error {
+	return usagef("audit show does not work through a key server yet (%s is set): the server has no API to read records; "+
+		"run it on the server host without --server", envServer)
+}
+
+func remoteKeyCreate(c *cli.Context, cl *client.Client) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	if c.String("backend") != "" || c.String("ref") != "" || c.String("kms-key") != "" || c.String("pkcs11-uri") != "" {
+		return usagef("key create --server: the server makes its own AES-256 keys; --backend, --ref, --kms-key and --pkcs11-uri are for local keystores")
+	}
+	k, err := cl.CreateKey(c.Context, a[0], c.String("description"))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "keystack: created key %s as %s\n", a[0], k.ARN)
+	return nil
+}
+
+func remoteKeyList(c *cli.Context, cl *client.Client) error {
+	if _, err := args(c, 0, 0); err != nil {
+		return err
+	}
+	keys, err := cl.ListKeys(c.Context)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		if keys == nil {
+			keys = []client.Key{}
+		}
+		return writeJSON(c.App.Writer, keys)
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY ID\tALIASES\tSTATE\tCREATED\tDESCRIPTION")
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KeyID, strings.Join(k.Aliases, ","), k.State,
+			k.Created.Format(time.RFC3339), k.Description)
+	}
+	return tw.Flush()
+}
+
+func remoteKeyShow(c *cli.Context, cl *client.Client) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	k, err := cl.ShowKey(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, k)
+	}
+	w := c.App.Writer
+	fmt.Fprintf(w, "key id:      %s\narn:         %s\naliases:     %s\nstate:       %s\ndescription: %s\ncreated:     %s\n",
+		k.KeyID, k.ARN, strings.Join(k.Aliases, ", "), k.State, k.Description, k.Created.Format(time.RFC3339))
+	for t, v := range k.Tags {
+		fmt.Fprintf(w, "tag:         %s=%s\n", t, v)
+	}
+	fmt.Fprintf(w, "rotation:    enabled=%t", k.RotationEnabled)
+	if k.RotationEnabled {
+		fmt.Fprintf(w, " every %d days", k.RotationPeriod)
+	}
+	fmt.Fprintf(w, "\nrotations:   %d on demand\n", len(k.Rotations))
+	return nil
+}
+
+func remoteKeyRotate(c *cli.Context, cl *client.Client) error {
+	a, err := args(c, 1, 1)
+	if err != nil {
+		return err
+	}
+	if c.IsSet("reason") {
+		warnf(c.App.ErrWriter, "--reason is not sent to a key server (its audit record names the caller and the key)")
+	}
+	arn, err := cl.RotateKey(c.Context, a[0])
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "keystack: rotated key %s (%s)\n", a[0], arn)
+	return nil
+}
+
+// errAuditInvalid is an audit log the server reports damaged (exit 3).
+var errAuditInvalid = client.ErrAuditInvalid
+
+func remoteAuditVerify(c *cli.Context, cl *client.Client) error {
+	if _, err := args(c, 0, 0); err != nil {
+		return err
+	}
+	if len(c.StringSlice("anchor")) > 0 {
+		return usagef("audit verify --anchor does not work through a key server: copy the head to the server host and run it there")
+	}
+	rep, err := cl.VerifyAudit(c.Context)
+	if errors.Is(err, errAuditInvalid) {
+		return &codedError{code: exitAuth, err: err}
+	}
+	if err != nil {
+		return err
+	}
+	var r struct {
+		Records, Checkpoints int
+		Head                 string
+	}
+	if err := jsonUnmarshal(rep, &r); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "audit log OK: %d records, %d checkpoints, head %s\n", r.Records, r.Checkpoints, r.Head)
+	return nil
+}
