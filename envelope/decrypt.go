@@ -40,6 +40,13 @@ type unlocked struct {
 	codec    *frameCodec
 	full     map[string]string // header context plus required pairs
 	required map[string]string // pairs authenticated but not stored
+
+	// What openHeader allocates once per message, in this one allocation:
+	// codec points to frames, materials went to the keyring, and scratch
+	// is openInMemory's frame.
+	frames    frameCodec
+	materials DecryptionMaterials
+	scratch   frameTask
 }
 
 // Decrypt reads and authenticates the header of the message in src and
@@ -54,15 +61,21 @@ func Decrypt(ctx context.Context, src io.Reader, kr Keyring, opts DecryptOptions
 	if err != nil {
 		return nil, err
 	}
+	return newReader(br, u, opts)
+}
+
+// newReader returns the Reader of the body after u's header in br.
+func newReader(br byteSource, u *unlocked, opts DecryptOptions) (*Reader, error) {
 	// Frame buffers are allocated whole: the frame length is bounded by
 	// MaxFrameLength, and growing them as bytes arrive left garbage behind.
 	r := &Reader{hdr: u.hdr, src: br, codec: u.codec, conc: concurrency(opts.Concurrency), depth: 1,
 		frameCap: finalPrefix + int(u.hdr.FrameLength) + gcmTagLen, maxNonFramed: maxNonFramed(opts.MaxFrameLength)}
-	if m, ok := src.(*bytes.Reader); ok {
+	if m, ok := br.(*bytes.Reader); ok {
 		// No frame can be longer than what is left of the message.
 		r.frameCap = min(r.frameCap, max(int(m.Len()), finalPrefix+gcmTagLen))
 	}
 	if u.hdr.Suite.Signed() {
+		var err error
 		if r.pub, r.h, err = newVerifier(u.hdr.Suite, u.hdr.EncryptionContext); err != nil {
 			return nil, err
 		}
@@ -78,7 +91,23 @@ func Decrypt(ctx context.Context, src io.Reader, kr Keyring, opts DecryptOptions
 // DecryptBytes decrypts one whole message; bytes after it are an error
 // (ErrTrailingData).
 func DecryptBytes(ctx context.Context, msg []byte, kr Keyring, opts DecryptOptions) ([]byte, *Header, error) {
-	r, err := Decrypt(ctx, bytes.NewReader(msg), kr, opts)
+	hdr, err := parseHeaderBytes(msg, opts.MaxEncryptedDataKeys)
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := unlockParsed(ctx, hdr, kr, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !u.hdr.Suite.Signed() {
+		// The whole body is at hand: frames open straight into the output.
+		out, err := u.openInMemory(msg[u.hdr.HeaderLength:], maxNonFramed(opts.MaxFrameLength))
+		if err != nil {
+			return nil, nil, err
+		}
+		return out, u.hdr, nil
+	}
+	r, err := newReader(bytes.NewReader(msg[hdr.HeaderLength:]), u, opts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -107,6 +136,11 @@ func unlockHeader(ctx context.Context, src io.Reader, kr Keyring, opts DecryptOp
 	if err != nil {
 		return nil, err
 	}
+	return unlockParsed(ctx, hdr, kr, opts)
+}
+
+// unlockParsed is unlockHeader after the parse.
+func unlockParsed(ctx context.Context, hdr *Header, kr Keyring, opts DecryptOptions) (*unlocked, error) {
 	if err := checkFrameLength(hdr, opts.MaxFrameLength); err != nil {
 		return nil, err
 	}
@@ -150,7 +184,9 @@ func openHeader(ctx context.Context, hdr *Header, kr Keyring, opts DecryptOption
 	if err != nil {
 		return nil, nil, err
 	}
-	m := &DecryptionMaterials{Suite: hdr.Suite, EncryptionContext: full}
+	u := &unlocked{hdr: hdr, full: full, required: required}
+	m := &u.materials
+	m.Suite, m.EncryptionContext = hdr.Suite, full
 	if err := kr.OnDecrypt(ctx, m, hdr.EncryptedDataKeys); err != nil {
 		return nil, nil, err
 	}
@@ -171,15 +207,18 @@ func openHeader(ctx context.Context, hdr *Header, kr Keyring, opts DecryptOption
 		clear(m.DataKey)
 		return nil, nil, err
 	}
-	codec := &frameCodec{aead: aead, messageID: hdr.MessageID, frameLen: int(hdr.FrameLength)}
-	return &unlocked{hdr: hdr, codec: codec, full: full, required: required}, m.DataKey, nil
+	u.frames = frameCodec{aead: aead, messageID: hdr.MessageID, frameLen: int(hdr.FrameLength)}
+	u.codec = &u.frames
+	return u, m.DataKey, nil
 }
 
 // mergeContext checks the reproduced context against the stored one and
 // returns the full context and the required (unstored) pairs.
 func mergeContext(stored, reproduced map[string]string) (full, required map[string]string, err error) {
 	full = make(map[string]string, len(stored)+len(reproduced))
-	required = map[string]string{}
+	if len(reproduced) > 0 {
+		required = map[string]string{}
+	}
 	for k, v := range stored {
 		full[k] = v
 	}

@@ -258,7 +258,6 @@ func sealHeader(hdr *Header, dataKey []byte, required map[string]string) ([]byte
 	if err != nil {
 		return nil, nil, err
 	}
-	var zeroIV [gcmIVLen]byte
 	out := aead.Seal(body, zeroIV[:], nil, aad)
 	hdr.body, hdr.authIV, hdr.authTag, hdr.HeaderLength = out[:len(body)], zeroIV[:], out[len(body):], len(out)
 	return out, &frameCodec{aead: aead, messageID: hdr.MessageID, frameLen: int(hdr.FrameLength)}, nil

@@ -209,22 +209,39 @@ func faultIn(r any, b []byte) bool {
 // frame's sequence number and kind are authenticated through the body AAD,
 // so a frame moved, dropped or replayed still fails its tag.
 func (c *frameCodec) open(t *frameTask) {
-	pre, ivOff := regularPrefix, 4
-	switch t.kind {
-	case kindFinal:
-		pre, ivOff = finalPrefix, 8
-	case kindNonFramed:
-		pre, ivOff = nonFramedPrefix, 0
-	}
-	iv := t.buf[ivOff : ivOff+gcmIVLen]
-	n := len(t.buf) - pre - gcmTagLen
-	pt, err := c.aead.Open(t.buf[pre:pre], iv, t.buf[pre:], c.bodyAAD(t, n))
+	pre, _ := framing(t.kind)
+	pt, err := c.openTo(t.buf[pre:pre], t, t.buf)
 	if err != nil {
 		clear(t.buf)
 		t.ok, t.pt = false, nil
 		return
 	}
 	t.ok, t.pt = true, pt
+}
+
+// framing returns the length of a frame's prefix and the offset of its IV.
+func framing(k frameKind) (pre, ivOff int) {
+	switch k {
+	case kindFinal:
+		return finalPrefix, 8
+	case kindNonFramed:
+		return nonFramedPrefix, 0
+	}
+	return regularPrefix, 4
+}
+
+// openTo authenticates and decrypts one frame's wire bytes, of kind t.kind
+// and number t.seq, appending the plaintext to dst: wire[pre:pre] decrypts
+// in place. On failure it returns ErrAuthentication and dst, with nothing
+// appended (crypto/cipher clears what it wrote).
+func (c *frameCodec) openTo(dst []byte, t *frameTask, wire []byte) ([]byte, error) {
+	pre, ivOff := framing(t.kind)
+	n := len(wire) - pre - gcmTagLen
+	pt, err := c.aead.Open(dst, wire[ivOff:ivOff+gcmIVLen], wire[pre:], c.bodyAAD(t, n))
+	if err != nil {
+		return dst, ErrAuthentication
+	}
+	return pt, nil
 }
 
 // workers runs fn on every frame of a batch, in parallel across batches;

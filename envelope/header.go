@@ -39,6 +39,10 @@ const (
 	DefaultMaxNonFramedLength = 16 << 20
 )
 
+// zeroIV is the v2 header authentication IV. Headers share it; nothing
+// writes to it (Header.AuthIV returns a copy).
+var zeroIV [gcmIVLen]byte
+
 // Header is a parsed message header. Its fields are what the message
 // stores; nothing in it is secret.
 type Header struct {
@@ -102,22 +106,53 @@ func Inspect(src io.Reader, opts InspectOptions) (*Header, error) {
 // every byte and refusing to exceed MaxHeaderLength in total.
 type hdrReader struct {
 	r   io.Reader
+	mem []byte // when r is nil: the unread bytes of an in-memory message
 	raw []byte
 }
 
 func (h *hdrReader) next(field string, n int) ([]byte, error) {
+	b, err := h.read(n)
+	if err != nil {
+		return nil, fieldError(field, err)
+	}
+	return b, nil
+}
+
+// errHeaderTooLong is read's error when a field would take the header past
+// MaxHeaderLength; fieldError names the field.
+var errHeaderTooLong = errors.New("header too long")
+
+// read is next without the field's name: errors are named by the caller
+// (fieldError), so that a field name built by concatenation costs nothing
+// on a header that parses.
+func (h *hdrReader) read(n int) ([]byte, error) {
 	if len(h.raw)+n > MaxHeaderLength {
-		return nil, malformed(field, "header longer than %d bytes", MaxHeaderLength)
+		return nil, errHeaderTooLong
 	}
 	start := len(h.raw)
+	if h.r == nil {
+		if len(h.mem) < n {
+			return nil, io.ErrUnexpectedEOF
+		}
+		h.raw, h.mem = append(h.raw, h.mem[:n]...), h.mem[n:]
+		return h.raw[start:], nil
+	}
 	h.raw = append(h.raw, make([]byte, n)...)
 	if _, err := io.ReadFull(h.r, h.raw[start:]); err != nil {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil, fmt.Errorf("%w: in header field %s: %w", ErrTruncated, field, io.ErrUnexpectedEOF)
-		}
 		return nil, err
 	}
 	return h.raw[start:], nil
+}
+
+// fieldError is the error for a failed read of field.
+func fieldError(field string, err error) error {
+	switch {
+	case err == errHeaderTooLong:
+		return malformed(field, "header longer than %d bytes", MaxHeaderLength)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: in header field %s: %w", ErrTruncated, field, io.ErrUnexpectedEOF)
+	}
+	return err
 }
 
 func (h *hdrReader) u8(field string) (int, error) {
@@ -146,21 +181,37 @@ func (h *hdrReader) u32(field string) (uint32, error) {
 
 // bytes16 reads a u16 length followed by that many bytes.
 func (h *hdrReader) bytes16(field string) ([]byte, error) {
-	n, err := h.u16(field + " length")
+	l, err := h.read(2)
 	if err != nil {
-		return nil, err
+		return nil, fieldError(field+" length", err)
 	}
-	return h.next(field, n)
+	return h.next(field, int(binary.BigEndian.Uint16(l)))
 }
 
 // parseHeader reads and checks a v1 or v2 header from src, consuming
 // exactly its bytes (ESDK data-format/message-header.md).
 func parseHeader(src io.Reader, maxEDKs int) (*Header, error) {
+	return parseHeaderFrom(&hdrReader{r: src}, maxEDKs)
+}
+
+// parseHeaderBytes is parseHeader of a message held in memory; the Header
+// holds copies of its bytes, as parseHeader's does.
+func parseHeaderBytes(msg []byte, maxEDKs int) (*Header, error) {
+	return parseHeaderFrom(&hdrReader{mem: msg}, maxEDKs)
+}
+
+func parseHeaderFrom(h *hdrReader, maxEDKs int) (*Header, error) {
 	if maxEDKs <= 0 {
 		maxEDKs = DefaultMaxEncryptedDataKeys
 	}
-	h := &hdrReader{r: src, raw: make([]byte, 0, 512)}
-	hdr := &Header{}
+	// The Header and the first 512 bytes of its wire form, which its byte
+	// fields point into, in one allocation.
+	mem := &struct {
+		Header
+		raw [512]byte
+	}{}
+	h.raw = mem.raw[:0]
+	hdr := &mem.Header
 	var err error
 	if hdr.Version, err = h.u8("version"); err != nil {
 		return nil, err
@@ -206,7 +257,7 @@ func parseHeader(src io.Reader, maxEDKs int) (*Header, error) {
 			return nil, err
 		}
 	} else {
-		hdr.authIV = make([]byte, gcmIVLen)
+		hdr.authIV = zeroIV[:] // read only, as in a header sealHeader writes
 	}
 	if hdr.authTag, err = h.next("header tag", gcmTagLen); err != nil {
 		return nil, err
@@ -236,9 +287,8 @@ func parseContextField(h *hdrReader, hdr *Header) error {
 }
 
 func parseContext(kv []byte) (map[string]string, error) {
-	ec := map[string]string{}
 	if len(kv) == 0 {
-		return ec, nil
+		return map[string]string{}, nil
 	}
 	if len(kv) < 2 {
 		return nil, malformed("encryption context", "%d bytes cannot hold a pair count", len(kv))
@@ -247,6 +297,10 @@ func parseContext(kv []byte) (map[string]string, error) {
 	if count == 0 {
 		return nil, malformed("encryption context", "non-empty field with zero pairs")
 	}
+	// Keys and values are substrings of one copy of the field: one
+	// allocation instead of two per pair.
+	all := string(kv)
+	ec := make(map[string]string, min(count, len(kv)/4))
 	rest := kv[2:]
 	for i := 0; i < count; i++ {
 		var k, v []byte
@@ -263,12 +317,19 @@ func parseContext(kv []byte) (map[string]string, error) {
 		if _, dup := ec[string(k)]; dup {
 			return nil, malformed("encryption context", "duplicate key in pair %d", i)
 		}
-		ec[string(k)] = string(v)
+		ec[substr(all, kv, k)] = substr(all, kv, v)
 	}
 	if len(rest) != 0 {
 		return nil, malformed("encryption context", "%d bytes after the last pair", len(rest))
 	}
 	return ec, nil
+}
+
+// substr returns the part of all, string(kv), that sub holds: sub is a
+// subslice of kv, so its offset in kv is the capacity it lacks.
+func substr(all string, kv, sub []byte) string {
+	off := cap(kv) - cap(sub)
+	return all[off : off+len(sub)]
 }
 
 // cut16 splits a u16-length-prefixed field off b.

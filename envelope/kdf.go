@@ -56,13 +56,20 @@ func expandCommitted(dataKey, messageID []byte, sid [2]byte) (key, commit []byte
 	mac := hmac.New(sha512.New, prk)
 	commitMAC := cloneOrNew(mac, prk)
 	mac.Write(sid[:])
-	mac.Write([]byte("DERIVEKEY\x01"))
+	mac.Write(deriveKeyInfo)
 	key = mac.Sum(nil)
 	clear(key[32:])
-	commitMAC.Write([]byte("COMMITKEY\x01"))
+	commitMAC.Write(commitKeyInfo)
 	commit = commitMAC.Sum(nil)[:commitKeyLen]
 	return key[:32], commit
 }
+
+// The HKDF info labels with T(1)'s counter byte. Package variables, since
+// a []byte conversion passed to a hash.Hash allocates on every call.
+var (
+	deriveKeyInfo = []byte("DERIVEKEY\x01")
+	commitKeyInfo = []byte("COMMITKEY\x01")
+)
 
 // cloneOrNew returns a copy of the fresh HMAC-SHA512 mac keyed with key:
 // a clone of its state, or, should the hash ever not support cloning, a
