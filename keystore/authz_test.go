@@ -174,7 +174,7 @@ var authzOps = []authzOp{
 		return err
 	}, policy.ActionEncrypt},
 	{policy.ActionGetPolicy, func(ctx context.Context, s *Store, _ []byte) error {
-		_, err := s.GetPolicy(ctx)
+		_, err := s.Gate().GetPolicy(ctx)
 		return err
 	}, ""},
 	{policy.ActionPutPolicy, func(ctx context.Context, s *Store, _ []byte) error {
@@ -190,15 +190,15 @@ var authzOps = []authzOp{
 		if err != nil {
 			return err
 		}
-		return s.PutPolicy(ctx, p, policy.PutOptions{})
+		return s.Gate().PutPolicy(ctx, p, policy.PutOptions{})
 	}, ""},
 	{policy.ActionReadAudit, func(ctx context.Context, s *Store, _ []byte) error {
-		r, err := s.AuditLog(ctx)
+		r, err := s.Gate().AuditLog(ctx)
 		if err != nil {
 			return err
 		}
 		_ = r.Close()
-		_, err = s.VerifyAudit(ctx)
+		_, err = s.Gate().VerifyAudit(ctx)
 		return err
 	}, ""},
 }
@@ -389,7 +389,7 @@ func TestAuthzVerifyAudit(t *testing.T) {
 	if _, err := s.ListKeys(ctx); err != nil {
 		t.Fatal(err)
 	}
-	rep, err := s.VerifyAudit(ctx)
+	rep, err := s.Gate().VerifyAudit(ctx)
 	if err != nil || rep.Records == 0 || rep.Sealed {
 		t.Fatalf("VerifyAudit: %+v %v (an open log is not sealed: verify must not seal it)", rep, err)
 	}
@@ -410,7 +410,7 @@ func TestAuthzVerifyAudit(t *testing.T) {
 		t.Fatal(err)
 	}
 	var te *audit.TamperError
-	if _, err := s.VerifyAudit(ctx); !errors.As(err, &te) || te.Line < 1 {
+	if _, err := s.Gate().VerifyAudit(ctx); !errors.As(err, &te) || te.Line < 1 {
 		t.Fatalf("tampered log: %v, want a TamperError naming the line", err)
 	}
 }
@@ -453,8 +453,8 @@ func TestAuthzFailClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone := openAs(t, dir, alice)
-	if _, err := gone.ListKeys(ctx); !errors.Is(err, ErrAuditDamaged) || !errors.Is(err, audit.ErrTruncated) || !errors.Is(err, policy.ErrAccessDenied) {
-		t.Fatalf("ListKeys with the log deleted: %v, want ErrAuditDamaged/ErrTruncated", err)
+	if _, err := gone.ListKeys(ctx); !errors.Is(err, gate.ErrAuditDamaged) || !errors.Is(err, audit.ErrTruncated) || !errors.Is(err, policy.ErrAccessDenied) {
+		t.Fatalf("ListKeys with the log deleted: %v, want gate.ErrAuditDamaged/ErrTruncated", err)
 	}
 	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a store with a deleted log created a new one: %v", err)
@@ -473,7 +473,7 @@ func TestAuthzPutPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutPolicy(ctx, grow, policy.PutOptions{}); !errors.Is(err, policy.ErrAccessDenied) || !errors.Is(err, policy.ErrEscalation) {
+	if err := s.Gate().PutPolicy(ctx, grow, policy.PutOptions{}); !errors.Is(err, policy.ErrAccessDenied) || !errors.Is(err, policy.ErrEscalation) {
 		t.Fatalf("escalating PutPolicy: %v, want ErrAccessDenied/ErrEscalation", err)
 	}
 	shrink, err := policy.Parse([]byte(`{"Version":"2012-10-17","Statement":[
@@ -481,18 +481,18 @@ func TestAuthzPutPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutPolicy(ctx, shrink, policy.PutOptions{BypassLockoutSafetyCheck: true}); err != nil {
+	if err := s.Gate().PutPolicy(ctx, shrink, policy.PutOptions{BypassLockoutSafetyCheck: true}); err != nil {
 		t.Fatal(err)
 	}
-	got, err := openAs(t, dir, alice).GetPolicy(ctx)
+	got, err := openAs(t, dir, alice).Gate().GetPolicy(ctx)
 	if err != nil || len(got.Statement) != 1 || got.Statement[0].Sid != "Shrunk" {
 		t.Fatalf("GetPolicy after put: %+v %v", got, err)
 	}
-	if err := s.PutPolicy(ctx, shrink, policy.PutOptions{BypassLockoutSafetyCheck: true}); !errors.Is(err, policy.ErrAccessDenied) {
+	if err := s.Gate().PutPolicy(ctx, shrink, policy.PutOptions{BypassLockoutSafetyCheck: true}); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Fatalf("PutPolicy without PutPolicy any more: %v", err)
 	}
 	lit := &policy.Policy{Version: policy.Version, Statement: []policy.Statement{{Effect: "Maybe"}}}
-	if err := openAs(t, newAuthzStore(t, ""), alice).PutPolicy(ctx, lit, policy.PutOptions{}); !errors.Is(err, policy.ErrInvalidPolicy) {
+	if err := openAs(t, newAuthzStore(t, ""), alice).Gate().PutPolicy(ctx, lit, policy.PutOptions{}); !errors.Is(err, policy.ErrInvalidPolicy) {
 		t.Fatalf("invalid literal: %v", err)
 	}
 }
@@ -516,7 +516,7 @@ func TestAuthzPrincipalsSection(t *testing.T) {
 	if _, err := openAs(t, dir, "user:bob").ListKeys(ctx); err != nil {
 		t.Fatalf("bob in ops: %v", err)
 	}
-	d, err := openAs(t, dir, alice).SimulatePolicy(ctx, policy.Request{Principal: "user:bob", Action: policy.ActionListKeys, Resource: "key/*"})
+	d, err := openAs(t, dir, alice).Gate().SimulatePolicy(ctx, policy.Request{Principal: "user:bob", Action: policy.ActionListKeys, Resource: "key/*"})
 	if !errors.Is(err, policy.ErrAccessDenied) {
 		t.Fatalf("simulate without GetPolicy: %+v %v", d, err)
 	}

@@ -63,7 +63,7 @@ func newBenchStore(b testing.TB) string {
 	if _, err := s.CreateKey(ctx, "payments", CreateKeyOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	if err := s.PutPolicy(ctx, benchPolicy(b), policy.PutOptions{BypassLockoutSafetyCheck: true}); err != nil {
+	if err := s.Gate().PutPolicy(ctx, benchPolicy(b), policy.PutOptions{BypassLockoutSafetyCheck: true}); err != nil {
 		b.Fatal(err)
 	}
 	if err := s.Close(); err != nil {

@@ -191,7 +191,7 @@ func TestCredentials(t *testing.T) {
 		t.Errorf("revoked credential: %v", err)
 	}
 	// Another principal may neither list nor revoke billing's keys.
-	bctx := WithCaller(ctx, Caller{Principal: "service:billing", AuthMethod: "sigv4"})
+	bctx := gate.WithCaller(ctx, gate.Caller{Principal: "service:billing", AuthMethod: "sigv4"})
 	if _, err := s.ListCredentials(bctx, "service:billing"); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Errorf("billing lists its credentials under the owner-only policy: %v", err)
 	}
@@ -210,17 +210,17 @@ func TestCallerScope(t *testing.T) {
 	dir := newAuthzStore(t, pol)
 	s := openAs(t, dir, alice)
 	ctx := context.Background()
-	c := Caller{Principal: "service:billing", AuthMethod: "sigv4", SourceIP: netip.MustParseAddr("10.1.2.3"),
+	c := gate.Caller{Principal: "service:billing", AuthMethod: "sigv4", SourceIP: netip.MustParseAddr("10.1.2.3"),
 		RequestID: "req-123", ResourceTags: map[string]string{"team": "pay"}}
-	if _, err := s.SealData(WithCaller(ctx, c), policy.ActionEncrypt, "k", []byte("p"), nil, nil); err != nil {
+	if _, err := s.SealData(gate.WithCaller(ctx, c), policy.ActionEncrypt, "k", []byte("p"), nil, nil); err != nil {
 		t.Fatalf("allowed caller: %v", err)
 	}
 	c.AuthMethod = "unix"
-	if _, err := s.SealData(WithCaller(ctx, c), policy.ActionEncrypt, "k", []byte("p"), nil, nil); !errors.Is(err, policy.ErrAccessDenied) {
+	if _, err := s.SealData(gate.WithCaller(ctx, c), policy.ActionEncrypt, "k", []byte("p"), nil, nil); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Errorf("other auth method: %v", err)
 	}
 	c.AuthMethod, c.ResourceTags = "sigv4", map[string]string{"team": "other"}
-	if _, err := s.SealData(WithCaller(ctx, c), policy.ActionEncrypt, "k", []byte("p"), nil, nil); !errors.Is(err, policy.ErrAccessDenied) {
+	if _, err := s.SealData(gate.WithCaller(ctx, c), policy.ActionEncrypt, "k", []byte("p"), nil, nil); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Errorf("other resource tag: %v", err)
 	}
 	_ = s.Close()

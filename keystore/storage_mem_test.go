@@ -106,11 +106,11 @@ func TestStoreOnOtherStorage(t *testing.T) {
 	if _, err := s.RotateKey(ctx, "k", "test"); err != nil {
 		t.Fatal(err)
 	}
-	p, err := s.GetPolicy(ctx)
+	p, err := s.Gate().GetPolicy(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutPolicy(ctx, p, policy.PutOptions{}); err != nil {
+	if err := s.Gate().PutPolicy(ctx, p, policy.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	enc, err := s.EncryptKeyring(ctx, "k")
@@ -122,7 +122,7 @@ func TestStoreOnOtherStorage(t *testing.T) {
 		t.Fatal(err)
 	}
 	roundTripKeyrings(t, enc, dec)
-	if _, err := s.AuditCheckpoint(ctx); err != nil {
+	if _, err := s.Gate().AuditCheckpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := os.ReadFile(filepath.Join(dir, "keystore.json")); string(got) != string(data) {

@@ -58,7 +58,7 @@ func TestAuditAnchorAdvancesAtClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := v.VerifyAudit(ctx); err != nil {
+	if _, err := v.Gate().VerifyAudit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := v.Close(); err != nil {
@@ -72,7 +72,7 @@ func TestAuditAnchorAdvancesAtClose(t *testing.T) {
 }
 
 // TestAuditTruncationRefused: a log cut below the anchor, or an older copy,
-// leaves the store refusing every operation with ErrAuditDamaged until
+// leaves the store refusing every operation with gate.ErrAuditDamaged until
 // ResetAuditAnchor, which keeps the damaged log and starts a verified one.
 func TestAuditTruncationRefused(t *testing.T) {
 	ctx := context.Background()
@@ -83,16 +83,16 @@ func TestAuditTruncationRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := openAs(t, dir, alice)
-	if _, err := s.ListKeys(ctx); !errors.Is(err, ErrAuditDamaged) || !errors.Is(err, audit.ErrTruncated) || !errors.Is(err, policy.ErrAccessDenied) {
+	if _, err := s.ListKeys(ctx); !errors.Is(err, gate.ErrAuditDamaged) || !errors.Is(err, audit.ErrTruncated) || !errors.Is(err, policy.ErrAccessDenied) {
 		t.Fatalf("ListKeys on a cut log: %v", err)
 	}
-	if _, err := s.VerifyAudit(ctx); !errors.Is(err, audit.ErrTruncated) {
+	if _, err := s.Gate().VerifyAudit(ctx); !errors.Is(err, audit.ErrTruncated) {
 		t.Fatalf("VerifyAudit on a cut log: %v", err)
 	}
-	if _, err := s.AuditCheckpoint(ctx); err == nil {
+	if _, err := s.Gate().AuditCheckpoint(ctx); err == nil {
 		t.Fatal("AuditCheckpoint blessed a cut log")
 	}
-	moved, err := s.ResetAuditAnchor(ctx)
+	moved, err := s.Gate().ResetAuditAnchor(ctx)
 	if err != nil || !strings.HasPrefix(moved, gate.AuditFile+".damaged-") {
 		t.Fatalf("ResetAuditAnchor: %q %v", moved, err)
 	}
@@ -102,7 +102,7 @@ func TestAuditTruncationRefused(t *testing.T) {
 	if _, err := s.ListKeys(ctx); err != nil {
 		t.Fatalf("ListKeys after reset: %v", err)
 	}
-	rep, err := s.VerifyAudit(ctx)
+	rep, err := s.Gate().VerifyAudit(ctx)
 	if err != nil || rep.Records < 1 {
 		t.Fatalf("VerifyAudit after reset: %+v %v", rep, err)
 	}
@@ -132,7 +132,7 @@ func TestAuditStaleEpoch(t *testing.T) {
 		}
 	}
 	r := openAs(t, dir, alice)
-	if _, err := r.ResetAuditAnchor(ctx); err != nil {
+	if _, err := r.Gate().ResetAuditAnchor(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Close(); err != nil {
@@ -160,7 +160,7 @@ func TestAuditCheckpointExport(t *testing.T) {
 	oldLog, _ := os.ReadFile(path)
 	oldMeta, _ := os.ReadFile(meta)
 	s := openAs(t, dir, alice)
-	a, err := s.AuditCheckpoint(ctx)
+	a, err := s.Gate().AuditCheckpoint(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestAuditCheckpointExport(t *testing.T) {
 	if !a.Authentic(audit.Key{MAC: f.AuditKey}) || storedAnchor(t, dir).Seq != a.Seq {
 		t.Fatalf("exported anchor %+v, stored %+v", a, storedAnchor(t, dir))
 	}
-	if _, err := s.VerifyAudit(ctx, a); err != nil {
+	if _, err := s.Gate().VerifyAudit(ctx, a); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -181,10 +181,10 @@ func TestAuditCheckpointExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := openAs(t, dir, alice)
-	if _, err := v.VerifyAudit(ctx); err != nil {
+	if _, err := v.Gate().VerifyAudit(ctx); err != nil {
 		t.Fatalf("rolled-back log against its rolled-back anchor: %v", err)
 	}
-	if _, err := v.VerifyAudit(ctx, a); !errors.Is(err, audit.ErrTruncated) {
+	if _, err := v.Gate().VerifyAudit(ctx, a); !errors.Is(err, audit.ErrTruncated) {
 		t.Fatalf("rolled-back log against the exported anchor: %v", err)
 	}
 }
@@ -213,7 +213,7 @@ func TestAuditLegacyLog(t *testing.T) {
 	if data, _ := os.ReadFile(kept[0]); !bytes.Equal(data, legacy) {
 		t.Fatal("old log changed")
 	}
-	if _, err := st.VerifyAudit(ctx); err != nil {
+	if _, err := st.Gate().VerifyAudit(ctx); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -29,10 +29,10 @@ func TestResetPolicyPassphrase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutPolicy(ctx, p, policy.PutOptions{}); !errors.Is(err, policy.ErrLockout) {
+	if err := s.Gate().PutPolicy(ctx, p, policy.PutOptions{}); !errors.Is(err, policy.ErrLockout) {
 		t.Fatalf("lockout put: %v, want ErrLockout", err)
 	}
-	if err := s.PutPolicy(ctx, p, policy.PutOptions{BypassLockoutSafetyCheck: true}); err != nil {
+	if err := s.Gate().PutPolicy(ctx, p, policy.PutOptions{BypassLockoutSafetyCheck: true}); err != nil {
 		t.Fatal(err)
 	}
 	_ = s.Close()
@@ -45,17 +45,17 @@ func TestResetPolicyPassphrase(t *testing.T) {
 		return st
 	}
 	wrong := open("wrong")
-	if _, err := wrong.ResetPolicy(ctx); !errors.Is(err, ErrBadPassphrase) {
+	if _, err := wrong.Gate().ResetPolicy(ctx); !errors.Is(err, ErrBadPassphrase) {
 		t.Fatalf("reset with a wrong passphrase: %v", err)
 	}
-	if _, err := open(testPass).GetPolicy(ctx); !errors.Is(err, policy.ErrAccessDenied) {
+	if _, err := open(testPass).Gate().GetPolicy(ctx); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Fatalf("the refused reset changed the policy: %v", err)
 	}
-	owner, err := open(testPass).ResetPolicy(ctx)
+	owner, err := open(testPass).Gate().ResetPolicy(ctx)
 	if err != nil || owner != alice {
 		t.Fatalf("reset: %q %v", owner, err)
 	}
-	got, err := open(testPass).GetPolicy(ctx)
+	got, err := open(testPass).Gate().GetPolicy(ctx)
 	if err != nil || len(got.Statement) != 1 || got.Statement[0].Sid != "DefaultOwnerFullAccess" {
 		t.Fatalf("after reset: %+v %v", got, err)
 	}
@@ -66,10 +66,10 @@ func TestResetPolicyPassphrase(t *testing.T) {
 func TestResetPolicyInsecureOwnerOnly(t *testing.T) {
 	ctx := context.Background()
 	dir := newAuthzStore(t, lockedOut)
-	if _, err := openAs(t, dir, "user:bob").ResetPolicy(ctx); !errors.Is(err, policy.ErrAccessDenied) {
+	if _, err := openAs(t, dir, "user:bob").Gate().ResetPolicy(ctx); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Fatalf("bob resets: %v", err)
 	}
-	if _, err := openAs(t, dir, alice).ResetPolicy(ctx); err != nil {
+	if _, err := openAs(t, dir, alice).Gate().ResetPolicy(ctx); err != nil {
 		t.Fatalf("owner resets: %v", err)
 	}
 	if _, err := openAs(t, dir, alice).ListKeys(ctx); err != nil {
@@ -100,7 +100,7 @@ func TestSimulateMatchesStore(t *testing.T) {
 		{Principal: "user:bob", Action: policy.ActionDescribeKey, Resource: "key/k"},
 		{Principal: "user:carol", Action: policy.ActionListKeys, Resource: "key/*"},
 	} {
-		d, err := sim.SimulatePolicy(ctx, r)
+		d, err := sim.Gate().SimulatePolicy(ctx, r)
 		if err != nil {
 			t.Fatal(err)
 		}

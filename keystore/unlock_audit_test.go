@@ -19,7 +19,7 @@ func TestFailedUnlockIsAudited(t *testing.T) {
 		t.Fatalf("wrong passphrase: %v", err)
 	}
 	wrong.Close()
-	r, err := s.AuditLog(ctx)
+	r, err := s.Gate().AuditLog(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestFailedUnlockIsAudited(t *testing.T) {
 	if strings.Contains(string(data), "wrong horse") {
 		t.Fatal("the audit log holds the passphrase tried")
 	}
-	if _, err := s.VerifyAudit(ctx); err != nil {
+	if _, err := s.Gate().VerifyAudit(ctx); err != nil {
 		t.Fatalf("verify after the record: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/internal/kmswire"
 	"github.com/keystack/keystack/keystore"
 )
@@ -26,8 +27,8 @@ var errUnrecognized = kmswire.Errorf("UnrecognizedClientException", "The securit
 // authenticate returns the request's caller. A request carrying an
 // Authorization header is authenticated by it alone (SigV4); otherwise a
 // verified TLS client certificate, then the Unix socket's peer user.
-func (s *Server) authenticate(r *http.Request, body []byte) (keystore.Caller, error) {
-	c := keystore.Caller{SourceIP: sourceIP(r)}
+func (s *Server) authenticate(r *http.Request, body []byte) (gate.Caller, error) {
+	c := gate.Caller{SourceIP: sourceIP(r)}
 	var err error
 	switch {
 	case r.Header.Get("Authorization") != "":

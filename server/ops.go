@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/internal/kmswire"
-	"github.com/keystack/keystack/keystore"
 )
 
 // operation runs one KMS operation on a decoded body.
@@ -103,11 +103,11 @@ func (c *call) forKey(name string) (context.Context, error) {
 	}
 	caller := c.caller
 	caller.ResourceTags = st.Tags
-	return keystore.WithCaller(c.ctx, caller), nil
+	return gate.WithCaller(c.ctx, caller), nil
 }
 
 // plain is the call's context for operations on no particular key.
-func (c *call) plain() context.Context { return keystore.WithCaller(c.ctx, c.caller) }
+func (c *call) plain() context.Context { return gate.WithCaller(c.ctx, c.caller) }
 
 // resolveFor is resolve followed by forKey.
 func (c *call) resolveFor(keyID string) (string, context.Context, error) {

@@ -27,7 +27,7 @@ type emptyReq struct{}
 
 // getPolicy: keystack:GetPolicy on "policy".
 func getPolicy(c *call, _ *emptyReq) (any, error) {
-	p, err := c.s.cfg.Store.GetPolicy(c.plain())
+	p, err := c.s.cfg.Store.Gate().GetPolicy(c.plain())
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +50,7 @@ func putPolicy(c *call, r *putPolicyReq) (any, error) {
 	if err != nil {
 		return nil, kmswire.Errorf("MalformedPolicyDocumentException", "%s", err.Error())
 	}
-	err = c.s.cfg.Store.PutPolicy(c.plain(), p, policy.PutOptions{BypassLockoutSafetyCheck: r.BypassPolicyLockoutSafetyCheck})
+	err = c.s.cfg.Store.Gate().PutPolicy(c.plain(), p, policy.PutOptions{BypassLockoutSafetyCheck: r.BypassPolicyLockoutSafetyCheck})
 	if errors.Is(err, policy.ErrLockout) {
 		return nil, kmswire.Errorf("MalformedPolicyDocumentException", "the policy would lock the caller out of PutPolicy")
 	}
@@ -65,7 +65,7 @@ type simulateReq struct {
 
 // simulatePolicy decides a request without acting (keystack:GetPolicy).
 func simulatePolicy(c *call, r *simulateReq) (any, error) {
-	d, err := c.s.cfg.Store.SimulatePolicy(c.plain(), policy.Request{Principal: r.Principal, Action: r.Action,
+	d, err := c.s.cfg.Store.Gate().SimulatePolicy(c.plain(), policy.Request{Principal: r.Principal, Action: r.Action,
 		Resource: r.Resource, KeyVersion: r.KeyVersion, EncryptionContext: r.EncryptionContext})
 	if err != nil {
 		return nil, err
@@ -75,7 +75,7 @@ func simulatePolicy(c *call, r *simulateReq) (any, error) {
 
 // verifyAudit checks the audit log (keystack:ReadAudit on "audit").
 func verifyAudit(c *call, _ *emptyReq) (any, error) {
-	rep, err := c.s.cfg.Store.VerifyAudit(c.plain())
+	rep, err := c.s.cfg.Store.Gate().VerifyAudit(c.plain())
 	var te *audit.TamperError
 	if errors.As(err, &te) {
 		return map[string]any{"Valid": false, "Error": "the audit log does not verify"}, nil

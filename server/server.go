@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/internal/kmswire"
 	"github.com/keystack/keystack/keystore"
 )
@@ -213,7 +214,7 @@ func newRequestID() string {
 type call struct {
 	s      *Server
 	ctx    context.Context
-	caller keystore.Caller
+	caller gate.Caller
 }
 
 // sweepDeletions erases keys whose deletion date has passed, at start and

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/internal/kmswire"
 	"github.com/keystack/keystack/keystore"
 )
@@ -263,14 +264,14 @@ func (h *Handler) keyContext(ctx context.Context, req *request, m *metadataField
 	if req.mtls {
 		method = "sigv4+mtls"
 	}
-	c := keystore.Caller{Principal: req.prefix.Principal, AuthMethod: method, SourceIP: req.source,
+	c := gate.Caller{Principal: req.prefix.Principal, AuthMethod: method, SourceIP: req.source,
 		RequestID: m.KMSRequestID, XKS: m.conditions()}
 	if st, err := h.store.ServerKey(req.keyID); err == nil {
 		c.ResourceTags = st.Tags
 	} else if errors.Is(err, keystore.ErrKeyNotFound) {
 		return nil, err
 	}
-	return keystore.WithCaller(ctx, c), nil
+	return gate.WithCaller(ctx, c), nil
 }
 
 // healthCache keeps the last health check for at most healthTTL.

@@ -241,7 +241,7 @@ func TestPolicyByPrincipalArn(t *testing.T) {
 			t.Errorf("%s: %d %v, want %d", principal, st, out, want)
 		}
 	}
-	rc, err := s.AuditLog(context.Background())
+	rc, err := s.Gate().AuditLog(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

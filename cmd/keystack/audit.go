@@ -58,7 +58,7 @@ var auditVerifyAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Stor
 	if err != nil {
 		return err
 	}
-	rep, err := st.VerifyAudit(c.Context, anchors...)
+	rep, err := st.Gate().VerifyAudit(c.Context, anchors...)
 	var te *audit.TamperError
 	if errors.As(err, &te) {
 		where := fmt.Sprintf("first bad record at line %d", te.Line)
@@ -97,7 +97,7 @@ func readAnchors(paths []string) ([]audit.Anchor, error) {
 }
 
 var auditCheckpointAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store, _ []string) error {
-	a, err := st.AuditCheckpoint(c.Context)
+	a, err := st.Gate().AuditCheckpoint(c.Context)
 	if err != nil {
 		return err
 	}
@@ -112,7 +112,7 @@ var auditResetAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store
 	if !c.Bool("accept-loss") {
 		return usagef("reset-anchor abandons the records a damaged audit log lost: run \"keystack audit verify\" first, then pass --accept-loss")
 	}
-	moved, err := st.ResetAuditAnchor(c.Context)
+	moved, err := st.Gate().ResetAuditAnchor(c.Context)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func auditShowAction(c *cli.Context) error {
 		return err
 	}
 	return withStore(c, func(st *keystore.Store) error {
-		r, err := st.AuditLog(c.Context)
+		r, err := st.Gate().AuditLog(c.Context)
 		if err != nil {
 			return err
 		}

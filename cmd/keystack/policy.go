@@ -86,7 +86,7 @@ func policyValidateAction(c *cli.Context) error {
 }
 
 var policyGetAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store, _ []string) error {
-	p, err := st.GetPolicy(c.Context)
+	p, err := st.Gate().GetPolicy(c.Context)
 	if err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func policyPutAction(c *cli.Context) error {
 	}
 	return withStore(c, func(st *keystore.Store) error {
 		opts := policy.PutOptions{BypassLockoutSafetyCheck: c.Bool("bypass-lockout-safety-check")}
-		if err := st.PutPolicy(c.Context, p, opts); err != nil {
+		if err := st.Gate().PutPolicy(c.Context, p, opts); err != nil {
 			return err
 		}
 		fmt.Fprintf(c.App.ErrWriter, "keystack: policy replaced (%d statement(s))\n", len(p.Statement))
@@ -147,7 +147,7 @@ func policyPutAction(c *cli.Context) error {
 }
 
 var policyResetAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store, _ []string) error {
-	owner, err := st.ResetPolicy(c.Context)
+	owner, err := st.Gate().ResetPolicy(c.Context)
 	if err != nil {
 		return err
 	}
@@ -185,7 +185,7 @@ func policySimulateAction(c *cli.Context) error {
 		return remoteSimulate(c, req)
 	}
 	return withStore(c, func(st *keystore.Store) error {
-		d, err := st.SimulatePolicy(c.Context, req)
+		d, err := st.Gate().SimulatePolicy(c.Context, req)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/keystack/keystack/client"
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/hsm"
 	"github.com/keystack/keystack/internal/fsx"
 	"github.com/keystack/keystack/keyring"
@@ -76,7 +77,7 @@ type exitClass struct {
 // the audit log failed to record also matches policy.ErrAccessDenied but
 // is an I/O failure, and an unreachable backend is not a wrong key.
 var exitClasses = []exitClass{
-	{exitAuth, []error{keystore.ErrAuditDamaged}}, // a tampered audit log, before the audit failure it causes
+	{exitAuth, []error{gate.ErrAuditDamaged}}, // a tampered audit log, before the audit failure it causes
 	{exitError, []error{policy.ErrAuditFailed}},
 	{exitUsage, []error{envelope.ErrInvalidOptions, envelope.ErrInvalidContext, keystore.ErrInvalidOptions,
 		keyring.ErrInvalidCacheOptions, hsm.ErrInvalidURI}},
@@ -155,7 +156,7 @@ func hint(err error) string {
 	switch {
 	case errors.As(err, &ue):
 		return "run \"keystack help\" or \"keystack COMMAND --help\" for usage"
-	case errors.Is(err, keystore.ErrAuditDamaged): // before ErrAuditFailed: it is no disk problem
+	case errors.Is(err, gate.ErrAuditDamaged): // before ErrAuditFailed: it is no disk problem
 		return "the audit log failed verification (edited, cut or replaced): \"keystack audit verify\" shows where; " +
 			"after investigating, \"keystack audit reset-anchor --accept-loss\" (needs the passphrase) starts a new log"
 	case errors.Is(err, policy.ErrAuditFailed):
