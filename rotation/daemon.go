@@ -57,6 +57,14 @@ type Daemon struct {
 	Grace time.Duration
 	// NewTicker makes the ticker; nil means NewTimeTicker.
 	NewTicker func(time.Duration) Ticker
+	// Lease, when set, makes this daemon one of several sharing the store:
+	// it runs passes only while it holds the lease, and one at once when
+	// it takes it over. LeaseTTL is the lease's time to live (0 means
+	// DefaultLeaseTTL), which sets how often it is renewed (every third)
+	// and tried by the others (every tenth). The store's writes must be
+	// fenced by the same lease (see Lease).
+	Lease    Lease
+	LeaseTTL time.Duration
 }
 
 // Run checks for due keys until ctx is done, typically from
@@ -85,17 +93,39 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer t.Stop()
 	r.logger().LogAttrs(ctx, slog.LevelInfo, "rotation daemon started",
 		slog.Duration("interval", d.Interval), slog.String("metrics", srv.addr()))
+	lead, stopLead := d.startLeadership(ctx, r.logger())
+	defer stopLead()
 	for ctx.Err() == nil {
-		d.runPass(ctx, &r)
+		if lead.valid(time.Now()) {
+			d.runPass(ctx, &r)
+		}
 		select {
 		case <-ctx.Done():
 		case err := <-srv.failed():
 			return fmt.Errorf("rotation: metrics server: %w", err)
 		case <-t.C():
+		case <-lead.gainedC():
 		}
 	}
 	r.logger().LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "rotation daemon stopping")
 	return srv.stop()
+}
+
+// startLeadership keeps d.Lease in a goroutine until ctx is done or stop
+// is called; stop waits for it to release the lease. Without a Lease it returns nil, which
+// is always valid.
+func (d *Daemon) startLeadership(ctx context.Context, log *slog.Logger) (*leadership, func()) {
+	if d.Lease == nil {
+		return nil, func() {}
+	}
+	l := newLeadership(d.Lease, d.LeaseTTL, log)
+	lctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.run(lctx)
+	}()
+	return l, func() { cancel(); <-done }
 }
 
 // runPass runs one pass that outlives ctx by up to Grace, so a stop signal

@@ -8,6 +8,11 @@ import (
 	"time"
 )
 
+// ErrLeaseLost matches a store write refused because this daemon's
+// rotation lease was taken over (fencing, see Lease): a pass that meets it
+// stops at once, reports no failure for the key and runs no hooks.
+var ErrLeaseLost = errors.New("rotation: the rotation lease was taken over by another daemon")
+
 // ErrRotationFailed matches the error RunOnce returns when a due key could
 // not be rotated, or a hook failed after an attempt. The wrapped cause
 // matches too.
@@ -129,6 +134,10 @@ func (r *Runner) pass(ctx context.Context, rep *RunReport) error {
 			return errors.Join(append(errs, err)...) // stop between keys; nothing is half done
 		}
 		kr, ok := r.rotate(ctx, t)
+		if errors.Is(kr.Err, ErrLeaseLost) {
+			// Another daemon leads now: it rotates; this one stops.
+			return errors.Join(append(errs, kr.Err)...)
+		}
 		if !ok {
 			continue // gone, or its policy was removed, since planning
 		}
@@ -159,8 +168,8 @@ func (rep *RunReport) add(kr KeyReport) {
 // policy, so there is nothing to report.
 func (r *Runner) rotate(ctx context.Context, planned Target) (KeyReport, bool) {
 	t, kr, ok := r.rotateLocked(ctx, planned)
-	if !ok || kr.Outcome == OutcomeNotDue {
-		return kr, ok
+	if !ok || kr.Outcome == OutcomeNotDue || errors.Is(kr.Err, ErrLeaseLost) {
+		return kr, ok // a lost lease is no failure of the key: no hooks
 	}
 	res := Result{Key: t.Name, OldVersion: kr.OldVersion, NewVersion: kr.NewVersion, Time: r.now(), Err: kr.Err}
 	if err := t.Policy.Notify(ctx, res); err != nil {
