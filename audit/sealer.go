@@ -102,3 +102,22 @@ func (s *Sealer) MAC(label string, msg []byte) []byte {
 	m.Write(msg)
 	return m.Sum(nil)
 }
+
+// Checkpoint returns the sealed checkpoint entry seq for the chain head
+// (the hash of entry seq-1), with its MAC, as the file log writes them,
+// and its hash.
+func (s *Sealer) Checkpoint(seq uint64, head [32]byte, time string, final bool) ([]byte, [32]byte) {
+	e := Entry{Time: time, Seq: seq, Type: TypeCheckpoint, Head: hex.EncodeToString(head[:]), Final: final,
+		MAC: hex.EncodeToString(checkpointMAC(s.key.MAC, checkpointMessage(seq, head, final)))}
+	line, h, err := s.Seal(&e, head)
+	if err != nil {
+		panic("audit: checkpoint cannot fail to encode: " + err.Error())
+	}
+	return line, h
+}
+
+// SignAnchor returns a with the MAC that Anchor.Authentic checks.
+func (s *Sealer) SignAnchor(a Anchor) Anchor {
+	a.MAC = hex.EncodeToString(anchorMAC(s.key.MAC, a))
+	return a
+}

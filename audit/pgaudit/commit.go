@@ -2,6 +2,7 @@ package pgaudit
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -26,7 +27,6 @@ var errMoved = errors.New("the chain's anchor moved")
 // commitLoop is the single committer: it takes every queued call and
 // commits their records with one statement (group commit).
 func (l *Log) commitLoop() {
-	defer close(l.done)
 	for p := range l.reqs {
 		batch, n := []*pending{p}, len(p.rs)
 	drain:
@@ -51,6 +51,11 @@ func (l *Log) commitLoop() {
 			}
 		}
 	}
+	var err error
+	if l.wrote {
+		err = l.commit([]*pending{{checkpoint: true, final: true}})
+	}
+	l.done <- err
 }
 
 // commit writes a batch. A batch whose anchor moved (another writer of the
@@ -89,6 +94,12 @@ func (l *Log) commitOnce(ctx context.Context, batch []*pending) error {
 			seq, head = seq+1, h
 			seqs, lines = append(seqs, int64(seq)), append(lines, string(line))
 		}
+		if p.checkpoint && p.err == nil {
+			line, h := l.sealer.Checkpoint(seq+1, head, now, p.final)
+			seq, head = seq+1, h
+			seqs, lines = append(seqs, int64(seq)), append(lines, string(line))
+			p.anchor = l.sealer.SignAnchor(audit.Anchor{Seq: seq, Head: hex.EncodeToString(h[:]), Offset: int64(seq), Time: now})
+		}
 	}
 	if len(lines) == 0 {
 		return nil
@@ -102,7 +113,7 @@ func (l *Log) commitOnce(ctx context.Context, batch []*pending) error {
 	if tag.RowsAffected() != int64(len(lines)) {
 		return errMoved
 	}
-	l.seq, l.head = seq, head
+	l.seq, l.head, l.wrote = seq, head, true
 	return nil
 }
 

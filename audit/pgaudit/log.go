@@ -39,13 +39,17 @@ type Log struct {
 	mu     sync.RWMutex // guards closed and sends on reqs
 	closed bool
 	reqs   chan *pending
-	done   chan struct{}
+	done   chan error // the closing checkpoint's commit
 
 	// Committer state, owned by the commitLoop goroutine (and by Open
 	// before it starts).
 	sealer *audit.Sealer
 	seq    uint64
 	head   [32]byte
+	wrote  bool // Close seals the chain
+
+	amu    sync.Mutex
+	anchor audit.Anchor // of the last checkpoint
 
 	commits atomic.Int64
 }
@@ -55,6 +59,10 @@ type pending struct {
 	rs   []audit.Record
 	err  error // set when this call's records cannot be encoded
 	done chan error
+	// checkpoint asks for a checkpoint entry after rs (final: the
+	// closing one); anchor is set to it once committed.
+	checkpoint, final bool
+	anchor            audit.Anchor
 }
 
 // maxBatch bounds the records of one group commit.
@@ -80,7 +88,7 @@ func Open(ctx context.Context, pool *pgxpool.Pool, chain string, opts Options) (
 		return nil, err
 	}
 	l := &Log{pool: pool, chain: chain, opts: opts, sealer: sealer,
-		reqs: make(chan *pending, maxBatch), done: make(chan struct{})}
+		reqs: make(chan *pending, maxBatch), done: make(chan error, 1)}
 	if err := l.create(ctx); err != nil {
 		return nil, err
 	}
@@ -154,7 +162,11 @@ func (l *Log) Append(ctx context.Context, rs ...audit.Record) error {
 	if len(rs) == 0 {
 		return nil
 	}
-	p := &pending{rs: rs, done: make(chan error, 1)}
+	return l.send(ctx, &pending{rs: rs, done: make(chan error, 1)})
+}
+
+// send queues p and waits for its commit.
+func (l *Log) send(ctx context.Context, p *pending) error {
 	l.mu.RLock()
 	if l.closed {
 		l.mu.RUnlock()
@@ -170,13 +182,42 @@ func (l *Log) Append(ctx context.Context, rs ...audit.Record) error {
 	}
 }
 
+// Checkpoint commits a checkpoint entry after every record queued before
+// it and returns its anchor, with the MAC audit.Anchor.Authentic checks
+// (Offset is the entry's sequence number: a chain has no byte offsets).
+// Such an anchor, kept outside the database, is what shows a chain cut
+// back to an older anchor row; Verify takes it.
+func (l *Log) Checkpoint(ctx context.Context) (audit.Anchor, error) {
+	if err := ctx.Err(); err != nil {
+		return audit.Anchor{}, err
+	}
+	p := &pending{checkpoint: true, done: make(chan error, 1)}
+	if err := l.send(ctx, p); err != nil {
+		return audit.Anchor{}, err
+	}
+	l.amu.Lock()
+	l.anchor = p.anchor
+	l.amu.Unlock()
+	return p.anchor, nil
+}
+
+// Anchor returns the anchor of the last Checkpoint, the zero anchor before
+// one: the database keeps each chain's end in its anchor row, so the
+// store's state need not follow every replica's chain.
+func (l *Log) Anchor() audit.Anchor {
+	l.amu.Lock()
+	defer l.amu.Unlock()
+	return l.anchor
+}
+
 // Commits returns the number of group commits so far (each one database
 // statement); benchmarks and tests use it.
 func (l *Log) Commits() int64 { return l.commits.Load() }
 
 // Close stops the log once the records already queued are committed or
-// failed; later appends fail with audit.ErrClosed. It does not close the
-// pool.
+// failed and, if it appended anything, commits a closing checkpoint; it
+// returns that commit's error. Later appends fail with audit.ErrClosed. It
+// does not close the pool.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closed {
@@ -186,6 +227,5 @@ func (l *Log) Close() error {
 	l.closed = true
 	close(l.reqs)
 	l.mu.Unlock()
-	<-l.done
-	return nil
+	return <-l.done
 }

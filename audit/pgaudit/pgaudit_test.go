@@ -101,8 +101,8 @@ func TestChainsVerifyAndContinue(t *testing.T) {
 	a = open(t, pool, "replica-a")
 	appendN(t, a, 300, 50)
 	rep := verify(t, pool)
-	if len(rep.Chains) != 2 || rep.Chains[0].Entries != 250 || rep.Chains[1].Entries != 100 || rep.Records != 350 {
-		t.Fatalf("report %+v, want replica-a 250 and replica-b 100 entries", rep)
+	if len(rep.Chains) != 2 || rep.Chains[0].Entries != 251 || rep.Chains[0].Checkpoints != 1 || rep.Chains[1].Entries != 100 {
+		t.Fatalf("report %+v, want replica-a 250 records and a closing checkpoint, replica-b 100", rep)
 	}
 	var n int
 	if err := pool.QueryRow(context.Background(), `SELECT count(DISTINCT line::jsonb->>'request_id') FROM keystack_audit_records`).Scan(&n); err != nil || n != 350 {

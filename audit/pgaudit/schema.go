@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS keystack_audit_chains (
 	seq     bigint NOT NULL CHECK (seq >= 0),
 	head    bytea NOT NULL,
 	mac     bytea NOT NULL,
+	aside   text,
 	updated timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS keystack_audit_records (

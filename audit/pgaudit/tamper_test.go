@@ -26,7 +26,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 		{"delete a middle row", `DELETE FROM keystack_audit_records WHERE chain = 'a' AND seq = 5`, false, "deleted, inserted or reordered", false},
 		{"cut the tail", `DELETE FROM keystack_audit_records WHERE chain = 'a' AND seq > 7`, true, "cut off", true},
 		{"delete every row", `DELETE FROM keystack_audit_records WHERE chain = 'a'`, true, "cut off", true},
-		{"append a copied row", `INSERT INTO keystack_audit_records SELECT chain, 11, line FROM keystack_audit_records WHERE chain = 'a' AND seq = 10`, false, "", false},
+		{"append a copied row", `INSERT INTO keystack_audit_records SELECT chain, 12, line FROM keystack_audit_records WHERE chain = 'a' AND seq = 11`, false, "", false},
 		{"move the anchor back", `UPDATE keystack_audit_chains SET seq = 7 WHERE chain = 'a'`, false, "anchor row is not authentic", true},
 		{"delete the anchor", `DELETE FROM keystack_audit_chains WHERE chain = 'a'`, false, "no anchor row", false},
 		{"swap two rows", `UPDATE keystack_audit_records SET seq = 1003 WHERE chain = 'a' AND seq = 3; UPDATE keystack_audit_records SET seq = 3 WHERE chain = 'a' AND seq = 4; UPDATE keystack_audit_records SET seq = 4 WHERE chain = 'a' AND seq = 1003`, false, "", false},

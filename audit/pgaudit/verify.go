@@ -31,15 +31,18 @@ func (e *TamperError) Is(target error) bool {
 
 // ChainReport describes one verified chain.
 type ChainReport struct {
-	Chain   string
-	Entries uint64 // its last sequence number
-	Head    string // hex hash of its last entry ("" when empty)
+	Chain       string
+	Entries     uint64 // its last sequence number
+	Checkpoints uint64 // entries that are checkpoints
+	Head        string // hex hash of its last entry ("" when empty)
 }
 
-// Report describes every verified chain, sorted by name.
+// Report describes every verified current chain (not those set aside),
+// sorted by name.
 type Report struct {
-	Chains  []ChainReport
-	Records uint64 // entries in all chains
+	Chains      []ChainReport
+	Records     uint64 // entries in all chains
+	Checkpoints uint64 // of which checkpoints
 }
 
 // Verify checks every chain in the database under the audit key: every
@@ -64,6 +67,7 @@ func Verify(ctx context.Context, pool *pgxpool.Pool, key audit.Key) (*Report, er
 		}
 		rep.Chains = append(rep.Chains, cr)
 		rep.Records += cr.Entries
+		rep.Checkpoints += cr.Checkpoints
 	}
 	return rep, nil
 }
@@ -79,7 +83,8 @@ type anchor struct {
 
 func readAnchors(ctx context.Context, pool *pgxpool.Pool) ([]anchor, error) {
 	rows, err := pool.Query(ctx, `SELECT c.chain, a.seq, a.head, a.mac, a.chain IS NULL FROM
-		(SELECT chain FROM keystack_audit_chains UNION SELECT DISTINCT chain FROM keystack_audit_records) c
+		(SELECT chain FROM keystack_audit_chains WHERE aside IS NULL UNION SELECT DISTINCT chain FROM keystack_audit_records r
+		 WHERE NOT EXISTS (SELECT 1 FROM keystack_audit_chains x WHERE x.chain = r.chain)) c
 		LEFT JOIN keystack_audit_chains a ON a.chain = c.chain`)
 	if err != nil {
 		return nil, fmt.Errorf("%w: read anchors: %w", audit.ErrWrite, err)
@@ -132,6 +137,9 @@ func verifyChain(ctx context.Context, pool *pgxpool.Pool, s *audit.Sealer, a anc
 			return cr, bad(n+1, false, "%v", err)
 		}
 		prev, n, cr.Entries, cr.Head = h, n+1, n+1, e.Hash
+		if e.Type == audit.TypeCheckpoint {
+			cr.Checkpoints++
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return cr, fmt.Errorf("%w: read chain %s: %w", audit.ErrWrite, a.chain, err)

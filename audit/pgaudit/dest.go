@@ -1,0 +1,143 @@
+package pgaudit
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keystack/keystack/audit"
+)
+
+// Destination is the audit records of one store in PostgreSQL, seen from
+// one writer (a key-server replica) whose chain is Chain: it opens that
+// chain for appending, and reads, verifies and sets aside every chain.
+// Its methods have the shape of gate.AuditDestination.
+type Destination struct {
+	Pool  *pgxpool.Pool
+	Chain string
+	// CommitTimeout bounds one group commit (Options.CommitTimeout).
+	CommitTimeout time.Duration
+}
+
+// Open opens d.Chain with the audit key, the context-logging choice and
+// the clock of opts; Durability does not apply (a commit is durable).
+// A non-zero opts.Anchor (one the store's state recorded from
+// Log.Checkpoint) must still be in one of the chains, with its hash, or
+// Open fails with a *TamperError.
+func (d *Destination) Open(ctx context.Context, opts audit.Options) (*Log, error) {
+	if opts.Anchor != nil && opts.Anchor.Seq > 0 {
+		if err := findAnchor(ctx, d.Pool, *opts.Anchor); err != nil {
+			return nil, err
+		}
+	}
+	return Open(ctx, d.Pool, d.Chain, Options{MACKey: opts.MACKey, LogContextValues: opts.LogContextValues,
+		Now: opts.Now, CommitTimeout: d.CommitTimeout})
+}
+
+// findAnchor fails with a *TamperError unless some current chain holds
+// entry a.Seq with hash a.Head.
+func findAnchor(ctx context.Context, pool *pgxpool.Pool, a audit.Anchor) error {
+	var n int
+	err := pool.QueryRow(ctx, `SELECT count(*) FROM keystack_audit_records r JOIN keystack_audit_chains c
+		ON c.chain = r.chain AND c.aside IS NULL WHERE r.seq = $1 AND r.line LIKE $2`,
+		int64(a.Seq), `%,"hash":"`+a.Head+`"}`).Scan(&n)
+	if err != nil {
+		return fmt.Errorf("%w: find anchor: %w", audit.ErrWrite, err)
+	}
+	if n == 0 {
+		return &TamperError{Chain: "(any)", Seq: a.Seq, Truncated: true,
+			Reason: fmt.Sprintf("no chain holds the anchored entry %d (head %.16s…): entries were cut off or deleted", a.Seq, a.Head)}
+	}
+	return nil
+}
+
+// Read returns every current chain's entries as JSON lines (audit.Query
+// parses them), chain after chain, each in order. The caller closes it.
+func (d *Destination) Read(ctx context.Context) (io.ReadCloser, error) {
+	rows, err := d.Pool.Query(ctx, `SELECT r.line FROM keystack_audit_records r JOIN keystack_audit_chains c
+		ON c.chain = r.chain AND c.aside IS NULL ORDER BY r.chain, r.seq`)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read: %w", audit.ErrWrite, err)
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		defer rows.Close()
+		w := bufio.NewWriter(pw)
+		var line []byte
+		for rows.Next() {
+			if err := rows.Scan(&line); err != nil {
+				pw.CloseWithError(err)
+				return
+			}
+			w.Write(line)
+			if err := w.WriteByte('\n'); err != nil {
+				return // the reader closed the pipe
+			}
+		}
+		err := rows.Err()
+		if err == nil {
+			err = w.Flush()
+		}
+		pw.CloseWithError(err)
+	}()
+	return pr, nil
+}
+
+// Verify checks every current chain (see the package Verify) and that each
+// anchor's entry is in one of them, and returns the totals as an
+// audit.VerifyReport (Entries and Records over all chains; LastSeq and
+// Head of the last chain by name).
+func (d *Destination) Verify(ctx context.Context, key audit.Key, anchors ...audit.Anchor) (*audit.VerifyReport, error) {
+	rep, err := Verify(ctx, d.Pool, key)
+	out := &audit.VerifyReport{}
+	if rep != nil {
+		out.Entries, out.Records = int(rep.Records), int(rep.Records-rep.Checkpoints)
+		out.Checkpoints = int(rep.Checkpoints)
+		if n := len(rep.Chains); n > 0 {
+			out.LastSeq, out.Head = rep.Chains[n-1].Entries, rep.Chains[n-1].Head
+		}
+	}
+	if err != nil {
+		return out, err
+	}
+	for _, a := range anchors {
+		if err := findAnchor(ctx, d.Pool, a); err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+// SetAside renames every current chain to CHAIN.WHY-TIME, marked as set
+// aside (kept, no longer verified, read or continued), in one transaction,
+// and returns the suffix ("" when there was no chain). Writers still
+// holding a chain then fail closed until reopened.
+func (d *Destination) SetAside(ctx context.Context, why string, now time.Time) (string, error) {
+	if strings.ContainsAny(why, " \t\n") || why == "" {
+		return "", fmt.Errorf("pgaudit: set aside: bad reason %q", why)
+	}
+	suffix := "." + why + "-" + now.UTC().Format("20060102T150405.000000000Z")
+	var n int64
+	err := pgx.BeginFunc(ctx, d.Pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE keystack_audit_records SET chain = chain || $1
+			WHERE chain IN (SELECT chain FROM keystack_audit_chains WHERE aside IS NULL)`, suffix); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE keystack_audit_chains SET aside = chain, chain = chain || $1 WHERE aside IS NULL`, suffix)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("%w: set aside: %w", audit.ErrWrite, err)
+	}
+	if n == 0 {
+		return "", nil
+	}
+	return "chains *" + suffix, nil
+}
