@@ -33,7 +33,7 @@ var layers = map[string]layer{
 	"policy":            {imports: []string{"internal/keyname"}},
 	"audit":             {imports: []string{"internal/fsx"}, outside: []string{"golang.org/x/sys"}},
 	"internal/esdktest": {imports: []string{"envelope"}},
-	"audit/pgaudit":     {imports: []string{"audit"}, tests: []string{"internal/pgtest"}, outside: []string{"github.com/jackc/", "golang.org/x/text", "golang.org/x/sync"}},
+	"audit/pgaudit":     {imports: []string{"gate"}, tests: []string{"internal/pgtest", "keystore"}, outside: []string{"github.com/jackc/", "golang.org/x/text", "golang.org/x/sync"}},
 	"gate":              {imports: []string{"policy", "audit"}, tests: []string{"keystore"}},
 
 	"keyring":             {imports: []string{"envelope", "internal/keyname"}, tests: []string{"keyring/keyringtest"}},

@@ -125,8 +125,13 @@ type OpenOptions struct {
 	// without reading the store a second time.
 	PrincipalFromEnv bool
 	// Storage keeps the store's state and policy documents; nil means the
-	// directory's (NewDirStorage(dir)). The audit log stays in dir.
+	// directory's (NewDirStorage(dir)). The audit log stays in dir unless
+	// Audit is set.
 	Storage Storage
+	// Audit is where the store records its decisions; nil means audit.log
+	// in dir (gate.FileAudit). Replicas on one database each append to
+	// their own chain there (pgaudit.Destination).
+	Audit gate.AuditDestination
 }
 
 // DefaultDir returns $KEYSTACK_HOME when set, else os.UserConfigDir()/keystack.

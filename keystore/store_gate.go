@@ -44,11 +44,16 @@ func (s *Store) Gate() *gate.Gate { return s.gate }
 
 // openGate installs the store's decision point: with a caller-supplied
 // Authorizer it only scopes requests to their Caller; otherwise it decides
-// by the store's policy and records into audit.log in the store directory,
-// so that no Store works without a decision point.
+// by the store's policy and records into OpenOptions.Audit (audit.log in
+// the store directory by default), so that no Store works without a
+// decision point.
 func (s *Store) openGate(opts OpenOptions) error {
+	dest := opts.Audit
+	if dest == nil {
+		dest = gate.FileAudit(s.dir)
+	}
 	g, err := gate.Open(context.Background(), gateState{s}, gate.Options{Principal: s.principal, Authorizer: opts.Authorizer,
-		Audit: gate.FileAudit(s.dir), AuditSync: opts.AuditSync, Now: s.now})
+		Audit: dest, AuditSync: opts.AuditSync, Now: s.now})
 	if err != nil {
 		return err
 	}

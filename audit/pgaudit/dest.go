@@ -12,12 +12,17 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keystack/keystack/audit"
+	"github.com/keystack/keystack/gate"
 )
 
-// Destination is the audit records of one store in PostgreSQL, seen from
-// one writer (a key-server replica) whose chain is Chain: it opens that
+var (
+	_ gate.AuditDestination = (*Destination)(nil)
+	_ gate.AuditSink        = (*Log)(nil)
+)
+
+// Destination is the gate.AuditDestination of a store whose records are
+// in PostgreSQL, seen from one writer (a key-server replica) whose chain is Chain: it opens that
 // chain for appending, and reads, verifies and sets aside every chain.
-// Its methods have the shape of gate.AuditDestination.
 type Destination struct {
 	Pool  *pgxpool.Pool
 	Chain string
@@ -30,14 +35,18 @@ type Destination struct {
 // A non-zero opts.Anchor (one the store's state recorded from
 // Log.Checkpoint) must still be in one of the chains, with its hash, or
 // Open fails with a *TamperError.
-func (d *Destination) Open(ctx context.Context, opts audit.Options) (*Log, error) {
+func (d *Destination) Open(ctx context.Context, opts audit.Options) (gate.AuditSink, error) {
 	if opts.Anchor != nil && opts.Anchor.Seq > 0 {
 		if err := findAnchor(ctx, d.Pool, *opts.Anchor); err != nil {
 			return nil, err
 		}
 	}
-	return Open(ctx, d.Pool, d.Chain, Options{MACKey: opts.MACKey, LogContextValues: opts.LogContextValues,
+	l, err := Open(ctx, d.Pool, d.Chain, Options{MACKey: opts.MACKey, LogContextValues: opts.LogContextValues,
 		Now: opts.Now, CommitTimeout: d.CommitTimeout})
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return l, nil
 }
 
 // findAnchor fails with a *TamperError unless some current chain holds

@@ -29,8 +29,8 @@ func TestDestination(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	appendN(t, la, 0, 5)
-	appendN(t, lb, 100, 3)
+	appendN(t, la.(*pgaudit.Log), 0, 5)
+	appendN(t, lb.(*pgaudit.Log), 100, 3)
 	cp, err := la.Checkpoint(ctx)
 	if err != nil || cp.Seq != 6 || !cp.Authentic(key) || la.Anchor() != cp {
 		t.Fatalf("checkpoint %+v (%v), want entry 6, authentic, and the log's anchor", cp, err)
@@ -38,7 +38,7 @@ func TestDestination(t *testing.T) {
 	if a := lb.Anchor(); a.Seq != 0 {
 		t.Fatalf("anchor before any checkpoint: %+v, want the zero anchor", a)
 	}
-	appendN(t, la, 10, 2)
+	appendN(t, la.(*pgaudit.Log), 10, 2)
 	r, err := da.Read(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +81,7 @@ func setAside(t *testing.T, d *pgaudit.Destination, key audit.Key, old audit.Anc
 	if err != nil {
 		t.Fatal(err)
 	}
-	appendN(t, l, 0, 2)
+	appendN(t, l.(*pgaudit.Log), 0, 2)
 	var seq int64
 	var head, mac []byte
 	if err := d.Pool.QueryRow(ctx, `SELECT seq, head, mac FROM keystack_audit_chains WHERE chain = 'a'`).Scan(&seq, &head, &mac); err != nil || seq != 2 {
@@ -91,7 +91,7 @@ func setAside(t *testing.T, d *pgaudit.Destination, key audit.Key, old audit.Anc
 	if err != nil {
 		t.Fatal(err)
 	}
-	appendN(t, l, 10, 2)
+	appendN(t, l.(*pgaudit.Log), 10, 2)
 	if rep, err := d.Verify(ctx, key, cp); err != nil || rep.Records != 4 {
 		t.Fatalf("Verify after SetAside: %+v, %v", rep, err)
 	}
