@@ -94,7 +94,7 @@ func (k *AESKeyring) seal(s session, dk, aad []byte) (iv, ct []byte, err error) 
 	defer params.Free()
 	c := k.tok.st.mod.ctx
 	if err := c.EncryptInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, h); err != nil {
-		return nil, nil, callErr("C_EncryptInit", err)
+		return nil, nil, usageErr(callErr("C_EncryptInit", err))
 	}
 	ct, err = c.Encrypt(s.h, dk)
 	if err != nil {
@@ -143,7 +143,7 @@ func (k *AESKeyring) open(s session, iv, ct, aad []byte) ([]byte, error) {
 	defer params.Free()
 	c := k.tok.st.mod.ctx
 	if err := c.DecryptInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, h); err != nil {
-		return nil, callErr("C_DecryptInit", err)
+		return nil, usageErr(callErr("C_DecryptInit", err))
 	}
 	dk, err := c.Decrypt(s.h, ct)
 	return dk, callErr("C_Decrypt", err)
@@ -163,6 +163,37 @@ func unwrapErr(err error) error {
 		return fmt.Errorf("%w: %w", keyring.ErrUnwrapFailed, err)
 	}
 	return err
+}
+
+// usageErr marks a key the token does not let encrypt or decrypt
+// (CKR_KEY_FUNCTION_NOT_PERMITTED: CKA_ENCRYPT or CKA_DECRYPT false) as
+// keyring.ErrNotSupported.
+func usageErr(err error) error {
+	var ce *CallError
+	if errors.As(err, &ce) && ce.Code == pkcs11.CKR_KEY_FUNCTION_NOT_PERMITTED {
+		return fmt.Errorf("%w: %w", keyring.ErrNotSupported, err)
+	}
+	return err
+}
+
+// KeyUsage reports whether the token lets the key encrypt (CKA_ENCRYPT)
+// and decrypt (CKA_DECRYPT).
+func (k *AESKeyring) KeyUsage(ctx context.Context) (encrypt, decrypt bool, err error) {
+	err = k.tok.run(ctx, func(s session) error {
+		h, err := k.tok.findKey(s, TypeSecretKey, k.label, k.id)
+		if err != nil {
+			return err
+		}
+		a, err := k.tok.st.mod.ctx.GetAttributeValue(s.h, h, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, nil), pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, nil)})
+		if err != nil {
+			return callErr("C_GetAttributeValue", err)
+		}
+		encrypt = len(a[0].Value) == 1 && a[0].Value[0] != 0
+		decrypt = len(a[1].Value) == 1 && a[1].Value[0] != 0
+		return nil
+	})
+	return encrypt, decrypt, err
 }
 
 // SealRaw encrypts plaintext with CKM_AES_GCM under the token key, with

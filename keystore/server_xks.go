@@ -86,7 +86,31 @@ func (s *Store) DataKeyInfo(ctx context.Context, name string) (*DataKeyInfo, err
 	if info.Bits, err = s.dataKeyBits(ctx, k, p); err != nil {
 		return nil, err
 	}
+	if err := s.tokenKeyUsage(ctx, k, p, &info); err != nil {
+		return nil, err
+	}
 	return &info, nil
+}
+
+// tokenKeyUsage narrows info to what the token lets PKCS#11 key k's
+// primary version do (CKA_ENCRYPT, CKA_DECRYPT), when its backend says.
+func (s *Store) tokenKeyUsage(ctx context.Context, k *keyRecord, p *versionRecord, info *DataKeyInfo) error {
+	if k.Backend != BackendPKCS11 || p == nil {
+		return nil
+	}
+	raw, err := s.rawAEAD(ctx, k, p)
+	if err != nil {
+		return err
+	}
+	u, ok := raw.(interface {
+		KeyUsage(ctx context.Context) (encrypt, decrypt bool, err error)
+	})
+	if !ok {
+		return nil
+	}
+	enc, dec, err := u.KeyUsage(ctx)
+	info.CanEncrypt, info.CanDecrypt = info.CanEncrypt && enc, info.CanDecrypt && dec
+	return err
 }
 
 func (s *Store) dataKeyBits(ctx context.Context, k *keyRecord, p *versionRecord) (int, error) {

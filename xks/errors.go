@@ -64,7 +64,7 @@ func classify(err error) *Error {
 		return errorf("KeyNotFoundException", "no such external key")
 	case errors.Is(err, keystore.ErrKeyState), errors.Is(err, keystore.ErrKeyDisabled):
 		return errorf("InvalidStateException", "the external key is disabled")
-	case errors.Is(err, keystore.ErrNotSupported):
+	case errors.Is(err, keystore.ErrNotSupported), errors.Is(err, keyring.ErrNotSupported):
 		return errorf("InvalidKeyUsageException", "the external key does not support this operation")
 	case errors.Is(err, keyring.ErrUnwrapFailed):
 		return errorf("InvalidCiphertextException", "the ciphertext, initialization vector, additional authenticated data or authentication tag is invalid")
