@@ -317,3 +317,42 @@ func TestCredentialRotation(t *testing.T) {
 	expect("after, old", cred1, 401)
 	expect("after, new", cred2, 200)
 }
+
+// TestDecryptAndMetadataValidation: decrypt without each required field,
+// with another algorithm or without request metadata, and metadata
+// without request metadata or a principal, are ValidationException (400).
+func TestDecryptAndMetadataValidation(t *testing.T) {
+	base := newProxy(t, newStore(t), testConfig("k1"))
+	enc := roundTrip(t, base, "k1", []byte("x"), nil)
+	cases := map[string]func(m map[string]any){
+		"no ciphertext":           func(m map[string]any) { delete(m, "ciphertext") },
+		"no authenticationTag":    func(m map[string]any) { delete(m, "authenticationTag") },
+		"no initializationVector": func(m map[string]any) { delete(m, "initializationVector") },
+		"no algorithm":            func(m map[string]any) { delete(m, "encryptionAlgorithm") },
+		"other algorithm":         func(m map[string]any) { m["encryptionAlgorithm"] = "AES_CBC" },
+		"no requestMetadata":      func(m map[string]any) { delete(m, "requestMetadata") },
+		"empty requestMetadata":   func(m map[string]any) { m["requestMetadata"] = map[string]any{} },
+		"no kmsKeyArn":            func(m map[string]any) { delete(m["requestMetadata"].(map[string]any), "kmsKeyArn") },
+		"not JSON":                nil,
+	}
+	for name, mutate := range cases {
+		var body any = "not an object"
+		if mutate != nil {
+			m := decryptBody(enc, nil)
+			mutate(m)
+			body = m
+		}
+		if st, out := call(t, nil, base+"/tenant1/kms/xks/v1/keys/k1/decrypt", cred1, body); st != 400 || out["errorName"] != "ValidationException" {
+			t.Errorf("decrypt, %s: %d %v", name, st, out)
+		}
+	}
+	for name, body := range map[string]map[string]any{
+		"no requestMetadata": {},
+		"no awsPrincipalArn": {"requestMetadata": map[string]any{"kmsOperation": "DescribeKey", "kmsRequestId": "r"}},
+		"no kmsRequestId":    {"requestMetadata": map[string]any{"awsPrincipalArn": alice, "kmsOperation": "DescribeKey"}},
+	} {
+		if st, out := call(t, nil, base+"/tenant1/kms/xks/v1/keys/k1/metadata", cred1, body); st != 400 || out["errorName"] != "ValidationException" {
+			t.Errorf("metadata, %s: %d %v", name, st, out)
+		}
+	}
+}
