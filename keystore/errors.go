@@ -33,11 +33,12 @@ var (
 	// oversized or were tampered with.
 	ErrCorruptStore = errors.New("keystore: key store file corrupt")
 	// errResealed: keystore.json's material is sealed under another key
-	// than the one this process unlocked (a passphrase change or a new
-	// init by another process); a long-running process (keystack server)
-	// must be restarted with the new passphrase.
-	errResealed = fmt.Errorf("%w: it was resealed under another passphrase since this process unlocked it "+
-		"(passphrase change or init elsewhere): restart this process with the current passphrase", ErrCorruptStore)
+	// than the one this process unlocked (a passphrase or seal change, or a
+	// new init by another process), and this process could not unlock it
+	// again (see OpenOptions.RereadPassphrase).
+	errResealed = fmt.Errorf("%w: it was resealed under another passphrase or seal since this process unlocked it "+
+		"(passphrase change, seal change or init elsewhere): update this process's passphrase file, or restart it "+
+		"with the current passphrase", ErrCorruptStore)
 	// ErrInvalidOptions is returned for contradictory or unknown options.
 	ErrInvalidOptions = errors.New("keystore: invalid options")
 	// ErrKeyDisabled is returned when a key's primary version cannot encrypt,

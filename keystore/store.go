@@ -50,8 +50,10 @@ type Store struct {
 	caches     map[string]*keyring.Caching
 	minWait    time.Duration // least destruction waiting period; see OpenOptions
 
-	mu  sync.Mutex
-	kek []byte // derived on first need; nil until then
+	mu     sync.Mutex
+	kek    []byte // derived on first need; nil until then
+	reread bool   // OpenOptions.RereadPassphrase
+	stale  []byte // the verifier the passphrase source last failed to open after a reseal
 }
 
 // storeFormat is the keystore.json format version this code writes and reads.
@@ -62,6 +64,7 @@ type storeFile struct {
 	Insecure bool                  `json:"insecure,omitempty"`
 	KDF      *kdfParams            `json:"kdf,omitempty"`
 	Verifier []byte                `json:"verifier,omitempty"`
+	Seal     *sealRecord           `json:"seal,omitempty"` // auto-unseal; see seal_auto.go
 	Keys     map[string]*keyRecord `json:"keys"`
 	Server   *serverState          `json:"server,omitempty"` // key server state; see server_state.go
 	gate.Config
@@ -124,6 +127,13 @@ type OpenOptions struct {
 	// when the store was initialized to trust it (see PrincipalFromEnv),
 	// without reading the store a second time.
 	PrincipalFromEnv bool
+	// RereadPassphrase lets a long-running process (keystack server) call
+	// Passphrase again when another process resealed the store (passphrase
+	// change or seal change) after it unlocked: a passphrase file the
+	// administrator updated then keeps it serving without a restart. Set it
+	// only for a source that does not prompt. An auto-unsealed store always
+	// asks its master key again.
+	RereadPassphrase bool
 	// Storage keeps the store's state and policy documents; nil means the
 	// directory's (NewDirStorage(dir)). The audit log stays in dir unless
 	// Audit is set.
@@ -230,7 +240,8 @@ func Open(dir string, opts OpenOptions) (*Store, error) {
 		st = NewDirStorage(dir)
 	}
 	s := &Store{dir: dir, st: st, now: opts.Now, passphrase: opts.Passphrase, tries: opts.PassphraseTries, backends: opts.Backends,
-		principal: opts.Principal, cacheOpts: opts.Cache, minWait: opts.MinDestructionWait}
+		principal: opts.Principal, cacheOpts: opts.Cache, minWait: opts.MinDestructionWait,
+		reread: opts.RereadPassphrase}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -364,11 +375,16 @@ func parseStoreFile(data []byte) (*storeFile, error) {
 	if f.Format != storeFormat {
 		return nil, fmt.Errorf("%w: format %d, this keystack reads %d", ErrCorruptStore, f.Format, storeFormat)
 	}
-	if !f.Insecure && (f.KDF == nil || f.Verifier == nil) {
-		return nil, fmt.Errorf("%w: sealed store without KDF or verifier", ErrCorruptStore)
+	if !f.Insecure && ((f.KDF == nil) == (f.Seal == nil) || f.Verifier == nil) {
+		return nil, fmt.Errorf("%w: sealed store without exactly one of KDF and seal, or without verifier", ErrCorruptStore)
 	}
-	if f.Insecure && f.KDF != nil {
-		return nil, fmt.Errorf("%w: insecure store with a KDF", ErrCorruptStore)
+	if f.Insecure && (f.KDF != nil || f.Seal != nil) {
+		return nil, fmt.Errorf("%w: insecure store with a KDF or seal", ErrCorruptStore)
+	}
+	if f.Seal != nil {
+		if err := f.Seal.check(); err != nil {
+			return nil, err
+		}
 	}
 	if f.KDF != nil {
 		if err := f.KDF.check(); err != nil {
@@ -437,8 +453,11 @@ func (s *Store) modify(ctx context.Context, fn func(f *storeFile) error) error {
 var errUnchanged = errors.New("keystore: unchanged")
 
 // unlockKEK returns the key-encryption key, deriving it from the passphrase
-// on first need. Insecure stores return nil. The result is a copy the caller
-// clears after use, so Close cannot pull it from under a running operation.
+// (or unwrapping it with an auto-unseal's master key) on first need.
+// Insecure stores return nil. The result is a copy the caller clears after
+// use, so Close cannot pull it from under a running operation. When another
+// process resealed the store since, it unlocks again if it may (see
+// OpenOptions.RereadPassphrase), else fails with errResealed.
 func (s *Store) unlockKEK(f *storeFile) ([]byte, error) {
 	if f.Insecure {
 		return nil, nil
@@ -446,20 +465,31 @@ func (s *Store) unlockKEK(f *storeFile) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.kek != nil {
-		if err := checkVerifier(s.kek, f.Verifier); err != nil {
-			return nil, errResealed
+		if checkVerifier(s.kek, f.Verifier) == nil {
+			return bytes.Clone(s.kek), nil
 		}
-		return bytes.Clone(s.kek), nil
+		if f.Seal == nil {
+			return s.reunlockPassphrase(f)
+		}
+	}
+	kek, err := s.unlockFresh(f)
+	if err != nil {
+		return nil, err
+	}
+	clear(s.kek)
+	s.kek = kek
+	return bytes.Clone(kek), nil
+}
+
+// unlockFresh obtains the key-encryption key from the store's seal.
+func (s *Store) unlockFresh(f *storeFile) ([]byte, error) {
+	if f.Seal != nil {
+		return s.autoUnlock(f)
 	}
 	if s.passphrase == nil {
 		return nil, ErrLocked
 	}
-	kek, err := s.unlockWithTries(f)
-	if err != nil {
-		return nil, err
-	}
-	s.kek = kek
-	return bytes.Clone(kek), nil
+	return s.unlockWithTries(f)
 }
 
 // checkName accepts [A-Za-z0-9][A-Za-z0-9._-]{0,127}, which excludes path

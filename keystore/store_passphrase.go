@@ -1,7 +1,10 @@
 package keystore
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"maps"
@@ -50,6 +53,9 @@ func (s *Store) ChangePassphrase(ctx context.Context, newPassphrase []byte) erro
 func (s *Store) reseal(ctx context.Context, f *storeFile, newPassphrase []byte) ([]byte, error) {
 	if f.Insecure {
 		return nil, fmt.Errorf("%w: the store is unsealed (created with no passphrase)", ErrInvalidOptions)
+	}
+	if f.Seal != nil {
+		return nil, fmt.Errorf("%w: the store is auto-unsealed by a %s key and has no passphrase (seal set passphrase gives it one)", ErrInvalidOptions, f.Seal.Backend)
 	}
 	oldKEK, err := s.unlockKEK(f)
 	if err != nil {
@@ -151,15 +157,57 @@ func (s *Store) tryPassphrase(f *storeFile) ([]byte, error) {
 		return nil, fmt.Errorf("keystore: reading passphrase: %w", err)
 	}
 	defer clear(pass)
+	kek, err := s.derive(f, pass)
+	if err != nil {
+		return nil, s.auditFailedUnlock(err)
+	}
+	return kek, nil
+}
+
+// derive returns the key-encryption key pass gives, if the verifier
+// accepts it.
+func (s *Store) derive(f *storeFile, pass []byte) ([]byte, error) {
 	kek, err := f.KDF.deriveKEK(pass)
 	if err != nil {
 		return nil, err
 	}
 	if err := checkVerifier(kek, f.Verifier); err != nil {
 		clear(kek)
-		return nil, s.auditFailedUnlock(err)
+		return nil, err
 	}
 	return kek, nil
+}
+
+// reunlockPassphrase unlocks a store another process resealed under a
+// passphrase after this one unlocked it, when OpenOptions.RereadPassphrase
+// allows: it reads the passphrase again, and derives a key only from one
+// not already found wrong for this verifier, so a server whose file still
+// holds the old passphrase pays no KDF (and audits no failure) per request.
+// The caller holds s.mu and replaced nothing yet.
+func (s *Store) reunlockPassphrase(f *storeFile) ([]byte, error) {
+	if !s.reread || s.passphrase == nil {
+		return nil, errResealed
+	}
+	pass, err := s.passphrase()
+	if err != nil {
+		return nil, fmt.Errorf("%w (reading the passphrase again: %v)", errResealed, err)
+	}
+	defer clear(pass)
+	h := sha256.New()
+	h.Write(f.Verifier)
+	h.Write(pass)
+	tried := h.Sum(nil)
+	if subtle.ConstantTimeCompare(tried, s.stale) == 1 {
+		return nil, errResealed
+	}
+	kek, err := s.derive(f, pass)
+	if err != nil {
+		s.stale = tried
+		return nil, fmt.Errorf("%w (%v)", errResealed, s.auditFailedUnlock(err))
+	}
+	clear(s.kek)
+	s.kek = kek
+	return bytes.Clone(kek), nil
 }
 
 // unlockWithTries asks up to OpenOptions.PassphraseTries times while the

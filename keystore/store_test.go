@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(passChangeEnv) != "" {
 		os.Exit(runPassChangeHelper())
 	}
+	if os.Getenv(sealChangeEnv) != "" {
+		os.Exit(runSealChangeHelper())
+	}
 	os.Exit(m.Run())
 }
 

@@ -13,7 +13,7 @@ func commands() []*cli.Command {
 		rewrapCommand(), inventoryCommand(), rotateCommand(),
 		hsmCommand(),
 		policyCommand(), auditCommand(),
-		passphraseCommand(), completionCommand(),
+		passphraseCommand(), sealCommand(), completionCommand(),
 		serverCommand(),
 	}
 }

@@ -134,9 +134,10 @@ func deadURL() (string, error) {
 // "kms calls OP N", which fails unless the server saw N OP requests;
 // "kms hang", a listener at $KMS_HANG_URL that accepts and never answers;
 // "kms hangconns N", which fails unless it took N connections; and
-// "kms dead", $KMS_DEAD_URL where nothing listens.
+// "kms dead", $KMS_DEAD_URL where nothing listens; "kms deny KEY", after
+// which KMS refuses every use of KEY (AccessDeniedException).
 func cmdKMS(ts *testscript.TestScript, neg bool, args []string) {
-	const usage = "usage: kms start | kms calls OP N | kms requests OP [KEY...] | kms rotation KEY DAYS | kms hang | kms hangconns N | kms dead"
+	const usage = "usage: kms start | kms calls OP N | kms requests OP [KEY...] | kms rotation KEY DAYS | kms deny KEY | kms hang | kms hangconns N | kms dead"
 	if neg || len(args) == 0 {
 		ts.Fatalf(usage)
 	}
@@ -181,6 +182,8 @@ func cmdKMS(ts *testscript.TestScript, neg bool, args []string) {
 		}
 	case args[0] == "requests" && len(args) >= 2:
 		kmsRequests(ts, scriptKMS(ts), args[1], args[2:])
+	case args[0] == "deny" && len(args) == 2:
+		scriptKMS(ts).DenyKey(args[1])
 	case args[0] == "rotation" && len(args) == 3:
 		kmsRotation(ts, scriptKMS(ts), args[1], args[2])
 	default:

@@ -33,8 +33,11 @@ func openStore(c *cli.Context) (*keystore.Store, error) {
 	// The OS user, unless the keystore was created to trust
 	// $KEYSTACK_PRINCIPAL (PrincipalFromEnv).
 	return keystore.Open(dir, keystore.OpenOptions{
-		Passphrase:       passphraseSource(c.String("passphrase-file"), false),
-		PassphraseTries:  passphraseTries(c.String("passphrase-file")),
+		Passphrase:      passphraseSource(c.String("passphrase-file"), false),
+		PassphraseTries: passphraseTries(c.String("passphrase-file")),
+		// A file is read again after another process resealed the store,
+		// so a running server follows a passphrase change.
+		RereadPassphrase: c.String("passphrase-file") != "",
 		Backends:         backends(c),
 		PrincipalFromEnv: true,
 		Cache:            storeCache(c),

@@ -83,6 +83,7 @@ var exitClasses = []exitClass{
 		keyring.ErrInvalidCacheOptions, hsm.ErrInvalidURI}},
 	{exitDenied, []error{policy.ErrAccessDenied, awskms.ErrAccessDenied}},
 	{exitUnavailable, unavailableErrors},
+	{exitKey, []error{keystore.ErrAutoUnseal}}, // its master key's wrong-key failure is not a bad message
 	{exitAuth, []error{awskms.ErrUnauthenticated, envelope.ErrAuthentication, envelope.ErrNoDecryptKey, envelope.ErrContextMismatch,
 		errRequiredContext, envelope.ErrTruncated, envelope.ErrTrailingData, envelope.ErrMalformed,
 		envelope.ErrUnsupportedSuite, envelope.ErrTooManyEncryptedDataKeys, envelope.ErrFrameTooLarge, envelope.ErrSigned}},
@@ -171,6 +172,10 @@ func hint(err error) string {
 			"(or, for AWS KMS, the AWS credential chain), --server-region, this host's clock, and whether the access key was revoked"
 	case errors.Is(err, awskms.ErrUnavailable):
 		return "check the network and the KMS endpoint (--kms-endpoint, $AWS_ENDPOINT_URL_KMS); --kms-timeout bounds each KMS call"
+	case isAny(err, unavailableErrors) && errors.Is(err, keystore.ErrAutoUnseal):
+		return "the keystore is auto-unsealed (keystack seal show): check that its token and PKCS#11 module, or AWS KMS, can be reached"
+	case errors.Is(err, keystore.ErrAutoUnseal):
+		return "the keystore is auto-unsealed (keystack seal show) and its master key did not open it: check the PIN, the key and its permissions"
 	case isAny(err, unavailableErrors):
 		return "check the PKCS#11 module path (--module, $KEYSTACK_PKCS11_MODULE or the URI's module-path) and that the token is present"
 	case errors.Is(err, keystore.ErrKeyDisabled):
