@@ -130,6 +130,41 @@ tree_time() { # NAME CMD...: seconds of CMD, into a fresh directory each time
 rm -rf "$work/tree" "$work"/tree.*
 echo "  --sync batch keeps --sync file's guarantee (no output names data that is not on disk)"
 
+section "CLI cost per command, empty-file encrypt (issue 14): through keystack server on a Unix socket; baselines: an unsealed and a sealed local store, same run"
+# The three take turns for BENCH_CMD_RUNS rounds; medians of wall time and
+# the ratio to the unsealed store's time in the same round. The server
+# serves the unsealed store (it unseals once at start, whatever the store).
+"$BIN" init --insecure-no-passphrase >/dev/null 2>&1 || true # exists already: the file section made it
+"$BIN" key create bench >/dev/null 2>&1 || true
+sealed="$work/sealed"
+KEYSTACK_HOME="$sealed" KEYSTACK_PASSPHRASE=bench-passphrase "$BIN" init >/dev/null 2>&1
+KEYSTACK_HOME="$sealed" KEYSTACK_PASSPHRASE=bench-passphrase "$BIN" key create bench >/dev/null 2>&1
+"$BIN" server --unix "$work/ks.sock" 2>/dev/null &
+srvpid=$!
+for _ in $(seq 300); do [ -S "$work/ks.sock" ] && break; sleep 0.02; done
+: > "$work/empty"; : > "$work/cmd.txt"
+cmd_time() { # NAME ENV... : one empty-file encrypt, appends "NAME round micros rssKiB"
+  local name=$1 t0 t1; shift
+  t0=$(date +%s%N)
+  env "$@" /usr/bin/time -f "%M" -o "$work/rss" "$BIN" encrypt -k bench -i "$work/empty" -o "$work/empty.ks" --force >/dev/null
+  t1=$(date +%s%N)
+  echo "$name $round $(( (t1 - t0) / 1000 )) $(cat "$work/rss")" >> "$work/cmd.txt"
+}
+for round in $(seq "${BENCH_CMD_RUNS:-21}"); do
+  cmd_time unsealed KEYSTACK_HOME="$KEYSTACK_HOME"
+  cmd_time server KEYSTACK_HOME="$work/no-keystore" KEYSTACK_SERVER="unix://$work/ks.sock"
+  cmd_time sealed KEYSTACK_HOME="$sealed" KEYSTACK_PASSPHRASE=bench-passphrase
+done
+kill "$srvpid"; wait "$srvpid" 2>/dev/null || true
+awk 'function median(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+    return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
+  { t[$1, $2] = $3; if ($4 > rss[$1]) rss[$1] = $4; if ($2 > r) r = $2 }
+  END { split("unsealed server sealed", names, " ")
+    for (k = 1; k <= 3; k++) { n = names[k]
+      for (i = 1; i <= r; i++) { w[i] = t[n, i] / 1000; q[i] = t[n, i] / t["unsealed", i] }
+      printf "  %-9s median %6.1f ms, %5.2f x the unsealed store (median of %d rounds); peak RSS %d MiB\n", n, median(w, r), median(q, r), r, rss[n] / 1024 } }' "$work/cmd.txt"
+echo "  target: through the server (Unix socket) <= 15 ms and <= 32 MiB RSS"
+
 # raw PKG REGEX: every line of the benchmarks' own output, custom metrics
 # (files/s, kms-calls, overhead-%) included.
 raw() {

@@ -91,3 +91,20 @@ func cmdGenCerts(ts *testscript.TestScript, neg bool, args []string) {
 func writePEM(ts *testscript.TestScript, path, typ string, der []byte) {
 	ts.Check(os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
 }
+
+// cmdWaitTCP runs "waittcp ADDR": it waits up to 30 s for something to
+// accept TCP connections at ADDR (a TLS server started in the background).
+func cmdWaitTCP(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 1 {
+		ts.Fatalf("usage: waittcp ADDR")
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", args[0], time.Second); err == nil {
+			c.Close()
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ts.Fatalf("waittcp: nothing listens at %s within 30s", args[0])
+}

@@ -21,6 +21,7 @@ var serverScriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args
 	"kmsload":     cmdKMSLoad,
 	"kscreds":     cmdKSCreds,  // server_client_test.go
 	"gencerts":    cmdGenCerts, // server_client_test.go
+	"waittcp":     cmdWaitTCP,  // server_client_test.go
 }
 
 // cmdFreePort runs "freeport VAR": VAR becomes a loopback address

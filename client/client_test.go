@@ -1,0 +1,319 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keystack/keystack/client"
+	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
+	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/server"
+)
+
+const owner = "user:alice"
+
+// front is a real key server behind a handler that counts requests by
+// operation and can fail chosen operations: "drop" closes the connection
+// after reading the request (it reached the server, no answer), "500"
+// answers KMSInternalException without acting.
+type front struct {
+	srv  http.Handler
+	mu   sync.Mutex
+	seen map[string]int
+	fail map[string]string
+}
+
+func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, op, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
+	f.mu.Lock()
+	f.seen[op]++
+	mode := f.fail[op]
+	f.mu.Unlock()
+	switch mode {
+	case "drop":
+		_, _ = io.Copy(io.Discard, r.Body)
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+		return
+	case "500":
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(500)
+		_, _ = w.Write([]byte(`{"__type":"KMSInternalException","message":"injected"}`))
+		return
+	}
+	f.srv.ServeHTTP(w, r)
+}
+
+func (f *front) count(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.seen[op]
+}
+
+// fixture serves one keystore (one key, "payments") through two fronts.
+type fixture struct {
+	a, b       *front
+	urlA, urlB string
+	cred       *keystore.Credential
+}
+
+func newFixture(t *testing.T) *fixture {
+	dir := filepath.Join(t.TempDir(), "ks")
+	s, err := keystore.Init(dir, keystore.InitOptions{Passphrase: []byte("pw"), KDF: "scrypt", Owner: owner})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	s, err = keystore.Open(dir, keystore.OpenOptions{Principal: owner, Passphrase: func() ([]byte, error) { return []byte("pw"), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := context.Background()
+	if _, err := s.CreateKey(ctx, "payments", keystore.CreateKeyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cred, err := s.CreateCredential(ctx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := server.New(server.Config{Store: s, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{cred: cred}
+	f.a = &front{srv: srv, seen: map[string]int{}, fail: map[string]string{}}
+	f.b = &front{srv: srv, seen: map[string]int{}, fail: map[string]string{}}
+	ha, hb := httptest.NewServer(f.a), httptest.NewServer(f.b)
+	t.Cleanup(ha.Close)
+	t.Cleanup(hb.Close)
+	f.urlA, f.urlB = ha.URL, hb.URL
+	return f
+}
+
+func (f *fixture) client(t *testing.T, urls ...string) *client.Client {
+	eps, err := client.ParseEndpoints(urls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Config{Endpoints: eps, AccessKeyID: f.cred.AccessKeyID, SecretAccessKey: f.cred.Secret,
+		Timeout: 10 * time.Second, Backoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// roundTrip encrypts with c and decrypts with d.
+func roundTrip(t *testing.T, c, d *client.Client) {
+	t.Helper()
+	ctx := context.Background()
+	enc, err := c.EncryptKeyring(ctx, []string{"payments"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := envelope.EncryptBytes(ctx, []byte("hello"), enc, envelope.EncryptOptions{Context: map[string]string{"t": "a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := d.DecryptKeyring(ctx, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, _, err := envelope.DecryptBytes(ctx, msg, dec, envelope.DecryptOptions{Context: map[string]string{"t": "a"}})
+	if err != nil || string(pt) != "hello" {
+		t.Fatalf("decrypt: %q, %v", pt, err)
+	}
+}
+
+// An idempotent request whose first server broke the connection or
+// answered 5xx is answered by the second, signed for the second's host.
+func TestFailoverIdempotent(t *testing.T) {
+	for _, mode := range []string{"drop", "500"} {
+		t.Run(mode, func(t *testing.T) {
+			f := newFixture(t)
+			f.a.fail["GenerateDataKey"], f.a.fail["Decrypt"] = mode, mode
+			// Two clients: each starts with a (the second client's
+			// Decrypt would otherwise go to b, which answered last).
+			roundTrip(t, f.client(t, f.urlA, f.urlB), f.client(t, f.urlA, f.urlB))
+			for _, op := range []string{"GenerateDataKey", "Decrypt"} {
+				if f.a.count(op) != 1 || f.b.count(op) != 1 {
+					t.Errorf("%s: %d attempts on a, %d on b; want 1 and 1", op, f.a.count(op), f.b.count(op))
+				}
+			}
+		})
+	}
+}
+
+// A non-idempotent request that reached a server without an answer is
+// never sent again: the error says it may have been applied.
+func TestNoRetryNonIdempotent(t *testing.T) {
+	f := newFixture(t)
+	f.a.fail["CreateKey"] = "drop"
+	c := f.client(t, f.urlA, f.urlB)
+	_, err := c.CreateKey(context.Background(), "", "once")
+	var ue *client.UnavailableError
+	if !errors.As(err, &ue) || !ue.MaybeApplied || !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("CreateKey: %v, want an UnavailableError that may have been applied", err)
+	}
+	if !strings.Contains(err.Error(), "may or may not have been applied") {
+		t.Errorf("error %q does not say it may have been applied", err)
+	}
+	if n := f.a.count("CreateKey") + f.b.count("CreateKey"); n != 1 {
+		t.Errorf("CreateKey sent %d times, want 1", n)
+	}
+	// A 5xx answer to it is returned as the server's error, not retried.
+	f.a.fail["CreateKey"] = "500"
+	if _, err := c.CreateKey(context.Background(), "", "once"); !errors.Is(err, client.ErrUnavailable) {
+		t.Fatalf("CreateKey after 500: %v", err)
+	}
+	if n := f.b.count("CreateKey"); n != 0 {
+		t.Errorf("CreateKey reached the second server %d times", n)
+	}
+}
+
+// A request that never reached a server (nothing listens) moves on for
+// every operation, non-idempotent ones included, and the endpoint that
+// answered is tried first next time.
+func TestFailoverBeforeSending(t *testing.T) {
+	f := newFixture(t)
+	dead := deadURL(t)
+	c := f.client(t, dead, f.urlB)
+	if _, err := c.CreateKey(context.Background(), "k1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if f.b.count("CreateKey") != 1 || f.b.count("CreateAlias") != 1 {
+		t.Errorf("b saw CreateKey %d, CreateAlias %d times", f.b.count("CreateKey"), f.b.count("CreateAlias"))
+	}
+	roundTrip(t, c, c)
+	if n := f.b.count("Decrypt"); n != 1 {
+		t.Errorf("b, which answered last, saw %d Decrypt calls, want 1", n)
+	}
+}
+
+// When no endpoint answers, the error names each endpoint's failure once
+// and matches ErrUnavailable, on the admin and the data-key paths.
+func TestAllDown(t *testing.T) {
+	d1, d2 := deadURL(t), deadURL(t)
+	eps, _ := client.ParseEndpoints([]string{d1 + "," + d2})
+	c, err := client.New(client.Config{Endpoints: eps, AccessKeyID: "KSAAAAAAAAAAAAAAAAAA", SecretAccessKey: "s3cr3t-never-printed",
+		Backoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.GetPolicy(context.Background())
+	if !errors.Is(err, client.ErrUnavailable) || strings.Count(err.Error(), d1) != 1 || strings.Count(err.Error(), d2) != 1 {
+		t.Errorf("GetPolicy: %v", err)
+	}
+	enc, err := c.EncryptKeyring(context.Background(), []string{"arn:aws:kms:us-east-1:111122223333:key/payments"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = envelope.EncryptBytes(context.Background(), nil, enc, envelope.EncryptOptions{})
+	if !errors.Is(err, client.ErrUnavailable) || !strings.Contains(err.Error(), d2) {
+		t.Errorf("encrypt: %v", err)
+	}
+	if strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("the secret is in %q", err)
+	}
+}
+
+// With a cache, a run of messages costs one GenerateDataKey.
+func TestCacheSavesCalls(t *testing.T) {
+	f := newFixture(t)
+	c := f.client(t, f.urlA)
+	ctx := context.Background()
+	enc, err := c.EncryptKeyring(ctx, []string{"payments"}, &keyring.CacheOptions{MaxAge: time.Minute, MaxMessages: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := envelope.EncryptBytes(ctx, []byte("x"), enc, envelope.EncryptOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.a.count("GenerateDataKey"); n != 2 {
+		t.Errorf("5 messages, at most 3 per data key: %d GenerateDataKey calls, want 2", n)
+	}
+}
+
+// Wrong credentials are an authentication error naming the server's
+// answer, never the secret.
+func TestWrongSecret(t *testing.T) {
+	f := newFixture(t)
+	f.cred.Secret = "wrong-secret-value-0123456789abcdefghijkl"
+	c := f.client(t, f.urlA)
+	_, err := c.ListKeys(context.Background())
+	if !errors.Is(err, client.ErrAuthentication) || !strings.Contains(err.Error(), "InvalidSignatureException") {
+		t.Fatalf("ListKeys: %v", err)
+	}
+	if strings.Contains(err.Error(), f.cred.Secret) {
+		t.Errorf("the secret is in %q", err)
+	}
+}
+
+func deadURL(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return "http://" + addr
+}
+
+func TestParseEndpoint(t *testing.T) {
+	good := []string{"unix:///run/ks.sock", "https://keys.internal:8443", "http://127.0.0.1:8080", "http://[::1]:1", "http://localhost:9"}
+	for _, s := range good {
+		if _, err := client.ParseEndpoint(s); err != nil {
+			t.Errorf("%s: %v", s, err)
+		}
+	}
+	bad := []string{"", "unix://relative", "unix:run.sock", "http://192.0.2.1:80", "http://keys.internal:80", "ftp://x",
+		"https://user:pw@host:1", "https://host:1/path", "https://host:1?q=1", "keys.internal:8443"}
+	for _, s := range bad {
+		if _, err := client.ParseEndpoint(s); !errors.Is(err, client.ErrInvalidConfig) {
+			t.Errorf("%q: %v, want ErrInvalidConfig", s, err)
+		}
+	}
+	eps, err := client.ParseEndpoints([]string{"unix:///a, unix:///b", "https://c:1"})
+	if err != nil || len(eps) != 3 || eps[1].Unix != "/b" {
+		t.Errorf("ParseEndpoints: %v, %v", eps, err)
+	}
+	if _, err := client.ParseEndpoints([]string{" , "}); !errors.Is(err, client.ErrInvalidConfig) {
+		t.Errorf("no endpoint: %v", err)
+	}
+}
+
+func TestIdempotent(t *testing.T) {
+	for target, want := range map[string]bool{
+		"TrentService.Decrypt": true, "TrentService.GenerateDataKey": true, "KeystackAdmin.GetPolicy": true,
+		"TrentService.CreateKey": false, "TrentService.RotateKeyOnDemand": false, "TrentService.CreateAlias": false,
+		"KeystackAdmin.CreateCredentials": false, "KeystackAdmin.RevokeCredentials": false,
+		"TrentService.ScheduleKeyDeletion": false, "TrentService.NoSuch": false,
+	} {
+		if client.Idempotent(target) != want {
+			t.Errorf("Idempotent(%s) = %v", target, !want)
+		}
+	}
+}
+
+func TestMain(m *testing.M) {
+	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	os.Exit(m.Run())
+}
