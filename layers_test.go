@@ -28,7 +28,7 @@ var layers = map[string]layer{
 	"internal/keyname":  {},
 	"internal/testhook": {},
 	"internal/kmswire":  {outside: []string{"github.com/aws/"}},
-	"internal/pgtest":   {outside: []string{"github.com/jackc/", "golang.org/x/text"}},
+	"internal/pgtest":   {outside: []string{"github.com/jackc/", "golang.org/x/text", "golang.org/x/sync"}},
 	"envelope":          {tests: []string{"keyring", "internal/esdktest"}},
 	"policy":            {imports: []string{"internal/keyname"}},
 	"audit":             {imports: []string{"internal/fsx"}, outside: []string{"golang.org/x/sys"}},
@@ -50,6 +50,8 @@ var layers = map[string]layer{
 		tests:   []string{"hsm", "keystore/awskms", "keystore/storagetest", "keyring/keyringtest", "internal/esdktest"},
 		outside: []string{"golang.org/x/crypto", "golang.org/x/sys"}},
 	"keystore/storagetest": {imports: []string{"keystore"}},
+	"keystore/pgstorage": {imports: []string{"keystore"}, tests: []string{"keystore/storagetest", "internal/pgtest"},
+		outside: []string{"github.com/jackc/", "golang.org/x/text", "golang.org/x/sync"}},
 
 	"rotation": {imports: []string{"keystore", "internal/fsx"}, tests: []string{"internal/esdktest"}},
 	"server":   {imports: []string{"keystore", "internal/kmswire"}},

@@ -62,4 +62,10 @@ var (
 	// ErrConflict is returned by Write when the document's revision is not
 	// the one the write started from: another writer got there first.
 	ErrConflict = errors.New("keystore: storage: document changed since it was read (conflict)")
+	// ErrUnavailable is wrapped by a Storage that cannot reach where it
+	// keeps the documents (a database down or partitioned away), or that
+	// has not confirmed its cached revisions within its staleness bound:
+	// operations fail closed with it instead of serving stale state; the
+	// key server answers it with a retryable 5xx.
+	ErrUnavailable = errors.New("keystore: storage unavailable")
 )

@@ -86,6 +86,10 @@ type InitOptions struct {
 	// TrustPrincipalEnv lets PrincipalFromEnv take the principal from
 	// $KEYSTACK_PRINCIPAL (for tests and CI).
 	TrustPrincipalEnv bool
+	// Storage keeps the new store's state and policy documents; nil means
+	// the directory's. Init fails with ErrExists when it already holds a
+	// state document. The audit log stays in dir.
+	Storage Storage
 }
 
 // OpenOptions configures access to an existing store.
@@ -172,17 +176,17 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 	if err := os.Chmod(dir, 0o700); err != nil { // a pre-existing dir may be group-readable
 		return nil, fmt.Errorf("keystore: init: %w", err)
 	}
-	st := NewDirStorage(dir)
+	st := opts.Storage
+	if st == nil {
+		st = NewDirStorage(dir)
+	}
 	unlock, err := st.Lock(context.Background())
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if _, err := os.Lstat(filepath.Join(dir, metaFile)); !errors.Is(err, fs.ErrNotExist) {
-		if err == nil {
-			return nil, fmt.Errorf("%w in %s", ErrExists, dir)
-		}
-		return nil, fmt.Errorf("keystore: init: %w", err)
+	if err := checkNoStore(st, dir); err != nil {
+		return nil, err
 	}
 	f, kek, err := newStoreFile(opts)
 	if err == nil {
@@ -205,6 +209,24 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// checkNoStore fails with ErrExists when st already holds a store.
+func checkNoStore(st Storage, dir string) error {
+	if _, ok := st.(*DirStorage); !ok {
+		rev, err := st.Revision(context.Background(), StateDocument)
+		if err == nil && rev != NoRevision {
+			return fmt.Errorf("%w in its storage", ErrExists)
+		}
+		return err
+	}
+	if _, err := os.Lstat(filepath.Join(dir, metaFile)); !errors.Is(err, fs.ErrNotExist) {
+		if err == nil {
+			return fmt.Errorf("%w in %s", ErrExists, dir)
+		}
+		return fmt.Errorf("keystore: init: %w", err)
+	}
+	return nil
 }
 
 func newStoreFile(opts InitOptions) (*storeFile, []byte, error) {

@@ -31,6 +31,7 @@ var errorMap = []struct {
 	code, msg string
 }{
 	{policy.ErrAuditFailed, "KMSInternalException", "the request could not be audited and was refused"},
+	{keystore.ErrUnavailable, "DependencyTimeoutException", "the key store's database cannot be reached; retry later"},
 	{policy.ErrAccessDenied, "AccessDeniedException", "the policy does not allow this request"},
 	{keystore.ErrKeyNotFound, "NotFoundException", "key not found"},
 	{keystore.ErrAliasNotFound, "NotFoundException", "alias not found"},
