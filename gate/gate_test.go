@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/policy"
 )
 
 const alice = "user:alice"
@@ -104,5 +107,78 @@ func TestFileAuditSetAside(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, gate.AuditFile)); !os.IsNotExist(err) {
 		t.Fatalf("audit.log still there after SetAside: %v", err)
+	}
+}
+
+// countingAudit is a destination that keeps its records in another
+// directory (a real file log) and counts the records appended through it.
+type countingAudit struct {
+	gate.AuditDestination
+	records *atomic.Int64
+}
+
+func (c countingAudit) Open(ctx context.Context, opts audit.Options) (gate.AuditSink, error) {
+	s, err := c.AuditDestination.Open(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	return countingSink{s, c.records}, nil
+}
+
+type countingSink struct {
+	gate.AuditSink
+	records *atomic.Int64
+}
+
+func (c countingSink) Append(ctx context.Context, rs ...audit.Record) error {
+	c.records.Add(int64(len(rs)))
+	return c.AuditSink.Append(ctx, rs...)
+}
+
+// TestOtherAuditDestination: a store opened with OpenOptions.Audit records
+// every decision there, and nothing in its directory's audit.log; the
+// records verify with the store's audit key and name the decision.
+func TestOtherAuditDestination(t *testing.T) {
+	ctx := context.Background()
+	dir := newStore(t)
+	before, _ := os.ReadFile(filepath.Join(dir, gate.AuditFile))
+	elsewhere := t.TempDir()
+	var n atomic.Int64
+	s, err := keystore.Open(dir, keystore.OpenOptions{Principal: alice, Audit: countingAudit{gate.FileAudit(elsewhere), &n}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ListKeys(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Gate().VerifyAudit(ctx); err != nil {
+		t.Fatalf("VerifyAudit of the other destination: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n.Load() != 1 {
+		t.Fatalf("%d records appended through the destination, want 1 (the ListKeys decision)", n.Load())
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, gate.AuditFile))
+	if string(after) != string(before) {
+		t.Fatalf("the store directory's audit.log changed:\n%s", after)
+	}
+	f, err := os.Open(filepath.Join(elsewhere, gate.AuditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var found int
+	for e, err := range audit.Query(f, audit.Filter{Action: policy.ActionListKeys}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Principal == alice && e.Decision == string(policy.Allow) {
+			found++
+		}
+	}
+	if found != 1 {
+		t.Fatalf("%d ListKeys decisions for alice in the other destination, want 1", found)
 	}
 }

@@ -51,9 +51,20 @@ type AuditSink interface {
 // AuditDestination is where a Gate keeps its audit records: it opens the
 // chain this process appends to and reads, verifies and sets aside what
 // every writer recorded. FileAudit is the single-node destination, one
-// file. A multi-writer destination (one chain per replica) maps the same
-// calls onto all its chains: Verify checks each, and anchors name the
-// chain they belong to in whatever way the destination records it.
+// file; keystore.OpenOptions.Audit plugs in another.
+//
+// Anchoring. The Gate keeps one anchor in the store's state
+// (Config.AuditAnchor): it passes it to Open as opts.Anchor, and moves it
+// to the sink's Anchor at Close, at AuditCheckpoint and in the background
+// while the store stays open. A destination that anchors its chains
+// itself (a database keeping each chain's authenticated end beside it,
+// one chain per replica) returns the zero audit.Anchor from
+// AuditSink.Anchor, so that the Gate never moves the state's anchor, and
+// then checks its own anchors at Open instead of opts.Anchor, and in
+// Verify beside the anchors it is given (which Checkpoint exported, and
+// which name the chain they belong to in whatever way the destination
+// records it). Its Verify report sums its chains (Records, Entries) and
+// leaves what has no meaning for it at zero.
 type AuditDestination interface {
 	// Open opens this process's chain for appending with opts (durability,
 	// the MAC key, the clock). When opts.Anchor is set the chain must
