@@ -56,14 +56,13 @@ type AuditSink interface {
 // Anchoring. The Gate keeps one anchor in the store's state
 // (Config.AuditAnchor): it passes it to Open as opts.Anchor, and moves it
 // to the sink's Anchor at Close, at AuditCheckpoint and in the background
-// while the store stays open. A destination that anchors its chains
-// itself (a database keeping each chain's authenticated end beside it,
-// one chain per replica) returns the zero audit.Anchor from
-// AuditSink.Anchor, so that the Gate never moves the state's anchor, and
-// then checks its own anchors at Open instead of opts.Anchor, and in
-// Verify beside the anchors it is given (which Checkpoint exported, and
-// which name the chain they belong to in whatever way the destination
-// records it). Its Verify report sums its chains (Records, Entries) and
+// while the store stays open. A destination with one chain per writer
+// (one per key-server replica) either checks at Open that one of its
+// chains still holds opts.Anchor (audit/pgaudit.Destination does), or
+// anchors its chains itself and returns the zero audit.Anchor from
+// AuditSink.Anchor, so that the Gate never moves the state's anchor. Its
+// Verify checks every chain and every anchor it is given (which
+// Checkpoint exported); its report sums the chains (Records, Entries) and
 // leaves what has no meaning for it at zero.
 type AuditDestination interface {
 	// Open opens this process's chain for appending with opts (durability,
