@@ -57,7 +57,7 @@ var layers = map[string]layer{
 	"server":   {imports: []string{"keystore", "internal/kmswire"}},
 	"xks":      {imports: []string{"keystore", "internal/kmswire"}, tests: []string{"hsm"}},
 
-	"client": {imports: []string{"envelope", "keyring", "keystore/awskms"},
+	"client": {imports: []string{"envelope", "keyring", "keystore/awskms", "audit"},
 		tests: []string{"server", "keystore", "policy"}, outside: []string{"github.com/aws/"}},
 
 	"cmd/keystack": {imports: []string{"*"}, tests: []string{"*"}, outside: []string{"*"}},

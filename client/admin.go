@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/keystack/keystack/audit"
 )
 
 // GetPolicy returns the policy in force, as JSON (keystack:GetPolicy).
@@ -119,4 +121,33 @@ func (c *Client) ListCredentials(ctx context.Context, principal string) ([]Crede
 // its next request on.
 func (c *Client) RevokeCredentials(ctx context.Context, accessKeyID string) error {
 	return c.admin(ctx, "RevokeCredentials", map[string]string{"AccessKeyId": accessKeyID}, nil)
+}
+
+// AuditQuery selects audit records for ShowAudit; empty fields match all.
+type AuditQuery struct {
+	Principal, Key, Action string
+	Since, Until           time.Time
+	// Limit is the most records returned (the most recent that match);
+	// 0 is the server's default (1000), at most 5000.
+	Limit int
+}
+
+// ShowAudit returns the most recent audit records that match q, oldest
+// first (keystack:ReadAudit); truncated says older ones were left out.
+func (c *Client) ShowAudit(ctx context.Context, q AuditQuery) (records []audit.Entry, truncated bool, err error) {
+	in := map[string]any{"Principal": q.Principal, "Key": q.Key, "Action": q.Action, "Limit": q.Limit}
+	if !q.Since.IsZero() {
+		in["Since"] = q.Since.UTC().Format(time.RFC3339Nano)
+	}
+	if !q.Until.IsZero() {
+		in["Until"] = q.Until.UTC().Format(time.RFC3339Nano)
+	}
+	var out struct {
+		Records   []audit.Entry
+		Truncated bool
+	}
+	if err := c.admin(ctx, "ShowAudit", in, &out); err != nil {
+		return nil, false, err
+	}
+	return out.Records, out.Truncated, nil
 }

@@ -317,3 +317,38 @@ func TestMain(m *testing.M) {
 	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	os.Exit(m.Run())
 }
+
+// ShowAudit returns the most recent matching records, oldest first, and
+// says when older ones were left out.
+func TestShowAudit(t *testing.T) {
+	f := newFixture(t)
+	c := f.client(t, f.urlA)
+	ctx := context.Background()
+	for _, name := range []string{"k1", "k2", "k3"} {
+		if _, err := c.CreateKey(ctx, name, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, truncated, err := c.ShowAudit(ctx, client.AuditQuery{Action: "keystack:CreateKey"})
+	if err != nil || truncated || len(all) != 4 { // and the fixture's "payments"
+		t.Fatalf("ShowAudit: %d records, truncated %v, %v", len(all), truncated, err)
+	}
+	last, truncated, err := c.ShowAudit(ctx, client.AuditQuery{Action: "keystack:CreateKey", Limit: 2})
+	if err != nil || !truncated || len(last) != 2 || last[0].Seq != all[2].Seq || last[1].Seq != all[3].Seq {
+		t.Fatalf("ShowAudit Limit 2: %+v, truncated %v, %v", last, truncated, err)
+	}
+	if _, _, err := c.ShowAudit(ctx, client.AuditQuery{Limit: 5001}); !strings.Contains(fmtErr(err), "ValidationException") {
+		t.Errorf("Limit 5001: %v", err)
+	}
+	none, _, err := c.ShowAudit(ctx, client.AuditQuery{Since: time.Now().Add(time.Hour)})
+	if err != nil || len(none) != 0 {
+		t.Errorf("Since in the future: %d records, %v", len(none), err)
+	}
+}
+
+func fmtErr(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -17,7 +17,7 @@ const AdminTargetPrefix = "KeystackAdmin."
 func adminOperations() map[string]operation {
 	return map[string]operation{
 		"GetPolicy": op(getPolicy), "PutPolicy": op(putPolicy), "SimulatePolicy": op(simulatePolicy),
-		"VerifyAudit":       op(verifyAudit),
+		"VerifyAudit": op(verifyAudit), "ShowAudit": op(showAudit),
 		"CreateCredentials": op(createCredentials), "ListCredentials": op(listCredentials),
 		"RevokeCredentials": op(revokeCredentials),
 	}

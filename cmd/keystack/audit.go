@@ -150,6 +150,9 @@ func auditShowAction(c *cli.Context) error {
 	if f.Until, err = parseWhen("until", c.String("until"), now); err != nil {
 		return err
 	}
+	if serverMode(c) {
+		return remoteAuditShow(c, f)
+	}
 	return withStore(c, func(st *keystore.Store) error {
 		r, err := st.Gate().AuditLog(c.Context)
 		if err != nil {

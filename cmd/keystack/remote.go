@@ -46,7 +46,7 @@ var remoteActions = map[string]func(c *cli.Context, cl *client.Client) error{
 	"encrypt": remoteEncrypt, "decrypt": remoteDecrypt,
 	"key create": remoteKeyCreate, "key list": remoteKeyList, "key show": remoteKeyShow, "key rotate": remoteKeyRotate,
 	"policy get": remotePolicyGet, "policy put": remotePolicyPut, "policy reset": remoteUnsupported,
-	"audit verify": remoteAuditVerify, "audit show": remoteAuditShow, "audit checkpoint": remoteUnsupported,
+	"audit verify": remoteAuditVerify, "audit show": nil, "audit checkpoint": remoteUnsupported,
 	"audit reset-anchor": remoteUnsupported, "passphrase change": remoteUnsupported,
 	"server credentials create": remoteCredCreate, "server credentials list": remoteCredList,
 	"server credentials revoke": remoteCredRevoke,
@@ -61,6 +61,7 @@ func addServerMode(cmds []*cli.Command, prefix string) {
 		addServerMode(cmd.Subcommands, path)
 		remote, ok := remoteActions[path]
 		if !ok {
+			warnLocal(cmd, path)
 			continue
 		}
 		cmd.Flags = append(cmd.Flags, serverFlags()...)
@@ -74,6 +75,25 @@ func addServerMode(cmds []*cli.Command, prefix string) {
 			}
 			return withClient(c, remote)
 		}
+	}
+}
+
+// noStore are the commands that neither open a keystore nor have a
+// server mode: they need no warning under $KEYSTACK_SERVER.
+var noStore = map[string]bool{"inspect": true, "completion": true, "policy validate": true, "server": true, "help": true}
+
+// warnLocal makes a leaf command without a server mode warn, when
+// $KEYSTACK_SERVER is set, that it acts on the local keystore.
+func warnLocal(cmd *cli.Command, path string) {
+	if cmd.Action == nil || len(cmd.Subcommands) > 0 || noStore[path] {
+		return
+	}
+	local := cmd.Action
+	cmd.Action = func(c *cli.Context) error {
+		if strings.TrimSpace(os.Getenv(envServer)) != "" {
+			warnf(c.App.ErrWriter, "%s is set, but \"keystack %s\" has no server mode: it acts on the local keystore", envServer, path)
+		}
+		return local(c)
 	}
 }
 
@@ -109,10 +129,6 @@ func remoteUnsupported(c *cli.Context, _ *client.Client) error {
 		c.Command.HelpName, envServer)
 }
 
-func remoteAuditShow(c *cli.Context, _ *client.Client) error {
-	return usagef("audit show does not work through a key server yet (%s is set): the server has no API to read records; "+
-		"run it on the server host without --server", envServer)
-}
 
 func remoteKeyCreate(c *cli.Context, cl *client.Client) error {
 	a, err := args(c, 1, 1)

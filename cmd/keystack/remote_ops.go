@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/client"
 	"github.com/keystack/keystack/policy"
 )
@@ -184,4 +185,28 @@ func checkRemoteCryptFlags(c *cli.Context) error {
 		}
 	}
 	return nil
+}
+
+// remoteAuditShow is audit show in server mode; f is checked.
+func remoteAuditShow(c *cli.Context, f audit.Filter) error {
+	return withClient(c, func(c *cli.Context, cl *client.Client) error {
+		recs, truncated, err := cl.ShowAudit(c.Context, client.AuditQuery{Principal: f.Principal, Key: f.Key,
+			Action: f.Action, Since: f.Since, Until: f.Until})
+		if err != nil {
+			return err
+		}
+		if truncated {
+			warnf(c.App.ErrWriter, "only the %d most recent matching records (the server's limit); narrow with --since or --principal", len(recs))
+		}
+		if c.Bool("json") {
+			if recs == nil {
+				recs = []audit.Entry{}
+			}
+			return writeJSON(c.App.Writer, recs)
+		}
+		for _, e := range recs {
+			fmt.Fprintln(c.App.Writer, formatEntry(e))
+		}
+		return nil
+	})
 }
