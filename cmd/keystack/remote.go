@@ -129,7 +129,6 @@ func remoteUnsupported(c *cli.Context, _ *client.Client) error {
 		c.Command.HelpName, envServer)
 }
 
-
 func remoteKeyCreate(c *cli.Context, cl *client.Client) error {
 	a, err := args(c, 1, 1)
 	if err != nil {
