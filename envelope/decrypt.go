@@ -56,19 +56,24 @@ type unlocked struct {
 // plaintext until the signature verifies. Errors are sticky. Call Close
 // when abandoning the Reader early.
 func Decrypt(ctx context.Context, src io.Reader, kr Keyring, opts DecryptOptions) (*Reader, error) {
+	ra, start, left, canReadAt := position(src)
 	br := buffered(src)
 	u, err := unlockHeader(ctx, br, kr, opts)
 	if err != nil {
 		return nil, err
 	}
-	return newReader(br, u, opts)
+	r, err := newReader(br, u, opts)
+	if err == nil && canReadAt && left >= preadMin && !u.hdr.Suite.Signed() && u.hdr.ContentType == contentFramed {
+		r.useReadAt(ra, start+int64(u.hdr.HeaderLength))
+	}
+	return r, err
 }
 
 // newReader returns the Reader of the body after u's header in br.
 func newReader(br byteSource, u *unlocked, opts DecryptOptions) (*Reader, error) {
 	// Frame buffers are allocated whole: the frame length is bounded by
 	// MaxFrameLength, and growing them as bytes arrive left garbage behind.
-	r := &Reader{hdr: u.hdr, src: br, codec: u.codec, conc: concurrency(opts.Concurrency), depth: 1,
+	r := &Reader{hdr: u.hdr, src: br, codec: u.codec, open: u.codec.open, conc: concurrency(opts.Concurrency), depth: 1,
 		frameCap: finalPrefix + int(u.hdr.FrameLength) + gcmTagLen, maxNonFramed: maxNonFramed(opts.MaxFrameLength)}
 	if m, ok := br.(*bytes.Reader); ok {
 		// No frame can be longer than what is left of the message.

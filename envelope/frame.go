@@ -50,7 +50,10 @@ type frameTask struct {
 	seq  uint32
 	buf  []byte
 	pt   []byte
-	src  []byte // when set, plaintext borrowed from the caller, sealed from here
+	src  []byte      // when set, plaintext borrowed from the caller, sealed from here
+	at   io.ReaderAt // when set, the worker reads the frame from here at off first
+	off  int64
+	err  error // why ok is false, when not a failed tag or a fault
 	ok   bool
 	aad  [128]byte
 }
@@ -150,6 +153,9 @@ func (c *frameCodec) seal(t *frameTask) {
 
 // sealFrame seals t, guarding against faults when its plaintext is borrowed.
 func (c *frameCodec) sealFrame(t *frameTask) {
+	if t.at != nil && !readAt(t) {
+		return
+	}
 	if t.src != nil {
 		c.sealBorrowed(t)
 		return

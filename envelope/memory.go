@@ -19,7 +19,7 @@ func (u *unlocked) openInMemory(body []byte, maxNonFramed int) ([]byte, error) {
 	var err error
 	for err == nil && !t.final() {
 		var n int
-		if n, err = u.nextInMemory(t, body, maxNonFramed); err == nil {
+		if n, err = nextFrame(u.codec, u.hdr.ContentType == contentNonFramed, t, body, maxNonFramed); err == nil {
 			if out, err = u.codec.openTo(out, t, body[:n]); err == nil {
 				body = body[n:]
 			}
@@ -38,12 +38,12 @@ func (u *unlocked) openInMemory(body []byte, maxNonFramed int) ([]byte, error) {
 // final reports whether t is the last frame of its message.
 func (t *frameTask) final() bool { return t.kind != kindRegular }
 
-// nextInMemory reads the prefix of the frame after t (the first when t is
+// nextFrame reads the prefix of the frame after t (the first when t is
 // new) at the start of body into t's kind and sequence number, and returns
 // the frame's length on the wire. Its errors are those of readPrefix and
 // readFrame for the same bytes.
-func (u *unlocked) nextInMemory(t *frameTask, body []byte, maxNonFramed int) (int, error) {
-	if u.hdr.ContentType == contentNonFramed {
+func nextFrame(c *frameCodec, nonFramed bool, t *frameTask, body []byte, maxNonFramed int) (int, error) {
+	if nonFramed {
 		if len(body) < nonFramedPrefix {
 			return 0, truncated("body", io.ErrUnexpectedEOF)
 		}
@@ -64,15 +64,15 @@ func (u *unlocked) nextInMemory(t *frameTask, body []byte, maxNonFramed int) (in
 	if len(body) < 4 {
 		return 0, truncated("body", io.ErrUnexpectedEOF)
 	}
-	n, pre, seqOff := u.codec.frameLen, regularPrefix, 0
+	n, pre, seqOff := c.frameLen, regularPrefix, 0
 	if binary.BigEndian.Uint32(body) == finalMarker {
 		t.kind, pre, seqOff = kindFinal, finalPrefix, 4
 		if len(body) < finalPrefix {
 			return 0, truncated("final frame", io.ErrUnexpectedEOF)
 		}
 		n = int(binary.BigEndian.Uint32(body[finalPrefix-4:]))
-		if n > u.codec.frameLen {
-			return 0, &ParseError{Field: "final frame", Reason: fmt.Sprintf("content length %d exceeds frame length %d", n, u.codec.frameLen)}
+		if n > c.frameLen {
+			return 0, &ParseError{Field: "final frame", Reason: fmt.Sprintf("content length %d exceeds frame length %d", n, c.frameLen)}
 		}
 	} else if len(body) < regularPrefix {
 		return 0, truncated("frame", io.ErrUnexpectedEOF)

@@ -58,6 +58,8 @@ type Reader struct {
 	next         int         // index in head of the next frame to release
 	out          []byte      // released plaintext not yet returned
 	err          error
+	open         func(*frameTask) // what workers run on a frame: codec.open, or openAt
+	at           *atReader        // set when workers read the frames (useReadAt)
 }
 
 // Header returns the message's authenticated header.
@@ -152,7 +154,7 @@ func (r *Reader) recycleHead() {
 // oldest one to be opened.
 func (r *Reader) advance() error {
 	if r.pool == nil && r.conc > 1 && r.seq >= 2 && !r.readDone {
-		r.pool = startWorkers(r.conc, r.codec.open)
+		r.pool = startWorkers(r.conc, r.open)
 		r.depth = pipelineDepth(r.conc, 4, r.codec.frameLen)
 		runtime.AddCleanup(r, func(p *workers) { p.close() }, r.pool)
 	}
@@ -177,6 +179,10 @@ func (r *Reader) readBatch() error {
 		n = framesPerBatch(r.codec.frameLen)
 	}
 	for len(b.tasks) < n && !r.readDone {
+		if r.at != nil {
+			b.tasks = append(b.tasks, r.atTask())
+			continue
+		}
 		t, err := r.readFrame()
 		if err != nil {
 			return err
@@ -184,7 +190,7 @@ func (r *Reader) readBatch() error {
 		b.tasks = append(b.tasks, t)
 	}
 	if r.pool == nil {
-		runBatch(b, r.codec.open)
+		runBatch(b, r.open)
 	} else {
 		r.pool.ch <- b
 	}
@@ -198,10 +204,19 @@ func (r *Reader) readBatch() error {
 func (r *Reader) release() error {
 	t := r.head.tasks[r.next]
 	r.next++
+	if !t.ok && t.err != nil {
+		return t.err
+	}
 	if !t.ok {
 		return ErrAuthentication
 	}
-	if t.kind != kindRegular {
+	if t.kind != kindRegular && r.at != nil {
+		r.next = len(r.head.tasks) // the slots after the final frame hold nothing
+		if err := r.finishAt(t); err != nil {
+			clear(t.pt)
+			return err
+		}
+	} else if t.kind != kindRegular {
 		if err := r.finish(); err != nil {
 			clear(t.pt)
 			return err

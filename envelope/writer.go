@@ -25,6 +25,7 @@ type Writer struct {
 	depth      int
 	err        error
 	closed     bool
+	finalSent  bool  // the final frame is dispatched (readFromAt)
 	declared   int64 // the declared plaintext length, or -1
 	written    int64
 }
@@ -93,7 +94,7 @@ func (w *Writer) accept(n int64) error {
 	if w.err != nil {
 		return w.err
 	}
-	if w.declared >= 0 && w.written+n > w.declared {
+	if w.declared >= 0 && w.written+n > w.declared || w.finalSent && n > 0 {
 		w.err = fmt.Errorf("%w: more plaintext than the declared %d bytes", ErrInvalidOptions, w.declared)
 		return w.err
 	}
@@ -105,7 +106,18 @@ func (w *Writer) accept(n int64) error {
 // ReadFrom encrypts everything read from r until io.EOF, reading straight
 // into frame buffers (io.Copy uses it). Errors from r are returned but do
 // not break the writer; its own errors are sticky.
+//
+// When r can be read at an offset (an *os.File of a regular file: an
+// io.ReaderAt that is also an io.Seeker) and the plaintext length was
+// declared, the sealing goroutines read the frames themselves, in
+// parallel, from r's current position; r's position is then moved past
+// the declared length.
 func (w *Writer) ReadFrom(r io.Reader) (int64, error) {
+	if w.declared >= preadMin && w.seq == 0 && w.cur == nil && w.written == 0 && !w.closed && w.err == nil {
+		if ra, off, _, ok := position(r); ok {
+			return w.readFromAt(ra, off)
+		}
+	}
 	var total int64
 	room := w.frameRoom()
 	for {
@@ -155,10 +167,10 @@ func (w *Writer) Close() error {
 		w.err = fmt.Errorf("%w: %d bytes of plaintext, %d declared", ErrInvalidOptions, w.written, w.declared)
 	}
 	w.writeHeader()
-	if w.cur == nil {
+	if w.cur == nil && !w.finalSent {
 		w.cur = w.task()
 	}
-	if w.err == nil {
+	if w.err == nil && !w.finalSent {
 		w.dispatch(kindFinal)
 	}
 	w.drain()
@@ -199,7 +211,7 @@ func (w *Writer) task() *frameTask {
 	}
 	t.buf = t.buf[:cap(t.buf)]
 	t.pt = t.buf[regularPrefix:regularPrefix]
-	t.src = nil
+	t.src, t.at, t.err = nil, nil, nil
 	return t
 }
 
@@ -268,7 +280,7 @@ func (w *Writer) emitHead() {
 	<-b.done
 	for _, t := range b.tasks {
 		if w.err == nil && !t.ok {
-			w.err = ErrPlaintextFault
+			w.err = w.frameError(t)
 		}
 		if w.err == nil {
 			if w.s.sig != nil {

@@ -435,15 +435,66 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 	return c.r.Read(p)
 }
 
+// ReadAt and Seek let the envelope's workers read a regular file at
+// offsets, in parallel (an input that cannot seek refuses, and is read
+// sequentially).
+func (c *ctxReader) ReadAt(p []byte, off int64) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return readAt(c.r, p, off)
+}
+
+func (c *ctxReader) Seek(off int64, whence int) (int64, error) { return seek(c.r, off, whence) }
+
+// errNoSeek is ReadAt's and Seek's error for an input that cannot.
+var errNoSeek = errors.New("input cannot seek")
+
+func readAt(r io.Reader, p []byte, off int64) (int, error) {
+	if ra, ok := r.(io.ReaderAt); ok {
+		return ra.ReadAt(p, off)
+	}
+	return 0, errNoSeek
+}
+
+func seek(r io.Reader, off int64, whence int) (int64, error) {
+	if s, ok := r.(io.Seeker); ok {
+		return s.Seek(off, whence)
+	}
+	return 0, errNoSeek
+}
+
+// countReader counts the bytes of the message read: those Read returned,
+// or, once the input was read at offsets, those up to where the reader
+// moved it (Seek) past the message.
 type countReader struct {
-	r io.Reader
-	n int64
+	r     io.Reader
+	n     int64
+	base  int64 // the input's offset before its first byte was read
+	based bool
 }
 
 func (c *countReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
+}
+
+func (c *countReader) ReadAt(p []byte, off int64) (int, error) { return readAt(c.r, p, off) }
+
+func (c *countReader) Seek(off int64, whence int) (int64, error) {
+	if !c.based {
+		cur, err := seek(c.r, 0, io.SeekCurrent)
+		if err != nil {
+			return 0, err
+		}
+		c.base, c.based = cur-c.n, true
+	}
+	pos, err := seek(c.r, off, whence)
+	if err == nil {
+		c.n = pos - c.base
+	}
+	return pos, err
 }
 
 type countWriter struct {
