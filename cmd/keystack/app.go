@@ -17,6 +17,7 @@ func newApp() *cli.App {
 			"kept in a local keystore, AWS KMS or a PKCS#11 HSM.\n\n" + exitCodesHelp,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "home", Usage: "keystore directory (default $KEYSTACK_HOME or the platform default)", EnvVars: []string{"KEYSTACK_HOME"}},
+			storageFlag,
 		},
 		Commands:                  commands(),
 		Reader:                    os.Stdin,

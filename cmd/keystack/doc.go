@@ -53,8 +53,9 @@
 //	     the message's key version disabled, destroyed or below the minimum
 //	5    access denied by policy
 //	6    key backend unavailable: KMS did not answer (--kms-timeout bounds
-//	     each call, default 10s) or the PKCS#11 module or token could not
-//	     be opened; the key may be fine, and trying later may work
+//	     each call, default 10s), the PKCS#11 module or token could not
+//	     be opened, or the --storage database did not answer; the key may
+//	     be fine, and trying later may work
 //	130  interrupted by SIGINT (143 for SIGTERM, 129 for SIGHUP)
 //
 // The codes come from one table in tui.go (exitClasses). When no key

@@ -28,6 +28,7 @@ func initCommand() *cli.Command {
 			&cli.BoolFlag{Name: "insecure-no-passphrase", Usage: "store keys unsealed, protected only by file permissions"},
 			&cli.StringFlag{Name: "kdf", Usage: "passphrase KDF: argon2id (default) or scrypt"},
 			&cli.BoolFlag{Name: "trust-principal-env", Usage: "take the principal from $KEYSTACK_PRINCIPAL (tests, CI); it also names the owner"},
+			storageFlag,
 		},
 		Action: initAction,
 	}
@@ -52,12 +53,15 @@ func initAction(c *cli.Context) error {
 		}
 		defer clear(opts.Passphrase)
 	}
+	if opts.Storage, err = openStorage(c, true); err != nil {
+		return err
+	}
 	st, err := keystore.Init(dir, opts)
 	if err != nil {
 		return err
 	}
 	st.Close()
-	fmt.Fprintf(c.App.ErrWriter, "keystack: created keystore in %s\n", dir)
+	fmt.Fprintf(c.App.ErrWriter, "keystack: created keystore in %s\n", storageName(c, dir))
 	return nil
 }
 

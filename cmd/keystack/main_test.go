@@ -81,7 +81,7 @@ func TestScripts(t *testing.T) {
 			env.Setenv("TEST_TTY", filepath.Join(env.WorkDir, "no-tty"))
 			return nil
 		},
-		Cmds: withCmds(serverScriptCmds, withCmds(auditScriptCmds, map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		Cmds: withCmds(pgScriptCmds, withCmds(serverScriptCmds, withCmds(auditScriptCmds, map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"exitcode":   cmdExitCode,
 			"within":     cmdWithin,
 			"genfile":    cmdGenFile,
@@ -104,13 +104,15 @@ func TestScripts(t *testing.T) {
 			"kill9":      cmdKill9,
 			"chown":      cmdChown,
 			"corelimit":  cmdCoreLimit,
-		})),
+		}))),
 		Condition: func(cond string) (bool, error) {
 			switch cond {
 			case "mknod":
 				return mknodCondition()
 			case "root":
 				return rootCondition()
+			case "postgres":
+				return postgresCondition()
 			}
 			if name, ok := strings.CutPrefix(cond, "tool:"); ok {
 				return toolCondition(name)

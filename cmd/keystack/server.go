@@ -51,9 +51,10 @@ func serverCommand() *cli.Command {
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at http://`ADDR`/metrics"},
 			&cli.StringFlag{Name: "xks-config", Usage: "serve the AWS KMS XKS proxy API as the JSON `FILE` configures (prefixes, credentials, keys, mTLS)"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: 30e9, Usage: "how long in-flight requests may finish after SIGTERM"},
+			storageFlag, storageMaxStaleFlag,
 		},
 		Action:      serverRun,
-		Subcommands: []*cli.Command{credentialsCommand()},
+		Subcommands: []*cli.Command{credentialsCommand(), migrateCommand()},
 	}
 }
 
@@ -71,6 +72,9 @@ func serverRun(c *cli.Context) error {
 	}
 	stopsGracefully(c)
 	hupReloads(c)
+	if err := migrateStorage(c); err != nil {
+		return err
+	}
 	return withStore(c, func(st *keystore.Store) error { return serveStore(c, st, lc, certs) })
 }
 

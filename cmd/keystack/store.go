@@ -30,9 +30,14 @@ func openStore(c *cli.Context) (*keystore.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	storage, err := openStorage(c, false)
+	if err != nil {
+		return nil, err
+	}
 	// The OS user, unless the keystore was created to trust
 	// $KEYSTACK_PRINCIPAL (PrincipalFromEnv).
 	return keystore.Open(dir, keystore.OpenOptions{
+		Storage:         storage,
 		Passphrase:      passphraseSource(c.String("passphrase-file"), false),
 		PassphraseTries: passphraseTries(c.String("passphrase-file")),
 		// A file is read again after another process resealed the store,

@@ -17,6 +17,7 @@ import (
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
+	"github.com/keystack/keystack/keystore/pgstorage"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -43,7 +44,8 @@ const exitCodesHelp = `EXIT CODES:
         key version disabled or destroyed)
    5    access denied by policy
    6    key backend unavailable (KMS did not answer, PKCS#11 module or token
-        could not be opened); nothing was decrypted or written
+        could not be opened, the --storage database did not answer);
+        nothing was decrypted or written
    130  interrupted (143 for SIGTERM, 129 for SIGHUP)
 `
 
@@ -99,7 +101,7 @@ var exitClasses = []exitClass{
 
 // unavailableErrors mean the key backend could not be reached or opened:
 // the key itself may be fine, so trying again later may work.
-var unavailableErrors = []error{awskms.ErrUnavailable, hsm.ErrModule, hsm.ErrTokenNotFound, hsm.ErrUnavailable}
+var unavailableErrors = []error{awskms.ErrUnavailable, hsm.ErrModule, hsm.ErrTokenNotFound, hsm.ErrUnavailable, keystore.ErrUnavailable}
 
 // exitCode maps err to the documented exit code.
 func exitCode(err error) int {
@@ -176,6 +178,12 @@ func hint(err error) string {
 		return "the keystore is auto-unsealed (keystack seal show): check that its token and PKCS#11 module, or AWS KMS, can be reached"
 	case errors.Is(err, keystore.ErrAutoUnseal):
 		return "the keystore is auto-unsealed (keystack seal show) and its master key did not open it: check the PIN, the key and its permissions"
+	case errors.Is(err, keystore.ErrUnavailable):
+		return "the keystore's PostgreSQL database (--storage, $KEYSTACK_STORAGE) did not answer: check that it is up and reachable; nothing was done"
+	case errors.Is(err, pgstorage.ErrSchemaOutdated):
+		return "run \"keystack server migrate\" (keystack server also migrates at start)"
+	case errors.Is(err, pgstorage.ErrSchemaNewer):
+		return "a newer keystack migrated this database: run that version"
 	case isAny(err, unavailableErrors):
 		return "check the PKCS#11 module path (--module, $KEYSTACK_PKCS11_MODULE or the URI's module-path) and that the token is present"
 	case errors.Is(err, keystore.ErrKeyDisabled):
