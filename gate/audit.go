@@ -129,7 +129,7 @@ func (g *Gate) RecordDecisions(ctx context.Context, reqs []policy.Request, ds []
 // with its own Authorizer records nothing: its Authorizer keeps its own
 // records.
 func (g *Gate) RecordOperation(ctx context.Context, r audit.Record) error {
-	if g == nil || g.engine == nil {
+	if g.engine == nil {
 		return nil
 	}
 	g.mu.RLock()

@@ -179,11 +179,7 @@ func (g *Gate) Engine() *policy.Engine { return g.engine }
 
 // Authorize decides req, scoped to the Caller in ctx (WithCaller), after
 // putting a replaced policy document in force, and records the decision.
-// A nil Gate allows everything: only a store built without Open has none.
 func (g *Gate) Authorize(ctx context.Context, req policy.Request) error {
-	if g == nil {
-		return nil
-	}
 	g.followPolicy()
 	return g.authz.Authorize(ctx, scope(ctx, req))
 }
@@ -198,9 +194,6 @@ type multiAuthorizer interface {
 // Authorize calls would (each only if those before are allowed), with one
 // audit write when the decision point can.
 func (g *Gate) AuthorizeAll(ctx context.Context, reqs ...policy.Request) error {
-	if g == nil {
-		return nil
-	}
 	ma, ok := g.authz.(multiAuthorizer)
 	if !ok {
 		for _, r := range reqs {

@@ -120,7 +120,7 @@ func (g gateState) CheckPassphrase(context.Context) (bool, error) {
 // auditFailedUnlock records err in the audit log when it is a wrong
 // passphrase, and returns err (also saying so if the record failed).
 func (s *Store) auditFailedUnlock(err error) error {
-	if !errors.Is(err, ErrBadPassphrase) {
+	if !errors.Is(err, ErrBadPassphrase) || s.gate == nil {
 		return err
 	}
 	if aerr := s.gate.RecordFailedUnlock(context.Background()); aerr != nil {
