@@ -28,12 +28,15 @@ func (c *Client) EncryptKeyring(ctx context.Context, refs []string, cache *keyri
 			return nil, err
 		}
 	}
-	return c.keyring(ctx, awskms.Options{KeyIDs: arns}, cache)
+	return c.keyring(ctx, awskms.Options{KeyIDs: arns}, nil, cache)
 }
 
 // DecryptKeyring returns a keyring that asks the server to decrypt the
-// aws-kms EDKs of the keys refs name, or with no refs any aws-kms EDK
-// (the server refuses keys it does not hold).
+// aws-kms EDKs of the keys refs name. With no refs it sends any aws-kms
+// EDK (the server refuses keys it does not hold) and, for messages written
+// with a local keystore before the server, their keystack EDKs
+// (KeystackAdmin.DecryptDataKey: the server's keystore unwraps them, under
+// its policy).
 func (c *Client) DecryptKeyring(ctx context.Context, refs []string, cache *keyring.CacheOptions) (envelope.Keyring, error) {
 	opts := awskms.Options{Discovery: len(refs) == 0}
 	for _, ref := range refs {
@@ -43,10 +46,16 @@ func (c *Client) DecryptKeyring(ctx context.Context, refs []string, cache *keyri
 		}
 		opts.KeyIDs = append(opts.KeyIDs, arn)
 	}
-	return c.keyring(ctx, opts, cache)
+	var legacy envelope.Keyring
+	if len(refs) == 0 {
+		legacy = legacyKeyring{c}
+	}
+	return c.keyring(ctx, opts, legacy, cache)
 }
 
-func (c *Client) keyring(ctx context.Context, opts awskms.Options, cache *keyring.CacheOptions) (envelope.Keyring, error) {
+// keyring builds the awskms keyring opts describe, joined by extra when
+// not nil, behind serverErrors and the cache.
+func (c *Client) keyring(ctx context.Context, opts awskms.Options, extra envelope.Keyring, cache *keyring.CacheOptions) (envelope.Keyring, error) {
 	cfg := c.aws.Copy()
 	opts.Config, opts.Endpoint, opts.MaxAttempts, opts.Timeout = &cfg, placeholderEndpoint, 1, c.cfg.Timeout
 	kr, err := awskms.New(ctx, opts)
@@ -54,6 +63,9 @@ func (c *Client) keyring(ctx context.Context, opts awskms.Options, cache *keyrin
 		return nil, err
 	}
 	var out envelope.Keyring = serverErrors{kr}
+	if extra != nil {
+		out = keyring.NewMulti(out, extra)
+	}
 	if cache != nil {
 		if out, err = keyring.NewCaching(out, *cache); err != nil {
 			return nil, err

@@ -34,7 +34,7 @@ var idempotentOps = map[string]bool{
 	"EnableKey": true, "DisableKey": true, "EnableKeyRotation": true, "DisableKeyRotation": true,
 	"TagResource": true, "UntagResource": true,
 	"GetPolicy": true, "PutPolicy": true, "SimulatePolicy": true, "VerifyAudit": true, "ListCredentials": true,
-	"ShowAudit": true,
+	"ShowAudit": true, "DecryptDataKey": true,
 }
 
 // Idempotent reports whether the operation named by an X-Amz-Target

@@ -20,6 +20,7 @@ func adminOperations() map[string]operation {
 		"VerifyAudit": op(verifyAudit), "ShowAudit": op(showAudit),
 		"CreateCredentials": op(createCredentials), "ListCredentials": op(listCredentials),
 		"RevokeCredentials": op(revokeCredentials),
+		"DecryptDataKey":    op(decryptDataKey), // ops_admin_datakey.go
 	}
 }
 
