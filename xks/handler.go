@@ -38,6 +38,8 @@ type Handler struct {
 	health healthCache
 	quotas quotas
 	keys   signingKeys
+	// accepted are the client certificates verifyMTLS accepted.
+	accepted acceptedCerts
 	// Logger, when set, gets one line per request: operation, prefix, key,
 	// the request metadata, result and duration; never data or secrets.
 	Logger *slog.Logger
@@ -137,7 +139,7 @@ func (h *Handler) accept(r *http.Request) (*request, error) {
 	if err := h.verifySigV4(r, req); err != nil {
 		return nil, err
 	}
-	if err := verifyMTLS(r, req.prefix); err != nil {
+	if err := h.verifyMTLS(r, req.prefix); err != nil {
 		return nil, err
 	}
 	if err := h.quotas.take(req.prefix, h.now()); err != nil {

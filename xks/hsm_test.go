@@ -97,7 +97,8 @@ func (ca *pki) issueUntil(t *testing.T, cn string, notAfter time.Time) tls.Certi
 }
 
 // TestMutualTLS: a prefix with mTLS accepts KMS's certificate (right CA,
-// CN cks.kms.eu-west-1.amazonaws.com); the handshake (configured as
+// CN cks.kms.eu-west-1.amazonaws.com), also for the next request on the
+// connection, until a reload moves the prefix to another CA; the handshake (configured as
 // server.ListenConfig.ClientCerts configures it) refuses another CN,
 // another CA and an expired certificate; a client without one gets 401,
 // even with valid SigV4.
@@ -129,9 +130,28 @@ func TestMutualTLS(t *testing.T) {
 	}
 	body := map[string]any{"requestMetadata": map[string]any{"kmsRequestId": "h", "kmsOperation": "KmsHealthCheck"}}
 	url := srv.URL + "/tenant1/kms/xks/v1/health"
-	if st, out := call(t, client(ca.issue(t, "cks.kms.eu-west-1.amazonaws.com")), url, cred1, body); st != 200 {
-		t.Fatalf("KMS's certificate: %d %v", st, out)
+	kms := client(ca.issue(t, "cks.kms.eu-west-1.amazonaws.com"))
+	for i := range 2 { // the second request on the connection: the accepted chain is remembered
+		if st, out := call(t, kms, url, cred1, body); st != 200 {
+			t.Fatalf("KMS's certificate, request %d: %d %v", i+1, st, out)
+		}
 	}
+	// A reload to another CA refuses the next request on the same open
+	// connection.
+	otherFile := filepath.Join(t.TempDir(), "other.pem")
+	if err := os.WriteFile(otherFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.cert.Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	moved := testConfig("k1")
+	moved.Prefixes[0].MTLS = &xks.MTLS{CAFile: otherFile, SubjectCN: "cks.kms.eu-west-1.amazonaws.com"}
+	if err := moved.Check(); err != nil {
+		t.Fatal(err)
+	}
+	h.SetConfig(moved)
+	if st, out := call(t, kms, url, cred1, body); st != 401 || out["errorName"] != "AuthenticationFailedException" {
+		t.Fatalf("after a reload to another CA, on the open connection: %d %v", st, out)
+	}
+	h.SetConfig(cfg)
 	if st, out := call(t, client(), url, cred1, body); st != 401 || out["errorName"] != "AuthenticationFailedException" {
 		t.Errorf("no certificate: %d %v", st, out)
 	}

@@ -4,6 +4,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"net/http"
+	"sync"
+	"time"
 )
 
 // ErrClientCert is returned, failing the TLS handshake, for a client
@@ -60,8 +62,11 @@ func (m *MTLS) accepts(chain []*x509.Certificate) bool {
 }
 
 // verifyMTLS requires, for a prefix with MTLS, a client certificate that
-// m accepts.
-func verifyMTLS(r *http.Request, p *Prefix) error {
+// m accepts. A chain m accepted is remembered (by its parsed leaf, which
+// every request of a connection shares, and m, which a reload replaces)
+// until the leaf expires, so a connection's requests after the first
+// skip the signature checks.
+func (h *Handler) verifyMTLS(r *http.Request, p *Prefix) error {
 	m := p.MTLS
 	if m == nil {
 		return nil
@@ -69,8 +74,46 @@ func verifyMTLS(r *http.Request, p *Prefix) error {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return errorf("AuthenticationFailedException", "this path prefix requires a TLS client certificate")
 	}
+	leaf := r.TLS.PeerCertificates[0]
+	if h.accepted.has(leaf, m, h.now()) {
+		return nil
+	}
 	if !m.accepts(r.TLS.PeerCertificates) {
 		return errorf("AuthenticationFailedException", "the TLS client certificate is not the one configured for this path prefix")
 	}
+	h.accepted.add(leaf, m)
 	return nil
+}
+
+// acceptedCerts remembers the client certificates an MTLS accepted.
+type acceptedCerts struct {
+	mu sync.Mutex
+	m  map[acceptedCert]struct{}
+}
+
+type acceptedCert struct {
+	leaf *x509.Certificate
+	mtls *MTLS
+}
+
+// maxAcceptedCerts bounds the memory: a full table is emptied.
+const maxAcceptedCerts = 1024
+
+func (a *acceptedCerts) has(leaf *x509.Certificate, m *MTLS, now time.Time) bool {
+	if now.After(leaf.NotAfter) || now.Before(leaf.NotBefore) {
+		return false
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, ok := a.m[acceptedCert{leaf, m}]
+	return ok
+}
+
+func (a *acceptedCerts) add(leaf *x509.Certificate, m *MTLS) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.m == nil || len(a.m) >= maxAcceptedCerts {
+		a.m = map[acceptedCert]struct{}{}
+	}
+	a.m[acceptedCert{leaf, m}] = struct{}{}
 }
