@@ -1,7 +1,9 @@
 package xks_test
 
 import (
+	"errors"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -61,4 +63,17 @@ func TestQuota(t *testing.T) {
 	expect("reload, new quota", "/tenant1", cred1, 200)
 	expect("reload, new quota", "/tenant1", cred1, 200)
 	expect("reload, new quota, above", "/tenant1", cred1, 429)
+}
+
+// TestQuotaConfig: a negative or absurd quota is a configuration error.
+func TestQuotaConfig(t *testing.T) {
+	for _, p := range []xks.Prefix{
+		{RateLimit: -1}, {RateLimit: 10, RateBurst: -1}, {RateLimit: 2e6},
+	} {
+		p.Path, p.Credentials, p.Keys = "/t", []xks.Credential{cred1}, []string{"k1"}
+		cfg := &xks.Config{HealthKey: "health", Prefixes: []xks.Prefix{p}}
+		if err := cfg.Check(); !errors.Is(err, xks.ErrConfig) || !strings.Contains(err.Error(), "rateLimit") {
+			t.Errorf("rateLimit %v, rateBurst %d: %v", p.RateLimit, p.RateBurst, err)
+		}
+	}
 }

@@ -31,7 +31,7 @@ func serverCommand() *cli.Command {
 			"on a Unix socket, TLS, or plain HTTP on a loopback address (tests only). Every request is\n" +
 			"authenticated (SigV4 with `keystack server credentials`, a TLS client certificate's SPIFFE ID,\n" +
 			"or the Unix socket peer's user), decided by the keystore policy and audited before it acts.\n" +
-			"SIGHUP rereads the TLS certificate; SIGTERM or SIGINT drains in-flight requests and exits 0.",
+			"SIGHUP rereads the TLS certificate and --xks-config; SIGTERM or SIGINT drains in-flight requests and exits 0.",
 		Flags: []cli.Flag{passphraseFileFlag,
 			&cli.StringFlag{Name: "unix", Usage: "listen on the Unix socket `PATH`"},
 			&cli.StringFlag{Name: "unix-mode", Value: "0600", Usage: "permission bits of the Unix socket"},
@@ -49,7 +49,7 @@ func serverCommand() *cli.Command {
 			&cli.Float64Flag{Name: "rate-limit", Usage: "requests a second each principal may make on average (0: no limit)"},
 			&cli.IntFlag{Name: "rate-burst", Usage: "requests a principal may make at once (default: the rate, at least 1)"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at http://`ADDR`/metrics"},
-			&cli.StringFlag{Name: "xks-config", Usage: "serve the AWS KMS XKS proxy API as the JSON `FILE` configures (prefixes, credentials, keys, mTLS)"},
+			&cli.StringFlag{Name: "xks-config", Usage: "serve the AWS KMS XKS proxy API as the JSON `FILE` configures (prefixes, credentials, keys, quotas, mTLS)"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: 30e9, Usage: "how long in-flight requests may finish after SIGTERM"},
 			storageFlag, storageMaxStaleFlag,
 		},
