@@ -28,6 +28,7 @@ var layers = map[string]layer{
 	"internal/keyname":  {},
 	"internal/testhook": {},
 	"internal/kmswire":  {outside: []string{"github.com/aws/"}},
+	"internal/kmstest":  {imports: []string{"internal/kmswire"}},
 	"internal/pgtest":   {outside: []string{"github.com/jackc/", "golang.org/x/text", "golang.org/x/sync"}},
 	"envelope":          {tests: []string{"keyring", "internal/esdktest"}},
 	"policy":            {imports: []string{"internal/keyname"}},
@@ -42,9 +43,8 @@ var layers = map[string]layer{
 	"hsm": {imports: []string{"envelope", "keyring"}, tests: []string{"keyring/keyringtest", "keystore"},
 		outside: []string{"github.com/miekg/pkcs11"}},
 	"keystore/awskms": {imports: []string{"envelope", "keyring"},
-		tests:   []string{"keyring/keyringtest", "keystore", "keystore/awskms/kmstest"},
+		tests:   []string{"keyring/keyringtest", "keystore", "internal/kmstest"},
 		outside: []string{"github.com/aws/"}},
-	"keystore/awskms/kmstest": {imports: []string{"internal/kmswire"}},
 
 	"keystore": {imports: []string{"envelope", "keyring", "gate", "internal/fsx", "internal/testhook"},
 		tests:   []string{"hsm", "keystore/awskms", "keystore/storagetest", "keyring/keyringtest", "internal/esdktest"},

@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/rogpeppe/go-internal/testscript"
 
-	"github.com/keystack/keystack/keystore/awskms/kmstest"
+	"github.com/keystack/keystack/internal/kmstest"
 )
 
 const kmsTestRegion = "us-east-1"

@@ -14,7 +14,7 @@ import (
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
-	"github.com/keystack/keystack/keystore/awskms/kmstest"
+	"github.com/keystack/keystack/internal/kmstest"
 )
 
 // kmsStore is an insecure keystore with an awskms.Backend on the fixture's

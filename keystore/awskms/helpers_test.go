@@ -12,7 +12,7 @@ import (
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/keystore/awskms"
-	"github.com/keystack/keystack/keystore/awskms/kmstest"
+	"github.com/keystack/keystack/internal/kmstest"
 )
 
 func TestMain(m *testing.M) {

@@ -16,7 +16,7 @@ import (
 	"github.com/keystack/keystack/keyring/keyringtest"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
-	"github.com/keystack/keystack/keystore/awskms/kmstest"
+	"github.com/keystack/keystack/internal/kmstest"
 )
 
 func TestConformance(t *testing.T) {

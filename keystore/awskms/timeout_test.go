@@ -12,7 +12,7 @@ import (
 
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
-	"github.com/keystack/keystack/keystore/awskms/kmstest"
+	"github.com/keystack/keystack/internal/kmstest"
 )
 
 // TestTimeoutBoundsEveryCall: a KMS that holds a request without answering

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/keystack/keystack/keystore/awskms/kmstest"
+	"github.com/keystack/keystack/internal/kmstest"
 )
 
 // client returns a real SDK client for region pointed at s.
