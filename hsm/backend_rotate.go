@@ -17,8 +17,8 @@ import (
 // GenerateVersion creates version of the key ref names: a new key of the
 // same kind that never leaves the token, an RSA key pair of the same size
 // when ref names an RSA key (see [Token.GenerateRSAKeyPair]), else an
-// AES-256 key (see [Token.GenerateAESKey]), labeled VersionLabel(base,
-// version) where base is ref's object label without a "/vN" suffix. It
+// AES-256 key (see [Token.GenerateAESKey]), labeled "BASE/vN" (N the
+// version) where BASE is ref's object label without a "/vN" suffix. It
 // returns ref with that object label and type=secret-key or type=private
 // (and no id=), keeping the token selection, module-path and pin-source.
 // It fails with ErrKeyExists when the label is taken, for example by the
@@ -40,7 +40,7 @@ func (b *Backend) GenerateVersion(ctx context.Context, ref string, version int) 
 		return "", err
 	}
 	nu := *u
-	nu.Object, nu.ID, nu.Type = VersionLabel(baseLabel(u.Object), version), nil, TypeSecretKey
+	nu.Object, nu.ID, nu.Type = versionLabel(baseLabel(u.Object), version), nil, TypeSecretKey
 	if bits > 0 {
 		nu.Type = TypePrivateKey
 		err = t.GenerateRSAKeyPair(ctx, nu.Object, nil, bits)

@@ -16,7 +16,7 @@
 //     [Token.RSAKeyring]) wrap with RSA-OAEP-SHA256 in Go and unwrap with
 //     CKM_RSA_PKCS_OAEP on the token, writing the ESDK raw RSA keyring's
 //     EDK layout; the public key exports as PEM for HSM-less encryption.
-//   - Version N of key NAME is the object labeled "NAME/vN" ([VersionLabel]);
+//   - Version N of key NAME is the object labeled "NAME/vN" ([versionLabel]);
 //     [Token.Keyring] encrypts with the primary version and decrypts with all.
 //
 // Keys are generated non-extractable and sensitive: key values never leave

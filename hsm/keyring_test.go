@@ -176,8 +176,8 @@ func TestRSARoundTripAndPublicKeyOnly(t *testing.T) {
 func TestVersionedKeyring(t *testing.T) {
 	tok := openToken(t, tokenMain, Options{})
 	ctx := context.Background()
-	newAESKey(t, tok, VersionLabel("payments", 1))
-	newAESKey(t, tok, VersionLabel("payments", 2))
+	newAESKey(t, tok, versionLabel("payments", 1))
+	newAESKey(t, tok, versionLabel("payments", 2))
 	v1, err := tok.Keyring(ctx, "payments", []int{1}, 1)
 	if err != nil {
 		t.Fatal(err)

@@ -37,7 +37,7 @@ func envOr(k, def string) string {
 }
 
 func TestMain(m *testing.M) {
-	os.Unsetenv(PINEnv) // tests choose their PIN source explicitly
+	os.Unsetenv(pinEnv) // tests choose their PIN source explicitly
 	dir, err := os.MkdirTemp("", "keystack-hsm-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

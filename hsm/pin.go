@@ -8,9 +8,9 @@ import (
 	"strings"
 )
 
-// PINEnv is the environment variable a PIN is read from when the URI has no
+// pinEnv is the environment variable a PIN is read from when the URI has no
 // pin-source.
-const PINEnv = "KEYSTACK_PKCS11_PIN"
+const pinEnv = "KEYSTACK_PKCS11_PIN"
 
 // maxPINFile bounds what is read from a pin-source file.
 const maxPINFile = 1024
@@ -26,7 +26,7 @@ func resolvePIN(ctx context.Context, u *URI, token string, prompt PINPrompt) (st
 	if u.PINSource != "" {
 		return readPINFile(u.PINSource)
 	}
-	if pin, ok := os.LookupEnv(PINEnv); ok && pin != "" {
+	if pin, ok := os.LookupEnv(pinEnv); ok && pin != "" {
 		return pin, nil
 	}
 	if prompt != nil {

@@ -88,11 +88,11 @@ func TestResolvePIN(t *testing.T) {
 	if pin, err := resolvePIN(ctx, &URI{}, "T", prompt); err != nil || pin != "from-prompt" || prompted != 1 {
 		t.Fatalf("prompt: %q, %v (prompted %d times)", pin, err, prompted)
 	}
-	t.Setenv(PINEnv, "from-env")
+	t.Setenv(pinEnv, "from-env")
 	if pin, err := resolvePIN(ctx, &URI{}, "T", prompt); err != nil || pin != "from-env" || prompted != 1 {
 		t.Fatalf("env: %q, %v", pin, err)
 	}
-	t.Setenv(PINEnv, "")
+	t.Setenv(pinEnv, "")
 	if _, err := resolvePIN(ctx, &URI{}, "T", nil); !errors.Is(err, ErrNoPIN) {
 		t.Fatalf("no source: %v, want ErrNoPIN", err)
 	}

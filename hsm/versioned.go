@@ -13,10 +13,10 @@ import (
 // maxNameLen bounds a key name; token labels are often limited too.
 const maxNameLen = 100
 
-// VersionLabel returns the token object label of version v of key name:
+// versionLabel returns the token object label of version v of key name:
 // "name/vN", e.g. "payments/v2". That label is also the key name written in
 // the encrypted data keys' provider info.
-func VersionLabel(name string, v int) string {
+func versionLabel(name string, v int) string {
 	return keyring.VersionedKeyName(name, v)
 }
 
@@ -34,7 +34,7 @@ func checkName(name string) error {
 }
 
 // Keyring returns a keyring for the versions of key name held on the token
-// under the labels VersionLabel(name, v): the primary version wraps new
+// under the labels "NAME/vN": the primary version wraps new
 // data keys and every listed version unwraps. Each version may be an AES key
 // or an RSA key pair. It fails with ErrKeyNotFound naming the first
 // missing label.
@@ -50,7 +50,7 @@ func (t *Token) Keyring(ctx context.Context, name string, versions []int, primar
 		if v < 1 {
 			return nil, fmt.Errorf("%w: version %d, versions start at 1", ErrInvalidKey, v)
 		}
-		kr, err := t.keyringFor(ctx, VersionLabel(name, v), nil, "")
+		kr, err := t.keyringFor(ctx, versionLabel(name, v), nil, "")
 		if err != nil {
 			return nil, err
 		}

@@ -24,15 +24,15 @@ const (
 	metricsShutdownTimeout = 5 * time.Second
 )
 
-// Ticker delivers the daemon's check times; *time.Ticker behaves like one
-// (see NewTimeTicker), and tests supply a fake so they never sleep.
+// Ticker delivers the daemon's check times (by default from a
+// time.Ticker), and tests supply a fake so they never sleep.
 type Ticker interface {
 	C() <-chan time.Time
 	Stop()
 }
 
-// NewTimeTicker returns a Ticker backed by time.NewTicker.
-func NewTimeTicker(d time.Duration) Ticker { return timeTicker{time.NewTicker(d)} }
+// newTimeTicker returns a Ticker backed by time.NewTicker.
+func newTimeTicker(d time.Duration) Ticker { return timeTicker{time.NewTicker(d)} }
 
 type timeTicker struct{ t *time.Ticker }
 
@@ -55,7 +55,7 @@ type Daemon struct {
 	// means DefaultGrace. The pass then sees a cancelled context and stops
 	// between keys.
 	Grace time.Duration
-	// NewTicker makes the ticker; nil means NewTimeTicker.
+	// NewTicker makes the ticker; nil means one backed by time.NewTicker.
 	NewTicker func(time.Duration) Ticker
 	// Lease, when set, makes this daemon one of several sharing the store:
 	// it runs passes only while it holds the lease, and one at once when
@@ -87,7 +87,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	newTicker := d.NewTicker
 	if newTicker == nil {
-		newTicker = NewTimeTicker
+		newTicker = newTimeTicker
 	}
 	t := newTicker(d.Interval)
 	defer t.Stop()

@@ -241,7 +241,7 @@ func tornMix(cur, old, new []byte) bool {
 	return true
 }
 
-// RecoverJournals resolves the journals interrupted rewraps left under
+// recoverJournals resolves the journals interrupted rewraps left under
 // paths: in the trees named, and beside the files named. Each journal is
 // applied only to the file it was written for while that file still holds
 // the header it replaces; otherwise it is discarded (JournalDiscarded)
@@ -249,7 +249,7 @@ func tornMix(cur, old, new []byte) bool {
 // discarded too. Stale temp files of interrupted rewraps are removed.
 // RewrapPaths and Rewrap resolve journals themselves, before reading any
 // header; callers that read headers otherwise call it first.
-func RecoverJournals(ctx context.Context, paths []string) ([]JournalResult, error) {
+func recoverJournals(ctx context.Context, paths []string) ([]JournalResult, error) {
 	_, jps, err := scanPaths(ctx, paths, true)
 	if err != nil {
 		return nil, err
@@ -317,11 +317,11 @@ func exists(p string) bool {
 	return err == nil
 }
 
-// ListFiles returns the regular files under paths (files and trees) in
+// listFiles returns the regular files under paths (files and trees) in
 // lexical order, without following symbolic links and without the
 // scratch files of interrupted rewraps (journals, temp files), which are
-// not messages to plan for: RecoverJournals resolves them.
-func ListFiles(ctx context.Context, paths []string) ([]string, error) {
+// not messages to plan for: recoverJournals resolves them.
+func listFiles(ctx context.Context, paths []string) ([]string, error) {
 	files, _, err := scanPaths(ctx, paths, false)
 	return files, err
 }

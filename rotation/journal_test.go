@@ -223,7 +223,7 @@ func TestJournalOlderFormatNotApplied(t *testing.T) {
 	if err := os.WriteFile(journalPath(path), append(append([]byte{}, olderJournalMagic...), randomBytes(900)...), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	res, err := RecoverJournals(context.Background(), []string{dir})
+	res, err := recoverJournals(context.Background(), []string{dir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestDryRunLeavesJournals(t *testing.T) {
 // TestListFilesPassesOverScratch: planning never sees journals or temps.
 func TestListFilesPassesOverScratch(t *testing.T) {
 	dir, path, _, _ := journaledCrash(t, "journal-written", false)
-	files, err := ListFiles(context.Background(), []string{dir})
+	files, err := listFiles(context.Background(), []string{dir})
 	if err != nil || len(files) != 1 || files[0] != path {
 		t.Fatalf("%v %v", files, err)
 	}

@@ -85,7 +85,7 @@ type RewrapSummary struct {
 // path holding its old or its new message, as with RewrapFile.
 //
 // Journals of interrupted rewraps, in the trees and beside the files named,
-// are resolved first (except in a dry run): see RecoverJournals. A file
+// are resolved first (except in a dry run) and reported in the summary. A file
 // whose journal cannot be resolved fails and is not rewrapped.
 func RewrapPaths(ctx context.Context, paths []string, opts RewrapOptions) (*RewrapSummary, error) {
 	return rewrapTree(ctx, paths, opts, nil)
@@ -259,7 +259,7 @@ func summarize(results []FileResult, journals []JournalResult) *RewrapSummary {
 // At every point a crash leaves the path holding the old or the new message.
 // RewrapFile returns once the result is durable (fsync), whatever opts.Sync.
 // A journal an interrupted rewrap left for path is resolved first (except
-// in a dry run) and reported in the result: see RecoverJournals.
+// in a dry run) and reported in the result's Journal.
 func RewrapFile(ctx context.Context, path string, opts RewrapOptions) FileResult {
 	var jr *JournalResult
 	if jp := journalPath(path); !opts.DryRun && exists(jp) {

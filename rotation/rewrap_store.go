@@ -51,7 +51,7 @@ var storeWideErrors = []error{keystore.ErrBadPassphrase, keystore.ErrLocked, key
 // message is reached, through st.RewrapKeyrings, which authorizes and
 // audits the unwrapping as keystack:ReWrap; messages already on their
 // group's targets are skipped without any key operation when the targets
-// can be predicted from the store (see PrimaryEDK).
+// can be predicted from the store (see primaryEDK).
 //
 // A group whose keys cannot be opened fails its messages with the reason
 // (FileResult.Err), and the others go on; with opts.Keys, or when the
@@ -145,7 +145,7 @@ func edkOwners(ctx context.Context, st *keystore.Store) (map[[2]string]string, e
 	}
 	owners := map[[2]string]string{}
 	for _, k := range keys {
-		for _, pk := range InventoryKeys(&k) {
+		for _, pk := range inventoryKeys(&k) {
 			owners[pk] = k.Name
 		}
 	}
@@ -202,7 +202,7 @@ func targetEDKs(ctx context.Context, st *keystore.Store, keys []string) ([]keyri
 		if err != nil {
 			return nil, err
 		}
-		t, ok := PrimaryEDK(k)
+		t, ok := primaryEDK(k)
 		if !ok {
 			return nil, nil
 		}

@@ -61,10 +61,10 @@ func Due(p Policy, lastRotated, now time.Time, jitterSeed string) (bool, time.Ti
 	return !now.Before(at), at
 }
 
-// RetireDue reports whether a key version superseded at supersededAt should
+// retireDue reports whether a key version superseded at supersededAt should
 // be retired at now under p.RetireAfter, and when. With RetireAfter == 0 it
 // never is due and returns the zero time.
-func RetireDue(p Policy, supersededAt, now time.Time) (bool, time.Time) {
+func retireDue(p Policy, supersededAt, now time.Time) (bool, time.Time) {
 	if p.RetireAfter <= 0 || supersededAt.IsZero() {
 		return false, time.Time{}
 	}

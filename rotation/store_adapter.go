@@ -76,15 +76,15 @@ func targetsOf(keys []keystore.KeyInfo) []Target {
 		if last.IsZero() {
 			last = k.Created
 		}
-		out = append(out, Target{Name: k.Name, Policy: PolicyOf(rs), LastRotated: last, Version: k.Primary})
+		out = append(out, Target{Name: k.Name, Policy: policyOf(rs), LastRotated: last, Version: k.Primary})
 	}
 	return out
 }
 
-// PolicyOf converts a key's stored rotation settings to a Policy: the
+// policyOf converts a key's stored rotation settings to a Policy: the
 // success and failure hooks run the configured commands (no shell) and
 // POST to the webhook.
-func PolicyOf(rs *keystore.RotationSettings) Policy {
+func policyOf(rs *keystore.RotationSettings) Policy {
 	p := Policy{Every: rs.Every, Jitter: rs.Jitter, RetireAfter: rs.RetireAfter}
 	p.OnSuccess = hooksOf(rs.OnSuccessCommand, rs.WebhookURL)
 	p.OnFailure = hooksOf(rs.OnFailureCommand, rs.WebhookURL)

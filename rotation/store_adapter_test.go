@@ -155,7 +155,7 @@ func TestTargetsOf(t *testing.T) {
 	if ts[0].Policy.OnSuccess != nil || ts[0].Policy.OnFailure != nil {
 		t.Fatal("hooks without settings")
 	}
-	p := PolicyOf(&keystore.RotationSettings{Every: day, OnFailureCommand: []string{"/bin/false"}, WebhookURL: "https://h.example/x"})
+	p := policyOf(&keystore.RotationSettings{Every: day, OnFailureCommand: []string{"/bin/false"}, WebhookURL: "https://h.example/x"})
 	if _, ok := p.OnSuccess.(*WebhookHook); !ok {
 		t.Fatalf("success hook %T, want the webhook alone", p.OnSuccess)
 	}

@@ -8,12 +8,12 @@ import (
 	"github.com/keystack/keystack/keystore"
 )
 
-// PrimaryEDK describes the EDK that k's primary version writes, so that a
+// primaryEDK describes the EDK that k's primary version writes, so that a
 // rewrap can recognise messages already on it without any key operation
 // (RewrapOptions.Targets): a local key's versioned name, an AWS KMS key's
 // key ARN (which KMS names in its EDKs), a PKCS#11 key's object label. ok
 // is false when the store alone cannot tell (an AWS KMS alias).
-func PrimaryEDK(k *keystore.KeyInfo) (edk keyring.EDKInfo, ok bool) {
+func primaryEDK(k *keystore.KeyInfo) (edk keyring.EDKInfo, ok bool) {
 	var ref string
 	for _, v := range k.Versions {
 		if v.Version == k.Primary {
@@ -38,10 +38,10 @@ func PrimaryEDK(k *keystore.KeyInfo) (edk keyring.EDKInfo, ok bool) {
 	return keyring.EDKInfo{}, false
 }
 
-// InventoryKeys lists the (provider, key) pairs under which an Inventory
+// inventoryKeys lists the (provider, key) pairs under which an Inventory
 // counts the messages of k's versions (KeyUsage.Provider and Key), so that
 // a message's EDKs can be traced back to the store key that made them.
-func InventoryKeys(k *keystore.KeyInfo) [][2]string {
+func inventoryKeys(k *keystore.KeyInfo) [][2]string {
 	switch {
 	case k.Namespace != "":
 		return [][2]string{{k.Namespace, k.KeyName}}

@@ -32,7 +32,7 @@ func TestPrimaryEDK(t *testing.T) {
 		{"pkcs11-no-label", keystore.KeyInfo{Backend: keystore.BackendPKCS11, Primary: 1, Versions: versions("pkcs11:token=T")}, keyring.EDKInfo{}, false},
 	}
 	for _, c := range cases {
-		got, ok := PrimaryEDK(&c.key)
+		got, ok := primaryEDK(&c.key)
 		if ok != c.ok || got.ProviderID != c.want.ProviderID || got.KeyName != c.want.KeyName {
 			t.Errorf("%s: %+v %v, want %+v %v", c.name, got, ok, c.want, c.ok)
 		}
@@ -45,7 +45,7 @@ func TestInventoryKeysPKCS11(t *testing.T) {
 	k := keystore.KeyInfo{Name: "hsmpay", Backend: keystore.BackendPKCS11, Primary: 2, Versions: []keystore.VersionInfo{
 		{Version: 1, Ref: "pkcs11:token=T;object=pay"}, {Version: 2, Ref: "pkcs11:token=T;object=pay%2Fv2"},
 	}}
-	got := InventoryKeys(&k)
+	got := inventoryKeys(&k)
 	if len(got) != 2 || got[0] != [2]string{keyring.ProviderPKCS11, "pay"} || got[1] != got[0] {
 		t.Fatalf("%v", got)
 	}

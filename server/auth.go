@@ -17,9 +17,9 @@ import (
 
 // Authentication methods, the values of keystack:AuthMethod.
 const (
-	AuthSigV4 = "sigv4"
-	AuthMTLS  = "mtls"
-	AuthUnix  = "unix"
+	authSigV4 = "sigv4"
+	authMTLS  = "mtls"
+	authUnix  = "unix"
 )
 
 var errUnrecognized = kmswire.Errorf("UnrecognizedClientException", "The security token included in the request is invalid.")
@@ -32,13 +32,13 @@ func (s *Server) authenticate(r *http.Request, body []byte) (gate.Caller, error)
 	var err error
 	switch {
 	case r.Header.Get("Authorization") != "":
-		c.AuthMethod = AuthSigV4
+		c.AuthMethod = authSigV4
 		c.Principal, err = s.sigV4Principal(r, body)
 	case r.TLS != nil && len(r.TLS.VerifiedChains) > 0:
-		c.AuthMethod = AuthMTLS
+		c.AuthMethod = authMTLS
 		c.Principal, err = s.certPrincipal(r.TLS.VerifiedChains[0][0])
 	case peerUser(r.Context()) != "":
-		c.AuthMethod, c.Principal = AuthUnix, "user:"+peerUser(r.Context())
+		c.AuthMethod, c.Principal = authUnix, "user:"+peerUser(r.Context())
 	default:
 		err = kmswire.Errorf("MissingAuthenticationTokenException", "Request is missing Authentication Token")
 	}

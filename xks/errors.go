@@ -12,15 +12,15 @@ import (
 	"github.com/keystack/keystack/policy"
 )
 
-// Error is an XKS error response: {"errorName", "errorMessage"} with the
+// wireError is an XKS error response: {"errorName", "errorMessage"} with the
 // HTTP status the specification gives the name.
-type Error struct {
+type wireError struct {
 	Status  int
 	Name    string
 	Message string
 }
 
-func (e *Error) Error() string { return e.Name + ": " + e.Message }
+func (e *wireError) Error() string { return e.Name + ": " + e.Message }
 
 // statuses maps each error name of the specification to its HTTP status.
 var statuses = map[string]int{
@@ -40,7 +40,7 @@ var statuses = map[string]int{
 
 // errorf returns the Error named name; its message is cut to printable
 // ASCII under 512 characters, as the specification requires.
-func errorf(name, format string, args ...any) *Error {
+func errorf(name, format string, args ...any) *wireError {
 	msg := []byte(fmt.Sprintf(format, args...))
 	out := msg[:0]
 	for _, c := range msg {
@@ -48,13 +48,13 @@ func errorf(name, format string, args ...any) *Error {
 			out = append(out, c)
 		}
 	}
-	return &Error{Status: statuses[name], Name: name, Message: string(out)}
+	return &wireError{Status: statuses[name], Name: name, Message: string(out)}
 }
 
 // classify maps a keystore error to the XKS error a caller may see: it
 // names the failure class, never a file, key material or policy text.
-func classify(err error) *Error {
-	var e *Error
+func classify(err error) *wireError {
+	var e *wireError
 	switch {
 	case errors.As(err, &e):
 		return e
@@ -74,7 +74,7 @@ func classify(err error) *Error {
 	return errorf("InternalException", "the key backend failed")
 }
 
-func writeError(w http.ResponseWriter, e *Error) {
+func writeError(w http.ResponseWriter, e *wireError) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(e.Status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"errorName": e.Name, "errorMessage": e.Message})

@@ -20,15 +20,15 @@ import (
 	"github.com/keystack/keystack/keystore"
 )
 
-// Service is the SigV4 service name AWS KMS signs XKS requests for.
-const Service = "kms-xks-proxy"
+// service is the SigV4 service name AWS KMS signs XKS requests for.
+const service = "kms-xks-proxy"
 
 // maxBody bounds a request body: 8,192 bytes of AAD and ciphertext or
 // plaintext up to maxData, Base64-encoded, and 2,048-character ARNs.
 const maxBody = 64 << 10
 
-// MaxSkew is how far a request's X-Amz-Date may be from the proxy's clock.
-const MaxSkew = 5 * time.Minute
+// maxSkew is how far a request's X-Amz-Date may be from the proxy's clock.
+const maxSkew = 5 * time.Minute
 
 // Handler serves the XKS proxy API. It is safe for concurrent use.
 type Handler struct {
@@ -116,7 +116,7 @@ func (h *Handler) finish(w http.ResponseWriter, req *request, resp any, err erro
 	h.Logger.Info("xks request", args...)
 }
 
-var errMethod = &Error{Status: http.StatusMethodNotAllowed, Name: "ValidationException", Message: "XKS proxy APIs accept POST only"}
+var errMethod = &wireError{Status: http.StatusMethodNotAllowed, Name: "ValidationException", Message: "XKS proxy APIs accept POST only"}
 
 // accept routes and authenticates r: the path (InvalidUriPathException),
 // the method (405), the body, SigV4 and mTLS (AuthenticationFailedException),
@@ -175,9 +175,9 @@ var errAuth = errorf("AuthenticationFailedException", "the SigV4 signature is no
 
 // verifySigV4 checks the signature against the prefix's credentials
 // (service kms-xks-proxy, host and x-amz-date signed, X-Amz-Date within
-// MaxSkew), comparing in constant time.
+// maxSkew), comparing in constant time.
 func (h *Handler) verifySigV4(r *http.Request, req *request) error {
-	sig, aerr := kmswire.ParseAuthorization(r.Header.Get("Authorization"), Service)
+	sig, aerr := kmswire.ParseAuthorization(r.Header.Get("Authorization"), service)
 	if aerr != nil {
 		return errorf("AuthenticationFailedException", "%s", aerr.Message)
 	}
@@ -188,8 +188,8 @@ func (h *Handler) verifySigV4(r *http.Request, req *request) error {
 	if aerr != nil {
 		return errorf("AuthenticationFailedException", "%s", aerr.Message)
 	}
-	if d := h.now().Sub(t); d > MaxSkew || d < -MaxSkew {
-		return errorf("AuthenticationFailedException", "the request time is more than %s from the proxy's clock", MaxSkew)
+	if d := h.now().Sub(t); d > maxSkew || d < -maxSkew {
+		return errorf("AuthenticationFailedException", "the request time is more than %s from the proxy's clock", maxSkew)
 	}
 	i := slices.IndexFunc(req.prefix.Credentials, func(c Credential) bool { return c.AccessKeyID == sig.AccessKeyID })
 	if i < 0 {

@@ -53,11 +53,11 @@ func TestSigV4FastPath(t *testing.T) {
 			out.Host = req.Host
 			sum := sha256.Sum256([]byte(sh.body))
 			creds := aws.Credentials{AccessKeyID: "AKIAXKSTESTONE2345672", SecretAccessKey: secret, SessionToken: sh.token}
-			if err := v4.NewSigner().SignHTTP(context.Background(), creds, out, hex.EncodeToString(sum[:]), Service, "eu-west-1", time.Now()); err != nil {
+			if err := v4.NewSigner().SignHTTP(context.Background(), creds, out, hex.EncodeToString(sum[:]), service, "eu-west-1", time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			req.Header = out.Header
-			sig, aerr := kmswire.ParseAuthorization(req.Header.Get("Authorization"), Service)
+			sig, aerr := kmswire.ParseAuthorization(req.Header.Get("Authorization"), service)
 			if aerr != nil {
 				t.Fatal(aerr)
 			}
