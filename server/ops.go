@@ -119,6 +119,16 @@ func (c *call) resolveFor(keyID string) (string, context.Context, error) {
 	return name, ctx, err
 }
 
+// describeFor is resolveFor followed by the key's description.
+func (c *call) describeFor(keyID string) (string, context.Context, *keystore.KeyInfo, error) {
+	name, ctx, err := c.resolveFor(keyID)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	info, err := c.s.cfg.Store.DescribeKey(ctx, name)
+	return name, ctx, info, err
+}
+
 // epoch encodes a time as the JSON protocol does: seconds since the epoch.
 func epoch(t time.Time) float64 { return float64(t.UnixMilli()) / 1000 }
 

@@ -127,11 +127,7 @@ func disableKeyRotation(c *call, r *rotationReq) (any, error) { return c.setRota
 
 // setRotation changes only the period of the key's rotation settings.
 func (c *call) setRotation(keyID string, every time.Duration) (any, error) {
-	name, ctx, err := c.resolveFor(keyID)
-	if err != nil {
-		return nil, err
-	}
-	info, err := c.s.cfg.Store.DescribeKey(ctx, name)
+	name, ctx, info, err := c.describeFor(keyID)
 	if err != nil {
 		return nil, err
 	}
@@ -151,11 +147,7 @@ func (c *call) setRotation(keyID string, every time.Duration) (any, error) {
 
 // getKeyRotationStatus: keystack:DescribeKey on the key.
 func getKeyRotationStatus(c *call, r *keyIDReq) (any, error) {
-	name, ctx, err := c.resolveFor(r.KeyId)
-	if err != nil {
-		return nil, err
-	}
-	info, err := c.s.cfg.Store.DescribeKey(ctx, name)
+	name, _, info, err := c.describeFor(r.KeyId)
 	if err != nil {
 		return nil, err
 	}
@@ -187,11 +179,7 @@ func rotateKeyOnDemand(c *call, r *keyIDReq) (any, error) {
 
 // listKeyRotations lists versions after the first (keystack:DescribeKey).
 func listKeyRotations(c *call, r *pageReq) (any, error) {
-	name, ctx, err := c.resolveFor(r.KeyId)
-	if err != nil {
-		return nil, err
-	}
-	info, err := c.s.cfg.Store.DescribeKey(ctx, name)
+	name, _, info, err := c.describeFor(r.KeyId)
 	if err != nil {
 		return nil, err
 	}

@@ -254,6 +254,25 @@ func decode(body []byte, v any) error {
 	return nil
 }
 
+// keyRequest is a request body on a key: it checks itself and carries the
+// request metadata.
+type keyRequest interface {
+	check() error
+	metadata() *metadataFields
+}
+
+// open decodes req's body into in, checks it, and returns keyContext's
+// context for its metadata.
+func (h *Handler) open(ctx context.Context, req *request, in keyRequest) (context.Context, error) {
+	if err := decode(req.body, in); err != nil {
+		return nil, err
+	}
+	if err := in.check(); err != nil {
+		return nil, err
+	}
+	return h.keyContext(ctx, req, in.metadata())
+}
+
 // keyContext checks the key is allow-listed and returns the context whose
 // keystore decisions are made and audited for the prefix's principal with
 // the request metadata.

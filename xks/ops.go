@@ -31,6 +31,11 @@ type metadataRequest struct {
 	RequestMetadata *metadataFields `json:"requestMetadata"`
 }
 
+func (in *metadataRequest) check() error              { return in.RequestMetadata.check(false) }
+func (in *metadataRequest) metadata() *metadataFields { return in.RequestMetadata }
+func (in *encryptRequest) metadata() *metadataFields  { return in.RequestMetadata }
+func (in *decryptRequest) metadata() *metadataFields  { return in.RequestMetadata }
+
 type metadataResponse struct {
 	KeySpec   string   `json:"keySpec"`
 	KeyUsage  []string `json:"keyUsage"`
@@ -39,13 +44,7 @@ type metadataResponse struct {
 
 func (h *Handler) metadata(ctx context.Context, req *request) (any, error) {
 	var in metadataRequest
-	if err := decode(req.body, &in); err != nil {
-		return nil, err
-	}
-	if err := in.RequestMetadata.check(false); err != nil {
-		return nil, err
-	}
-	kctx, err := h.keyContext(ctx, req, in.RequestMetadata)
+	kctx, err := h.open(ctx, req, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -122,13 +121,7 @@ func ciphertextMetadata(version int) []byte {
 // the decryption returned the plaintext.
 func (h *Handler) encrypt(ctx context.Context, req *request) (any, error) {
 	var in encryptRequest
-	if err := decode(req.body, &in); err != nil {
-		return nil, err
-	}
-	if err := in.check(); err != nil {
-		return nil, err
-	}
-	kctx, err := h.keyContext(ctx, req, in.RequestMetadata)
+	kctx, err := h.open(ctx, req, &in)
 	if err != nil {
 		return nil, err
 	}
@@ -213,13 +206,7 @@ type decryptResponse struct {
 
 func (h *Handler) decrypt(ctx context.Context, req *request) (any, error) {
 	var in decryptRequest
-	if err := decode(req.body, &in); err != nil {
-		return nil, err
-	}
-	if err := in.check(); err != nil {
-		return nil, err
-	}
-	kctx, err := h.keyContext(ctx, req, in.RequestMetadata)
+	kctx, err := h.open(ctx, req, &in)
 	if err != nil {
 		return nil, err
 	}
