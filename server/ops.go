@@ -12,6 +12,7 @@ import (
 
 	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/internal/kmswire"
+	"github.com/keystack/keystack/keystore"
 )
 
 // operation runs one KMS operation on a decoded body.
