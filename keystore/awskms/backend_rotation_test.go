@@ -12,9 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/kmstest"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
-	"github.com/keystack/keystack/internal/kmstest"
 )
 
 // kmsStore is an insecure keystore with an awskms.Backend on the fixture's

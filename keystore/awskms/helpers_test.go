@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore/awskms"
 	"github.com/keystack/keystack/internal/kmstest"
+	"github.com/keystack/keystack/keystore/awskms"
 )
 
 func TestMain(m *testing.M) {

@@ -12,11 +12,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/kmstest"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keyring/keyringtest"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
-	"github.com/keystack/keystack/internal/kmstest"
 )
 
 func TestConformance(t *testing.T) {
