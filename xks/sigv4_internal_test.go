@@ -105,10 +105,10 @@ func BenchmarkSigV4(b *testing.B) {
 	req.Header.Set("Content-Type", "application/json")
 	sum := sha256.Sum256(body)
 	creds := aws.Credentials{AccessKeyID: "AKIAXKSTESTONE2345672", SecretAccessKey: secret}
-	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), Service, "eu-west-1", time.Now()); err != nil {
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), service, "eu-west-1", time.Now()); err != nil {
 		b.Fatal(err)
 	}
-	sig, aerr := kmswire.ParseAuthorization(req.Header.Get("Authorization"), Service)
+	sig, aerr := kmswire.ParseAuthorization(req.Header.Get("Authorization"), service)
 	if aerr != nil {
 		b.Fatal(aerr)
 	}
