@@ -1,8 +1,10 @@
 package gate_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -11,11 +13,23 @@ import (
 
 	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/gate"
+	"github.com/keystack/keystack/internal/testhook"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/policy"
 )
 
 const alice = "user:alice"
+
+func TestMain(m *testing.M) {
+	testhook.CheapKDF = true // sealed stores unlock with argon2id at the least cost
+	os.Exit(m.Run())
+}
+
+// stateFile is the store's state document in its directory.
+const stateFile = "keystore.json"
+
+// testPass is the passphrase of the sealed stores these tests make.
+const testPass = "correct horse battery staple"
 
 // newStore initializes an insecure store owned by alice and returns its
 // directory.
@@ -32,6 +46,123 @@ func newStore(t *testing.T) string {
 	return dir
 }
 
+// newAuthzStore initializes an insecure store owned by alice with keys
+// k, e and x, each at version 2 (version 1 decrypt-only), and e/v1
+// disabled. It writes policyJSON as policy.json when not empty and returns
+// the directory.
+func newAuthzStore(t *testing.T, policyJSON string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "ks")
+	s, err := keystore.Init(dir, keystore.InitOptions{Insecure: true, Owner: alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, name := range []string{"k", "e", "x"} {
+		if _, err := s.CreateKey(ctx, name, keystore.CreateKeyOptions{Description: "test key " + name}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RotateKey(ctx, name, "setup"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.DisableVersion(ctx, "e", 1, "setup"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if policyJSON != "" {
+		if err := os.WriteFile(filepath.Join(dir, "policy.json"), []byte(policyJSON), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// allowAllBut is a policy allowing alice everything except action.
+func allowAllBut(action string) string {
+	return `{"Version":"2012-10-17","Statement":[
+	 {"Sid":"All","Effect":"Allow","Principal":"user:alice","Action":"keystack:*","Resource":"*"},
+	 {"Sid":"Not","Effect":"Deny","Principal":"user:alice","Action":"` + action + `","Resource":"*"}]}`
+}
+
+// storedConfig returns the access-control part of keystore.json.
+func storedConfig(t *testing.T, dir string) gate.Config {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c gate.Config
+	if err := json.Unmarshal(data, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// configFields are keystore.json's top-level fields that gate.Config holds.
+var configFields = []string{"owner", "trust_principal_env", "principals", "audit_key", "audit_sync", "audit_anchor"}
+
+// editConfig changes the access-control part of keystore.json as another
+// process would: the rest of the file is kept, and the new file replaces
+// the old by rename.
+func editConfig(t *testing.T, dir string, fn func(*gate.Config)) {
+	t.Helper()
+	path := filepath.Join(dir, stateFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	c := storedConfig(t, dir)
+	fn(&c)
+	cj, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(cj, &fields); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range configFields {
+		delete(doc, k)
+	}
+	maps.Copy(doc, fields)
+	if data, err = json.MarshalIndent(doc, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	tmp := path + ".edit"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// queryAll yields the entries of the store's audit log that f selects.
+func queryAll(t *testing.T, dir string, f audit.Filter) func(func(audit.Entry) bool) {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, gate.AuditFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(yield func(audit.Entry) bool) {
+		for e, err := range audit.Query(bytes.NewReader(data), f) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !yield(e) {
+				return
+			}
+		}
+	}
+}
+
 func openAs(t *testing.T, dir, principal string) *keystore.Store {
 	t.Helper()
 	s, err := keystore.Open(dir, keystore.OpenOptions{Principal: principal})
@@ -45,14 +176,7 @@ func openAs(t *testing.T, dir, principal string) *keystore.Store {
 // storedAnchor returns keystore.json's audit anchor.
 func storedAnchor(t *testing.T, dir string) gate.AuditAnchor {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, "keystore.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c gate.Config
-	if err := json.Unmarshal(data, &c); err != nil {
-		t.Fatal(err)
-	}
+	c := storedConfig(t, dir)
 	if c.AuditAnchor == nil {
 		t.Fatal("keystore.json has no audit anchor")
 	}

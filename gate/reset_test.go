@@ -1,4 +1,4 @@
-package keystore
+package gate_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/gate"
+	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -21,7 +22,7 @@ const lockedOut = `{"Version":"2012-10-17","Statement":[
 func TestResetPolicyPassphrase(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "ks")
-	s, err := Init(dir, InitOptions{Passphrase: []byte(testPass), Owner: alice})
+	s, err := keystore.Init(dir, keystore.InitOptions{Passphrase: []byte(testPass), Owner: alice})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,8 +37,8 @@ func TestResetPolicyPassphrase(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = s.Close()
-	open := func(pass string) *Store {
-		st, err := Open(dir, OpenOptions{Principal: alice, Passphrase: func() ([]byte, error) { return []byte(pass), nil }})
+	open := func(pass string) *keystore.Store {
+		st, err := keystore.Open(dir, keystore.OpenOptions{Principal: alice, Passphrase: func() ([]byte, error) { return []byte(pass), nil }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,7 +46,7 @@ func TestResetPolicyPassphrase(t *testing.T) {
 		return st
 	}
 	wrong := open("wrong")
-	if _, err := wrong.Gate().ResetPolicy(ctx); !errors.Is(err, ErrBadPassphrase) {
+	if _, err := wrong.Gate().ResetPolicy(ctx); !errors.Is(err, keystore.ErrBadPassphrase) {
 		t.Fatalf("reset with a wrong passphrase: %v", err)
 	}
 	if _, err := open(testPass).Gate().GetPolicy(ctx); !errors.Is(err, policy.ErrAccessDenied) {
@@ -86,13 +87,9 @@ func TestSimulateMatchesStore(t *testing.T) {
 	 {"Effect":"Allow","Principal":"user:alice","Action":"keystack:*","Resource":"*"},
 	 {"Sid":"Ops","Effect":"Allow","Principal":"group:ops","Action":"keystack:ListKeys","Resource":"*","Condition":{"StringEquals":{"keystack:PrincipalTag/TEAM":"pay"}}},
 	 {"Sid":"Lvl","Effect":"Allow","Principal":"*","Action":"keystack:DescribeKey","Resource":"key/*","Condition":{"StringEquals":{"keystack:principaltag/level":"2","keystack:PrincipalTag/team":"pay"}}}]}`)
-	s := &Store{dir: dir, st: NewDirStorage(dir)}
-	if err := s.update(ctx, func(f *storeFile) error {
-		f.Principals = map[string]gate.PrincipalConfig{"user:bob": {Groups: []string{"ops"}, Tags: map[string]string{"team": "pay"}}}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, dir, func(c *gate.Config) {
+		c.Principals = map[string]gate.PrincipalConfig{"user:bob": {Groups: []string{"ops"}, Tags: map[string]string{"team": "pay"}}}
+	})
 	sim, bob := openAs(t, dir, alice), openAs(t, dir, "user:bob")
 	for _, r := range []policy.Request{
 		{Principal: "user:bob", Action: policy.ActionListKeys, Resource: "key/*"},

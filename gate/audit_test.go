@@ -1,4 +1,4 @@
-package keystore
+package gate_test
 
 import (
 	"bytes"
@@ -11,21 +11,9 @@ import (
 
 	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/gate"
+	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/policy"
 )
-
-// storedAnchor returns keystore.json's audit anchor.
-func storedAnchor(t *testing.T, dir string) gate.AuditAnchor {
-	t.Helper()
-	f, err := (&Store{dir: dir, st: NewDirStorage(dir)}).load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if f.AuditAnchor == nil {
-		t.Fatal("keystore.json has no audit anchor")
-	}
-	return *f.AuditAnchor
-}
 
 // TestAuditAnchorAdvancesAtClose: closing a store that recorded decisions
 // moves keystore.json's anchor to the log's closing checkpoint; a store
@@ -34,7 +22,7 @@ func TestAuditAnchorAdvancesAtClose(t *testing.T) {
 	ctx := context.Background()
 	dir := newAuthzStore(t, "")
 	a0 := storedAnchor(t, dir)
-	s, err := Open(dir, OpenOptions{Principal: alice})
+	s, err := keystore.Open(dir, keystore.OpenOptions{Principal: alice})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,8 +41,8 @@ func TestAuditAnchorAdvancesAtClose(t *testing.T) {
 		t.Fatalf("anchor %+v after Close, was %+v; log is %d bytes", a1, a0, fi.Size())
 	}
 	log0, _ := os.ReadFile(filepath.Join(dir, gate.AuditFile))
-	meta0, _ := os.ReadFile(filepath.Join(dir, metaFile))
-	v, err := Open(dir, OpenOptions{Principal: alice})
+	meta0, _ := os.ReadFile(filepath.Join(dir, stateFile))
+	v, err := keystore.Open(dir, keystore.OpenOptions{Principal: alice})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +53,7 @@ func TestAuditAnchorAdvancesAtClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	log1, _ := os.ReadFile(filepath.Join(dir, gate.AuditFile))
-	meta1, _ := os.ReadFile(filepath.Join(dir, metaFile))
+	meta1, _ := os.ReadFile(filepath.Join(dir, stateFile))
 	if !bytes.Equal(log0, log1) || !bytes.Equal(meta0, meta1) {
 		t.Fatal("VerifyAudit wrote to the log or keystore.json")
 	}
@@ -156,7 +144,7 @@ func TestAuditStaleEpoch(t *testing.T) {
 func TestAuditCheckpointExport(t *testing.T) {
 	ctx := context.Background()
 	dir := newAuthzStore(t, "")
-	path, meta := filepath.Join(dir, gate.AuditFile), filepath.Join(dir, metaFile)
+	path, meta := filepath.Join(dir, gate.AuditFile), filepath.Join(dir, stateFile)
 	oldLog, _ := os.ReadFile(path)
 	oldMeta, _ := os.ReadFile(meta)
 	s := openAs(t, dir, alice)
@@ -164,8 +152,7 @@ func TestAuditCheckpointExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, _ := s.load()
-	if !a.Authentic(audit.Key{MAC: f.AuditKey}) || storedAnchor(t, dir).Seq != a.Seq {
+	if !a.Authentic(audit.Key{MAC: storedConfig(t, dir).AuditKey}) || storedAnchor(t, dir).Seq != a.Seq {
 		t.Fatalf("exported anchor %+v, stored %+v", a, storedAnchor(t, dir))
 	}
 	if _, err := s.Gate().VerifyAudit(ctx, a); err != nil {
@@ -194,10 +181,7 @@ func TestAuditCheckpointExport(t *testing.T) {
 func TestAuditLegacyLog(t *testing.T) {
 	ctx := context.Background()
 	dir := newAuthzStore(t, "")
-	s := &Store{dir: dir, st: NewDirStorage(dir)}
-	if err := s.update(ctx, func(f *storeFile) error { f.AuditAnchor = nil; return nil }); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, dir, func(c *gate.Config) { c.AuditAnchor = nil })
 	legacy := []byte(`{"time":"2025-01-01T00:00:00Z","seq":1,"type":"op","prev":"00","hash":"00"}` + "\n")
 	if err := os.WriteFile(filepath.Join(dir, gate.AuditFile), legacy, 0o600); err != nil {
 		t.Fatal(err)
@@ -222,10 +206,10 @@ func TestAuditLegacyLog(t *testing.T) {
 // earlier store does not inherit it.
 func TestAuditInitSetsAsideOldLog(t *testing.T) {
 	dir := newAuthzStore(t, "")
-	if err := os.Remove(filepath.Join(dir, metaFile)); err != nil {
+	if err := os.Remove(filepath.Join(dir, stateFile)); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Init(dir, InitOptions{Insecure: true, Owner: alice})
+	s, err := keystore.Init(dir, keystore.InitOptions{Insecure: true, Owner: alice})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package keystore
+package gate_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/gate"
+	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -19,7 +20,7 @@ func TestStoreFollowsReplacedPolicy(t *testing.T) {
 	ctx := context.Background()
 	dir := newAuthzStore(t, allowAllBut(policy.ActionListKeys))
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	s, err := Open(dir, OpenOptions{Principal: alice, Now: func() time.Time { return now }})
+	s, err := keystore.Open(dir, keystore.OpenOptions{Principal: alice, Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func TestStoreFollowsReplacedPolicy(t *testing.T) {
 		if err := os.WriteFile(tmp, []byte(doc), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.Rename(tmp, filepath.Join(dir, policyFile)); err != nil {
+		if err := os.Rename(tmp, filepath.Join(dir, "policy.json")); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -68,7 +69,7 @@ func TestStoreFollowsPrincipalsChange(t *testing.T) {
 	dir := newAuthzStore(t, `{"Version":"2012-10-17","Statement":[
 	 {"Effect":"Allow","Principal":"group:ops","Action":"keystack:ListKeys","Resource":"*"}]}`)
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	bob, err := Open(dir, OpenOptions{Principal: "user:bob", Now: func() time.Time { return now }})
+	bob, err := keystore.Open(dir, keystore.OpenOptions{Principal: "user:bob", Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,13 +77,9 @@ func TestStoreFollowsPrincipalsChange(t *testing.T) {
 	if _, err := bob.ListKeys(ctx); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Fatalf("bob outside ops: %v", err)
 	}
-	admin := &Store{dir: dir, st: NewDirStorage(dir), now: time.Now}
-	if err := admin.update(ctx, func(f *storeFile) error {
-		f.Principals = map[string]gate.PrincipalConfig{"user:bob": {Groups: []string{"ops"}}}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	editConfig(t, dir, func(c *gate.Config) {
+		c.Principals = map[string]gate.PrincipalConfig{"user:bob": {Groups: []string{"ops"}}}
+	})
 	now = now.Add(time.Second)
 	if _, err := bob.ListKeys(ctx); err != nil {
 		t.Fatalf("bob added to ops by another process: %v", err)
