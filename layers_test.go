@@ -53,9 +53,10 @@ var layers = map[string]layer{
 	"keystore/pgstorage": {imports: []string{"keystore"}, tests: []string{"keystore/storagetest", "internal/pgtest"},
 		outside: []string{"github.com/jackc/", "golang.org/x/text", "golang.org/x/sync"}},
 
-	"rotation": {imports: []string{"keystore", "internal/fsx"}, tests: []string{"internal/esdktest"}},
-	"server":   {imports: []string{"keystore", "internal/kmswire"}},
-	"xks":      {imports: []string{"keystore", "internal/kmswire"}, tests: []string{"hsm"}},
+	"rotation":         {imports: []string{"keystore", "internal/fsx"}, tests: []string{"internal/esdktest"}},
+	"rotation/pglease": {imports: []string{"rotation", "keystore/pgstorage"}, tests: []string{"internal/pgtest"}},
+	"server":           {imports: []string{"keystore", "internal/kmswire"}},
+	"xks":              {imports: []string{"keystore", "internal/kmswire"}, tests: []string{"hsm"}},
 
 	"client": {imports: []string{"envelope", "keyring", "keystore/awskms", "audit"},
 		tests: []string{"server", "keystore", "policy"}, outside: []string{"github.com/aws/"}},
