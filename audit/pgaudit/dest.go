@@ -3,6 +3,7 @@ package pgaudit
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -32,15 +33,12 @@ type Destination struct {
 
 // Open opens d.Chain with the audit key, the context-logging choice and
 // the clock of opts; Durability does not apply (a commit is durable).
-// A non-zero opts.Anchor (one the store's state recorded from
-// Log.Checkpoint) must still be in one of the chains, with its hash, or
-// Open fails with a *TamperError.
+// opts.Anchor, the anchor the store's state records, is not consulted:
+// each chain's end is anchored in the database, in its anchor row,
+// which Open checks; exported anchors (Log.Checkpoint) are checked by
+// Verify. (A store that moved from the file log to PostgreSQL records
+// the file's anchor, which no chain holds.)
 func (d *Destination) Open(ctx context.Context, opts audit.Options) (gate.AuditSink, error) {
-	if opts.Anchor != nil && opts.Anchor.Seq > 0 {
-		if err := findAnchor(ctx, d.Pool, *opts.Anchor); err != nil {
-			return nil, err
-		}
-	}
 	l, err := Open(ctx, d.Pool, d.Chain, Options{MACKey: opts.MACKey, LogContextValues: opts.LogContextValues,
 		Now: opts.Now, CommitTimeout: d.CommitTimeout})
 	if err != nil {
@@ -149,4 +147,31 @@ func (d *Destination) SetAside(ctx context.Context, why string, now time.Time) (
 		return "", nil
 	}
 	return "chains *" + suffix, nil
+}
+
+// ErrBadDSN is returned for a connection string that does not parse; it
+// never quotes the string, which may hold a password.
+var ErrBadDSN = errors.New("pgaudit: the PostgreSQL connection string does not parse")
+
+// Connect opens a pool on the database of dsn (a postgres:// URL or
+// key=value string as libpq takes), creates the audit tables if needed
+// (Migrate) and returns the Destination of chain there. The caller closes
+// the pool (d.Pool.Close) after closing the store.
+func Connect(ctx context.Context, dsn, chain string) (*Destination, error) {
+	if err := checkChainName(chain); err != nil {
+		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, ErrBadDSN
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: connect: %w", audit.ErrWrite, err)
+	}
+	if err := Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &Destination{Pool: pool, Chain: chain}, nil
 }
