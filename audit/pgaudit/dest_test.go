@@ -59,6 +59,13 @@ func TestDestination(t *testing.T) {
 	if rep, err := db.Verify(ctx, key, cp); err != nil || rep.Records != 10 || rep.Checkpoints != 1 {
 		t.Fatalf("Verify with the anchor: %+v, %v", rep, err)
 	}
+	fileAnchor := audit.Anchor{Seq: 3, Head: cp.Head, Offset: 812}
+	if _, err := db.Verify(ctx, key, fileAnchor); err != nil {
+		t.Fatalf("Verify with a file log's anchor (skipped): %v", err)
+	}
+	if _, err := db.Verify(ctx, key, audit.Anchor{Seq: 3, Head: cp.Head, Offset: 3}); !errors.Is(err, audit.ErrTruncated) {
+		t.Fatalf("Verify with a chain anchor no chain holds: %v, want ErrTruncated", err)
+	}
 	bogus := audit.Anchor{Seq: 99, Head: cp.Head, Offset: 99}
 	if _, err := da.Open(ctx, audit.Options{MACKey: testKey, Anchor: &bogus}); err != nil {
 		t.Fatalf("Open with the state's anchor of another log (not consulted): %v", err)

@@ -10,27 +10,85 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keystack/keystack/audit/pgaudit"
+	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/pgstorage"
 	"github.com/keystack/keystack/rotation"
 	"github.com/keystack/keystack/rotation/pglease"
 )
 
-// replicaFlags are the flags of a rotation daemon beside key-server
-// replicas on PostgreSQL.
-func replicaFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{Name: "storage", EnvVars: []string{"KEYSTACK_STORAGE"},
-			Usage: "the store is in PostgreSQL at `URL` (postgres://…; the password best from PGPASSWORD or ~/.pgpass): run as one of several daemons, one leading"},
-		&cli.StringFlag{Name: "replica-id", Usage: "this daemon's `NAME` among the replicas: its audit chain (default: the host name)"},
-		&cli.DurationFlag{Name: "lease-ttl", Value: rotation.DefaultLeaseTTL,
-			Usage: "with --storage: how long a leader that died or was paused keeps the others from taking over"},
+// replicaIDFlag names a key-server replica or rotation daemon: its audit
+// chain in the database.
+var replicaIDFlag = &cli.StringFlag{Name: "replica-id",
+	Usage: "with --storage: this process's `NAME` among the replicas, which names its audit chain (default: the host name)"}
+
+// leaseTTLFlag is the rotation daemons' lease time.
+var leaseTTLFlag = &cli.DurationFlag{Name: "lease-ttl", Value: rotation.DefaultLeaseTTL,
+	Usage: "with --storage: how long a leading daemon that died or was paused keeps the others from taking over"}
+
+// leaseKey keeps the rotation lease of a daemon's store in App.Metadata.
+const leaseKey = "rotation-lease"
+
+// replicaOptions completes the options of a store in PostgreSQL (--storage):
+// its audit records go to the database, on the chain ROLE:ID of this
+// process (server:ID for the key server, rotate:ID for the rotation
+// daemon, cli:HOST for other commands); a command with --lease-ttl (the
+// rotation daemon) writes through a Storage fenced by the rotation lease,
+// which leaseOf returns. Without --storage it does nothing.
+func replicaOptions(c *cli.Context, o *keystore.OpenOptions) error {
+	pst, ok := o.Storage.(*pgstorage.Storage)
+	if !ok {
+		return nil
 	}
+	id, err := replicaID(c)
+	if err != nil {
+		return err
+	}
+	role := "cli"
+	switch c.Command.Name {
+	case "server":
+		role = "server"
+	case "daemon":
+		role = "rotate"
+	}
+	dest, err := pgaudit.Connect(c.Context, c.String("storage"), role+":"+id)
+	if err != nil {
+		return err
+	}
+	closeOnExit(c, closerFunc(func() error { dest.Pool.Close(); return nil }))
+	o.Audit = gate.AuditDestination(dest)
+	if hasFlag(c, leaseTTLFlag.Name) {
+		lease := pglease.New(pst, holderName(id), c.Duration(leaseTTLFlag.Name))
+		c.App.Metadata[leaseKey] = lease
+		o.Storage = lease.Storage()
+	}
+	return nil
+}
+
+// leaseOf returns the rotation lease replicaOptions made, nil without
+// --storage.
+func leaseOf(c *cli.Context) rotation.Lease {
+	if l, ok := c.App.Metadata[leaseKey].(*pglease.Lease); ok {
+		return l
+	}
+	return nil
+}
+
+// hasFlag reports whether the command defines the flag.
+func hasFlag(c *cli.Context, name string) bool {
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // replicaID is --replica-id, else the host name.
 func replicaID(c *cli.Context) (string, error) {
-	if id := c.String("replica-id"); id != "" {
+	if id := c.String(replicaIDFlag.Name); id != "" {
 		return id, nil
 	}
 	h, err := os.Hostname()
@@ -38,45 +96,6 @@ func replicaID(c *cli.Context) (string, error) {
 		return "", usagef("no host name to name this replica by (%v): give --replica-id", err)
 	}
 	return h, nil
-}
-
-// withLeaderStore opens the store in PostgreSQL (--storage) for a rotation
-// daemon: its writes fenced by the rotation lease it returns, its audit
-// records on the chain rotate:ID. It closes everything after fn.
-func withLeaderStore(c *cli.Context, fn func(st *keystore.Store, lease rotation.Lease) error) error {
-	id, err := replicaID(c)
-	if err != nil {
-		return err
-	}
-	dir, err := homeDir(c)
-	if err != nil {
-		return err
-	}
-	// A paused daemon's writers' lock lasts no longer than its lease.
-	pst, err := pgstorage.Open(c.Context, c.String("storage"), pgstorage.Options{LockLease: c.Duration("lease-ttl")})
-	if err != nil {
-		return err
-	}
-	defer pst.Close()
-	dest, err := pgaudit.Connect(c.Context, c.String("storage"), "rotate:"+id)
-	if err != nil {
-		return err
-	}
-	defer dest.Pool.Close()
-	lease := pglease.New(pst, holderName(id), c.Duration("lease-ttl"))
-	st, err := keystore.Open(dir, keystore.OpenOptions{
-		Passphrase:       passphraseSource(c.String("passphrase-file"), false),
-		PassphraseTries:  passphraseTries(c.String("passphrase-file")),
-		Backends:         backends(c),
-		PrincipalFromEnv: true,
-		Storage:          lease.Storage(),
-		Audit:            dest,
-	})
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	return fn(st, lease)
 }
 
 // holderName is unique to this process: a restarted daemon takes the

@@ -33,10 +33,10 @@ func rotateCommand() *cli.Command {
 					"counted, and the daemon goes on. On SIGTERM or SIGINT the pass in flight finishes\n" +
 					"and the daemon exits 0. Logs go to stderr. With --storage, one daemon per key-server\n" +
 					"replica: the one holding the rotation lease rotates, and its writes are fenced by it.",
-				Flags: append([]cli.Flag{passphraseFileFlag,
+				Flags: []cli.Flag{passphraseFileFlag,
 					&cli.DurationFlag{Name: "interval", Usage: "how often to check for due keys"},
 					&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus /metrics on `HOST:PORT`"},
-					logFormatFlag()}, replicaFlags()...),
+					logFormatFlag(), storageFlag, replicaIDFlag, leaseTTLFlag},
 				Action: rotateDaemonAction,
 			},
 		},
@@ -96,7 +96,7 @@ func rotateDaemonAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	run := func(st *keystore.Store, lease rotation.Lease) error {
+	return withStore(c, func(st *keystore.Store) error {
 		// A stop signal ends the loop after the pass in flight. run already
 		// cancels c.Context on these signals; NotifyContext makes the command
 		// stop gracefully however it is run.
@@ -105,12 +105,8 @@ func rotateDaemonAction(c *cli.Context) error {
 		d := &rotation.Daemon{
 			Runner:   rotation.Runner{Store: rotation.NewStoreAdapter(st), Log: log},
 			Interval: c.Duration("interval"), MetricsAddr: c.String("metrics-addr"),
-			Lease: lease, LeaseTTL: c.Duration("lease-ttl"),
+			Lease: leaseOf(c), LeaseTTL: c.Duration(leaseTTLFlag.Name),
 		}
 		return d.Run(ctx)
-	}
-	if c.String("storage") != "" {
-		return withLeaderStore(c, run)
-	}
-	return withStore(c, func(st *keystore.Store) error { return run(st, nil) })
+	})
 }

@@ -51,7 +51,7 @@ func serverCommand() *cli.Command {
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at http://`ADDR`/metrics"},
 			&cli.StringFlag{Name: "xks-config", Usage: "serve the AWS KMS XKS proxy API as the JSON `FILE` configures (prefixes, credentials, keys, quotas, mTLS)"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: 30e9, Usage: "how long in-flight requests may finish after SIGTERM"},
-			storageFlag, storageMaxStaleFlag,
+			storageFlag, storageMaxStaleFlag, replicaIDFlag,
 		},
 		Action:      serverRun,
 		Subcommands: []*cli.Command{credentialsCommand(), migrateCommand()},

@@ -36,7 +36,7 @@ func openStore(c *cli.Context) (*keystore.Store, error) {
 	}
 	// The OS user, unless the keystore was created to trust
 	// $KEYSTACK_PRINCIPAL (PrincipalFromEnv).
-	return keystore.Open(dir, keystore.OpenOptions{
+	opts := keystore.OpenOptions{
 		Storage:         storage,
 		Passphrase:      passphraseSource(c.String("passphrase-file"), false),
 		PassphraseTries: passphraseTries(c.String("passphrase-file")),
@@ -46,7 +46,11 @@ func openStore(c *cli.Context) (*keystore.Store, error) {
 		Backends:         backends(c),
 		PrincipalFromEnv: true,
 		Cache:            storeCache(c),
-	})
+	}
+	if err := replicaOptions(c, &opts); err != nil {
+		return nil, err
+	}
+	return keystore.Open(dir, opts)
 }
 
 // withStore opens the keystore the one way every command does (openStore),
