@@ -159,7 +159,11 @@ type load struct {
 	failures []error
 }
 
-func startLoad(rs *replicaSet, workers int) *load {
+func startLoad(rs *replicaSet, workers int) *load { return startLoadObserved(rs, workers, nil) }
+
+// startLoadObserved is startLoad calling seen (when not nil) with the
+// worker and the time of each success.
+func startLoadObserved(rs *replicaSet, workers int, seen func(w int, at time.Time)) *load {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &load{rs: rs, cancel: cancel}
 	var n atomic.Int64
@@ -174,6 +178,9 @@ func startLoad(rs *replicaSet, workers int) *load {
 						EncryptionContext: map[string]string{"op": fmt.Sprint(i)}})
 				})
 				l.record(ctx, out, tries, err)
+				if err == nil && seen != nil {
+					seen(w, time.Now())
+				}
 			}
 		}()
 	}
