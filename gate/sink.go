@@ -58,9 +58,10 @@ type AuditSink interface {
 // to the sink's Anchor at Close, at AuditCheckpoint and in the background
 // while the store stays open. A destination with one chain per writer
 // (one per key-server replica) either checks at Open that one of its
-// chains still holds opts.Anchor (audit/pgaudit.Destination does), or
-// anchors its chains itself and returns the zero audit.Anchor from
-// AuditSink.Anchor, so that the Gate never moves the state's anchor. Its
+// chains still holds opts.Anchor, or anchors its chains itself and
+// returns the zero audit.Anchor from AuditSink.Anchor, so that the Gate
+// never moves the state's anchor (audit/pgaudit.Destination does, until a
+// Checkpoint, whose anchor its Verify then checks). Its
 // Verify checks every chain and every anchor it is given (which
 // Checkpoint exported); its report sums the chains (Records, Entries) and
 // leaves what has no meaning for it at zero.

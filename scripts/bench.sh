@@ -204,3 +204,9 @@ echo "  target: p99 <= 5 ms at 1,800 req/s on SoftHSM2 (AWS KMS gives up after 2
 section "rewrap (issue #5): 10,000 small files; one big file in place next to copying it"
 raw ./rotation 'Benchmark(RewrapTree|RewrapInPlaceBig|CopyBig)'
 echo "  targets: >= 10,000 files/s with local keys; 1 GiB in-place rewrap < 50 ms"
+
+section "key server replicas on PostgreSQL (issue 16): GenerateDataKey through 1 and 3 replicas on one database (baseline: 1 replica, same run), statements per request, failover gap"
+# A throwaway cluster (internal/pgtest; skipped without the PostgreSQL
+# binaries) and the built CLI; clients, servers and PostgreSQL share the machine.
+KEYSTACK_REPLICA_BENCH=1 KEYSTACK_REPLICA_BENCH_REQUESTS=${BENCH_REPLICA_REQUESTS:-4000} \
+  go test -count=1 -run '^TestReplicaBench$' -v ./cmd/keystack | grep -E 'replicas: |SKIP' | sed 's/^ *replicas_bench_test.go:[0-9]*: replicas: /  /'

@@ -5,11 +5,14 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keystack/keystack/internal/pgtest"
 	"github.com/keystack/keystack/keystore"
@@ -229,6 +232,57 @@ func TestRotationLeaderSIGSTOP(t *testing.T) {
 	for _, d := range ds {
 		if n := d.count("failed=1") + d.count("outcome=failed"); n > 0 {
 			t.Errorf("%s reported %d failed rotations", d.name, n)
+		}
+	}
+}
+
+// TestReplicaAuditCheckpoint: with the store in PostgreSQL, the CLI's
+// records go to the database; `audit checkpoint --json` exports an anchor
+// (and records it in the store's state) that `audit verify --anchor`
+// checks; both find a chain cut back together with its anchor row to an
+// older copy of that row, which the chain's own anchor cannot show.
+func TestReplicaAuditCheckpoint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	rs := &replicaSet{p: newPGStore(t), bin: buildCLITags(t, "")}
+	t.Setenv("KEYSTACK_STORAGE", rs.p.dsn)
+	if out, err := rs.cli("key", "create", "x"); err != nil {
+		t.Fatalf("key create: %v\n%s", err, out)
+	}
+	pool, err := pgxpool.New(context.Background(), rs.p.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var chain string
+	var seq int64
+	var head, mac []byte
+	if err := pool.QueryRow(context.Background(), `SELECT chain, seq, head, mac FROM keystack_audit_chains WHERE chain LIKE 'cli:%'`).Scan(&chain, &seq, &head, &mac); err != nil {
+		t.Fatalf("the CLI's chain: %v", err)
+	}
+	out, err := rs.cli("audit", "checkpoint", "--json")
+	if err != nil {
+		t.Fatalf("audit checkpoint: %v\n%s", err, out)
+	}
+	anchor := filepath.Join(t.TempDir(), "anchor.json")
+	if err := os.WriteFile(anchor, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := rs.cli("audit", "verify", "--anchor", anchor); err != nil {
+		t.Fatalf("audit verify --anchor: %v\n%s", err, out)
+	}
+	// Cut the chain back to the copy of its anchor row taken before.
+	if _, err := pool.Exec(context.Background(), `DELETE FROM keystack_audit_records WHERE chain = $1 AND seq > $2`, chain, seq); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(context.Background(), `UPDATE keystack_audit_chains SET seq = $2, head = $3, mac = $4 WHERE chain = $1`, chain, seq, head, mac); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"audit", "verify"}, {"audit", "verify", "--anchor", anchor}} {
+		out, err := rs.cli(args...)
+		if err == nil || !strings.Contains(err.Error(), "tampered") || !strings.Contains(err.Error(), "cut off") {
+			t.Fatalf("%s after the cut: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
 }
