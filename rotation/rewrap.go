@@ -445,12 +445,3 @@ func onTargets(h *envelope.Header, targets []keyring.EDKInfo) bool {
 	sort.Strings(want)
 	return slices.Equal(keySet(h.EncryptedDataKeys), want)
 }
-
-var errNotRegular = errors.New("not a regular file")
-
-func checkRegular(fi os.FileInfo) error {
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s", errNotRegular, fi.Name())
-	}
-	return nil
-}
