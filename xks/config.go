@@ -22,6 +22,10 @@ type Config struct {
 	// with: a dedicated test key, as the specification recommends, on the
 	// same backend as the served keys.
 	HealthKey string `json:"healthKey"`
+	// HealthKeys are more health keys, one on each further backend (a
+	// second token, local keys): each is a fleet entry of the health
+	// response with its own status.
+	HealthKeys []string `json:"healthKeys,omitempty"`
 	// FleetSize is the number of proxies behind the endpoint (default 1).
 	FleetSize int `json:"fleetSize,omitempty"`
 	// EKMVendor and EKMModel describe the key backend in health responses.
@@ -107,6 +111,11 @@ func (c *Config) Check() error {
 	}
 	if c.FleetSize == 0 {
 		c.FleetSize = 1
+	}
+	for i, k := range c.HealthKeys {
+		if !keyIDRE().MatchString(k) || k == c.HealthKey || slices.Contains(c.HealthKeys[:i], k) {
+			return fmt.Errorf("%w: healthKeys: %q is not a key name, or is given twice", ErrConfig, k)
+		}
 	}
 	if c.FleetSize < 0 || len(c.Prefixes) == 0 {
 		return fmt.Errorf("%w: fleetSize must be positive and at least one prefix configured", ErrConfig)

@@ -295,9 +295,13 @@ func (h *Handler) keyContext(ctx context.Context, req *request, m *metadataField
 	return gate.WithCaller(ctx, c), nil
 }
 
-// healthCache keeps the last health check for at most healthTTL.
+// healthCache keeps each health key's last check for at most healthTTL.
 type healthCache struct {
 	mu   sync.Mutex
-	at   time.Time
-	last error
+	last map[string]healthResult
+}
+
+type healthResult struct {
+	at  time.Time
+	err error
 }

@@ -19,39 +19,46 @@ type healthResponse struct {
 	FleetDetails []fleetMember `json:"ekmFleetDetails"`
 }
 
-// healthStatus answers GetHealthStatus from a deep check (a seal and open
-// round trip under Config.HealthKey on its backend, a PKCS#11 round trip
-// for a token key) at most healthTTL old. It is not authorized: the
-// specification excludes it from secondary authorization.
+// healthStatus answers GetHealthStatus from deep checks (a seal and open
+// round trip under each health key on its backend, a PKCS#11 round trip
+// for a token key) at most healthTTL old: one fleet entry per key, ACTIVE
+// or UNAVAILABLE. It is not authorized: the specification excludes it
+// from secondary authorization.
 func (h *Handler) healthStatus(ctx context.Context) (any, error) {
 	cfg := h.cfg.Load()
-	status := "ACTIVE"
-	if h.check(ctx, cfg.HealthKey) != nil {
-		status = "UNAVAILABLE"
+	resp := healthResponse{FleetSize: cfg.FleetSize, ProxyVendor: "keystack", ProxyModel: "keystack XKS proxy",
+		EKMVendor: or(cfg.EKMVendor, "keystack")}
+	for _, key := range append([]string{cfg.HealthKey}, cfg.HealthKeys...) {
+		status := "ACTIVE"
+		if h.check(ctx, key) != nil {
+			status = "UNAVAILABLE"
+		}
+		resp.FleetDetails = append(resp.FleetDetails, fleetMember{ID: "keystack-" + key,
+			Model: or(cfg.EKMModel, "keystack key store"), HealthStatus: status})
 	}
-	return healthResponse{
-		FleetSize: cfg.FleetSize, ProxyVendor: "keystack", ProxyModel: "keystack XKS proxy",
-		EKMVendor:    or(cfg.EKMVendor, "keystack"),
-		FleetDetails: []fleetMember{{ID: "keystack-" + cfg.HealthKey, Model: or(cfg.EKMModel, "keystack key store"), HealthStatus: status}},
-	}, nil
+	return resp, nil
 }
 
-// check runs the probe when the cached result is older than healthTTL;
+// check runs key's probe when its cached result is older than healthTTL;
 // concurrent callers wait for one probe.
 func (h *Handler) check(ctx context.Context, key string) error {
 	c := &h.health
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.at.IsZero() && h.now().Sub(c.at) < healthTTL {
-		return c.last
+	if r, ok := c.last[key]; ok && h.now().Sub(r.at) < healthTTL {
+		return r.err
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c.last, c.at = h.store.ProbeKey(pctx, key), h.now()
-	if c.last != nil && h.Logger != nil {
-		h.Logger.Warn("xks health check failed", "key", key, "error", c.last)
+	r := healthResult{err: h.store.ProbeKey(pctx, key), at: h.now()}
+	if c.last == nil || len(c.last) > 64 { // keys of earlier configurations
+		c.last = map[string]healthResult{}
 	}
-	return c.last
+	c.last[key] = r
+	if r.err != nil && h.Logger != nil {
+		h.Logger.Warn("xks health check failed", "key", key, "error", r.err)
+	}
+	return r.err
 }
 
 func or(s, def string) string {

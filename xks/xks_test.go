@@ -6,11 +6,13 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/keystack/keystack/xks"
 )
@@ -354,5 +356,68 @@ func TestDecryptAndMetadataValidation(t *testing.T) {
 		if st, out := call(t, nil, base+"/tenant1/kms/xks/v1/keys/k1/metadata", cred1, body); st != 400 || out["errorName"] != "ValidationException" {
 			t.Errorf("metadata, %s: %d %v", name, st, out)
 		}
+	}
+}
+
+// TestHealthFleet: each health key (one per backend) is a fleet entry
+// with its own status: a disabled one is UNAVAILABLE beside an ACTIVE
+// one; a health key given twice is a configuration error.
+func TestHealthFleet(t *testing.T) {
+	s := newStore(t)
+	if err := s.SetKeyEnabled(context.Background(), "k2", false); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig("k1")
+	cfg.HealthKeys = []string{"k2"}
+	base := newProxy(t, s, cfg)
+	_, out := call(t, nil, base+"/tenant1/kms/xks/v1/health", cred1,
+		map[string]any{"requestMetadata": map[string]any{"kmsRequestId": "h1", "kmsOperation": "KmsHealthCheck"}})
+	fleet := out["ekmFleetDetails"].([]any)
+	status := map[string]any{}
+	for _, m := range fleet {
+		status[m.(map[string]any)["id"].(string)] = m.(map[string]any)["healthStatus"]
+	}
+	if len(fleet) != 2 || status["keystack-health"] != "ACTIVE" || status["keystack-k2"] != "UNAVAILABLE" {
+		t.Fatalf("fleet: %v", fleet)
+	}
+	cfg = testConfig("k1")
+	cfg.HealthKeys = []string{"k2", "k2"}
+	if err := cfg.Check(); !errors.Is(err, xks.ErrConfig) {
+		t.Errorf("a health key twice: %v", err)
+	}
+}
+
+// TestHealthCached: a health check is at most 30 seconds old (the
+// specification allows a minute): the key disabled after a check still
+// reads ACTIVE within that, UNAVAILABLE after.
+func TestHealthCached(t *testing.T) {
+	s := newStore(t)
+	cfg := testConfig("k1")
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	h := xks.New(cfg, s)
+	now := time.Now()
+	xks.SetClock(h, func() time.Time { return now })
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	health := func() any {
+		_, out := call(t, nil, srv.URL+"/tenant1/kms/xks/v1/health", cred1,
+			map[string]any{"requestMetadata": map[string]any{"kmsRequestId": "h1", "kmsOperation": "KmsHealthCheck"}})
+		return out["ekmFleetDetails"].([]any)[0].(map[string]any)["healthStatus"]
+	}
+	if st := health(); st != "ACTIVE" {
+		t.Fatalf("first check: %v", st)
+	}
+	if err := s.SetKeyEnabled(context.Background(), "health", false); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(29 * time.Second)
+	if st := health(); st != "ACTIVE" {
+		t.Errorf("29 s later, cached: %v", st)
+	}
+	now = now.Add(2 * time.Second)
+	if st := health(); st != "UNAVAILABLE" {
+		t.Errorf("31 s later: %v", st)
 	}
 }
