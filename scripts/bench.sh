@@ -111,6 +111,9 @@ echo "           default is measured against cp+fsync); peak RSS <= 32 MiB for a
 section "1 GiB against age v1.3.2 and Tink streaming AEAD, to /dev/null, to a pipe, file to file (same run)"
 ./scripts/bench_peers.sh
 
+section "start-up: an empty file through the CLI, unsealed store (baseline: true and cat, same rounds)"
+./scripts/bench_startup.sh
+
 section "a tree of 2,000 1 KiB files through the CLI (baseline: cp -r of the same tree)"
 mkdir -p "$work/tree"
 for i in $(seq 2000); do head -c 1024 /dev/urandom > "$work/tree/f$i"; done

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Start-up of the CLI (issue 15): an empty-file encrypt and decrypt on an
+# unsealed store, against `true` and `cat` of the same empty file, the four
+# taking turns for BENCH_STARTUP_RUNS rounds (default 40). Each run's CPU
+# time (perf stat task-clock, user + system; /usr/bin/time's 10 ms ticks
+# without perf) and wall time (of a second run, date(1) around it, so it
+# includes a fork and exec of the shell's); figures are medians over rounds, with the
+# median of keystack's per-round ratio to `true` and to `cat`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-bin/keystack}
+RUNS=${BENCH_STARTUP_RUNS:-40}
+work=$(mktemp -d "${TMPDIR:-/tmp}/keystack-startup.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+[ -x "$BIN" ] || go build -tags urfave_cli_no_docs -o "$BIN" ./cmd/keystack
+BIN=$(realpath "$BIN")
+export KEYSTACK_HOME="$work/home"
+"$BIN" init --insecure-no-passphrase >/dev/null 2>&1
+"$BIN" key create bench >/dev/null 2>&1
+: > "$work/empty"
+"$BIN" encrypt -k bench -i "$work/empty" -o "$work/empty.ks" >/dev/null
+perf=0
+perf stat -x, -e task-clock -o "$work/p" true 2>/dev/null && grep -q task-clock "$work/p" && perf=1
+# once NAME CMD...: two runs, one timed on the wall clock alone, one under
+# perf stat (whose own start-up the wall clock would count); appends
+# "NAME round cpu-ms wall-ms".
+once() {
+  local name=$1 t0 t1 cpu; shift
+  t0=$(date +%s%N)
+  "$@" >/dev/null
+  t1=$(date +%s%N)
+  if [ "$perf" = 1 ]; then
+    perf stat -x, -e task-clock -o "$work/p" "$@" >/dev/null
+    cpu=$(awk -F, '/task-clock/ { print $1 }' "$work/p")
+  else
+    /usr/bin/time -f "%U %S" -o "$work/p" "$@" >/dev/null
+    cpu=$(awk '{ print ($1 + $2) * 1000 }' "$work/p")
+  fi
+  echo "$name $round $cpu $(( (t1 - t0) / 1000 ))e-3" >> "$work/runs.txt"
+}
+: > "$work/runs.txt"
+for round in $(seq "$RUNS"); do
+  once true true
+  once cat cat "$work/empty"
+  once encrypt "$BIN" encrypt -k bench -i "$work/empty" -o -
+  once decrypt "$BIN" decrypt -i "$work/empty.ks" -o -
+done
+echo "  $RUNS rounds, load average $(cut -d' ' -f1-3 /proc/loadavg); CPU from $([ "$perf" = 1 ] && echo 'perf stat task-clock' || echo '/usr/bin/time (10 ms ticks)')"
+awk '
+  function median(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+    return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
+  { cpu[$1, $2] = $3; wall[$1, $2] = $4; if ($2 > r) r = $2 }
+  END {
+    split("true cat encrypt decrypt", names, " ")
+    for (k = 1; k <= 4; k++) { n = names[k]
+      for (i = 1; i <= r; i++) { c[i] = cpu[n, i]; w[i] = wall[n, i]; x[i] = cpu[n, i] - cpu["true", i]; y[i] = cpu[n, i] / (cpu["cat", i] > 0 ? cpu["cat", i] : 1e-3) }
+      mc = median(c, r); mw = median(w, r); fc = c[1]
+      if (n == "encrypt" || n == "decrypt")
+        printf "  %-8s CPU %5.2f ms (fastest %5.2f), wall %5.2f ms; %4.1f x cat, %5.2f ms more than true\n", n, mc, fc, mw, median(y, r), median(x, r)
+      else
+        printf "  %-8s CPU %5.2f ms (fastest %5.2f), wall %5.2f ms\n", n, mc, fc, mw
+    }
+  }' "$work/runs.txt"
+echo "  target: an empty-file command on an unsealed store <= 5 ms"
