@@ -22,6 +22,7 @@ func (s *Storage) Lock(ctx context.Context) (unlock func(), err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.trips.Add(3) // BEGIN, SET LOCAL, the lock; COMMIT below
 	s.locks.Add(1)
 	stop, done := make(chan struct{}), make(chan struct{})
 	go s.renewLock(tx, stop, done)
@@ -32,6 +33,7 @@ func (s *Storage) Lock(ctx context.Context) (unlock func(), err error) {
 			<-done
 			cctx, cancel := context.WithTimeout(context.Background(), s.opts.QueryTimeout)
 			defer cancel()
+			s.trips.Add(1)
 			if tx.Commit(cctx) != nil {
 				conn.Hijack().Close(cctx) // the session may be gone; never reuse it
 			} else {

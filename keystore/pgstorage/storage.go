@@ -55,6 +55,7 @@ type Storage struct {
 	opts   Options
 	w      *watcher
 	locks  atomic.Int32 // writers' locks this Storage holds
+	trips  atomic.Int64 // statements sent for callers; see RoundTrips
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
@@ -118,6 +119,12 @@ func parseConfig(dsn string, opts Options) (*pgxpool.Config, error) {
 	return cfg, nil
 }
 
+// RoundTrips is how many statements this Storage has sent to the database
+// for its callers (Read, Write, Revision when its cache would not do,
+// Lock), not counting the change following of its own connection: what
+// an operation costs in database round trips.
+func (s *Storage) RoundTrips() int64 { return s.trips.Load() }
+
 // Close stops following changes and closes the connections; a writers'
 // lock still held is released by the database.
 func (s *Storage) Close() {
@@ -150,6 +157,7 @@ func (s *Storage) Read(ctx context.Context, doc keystore.Document) ([]byte, keys
 	}
 	var data []byte
 	var rev int64
+	s.trips.Add(1)
 	err := s.pool.QueryRow(ctx, "SELECT data, revision FROM keystack_documents WHERE name = $1", string(doc)).Scan(&data, &rev)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, keystore.NoRevision, keystore.ErrNoDocument
@@ -177,6 +185,7 @@ func (s *Storage) Revision(ctx context.Context, doc keystore.Document) (keystore
 	defer cancel()
 	start := time.Now()
 	var rev int64
+	s.trips.Add(1)
 	err := s.pool.QueryRow(qctx, "SELECT revision FROM keystack_documents WHERE name = $1", string(doc)).Scan(&rev)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -208,6 +217,7 @@ func (s *Storage) write(ctx context.Context, q execer, doc keystore.Document, da
 		return keystore.NoRevision, err
 	}
 	var row pgx.Row
+	s.trips.Add(1)
 	if prev == keystore.NoRevision {
 		row = q.QueryRow(ctx, `INSERT INTO keystack_documents (name, revision, data) VALUES ($1, nextval('keystack_revision'), $2)
 			ON CONFLICT (name) DO NOTHING RETURNING revision`, string(doc), data)
