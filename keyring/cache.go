@@ -177,21 +177,16 @@ func (c *Caching) OnEncrypt(ctx context.Context, m *envelope.EncryptionMaterials
 		return c.inner.OnEncrypt(ctx, m)
 	}
 	n := uint64(max(m.PlaintextLength, 0))
-	for {
-		hit, wait, err := c.acquire(ctx, id, n, true)
-		if err != nil {
-			return err
-		}
-		if wait {
-			continue
-		}
-		if hit.dataKey != nil {
-			m.DataKey = hit.dataKey
-			m.EncryptedDataKeys = appendEDKClones(m.EncryptedDataKeys, hit.edks)
-			return nil
-		}
-		return c.fillEncrypt(ctx, m, id, n)
+	hit, err := c.acquire(ctx, id, n, true)
+	if err != nil {
+		return err
 	}
+	if hit.dataKey != nil {
+		m.DataKey = hit.dataKey
+		m.EncryptedDataKeys = appendEDKClones(m.EncryptedDataKeys, hit.edks)
+		return nil
+	}
+	return c.fillEncrypt(ctx, m, id, n)
 }
 
 // fillEncrypt calls the inner keyring as the one leader for id and caches
@@ -230,20 +225,15 @@ func (c *Caching) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials
 		c.count(&c.stats.DecryptBypasses)
 		return c.inner.OnDecrypt(ctx, m, edks)
 	}
-	for {
-		hit, wait, err := c.acquire(ctx, id, 0, false)
-		if err != nil {
-			return err
-		}
-		if wait {
-			continue
-		}
-		if hit.dataKey != nil {
-			m.DataKey = hit.dataKey
-			return nil
-		}
-		return c.fillDecrypt(ctx, m, edks, id)
+	hit, err := c.acquire(ctx, id, 0, false)
+	if err != nil {
+		return err
 	}
+	if hit.dataKey != nil {
+		m.DataKey = hit.dataKey
+		return nil
+	}
+	return c.fillDecrypt(ctx, m, edks, id)
 }
 
 func (c *Caching) fillDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey, id cacheID) error {

@@ -15,14 +15,27 @@ type cacheHit struct {
 	edks    []envelope.EncryptedDataKey
 }
 
-// acquire looks id up under the lock. It returns a usable entry's data
+// acquire looks id up, again after each wait, until it returns a usable
+// entry's data key (hit.dataKey != nil, already counted against the
+// entry's limits) or the caller is the one leader for id, which must then
+// call finish.
+func (c *Caching) acquire(ctx context.Context, id cacheID, n uint64, enc bool) (cacheHit, error) {
+	for {
+		hit, wait, err := c.acquireOnce(ctx, id, n, enc)
+		if err != nil || !wait {
+			return hit, err
+		}
+	}
+}
+
+// acquireOnce looks id up under the lock. It returns a usable entry's data
 // (hit.dataKey != nil, already counted against the entry's limits), or
 // wait=true after an in-flight inner call for id ended (the caller
 // retries), or neither: the
 // caller is now the one leader for id and must call finish. Checking and
 // counting in one critical section is what keeps MaxMessages exact under
 // concurrency.
-func (c *Caching) acquire(ctx context.Context, id cacheID, n uint64, enc bool) (hit cacheHit, wait bool, err error) {
+func (c *Caching) acquireOnce(ctx context.Context, id cacheID, n uint64, enc bool) (hit cacheHit, wait bool, err error) {
 	c.mu.Lock()
 	if el, ok := c.entries[id]; ok {
 		e := el.Value.(*cacheEntry)

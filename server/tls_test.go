@@ -48,6 +48,18 @@ func newCA(t *testing.T) *testCA {
 }
 
 // issue returns a certificate and key in PEM; server certificates name
+// serverFiles writes a server certificate and key ca issues, and ca's own
+// certificate, into a new directory and returns their paths.
+func (ca *testCA) serverFiles(t *testing.T) (certFile, keyFile, caFile string) {
+	dir := t.TempDir()
+	certFile, keyFile, caFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "ca.pem")
+	c, k := ca.issue(t, 10, false)
+	writeFile(t, certFile, c)
+	writeFile(t, keyFile, k)
+	writeFile(t, caFile, ca.pem)
+	return certFile, keyFile, caFile
+}
+
 // 127.0.0.1, client ones carry the URI SANs.
 func (ca *testCA) issue(t *testing.T, serial int64, client bool, uris ...string) (certPEM, keyPEM []byte) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -80,13 +92,8 @@ func writeFile(t *testing.T, path string, data []byte) {
 // must sign, and a reload serves the new certificate.
 func TestTLSListener(t *testing.T) {
 	f := newFixture(t)
-	dir := t.TempDir()
 	ca := newCA(t)
-	certFile, keyFile, caFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "ca.pem")
-	c1, k1 := ca.issue(t, 10, false)
-	writeFile(t, certFile, c1)
-	writeFile(t, keyFile, k1)
-	writeFile(t, caFile, ca.pem)
+	certFile, keyFile, caFile := ca.serverFiles(t)
 	pol := strings.Replace(testPolicy, `"Resource":"*"}]}`,
 		`"Resource":"*"},{"Sid":"Spiffe","Effect":"Allow","Principal":"service:spiffe://example.org/ops","Action":"keystack:ListKeys","Resource":"*","Condition":{"StringEquals":{"keystack:AuthMethod":"mtls"}}}]}`, 1)
 	writeFile(t, filepath.Join(f.dir, "policy.json"), []byte(pol))
@@ -161,13 +168,8 @@ func TestTLSListener(t *testing.T) {
 // and refused otherwise.
 func TestCertPrincipalMapping(t *testing.T) {
 	f := newFixture(t)
-	dir := t.TempDir()
 	ca := newCA(t)
-	certFile, keyFile, caFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "ca.pem")
-	c1, k1 := ca.issue(t, 10, false)
-	writeFile(t, certFile, c1)
-	writeFile(t, keyFile, k1)
-	writeFile(t, caFile, ca.pem)
+	certFile, keyFile, caFile := ca.serverFiles(t)
 	mapped, mk := ca.issue(t, 30, true)
 	other, otherKey := ca.issue(t, 31, true)
 	block, _ := pem.Decode(mapped)

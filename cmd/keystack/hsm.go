@@ -121,6 +121,21 @@ func openToken(c *cli.Context) (*hsm.Token, *hsm.URI, error) {
 	return t, u, err
 }
 
+// openObject is openToken and objectLabel: the token and the label of the
+// object the command works on; the caller closes the token.
+func openObject(c *cli.Context) (*hsm.Token, *hsm.URI, string, error) {
+	t, u, err := openToken(c)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	label, err := objectLabel(c, u)
+	if err != nil {
+		t.Close()
+		return nil, nil, "", err
+	}
+	return t, u, label, nil
+}
+
 // objectLabel is --label, else the URI's object attribute.
 func objectLabel(c *cli.Context, u *hsm.URI) (string, error) {
 	if l := c.String("label"); l != "" {
@@ -141,15 +156,11 @@ func hsmKeygenAction(c *cli.Context) error {
 	if bits == 0 {
 		return usagef("--type %q: want aes-256, rsa-3072 or rsa-4096", c.String("type"))
 	}
-	t, u, err := openToken(c)
+	t, u, label, err := openObject(c)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	label, err := objectLabel(c, u)
-	if err != nil {
-		return err
-	}
 	if len(id) == 0 {
 		id = u.ID
 	}
@@ -207,15 +218,11 @@ func hsmListAction(c *cli.Context) error {
 }
 
 func hsmExportAction(c *cli.Context) error {
-	t, u, err := openToken(c)
+	t, _, label, err := openObject(c)
 	if err != nil {
 		return err
 	}
 	defer t.Close()
-	label, err := objectLabel(c, u)
-	if err != nil {
-		return err
-	}
 	kr, err := t.RSAKeyring(c.Context, label)
 	if err != nil {
 		return err

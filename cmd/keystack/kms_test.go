@@ -30,6 +30,22 @@ type kmsFixture struct {
 	accountID, endpoint string
 }
 
+// kmsTestEnv starts a kmsFixture for t and sets the environment that
+// points keystack at it, with a new directory for the test's files.
+func kmsTestEnv(t *testing.T) (*kmsFixture, string) {
+	t.Helper()
+	f, err := newKMSFixture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.srv.Close)
+	dir := t.TempDir()
+	for k, v := range f.env(dir) {
+		t.Setenv(k, v)
+	}
+	return f, dir
+}
+
 func newKMSFixture() (*kmsFixture, error) {
 	srv := kmstest.NewServer()
 	admin := kms.NewFromConfig(aws.Config{
@@ -196,15 +212,7 @@ func cmdKMS(ts *testscript.TestScript, neg bool, args []string) {
 // without the cache once per file; decrypting the cached tree unwraps each
 // distinct EDK once.
 func TestCacheRecursiveKMS(t *testing.T) {
-	f, err := newKMSFixture()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.srv.Close()
-	dir := t.TempDir()
-	for k, v := range f.env(dir) {
-		t.Setenv(k, v)
-	}
+	f, dir := kmsTestEnv(t)
 	home, in := filepath.Join(dir, "home"), filepath.Join(dir, "in")
 	if err := os.MkdirAll(filepath.Join(in, "sub"), 0o755); err != nil {
 		t.Fatal(err)
@@ -268,15 +276,7 @@ func runOK(t *testing.T, args ...string) {
 // --kms-endpoint wins over $AWS_ENDPOINT_URL_KMS, and that a KMS refusal
 // while encrypting is a key error (exit 4) that leaves no output.
 func TestKMSFlags(t *testing.T) {
-	f, err := newKMSFixture()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.srv.Close()
-	dir := t.TempDir()
-	for k, v := range f.env(dir) {
-		t.Setenv(k, v)
-	}
+	f, dir := kmsTestEnv(t)
 	home, plain, msg := filepath.Join(dir, "home"), filepath.Join(dir, "plain"), filepath.Join(dir, "msg.ks")
 	if err := os.WriteFile(plain, []byte("grant me"), 0o644); err != nil {
 		t.Fatal(err)

@@ -23,11 +23,8 @@ func encrypt(s *Server, c *call, r *struct {
 	if err := checkAlgorithm(r.EncryptionAlgorithm); err != nil {
 		return nil, err
 	}
-	k, err := s.resolve(c, r.KeyId)
+	k, err := s.usableKey(c, r.KeyId)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.usable(k); err != nil {
 		return nil, err
 	}
 	return map[string]any{"CiphertextBlob": seal(k, r.Plaintext, r.EncryptionContext), "KeyId": k.arn,

@@ -181,11 +181,8 @@ func generateDataKey(s *Server, c *call, r *dataKeyReq) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := s.resolve(c, r.KeyId)
+	k, err := s.usableKey(c, r.KeyId)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.usable(k); err != nil {
 		return nil, err
 	}
 	pt := randomBytes(n)

@@ -83,6 +83,15 @@ func (s *Server) resolve(c *call, ref string) (*key, error) {
 	return k, nil
 }
 
+// usableKey resolves ref and fails unless the key is usable.
+func (s *Server) usableKey(c *call, ref string) (*key, error) {
+	k, err := s.resolve(c, ref)
+	if err != nil {
+		return nil, err
+	}
+	return k, s.usable(k)
+}
+
 // usable reports why k cannot be used for a cryptographic operation.
 func (s *Server) usable(k *key) error {
 	if s.denied[k.arn] {
