@@ -30,10 +30,9 @@ func specEncryptID(t *testing.T, partitionID string, suite envelope.Suite, ec ma
 	return cacheID(h.Sum(nil))
 }
 
-// TestEncryptIDMemo checks that the memoized encrypt ID always equals the
-// spec's, on first and repeated use, for two suites sharing a context, for
-// contexts too long to memoize, and after the memo overflows and empties.
-func TestEncryptIDMemo(t *testing.T) {
+// memoTestCache is a caching keyring over a raw AES key for the memo tests.
+func memoTestCache(t *testing.T) *Caching {
+	t.Helper()
 	inner, err := NewRawAES("ns", "k", make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
@@ -42,6 +41,14 @@ func TestEncryptIDMemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// TestEncryptIDMemo checks that the memoized encrypt ID always equals the
+// spec's, on first and repeated use, for two suites sharing a context, for
+// contexts too long to memoize, and after the memo overflows and empties.
+func TestEncryptIDMemo(t *testing.T) {
+	c := memoTestCache(t)
 	contexts := []map[string]string{
 		nil,
 		{"a": "1"},
@@ -107,14 +114,7 @@ func specDecryptID(t *testing.T, partitionID string, suite envelope.Suite, ec ma
 // another context or suite, for inputs too long to memoize, and after the
 // memo overflows.
 func TestDecryptIDMemo(t *testing.T) {
-	inner, err := NewRawAES("ns", "k", make([]byte, 32))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := NewCaching(inner, CacheOptions{MaxAge: time.Hour, PartitionID: "memo-test"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := memoTestCache(t)
 	a := envelope.EncryptedDataKey{ProviderID: "aws-kms", ProviderInfo: []byte("arn:a"), Ciphertext: []byte("ct-a")}
 	bk := envelope.EncryptedDataKey{ProviderID: "raw", ProviderInfo: []byte("info-b"), Ciphertext: []byte("ct-b")}
 	long := envelope.EncryptedDataKey{ProviderID: "raw", Ciphertext: bytes.Repeat([]byte{7}, idMemoMaxKey)}

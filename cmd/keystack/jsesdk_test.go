@@ -200,6 +200,22 @@ func writeKeyFile(t *testing.T, path, content string) {
 	}
 }
 
+// jsEncrypt has the JavaScript SDK encrypt a plaintext of each case
+// (seeded from seed on) and returns the jobs, the plaintexts and the
+// results, one per case.
+func (f *jsFixture) jsEncrypt(t *testing.T, cases []jsCase, seed uint64) ([]jsJob, [][]byte, []jsResult) {
+	t.Helper()
+	jobs := make([]jsJob, len(cases))
+	plain := make([][]byte, len(cases))
+	for i, c := range cases {
+		var in string
+		in, plain[i] = f.plaintext(t, c.name, seed+uint64(i), c.size)
+		jobs[i] = jsJob{Op: "encrypt", Keys: c.keys, In: in, Out: filepath.Join(f.work, c.name+".js"),
+			Suite: c.suite, FrameLength: c.frame, Context: c.ec}
+	}
+	return jobs, plain, f.runJS(t, jobs)
+}
+
 // runJS runs jobs in one node process and returns one result per job.
 func (f *jsFixture) runJS(t *testing.T, jobs []jsJob) []jsResult {
 	t.Helper()
@@ -414,15 +430,7 @@ func (f *jsFixture) ksDecrypt(t *testing.T, msg string, ec map[string]string, wa
 func TestJSESDKWritesKeystackReads(t *testing.T) {
 	f := newJSFixture(t)
 	cases := jsMatrix()
-	jobs := make([]jsJob, len(cases))
-	plain := make([][]byte, len(cases))
-	for i, c := range cases {
-		var in string
-		in, plain[i] = f.plaintext(t, c.name, uint64(i), c.size)
-		jobs[i] = jsJob{Op: "encrypt", Keys: c.keys, In: in, Out: filepath.Join(f.work, c.name+".js"),
-			Suite: c.suite, FrameLength: c.frame, Context: c.ec}
-	}
-	res := f.runJS(t, jobs)
+	jobs, plain, res := f.jsEncrypt(t, cases, 0)
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			checkJSHeader(t, c, res[i])
@@ -572,15 +580,7 @@ func TestJSESDKTamperedRejected(t *testing.T) {
 		{name: "tamper-signed-multi", suite: suiteCommittedSigned, frame: 64, size: 65, ec: jsContexts[2].ec,
 			keys: []string{"aes-256", "rsa-sha256"}},
 	}
-	jobs := make([]jsJob, len(cases))
-	plain := make([][]byte, len(cases))
-	for i, c := range cases {
-		var in string
-		in, plain[i] = f.plaintext(t, c.name, uint64(2000+i), c.size)
-		jobs[i] = jsJob{Op: "encrypt", Keys: c.keys, In: in, Out: filepath.Join(f.work, c.name+".js"),
-			Suite: c.suite, FrameLength: c.frame, Context: c.ec}
-	}
-	res := f.runJS(t, jobs)
+	jobs, plain, res := f.jsEncrypt(t, cases, 2000)
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			checkJSHeader(t, c, res[i])
