@@ -207,7 +207,7 @@ func (g *Gate) proveOwner(ctx context.Context, owner string) error {
 // when allowed), or an audit failure, which refuses the reset.
 func (g *Gate) recordReset(ctx context.Context, d policy.Decision, cause error) error {
 	req := policy.Request{Principal: g.principal, Action: resetAction, Resource: policy.ResourcePolicy, Time: g.now()}
-	if err := g.RecordDecision(ctx, req, d); err != nil {
+	if err := g.recordDecisions(ctx, []policy.Request{req}, []policy.Decision{d}); err != nil {
 		return fmt.Errorf("%w: %w: %w", policy.ErrAccessDenied, policy.ErrAuditFailed, err)
 	}
 	return cause

@@ -92,17 +92,24 @@ func (g *Gate) advanceAnchor(ctx context.Context, epoch uint64, a audit.Anchor) 
 	})
 }
 
-// RecordDecision implements policy.Recorder over the gate's current log,
-// failing closed once the log is closed or found damaged. For a denial the
-// entry keeps the reason (which conditions failed), never shown to the
-// requester.
-func (g *Gate) RecordDecision(ctx context.Context, req policy.Request, d policy.Decision) error {
-	return g.RecordDecisions(ctx, []policy.Request{req}, []policy.Decision{d})
+// recorder is the policy.Recorder and policy.BatchRecorder the gate's
+// engine records through: the gate's current log, failing closed once the
+// log is closed or found damaged. For a denial the entry keeps the reason
+// (which conditions failed), never shown to the requester.
+type recorder struct{ g *Gate }
+
+// RecordDecision implements policy.Recorder.
+func (r recorder) RecordDecision(ctx context.Context, req policy.Request, d policy.Decision) error {
+	return r.g.recordDecisions(ctx, []policy.Request{req}, []policy.Decision{d})
 }
 
 // RecordDecisions implements policy.BatchRecorder: one entry per decision,
 // in order, appended together.
-func (g *Gate) RecordDecisions(ctx context.Context, reqs []policy.Request, ds []policy.Decision) error {
+func (r recorder) RecordDecisions(ctx context.Context, reqs []policy.Request, ds []policy.Decision) error {
+	return r.g.recordDecisions(ctx, reqs, ds)
+}
+
+func (g *Gate) recordDecisions(ctx context.Context, reqs []policy.Request, ds []policy.Decision) error {
 	if len(reqs) != len(ds) {
 		return fmt.Errorf("%w: %d requests for %d decisions", audit.ErrWrite, len(reqs), len(ds))
 	}

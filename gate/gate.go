@@ -138,7 +138,7 @@ func Open(ctx context.Context, st State, opts Options) (*Gate, error) {
 		return nil, err
 	}
 	g.directory.set(directory(c))
-	eng, err := policy.NewEngine(p, policy.EngineConfig{Directory: &g.directory, Recorder: g, Now: g.now})
+	eng, err := policy.NewEngine(p, policy.EngineConfig{Directory: &g.directory, Recorder: recorder{g}, Now: g.now})
 	if err != nil {
 		if g.log != nil {
 			_ = g.log.Close()
