@@ -49,6 +49,12 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			conn.Close()
 		}
 		return
+	case "hang":
+		select {
+		case <-r.Context().Done():
+		case <-time.After(1500 * time.Millisecond):
+		}
+		return
 	case "500":
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 		w.WriteHeader(500)
@@ -351,4 +357,42 @@ func fmtErr(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// An endpoint that accepts a request and never answers costs an
+// idempotent call one AttemptTimeout, then the next endpoint answers; a
+// non-idempotent call fails after it, saying it may have been applied.
+func TestHangingEndpoint(t *testing.T) {
+	f := newFixture(t)
+	f.a.fail["GenerateDataKey"], f.a.fail["CreateKey"] = "hang", "hang"
+	eps, err := client.ParseEndpoints([]string{f.urlA, f.urlB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Config{Endpoints: eps, AccessKeyID: f.cred.AccessKeyID, SecretAccessKey: f.cred.Secret,
+		AttemptTimeout: 300 * time.Millisecond, Backoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	enc, err := c.EncryptKeyring(ctx, []string{"payments"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := envelope.EncryptBytes(ctx, []byte("x"), enc, envelope.EncryptOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 4*time.Second || f.b.count("GenerateDataKey") != 1 {
+		t.Errorf("GenerateDataKey took %v, b saw it %d times", d, f.b.count("GenerateDataKey"))
+	}
+	c2, _ := client.New(client.Config{Endpoints: eps, AccessKeyID: f.cred.AccessKeyID, SecretAccessKey: f.cred.Secret,
+		AttemptTimeout: 300 * time.Millisecond, Backoff: time.Millisecond})
+	defer c2.Close()
+	_, err = c2.CreateKey(ctx, "", "")
+	var ue *client.UnavailableError
+	if !errors.As(err, &ue) || !ue.MaybeApplied || f.b.count("CreateKey") != 0 {
+		t.Errorf("CreateKey on a hanging server: %v (b saw %d)", err, f.b.count("CreateKey"))
+	}
 }
