@@ -45,7 +45,13 @@ func openStorage(c *cli.Context, migrate bool) (keystore.Storage, error) {
 			return nil, err
 		}
 	}
-	st, err := pgstorage.Open(c.Context, dsn, pgstorage.Options{MaxStale: c.Duration("storage-max-stale")})
+	opts := pgstorage.Options{MaxStale: c.Duration("storage-max-stale")}
+	if hasFlag(c, leaseTTLFlag.Name) {
+		// A rotation daemon paused holding the writers' lock keeps it no
+		// longer than its leadership.
+		opts.LockLease = c.Duration(leaseTTLFlag.Name)
+	}
+	st, err := pgstorage.Open(c.Context, dsn, opts)
 	if err != nil {
 		return nil, err
 	}
