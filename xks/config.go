@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // ErrConfig is returned for an XKS configuration that cannot be served.
@@ -29,9 +30,31 @@ type Config struct {
 	// FleetSize is the number of proxies behind the endpoint (default 1).
 	FleetSize int `json:"fleetSize,omitempty"`
 	// EKMVendor and EKMModel describe the key backend in health responses.
-	EKMVendor string   `json:"ekmVendor,omitempty"`
-	EKMModel  string   `json:"ekmModel,omitempty"`
-	Prefixes  []Prefix `json:"prefixes"`
+	EKMVendor string `json:"ekmVendor,omitempty"`
+	EKMModel  string `json:"ekmModel,omitempty"`
+	// BackendTimeoutMs bounds, in milliseconds, the key backend work of
+	// one request (default 100, at most 250: AWS KMS gives up after
+	// 250 ms); a request past it gets DependencyTimeoutException (503).
+	BackendTimeoutMs int `json:"backendTimeoutMs,omitempty"`
+	// MaxBackendCalls bounds the key backend calls in progress over all
+	// prefixes (default 64); a request that gets no slot within its
+	// BackendTimeoutMs gets DependencyTimeoutException too.
+	MaxBackendCalls int      `json:"maxBackendCalls,omitempty"`
+	Prefixes        []Prefix `json:"prefixes"`
+}
+
+func (c *Config) backendTimeout() time.Duration {
+	if c.BackendTimeoutMs <= 0 {
+		return defaultBackendTimeout
+	}
+	return time.Duration(c.BackendTimeoutMs) * time.Millisecond
+}
+
+func (c *Config) maxCalls() int {
+	if c.MaxBackendCalls <= 0 {
+		return defaultBackendCalls
+	}
+	return c.MaxBackendCalls
 }
 
 // Prefix is one path prefix: an isolated tenant with its own credentials,
@@ -111,6 +134,13 @@ func (c *Config) Check() error {
 	}
 	if c.FleetSize == 0 {
 		c.FleetSize = 1
+	}
+	if c.BackendTimeoutMs < 0 || time.Duration(c.BackendTimeoutMs)*time.Millisecond > maxBackendTimeout ||
+		c.MaxBackendCalls < 0 || c.MaxBackendCalls > maxBackendCalls {
+		return fmt.Errorf("%w: backendTimeoutMs is 1 to %d (AWS KMS waits 250 ms), maxBackendCalls 1 to %d", ErrConfig, maxBackendTimeout.Milliseconds(), maxBackendCalls)
+	}
+	if len(c.HealthKeys) > 9 {
+		return fmt.Errorf("%w: healthKeys: at most 9 (a health response has at most ten ekmFleetDetails)", ErrConfig)
 	}
 	for i, k := range c.HealthKeys {
 		if !keyIDRE().MatchString(k) || k == c.HealthKey || slices.Contains(c.HealthKeys[:i], k) {

@@ -37,6 +37,7 @@ type Handler struct {
 	now    func() time.Time
 	health healthCache
 	quotas quotas
+	slots  backendSlots
 	keys   signingKeys
 	// accepted are the client certificates verifyMTLS accepted.
 	accepted acceptedCerts
@@ -79,15 +80,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var resp any
-	switch req.op {
-	case "health":
+	if req.op == "health" { // each health key's probe has its own deadline
 		resp, err = h.healthStatus(r.Context())
+		h.finish(w, req, resp, err, start)
+		return
+	}
+	ctx, cancel := withDeadline(r.Context(), h.cfg.Load())
+	defer cancel()
+	switch req.op {
 	case "metadata":
-		resp, err = h.metadata(r.Context(), req)
+		resp, err = h.metadata(ctx, req)
 	case "encrypt":
-		resp, err = h.encrypt(r.Context(), req)
+		resp, err = h.encrypt(ctx, req)
 	case "decrypt":
-		resp, err = h.decrypt(r.Context(), req)
+		resp, err = h.decrypt(ctx, req)
 	}
 	h.finish(w, req, resp, err, start)
 }

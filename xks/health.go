@@ -2,7 +2,6 @@ package xks
 
 import (
 	"context"
-	"time"
 )
 
 type fleetMember struct {
@@ -40,7 +39,10 @@ func (h *Handler) healthStatus(ctx context.Context) (any, error) {
 }
 
 // check runs key's probe when its cached result is older than healthTTL;
-// concurrent callers wait for one probe.
+// concurrent callers wait for one probe. A probe gets the backend
+// deadline and a slot like any request: one past it is UNAVAILABLE, and
+// that result is cached too, so a stuck backend is not probed again
+// until it is healthTTL old.
 func (h *Handler) check(ctx context.Context, key string) error {
 	c := &h.health
 	c.mu.Lock()
@@ -48,9 +50,10 @@ func (h *Handler) check(ctx context.Context, key string) error {
 	if r, ok := c.last[key]; ok && h.now().Sub(r.at) < healthTTL {
 		return r.err
 	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	pctx, cancel := withDeadline(ctx, h.cfg.Load())
 	defer cancel()
-	r := healthResult{err: h.store.ProbeKey(pctx, key), at: h.now()}
+	_, err := backendCall(pctx, h, func(ctx context.Context) (struct{}, error) { return struct{}{}, h.store.ProbeKey(ctx, key) })
+	r := healthResult{err: err, at: h.now()}
 	if c.last == nil || len(c.last) > 64 { // keys of earlier configurations
 		c.last = map[string]healthResult{}
 	}

@@ -94,6 +94,13 @@ func requireSoftHSM(tb testing.TB) {
 // registered, and local AES keys "k1" and "health".
 func newStore(tb testing.TB) *keystore.Store {
 	tb.Helper()
+	return newStoreWrapped(tb, nil)
+}
+
+// newStoreWrapped is newStore with the PKCS#11 backend wrapped by wrap
+// (nil: unwrapped).
+func newStoreWrapped(tb testing.TB, wrap func(*hsm.Backend) keystore.Backend) *keystore.Store {
+	tb.Helper()
 	dir := filepath.Join(tb.TempDir(), "ks")
 	s, err := keystore.Init(dir, keystore.InitOptions{Passphrase: []byte("pw"), KDF: "scrypt", Owner: owner})
 	if err != nil {
@@ -105,8 +112,12 @@ func newStore(tb testing.TB) *keystore.Store {
 	}
 	be := hsm.NewBackend(hsm.Options{Prompt: func(context.Context, string) (string, error) { return "1234", nil }})
 	tb.Cleanup(func() { _ = be.Close() })
+	var registered keystore.Backend = be
+	if wrap != nil {
+		registered = wrap(be)
+	}
 	s, err = keystore.Open(dir, keystore.OpenOptions{Principal: owner, Passphrase: func() ([]byte, error) { return []byte("pw"), nil },
-		Backends: map[string]keystore.Backend{keystore.BackendPKCS11: be}})
+		Backends: map[string]keystore.Backend{keystore.BackendPKCS11: registered}})
 	if err != nil {
 		tb.Fatal(err)
 	}

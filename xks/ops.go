@@ -48,7 +48,9 @@ func (h *Handler) metadata(ctx context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	info, err := h.store.DataKeyInfo(kctx, req.keyID)
+	info, err := backendCall(kctx, h, func(ctx context.Context) (*keystore.DataKeyInfo, error) {
+		return h.store.DataKeyInfo(ctx, req.keyID)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -125,8 +127,10 @@ func (h *Handler) encrypt(ctx context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := h.store.SealDataVersioned(kctx, policy.ActionEncrypt, req.keyID, in.Plaintext,
-		func(v int) []byte { return gcmAAD(in.AAD, ciphertextMetadata(v)) }, nil)
+	d, err := backendCall(kctx, h, func(ctx context.Context) (*keystore.SealedData, error) {
+		return h.store.SealDataVersioned(ctx, policy.ActionEncrypt, req.keyID, in.Plaintext,
+			func(v int) []byte { return gcmAAD(in.AAD, ciphertextMetadata(v)) }, nil)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -147,9 +151,14 @@ func (h *Handler) encrypt(ctx context.Context, req *request) (any, error) {
 // decrypt (an encrypt-only PKCS#11 key) cannot be checked: its
 // ciphertext is returned unverified.
 func (h *Handler) verifySealed(ctx context.Context, name string, d keystore.SealedData, aad, meta, plaintext []byte) error {
-	pt, err := h.store.OpenData(ctx, policy.ActionDecrypt, name, d, gcmAAD(aad, meta), nil)
+	pt, err := backendCall(ctx, h, func(ctx context.Context) ([]byte, error) {
+		return h.store.OpenData(ctx, policy.ActionDecrypt, name, d, gcmAAD(aad, meta), nil)
+	})
 	if errors.Is(err, keyring.ErrNotSupported) {
 		return nil
+	}
+	if errors.Is(err, errDependencyTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("xks: checking the new ciphertext: %w", errorf("InternalException", "the new ciphertext did not decrypt"))
@@ -212,7 +221,9 @@ func (h *Handler) decrypt(ctx context.Context, req *request) (any, error) {
 	}
 	d := keystore.SealedData{Version: int(binary.BigEndian.Uint32(in.Metadata[1:])), Nonce: in.IV,
 		Ciphertext: append(append([]byte{}, in.Ciphertext...), in.Tag...)}
-	pt, err := h.store.OpenData(kctx, policy.ActionDecrypt, req.keyID, d, gcmAAD(in.AAD, in.Metadata), nil)
+	pt, err := backendCall(kctx, h, func(ctx context.Context) ([]byte, error) {
+		return h.store.OpenData(ctx, policy.ActionDecrypt, req.keyID, d, gcmAAD(in.AAD, in.Metadata), nil)
+	})
 	if err != nil {
 		return nil, err
 	}
