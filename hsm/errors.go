@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/keystack/keystack/keyring"
 )
 
 // Errors returned by this package, one per failure class, for errors.Is.
@@ -18,8 +20,9 @@ var (
 	// ErrTokenNotFound is returned when no token, or more than one, matches the URI.
 	ErrTokenNotFound = errors.New("hsm: token not found")
 	// ErrKeyNotFound is returned when no key object has the requested label
-	// (and ID), or more than one does.
-	ErrKeyNotFound = errors.New("hsm: key not found")
+	// (and ID), or more than one does. It also matches
+	// keyring.ErrKeyNotFound.
+	ErrKeyNotFound error = &classError{msg: "hsm: key not found", class: keyring.ErrKeyNotFound}
 	// ErrKeyExists is returned when generating a key whose label is taken.
 	ErrKeyExists = errors.New("hsm: key label already in use")
 	// ErrPINIncorrect is returned when the token rejects the PIN. keystack
@@ -39,6 +42,16 @@ var (
 	// CKR_TOKEN_NOT_PRESENT, …): the key may be fine, the HSM is not there.
 	ErrUnavailable = errors.New("hsm: token unavailable")
 )
+
+// classError is a sentinel of this package that also matches a class
+// of keyring's, for errors.Is.
+type classError struct {
+	msg   string
+	class error
+}
+
+func (e *classError) Error() string { return e.msg }
+func (e *classError) Unwrap() error { return e.class }
 
 // CallError is a failed PKCS#11 call. Its text names the C function and the
 // CKR_ code ("hsm: C_EncryptInit: CKR_KEY_HANDLE_INVALID"); it unwraps to

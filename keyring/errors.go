@@ -13,6 +13,11 @@ var (
 	ErrUnwrapFailed = errors.New("keyring: data key unwrap failed")
 	// ErrNoPrivateKey is returned when decrypting with a public-key-only RSA keyring.
 	ErrNoPrivateKey = errors.New("keyring: no private key to decrypt with")
+	// ErrKeyNotFound is matched by a backend's error for a key its
+	// reference names but the backend does not hold (a token object
+	// destroyed, say), so callers that know no backend can tell it from
+	// a failing backend.
+	ErrKeyNotFound = errors.New("keyring: key not found in its backend")
 
 	// ErrNotSupported is returned for an operation the key's kind does not
 	// allow, such as rotating an imported RSA key.

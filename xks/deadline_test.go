@@ -172,3 +172,15 @@ func TestBackendLimitsConfig(t *testing.T) {
 		t.Fatalf("250 ms and 1 call: %v", err)
 	}
 }
+
+// TestHealthNeverValidates: the specification lists no
+// ValidationException for GetHealthStatus, so a health request whose
+// body lacks the request metadata, or is empty, is still answered.
+func TestHealthNeverValidates(t *testing.T) {
+	base := newProxy(t, newStore(t), testConfig("k1"))
+	for name, body := range map[string]any{"no requestMetadata": map[string]any{}, "empty requestMetadata": map[string]any{"requestMetadata": map[string]any{}}} {
+		if st, out := call(t, nil, base+"/tenant1/kms/xks/v1/health", cred1, body); st != 200 || out["xksProxyFleetSize"] != 1.0 {
+			t.Errorf("%s: %d %v", name, st, out)
+		}
+	}
+}

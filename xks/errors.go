@@ -60,7 +60,7 @@ func classify(err error) *wireError {
 		return e
 	case errors.Is(err, policy.ErrAccessDenied):
 		return errorf("AccessDeniedException", "the keystack policy does not allow this request")
-	case errors.Is(err, keystore.ErrKeyNotFound):
+	case errors.Is(err, keystore.ErrKeyNotFound), errors.Is(err, keyring.ErrKeyNotFound):
 		return errorf("KeyNotFoundException", "no such external key")
 	case errors.Is(err, keystore.ErrKeyState), errors.Is(err, keystore.ErrKeyDisabled):
 		return errorf("InvalidStateException", "the external key is disabled")

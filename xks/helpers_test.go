@@ -194,6 +194,9 @@ func call(tb testing.TB, client *http.Client, url string, cred xks.Credential, b
 		tb.Fatal(err)
 	}
 	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" { // the specification: JSON both ways
+		tb.Fatalf("HTTP %d with Content-Type %q, want application/json", resp.StatusCode, ct)
+	}
 	var out map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		tb.Fatalf("decoding the %d response: %v", resp.StatusCode, err)

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/hsm"
 	"github.com/keystack/keystack/xks"
 )
 
@@ -167,5 +168,73 @@ func TestMutualTLS(t *testing.T) {
 		} else if !strings.Contains(err.Error(), "bad certificate") {
 			t.Errorf("%s: %v, want a bad certificate alert", name, err)
 		}
+	}
+}
+
+// TestTokenKeyDestroyed: a served key whose object is destroyed on the
+// token after the proxy started is KeyNotFoundException (404) for every
+// key API, while the health check (its own key intact) stays ACTIVE; a
+// destroyed health key makes the health check UNAVAILABLE once its
+// cached result has aged out.
+func TestTokenKeyDestroyed(t *testing.T) {
+	s := newStore(t)
+	addHSMKey(t, s, "doomed")
+	addHSMKey(t, s, "doomedhealth")
+	cfg := testConfig("doomed")
+	cfg.HealthKey = "doomedhealth"
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	h := xks.New(cfg, s)
+	now := time.Now()
+	xks.SetClock(h, func() time.Time { return now })
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	base := srv.URL
+	enc := roundTrip(t, base, "doomed", []byte("before the key was destroyed"), nil)
+	health := func() string {
+		t.Helper()
+		st, out := call(t, nil, base+"/tenant1/kms/xks/v1/health", cred1, map[string]any{"requestMetadata": map[string]any{"kmsRequestId": "h", "kmsOperation": "KmsHealthCheck"}})
+		if st != 200 {
+			t.Fatalf("health: %d %v", st, out)
+		}
+		return out["ekmFleetDetails"].([]any)[0].(map[string]any)["healthStatus"].(string)
+	}
+	if got := health(); got != "ACTIVE" {
+		t.Fatalf("health before: %s", got)
+	}
+	destroyTokenKey(t, "doomed")
+	url := base + "/tenant1/kms/xks/v1/keys/doomed/"
+	for op, body := range map[string]map[string]any{
+		"metadata": {"requestMetadata": meta(alice, "DescribeKey")},
+		"encrypt":  {"requestMetadata": meta(alice, "Encrypt"), "plaintext": random(32), "encryptionAlgorithm": "AES_GCM"},
+		"decrypt":  decryptBody(enc, nil),
+	} {
+		if st, out := call(t, nil, url+op, cred1, body); st != http.StatusNotFound || out["errorName"] != "KeyNotFoundException" {
+			t.Errorf("%s after the token object was destroyed: %d %v", op, st, out)
+		}
+	}
+	now = now.Add(31 * time.Second)
+	if got := health(); got != "ACTIVE" {
+		t.Fatalf("health with its own key intact: %s", got)
+	}
+	destroyTokenKey(t, "doomedhealth")
+	if got := health(); got != "ACTIVE" {
+		t.Fatalf("health within 30 s of its last check: %s, want the cached ACTIVE", got)
+	}
+	now = now.Add(31 * time.Second)
+	if got := health(); got != "UNAVAILABLE" {
+		t.Fatalf("health with its key destroyed: %s", got)
+	}
+}
+
+// destroyTokenKey destroys the AES key labeled name on token X through a
+// PKCS#11 session of its own, as an HSM administrator would.
+func destroyTokenKey(t *testing.T, name string) {
+	t.Helper()
+	be := hsm.NewBackend(hsm.Options{Prompt: func(context.Context, string) (string, error) { return "1234", nil }})
+	defer be.Close()
+	if err := be.DestroyVersion(context.Background(), "pkcs11:token=X;object="+name+";type=secret-key?module-path="+softhsmModule); err != nil {
+		t.Fatal(err)
 	}
 }
