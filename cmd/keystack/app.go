@@ -33,6 +33,7 @@ func newApp() *cli.App {
 	}
 	addServerMode(app.Commands, "") // remote.go
 	setUsageErrors(app.Commands)
+	fastFlagNames(app.Commands) // flagnames.go; after every flag is added
 	app.OnUsageError = onUsageError
 	// Only --version: -v is the commands' verbosity flag.
 	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
@@ -143,8 +144,8 @@ func takesValue(flags []cli.Flag, arg string) bool {
 	for _, f := range flags {
 		for _, n := range f.Names() {
 			if n == name {
-				_, isBool := f.(*cli.BoolFlag)
-				return !isBool
+				df, ok := f.(cli.DocGenerationFlag) // a bool flag takes no value
+				return !ok || df.TakesValue()
 			}
 		}
 	}
