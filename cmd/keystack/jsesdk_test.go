@@ -147,7 +147,7 @@ func newJSFixture(t *testing.T) *jsFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	work := t.TempDir()
+	work := memTempDir(t)
 	t.Setenv("KEYSTACK_HOME", filepath.Join(work, "home"))
 	keystack(t, "init", "--insecure-no-passphrase")
 	f := &jsFixture{sdk: sdk, work: work, keys: map[string]jsKey{}}
@@ -165,6 +165,21 @@ func newJSFixture(t *testing.T) *jsFixture {
 		f.keys[id] = k
 	}
 	return f
+}
+
+// memTempDir is a temporary directory in memory (/dev/shm) where the
+// machine has one, else t.TempDir. The interop tests check message bytes
+// and exit codes, not durability; on a disk, the fsyncs of the hundreds
+// of commands they run in process (the keystore's audit anchor) take most
+// of their time.
+func memTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "keystack-test-")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
 }
 
 // jsKeyMaterial is fresh key material per test process, shared by the

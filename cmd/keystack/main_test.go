@@ -72,6 +72,7 @@ func killAfterFiles(n string) {
 // TestScripts runs testdata/script/*.txtar against the real binary: each
 // "keystack" line runs this test binary as the keystack command.
 func TestScripts(t *testing.T) {
+	t.Parallel() // scripts run the CLI as child processes: no shared state
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,

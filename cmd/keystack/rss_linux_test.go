@@ -32,6 +32,7 @@ const maxRSSKiB = 64 << 10
 // stays under 64 MiB. The keystore is unsealed: a sealed one adds argon2id's
 // 64 MiB once per command, whatever the input.
 func TestHostileInputsBoundedRSS(t *testing.T) {
+	t.Parallel() // child processes only; each measures its own peak RSS
 	if os.Getenv(rssChildEnv) != "" {
 		t.Fatal("the measuring wrapper ran the tests: TestMain must call rssWrap")
 	}

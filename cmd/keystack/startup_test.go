@@ -20,6 +20,7 @@ import (
 // package-level state small (compiled regexps, tables): each may allocate
 // at most ownInitBytes while initialising.
 func TestStartupInitialisesOnlyWhatItUses(t *testing.T) {
+	t.Parallel() // child processes only
 	if testing.Short() {
 		t.Skip("builds the CLI twice")
 	}
