@@ -35,7 +35,7 @@ var layers = map[string]layer{
 	"audit":             {imports: []string{"internal/fsx"}, outside: []string{"golang.org/x/sys"}},
 	"internal/esdktest": {imports: []string{"envelope"}},
 	"audit/pgaudit":     {imports: []string{"gate"}, tests: []string{"internal/pgtest", "keystore"}, outside: []string{"github.com/jackc/", "golang.org/x/text", "golang.org/x/sync"}},
-	"gate":              {imports: []string{"policy", "audit"}, tests: []string{"keystore"}},
+	"gate":              {imports: []string{"envelope", "policy", "audit"}, tests: []string{"keystore"}},
 
 	"keyring":             {imports: []string{"envelope", "internal/keyname"}, tests: []string{"keyring/keyringtest"}},
 	"keyring/keyringtest": {imports: []string{"envelope", "keyring"}},

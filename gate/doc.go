@@ -7,10 +7,13 @@
 //   - builds the policy engine (package policy) from the store's policy
 //     document, or the owner's default policy when there is none, and
 //     follows a document another process replaced;
-//   - authorizes every request (Authorize, AuthorizeAll) for the store's
-//     principal, or for the key server's Caller in the context: requests are
-//     completed once, by policy.Engine, for enforcement and simulation alike,
-//     and decisions carry structured reasons (policy.Reason);
+//   - authorizes every request (AuthorizeKey, Authorize) for the store's
+//     principal, or for the key server's Caller in the context: key
+//     requests are built in one place, completed once, by policy.Engine,
+//     for enforcement and simulation alike, and decisions carry structured
+//     reasons (policy.Reason);
+//   - guards the keyrings the store hands out (Keyring): each message's use
+//     of a key is decided for its encryption context before the key acts;
 //   - administers the policy: GetPolicy, PutPolicy, SimulatePolicy and the
 //     owner's break-glass ResetPolicy;
 //   - owns the audit lifecycle: it opens the log at the anchor the store

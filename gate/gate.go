@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"slices"
 	"sync"
 	"time"
 
@@ -194,6 +195,12 @@ type multiAuthorizer interface {
 // Authorize calls would (each only if those before are allowed), with one
 // audit write when the decision point can.
 func (g *Gate) AuthorizeAll(ctx context.Context, reqs ...policy.Request) error {
+	return g.authorizeAll(ctx, slices.Clone(reqs))
+}
+
+// authorizeAll is AuthorizeAll scoping reqs in place: the caller gives
+// them up.
+func (g *Gate) authorizeAll(ctx context.Context, reqs []policy.Request) error {
 	ma, ok := g.authz.(multiAuthorizer)
 	if !ok {
 		for _, r := range reqs {
@@ -204,11 +211,10 @@ func (g *Gate) AuthorizeAll(ctx context.Context, reqs ...policy.Request) error {
 		return nil
 	}
 	g.followPolicy()
-	scoped := make([]policy.Request, len(reqs))
-	for i, r := range reqs {
-		scoped[i] = scope(ctx, r)
+	for i := range reqs {
+		reqs[i] = scope(ctx, reqs[i])
 	}
-	return ma.AuthorizeAll(ctx, scoped...)
+	return ma.AuthorizeAll(ctx, reqs...)
 }
 
 // Close writes the audit log's closing checkpoint and advances the anchor

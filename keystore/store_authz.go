@@ -6,9 +6,6 @@ import (
 	"github.com/keystack/keystack/policy"
 )
 
-// keyResource is the policy resource naming a key ("key/NAME").
-func keyResource(name string) string { return "key/" + name }
-
 // authorize asks the store's gate whether its principal (or the Caller in
 // ctx) may do action on key name (version 0: the key as a whole; name "*"
 // for every key, as ListKeys asks). Every public Store operation and every
@@ -18,17 +15,7 @@ func (s *Store) authorize(ctx context.Context, action, name string, version int,
 	if s.gate == nil {
 		return nil
 	}
-	return s.gate.Authorize(ctx, s.keyRequest(action, name, version, ec))
-}
-
-func (s *Store) keyRequest(action, name string, version int, ec map[string]string) policy.Request {
-	return policy.Request{
-		Principal:         s.principal,
-		Action:            action,
-		Resource:          keyResource(name),
-		KeyVersion:        version,
-		EncryptionContext: ec,
-	}
+	return s.gate.AuthorizeKey(ctx, action, name, version, ec)
 }
 
 // authorize2 is authorize for two actions one operation needs together,
@@ -38,10 +25,7 @@ func (s *Store) authorize2(ctx context.Context, first, second, name string, vers
 	if s.gate == nil {
 		return nil
 	}
-	r1 := s.keyRequest(first, name, version, ec)
-	r2 := r1
-	r2.Action = second
-	return s.gate.AuthorizeAll(ctx, r1, r2)
+	return s.gate.AuthorizeKeyActions(ctx, []string{first, second}, name, version, ec)
 }
 
 // authorizeResource is authorize for the resources that are no key

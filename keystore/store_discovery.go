@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
@@ -74,7 +75,7 @@ func (g *discoveryGate) OnDecrypt(ctx context.Context, m *envelope.DecryptionMat
 			continue
 		}
 		if err := g.s.authorize(ctx, g.action, name, 0, m.EncryptionContext); err != nil {
-			if !isDenial(err) {
+			if !gate.IsDenial(err) {
 				return err
 			}
 			nerr.Attempts = append(nerr.Attempts, envelope.KeyAttempt{ProviderID: g.provider, KeyName: name, Err: err})
@@ -96,12 +97,6 @@ func (g *discoveryGate) OnDecrypt(ctx context.Context, m *envelope.DecryptionMat
 }
 
 var errNoProviderEDK = errors.New("no encrypted data key of this provider")
-
-// isDenial reports whether err is a policy denial that was recorded: an
-// audit failure is not, and must refuse the whole operation.
-func isDenial(err error) bool {
-	return errors.Is(err, policy.ErrAccessDenied) && !errors.Is(err, policy.ErrAuditFailed)
-}
 
 // attemptsOf returns the attempts err reports, or err as one attempt.
 func attemptsOf(err error, provider, name string) []envelope.KeyAttempt {

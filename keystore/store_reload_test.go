@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/keyring"
-	"github.com/keystack/keystack/policy"
 )
 
 var reloadEC = map[string]string{"app": "reload"}
@@ -146,7 +146,7 @@ func TestRewrapKeyringReloadsAsRewrap(t *testing.T) {
 	}
 	r := dec.(*reloadingKeyring)
 	for _, kr := range r.kr.(*keyring.Multi).Keyrings() {
-		if g, ok := kr.(*gatedKeyring); !ok || g.decrypt != policy.ActionReWrap {
+		if k, ok := gate.KeyOf(kr); !ok || !k.Rewrap {
 			t.Fatalf("reloaded rewrap keyring gates %T %+v", kr, kr)
 		}
 	}
