@@ -102,6 +102,22 @@ arn=arn:aws:kms:us-east-1:111122223333:key/demo
   step cmp report.txt report.kms.out
 )
 
+# The same application in keystack's client mode (README "Client mode"):
+# no keystore at all; key names resolve on the server, and a message the
+# local keystore wrote earlier decrypts through the server too.
+(
+  export KEYSTACK_HOME="$work/no-keystore" KEYSTACK_SERVER="http://$addr" \
+    KEYSTACK_ACCESS_KEY_ID="$access_key" KEYSTACK_SECRET_ACCESS_KEY="$secret_key"
+  unset KEYSTACK_PASSPHRASE
+  printf '\n$ export KEYSTACK_SERVER=http://%s KEYSTACK_ACCESS_KEY_ID=%s KEYSTACK_SECRET_ACCESS_KEY=...\n' "$addr" "$access_key"
+  step "$bin" encrypt -k demo -c purpose=demo -i report.txt -o report.txt.srv.ks
+  step "$bin" decrypt -c purpose=demo -i report.txt.srv.ks -o report.srv.out
+  step cmp report.txt report.srv.out
+  step "$bin" decrypt -c purpose=demo -i report.txt.ks -o report.old.out
+  step cmp report.txt report.old.out
+  [ ! -e "$work/no-keystore" ]
+)
+
 printf '\n$ kill -TERM %s   # drains in-flight requests, exits 0\n' "$server_pid"
 kill -TERM "$server_pid"
 wait "$server_pid"
