@@ -3,6 +3,7 @@ package xks_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -92,8 +93,14 @@ func TestBackendDeadline(t *testing.T) {
 	addHSMKey(t, s, "slowhealth")
 	cfg := testConfig("slow")
 	cfg.HealthKey, cfg.BackendTimeoutMs, cfg.MaxBackendCalls = "slowhealth", 60, 3
-	base := newProxy(t, s, cfg)
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	h := xks.New(cfg, s)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
 	t.Cleanup(stuck.release) // no goroutine outlives the test at the gate
+	base := srv.URL
 	url := base + "/tenant1/kms/xks/v1/keys/slow/"
 	bodies := map[string]map[string]any{
 		"metadata": {"requestMetadata": meta(alice, "DescribeKey")},
@@ -101,33 +108,34 @@ func TestBackendDeadline(t *testing.T) {
 		"decrypt": {"requestMetadata": meta(alice, "Decrypt"), "ciphertext": random(32), "ciphertextMetadata": []byte{1, 0, 0, 0, 1},
 			"initializationVector": random(12), "authenticationTag": random(16), "encryptionAlgorithm": "AES_GCM"},
 	}
-	for _, op := range []string{"metadata", "encrypt", "decrypt"} {
+	timesOut := func(op string) {
+		t.Helper()
 		start := time.Now()
 		st, out := call(t, nil, url+op, cred1, bodies[op])
-		took := time.Since(start)
 		if st != http.StatusServiceUnavailable || out["errorName"] != "DependencyTimeoutException" {
-			t.Fatalf("%s on a stuck token: %d %v", op, st, out)
+			t.Errorf("%s on a stuck token: %d %v", op, st, out)
 		}
-		if took < 60*time.Millisecond {
-			t.Fatalf("%s answered after %v, before its 60 ms deadline", op, took)
+		if took := time.Since(start); took < 60*time.Millisecond {
+			t.Errorf("%s answered after %v, before its 60 ms deadline", op, took)
 		}
 	}
-	// Three calls hold the three slots at the gate; more requests wait
-	// for a slot, time out, and never reach the token.
-	waitFor(t, func() bool { return stuck.blocked.Load() == 3 })
+	// Until three calls wait at the gate (a call whose request timed out
+	// before it got there gives its slot back), every request times out.
+	for i := 0; stuck.blocked.Load() < 3; i++ {
+		if i == 100 {
+			t.Fatalf("%d calls at the gate after 100 requests, want 3", stuck.blocked.Load())
+		}
+		timesOut([]string{"metadata", "encrypt", "decrypt"}[i%3])
+	}
+	// With every slot held, more requests time out and never reach the token.
 	var wg sync.WaitGroup
-	for range 8 {
+	for i := range 8 {
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if st, out := call(t, nil, url+"encrypt", cred1, bodies["encrypt"]); st != 503 || out["errorName"] != "DependencyTimeoutException" {
-				t.Errorf("encrypt with no free slot: %d %v", st, out)
-			}
-		}()
+		go func() { defer wg.Done(); timesOut([]string{"metadata", "encrypt", "decrypt"}[i%3]) }()
 	}
 	wg.Wait()
-	if n := stuck.maxIn.Load(); n != 3 {
-		t.Fatalf("%d calls inside the stuck backend at once, want maxBackendCalls = 3", n)
+	if n, m := stuck.blocked.Load(), stuck.maxIn.Load(); n != 3 || m != 3 {
+		t.Fatalf("%d calls at the gate, at most %d inside the backend at once; want maxBackendCalls = 3", n, m)
 	}
 	st, out := call(t, nil, base+"/tenant1/kms/xks/v1/health", cred1, map[string]any{"requestMetadata": map[string]any{"kmsRequestId": "h", "kmsOperation": "KmsHealthCheck"}})
 	if st != 200 || out["ekmFleetDetails"].([]any)[0].(map[string]any)["healthStatus"] != "UNAVAILABLE" {
@@ -135,6 +143,8 @@ func TestBackendDeadline(t *testing.T) {
 	}
 	stuck.release()
 	waitFor(t, func() bool { return stuck.in.Load() == 0 })
+	cfg.BackendTimeoutMs = 250 // the recovered token on a loaded test machine
+	h.SetConfig(cfg)
 	roundTrip(t, base, "slow", []byte("after the token recovered"), nil)
 }
 

@@ -152,7 +152,8 @@ func addHSMKey(tb testing.TB, s *keystore.Store, name string) {
 }
 
 func testConfig(keys ...string) *xks.Config {
-	return &xks.Config{HealthKey: "health", Prefixes: []xks.Prefix{
+	// The longest backend deadline: the tests share a loaded machine.
+	return &xks.Config{HealthKey: "health", BackendTimeoutMs: 250, Prefixes: []xks.Prefix{
 		{Path: "/tenant1", Credentials: []xks.Credential{cred1, cred2}, Keys: keys},
 	}}
 }
