@@ -20,7 +20,7 @@
 //     keeps, records every decision before the operation proceeds, moves
 //     the anchor, checkpoints, verifies, and resets after damage.
 //
-// The gate knows nothing of keys. It reaches the store's persistent state
+// The gate holds no key material and reads no key records. It reaches the store's persistent state
 // through State (implemented by package keystore) and writes its records to
 // an AuditDestination (FileAudit for one node; a database for several).
 // keystore.Store opens its Gate at Open and asks it before every operation,

@@ -8,8 +8,8 @@ import (
 	"github.com/keystack/keystack/policy"
 )
 
-// KeyResource is the policy resource naming a key ("key/NAME").
-func KeyResource(name string) string { return "key/" + name }
+// keyResource is the policy resource naming a key ("key/NAME").
+func keyResource(name string) string { return "key/" + name }
 
 // keyRequest is the request for action on key name (version 0: the key as
 // a whole; name "*" for every key) with the message's encryption context:
@@ -17,7 +17,7 @@ func KeyResource(name string) string { return "key/" + name }
 // Caller in ctx, and the engine completes it (policy.Engine), as it
 // completes a simulated one.
 func (g *Gate) keyRequest(action, name string, version int, ec map[string]string) policy.Request {
-	return policy.Request{Principal: g.principal, Action: action, Resource: KeyResource(name),
+	return policy.Request{Principal: g.principal, Action: action, Resource: keyResource(name),
 		KeyVersion: version, EncryptionContext: ec}
 }
 
