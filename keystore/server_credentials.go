@@ -165,11 +165,43 @@ func (s *Store) RevokeCredential(ctx context.Context, akid string) error {
 // the authentication step that precedes every decision. It needs the
 // store unsealed and fails with ErrCredentialNotFound for an unknown or
 // revoked key.
+//
+// The unsealed credential is kept with the state revision it was read
+// from, so that a server's requests cost a map lookup, not a verifier
+// check and an AES-GCM open under the store's lock; any write of the state
+// (a revocation, a new credential, a reseal, another process's change)
+// drops it, so a revoked key is refused from the next request on.
 func (s *Store) LookupCredential(akid string) (*Credential, error) {
 	f, err := s.view(context.Background())
 	if err != nil {
 		return nil, err
 	}
+	s.snap.mu.Lock()
+	c, ok := s.snap.creds[akid]
+	shared := f == s.snap.parsed
+	s.snap.mu.Unlock()
+	if ok && shared {
+		cc := *c
+		return &cc, nil
+	}
+	c, err = s.openCredential(f, akid)
+	if err != nil || !shared {
+		return c, err
+	}
+	s.snap.mu.Lock()
+	if f == s.snap.parsed {
+		if s.snap.creds == nil {
+			s.snap.creds = map[string]*Credential{}
+		}
+		s.snap.creds[akid] = c
+	}
+	s.snap.mu.Unlock()
+	cc := *c
+	return &cc, nil
+}
+
+// openCredential unseals credential akid of f.
+func (s *Store) openCredential(f *storeFile, akid string) (*Credential, error) {
 	var c *credentialRecord
 	ok := false
 	if f.Server != nil { // f is shared read-only: no f.server()

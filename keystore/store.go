@@ -292,7 +292,7 @@ func (s *Store) Close() error {
 	s.kek = nil
 	s.mu.Unlock()
 	s.snap.mu.Lock()
-	s.snap.parsed, s.snap.aeads = nil, nil // drop the unsealed versions
+	s.snap.parsed, s.snap.aeads, s.snap.creds = nil, nil, nil // drop the unsealed versions and secrets
 	s.snap.mu.Unlock()
 	return s.gate.Close()
 }
@@ -313,12 +313,13 @@ type snapshot struct {
 	rev    Revision
 	parsed *storeFile                // data parsed, shared read-only by view; nil until needed
 	aeads  map[versionID]cipher.AEAD // unsealed versions of parsed; see versionAEAD
+	creds  map[string]*Credential    // unsealed credentials of parsed; see LookupCredential
 }
 
 // reset replaces the snapshot's document; the caller holds mu. The parsed
 // state and the versions unsealed from it go with the old document.
 func (sn *snapshot) reset(data []byte, rev Revision) {
-	sn.data, sn.rev, sn.parsed, sn.aeads = data, rev, nil, nil
+	sn.data, sn.rev, sn.parsed, sn.aeads, sn.creds = data, rev, nil, nil, nil
 }
 
 // loadRev returns a fresh copy of the state and its revision.

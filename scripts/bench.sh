@@ -213,3 +213,22 @@ section "key server replicas on PostgreSQL (issue 16): GenerateDataKey through 1
 # binaries) and the built CLI; clients, servers and PostgreSQL share the machine.
 KEYSTACK_REPLICA_BENCH=1 KEYSTACK_REPLICA_BENCH_REQUESTS=${BENCH_REPLICA_REQUESTS:-4000} \
   go test -count=1 -run '^TestReplicaBench$' -v ./cmd/keystack | grep -E 'replicas: |SKIP' | sed 's/^ *replicas_bench_test.go:[0-9]*: replicas: /  /'
+
+section "key server (issue 14): GenerateDataKey and Decrypt on loopback HTTP with SigV4, policy and audit (batch, sync); baseline: the KMS test server (no policy, no audit), same run"
+# BenchmarkServerLoad (server/load_bench_test.go): a bounded request count
+# per row (BENCH_SERVER_REQUESTS, default 20000); the generator signs each
+# body once a minute, so the figures are the server's. "paced" sends
+# GenerateDataKey at BENCH_PACED_RATE (default 5000/s, half the target)
+# and measures latency from each request's scheduled time. cpu-us/op is
+# this process's CPU per request (generator + server): the figure least
+# moved by other jobs. The load average is printed: the machine is shared.
+echo "  load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+go test -count=1 -run '^$' -bench 'BenchmarkServerLoad' -benchtime "${BENCH_SERVER_REQUESTS:-20000}x" ./server |
+  awk '/^BenchmarkServerLoad\// { n=$1; sub(/^BenchmarkServerLoad\//, "", n); sub(/-[0-9]+$/, "", n)
+      for (j=2;j<=NF;j++) { if ($(j)=="req/s") r=$(j-1); if ($(j)=="p50-ms") p50=$(j-1); if ($(j)=="p99-ms") p99=$(j-1); if ($(j)=="cpu-us/op") cpu=$(j-1) }
+      split(n, f, "/"); key=f[2]"/"f[3]; if (f[1]=="kmstest") { br[key]=r; bc[key]=cpu }
+      rows[++k]=n; R[n]=r; P50[n]=p50; P99[n]=p99; C[n]=cpu; K[n]=key }
+    END { for (i=1;i<=k;i++) { n=rows[i]; printf "  %-34s %8.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %6.1f cpu-us/op", n, R[n], P50[n], P99[n], C[n]
+      if (n !~ /^kmstest/ && br[K[n]]>0) printf "  %4.2f x baseline req/s, %4.2f x its CPU", R[n]/br[K[n]], C[n]/bc[K[n]]; printf "\n" } }'
+echo "  load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "  targets: batch GenerateDataKey >= 10,000/s; p99 <= 5 ms at half that load (paced); sync >= 3,000/s"
