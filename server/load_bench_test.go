@@ -76,7 +76,7 @@ func pacedRate() float64 {
 // loadTarget is a server under load with a key and a ciphertext of it.
 type loadTarget struct {
 	url, akid, secret, region, keyID string
-	blob                              []byte
+	blob                             []byte
 }
 
 func newLoadTarget(b *testing.B, name string) *loadTarget {
