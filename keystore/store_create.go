@@ -19,6 +19,11 @@ type CreateKeyOptions struct {
 	// empty for local keys and must not carry a PIN.
 	Ref         string
 	Description string
+	// Generate, with the pkcs11 backend, makes the key on the token instead
+	// of registering an existing one: Ref names the token only (no object=,
+	// id= or type=), and version 1 is a new AES-256 key that never leaves
+	// the token, labeled NAME/v1 (see GenerateTokenKey).
+	Generate bool
 }
 
 // ImportKeyOptions configures ImportKey. Exactly one of AESKey,
@@ -56,6 +61,12 @@ func (s *Store) CreateKey(ctx context.Context, name string, opts CreateKeyOption
 	}
 	if err := s.checkExternal(backend, opts.Ref); err != nil {
 		return nil, err
+	}
+	if opts.Generate {
+		var err error
+		if opts.Ref, err = s.generateTokenKey(ctx, backend, name, opts.Ref); err != nil {
+			return nil, err
+		}
 	}
 	ref, alias, err := s.resolveRef(ctx, backend, opts.Ref)
 	if err != nil {

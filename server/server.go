@@ -56,6 +56,11 @@ type Config struct {
 	DeletionSweep time.Duration
 	// Now is the clock for SigV4 skew checks; time.Now when nil.
 	Now func() time.Time
+	// CustomKeyStores maps custom key store IDs to RFC 7512 URIs of PKCS#11
+	// tokens (token= and pin-source=, no object= and no PIN): CreateKey
+	// with Origin AWS_CLOUDHSM and one of these IDs generates the key on
+	// that token, through the store's pkcs11 backend.
+	CustomKeyStores map[string]string
 	// XKS, when set, serves every request whose path holds /kms/xks/v1/
 	// (the AWS KMS XKS proxy API, package xks) on every listener.
 	XKS http.Handler

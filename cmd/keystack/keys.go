@@ -76,6 +76,7 @@ func keyCommand() *cli.Command {
 					&cli.StringFlag{Name: "description", Usage: "free-text description"},
 					&cli.StringFlag{Name: "backend", Usage: "key backend (default: the local keystore)"},
 					&cli.StringFlag{Name: "ref", Usage: "backend key reference (KMS key ARN, HSM label)"},
+					&cli.BoolFlag{Name: "generate", Usage: "with --backend pkcs11: make a new AES-256 key on the token --pkcs11-uri names (labeled NAME/v1; it never leaves the token)"},
 				}, keyCreateFlags()...),
 				Action: keyCreateAction,
 			},
@@ -105,7 +106,7 @@ func keyCreateAction(c *cli.Context) error {
 	}
 	return withStore(c, func(st *keystore.Store) error {
 		_, err = st.CreateKey(c.Context, a[0], keystore.CreateKeyOptions{
-			Backend: backend, Ref: ref, Description: c.String("description"),
+			Backend: backend, Ref: ref, Description: c.String("description"), Generate: c.Bool("generate"),
 		})
 		if err != nil {
 			return kmsFailure(err) // resolving an alias asks KMS

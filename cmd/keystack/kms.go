@@ -153,9 +153,15 @@ func createRef(c *cli.Context) (backend, ref string, err error) {
 			return "", "", usagef("key create: --kms-key needs --backend %s", keystore.BackendAWSKMS)
 		}
 		return backend, kmsKey, awskms.CheckKeyARN(kmsKey)
+	case c.Bool("generate") && (backend != keystore.BackendPKCS11 || uri == ""):
+		return "", "", usagef("key create: --generate needs --backend %s and --pkcs11-uri naming the token", keystore.BackendPKCS11)
 	case uri != "":
 		if backend != keystore.BackendPKCS11 {
 			return "", "", usagef("key create: --pkcs11-uri needs --backend %s", keystore.BackendPKCS11)
+		}
+		if c.Bool("generate") {
+			_, err := hsm.ParseURI(uri)
+			return backend, uri, err
 		}
 		return backend, uri, hsm.CheckKeyURI(uri)
 	}

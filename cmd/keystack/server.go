@@ -16,6 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/keystack/keystack/hsm"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/server"
 	"github.com/keystack/keystack/xks"
@@ -49,6 +50,7 @@ func serverCommand() *cli.Command {
 			&cli.Float64Flag{Name: "rate-limit", Usage: "requests a second each principal may make on average (0: no limit)"},
 			&cli.IntFlag{Name: "rate-burst", Usage: "requests a principal may make at once (default: the rate, at least 1)"},
 			&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at http://`ADDR`/metrics"},
+			&cli.StringSliceFlag{Name: "custom-key-store", Usage: "let CreateKey with Origin AWS_CLOUDHSM and CustomKeyStoreId `ID` generate keys on the PKCS#11 token URI names: ID=pkcs11:token=…?pin-source=file:… (repeatable; the PIN from pin-source or $KEYSTACK_PKCS11_PIN)"},
 			&cli.StringFlag{Name: "xks-config", Usage: "serve the AWS KMS XKS proxy API as the JSON `FILE` configures (prefixes, credentials, keys, quotas, mTLS)"},
 			&cli.DurationFlag{Name: "drain-timeout", Value: 30e9, Usage: "how long in-flight requests may finish after SIGTERM"},
 			storageFlag, storageMaxStaleFlag, replicaIDFlag,
@@ -70,17 +72,23 @@ func serverRun(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	stores, err := customKeyStores(c.StringSlice("custom-key-store"))
+	if err != nil {
+		return err
+	}
 	stopsGracefully(c)
 	hupReloads(c)
 	if err := migrateStorage(c); err != nil {
 		return err
 	}
-	return withStore(c, func(st *keystore.Store) error { return serveStore(c, st, lc, certs) })
+	return withStore(c, func(st *keystore.Store) error {
+		return serveStore(c, st, lc, server.Config{CertPrincipals: certs, CustomKeyStores: stores})
+	})
 }
 
-// serveStore serves st until a stop signal; certs maps client
-// certificate key hashes to principals.
-func serveStore(c *cli.Context, st *keystore.Store, lc server.ListenConfig, certs map[string]string) error {
+// serveStore serves st until a stop signal; base holds the parsed
+// certificate principals and custom key stores.
+func serveStore(c *cli.Context, st *keystore.Store, lc server.ListenConfig, base server.Config) error {
 	if err := st.Unlock(); err != nil {
 		return err
 	}
@@ -90,7 +98,8 @@ func serveStore(c *cli.Context, st *keystore.Store, lc server.ListenConfig, cert
 		return err
 	}
 	cfg := server.Config{Store: st, Region: c.String("region"), Account: c.String("account"), Logger: log,
-		RateLimit: c.Float64("rate-limit"), RateBurst: c.Int("rate-burst"), CertPrincipals: certs}
+		RateLimit: c.Float64("rate-limit"), RateBurst: c.Int("rate-burst"), CertPrincipals: base.CertPrincipals,
+		CustomKeyStores: base.CustomKeyStores}
 	if xh != nil {
 		cfg.XKS = xh
 	}
@@ -127,6 +136,30 @@ func forwardHUP(ctx context.Context, reload chan<- struct{}, onHUP func()) {
 			}
 		}
 	}
+}
+
+// customKeyStores parses --custom-key-store ID=URI values: the URI names
+// a token only and carries no PIN.
+func customKeyStores(vals []string) (map[string]string, error) {
+	m := map[string]string{}
+	for _, v := range vals {
+		id, uri, ok := strings.Cut(v, "=")
+		u, err := hsm.ParseURI(uri)
+		switch {
+		case !ok || id == "" || len(id) > 64 || strings.ContainsFunc(id, func(r rune) bool {
+			return !(r == '-' || r == '_' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')
+		}):
+			return nil, usagef("--custom-key-store: want ID=pkcs11:token=…, ID of 1-64 letters, digits, - or _")
+		case err != nil:
+			return nil, usagef("--custom-key-store %s: %v", id, err)
+		case u.Object != "" || len(u.ID) > 0 || u.Type != "" || strings.Contains(strings.ToLower(uri), "pin-value"):
+			return nil, usagef("--custom-key-store %s: the URI names the token only (no object=, id=, type= or pin-value)", id)
+		case m[id] != "":
+			return nil, usagef("--custom-key-store %s given twice", id)
+		}
+		m[id] = uri
+	}
+	return m, nil
 }
 
 // certPrincipals parses --client-cert-principal SHA256=PRINCIPAL values.
