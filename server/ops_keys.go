@@ -21,8 +21,8 @@ func newKeyID() string {
 
 type createKeyReq struct {
 	Description, KeyUsage, KeySpec, CustomerMasterKeySpec, Origin, Policy, CustomKeyStoreId string
-	MultiRegion, BypassPolicyLockoutSafetyCheck                           bool
-	Tags                                                                  []tag
+	MultiRegion, BypassPolicyLockoutSafetyCheck                                             bool
+	Tags                                                                                    []tag
 }
 
 // createKey makes a symmetric key named by a fresh UUID
