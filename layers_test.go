@@ -55,7 +55,7 @@ var layers = map[string]layer{
 
 	"rotation":         {imports: []string{"keystore", "internal/fsx"}, tests: []string{"internal/esdktest"}},
 	"rotation/pglease": {imports: []string{"rotation", "keystore/pgstorage"}, tests: []string{"internal/pgtest"}},
-	"server":           {imports: []string{"keystore", "internal/kmswire"}, tests: []string{"keystore/awskms/kmstest", "hsm"}},
+	"server":           {imports: []string{"keystore", "internal/kmswire"}, tests: []string{"internal/kmstest", "hsm"}},
 	"xks":              {imports: []string{"keystore", "internal/kmswire"}, tests: []string{"hsm"}},
 
 	"client": {imports: []string{"envelope", "keyring", "keystore/awskms", "audit"},
