@@ -25,8 +25,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
-	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/internal/kmstest"
+	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/server"
 )
 
