@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/keyring"
@@ -32,23 +33,23 @@ func (c *Client) EncryptKeyring(ctx context.Context, refs []string, cache *keyri
 }
 
 // DecryptKeyring returns a keyring that asks the server to decrypt the
-// aws-kms EDKs of the keys refs name. With no refs it sends any aws-kms
-// EDK (the server refuses keys it does not hold) and, for messages written
-// with a local keystore before the server, their keystack EDKs
-// (KeystackAdmin.DecryptDataKey: the server's keystore unwraps them, under
-// its policy).
+// aws-kms EDKs of the keys refs name, or with no refs any aws-kms EDK
+// (the server refuses keys it does not hold). Messages written with a
+// local keystore before the server carry keystack EDKs instead: the
+// server's keystore unwraps those (KeystackAdmin.DecryptDataKey, under its
+// policy), trying only the keys refs name, or all.
 func (c *Client) DecryptKeyring(ctx context.Context, refs []string, cache *keyring.CacheOptions) (envelope.Keyring, error) {
 	opts := awskms.Options{Discovery: len(refs) == 0}
+	legacy := legacyKeyring{c: c}
 	for _, ref := range refs {
 		arn, err := c.ResolveKey(ctx, ref)
 		if err != nil {
 			return nil, err
 		}
 		opts.KeyIDs = append(opts.KeyIDs, arn)
-	}
-	var legacy envelope.Keyring
-	if len(refs) == 0 {
-		legacy = legacyKeyring{c}
+		// A server key's ID is its store key's name.
+		_, id, _ := strings.Cut(arn, ":key/")
+		legacy.keys = append(legacy.keys, id)
 	}
 	return c.keyring(ctx, opts, legacy, cache)
 }

@@ -12,7 +12,10 @@ import (
 // keystore (keystack EDKs, not aws-kms ones) through the server's
 // KeystackAdmin.DecryptDataKey, which decides keystack:Decrypt on the key
 // version for the caller and audits it. It cannot encrypt.
-type legacyKeyring struct{ c *Client }
+type legacyKeyring struct {
+	c    *Client
+	keys []string // the only store keys tried; all when empty
+}
 
 // errLegacyEncrypt: legacyKeyring is only ever a decrypt keyring.
 var errLegacyEncrypt = fmt.Errorf("%w: keystack EDKs are written by local keystores only", ErrInvalidConfig)
@@ -41,7 +44,7 @@ func (k legacyKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMate
 	}
 	var out struct{ Plaintext []byte }
 	err := k.c.admin(ctx, "DecryptDataKey", map[string]any{"Suite": int(m.Suite), "EncryptionContext": m.EncryptionContext,
-		"EncryptedDataKeys": send}, &out)
+		"EncryptedDataKeys": send, "KeyIds": k.keys}, &out)
 	if err == nil && len(out.Plaintext) != m.Suite.DataKeyLen() {
 		err = fmt.Errorf("keystack server: DecryptDataKey: a data key of %d bytes, want %d", len(out.Plaintext), m.Suite.DataKeyLen())
 	}

@@ -19,6 +19,8 @@ type decryptDataKeyReq struct {
 	Suite             int
 	EncryptionContext map[string]string
 	EncryptedDataKeys []dataKeyEDK
+	// KeyIds, when set, are the only store keys tried (the client's -k).
+	KeyIds []string
 }
 
 // decryptDataKey unwraps the data key of a message written with the
@@ -42,7 +44,10 @@ func decryptDataKey(c *call, r *decryptDataKeyReq) (any, error) {
 		edks = append(edks, envelope.EncryptedDataKey{ProviderID: e.ProviderId, ProviderInfo: e.ProviderInfo, Ciphertext: e.Ciphertext})
 	}
 	ctx := c.plain()
-	kr, err := c.s.cfg.Store.DecryptKeyring(ctx)
+	if len(r.KeyIds) > maxDataKeyEDKs {
+		return nil, kmswire.Errorf("ValidationException", "KeyIds must hold at most %d keys", maxDataKeyEDKs)
+	}
+	kr, err := c.s.cfg.Store.DecryptKeyring(ctx, r.KeyIds...)
 	if err != nil {
 		return nil, err
 	}
