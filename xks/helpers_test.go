@@ -151,6 +151,21 @@ func addHSMKey(tb testing.TB, s *keystore.Store, name string) {
 	}
 }
 
+// clockedServer checks cfg and serves it over s on a test server whose
+// clock stands still until the test moves it on with advance.
+func clockedServer(t *testing.T, cfg *xks.Config, s *keystore.Store) (url string, advance func(time.Duration)) {
+	t.Helper()
+	if err := cfg.Check(); err != nil {
+		t.Fatal(err)
+	}
+	h := xks.New(cfg, s)
+	now := time.Now()
+	xks.SetClock(h, func() time.Time { return now })
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL, func(d time.Duration) { now = now.Add(d) }
+}
+
 func testConfig(keys ...string) *xks.Config {
 	// The longest backend deadline: the tests share a loaded machine.
 	return &xks.Config{HealthKey: "health", BackendTimeoutMs: 250, Prefixes: []xks.Prefix{

@@ -182,15 +182,7 @@ func TestTokenKeyDestroyed(t *testing.T) {
 	addHSMKey(t, s, "doomedhealth")
 	cfg := testConfig("doomed")
 	cfg.HealthKey = "doomedhealth"
-	if err := cfg.Check(); err != nil {
-		t.Fatal(err)
-	}
-	h := xks.New(cfg, s)
-	now := time.Now()
-	xks.SetClock(h, func() time.Time { return now })
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	base := srv.URL
+	base, advance := clockedServer(t, cfg, s)
 	enc := roundTrip(t, base, "doomed", []byte("before the key was destroyed"), nil)
 	health := func() string {
 		t.Helper()
@@ -214,7 +206,7 @@ func TestTokenKeyDestroyed(t *testing.T) {
 			t.Errorf("%s after the token object was destroyed: %d %v", op, st, out)
 		}
 	}
-	now = now.Add(31 * time.Second)
+	advance(31 * time.Second)
 	if got := health(); got != "ACTIVE" {
 		t.Fatalf("health with its own key intact: %s", got)
 	}
@@ -222,7 +214,7 @@ func TestTokenKeyDestroyed(t *testing.T) {
 	if got := health(); got != "ACTIVE" {
 		t.Fatalf("health within 30 s of its last check: %s, want the cached ACTIVE", got)
 	}
-	now = now.Add(31 * time.Second)
+	advance(31 * time.Second)
 	if got := health(); got != "UNAVAILABLE" {
 		t.Fatalf("health with its key destroyed: %s", got)
 	}

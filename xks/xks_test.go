@@ -392,17 +392,9 @@ func TestHealthFleet(t *testing.T) {
 // reads ACTIVE within that, UNAVAILABLE after.
 func TestHealthCached(t *testing.T) {
 	s := newStore(t)
-	cfg := testConfig("k1")
-	if err := cfg.Check(); err != nil {
-		t.Fatal(err)
-	}
-	h := xks.New(cfg, s)
-	now := time.Now()
-	xks.SetClock(h, func() time.Time { return now })
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
+	base, advance := clockedServer(t, testConfig("k1"), s)
 	health := func() any {
-		_, out := call(t, nil, srv.URL+"/tenant1/kms/xks/v1/health", cred1,
+		_, out := call(t, nil, base+"/tenant1/kms/xks/v1/health", cred1,
 			map[string]any{"requestMetadata": map[string]any{"kmsRequestId": "h1", "kmsOperation": "KmsHealthCheck"}})
 		return out["ekmFleetDetails"].([]any)[0].(map[string]any)["healthStatus"]
 	}
@@ -412,11 +404,11 @@ func TestHealthCached(t *testing.T) {
 	if err := s.SetKeyEnabled(context.Background(), "health", false); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(29 * time.Second)
+	advance(29 * time.Second)
 	if st := health(); st != "ACTIVE" {
 		t.Errorf("29 s later, cached: %v", st)
 	}
-	now = now.Add(2 * time.Second)
+	advance(2 * time.Second)
 	if st := health(); st != "UNAVAILABLE" {
 		t.Errorf("31 s later: %v", st)
 	}
