@@ -297,6 +297,13 @@ func TestParseEndpoint(t *testing.T) {
 			t.Errorf("%q: %v, want ErrInvalidConfig", s, err)
 		}
 	}
+	// No error repeats what a user part, query or fragment held.
+	for _, s := range []string{"https://id:SECRET@host:1", "https://SECRET@host:1", "https://id:SECRET@[::1",
+		"ftp://id:SECRET@x", "https://host:1/?sig=SECRET", "https://host:1#SECRET", "unix://id:SECRET@x/s", "x:id:SECRET@y"} {
+		if _, err := client.ParseEndpoint(s); err == nil || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("%q: %v", s, err)
+		}
+	}
 	eps, err := client.ParseEndpoints([]string{"unix:///a, unix:///b", "https://c:1"})
 	if err != nil || len(eps) != 3 || eps[1].Unix != "/b" {
 		t.Errorf("ParseEndpoints: %v, %v", eps, err)

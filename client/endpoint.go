@@ -31,15 +31,16 @@ type Endpoint struct {
 func ParseEndpoint(s string) (Endpoint, error) {
 	u, err := url.Parse(s)
 	if err != nil {
-		return Endpoint{}, fmt.Errorf("%w: server endpoint %q: %v", ErrInvalidConfig, s, err)
+		// url.Error quotes the whole string, user information included.
+		return Endpoint{}, fmt.Errorf("%w: server endpoint %q does not parse as a URL", ErrInvalidConfig, shown(s))
 	}
 	ep := Endpoint{URL: s, Scheme: u.Scheme, Host: u.Host}
 	switch {
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return Endpoint{}, fmt.Errorf("%w: server endpoint %q: no user, query or fragment allowed", ErrInvalidConfig, s)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return Endpoint{}, fmt.Errorf("%w: server endpoint %q: no user, query or fragment allowed", ErrInvalidConfig, shown(s))
 	case u.Scheme == "unix":
 		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
-			return Endpoint{}, fmt.Errorf("%w: server endpoint %q: want unix:///absolute/path", ErrInvalidConfig, s)
+			return Endpoint{}, fmt.Errorf("%w: server endpoint %q: want unix:///absolute/path", ErrInvalidConfig, shown(s))
 		}
 		ep.Unix, ep.Host = u.Path, "localhost"
 	case u.Scheme == "https" || u.Scheme == "http":
@@ -47,12 +48,30 @@ func ParseEndpoint(s string) (Endpoint, error) {
 			return Endpoint{}, fmt.Errorf("%w: server endpoint %q: want %s://host:port", ErrInvalidConfig, s, u.Scheme)
 		}
 		if u.Scheme == "http" && !loopback(u.Hostname()) {
-			return Endpoint{}, fmt.Errorf("%w: server endpoint %q: plain http only to a loopback address (tests); use https", ErrInvalidConfig, s)
+			return Endpoint{}, fmt.Errorf("%w: server endpoint %q: plain http only to a loopback address (tests); use https", ErrInvalidConfig, shown(s))
 		}
 	default:
-		return Endpoint{}, fmt.Errorf("%w: server endpoint %q: want unix:///path, https://host:port or http://127.0.0.1:port", ErrInvalidConfig, s)
+		return Endpoint{}, fmt.Errorf("%w: server endpoint %q: want unix:///path, https://host:port or http://127.0.0.1:port", ErrInvalidConfig, shown(s))
 	}
 	return ep, nil
+}
+
+// shown is endpoint s as an error message may quote it: without what a
+// user part, query or fragment holds (a password, a token, a signature).
+func shown(s string) string {
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		s = s[:i] + "?…"
+	}
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		scheme, _, ok := strings.Cut(s[:i], "://")
+		if !ok {
+			scheme = ""
+		} else {
+			scheme += "://"
+		}
+		s = scheme + "…@" + s[i+1:]
+	}
+	return s
 }
 
 func loopback(host string) bool {
