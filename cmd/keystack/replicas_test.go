@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -285,4 +286,95 @@ func TestReplicaAuditCheckpoint(t *testing.T) {
 			t.Fatalf("%s after the cut: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
+}
+
+// TestRotationLeaderSIGSTOPMidPass stops the leading rotation daemon with
+// SIGSTOP in the middle of a pass over many due keys, most likely between
+// deciding to rotate a key and writing it: another daemon rotates the
+// rest within the lease, and after SIGCONT the old leader's pending write
+// is refused (fencing), so every key has exactly two versions.
+func TestRotationLeaderSIGSTOPMidPass(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL and three daemons")
+	}
+	const keys = 40
+	bin := buildCLITags(t, "")
+	p := newPGStore(t)
+	s := p.open(t, func() time.Time { return time.Now().Add(-2 * time.Hour) })
+	for i := range keys {
+		name := fmt.Sprintf("k%02d", i)
+		if _, err := s.CreateKey(context.Background(), name, keystore.CreateKeyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SetRotationSettings(context.Background(), name, &keystore.RotationSettings{Every: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	var ds []*proc
+	for _, id := range []string{"r1", "r2", "r3"} {
+		ds = append(ds, startProc(t, bin, id, "--home", p.dir, "rotate", "daemon", "--storage", p.dsn,
+			"--replica-id", id, "--interval", "100ms", "--lease-ttl", "1s"))
+	}
+	rotating := func() *proc {
+		for _, d := range ds {
+			if d.count("outcome=rotated") > 0 {
+				return d
+			}
+		}
+		return nil
+	}
+	waitUntil(t, "a leader to rotate a few keys", func() bool { l := rotating(); return l != nil && l.count("outcome=rotated") >= 3 }, ds...)
+	old := rotating()
+	if err := old.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	done := old.count("outcome=rotated")
+	waitUntil(t, "every key rotated", func() bool { return p.rotatedKeys(t) == keys }, ds...)
+	if err := old.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the old leader to see its lease lost", func() bool { return old.count("rotation leadership lost") > 0 })
+	waitUntil(t, "the old leader's next pass or two", func() bool { return old.count("rotation pass finished") >= 1 }, ds...)
+	t.Logf("the leader had rotated %d of %d keys when stopped; after SIGCONT it logged %d rotations in all, %d refused writes",
+		done, keys, old.count("outcome=rotated"), old.count("taken over"))
+	total := 0
+	for _, d := range ds {
+		total += d.count("outcome=rotated")
+	}
+	if total != keys {
+		t.Errorf("the daemons logged %d rotations of %d keys, want one each", total, keys)
+	}
+	for name, v := range p.primaries(t) {
+		if v != 2 {
+			t.Errorf("%s: primary v%d, want v2 (rotated exactly once)", name, v)
+		}
+	}
+}
+
+// primaries returns every key's primary version.
+func (p *pgStore) primaries(t *testing.T) map[string]int {
+	t.Helper()
+	s := p.open(t, nil)
+	defer s.Close()
+	ks, err := s.ListKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]int{}
+	for _, k := range ks {
+		m[k.Name] = k.Primary
+	}
+	return m
+}
+
+// rotatedKeys counts the keys past their first version.
+func (p *pgStore) rotatedKeys(t *testing.T) int {
+	n := 0
+	for _, v := range p.primaries(t) {
+		if v > 1 {
+			n++
+		}
+	}
+	return n
 }

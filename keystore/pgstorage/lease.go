@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -103,7 +104,11 @@ func (f *fenced) Write(ctx context.Context, doc keystore.Document, data []byte, 
 	err := pgx.BeginFunc(ctx, f.pool, func(tx pgx.Tx) error {
 		var holder string
 		var epoch int64
-		err := tx.QueryRow(ctx, "SELECT holder, epoch FROM keystack_leases WHERE name = $1 FOR SHARE", f.lease.Name).Scan(&holder, &epoch)
+		// The row lock blocks a takeover until this transaction ends: a
+		// holder paused (SIGSTOP) inside it must not hold it longer than
+		// the writers' lock, so the session ends after LockLease idle.
+		err := tx.QueryRow(ctx, `SELECT holder, epoch, set_config('idle_in_transaction_session_timeout', $2, true)
+			FROM keystack_leases WHERE name = $1 FOR SHARE`, f.lease.Name, strconv.FormatInt(f.opts.LockLease.Milliseconds(), 10)).Scan(&holder, &epoch, nil)
 		if errors.Is(err, pgx.ErrNoRows) || err == nil && (epoch != f.lease.Epoch || holder != f.lease.Holder) {
 			return ErrLeaseLost
 		}
