@@ -89,8 +89,10 @@ func TestBackendDeadline(t *testing.T) {
 	requireSoftHSM(t)
 	var stuck *stuckBackend
 	s := newStoreWrapped(t, func(b *hsm.Backend) keystore.Backend { stuck = newStuckBackend(b); return stuck })
-	addHSMKey(t, s, "slow")
-	addHSMKey(t, s, "slowhealth")
+	for _, k := range []string{"slow", "slowhealth"} {
+		addHSMKey(t, s, k)
+		t.Cleanup(func() { destroyTokenKey(t, k) }) // the token outlives the test
+	}
 	cfg := testConfig("slow")
 	cfg.HealthKey, cfg.BackendTimeoutMs, cfg.MaxBackendCalls = "slowhealth", 60, 3
 	if err := cfg.Check(); err != nil {
