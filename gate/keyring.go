@@ -34,7 +34,12 @@ func (g *Gate) AuthorizeKey(ctx context.Context, action, name string, version in
 func (g *Gate) AuthorizeKeyActions(ctx context.Context, actions []string, name string, version int, ec map[string]string) error {
 	reqs := make([]policy.Request, len(actions))
 	for i, a := range actions {
-		reqs[i] = g.keyRequest(a, name, version, ec)
+		if i == 0 {
+			reqs[i] = g.keyRequest(a, name, version, ec)
+		} else {
+			reqs[i] = reqs[0] // the resource is built once
+			reqs[i].Action = a
+		}
 	}
 	return g.authorizeAll(ctx, reqs)
 }
