@@ -18,12 +18,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/smithy-go"
 
+	"github.com/keystack/keystack/internal/testhook"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/server"
 )
 
 func TestMain(m *testing.M) {
 	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	testhook.CheapKDF = true // no test here is about the KDF's cost
 	os.Exit(m.Run())
 }
 

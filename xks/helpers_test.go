@@ -19,6 +19,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/keystack/keystack/hsm"
+	"github.com/keystack/keystack/internal/testhook"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/xks"
 )
@@ -47,6 +48,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	testhook.CheapKDF = true // no test here is about the KDF's cost
 	dir, err := os.MkdirTemp("", "keystack-xks-test-")
 	if err != nil {
 		panic(err)

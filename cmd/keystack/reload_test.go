@@ -17,7 +17,6 @@ import (
 // rotates the key and encrypts under the new version; the service's
 // keyring, made before, decrypts that message.
 func TestStoreOpenedBeforeCLIRotationDecrypts(t *testing.T) {
-	t.Setenv("KEYSTACK_TEST_FAST_KDF", "1")
 	ctx := context.Background()
 	dir := t.TempDir()
 	home, plain, msg := filepath.Join(dir, "home"), filepath.Join(dir, "plain"), filepath.Join(dir, "msg.ks")

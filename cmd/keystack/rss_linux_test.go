@@ -38,7 +38,7 @@ func TestHostileInputsBoundedRSS(t *testing.T) {
 	}
 	bin := buildCLITags(t, "") // as users run it
 	work := t.TempDir()
-	env := append(os.Environ(), "KEYSTACK_HOME="+filepath.Join(work, "home"), "KEYSTACK_TEST_FAST_KDF=")
+	env := append(os.Environ(), "KEYSTACK_HOME="+filepath.Join(work, "home"))
 	ks := func(args ...string) (int, int64) { return runMeasured(t, bin, env, args...) }
 	mustRun := func(args ...string) {
 		if code, _ := ks(args...); code != 0 {
