@@ -134,8 +134,8 @@ func remoteKeyCreate(c *cli.Context, cl *client.Client) error {
 	if err != nil {
 		return err
 	}
-	if c.String("backend") != "" || c.String("ref") != "" || c.String("kms-key") != "" || c.String("pkcs11-uri") != "" {
-		return usagef("key create --server: the server makes its own AES-256 keys; --backend, --ref, --kms-key and --pkcs11-uri are for local keystores")
+	if c.String("backend") != "" || c.String("ref") != "" || c.String("kms-key") != "" || c.String("pkcs11-uri") != "" || c.Bool("generate") {
+		return usagef("key create --server: the server makes its own AES-256 keys; --backend, --ref, --kms-key, --pkcs11-uri and --generate are for local keystores")
 	}
 	k, err := cl.CreateKey(c.Context, a[0], c.String("description"))
 	if err != nil {
