@@ -212,8 +212,12 @@ func apiError(op string, status int, data []byte) error {
 // the placeholder URL, keeping what the transport said.
 func unwrapURLError(err error) error {
 	var ue *UnavailableError
-	if errors.As(err, &ue) {
+	var te *TrustError
+	switch {
+	case errors.As(err, &ue):
 		return ue
+	case errors.As(err, &te):
+		return te
 	}
 	return err
 }

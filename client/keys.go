@@ -35,8 +35,12 @@ func kmsErr(op string, err error) error {
 		return nil
 	}
 	var ue *UnavailableError
-	if errors.As(err, &ue) {
+	var te *TrustError
+	switch {
+	case errors.As(err, &ue):
 		return ue
+	case errors.As(err, &te):
+		return te
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptrace"
 	"strings"
@@ -81,7 +82,7 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		for i := range f.eps {
 			n := (start + i) % len(f.eps)
-			resp, sent, err := f.try(req, n, body)
+			resp, sent, err := f.tryThrottled(req, n, body)
 			switch {
 			case err == nil && (resp.StatusCode < 500 || !idem):
 				f.first.Store(int32(n))
@@ -107,7 +108,46 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 	if last != nil {
 		return last, nil // the server's own error answer says most
 	}
+	if te := trustError(ue); te != nil {
+		return nil, te
+	}
 	return nil, ue
+}
+
+// Throttle retries: a ThrottlingException answer is sent before the
+// server acts (it checks the caller's rate before dispatching), so every
+// operation, idempotent or not, is retried on the same endpoint up to
+// throttleRetries times, pausing a jittered, doubling delay (the AWS
+// SDKs' standard mode backs off with jitter too): the i-th pause (i from
+// 0) is drawn in [throttleBase<<i / 2, throttleBase<<i), so four pauses
+// take 1.5 s to 3 s in all, within DefaultTimeout.
+const (
+	throttleRetries = 4
+	throttleBase    = 200 * time.Millisecond
+)
+
+// tryThrottled is try, retrying answers that say the server throttled
+// the request before acting. When the retries run out or the call's
+// context ends, the last throttle answer is returned.
+func (f *failover) tryThrottled(req *http.Request, n int, body []byte) (*http.Response, bool, error) {
+	for i := 0; ; i++ {
+		resp, sent, err := f.try(req, n, body)
+		if err != nil || i == throttleRetries || !throttled(resp) {
+			return resp, sent, err
+		}
+		d := throttleBase << i
+		d = d/2 + time.Duration(rand.Int64N(int64(d/2)))
+		if sleep(req.Context(), d) != nil {
+			return resp, sent, nil
+		}
+		closeResp(resp)
+	}
+}
+
+// throttled reports whether resp is a ThrottlingException answer.
+func throttled(resp *http.Response) bool {
+	return (resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusTooManyRequests) &&
+		resp.Header.Get("X-Amzn-ErrorType") == "ThrottlingException"
 }
 
 // try sends one attempt to endpoint n; sent reports whether any of the

@@ -49,6 +49,8 @@
 //	     encryption context mismatch or missing required context, tampered,
 //	     truncated or malformed message; or a damaged audit log (edited, cut
 //	     below its anchor, deleted, replaced), which refuses every operation
+//	     (in server mode also: credentials the key server refused, or a
+//	     server TLS certificate that did not verify)
 //	4    key or keystore error: key not found, bad passphrase, invalid key,
 //	     the message's key version disabled, destroyed or below the minimum
 //	5    access denied by policy

@@ -39,7 +39,8 @@ const exitCodesHelp = `EXIT CODES:
    2    usage error (bad flags, missing or extra arguments)
    3    authentication or decryption failure (wrong or missing key, context
         mismatch or missing required context, tampered, truncated or malformed message;
-        a damaged audit log, which refuses every operation until audit reset-anchor)
+        a damaged audit log, which refuses every operation until audit reset-anchor;
+        credentials a key server refused, or its TLS certificate that did not verify)
    4    key or keystore error (key not found, bad passphrase, invalid key,
         key version disabled or destroyed)
    5    access denied by policy
@@ -84,6 +85,7 @@ var exitClasses = []exitClass{
 	{exitUsage, []error{envelope.ErrInvalidOptions, envelope.ErrInvalidContext, keystore.ErrInvalidOptions,
 		keyring.ErrInvalidCacheOptions, hsm.ErrInvalidURI}},
 	{exitDenied, []error{policy.ErrAccessDenied, awskms.ErrAccessDenied}},
+	{exitAuth, []error{client.ErrTLSTrust}}, // the server failed to authenticate itself: no outage, before unavailable
 	{exitUnavailable, unavailableErrors},
 	{exitKey, []error{keystore.ErrAutoUnseal}}, // its master key's wrong-key failure is not a bad message
 	{exitAuth, []error{awskms.ErrUnauthenticated, envelope.ErrAuthentication, envelope.ErrNoDecryptKey, envelope.ErrContextMismatch,
@@ -166,6 +168,9 @@ func hint(err error) string {
 		return "the audit log could not record the decision, so nothing was done: check free space and permissions of the keystore directory"
 	case errors.Is(err, awskms.ErrAccessDenied):
 		return "the KMS key policy or IAM (or keystack server's policy) does not allow this caller this operation on this key"
+	case errors.Is(err, client.ErrTLSTrust):
+		return "the server's certificate must be signed by a CA in --server-ca ($KEYSTACK_SERVER_CA; default the system roots), " +
+			"name the host of the endpoint URL and be valid now"
 	case errors.As(err, new(*client.UnavailableError)):
 		return "no keystack server endpoint answered: check that the server runs and --server / $KEYSTACK_SERVER names it " +
 			"(several endpoints are tried in turn)"
