@@ -82,9 +82,10 @@ var keywordPassword = regexp.MustCompile(`(^|\s)password\s*=`)
 
 // checkStorageArg refuses a password on the command line, where other
 // users see it (ps, /proc): it belongs in PGPASSWORD, ~/.pgpass or
-// $KEYSTACK_STORAGE.
+// $KEYSTACK_STORAGE. The same URL in both the variable and argv is
+// still on the command line, and refused.
 func checkStorageArg(dsn string) error {
-	if dsn == os.Getenv(storageEnv) {
+	if dsn == os.Getenv(storageEnv) && !inArgv(dsn) {
 		return nil
 	}
 	hasPassword := keywordPassword.MatchString(dsn)
@@ -97,6 +98,17 @@ func checkStorageArg(dsn string) error {
 			"put it in PGPASSWORD or ~/.pgpass, or the whole URL in $" + storageEnv)
 	}
 	return nil
+}
+
+// inArgv reports whether s is one of this process's arguments, alone or
+// as the value of a --flag=VALUE argument.
+func inArgv(s string) bool {
+	for _, a := range os.Args[1:] {
+		if a == s || strings.HasSuffix(a, "="+s) {
+			return true
+		}
+	}
+	return false
 }
 
 // storageName says where a store lives, for messages: the database's
