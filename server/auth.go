@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -84,11 +83,11 @@ func (s *Server) sigV4Principal(r *http.Request, body []byte) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	want, err := sig.Expected(r, body, cred.Secret)
+	ok, err := s.sigv4.Verify(r, sig, body, cred.Secret)
 	if err != nil {
 		return "", kmswire.Errorf("IncompleteSignatureException", "the signature could not be checked")
 	}
-	if !hmac.Equal([]byte(want), []byte(sig.Signature)) {
+	if !ok {
 		return "", kmswire.Errorf("InvalidSignatureException", "The request signature we calculated does not match the signature you provided.")
 	}
 	return cred.Principal, nil

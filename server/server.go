@@ -73,6 +73,7 @@ type Server struct {
 	ops     map[string]operation
 	metrics *metrics
 	limiter *limiter
+	sigv4   kmswire.Verifier // caches signing keys by secret, not access key ID
 }
 
 // New returns a Server for cfg.

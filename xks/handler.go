@@ -2,7 +2,6 @@ package xks
 
 import (
 	"context"
-	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"io"
@@ -38,7 +37,7 @@ type Handler struct {
 	health healthCache
 	quotas quotas
 	slots  backendSlots
-	keys   signingKeys
+	sigv4  kmswire.Verifier
 	// accepted are the client certificates verifyMTLS accepted.
 	accepted acceptedCerts
 	// Logger, when set, gets one line per request: operation, prefix, key,
@@ -201,8 +200,8 @@ func (h *Handler) verifySigV4(r *http.Request, req *request) error {
 	if i < 0 {
 		return errAuth
 	}
-	want, err := h.expectedSignature(r, sig, req.body, req.prefix.Credentials[i].SecretAccessKey)
-	if err != nil || !hmac.Equal([]byte(want), []byte(sig.Signature)) {
+	ok, err := h.sigv4.Verify(r, sig, req.body, req.prefix.Credentials[i].SecretAccessKey)
+	if err != nil || !ok {
 		return errAuth
 	}
 	return nil
