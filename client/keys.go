@@ -19,9 +19,12 @@ type Key struct {
 	ARN         string            `json:"arn"`
 	Aliases     []string          `json:"aliases,omitempty"`
 	Description string            `json:"description,omitempty"`
-	State       string            `json:"state"`
-	Created     time.Time         `json:"created"`
+	State       string            `json:"state,omitempty"`
+	Created     time.Time         `json:"created,omitzero"`
 	Tags        map[string]string `json:"tags,omitempty"`
+	// DescribeDenied is set, by ListKeys, for a key the policy lets the
+	// caller list but not describe: only KeyID, ARN and Aliases are known.
+	DescribeDenied bool `json:"describe_denied,omitempty"`
 	// Rotation details, filled by ShowKey only.
 	RotationEnabled bool        `json:"rotation_enabled"`
 	RotationPeriod  int32       `json:"rotation_period_days,omitempty"`
@@ -127,7 +130,10 @@ func keyOf(m *types.KeyMetadata) Key {
 }
 
 // ListKeys lists every key the server holds, with its aliases and
-// description, oldest first as the server lists them.
+// description, oldest first as the server lists them. It needs ListKeys
+// and ListAliases; a key the caller may not DescribeKey is listed with
+// DescribeDenied set (as `aws kms list-keys` lists bare IDs), not
+// failing the call.
 func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
 	aliases, err := c.aliases(ctx, "")
 	if err != nil {
@@ -144,6 +150,11 @@ func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
 		}
 		for _, e := range out.Keys {
 			m, err := c.describe(ctx, aws.ToString(e.KeyId))
+			if errors.Is(err, ErrAccessDenied) {
+				keys = append(keys, Key{KeyID: aws.ToString(e.KeyId), ARN: aws.ToString(e.KeyArn),
+					Aliases: aliases[aws.ToString(e.KeyId)], DescribeDenied: true})
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}

@@ -162,6 +162,10 @@ func remoteKeyList(c *cli.Context, cl *client.Client) error {
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KEY ID\tALIASES\tSTATE\tCREATED\tDESCRIPTION")
 	for _, k := range keys {
+		if k.DescribeDenied {
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t(not allowed to describe)\n", k.KeyID, strings.Join(k.Aliases, ","))
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KeyID, strings.Join(k.Aliases, ","), k.State,
 			k.Created.Format(time.RFC3339), k.Description)
 	}
