@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -206,6 +207,24 @@ func apiError(op string, status int, data []byte) error {
 		code = fmt.Sprintf("HTTP %d", status)
 	}
 	return &APIError{Op: op, Code: code, Message: e.Message, Status: status}
+}
+
+// maxMessage bounds the server's message an error repeats.
+const maxMessage = 1024
+
+// printable is s as an error may repeat it on a terminal: control
+// characters (escape sequences, line breaks) become spaces, invalid UTF-8
+// U+FFFD, and at most n bytes are kept.
+func printable(s string, n int) string {
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, "\uFFFD"))
 }
 
 // unwrapURLError drops net/http's "Post \"URL\":" wrapper, which names

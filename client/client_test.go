@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -401,5 +402,34 @@ func TestHangingEndpoint(t *testing.T) {
 	var ue *client.UnavailableError
 	if !errors.As(err, &ue) || !ue.MaybeApplied || f.b.count("CreateKey") != 0 {
 		t.Errorf("CreateKey on a hanging server: %v (b saw %d)", err, f.b.count("CreateKey"))
+	}
+}
+
+// TestHostileErrorAnswer: an error answer's code and message reach the
+// terminal, so control characters (escape sequences) are replaced and the
+// message is bounded, whatever the server sends.
+func TestHostileErrorAnswer(t *testing.T) {
+	long := strings.Repeat("A", 1<<20)
+	h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"__type":"Bad\u001b]0;x\u0007Code","message":"\u001b[2J\u001b[31mpwned\r\n%s"}`, long)
+	}))
+	t.Cleanup(h.Close)
+	eps, err := client.ParseEndpoints([]string{h.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Config{Endpoints: eps, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_, err = c.ListKeys(context.Background())
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	if strings.ContainsAny(msg, "\x1b\x07\r\n") || len(msg) > 4096 || !strings.Contains(msg, "pwned") {
+		t.Errorf("error of %d bytes: %.200q", len(msg), msg)
 	}
 }

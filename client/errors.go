@@ -56,9 +56,11 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string {
-	msg := fmt.Sprintf("keystack server: %s: %s", e.Op, e.Code)
+	// Code and Message are the server's: they reach a terminal only
+	// printable and bounded.
+	msg := fmt.Sprintf("keystack server: %s: %s", e.Op, printable(e.Code, 128))
 	if e.Message != "" {
-		msg += ": " + e.Message
+		msg += ": " + printable(e.Message, maxMessage)
 	}
 	if authCodes[e.Code] {
 		msg += " (check KEYSTACK_ACCESS_KEY_ID and KEYSTACK_SECRET_ACCESS_KEY, the server's Region and this host's clock)"
