@@ -40,7 +40,7 @@ func BenchmarkHSMWrap(b *testing.B) {
 		}
 	})
 	b.Run("Pool", func(b *testing.B) {
-		_, kr := benchToken(b, DefaultPoolSize)
+		_, kr := benchToken(b, defaultPoolSize)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				benchWrap(b, kr)
@@ -66,7 +66,7 @@ func BenchmarkHSMUnwrap(b *testing.B) {
 		}
 	})
 	b.Run("Pool", func(b *testing.B) {
-		_, kr := benchToken(b, DefaultPoolSize)
+		_, kr := benchToken(b, defaultPoolSize)
 		m := benchWrap(b, kr)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {

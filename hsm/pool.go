@@ -9,8 +9,8 @@ import (
 	"github.com/miekg/pkcs11"
 )
 
-// DefaultPoolSize is the default bound on a token's open sessions.
-const DefaultPoolSize = 8
+// defaultPoolSize is the default bound on a token's open sessions.
+const defaultPoolSize = 8
 
 // maxPoolSize caps Options.PoolSize; tokens limit sessions too.
 const maxPoolSize = 64

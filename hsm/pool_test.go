@@ -101,7 +101,7 @@ func TestRecoverFromClosedSessions(t *testing.T) {
 	if n := logins.Load(); n != 1 {
 		t.Fatalf("%d C_Login calls after recovery, want 1", n)
 	}
-	checkSessions(t, tok, DefaultPoolSize)
+	checkSessions(t, tok, defaultPoolSize)
 }
 
 func TestWrongPINOneLoginAttempt(t *testing.T) {

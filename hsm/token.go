@@ -19,7 +19,7 @@ type Options struct {
 	// Namespace is the provider ID written into encrypted data keys
 	// (ESDK raw keyring namespace). Default DefaultNamespace.
 	Namespace string
-	// PoolSize bounds the token's open sessions (default DefaultPoolSize,
+	// PoolSize bounds the token's open sessions (default defaultPoolSize,
 	// at most 64). It takes effect when the process first opens the token;
 	// later Opens of the same token share the first one's pool.
 	PoolSize int
@@ -59,7 +59,7 @@ func Open(ctx context.Context, u *URI, opts Options) (*Token, error) {
 	}
 	size := opts.PoolSize
 	if size <= 0 {
-		size = DefaultPoolSize
+		size = defaultPoolSize
 	}
 	size = min(size, maxPoolSize)
 	registry.Lock()

@@ -29,7 +29,7 @@ type RefResolver interface {
 // resolveRef returns the reference to store for ref, and the alias it was
 // given as ("" when ref is already canonical).
 func (s *Store) resolveRef(ctx context.Context, backend, ref string) (resolved, alias string, err error) {
-	r, ok := BackendAs[RefResolver](s.backends[backend])
+	r, ok := backendAs[RefResolver](s.backends[backend])
 	if !ok {
 		return ref, "", nil
 	}

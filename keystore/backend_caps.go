@@ -5,14 +5,14 @@ import (
 	"slices"
 )
 
-// BackendUnwrapper is implemented by a Backend that wraps another one, such
+// backendUnwrapper is implemented by a Backend that wraps another one, such
 // as the CLI's lazy backend, which constructs the real backend on first
 // use. UnwrapBackend returns the wrapped backend (constructing it if need
 // be), or nil when there is none. The store looks for a backend's optional
 // capabilities (VersionGenerator, VersionDestroyer, OnDemandRotator,
 // AutoRotator, RefResolver) along this chain, so a wrapper never hides them and need
 // not forward their methods.
-type BackendUnwrapper interface {
+type backendUnwrapper interface {
 	UnwrapBackend() Backend
 }
 
@@ -20,9 +20,9 @@ type BackendUnwrapper interface {
 // cannot loop forever.
 const maxUnwrap = 16
 
-// BackendAs returns b, or the first backend b wraps (see BackendUnwrapper),
+// backendAs returns b, or the first backend b wraps (see backendUnwrapper),
 // that implements T, and whether there is one.
-func BackendAs[T any](b Backend) (T, bool) {
+func backendAs[T any](b Backend) (T, bool) {
 	for range maxUnwrap {
 		if b == nil {
 			break
@@ -30,7 +30,7 @@ func BackendAs[T any](b Backend) (T, bool) {
 		if t, ok := b.(T); ok {
 			return t, true
 		}
-		u, ok := b.(BackendUnwrapper)
+		u, ok := b.(backendUnwrapper)
 		if !ok {
 			break
 		}
@@ -58,7 +58,7 @@ var capabilities = []struct {
 }
 
 func has[T any](b Backend) bool {
-	_, ok := BackendAs[T](b)
+	_, ok := backendAs[T](b)
 	return ok
 }
 
@@ -91,7 +91,7 @@ func capability[T any](s *Store, backend, what string) (T, error) {
 		var zero T
 		return zero, fmt.Errorf("%w: %q is not registered", ErrBackendUnavailable, backend)
 	}
-	t, ok := BackendAs[T](b)
+	t, ok := backendAs[T](b)
 	if !ok {
 		return t, fmt.Errorf("%w: the %s backend cannot %s", ErrNotSupported, backend, what)
 	}

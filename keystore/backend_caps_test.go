@@ -61,7 +61,7 @@ func TestBackendCapabilitiesThroughWrappers(t *testing.T) {
 
 // TestCapabilityLookupsAreListed reads this package's sources: no code
 // type-asserts a registered backend directly (which a wrapper would
-// defeat), and every capability[T] or BackendAs[T] lookup names a T in the
+// defeat), and every capability[T] or backendAs[T] lookup names a T in the
 // capabilities list, so BackendCapabilities reports all the store uses.
 func TestCapabilityLookupsAreListed(t *testing.T) {
 	listed := map[string]bool{}
@@ -90,7 +90,7 @@ func TestCapabilityLookupsAreListed(t *testing.T) {
 				}
 			case *ast.IndexExpr:
 				fn, ok := n.X.(*ast.Ident)
-				if !ok || (fn.Name != "capability" && fn.Name != "BackendAs") {
+				if !ok || (fn.Name != "capability" && fn.Name != "backendAs") {
 					return true
 				}
 				lookups++

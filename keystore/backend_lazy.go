@@ -26,7 +26,7 @@ type LazyBackend struct {
 	backend Backend
 }
 
-var _ BackendUnwrapper = (*LazyBackend)(nil)
+var _ backendUnwrapper = (*LazyBackend)(nil)
 
 // Keyring checks ref's syntax now and resolves it when first used.
 func (b *LazyBackend) Keyring(_ context.Context, ref string) (envelope.Keyring, error) {

@@ -15,9 +15,9 @@ import (
 	"github.com/keystack/keystack/policy"
 )
 
-// MaxCredentialsPerPrincipal is how many active credentials a principal
+// maxCredentialsPerPrincipal is how many active credentials a principal
 // may hold: two, so that one can be rotated while the other serves.
-const MaxCredentialsPerPrincipal = 2
+const maxCredentialsPerPrincipal = 2
 
 // credentialRecord is a key server access key as stored: its secret is
 // sealed under the store's key-encryption key (in clear only in an
@@ -55,7 +55,7 @@ func newAccessKey() (akid, secret string, err error) {
 // CreateCredential issues an access key for principal
 // (keystack:ManageCredentials on "credentials/PRINCIPAL"). The secret is
 // returned once and stored sealed. A principal holds at most
-// MaxCredentialsPerPrincipal (ErrCredentialLimit).
+// maxCredentialsPerPrincipal (ErrCredentialLimit).
 func (s *Store) CreateCredential(ctx context.Context, principal string) (*Credential, error) {
 	if !credentialPrincipal(principal) {
 		return nil, fmt.Errorf("%w: a credential's principal is user:NAME or service:NAME (no * or ?), not %q", ErrInvalidOptions, principal)
@@ -75,7 +75,7 @@ func (s *Store) CreateCredential(ctx context.Context, principal string) (*Creden
 	c := &Credential{AccessKeyID: akid, Principal: principal, Created: s.now().UTC(), Secret: secret}
 	err = s.update(ctx, func(f *storeFile) error {
 		st := f.server()
-		if n := len(credentialsOf(st, principal)); n >= MaxCredentialsPerPrincipal {
+		if n := len(credentialsOf(st, principal)); n >= maxCredentialsPerPrincipal {
 			return fmt.Errorf("%w: %s has %d (revoke one first)", ErrCredentialLimit, principal, n)
 		}
 		sealed, err := sealSecret(f, kek, akid, []byte(secret))

@@ -15,7 +15,7 @@ var (
 	// operation: it is disabled, or pending deletion.
 	ErrKeyState = errors.New("keystore: key state forbids the operation")
 	// ErrCredentialLimit is returned when a principal already holds the
-	// most active credentials allowed (MaxCredentialsPerPrincipal).
+	// most active credentials allowed (maxCredentialsPerPrincipal).
 	ErrCredentialLimit = errors.New("keystore: credential limit reached for the principal")
 	// ErrCredentialNotFound is returned for an access key ID the store
 	// does not hold (never issued, or revoked).

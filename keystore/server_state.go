@@ -155,8 +155,8 @@ func (s *Store) CancelKeyDeletion(ctx context.Context, name string) error {
 	})
 }
 
-// MaxTagsPerKey bounds a key's tags, as AWS KMS does.
-const MaxTagsPerKey = 50
+// maxTagsPerKey bounds a key's tags, as AWS KMS does.
+const maxTagsPerKey = 50
 
 // TagKey adds or replaces tags of key name (keystack:TagResource).
 func (s *Store) TagKey(ctx context.Context, name string, tags map[string]string) error {
@@ -171,8 +171,8 @@ func (s *Store) TagKey(ctx context.Context, name string, tags map[string]string)
 			merged = map[string]string{}
 		}
 		maps.Copy(merged, tags)
-		if len(merged) > MaxTagsPerKey {
-			return fmt.Errorf("%w: a key has at most %d tags", ErrInvalidOptions, MaxTagsPerKey)
+		if len(merged) > maxTagsPerKey {
+			return fmt.Errorf("%w: a key has at most %d tags", ErrInvalidOptions, maxTagsPerKey)
 		}
 		k.Tags = merged
 		return nil

@@ -38,7 +38,7 @@ type OnDemandRotator interface {
 //   - Other external keys cannot rotate in place: ErrNotSupported (or
 //     ErrBackendUnavailable when no backend is registered for them), and
 //     nothing changes. Backends behind a wrapper are found through
-//     BackendUnwrapper.
+//     backendUnwrapper.
 //
 // Imported RSA keys and keys with explicit ESDK names cannot rotate
 // (ErrNotSupported). Backend calls happen under the store's write lock.

@@ -80,18 +80,18 @@ const (
 
 // Condition keys. Names are case-insensitive, as in IAM.
 const (
-	KeyEncryptionContext     = "keystack:EncryptionContext/" // + context key
-	KeyEncryptionContextKeys = "keystack:EncryptionContextKeys"
-	KeyKeyVersion            = "keystack:KeyVersion"
-	KeyCurrentTime           = "keystack:CurrentTime"
-	KeySourceIP              = "keystack:SourceIp"
-	KeyPrincipalTag          = "keystack:PrincipalTag/" // + tag key
-	KeyResourceTag           = "keystack:ResourceTag/"  // + tag key of the key acted on
-	KeyAuthMethod            = "keystack:AuthMethod"    // how the key server authenticated the caller
-	// KeyXKS + a requestMetadata field name (awsPrincipalArn, kmsKeyArn,
+	condKeyEncryptionContext     = "keystack:EncryptionContext/" // + context key
+	condKeyEncryptionContextKeys = "keystack:EncryptionContextKeys"
+	condKeyKeyVersion            = "keystack:KeyVersion"
+	condKeyCurrentTime           = "keystack:CurrentTime"
+	condKeySourceIP              = "keystack:SourceIp"
+	condKeyPrincipalTag          = "keystack:PrincipalTag/" // + tag key
+	condKeyResourceTag           = "keystack:ResourceTag/"  // + tag key of the key acted on
+	condKeyAuthMethod            = "keystack:AuthMethod"    // how the key server authenticated the caller
+	// condKeyXKS + a requestMetadata field name (awsPrincipalArn, kmsKeyArn,
 	// kmsOperation, kmsRequestId, kmsViaService, awsSourceVpc,
 	// awsSourceVpce) is that field of an AWS KMS XKS proxy request.
-	KeyXKS = "keystack:xks/"
+	condKeyXKS = "keystack:xks/"
 )
 
 type setQual int
@@ -125,21 +125,21 @@ func parseKey(key string) (keyKind, string, bool) {
 	for _, k := range []struct {
 		prefix string
 		kind   keyKind
-	}{{KeyEncryptionContext, keyContext}, {KeyPrincipalTag, keyPrincipalTag}, {KeyResourceTag, keyResourceTag}, {KeyXKS, keyXKS}} {
+	}{{condKeyEncryptionContext, keyContext}, {condKeyPrincipalTag, keyPrincipalTag}, {condKeyResourceTag, keyResourceTag}, {condKeyXKS, keyXKS}} {
 		if p := strings.ToLower(k.prefix); strings.HasPrefix(lk, p) && len(key) > len(p) {
 			return k.kind, lk[len(p):], true
 		}
 	}
 	switch lk {
-	case strings.ToLower(KeyEncryptionContextKeys):
+	case strings.ToLower(condKeyEncryptionContextKeys):
 		return keyContextKeys, "", true
-	case strings.ToLower(KeyKeyVersion):
+	case strings.ToLower(condKeyKeyVersion):
 		return keyVersion, "", true
-	case strings.ToLower(KeyCurrentTime):
+	case strings.ToLower(condKeyCurrentTime):
 		return keyTime, "", true
-	case strings.ToLower(KeySourceIP):
+	case strings.ToLower(condKeySourceIP):
 		return keySourceIP, "", true
-	case strings.ToLower(KeyAuthMethod):
+	case strings.ToLower(condKeyAuthMethod):
 		return keyAuthMethod, "", true
 	}
 	return 0, "", false

@@ -48,7 +48,7 @@
 // fails every Allow condition on that key and meets every Deny condition.
 //
 // Requests from AWS KMS through the XKS proxy (package xks) carry their
-// requestMetadata as keystack:xks/FIELD ([KeyXKS]): awsPrincipalArn,
+// requestMetadata as keystack:xks/FIELD: awsPrincipalArn,
 // kmsKeyArn, kmsOperation, kmsRequestId, kmsViaService, awsSourceVpc and
 // awsSourceVpce; a field the request leaves out or empty is absent, as a
 // missing encryption context key is.
