@@ -175,11 +175,14 @@ func (c *Client) call(ctx context.Context, target string, in, out any) error {
 		return unwrapURLError(err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
 		return fmt.Errorf("%w: reading the answer to %s: %v", ErrUnavailable, target, err)
 	}
 	_, op, _ := strings.Cut(target, ".")
+	if len(data) > maxResponse {
+		return fmt.Errorf("keystack server: %s: answer larger than %d bytes", op, maxResponse)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return apiError(op, resp.StatusCode, data)
 	}

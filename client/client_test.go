@@ -433,3 +433,24 @@ func TestHostileErrorAnswer(t *testing.T) {
 		t.Errorf("error of %d bytes: %.200q", len(msg), msg)
 	}
 }
+
+// TestOversizedAnswer: an answer past the client's bound is refused as
+// such, not parsed cut short.
+func TestOversizedAnswer(t *testing.T) {
+	h := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, `{"Policy":"%s"}`, strings.Repeat("A", 9<<20))
+	}))
+	t.Cleanup(h.Close)
+	eps, err := client.ParseEndpoints([]string{h.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(client.Config{Endpoints: eps, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if _, err := c.GetPolicy(context.Background()); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Errorf("GetPolicy: %v", err)
+	}
+}
