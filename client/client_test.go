@@ -56,6 +56,12 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-time.After(1500 * time.Millisecond):
 		}
 		return
+	case "throttle": // as the server's rate limit answers, before acting
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.Header().Set("X-Amzn-ErrorType", "ThrottlingException")
+		w.WriteHeader(400)
+		_, _ = w.Write([]byte(`{"__type":"ThrottlingException","message":"Rate exceeded"}`))
+		return
 	case "500":
 		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 		w.WriteHeader(500)
