@@ -40,9 +40,30 @@ func replicaOptions(c *cli.Context, o *keystore.OpenOptions) error {
 	if !ok {
 		return nil
 	}
-	id, err := replicaID(c)
+	dest, err := replicaAudit(c)
 	if err != nil {
 		return err
+	}
+	o.Audit = dest
+	if hasFlag(c, leaseTTLFlag.Name) {
+		id, err := replicaID(c)
+		if err != nil {
+			return err
+		}
+		lease := pglease.New(pst, holderName(id), c.Duration(leaseTTLFlag.Name))
+		c.App.Metadata[leaseKey] = lease
+		o.Storage = lease.Storage()
+	}
+	return nil
+}
+
+// replicaAudit connects to the audit chain ROLE:ID in the --storage
+// database of this process (see replicaOptions); it is closed when the
+// command ends.
+func replicaAudit(c *cli.Context) (gate.AuditDestination, error) {
+	id, err := replicaID(c)
+	if err != nil {
+		return nil, err
 	}
 	role := "cli"
 	switch c.Command.Name {
@@ -51,18 +72,16 @@ func replicaOptions(c *cli.Context, o *keystore.OpenOptions) error {
 	case "daemon":
 		role = "rotate"
 	}
-	dest, err := pgaudit.Connect(c.Context, c.String("storage"), role+":"+id)
+	dsn, err := storageDSN(c)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	dest, err := pgaudit.Connect(c.Context, dsn, role+":"+id)
+	if err != nil {
+		return nil, err
 	}
 	closeOnExit(c, closerFunc(func() error { dest.Pool.Close(); return nil }))
-	o.Audit = gate.AuditDestination(dest)
-	if hasFlag(c, leaseTTLFlag.Name) {
-		lease := pglease.New(pst, holderName(id), c.Duration(leaseTTLFlag.Name))
-		c.App.Metadata[leaseKey] = lease
-		o.Storage = lease.Storage()
-	}
-	return nil
+	return dest, nil
 }
 
 // leaseOf returns the rotation lease replicaOptions made, nil without

@@ -46,9 +46,6 @@ type replicaSet struct {
 func startReplicas(t *testing.T, n int) *replicaSet {
 	t.Helper()
 	rs := &replicaSet{p: newPGStore(t), bin: buildCLITags(t, "")}
-	// The environment, not --storage: a subcommand's own --storage flag
-	// would hide the global one (urfave/cli looks a flag up in the
-	// nearest command that defines it).
 	t.Setenv("KEYSTACK_STORAGE", rs.p.dsn)
 	s := rs.p.open(t, nil)
 	if _, err := s.CreateKey(context.Background(), "k", keystore.CreateKeyOptions{}); err != nil {

@@ -215,16 +215,19 @@ func loopbackAddr(addr string) bool {
 func credentialsCommand() *cli.Command {
 	principal := &cli.StringFlag{Name: "principal", Usage: "the principal (`service:NAME`, user:NAME) the access key authenticates as"}
 	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
+	// --storage is a flag of every command under server, as of server
+	// itself: storageDSN reads it in whichever position it was given.
 	return &cli.Command{
 		Name:  "credentials",
 		Usage: "issue, list and revoke the SigV4 access keys the server accepts",
+		Flags: []cli.Flag{storageFlag},
 		Subcommands: []*cli.Command{
 			{Name: "create", Usage: "issue an access key for --principal; the secret is printed once",
-				Flags: []cli.Flag{passphraseFileFlag, principal, jsonFlag}, Action: storeAction(0, 0, credentialsCreate)},
+				Flags: []cli.Flag{passphraseFileFlag, principal, jsonFlag, storageFlag}, Action: storeAction(0, 0, credentialsCreate)},
 			{Name: "list", Usage: "list access keys (never their secrets) of --principal",
-				Flags: []cli.Flag{principal, jsonFlag}, Action: storeAction(0, 0, credentialsList)},
+				Flags: []cli.Flag{principal, jsonFlag, storageFlag}, Action: storeAction(0, 0, credentialsList)},
 			{Name: "revoke", Usage: "revoke the access key `ACCESS_KEY_ID`; a running server refuses it at once",
-				Flags: []cli.Flag{}, Action: storeAction(1, 1, credentialsRevoke)},
+				Flags: []cli.Flag{storageFlag}, Action: storeAction(1, 1, credentialsRevoke)},
 		},
 	}
 }

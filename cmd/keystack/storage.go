@@ -17,10 +17,11 @@ import (
 // storageEnv names the environment variable --storage defaults to.
 const storageEnv = "KEYSTACK_STORAGE"
 
-// storageFlag is --storage: the keystore's keys, policy and server state
-// live in a PostgreSQL database instead of the keystore directory (which
-// keeps the audit log). It is a global flag, and a flag of the commands
-// that mostly need it (init, server, server migrate).
+// storageFlag is --storage: the keystore's keys, policy, server state and
+// audit records live in a PostgreSQL database instead of the keystore
+// directory. It is a global flag, and a flag of the commands that mostly
+// need it (init, server, server migrate, rotate daemon); storageDSN reads
+// it wherever on the command line it was given.
 var storageFlag = &cli.StringFlag{Name: "storage", EnvVars: []string{storageEnv},
 	Usage: "keep the keystore's keys and policy in the PostgreSQL database `URL` (postgres://USER@HOST/DB; default $" +
 		storageEnv + "; the password from PGPASSWORD or ~/.pgpass, never the command line)"}
@@ -29,13 +30,39 @@ var storageFlag = &cli.StringFlag{Name: "storage", EnvVars: []string{storageEnv}
 var storageMaxStaleFlag = &cli.DurationFlag{Name: "storage-max-stale", Value: time.Second,
 	Usage: "with --storage: fail requests that need the keystore once the database has not confirmed it for this long"}
 
+// storageDSN is the --storage URL the user gave, at whichever level of
+// the command line: before the command (the global flag), after it, or
+// after a parent command that defines the flag too (keystack server
+// --storage URL credentials create). urfave/cli alone would read only the
+// nearest command defining the flag, and miss the others. Two different
+// URLs on one command line are a usage error; none is $KEYSTACK_STORAGE,
+// else "" (the keystore directory).
+func storageDSN(c *cli.Context) (string, error) {
+	env := os.Getenv(storageEnv)
+	given := ""
+	for _, cc := range c.Lineage() {
+		v := cc.String(storageFlag.Name)
+		if v == "" || v == env || v == given {
+			continue
+		}
+		if given != "" {
+			return "", usagef("--storage is given twice with different URLs: give it once")
+		}
+		given = v
+	}
+	if given != "" {
+		return given, nil
+	}
+	return env, nil
+}
+
 // openStorage opens the database of --storage (nil without one), first
 // applying the schema migrations when migrate is set; it is closed when
 // the command ends.
 func openStorage(c *cli.Context, migrate bool) (keystore.Storage, error) {
-	dsn := c.String("storage")
-	if dsn == "" {
-		return nil, nil
+	dsn, err := storageDSN(c)
+	if dsn == "" || err != nil {
+		return nil, err
 	}
 	if err := checkStorageArg(dsn); err != nil {
 		return nil, err
@@ -62,14 +89,14 @@ func openStorage(c *cli.Context, migrate bool) (keystore.Storage, error) {
 // migrateStorage applies the schema migrations of --storage, if given:
 // keystack server does at start.
 func migrateStorage(c *cli.Context) error {
-	dsn := c.String("storage")
-	if dsn == "" {
-		return nil
+	dsn, err := storageDSN(c)
+	if dsn == "" || err != nil {
+		return err
 	}
 	if err := checkStorageArg(dsn); err != nil {
 		return err
 	}
-	_, err := pgstorage.Migrate(c.Context, dsn)
+	_, err = pgstorage.Migrate(c.Context, dsn)
 	return err
 }
 
@@ -114,8 +141,8 @@ func inArgv(s string) bool {
 // storageName says where a store lives, for messages: the database's
 // host and name (never a password), or the directory.
 func storageName(c *cli.Context, dir string) string {
-	dsn := c.String("storage")
-	if dsn == "" {
+	dsn, err := storageDSN(c)
+	if dsn == "" || err != nil {
 		return dir
 	}
 	if u, err := url.Parse(dsn); err == nil && u.Host != "" {
@@ -141,7 +168,10 @@ func migrateAction(c *cli.Context) error {
 	if _, err := args(c, 0, 0); err != nil {
 		return err
 	}
-	dsn := c.String("storage")
+	dsn, err := storageDSN(c)
+	if err != nil {
+		return err
+	}
 	if dsn == "" {
 		return usagef("server migrate needs --storage (or $%s)", storageEnv)
 	}
