@@ -88,8 +88,13 @@ type InitOptions struct {
 	TrustPrincipalEnv bool
 	// Storage keeps the new store's state and policy documents; nil means
 	// the directory's. Init fails with ErrExists when it already holds a
-	// state document. The audit log stays in dir.
+	// state document.
 	Storage Storage
+	// Audit is where Init and the returned Store record their decisions;
+	// nil means audit.log in dir, after a log an earlier store left there
+	// is set aside. Give a store in a database the database's audit
+	// (pgaudit.Destination), as Open is given: nothing then goes to dir.
+	Audit gate.AuditDestination
 }
 
 // OpenOptions configures access to an existing store.
@@ -192,7 +197,7 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 	if err == nil {
 		f.Config, err = gate.NewConfig(opts.Owner, opts.TrustPrincipalEnv)
 	}
-	if err == nil { // a log left by an earlier store in dir is not this one's
+	if err == nil && opts.Audit == nil { // a log left by an earlier store in dir is not this one's
 		_, err = gate.FileAudit(dir).SetAside(context.Background(), "previous", time.Now())
 	}
 	if err != nil {
@@ -202,7 +207,7 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 	s := &Store{dir: dir, st: st, now: time.Now, kek: kek, principal: f.Owner}
 	_, err = s.writeState(context.Background(), f, NoRevision)
 	if err == nil {
-		err = s.openGate(OpenOptions{})
+		err = s.openGate(OpenOptions{Audit: opts.Audit})
 	}
 	if err != nil {
 		clear(kek)

@@ -56,6 +56,11 @@ func initAction(c *cli.Context) error {
 	if opts.Storage, err = openStorage(c, true); err != nil {
 		return err
 	}
+	if opts.Storage != nil { // init's records go where every command's do
+		if opts.Audit, err = replicaAudit(c); err != nil {
+			return err
+		}
+	}
 	st, err := keystore.Init(dir, opts)
 	if err != nil {
 		return err
