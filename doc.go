@@ -8,9 +8,9 @@
 //	cmd/keystack             the CLI: flags, output and exit codes; may import anything
 //	server, xks, rotation    the key server, the XKS proxy, rotation and rewrap, over keystore
 //	keystore                 the local Store: keys, versions, sealing, locking, persistence
-//	hsm, keystore/awskms     key backends: envelope and keyring only
+//	hsm, keystore/awskms     key backends: envelope and keyring only (awskms: also internal/safetext)
 //	gate                     the policy enforcement point: engine, policy administration, audit lifecycle
 //	keyring                  keyring primitives (raw AES/RSA, multi, caching); keyring/keyringtest
 //	envelope, policy, audit  the message format, the decision point, the audit log: nothing of keystack
-//	internal/...             leaf helpers (fsx, kmswire, testhook); internal/esdktest (tests) reads envelope
+//	internal/...             leaf helpers (fsx, kmswire, safetext, testhook); internal/esdktest (tests) reads envelope
 package keystack

@@ -26,6 +26,7 @@ type layer struct {
 var layers = map[string]layer{
 	"internal/fsx":      {outside: []string{"golang.org/x/sys"}},
 	"internal/keyname":  {},
+	"internal/safetext": {},
 	"internal/testhook": {},
 	"internal/kmswire":  {outside: []string{"github.com/aws/"}},
 	"internal/kmstest":  {imports: []string{"internal/kmswire"}},
@@ -42,7 +43,7 @@ var layers = map[string]layer{
 
 	"hsm": {imports: []string{"envelope", "keyring"}, tests: []string{"keyring/keyringtest", "keystore"},
 		outside: []string{"github.com/miekg/pkcs11"}},
-	"keystore/awskms": {imports: []string{"envelope", "keyring"},
+	"keystore/awskms": {imports: []string{"envelope", "keyring", "internal/safetext"},
 		tests:   []string{"keyring/keyringtest", "keystore", "internal/kmstest"},
 		outside: []string{"github.com/aws/"}},
 
@@ -58,7 +59,7 @@ var layers = map[string]layer{
 	"server":           {imports: []string{"keystore", "internal/kmswire"}, tests: []string{"internal/kmstest", "hsm"}},
 	"xks":              {imports: []string{"keystore", "internal/kmswire"}, tests: []string{"hsm"}},
 
-	"client": {imports: []string{"envelope", "keyring", "keystore/awskms", "audit"},
+	"client": {imports: []string{"envelope", "keyring", "keystore/awskms", "audit", "internal/safetext"},
 		tests: []string{"server", "keystore", "policy"}, outside: []string{"github.com/aws/"}},
 
 	"cmd/keystack": {imports: []string{"*"}, tests: []string{"*"}, outside: []string{"*"}},

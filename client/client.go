@@ -13,11 +13,11 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/keystack/keystack/internal/safetext"
 )
 
 // Defaults of Config.
@@ -215,20 +215,8 @@ func apiError(op string, status int, data []byte) error {
 // maxMessage bounds the server's message an error repeats.
 const maxMessage = 1024
 
-// printable is s as an error may repeat it on a terminal: control
-// characters (escape sequences, line breaks) become spaces, invalid UTF-8
-// U+FFFD, and at most n bytes are kept.
-func printable(s string, n int) string {
-	if len(s) > n {
-		s = s[:n] + "…"
-	}
-	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) {
-			return ' '
-		}
-		return r
-	}, strings.ToValidUTF8(s, "\uFFFD"))
-}
+// printable is s bounded to n bytes and safe to print (safetext.Bounded).
+func printable(s string, n int) string { return safetext.Bounded(s, n) }
 
 // unwrapURLError drops net/http's "Post \"URL\":" wrapper, which names
 // the placeholder URL, keeping what the transport said.

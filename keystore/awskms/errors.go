@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aws/smithy-go"
+	"github.com/keystack/keystack/internal/safetext"
 )
 
 // Errors returned by this package, one per failure class, for errors.Is.
@@ -119,12 +120,16 @@ type KMSError struct {
 	Err   error
 }
 
+// maxErrorMessage bounds the part of KMS's (or a key server's) error
+// message that Error repeats: the message is the remote party's text.
+const maxErrorMessage = 1024
+
 func (e *KMSError) Error() string {
 	if e.Code != "" {
 		var ae smithy.APIError
 		msg := ""
 		if errors.As(e.Err, &ae) && ae.ErrorMessage() != "" {
-			msg = ": " + ae.ErrorMessage()
+			msg = ": " + safetext.Bounded(ae.ErrorMessage(), maxErrorMessage)
 		}
 		return fmt.Sprintf("awskms: %s with %s: %s%s", e.Op, e.KeyID, e.Code, msg)
 	}
