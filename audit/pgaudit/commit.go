@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/keystack/keystack/audit"
 )
 
@@ -66,7 +68,7 @@ func (l *Log) commit(batch []*pending) error {
 	defer cancel()
 	err := l.commitOnce(ctx, batch)
 	for errors.Is(err, errMoved) && ctx.Err() == nil {
-		if err = l.load(ctx); err == nil {
+		if err = l.reload(ctx); err == nil {
 			err = l.commitOnce(ctx, batch)
 		}
 	}
@@ -74,6 +76,29 @@ func (l *Log) commit(batch []*pending) error {
 		err = fmt.Errorf("%w: chain %s: %w", audit.ErrWrite, l.chain, err)
 	}
 	return err
+}
+
+// reload is load after a commit found the anchor moved. When this
+// writer's chain was set aside exactly at the end it knew (keystack audit
+// reset-anchor, Destination.SetAside), it starts the chain anew at its
+// genesis, as a restarted writer would, so a running replica recovers
+// without a restart; a chain gone any other way stays an error, and the
+// batch fails closed.
+func (l *Log) reload(ctx context.Context) error {
+	err := l.load(ctx)
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
+	var aside bool
+	qerr := l.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM keystack_audit_chains
+		WHERE aside = $1 AND seq = $2 AND head = $3)`, l.chain, int64(l.seq), l.head[:]).Scan(&aside)
+	if qerr != nil || !aside {
+		return err
+	}
+	if err := l.create(ctx); err != nil {
+		return err
+	}
+	return l.load(ctx)
 }
 
 // commitOnce seals the batch after the chain's current end and commits it.
