@@ -151,6 +151,7 @@ type load struct {
 	wg       sync.WaitGroup
 	ok       atomic.Int64
 	retried  atomic.Int64
+	attempts atomic.Int64 // requests sent, each of which a replica may have carried out
 	mu       sync.Mutex
 	okIDs    []string
 	failures []error
@@ -171,6 +172,7 @@ func startLoadObserved(rs *replicaSet, workers int, seen func(w int, at time.Tim
 			for ctx.Err() == nil {
 				i := n.Add(1)
 				out, tries, err := failover(ctx, rs, w, func(c *kms.Client) (*kms.GenerateDataKeyOutput, error) {
+					l.attempts.Add(1)
 					return c.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{KeyId: aws.String("k"), KeySpec: types.DataKeySpecAes256,
 						EncryptionContext: map[string]string{"op": fmt.Sprint(i)}})
 				})
@@ -243,7 +245,11 @@ func (rs *replicaSet) auditedRequests(t *testing.T) map[string]int {
 }
 
 // checkAudited fails t unless every successful request of l has exactly
-// one allowed decision in the database, and `audit verify` passes.
+// one allowed decision in the database (matched by the request ID the
+// replica answered with), no request ID has more than one (none was
+// carried out twice), the chains hold no more allowed requests than l
+// sent (a retry after a lost answer may add one, never more), and `audit
+// verify` passes.
 func (rs *replicaSet) checkAudited(t *testing.T, l *load) {
 	t.Helper()
 	audited := rs.auditedRequests(t)
@@ -252,6 +258,18 @@ func (rs *replicaSet) checkAudited(t *testing.T, l *load) {
 			t.Fatalf("request %q succeeded with %d audit records, want 1", id, n)
 		}
 	}
+	total := 0
+	for id, n := range audited {
+		if n != 1 {
+			t.Fatalf("request %q has %d allowed decisions in the chains: carried out more than once", id, n)
+		}
+		total += n
+	}
+	if sent := l.attempts.Load(); int64(total) > sent || int64(total) < l.ok.Load() {
+		t.Fatalf("%d audited requests for %d sent and %d successes: want between the two", total, sent, l.ok.Load())
+	}
+	t.Logf("%d audited requests: %d successes, %d more sent (retries, failures, in flight at the end)",
+		total, l.ok.Load(), l.attempts.Load()-l.ok.Load())
 	if out, err := rs.cli("audit", "verify"); err != nil {
 		t.Fatalf("audit verify: %v\n%s", err, out)
 	}
@@ -259,8 +277,9 @@ func (rs *replicaSet) checkAudited(t *testing.T, l *load) {
 
 // TestReplicasKill9 kills one of three replicas with SIGKILL under a
 // steady client load: no client operation fails after its one retry on
-// another replica, every success has exactly one audit record (none was
-// applied twice), the chains verify, and the replica serves again on
+// another replica, every success has exactly one audit record matched by
+// its request ID, no request was carried out twice (checkAudited), the
+// chains verify, and the replica serves again on
 // restart, continuing its chain.
 func TestReplicasKill9(t *testing.T) {
 	if testing.Short() {
