@@ -123,7 +123,7 @@ func (s *Server) serveMetrics(lc ListenConfig) ([]string, func(), error) {
 		return nil, nil, fmt.Errorf("server: metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", s.MetricsHandler())
+	mux.Handle("/metrics", s.metricsHandler())
 	msrv := &http.Server{Handler: mux, ReadHeaderTimeout: lc.ReadTimeout}
 	go func() { _ = msrv.Serve(ln) }()
 	return []string{ln.Addr().String()}, func() { _ = msrv.Close() }, nil

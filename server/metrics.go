@@ -69,9 +69,9 @@ func (m *metrics) observe(op, result string, d time.Duration, known bool) {
 	h.n++
 }
 
-// MetricsHandler serves the server's metrics in the Prometheus text
+// metricsHandler serves the server's metrics in the Prometheus text
 // format; Serve exposes it on ListenConfig.MetricsAddr.
-func (s *Server) MetricsHandler() http.Handler {
+func (s *Server) metricsHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		_, _ = w.Write(s.metrics.exposition())

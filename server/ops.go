@@ -42,7 +42,7 @@ func operations() map[string]operation {
 		ops[kmswire.TargetPrefix+name] = o
 	}
 	for name, o := range adminOperations() {
-		ops[AdminTargetPrefix+name] = o
+		ops[adminTargetPrefix+name] = o
 	}
 	return ops
 }

@@ -9,10 +9,10 @@ import (
 	"github.com/keystack/keystack/policy"
 )
 
-// AdminTargetPrefix prefixes keystack's own administration operations in
+// adminTargetPrefix prefixes keystack's own administration operations in
 // X-Amz-Target ("KeystackAdmin.GetPolicy"): the same protocol,
 // authentication, decisions and audit as the KMS operations.
-const AdminTargetPrefix = "KeystackAdmin."
+const adminTargetPrefix = "KeystackAdmin."
 
 func adminOperations() map[string]operation {
 	return map[string]operation{

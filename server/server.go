@@ -18,10 +18,14 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultRegion       = "us-east-1"
-	DefaultAccount      = "111122223333"
-	DefaultMaxBodyBytes = 64 << 10
-	DefaultMaxSkew      = 5 * time.Minute
+	DefaultRegion  = "us-east-1"
+	DefaultAccount = "111122223333"
+)
+
+// Defaults of Config's limits, as its field docs state them.
+const (
+	defaultMaxBodyBytes = 64 << 10
+	defaultMaxSkew      = 5 * time.Minute
 )
 
 // Config configures a Server.
@@ -33,10 +37,10 @@ type Config struct {
 	// (arn:aws:kms:REGION:ACCOUNT:key/ID); SigV4 requests must be scoped
 	// to Region.
 	Region, Account string
-	// MaxBodyBytes caps a request body (DefaultMaxBodyBytes).
+	// MaxBodyBytes caps a request body (0 means 64 KiB).
 	MaxBodyBytes int64
 	// MaxSkew is the largest accepted difference between a signed
-	// request's X-Amz-Date and the server clock (DefaultMaxSkew).
+	// request's X-Amz-Date and the server clock (0 means 5 minutes).
 	MaxSkew time.Duration
 	// Logger receives one line per request (never a secret, key or
 	// plaintext); slog.Default when nil.
@@ -88,10 +92,10 @@ func New(cfg Config) (*Server, error) {
 		cfg.Account = DefaultAccount
 	}
 	if cfg.MaxBodyBytes <= 0 {
-		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+		cfg.MaxBodyBytes = defaultMaxBodyBytes
 	}
 	if cfg.MaxSkew <= 0 {
-		cfg.MaxSkew = DefaultMaxSkew
+		cfg.MaxSkew = defaultMaxSkew
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -183,8 +187,8 @@ func parseTarget(r *http.Request) (string, error) {
 		return "", kmswire.Errorf("UnknownOperationException", "only POST / is served")
 	}
 	t := r.Header.Get("X-Amz-Target")
-	if !strings.HasPrefix(t, kmswire.TargetPrefix) && !strings.HasPrefix(t, AdminTargetPrefix) {
-		return "", kmswire.Errorf("UnknownOperationException", "X-Amz-Target must be %s<Operation> or %s<Operation>", kmswire.TargetPrefix, AdminTargetPrefix)
+	if !strings.HasPrefix(t, kmswire.TargetPrefix) && !strings.HasPrefix(t, adminTargetPrefix) {
+		return "", kmswire.Errorf("UnknownOperationException", "X-Amz-Target must be %s<Operation> or %s<Operation>", kmswire.TargetPrefix, adminTargetPrefix)
 	}
 	if ct := r.Header.Get("Content-Type"); ct != kmswire.ContentType {
 		return t, kmswire.Errorf("ValidationException", "Content-Type must be %s", kmswire.ContentType)

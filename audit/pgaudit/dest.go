@@ -97,7 +97,7 @@ func (d *Destination) Read(ctx context.Context) (io.ReadCloser, error) {
 }
 
 // Verify checks every current chain (see the package Verify) and that each
-// chain anchor's entry is in one of them (IsChainAnchor: anchors of a file
+// chain anchor's entry is in one of them (isChainAnchor: anchors of a file
 // log, such as the store state's from before the database, are skipped), and returns the totals as an
 // audit.VerifyReport (Entries and Records over all chains; LastSeq and
 // Head of the last chain by name).
@@ -115,7 +115,7 @@ func (d *Destination) Verify(ctx context.Context, key audit.Key, anchors ...audi
 		return out, err
 	}
 	for _, a := range anchors {
-		if !IsChainAnchor(a) {
+		if !isChainAnchor(a) {
 			continue // a file log's position, such as the state's anchor from before the database
 		}
 		if err := findAnchor(ctx, d.Pool, a); err != nil {
@@ -125,11 +125,11 @@ func (d *Destination) Verify(ctx context.Context, key audit.Key, anchors ...audi
 	return out, nil
 }
 
-// IsChainAnchor reports whether a names an entry of a chain here (as
+// isChainAnchor reports whether a names an entry of a chain here (as
 // Log.Checkpoint makes them: Offset is the sequence number) rather than a
 // position in an audit log file (Offset is a byte offset, always larger).
 // Verify checks the former and skips the latter.
-func IsChainAnchor(a audit.Anchor) bool { return a.Seq > 0 && a.Offset == int64(a.Seq) }
+func isChainAnchor(a audit.Anchor) bool { return a.Seq > 0 && a.Offset == int64(a.Seq) }
 
 // SetAside renames every current chain to CHAIN.WHY-TIME, marked as set
 // aside (kept, no longer verified, read or continued), in one transaction,

@@ -50,15 +50,15 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
-// MaxChainName bounds a chain's name.
-const MaxChainName = 200
+// maxChainName bounds a chain's name.
+const maxChainName = 200
 
 // ErrChainName is returned for a chain name that is empty, too long or not
 // printable ASCII.
 var ErrChainName = errors.New("pgaudit: chain name must be 1-200 printable ASCII characters")
 
 func checkChainName(name string) error {
-	if name == "" || len(name) > MaxChainName {
+	if name == "" || len(name) > maxChainName {
 		return ErrChainName
 	}
 	for i := 0; i < len(name); i++ {

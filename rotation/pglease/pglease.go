@@ -22,8 +22,8 @@ import (
 	"github.com/keystack/keystack/rotation"
 )
 
-// Name is the lease row the rotation daemons share.
-const Name = "rotation"
+// leaseName is the lease row the rotation daemons share.
+const leaseName = "rotation"
 
 // Lease is one daemon's handle on the rotation lease. It is safe for
 // concurrent use.
@@ -62,7 +62,7 @@ func (l *Lease) Hold(ctx context.Context) (time.Time, error) {
 		}
 		l.set(nil)
 	}
-	nl, err := l.st.AcquireLease(ctx, Name, l.holder, l.ttl)
+	nl, err := l.st.AcquireLease(ctx, leaseName, l.holder, l.ttl)
 	if errors.Is(err, pgstorage.ErrLeaseHeld) {
 		return time.Time{}, fmt.Errorf("%w: %w", rotation.ErrLeaseHeld, err)
 	}
