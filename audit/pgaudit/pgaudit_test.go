@@ -217,3 +217,35 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestWriterAfterSetAside: a writer whose chain was set aside at the end
+// it knew (audit reset-anchor) continues on a new chain of its name from
+// its next append, without reopening; a writer whose chain was deleted
+// instead (not set aside) keeps failing closed.
+func TestWriterAfterSetAside(t *testing.T) {
+	ctx := context.Background()
+	_, pool := newDB(t)
+	a := open(t, pool, "replica-a")
+	appendN(t, a, 0, 10)
+	d := &pgaudit.Destination{Pool: pool, Chain: "cli:reset"}
+	if _, err := d.SetAside(ctx, "damaged", time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	appendN(t, a, 100, 5)
+	rep := verify(t, pool)
+	if len(rep.Chains) != 1 || rep.Chains[0].Chain != "replica-a" || rep.Chains[0].Entries != 5 {
+		t.Fatalf("report %+v, want replica-a anew with the 5 records after the reset", rep)
+	}
+	b := open(t, pool, "replica-b")
+	appendN(t, b, 200, 3)
+	if _, err := pool.Exec(ctx, `DELETE FROM keystack_audit_chains WHERE chain = 'replica-b'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Append(ctx, rec(300)); !errors.Is(err, audit.ErrWrite) {
+		t.Fatalf("Append to a deleted chain: %v, want ErrWrite (fail closed)", err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM keystack_audit_chains WHERE chain = 'replica-b'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("deleted chain's anchor rows: %d (%v), want 0: the writer must not start it anew", n, err)
+	}
+}
