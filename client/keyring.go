@@ -15,7 +15,7 @@ import (
 // under the first key of refs and wraps under every one (GenerateDataKey,
 // Encrypt): messages carry aws-kms EDKs naming the server keys' ARNs, so
 // the official AWS Encryption SDKs' KMS keyrings decrypt them through the
-// same server. Each ref is resolved once (ResolveKey). With cache, data
+// same server. Each ref (as ShowKey takes it) is resolved once. With cache, data
 // keys are reused within its limits (keyring.NewCaching), so a run of
 // messages makes one server call per data key.
 func (c *Client) EncryptKeyring(ctx context.Context, refs []string, cache *keyring.CacheOptions) (envelope.Keyring, error) {
@@ -25,7 +25,7 @@ func (c *Client) EncryptKeyring(ctx context.Context, refs []string, cache *keyri
 	arns := make([]string, len(refs))
 	for i, ref := range refs {
 		var err error
-		if arns[i], err = c.ResolveKey(ctx, ref); err != nil {
+		if arns[i], err = c.resolveKey(ctx, ref); err != nil {
 			return nil, err
 		}
 	}
@@ -42,7 +42,7 @@ func (c *Client) DecryptKeyring(ctx context.Context, refs []string, cache *keyri
 	opts := awskms.Options{Discovery: len(refs) == 0}
 	legacy := legacyKeyring{c: c}
 	for _, ref := range refs {
-		arn, err := c.ResolveKey(ctx, ref)
+		arn, err := c.resolveKey(ctx, ref)
 		if err != nil {
 			return nil, err
 		}

@@ -61,10 +61,10 @@ func (c *Client) ctx(ctx context.Context) (context.Context, context.CancelFunc) 
 	return context.WithTimeout(ctx, c.cfg.Timeout)
 }
 
-// ResolveKey returns the key ARN of ref: a key ARN as is; a key ID
+// resolveKey returns the key ARN of ref: a key ARN as is; a key ID
 // (store key name or UUID); an alias name with or without "alias/".
 // Store key names are tried as key IDs first, then as aliases.
-func (c *Client) ResolveKey(ctx context.Context, ref string) (string, error) {
+func (c *Client) resolveKey(ctx context.Context, ref string) (string, error) {
 	if strings.HasPrefix(ref, "arn:") && strings.Contains(ref, ":key/") {
 		return ref, nil
 	}

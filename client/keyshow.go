@@ -7,10 +7,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 )
 
-// ShowKey describes one key (ref as ResolveKey takes it) with its
-// aliases, tags, rotation setting and on-demand rotations.
+// ShowKey describes one key with its aliases, tags, rotation setting and
+// on-demand rotations. ref is a key ARN; a key ID (store key name or UUID);
+// or an alias name with or without "alias/". Store key names are tried as
+// key IDs first, then as aliases.
 func (c *Client) ShowKey(ctx context.Context, ref string) (Key, error) {
-	arn, err := c.ResolveKey(ctx, ref)
+	arn, err := c.resolveKey(ctx, ref)
 	if err != nil {
 		return Key{}, err
 	}
@@ -55,7 +57,7 @@ func (c *Client) ShowKey(ctx context.Context, ref string) (Key, error) {
 // version becomes primary; older ciphertexts keep decrypting. It is never
 // retried after it reached a server, so it cannot rotate twice.
 func (c *Client) RotateKey(ctx context.Context, ref string) (string, error) {
-	arn, err := c.ResolveKey(ctx, ref)
+	arn, err := c.resolveKey(ctx, ref)
 	if err != nil {
 		return "", err
 	}

@@ -16,9 +16,9 @@ import (
 var ErrInvalidDaemon = errors.New("rotation: invalid daemon configuration")
 
 const (
-	// DefaultGrace is how long an in-flight pass may go on after the
+	// defaultGrace is how long an in-flight pass may go on after the
 	// daemon is told to stop, when Daemon.Grace is 0.
-	DefaultGrace = 30 * time.Second
+	defaultGrace = 30 * time.Second
 	// metricsShutdownTimeout bounds how long scrapes in progress may
 	// delay shutdown.
 	metricsShutdownTimeout = 5 * time.Second
@@ -52,7 +52,7 @@ type Daemon struct {
 	MetricsAddr     string
 	MetricsListener net.Listener
 	// Grace bounds how long an in-flight pass goes on after ctx is done; 0
-	// means DefaultGrace. The pass then sees a cancelled context and stops
+	// means 30 seconds. The pass then sees a cancelled context and stops
 	// between keys.
 	Grace time.Duration
 	// NewTicker makes the ticker; nil means one backed by time.NewTicker.
@@ -133,7 +133,7 @@ func (d *Daemon) startLeadership(ctx context.Context, log *slog.Logger) (*leader
 func (d *Daemon) runPass(ctx context.Context, r *Runner) {
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	grace := orDefault(d.Grace, DefaultGrace)
+	grace := orDefault(d.Grace, defaultGrace)
 	stop := context.AfterFunc(ctx, func() {
 		t := time.NewTimer(grace)
 		defer t.Stop()

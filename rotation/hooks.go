@@ -26,8 +26,8 @@ var (
 
 // Default hook timeouts, used when a hook's Timeout is 0.
 const (
-	DefaultCommandTimeout = 30 * time.Second
-	DefaultWebhookTimeout = 10 * time.Second
+	defaultCommandTimeout = 30 * time.Second
+	defaultWebhookTimeout = 10 * time.Second
 	// hookOutputLimit bounds what is kept of a command's output, and what is
 	// read of a webhook's response.
 	hookOutputLimit = 4 << 10
@@ -100,7 +100,7 @@ type CommandHook struct {
 	Path    string
 	Args    []string
 	Env     []string      // extra "NAME=value" entries
-	Timeout time.Duration // 0 means DefaultCommandTimeout
+	Timeout time.Duration // 0 means 30 seconds
 }
 
 // CommandError is a command hook's failure. It matches ErrHookFailed; Output
@@ -122,7 +122,7 @@ func (e *CommandError) Is(target error) bool { return target == ErrHookFailed }
 // Run implements Hook. It returns a *CommandError for a non-zero exit and
 // ErrHookTimeout when the program outlives the timeout (it is then killed).
 func (h *CommandHook) Run(ctx context.Context, r Result) error {
-	ctx, cancel := context.WithTimeout(ctx, orDefault(h.Timeout, DefaultCommandTimeout))
+	ctx, cancel := context.WithTimeout(ctx, orDefault(h.Timeout, defaultCommandTimeout))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, h.Path, h.Args...)
 	cmd.Env = h.env(r)
@@ -190,7 +190,7 @@ func orDefault(d, def time.Duration) time.Duration {
 type WebhookHook struct {
 	URL     string
 	Header  http.Header   // extra request headers, such as Authorization
-	Timeout time.Duration // 0 means DefaultWebhookTimeout
+	Timeout time.Duration // 0 means 10 seconds
 	Client  *http.Client  // nil means a client that refuses redirects
 }
 
@@ -205,7 +205,7 @@ func (h *WebhookHook) Run(ctx context.Context, r Result) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, orDefault(h.Timeout, DefaultWebhookTimeout))
+	ctx, cancel := context.WithTimeout(ctx, orDefault(h.Timeout, defaultWebhookTimeout))
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.URL, bytes.NewReader(body))
 	if err != nil {
