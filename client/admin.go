@@ -151,3 +151,33 @@ func (c *Client) ShowAudit(ctx context.Context, q AuditQuery) (records []audit.E
 	}
 	return out.Records, out.Truncated, nil
 }
+
+// ResetPolicy is the break-glass reset (keystack:ResetPolicy): the server
+// replaces the policy with the owner-only default only for a caller the
+// policy allows it AND that is, on the server's Unix socket, the owner of
+// the keystore directory; others get ErrAccessDenied and nothing changes.
+// It returns the owner the new policy names.
+func (c *Client) ResetPolicy(ctx context.Context) (string, error) {
+	var out struct{ Owner string }
+	if err := c.admin(ctx, "ResetPolicy", struct{}{}, &out); err != nil {
+		return "", err
+	}
+	if out.Owner == "" {
+		return "", fmt.Errorf("keystack server: ResetPolicy: the answer names no owner")
+	}
+	return out.Owner, nil
+}
+
+// AuditCheckpoint has the server checkpoint its audit log and advance its
+// anchor (keystack:ReadAudit); it returns the anchor, the head
+// `keystack audit verify --anchor` reads.
+func (c *Client) AuditCheckpoint(ctx context.Context) (audit.Anchor, error) {
+	var out struct{ Anchor audit.Anchor }
+	if err := c.admin(ctx, "AuditCheckpoint", struct{}{}, &out); err != nil {
+		return audit.Anchor{}, err
+	}
+	if out.Anchor.Seq == 0 || out.Anchor.Head == "" {
+		return audit.Anchor{}, fmt.Errorf("keystack server: AuditCheckpoint: the answer holds no anchor")
+	}
+	return out.Anchor, nil
+}

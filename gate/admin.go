@@ -138,8 +138,9 @@ func (g *Gate) SimulatePolicy(ctx context.Context, req policy.Request) (policy.D
 }
 
 // resetAction names the break-glass reset in the audit log. No policy
-// grants or denies it: the keystore passphrase authorizes it.
-const resetAction = "keystack:ResetPolicy"
+// grants or denies the local reset: the keystore passphrase authorizes
+// it. ResetPolicyFor (the key server's) needs the policy as well.
+const resetAction = policy.ActionResetPolicy
 
 // ResetPolicy is the keystore owner's break-glass: it replaces the policy
 // with the owner-only default (policy.DefaultPolicy of the owner recorded
@@ -207,6 +208,74 @@ func (g *Gate) proveOwner(ctx context.Context, owner string) error {
 // when allowed), or an audit failure, which refuses the reset.
 func (g *Gate) recordReset(ctx context.Context, d policy.Decision, cause error) error {
 	req := policy.Request{Principal: g.principal, Action: resetAction, Resource: policy.ResourcePolicy, Time: g.now()}
+	if err := g.recordDecisions(ctx, []policy.Request{req}, []policy.Decision{d}); err != nil {
+		return fmt.Errorf("%w: %w: %w", policy.ErrAccessDenied, policy.ErrAuditFailed, err)
+	}
+	return cause
+}
+
+// ResetPolicyFor is the key server's ResetPolicy for the Caller in ctx
+// (WithCaller): the policy in force must allow the Caller
+// keystack:ResetPolicy on "policy" AND local must be true (the server
+// found the Caller on its Unix socket with the uid that owns the keystore
+// directory). Otherwise it fails with an ErrAccessDenied and writes
+// nothing. Every attempt is recorded, for the Caller, before anything is
+// written (one record: allowed, denied or refused). It returns the owner.
+func (g *Gate) ResetPolicyFor(ctx context.Context, local bool) (string, error) {
+	if err := g.owned(); err != nil {
+		return "", err
+	}
+	if callerOf(ctx) == nil {
+		return "", fmt.Errorf("%w: ResetPolicyFor needs a Caller", ErrNotSupported)
+	}
+	unlock, err := g.st.Lock(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	c, _, err := g.st.Config(ctx)
+	if err != nil {
+		return "", err
+	}
+	cur, rev, err := g.readPolicy(ctx, c) // decide under the document in force now
+	if err != nil {
+		return "", err
+	}
+	g.engine.SetPolicy(cur)
+	req := scope(ctx, policy.Request{Principal: g.principal, Action: resetAction, Resource: policy.ResourcePolicy, Time: g.now()})
+	d := g.engine.Simulate(req)
+	denied := &policy.DeniedError{Action: resetAction, Resource: policy.ResourcePolicy, Principal: req.Principal}
+	if !d.Allowed() {
+		return "", g.recordResetFor(ctx, req, d, denied)
+	}
+	if !local {
+		d = policy.Refusal(policy.ReasonRefused, "break-glass reset over the key server needs the keystore directory's owner on the Unix socket")
+		return "", g.recordResetFor(ctx, req, d, denied)
+	}
+	owner := owner(c)
+	p, err := policy.DefaultPolicy(owner)
+	if err != nil {
+		return "", err
+	}
+	data, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	text := "break-glass reset over the key server: allowed by the policy, caller owns the keystore directory; owner-only policy for " + owner
+	d = policy.Decision{Effect: policy.Allow, Reasons: []policy.Reason{{Kind: policy.ReasonBreakGlass, Text: text}}, Explanation: []string{text}}
+	if err := g.recordResetFor(ctx, req, d, nil); err != nil {
+		return "", err
+	}
+	if err := g.st.WritePolicy(ctx, append(data, '\n'), rev); err != nil {
+		return "", err
+	}
+	g.engine.SetPolicy(p)
+	return owner, nil
+}
+
+// recordResetFor records a server reset attempt's decision d for req and
+// returns cause (nil when allowed), or an audit failure, which refuses it.
+func (g *Gate) recordResetFor(ctx context.Context, req policy.Request, d policy.Decision, cause error) error {
 	if err := g.recordDecisions(ctx, []policy.Request{req}, []policy.Decision{d}); err != nil {
 		return fmt.Errorf("%w: %w: %w", policy.ErrAccessDenied, policy.ErrAuditFailed, err)
 	}

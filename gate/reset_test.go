@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"testing"
 
+	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/policy"
@@ -105,5 +107,56 @@ func TestSimulateMatchesStore(t *testing.T) {
 		if d.Allowed() != (enforced == nil) {
 			t.Errorf("%+v: simulate %v, enforcement %v", r, d.Effect, enforced)
 		}
+	}
+}
+
+// TestResetPolicyFor: the key server's reset needs both the policy's
+// keystack:ResetPolicy for the Caller and local (the directory's owner on
+// the Unix socket); a refusal leaves the policy alone, and every attempt
+// is recorded for the Caller.
+func TestResetPolicyFor(t *testing.T) {
+	ctx := context.Background()
+	dir := newAuthzStore(t, `{"Version":"2012-10-17","Statement":[
+	 {"Effect":"Allow","Principal":"user:bob","Action":["keystack:ResetPolicy","keystack:Encrypt"],"Resource":"*"},
+	 {"Effect":"Allow","Principal":"user:carol","Action":"keystack:Encrypt","Resource":"*"}]}`)
+	st := openAs(t, dir, alice)
+	as := func(p string) context.Context {
+		return gate.WithCaller(ctx, gate.Caller{Principal: p, AuthMethod: "unix", RequestID: "r-" + p})
+	}
+	for _, tc := range []struct {
+		who   string
+		local bool
+	}{{"user:carol", true}, {"user:bob", false}} {
+		if _, err := st.Gate().ResetPolicyFor(as(tc.who), tc.local); !errors.Is(err, policy.ErrAccessDenied) {
+			t.Fatalf("%s local=%v: %v, want ErrAccessDenied", tc.who, tc.local, err)
+		}
+		if _, err := st.ListKeys(ctx); !errors.Is(err, policy.ErrAccessDenied) {
+			t.Fatalf("the refused reset (%s) changed the policy: %v", tc.who, err)
+		}
+	}
+	if _, err := st.Gate().ResetPolicyFor(ctx, true); !errors.Is(err, gate.ErrNotSupported) {
+		t.Fatalf("without a Caller: %v", err)
+	}
+	owner, err := st.Gate().ResetPolicyFor(as("user:bob"), true)
+	if err != nil || owner != alice {
+		t.Fatalf("bob, local, with the action: %q %v", owner, err)
+	}
+	if _, err := openAs(t, dir, alice).ListKeys(ctx); err != nil {
+		t.Fatalf("owner after reset: %v", err)
+	}
+	rd, err := openAs(t, dir, alice).Gate().AuditLog(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rd.Close()
+	var got []string
+	for e, err := range audit.Query(rd, audit.Filter{Action: policy.ActionResetPolicy}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, e.Principal+" "+e.Decision)
+	}
+	if want := []string{"user:carol Deny", "user:bob Deny", "user:bob Allow"}; !slices.Equal(got, want) {
+		t.Fatalf("audited resets %q, want %q", got, want)
 	}
 }

@@ -26,6 +26,11 @@ const (
 	ActionUntagResource     = "keystack:UntagResource"     // on the key
 	ActionGenerateRandom    = "keystack:GenerateRandom"    // on "random"
 	ActionManageCredentials = "keystack:ManageCredentials" // on "credentials/PRINCIPAL"
+	// ActionResetPolicy is the key server's break-glass reset, on
+	// "policy": the policy must allow it AND the caller must be the
+	// keystore directory's owner on the server's Unix socket. The local
+	// reset needs the passphrase instead, whatever the policy says.
+	ActionResetPolicy = "keystack:ResetPolicy"
 )
 
 // Resources of the non-key actions.
@@ -46,7 +51,7 @@ var Actions = []string{
 	ActionDisableKey, ActionScheduleKeyDeletion, ActionDescribeKey,
 	ActionListKeys, ActionGetPolicy, ActionPutPolicy, ActionReadAudit,
 	ActionCreateAlias, ActionDeleteAlias, ActionTagResource, ActionUntagResource,
-	ActionGenerateRandom, ActionManageCredentials,
+	ActionGenerateRandom, ActionManageCredentials, ActionResetPolicy,
 }
 
 // canonicalAction returns the listed spelling of a, or "" if a is unknown.

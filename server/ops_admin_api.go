@@ -17,6 +17,7 @@ const adminTargetPrefix = "KeystackAdmin."
 func adminOperations() map[string]operation {
 	return map[string]operation{
 		"GetPolicy": op(getPolicy), "PutPolicy": op(putPolicy), "SimulatePolicy": op(simulatePolicy),
+		"ResetPolicy": op(resetPolicy), "AuditCheckpoint": op(auditCheckpoint), // ops_admin_reset.go
 		"VerifyAudit": op(verifyAudit), "ShowAudit": op(showAudit),
 		"CreateCredentials": op(createCredentials), "ListCredentials": op(listCredentials),
 		"RevokeCredentials": op(revokeCredentials),

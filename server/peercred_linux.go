@@ -4,6 +4,7 @@ package server
 
 import (
 	"net"
+	"os"
 	"os/user"
 	"strconv"
 	"syscall"
@@ -27,7 +28,26 @@ func unixPeerUser(c net.Conn) string {
 	}); err != nil || cerr != nil {
 		return ""
 	}
-	uid := strconv.FormatUint(uint64(cred.Uid), 10)
+	return userName(cred.Uid)
+}
+
+// dirOwnerUser returns the user name (or "uid-N") that owns dir, spelled
+// as unixPeerUser spells a peer, or "" if it cannot tell.
+func dirOwnerUser(dir string) string {
+	fi, err := os.Stat(dir)
+	if dir == "" || err != nil {
+		return ""
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	return userName(st.Uid)
+}
+
+// userName is the name of uid, or "uid-N" when it has none.
+func userName(id uint32) string {
+	uid := strconv.FormatUint(uint64(id), 10)
 	if u, err := user.LookupId(uid); err == nil && u.Username != "" {
 		return u.Username
 	}

@@ -39,7 +39,9 @@ func policyCommand() *cli.Command {
 				Description: "Replaces the policy with the default, under which the keystore's owner may do\n" +
 					"everything and nobody else anything, whatever the policy in force says. It asks for\n" +
 					"the keystore passphrase (a keystore without one can be reset only by its owner) and\n" +
-					"records the reset, or the refused attempt, in the audit log.",
+					"records the reset, or the refused attempt, in the audit log. Through a key server\n" +
+					"(--server) it needs keystack:ResetPolicy in the policy AND the caller on the\n" +
+					"server's Unix socket as the owner of the keystore directory.",
 				Flags: []cli.Flag{passphraseFileFlag}, Action: policyResetAction},
 			{Name: "simulate", Usage: "evaluate a request against the policy in force",
 				Flags: []cli.Flag{passphraseFileFlag, jsonFlag,

@@ -45,8 +45,8 @@ func serverFlags() []cli.Flag {
 var remoteActions = map[string]func(c *cli.Context, cl *client.Client) error{
 	"encrypt": remoteEncrypt, "decrypt": remoteDecrypt,
 	"key create": remoteKeyCreate, "key list": remoteKeyList, "key show": remoteKeyShow, "key rotate": remoteKeyRotate,
-	"policy get": remotePolicyGet, "policy put": remotePolicyPut, "policy reset": remoteUnsupported,
-	"audit verify": remoteAuditVerify, "audit show": nil, "audit checkpoint": remoteUnsupported,
+	"policy get": remotePolicyGet, "policy put": remotePolicyPut, "policy reset": remotePolicyReset,
+	"audit verify": remoteAuditVerify, "audit show": nil, "audit checkpoint": remoteAuditCheckpoint,
 	"audit reset-anchor": remoteUnsupported, "passphrase change": remoteUnsupported,
 	"server credentials create": remoteCredCreate, "server credentials list": remoteCredList,
 	"server credentials revoke": remoteCredRevoke,

@@ -210,3 +210,35 @@ func remoteAuditShow(c *cli.Context, f audit.Filter) error {
 		return nil
 	})
 }
+
+// remotePolicyReset is the server's break-glass reset: only the keystore
+// directory's owner on the Unix socket, with keystack:ResetPolicy.
+func remotePolicyReset(c *cli.Context, cl *client.Client) error {
+	if _, err := args(c, 0, 0); err != nil {
+		return err
+	}
+	if c.IsSet("passphrase-file") {
+		warnf(c.App.ErrWriter, "--passphrase-file is not sent to a key server (it decides by the policy and the Unix socket's peer)")
+	}
+	owner, err := cl.ResetPolicy(c.Context)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.ErrWriter, "keystack: policy reset on the server: %s may do everything, nobody else anything\n", owner)
+	return nil
+}
+
+func remoteAuditCheckpoint(c *cli.Context, cl *client.Client) error {
+	if _, err := args(c, 0, 0); err != nil {
+		return err
+	}
+	a, err := cl.AuditCheckpoint(c.Context)
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		return writeJSON(c.App.Writer, a)
+	}
+	fmt.Fprintf(c.App.Writer, "checkpoint: entry %d, head %s, offset %d, time %s, mac %s\n", a.Seq, a.Head, a.Offset, a.Time, a.MAC)
+	return nil
+}
