@@ -255,6 +255,14 @@ func firstResult(batch []*pending, err error) error {
 }
 
 func (l *Log) entry(r Record) Entry {
+	return newEntry(r, l.contextHMAC, l.opts.LogContextValues)
+}
+
+// newEntry converts r into its entry (without Time, Seq, Prev and Hash):
+// the one conversion the file log and a Sealer share, so that both write
+// the same entry for a record. contextHMAC keys the context's HMAC; values
+// keeps the context's values too.
+func newEntry(r Record, contextHMAC func(map[string]string) string, values bool) Entry {
 	e := Entry{Type: r.Type, Principal: r.Principal, Action: r.Action, Resource: r.Resource,
 		KeyVersion: r.KeyVersion, Decision: r.Decision, Implicit: r.Implicit, Statements: r.Statements,
 		Reason: r.Reason, Outcome: r.Outcome, RequestID: r.RequestID, AuthMethod: r.AuthMethod, Source: r.Source}
@@ -265,8 +273,8 @@ func (l *Log) entry(r Record) Entry {
 		e.MessageID = hex.EncodeToString(r.MessageID)
 	}
 	if len(r.EncryptionContext) > 0 {
-		e.ContextHMAC = l.contextHMAC(r.EncryptionContext)
-		if l.opts.LogContextValues {
+		e.ContextHMAC = contextHMAC(r.EncryptionContext)
+		if values {
 			e.Context = r.EncryptionContext
 		}
 	}
@@ -281,10 +289,7 @@ func (l *Log) contextHMAC(ec map[string]string) string {
 	if c == nil {
 		c = &ctxHasher{mac: hmac.New(sha256.New, l.ctxKey)}
 	}
-	c.mac.Reset()
-	c.buf = appendContextBytes(c.buf[:0], ec)
-	c.mac.Write(c.buf) // one Write: the HMAC's per-call cost exceeds a copy
-	s := hex.EncodeToString(c.mac.Sum(c.sum[:0]))
+	s := c.hexSum(ec)
 	if cap(c.buf) <= 4<<10 {
 		l.ctxMACs.Put(c)
 	}
@@ -297,6 +302,14 @@ type ctxHasher struct {
 	mac hash.Hash
 	buf []byte
 	sum [sha256.Size]byte
+}
+
+// hexSum returns the hex HMAC of appendContextBytes(nil, ec).
+func (c *ctxHasher) hexSum(ec map[string]string) string {
+	c.mac.Reset()
+	c.buf = appendContextBytes(c.buf[:0], ec)
+	c.mac.Write(c.buf) // one Write: the HMAC's per-call cost exceeds a copy
+	return hex.EncodeToString(c.mac.Sum(c.sum[:0]))
 }
 
 // Head returns the hex chain hash of the last entry this Log wrote or read.

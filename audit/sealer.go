@@ -40,27 +40,7 @@ func (s *Sealer) Entry(r Record) (Entry, error) {
 	default:
 		return Entry{}, fmt.Errorf("audit: record type %q is not %q, %q or %q", r.Type, TypeDecision, TypeOperation, TypeNote)
 	}
-	e := Entry{Type: r.Type, Principal: r.Principal, Action: r.Action, Resource: r.Resource,
-		KeyVersion: r.KeyVersion, Decision: r.Decision, Implicit: r.Implicit, Statements: r.Statements,
-		Reason: r.Reason, Outcome: r.Outcome, RequestID: r.RequestID, AuthMethod: r.AuthMethod, Source: r.Source}
-	if e.Type == "" {
-		e.Type = TypeOperation
-	}
-	if len(r.MessageID) > 0 {
-		e.MessageID = hex.EncodeToString(r.MessageID)
-	}
-	if len(r.EncryptionContext) > 0 {
-		c := &s.ctx
-		c.mac.Reset()
-		c.buf = appendContextBytes(c.buf[:0], r.EncryptionContext)
-		c.mac.Write(c.buf)
-		e.ContextHMAC = hex.EncodeToString(c.mac.Sum(c.sum[:0]))
-		if s.values {
-			e.Context = r.EncryptionContext
-		}
-	}
-	e.toValidUTF8()
-	return e, nil
+	return newEntry(r, s.ctx.hexSum, s.values), nil
 }
 
 // Seal sets e.Prev to prev and e.Hash to the entry's chain hash and returns
