@@ -171,24 +171,34 @@ func (g *Gate) ResetPolicy(ctx context.Context) (string, error) {
 	if err := g.proveOwner(ctx, owner); err != nil {
 		return "", g.recordReset(ctx, policy.Refusal(policy.ReasonRefused, "break-glass reset refused: "+err.Error()), err)
 	}
+	text := "break-glass reset: keystore passphrase verified; owner-only policy for " + owner
+	if err := g.installOwnerOnly(ctx, owner, rev, text, func(allow policy.Decision) error { return g.recordReset(ctx, allow, nil) }); err != nil {
+		return "", err
+	}
+	return owner, nil
+}
+
+// installOwnerOnly ends an allowed break-glass reset: it records the
+// allowing decision (text its reason) through record first, then writes
+// the owner-only default policy over revision rev and enforces it at once.
+func (g *Gate) installOwnerOnly(ctx context.Context, owner string, rev string, text string, record func(policy.Decision) error) error {
 	p, err := policy.DefaultPolicy(owner)
 	if err != nil {
-		return "", err
+		return err
 	}
 	data, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
-		return "", err
+		return err
 	}
-	text := "break-glass reset: keystore passphrase verified; owner-only policy for " + owner
 	allow := policy.Decision{Effect: policy.Allow, Reasons: []policy.Reason{{Kind: policy.ReasonBreakGlass, Text: text}}, Explanation: []string{text}}
-	if err := g.recordReset(ctx, allow, nil); err != nil {
-		return "", err
+	if err := record(allow); err != nil {
+		return err
 	}
 	if err := g.st.WritePolicy(ctx, append(data, '\n'), rev); err != nil {
-		return "", err
+		return err
 	}
 	g.engine.SetPolicy(p)
-	return owner, nil
+	return nil
 }
 
 // proveOwner checks the passphrase of a sealed store, or that the gate's
@@ -253,23 +263,10 @@ func (g *Gate) ResetPolicyFor(ctx context.Context, local bool) (string, error) {
 		return "", g.recordResetFor(ctx, req, d, denied)
 	}
 	owner := owner(c)
-	p, err := policy.DefaultPolicy(owner)
-	if err != nil {
-		return "", err
-	}
-	data, err := json.MarshalIndent(p, "", "  ")
-	if err != nil {
-		return "", err
-	}
 	text := "break-glass reset over the key server: allowed by the policy, caller owns the keystore directory; owner-only policy for " + owner
-	d = policy.Decision{Effect: policy.Allow, Reasons: []policy.Reason{{Kind: policy.ReasonBreakGlass, Text: text}}, Explanation: []string{text}}
-	if err := g.recordResetFor(ctx, req, d, nil); err != nil {
+	if err := g.installOwnerOnly(ctx, owner, rev, text, func(allow policy.Decision) error { return g.recordResetFor(ctx, req, allow, nil) }); err != nil {
 		return "", err
 	}
-	if err := g.st.WritePolicy(ctx, append(data, '\n'), rev); err != nil {
-		return "", err
-	}
-	g.engine.SetPolicy(p)
 	return owner, nil
 }
 

@@ -112,21 +112,7 @@ func (s *Store) SealInfo() (SealInfo, error) {
 // keystore.json under the write lock, recorded in the audit log before
 // the replace; a crash leaves the old seal or the new one, never a mix.
 func (s *Store) SetSeal(ctx context.Context, opts SealOptions) error {
-	var newKEK []byte
-	err := s.update(ctx, func(f *storeFile) error {
-		var err error
-		newKEK, err = s.resealTo(ctx, f, opts)
-		return err
-	})
-	if err != nil {
-		clear(newKEK)
-		return err
-	}
-	s.mu.Lock()
-	clear(s.kek)
-	s.kek = newKEK
-	s.mu.Unlock()
-	return nil
+	return s.rekey(ctx, func(f *storeFile) ([]byte, error) { return s.resealTo(ctx, f, opts) })
 }
 
 // resealTo rewrites f in memory under the seal opts asks for and records

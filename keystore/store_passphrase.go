@@ -31,10 +31,18 @@ func (s *Store) ChangePassphrase(ctx context.Context, newPassphrase []byte) erro
 	if len(newPassphrase) == 0 {
 		return fmt.Errorf("%w: empty new passphrase", ErrBadPassphrase)
 	}
+	return s.rekey(ctx, func(f *storeFile) ([]byte, error) { return s.reseal(ctx, f, newPassphrase) })
+}
+
+// rekey rewrites keystore.json under reseal, which reseals f in memory
+// under a new key-encryption key and returns it, in one update; only when
+// that is written does the new key replace the old one in memory (both
+// cleared when done with).
+func (s *Store) rekey(ctx context.Context, reseal func(f *storeFile) ([]byte, error)) error {
 	var newKEK []byte
 	err := s.update(ctx, func(f *storeFile) error {
 		var err error
-		newKEK, err = s.reseal(ctx, f, newPassphrase)
+		newKEK, err = reseal(f)
 		return err
 	})
 	if err != nil {

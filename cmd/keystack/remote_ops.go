@@ -9,6 +9,7 @@ import (
 
 	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/client"
+	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -79,12 +80,9 @@ func remoteCredCreate(c *cli.Context, cl *client.Client) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		return writeJSON(c.App.Writer, cred)
-	}
-	_, err = fmt.Fprintf(c.App.Writer, "access key ID:     %s\nsecret access key: %s\nprincipal:         %s\n"+
-		"The secret is shown only now.\n", cred.AccessKeyID, cred.Secret, cred.Principal)
-	return err
+	// client.Credential is keystore.Credential's wire twin: same fields, same JSON.
+	kc := keystore.Credential(cred)
+	return printNewCredential(c, &kc)
 }
 
 func remoteCredList(c *cli.Context, cl *client.Client) error {

@@ -240,10 +240,16 @@ func credentialsCreate(c *cli.Context, st *keystore.Store, _ []string) error {
 	if err != nil {
 		return err
 	}
+	return printNewCredential(c, cred)
+}
+
+// printNewCredential prints a new access key with its secret, once: as
+// JSON with --json, else as text.
+func printNewCredential(c *cli.Context, cred *keystore.Credential) error {
 	if c.Bool("json") {
 		return writeJSON(c.App.Writer, cred)
 	}
-	_, err = fmt.Fprintf(c.App.Writer, "access key ID:     %s\nsecret access key: %s\nprincipal:         %s\n"+
+	_, err := fmt.Fprintf(c.App.Writer, "access key ID:     %s\nsecret access key: %s\nprincipal:         %s\n"+
 		"The secret is shown only now.\n", cred.AccessKeyID, cred.Secret, cred.Principal)
 	return err
 }
