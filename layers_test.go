@@ -35,7 +35,7 @@ var layers = map[string]layer{
 	"policy":            {imports: []string{"internal/keyname"}},
 	"audit":             {imports: []string{"internal/fsx"}, outside: []string{"golang.org/x/sys"}},
 	"internal/esdktest": {imports: []string{"envelope"}},
-	"audit/pgaudit":     {imports: []string{"gate"}, tests: []string{"internal/pgtest", "keystore"}, outside: []string{"github.com/jackc/", "golang.org/x/text", "golang.org/x/sync"}},
+	"internal/pgaudit":  {imports: []string{"gate"}, tests: []string{"internal/pgtest", "keystore"}, outside: []string{"github.com/jackc/", "golang.org/x/text", "golang.org/x/sync"}},
 	"gate":              {imports: []string{"envelope", "policy", "audit"}, tests: []string{"keystore"}},
 
 	"keyring":             {imports: []string{"envelope", "internal/keyname"}, tests: []string{"keyring/keyringtest"}},
@@ -51,11 +51,11 @@ var layers = map[string]layer{
 		tests:   []string{"hsm", "keystore/awskms", "keystore/storagetest", "keyring/keyringtest", "internal/esdktest"},
 		outside: []string{"golang.org/x/crypto", "golang.org/x/sys"}},
 	"keystore/storagetest": {imports: []string{"keystore"}},
-	"keystore/pgstorage": {imports: []string{"keystore"}, tests: []string{"keystore/storagetest", "internal/pgtest"},
+	"internal/pgstorage": {imports: []string{"keystore"}, tests: []string{"keystore/storagetest", "internal/pgtest"},
 		outside: []string{"github.com/jackc/", "golang.org/x/text", "golang.org/x/sync"}},
 
 	"rotation":         {imports: []string{"keystore", "internal/fsx"}, tests: []string{"internal/esdktest"}},
-	"rotation/pglease": {imports: []string{"rotation", "keystore/pgstorage"}, tests: []string{"internal/pgtest"}},
+	"internal/pglease": {imports: []string{"rotation", "internal/pgstorage"}, tests: []string{"internal/pgtest"}},
 	"server":           {imports: []string{"keystore", "internal/kmswire"}, tests: []string{"internal/kmstest", "hsm"}},
 	"xks":              {imports: []string{"keystore", "internal/kmswire"}, tests: []string{"hsm"}},
 

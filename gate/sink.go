@@ -60,7 +60,7 @@ type AuditSink interface {
 // (one per key-server replica) either checks at Open that one of its
 // chains still holds opts.Anchor, or anchors its chains itself and
 // returns the zero audit.Anchor from AuditSink.Anchor, so that the Gate
-// never moves the state's anchor (audit/pgaudit.Destination does, until a
+// never moves the state's anchor (internal/pgaudit.Destination does, until a
 // Checkpoint, whose anchor its Verify then checks). Its
 // Verify checks every chain and every anchor it is given (which
 // Checkpoint exported); its report sums the chains (Records, Entries) and

@@ -9,12 +9,12 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/keystack/keystack/audit/pgaudit"
 	"github.com/keystack/keystack/gate"
+	"github.com/keystack/keystack/internal/pgaudit"
+	"github.com/keystack/keystack/internal/pglease"
+	"github.com/keystack/keystack/internal/pgstorage"
 	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/keystore/pgstorage"
 	"github.com/keystack/keystack/rotation"
-	"github.com/keystack/keystack/rotation/pglease"
 )
 
 // replicaIDFlag names a key-server replica or rotation daemon: its audit

@@ -15,9 +15,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keystack/keystack/internal/pgstorage"
 	"github.com/keystack/keystack/internal/pgtest"
 	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/keystore/pgstorage"
 )
 
 // replicaWait bounds every wait of the replica tests: they wait for

@@ -10,8 +10,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/keystack/keystack/internal/pgstorage"
 	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/keystore/pgstorage"
 )
 
 // storageEnv names the environment variable --storage defaults to.

@@ -14,10 +14,10 @@ import (
 	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/hsm"
 	"github.com/keystack/keystack/internal/fsx"
+	"github.com/keystack/keystack/internal/pgstorage"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
-	"github.com/keystack/keystack/keystore/pgstorage"
 	"github.com/keystack/keystack/policy"
 )
 

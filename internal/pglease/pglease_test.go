@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/internal/pglease"
+	"github.com/keystack/keystack/internal/pgstorage"
 	"github.com/keystack/keystack/internal/pgtest"
 	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/keystore/pgstorage"
 	"github.com/keystack/keystack/rotation"
-	"github.com/keystack/keystack/rotation/pglease"
 )
 
 var ctx = context.Background()

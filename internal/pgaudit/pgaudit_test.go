@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/keystack/keystack/audit"
-	"github.com/keystack/keystack/audit/pgaudit"
+	"github.com/keystack/keystack/internal/pgaudit"
 	"github.com/keystack/keystack/internal/pgtest"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/audit"
-	"github.com/keystack/keystack/audit/pgaudit"
+	"github.com/keystack/keystack/internal/pgaudit"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/policy"
 )

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/internal/pgstorage"
 	"github.com/keystack/keystack/internal/pgtest"
 	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/keystore/pgstorage"
 	"github.com/keystack/keystack/policy"
 )
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/audit"
-	"github.com/keystack/keystack/audit/pgaudit"
+	"github.com/keystack/keystack/internal/pgaudit"
 )
 
 // TestVerifyFindsTampering writes two chains, changes the database as

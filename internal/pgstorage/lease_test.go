@@ -5,9 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/internal/pgstorage"
 	"github.com/keystack/keystack/internal/pgtest"
 	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/keystore/pgstorage"
 )
 
 // TestLeaseFencing: one holder at a time; after the lease expires another

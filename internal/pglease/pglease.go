@@ -17,8 +17,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/keystack/keystack/internal/pgstorage"
 	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/keystore/pgstorage"
 	"github.com/keystack/keystack/rotation"
 )
 

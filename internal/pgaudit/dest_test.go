@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/audit"
-	"github.com/keystack/keystack/audit/pgaudit"
+	"github.com/keystack/keystack/internal/pgaudit"
 )
 
 // TestDestination: two replicas' chains through the Destination API:
