@@ -32,11 +32,14 @@ var layers = map[string]layer{
 	"internal/kmstest":  {imports: []string{"internal/kmswire"}},
 	"internal/pgtest":   {outside: []string{"github.com/jackc/", "golang.org/x/text", "golang.org/x/sync"}},
 	"envelope":          {tests: []string{"keyring", "internal/esdktest"}},
-	"policy":            {imports: []string{"internal/keyname"}},
+	"policy":            {imports: []string{"internal/keyname"}, tests: []string{"internal/policytest"}},
 	"audit":             {imports: []string{"internal/fsx"}, outside: []string{"golang.org/x/sys"}},
 	"internal/esdktest": {imports: []string{"envelope"}},
 	"internal/pgaudit":  {imports: []string{"gate"}, tests: []string{"internal/pgtest", "keystore"}, outside: []string{"github.com/jackc/", "golang.org/x/text", "golang.org/x/sync"}},
-	"gate":              {imports: []string{"envelope", "policy", "audit"}, tests: []string{"keystore"}},
+	"gate":              {imports: []string{"envelope", "policy", "internal/policyengine", "audit"}, tests: []string{"keystore"}},
+
+	"internal/policytest":   {},
+	"internal/policyengine": {imports: []string{"policy"}, tests: []string{"internal/policytest"}},
 
 	"keyring":             {imports: []string{"envelope", "internal/keyname"}, tests: []string{"keyring/keyringtest"}},
 	"keyring/keyringtest": {imports: []string{"envelope", "keyring"}},

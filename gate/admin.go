@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/keystack/keystack/internal/policyengine"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -13,8 +14,8 @@ import (
 const policyFile = "policy.json"
 
 // directory exposes the configuration's principals section to the policy.
-func directory(c *Config) policy.StaticDirectory {
-	d := policy.StaticDirectory{Groups: map[string][]string{}, Tags: map[string]map[string]string{}}
+func directory(c *Config) policyengine.StaticDirectory {
+	d := policyengine.StaticDirectory{Groups: map[string][]string{}, Tags: map[string]map[string]string{}}
 	for p, pc := range c.Principals {
 		d.Groups[p], d.Tags[p] = pc.Groups, pc.Tags
 	}
@@ -120,7 +121,7 @@ func (g *Gate) PutPolicy(ctx context.Context, p *policy.Policy, opts policy.PutO
 	return nil
 }
 
-// SimulatePolicy decides req as enforcement would (policy.Engine.Simulate:
+// SimulatePolicy decides req as enforcement would (policyengine.Engine.Simulate:
 // the same policy in force, the same completion with the principal's
 // groups and tags from the store's configuration) without acting on it or
 // recording it. The decision reveals the policy, so the store's principal
@@ -169,7 +170,7 @@ func (g *Gate) ResetPolicy(ctx context.Context) (string, error) {
 	}
 	owner := owner(c)
 	if err := g.proveOwner(ctx, owner); err != nil {
-		return "", g.recordReset(ctx, policy.Refusal(policy.ReasonRefused, "break-glass reset refused: "+err.Error()), err)
+		return "", g.recordReset(ctx, policyengine.Refusal(policy.ReasonRefused, "break-glass reset refused: "+err.Error()), err)
 	}
 	text := "break-glass reset: keystore passphrase verified; owner-only policy for " + owner
 	if err := g.installOwnerOnly(ctx, owner, rev, text, func(allow policy.Decision) error { return g.recordReset(ctx, allow, nil) }); err != nil {
@@ -259,7 +260,7 @@ func (g *Gate) ResetPolicyFor(ctx context.Context, local bool) (string, error) {
 		return "", g.recordResetFor(ctx, req, d, denied)
 	}
 	if !local {
-		d = policy.Refusal(policy.ReasonRefused, "break-glass reset over the key server needs the keystore directory's owner on the Unix socket")
+		d = policyengine.Refusal(policy.ReasonRefused, "break-glass reset over the key server needs the keystore directory's owner on the Unix socket")
 		return "", g.recordResetFor(ctx, req, d, denied)
 	}
 	owner := owner(c)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/keystack/keystack/audit"
+	"github.com/keystack/keystack/internal/policyengine"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -92,18 +93,18 @@ func (g *Gate) advanceAnchor(ctx context.Context, epoch uint64, a audit.Anchor) 
 	})
 }
 
-// recorder is the policy.Recorder and policy.BatchRecorder the gate's
+// recorder is the policyengine.Recorder and policyengine.BatchRecorder the gate's
 // engine records through: the gate's current log, failing closed once the
 // log is closed or found damaged. For a denial the entry keeps the reason
 // (which conditions failed), never shown to the requester.
 type recorder struct{ g *Gate }
 
-// RecordDecision implements policy.Recorder.
+// RecordDecision implements policyengine.Recorder.
 func (r recorder) RecordDecision(ctx context.Context, req policy.Request, d policy.Decision) error {
 	return r.g.recordDecisions(ctx, []policy.Request{req}, []policy.Decision{d})
 }
 
-// RecordDecisions implements policy.BatchRecorder: one entry per decision,
+// RecordDecisions implements policyengine.BatchRecorder: one entry per decision,
 // in order, appended together.
 func (r recorder) RecordDecisions(ctx context.Context, reqs []policy.Request, ds []policy.Decision) error {
 	return r.g.recordDecisions(ctx, reqs, ds)
@@ -218,7 +219,7 @@ func (g *Gate) authorizeAuditRead(ctx context.Context, record bool) error {
 		return g.authorizeResource(ctx, policy.ActionReadAudit, policy.ResourceAudit)
 	}
 	g.followPolicy()
-	eng, nerr := policy.NewEngine(g.engine.Policy(), policy.EngineConfig{Directory: &g.directory, NoRecorder: true, Now: g.now})
+	eng, nerr := policyengine.New(g.engine.Policy(), policyengine.Config{Directory: &g.directory, NoRecorder: true, Now: g.now})
 	if nerr != nil {
 		return nerr
 	}

@@ -9,9 +9,9 @@
 //     follows a document another process replaced;
 //   - authorizes every request (AuthorizeKey, Authorize) for the store's
 //     principal, or for the key server's Caller in the context: key
-//     requests are built in one place, completed once, by policy.Engine,
-//     for enforcement and simulation alike, and decisions carry structured
-//     reasons (policy.Reason);
+//     requests are built in one place, completed once, by the engine
+//     (internal/policyengine), for enforcement and simulation alike, and
+//     decisions carry structured reasons (policy.Reason);
 //   - guards the keyrings the store hands out (Keyring): each message's use
 //     of a key is decided for its encryption context before the key acts;
 //   - administers the policy: GetPolicy, PutPolicy, SimulatePolicy and the

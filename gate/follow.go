@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/keystack/keystack/policy"
+	"github.com/keystack/keystack/internal/policyengine"
 )
 
 // policyRecheck is how often a Gate looks for a policy document that
@@ -33,12 +33,12 @@ type policyFollower struct {
 // liveDirectory is the policy's view of the principals section, replaced
 // whole when the state changes.
 type liveDirectory struct {
-	d atomic.Pointer[policy.StaticDirectory]
+	d atomic.Pointer[policyengine.StaticDirectory]
 }
 
-func (l *liveDirectory) set(d policy.StaticDirectory) { l.d.Store(&d) }
+func (l *liveDirectory) set(d policyengine.StaticDirectory) { l.d.Store(&d) }
 
-// Lookup implements policy.Directory.
+// Lookup implements policyengine.Directory.
 func (l *liveDirectory) Lookup(principal string) ([]string, map[string]string) {
 	if d := l.d.Load(); d != nil {
 		return d.Lookup(principal)

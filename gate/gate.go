@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/audit"
+	"github.com/keystack/keystack/internal/policyengine"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -22,8 +23,8 @@ type Gate struct {
 	dest      AuditDestination
 	principal string
 	now       func() time.Time
-	authz     policy.Authorizer // what decides: engine, or the caller's own
-	engine    *policy.Engine    // nil with Options.Authorizer
+	authz     policy.Authorizer    // what decides: engine, or the caller's own
+	engine    *policyengine.Engine // nil with Options.Authorizer
 	options   audit.Options
 
 	mu      sync.RWMutex
@@ -139,7 +140,7 @@ func Open(ctx context.Context, st State, opts Options) (*Gate, error) {
 		return nil, err
 	}
 	g.directory.set(directory(c))
-	eng, err := policy.NewEngine(p, policy.EngineConfig{Directory: &g.directory, Recorder: recorder{g}, Now: g.now})
+	eng, err := policyengine.New(p, policyengine.Config{Directory: &g.directory, Recorder: recorder{g}, Now: g.now})
 	if err != nil {
 		if g.log != nil {
 			_ = g.log.Close()
@@ -174,10 +175,6 @@ func (g *Gate) config(ctx context.Context) (*Config, string, error) {
 // Principal returns who the store acts as.
 func (g *Gate) Principal() string { return g.principal }
 
-// Engine returns the policy engine in force; nil for a gate opened with
-// its own Authorizer.
-func (g *Gate) Engine() *policy.Engine { return g.engine }
-
 // Authorize decides req, scoped to the Caller in ctx (WithCaller), after
 // putting a replaced policy document in force, and records the decision.
 func (g *Gate) Authorize(ctx context.Context, req policy.Request) error {
@@ -186,7 +183,7 @@ func (g *Gate) Authorize(ctx context.Context, req policy.Request) error {
 }
 
 // multiAuthorizer is an Authorizer that decides several requests at once
-// (policy.Engine.AuthorizeAll), recording them with one audit write.
+// (policyengine.Engine.AuthorizeAll), recording them with one audit write.
 type multiAuthorizer interface {
 	AuthorizeAll(ctx context.Context, reqs ...policy.Request) error
 }

@@ -14,7 +14,7 @@ func keyResource(name string) string { return "key/" + name }
 // keyRequest is the request for action on key name (version 0: the key as
 // a whole; name "*" for every key) with the message's encryption context:
 // the one place a key request is built. Authorize then scopes it to the
-// Caller in ctx, and the engine completes it (policy.Engine), as it
+// Caller in ctx, and the engine completes it (policyengine.Engine), as it
 // completes a simulated one.
 func (g *Gate) keyRequest(action, name string, version int, ec map[string]string) policy.Request {
 	return policy.Request{Principal: g.principal, Action: action, Resource: keyResource(name),

@@ -179,9 +179,18 @@ var authzOps = []authzOp{
 	}, ""},
 	{policy.ActionPutPolicy, func(ctx context.Context, s *Store, _ []byte) error {
 		// Allow alice exactly the actions she holds now: nothing new.
+		cur, err := policy.DefaultPolicy(alice) // the owner's, without a document
+		if doc, rerr := os.ReadFile(filepath.Join(s.Dir(), policyFile)); rerr == nil {
+			cur, err = policy.Parse(doc)
+		} else if !errors.Is(rerr, os.ErrNotExist) {
+			return rerr
+		}
+		if err != nil {
+			return err
+		}
 		var held policy.Values
 		for _, a := range policy.Actions {
-			if s.Gate().Engine().Policy().Evaluate(policy.Request{Principal: alice, Action: a, Resource: "*"}).Allowed() {
+			if cur.Evaluate(policy.Request{Principal: alice, Action: a, Resource: "*"}).Allowed() {
 				held = append(held, a)
 			}
 		}

@@ -116,7 +116,7 @@ type OpenOptions struct {
 	// is authorized for it.
 	Principal string
 	// Authorizer decides every operation. When nil, Open builds the
-	// default policy.Engine: policy.json in the store directory, else
+	// store's policy engine: policy.json in the store directory, else
 	// policy.DefaultPolicy of the owner recorded at Init, with groups and
 	// tags from keystore.json's "principals" section, recording every
 	// decision in audit.log (package gate; Store.Gate).

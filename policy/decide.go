@@ -47,9 +47,13 @@ func (ix *principalIndex) candidates(buf []int, identities []string) []int {
 	return slices.Compact(buf)
 }
 
-// decide is Evaluate without the Explanation: the same Effect, Implicit
-// and Matched (TestDecideMatchesEvaluate), for the enforcement path, which
-// needs the explanation only for a denial.
+// Decide is [Policy.Evaluate] without Reasons and Explanation: the same
+// Effect, Implicit and Matched (TestDecideMatchesEvaluate), found by
+// trying only the statements that can apply to the request's principal
+// and groups. It is the enforcement path, which needs an explanation only
+// for a denial; a nil or empty policy denies everything.
+func (p *Policy) Decide(req Request) Decision { return p.decide(&req) }
+
 func (p *Policy) decide(req *Request) Decision {
 	d := Decision{Effect: Deny, Implicit: true}
 	if p == nil {

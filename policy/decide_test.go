@@ -1,8 +1,6 @@
 package policy
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"math/rand"
 	"slices"
@@ -39,53 +37,6 @@ func TestDecideMatchesEvaluate(t *testing.T) {
 	}
 	if d := (&Policy{Statement: []Statement{{Effect: Allow}}}).decide(&Request{Principal: "user:w"}); d.Allowed() {
 		t.Fatal("uncompiled policy literal allowed")
-	}
-}
-
-type batchRecorder struct {
-	memRecorder
-	writes int
-	reqs   []Request
-}
-
-func (b *batchRecorder) RecordDecisions(_ context.Context, reqs []Request, ds []Decision) error {
-	if b.fail != nil {
-		return b.fail
-	}
-	b.writes++
-	b.reqs = append(b.reqs, reqs...)
-	b.decisions = append(b.decisions, ds...)
-	return nil
-}
-
-// TestAuthorizeAll: decisions are recorded in one write, in order, up to
-// and including the first denial; a failed record refuses.
-func TestAuthorizeAll(t *testing.T) {
-	p := mustParse(t, stmts(`{"Sid":"Enc","Effect":"Allow","Principal":"user:alice","Action":["keystack:Encrypt","keystack:GenerateDataKey"],"Resource":"key/*"}`))
-	rec := &batchRecorder{}
-	e, err := NewEngine(p, EngineConfig{Recorder: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	gen, enc, dec := base(), base(), base()
-	gen.Action, dec.Action = ActionGenerateDataKey, ActionDecrypt
-	if err := e.AuthorizeAll(ctx, gen, enc); err != nil {
-		t.Fatal(err)
-	}
-	if rec.writes != 1 || len(rec.decisions) != 2 || rec.reqs[0].Action != ActionGenerateDataKey || !rec.decisions[1].Allowed() {
-		t.Fatalf("allowed pair: %d writes, %+v", rec.writes, rec.decisions)
-	}
-	err = e.AuthorizeAll(ctx, enc, dec, gen)
-	if !errors.Is(err, ErrAccessDenied) {
-		t.Fatalf("denied decrypt: %v", err)
-	}
-	if rec.writes != 2 || len(rec.decisions) != 4 || rec.decisions[3].Allowed() || len(rec.decisions[3].Explanation) == 0 {
-		t.Fatalf("denied triple: %d writes, %+v", rec.writes, rec.decisions)
-	}
-	rec.fail = errors.New("disk full")
-	if err := e.AuthorizeAll(ctx, gen, enc); !errors.Is(err, ErrAuditFailed) {
-		t.Fatalf("failed record: %v", err)
 	}
 }
 

@@ -21,23 +21,21 @@
 //
 // Principals are "user:<name>", "group:<name>", "service:<name>" or "*". A
 // request matches a group principal when the caller lists the group in
-// [Request.Groups] (or the [Directory] does).
+// [Request.Groups] (or the store's configuration does).
 //
 // # Decision point
 //
-// Operations call one [Authorizer]. [Engine] implements it: it evaluates the
-// current policy, records every decision through a [Recorder] (failing closed
-// when recording fails) and returns nil or a [*DeniedError] matching
-// [ErrAccessDenied] that names the action, resource and principal but nothing
-// of the policy; the reason is recorded instead.
-//
-// # Writing policies
-//
-// [Engine.PutPolicy] replaces the policy on behalf of a principal: it needs
-// keystack:PutPolicy on "policy", [IsSubset] refuses a new policy that
-// would grant anyone an action on a resource the writer may not use itself,
-// and a new policy under which the writer could no longer replace the
-// policy is refused with [ErrLockout] unless [PutOptions] bypass the check.
+// Operations call one [Authorizer], which returns nil or an error matching
+// [ErrAccessDenied]: a [*DeniedError] names the action, resource and
+// principal but nothing of the policy. keystack's own (the gate's engine)
+// decides with [Policy.Decide], explains denials with [Policy.Evaluate],
+// records every decision before it takes effect, failing closed with
+// [ErrAuditFailed], and replaces the policy on behalf of a principal: that
+// needs keystack:PutPolicy on "policy", [IsSubset] refuses a new policy
+// that would grant anyone an action on a resource the writer may not use
+// itself, and a new policy under which the writer could no longer replace
+// the policy is refused with [ErrLockout] unless [PutOptions] bypass the
+// check.
 //
 // # Condition keys
 //
@@ -55,9 +53,11 @@
 //
 // # Simulation
 //
-// [Engine.Simulate] completes a request with the routine [Engine.Authorize]
-// uses and evaluates it under the same policy, so a simulation cannot
-// disagree with enforcement.
+// [Policy.Evaluate] explains a decision: the statements that applied and
+// why the others did not ([Decision].Reasons, by [ReasonKind]). The
+// store's SimulatePolicy (package gate) completes a request with the
+// routine enforcement uses and evaluates it under the policy in force, so
+// a simulation cannot disagree with enforcement.
 //
 // # Default policy
 //

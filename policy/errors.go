@@ -20,8 +20,8 @@ var (
 	// ErrEscalation is returned by IsSubset when a new policy could grant
 	// more than its writer holds.
 	ErrEscalation = errors.New("policy: new policy grants more than the writer holds")
-	// ErrLockout is returned by Engine.PutPolicy for a policy under which
-	// the writer could no longer replace the policy.
+	// ErrLockout is returned by a policy write (gate's PutPolicy) for a
+	// policy under which the writer could no longer replace the policy.
 	ErrLockout = errors.New("policy: new policy would lock the writer out")
 )
 

@@ -1,21 +1,14 @@
 package policy_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 
 	"github.com/keystack/keystack/policy"
 )
 
-type printRecorder struct{}
-
-func (printRecorder) RecordDecision(_ context.Context, req policy.Request, d policy.Decision) error {
-	fmt.Println("audit:", req.Principal, req.Action, d.Effect, d.Matched)
-	return nil
-}
-
-func ExampleEngine_Authorize() {
+// A policy written in JSON, and a simulation of two requests under it:
+// Decide is the enforcement path; Evaluate also says why.
+func ExamplePolicy_Evaluate() {
 	p, err := policy.Parse([]byte(`{
 	  "Version": "2012-10-17",
 	  "Statement": [{
@@ -30,19 +23,20 @@ func ExampleEngine_Authorize() {
 	if err != nil {
 		panic(err)
 	}
-	e, err := policy.NewEngine(p, policy.EngineConfig{Recorder: printRecorder{}})
-	if err != nil {
-		panic(err)
-	}
 	req := policy.Request{Principal: "user:alice", Groups: []string{"ops"}, Action: policy.ActionEncrypt,
 		Resource: "key/payments", EncryptionContext: map[string]string{"dept": "finance"}}
-	fmt.Println(e.Authorize(context.Background(), req))
-	req.Action = policy.ActionDecrypt
-	err = e.Authorize(context.Background(), req)
-	fmt.Println(errors.Is(err, policy.ErrAccessDenied), err)
+	d := p.Decide(req)
+	fmt.Println(d.Effect, d.Matched)
+	req.EncryptionContext["dept"] = "hr"
+	d = p.Evaluate(req)
+	fmt.Println(d.Effect, d.Implicit)
+	for _, r := range d.Reasons {
+		if r.Kind == policy.ReasonCondition {
+			fmt.Println(r.Statement, "fails", r.Condition)
+		}
+	}
 	// Output:
-	// audit: user:alice keystack:Encrypt Allow [OpsEncrypt]
-	// <nil>
-	// audit: user:alice keystack:Decrypt Deny []
-	// true policy: access denied: user:alice may not keystack:Decrypt on key/payments
+	// Allow [OpsEncrypt]
+	// Deny true
+	// OpsEncrypt fails StringEquals["keystack:EncryptionContext/dept"]
 }

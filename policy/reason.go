@@ -42,11 +42,6 @@ func (r Reason) mismatch() bool {
 	return r.Kind == reasonPrincipal || r.Kind == reasonAction || r.Kind == reasonResource
 }
 
-// Refusal returns a denial decided outside evaluation, with its reason.
-func Refusal(kind ReasonKind, text string) Decision {
-	return Decision{Effect: Deny, Reasons: []Reason{{Kind: kind, Text: text}}, Explanation: []string{text}}
-}
-
 // statementReasons are a statement's precomputed reasons, built when the
 // policy is compiled so that evaluation does not allocate per statement.
 type statementReasons struct{ principal, action, resource, applies Reason }

@@ -36,7 +36,4 @@ func TestDecisionReasons(t *testing.T) {
 	if last := none.Reasons[len(none.Reasons)-1]; last.Kind != ReasonNoStatement || !none.Implicit {
 		t.Errorf("implicit deny: %+v", none)
 	}
-	if r := Refusal(ReasonRefused, "x"); r.Allowed() || r.Reasons[0].Kind != ReasonRefused || r.Explanation[0] != "x" {
-		t.Errorf("Refusal: %+v", r)
-	}
 }

@@ -1,12 +1,13 @@
 package policy
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand"
 	"strings"
 	"testing"
+
+	"github.com/keystack/keystack/internal/policytest"
 )
 
 // enumerate lists all strings over alphabet of length ≤ n.
@@ -114,63 +115,8 @@ func naiveMatch(p, s string) bool {
 	return s != "" && s[0] == p[0] && naiveMatch(p[1:], s[1:])
 }
 
-var (
-	propPrincipals = []string{"user:w", "user:x", "group:g", "*", "user:?", "service:s"}
-	propActions    = []string{"keystack:Encrypt", "keystack:Decrypt", "keystack:*crypt", "keystack:*", "keystack:ReWrap", "keystack:PutPolicy"}
-	propResources  = []string{"key/a", "key/b", "key/*", "key/a/v1", "key/?", "*", "key/a*", "policy"}
-	// Conditions, with condition keys in several spellings (keys are
-	// case-insensitive), IfExists and the set qualifiers.
-	propConds = []string{"", "", "", `"StringEquals":{"keystack:EncryptionContext/d":"x"}`, `"NumericLessThan":{"keystack:KeyVersion":2}`,
-		`"StringEquals":{"keystack:PrincipalTag/t":"1"}`, `"StringEquals":{"keystack:EncryptionContext/D":"x"}`,
-		`"StringEquals":{"KEYSTACK:encryptioncontext/d":"x"}`, `"StringEquals":{"keystack:principaltag/T":"1"}`,
-		`"StringEqualsIfExists":{"keystack:EncryptionContext/d":"x"}`, `"StringNotEqualsIfExists":{"keystack:ENCRYPTIONCONTEXT/D":"y"}`,
-		`"ForAnyValue:StringEquals":{"keystack:EncryptionContextKeys":["d","e"]}`, `"ForAllValues:StringLike":{"KeyStack:EncryptionContextKeys":"d*"}`,
-		`"ForAnyValue:StringEquals":{"keystack:EncryptionContext/d":"x"}`, `"ForAllValues:StringEquals":{"keystack:EncryptionContext/D":"x"}`}
-	// propContexts spell the context key d in several ways, twice in one
-	// context, with the same or different values.
-	propContexts = []map[string]string{nil, {"d": "x"}, {"D": "x"}, {"d": "y"}, {"d": "x", "D": "y"}, {"D": "x", "d": "x"}, {"e": "x"}, {"d": "x", "e": "y"}}
-)
-
-func pick(rng *rand.Rand, xs []string, n int) string {
-	var out []string
-	for i := 0; i < n; i++ {
-		out = append(out, fmt.Sprintf("%q", xs[rng.Intn(len(xs))]))
-	}
-	return "[" + strings.Join(out, ",") + "]"
-}
-
-func randStatement(rng *rand.Rand, denyRate int) string {
-	effect := "Allow"
-	if rng.Intn(100) < denyRate {
-		effect = "Deny"
-	}
-	pe, ae, re := "Principal", "Action", "Resource"
-	if rng.Intn(8) == 0 {
-		pe = "NotPrincipal"
-	}
-	if rng.Intn(6) == 0 {
-		ae = "NotAction"
-	}
-	if rng.Intn(8) == 0 {
-		re = "NotResource"
-	}
-	s := fmt.Sprintf(`{"Effect":%q,%q:%s,%q:%s,%q:%s`, effect, pe, pick(rng, propPrincipals, 1+rng.Intn(2)),
-		ae, pick(rng, propActions, 1+rng.Intn(2)), re, pick(rng, propResources, 1+rng.Intn(2)))
-	if c := propConds[rng.Intn(len(propConds))]; c != "" {
-		if c2 := propConds[rng.Intn(len(propConds))]; c2 != "" && !strings.HasPrefix(c2, strings.SplitN(c, ":{", 2)[0]+":{") {
-			c += "," + c2
-		}
-		s += `,"Condition":{` + c + `}`
-	}
-	return s + "}"
-}
-
 func randPolicy(t *testing.T, rng *rand.Rand, n, denyRate int) *Policy {
-	var ss []string
-	for i := 0; i < n; i++ {
-		ss = append(ss, randStatement(rng, denyRate))
-	}
-	return mustParse(t, stmts(ss...))
+	return mustParse(t, policytest.RandomPolicy(rng, n, denyRate))
 }
 
 // TestIsSubsetProperty: whenever IsSubset accepts next for writer W, every
@@ -199,7 +145,7 @@ func TestIsSubsetProperty(t *testing.T) {
 			if rng.Intn(2) == 0 {
 				r.Groups = []string{"g"}
 			}
-			r.EncryptionContext = propContexts[rng.Intn(len(propContexts))]
+			r.EncryptionContext = policytest.Contexts[rng.Intn(len(policytest.Contexts))]
 			if !next.Evaluate(r).Allowed() {
 				continue
 			}
@@ -255,78 +201,6 @@ func TestIsSubsetRefusals(t *testing.T) {
 	}
 	if err := IsSubset(mustParse(t, stmts(cases[0].stmt)), nil, w); err == nil {
 		t.Error("nil current policy must refuse every Allow")
-	}
-}
-
-type memRecorder struct {
-	decisions []Decision
-	fail      error
-}
-
-func (m *memRecorder) RecordDecision(_ context.Context, _ Request, d Decision) error {
-	if m.fail != nil {
-		return m.fail
-	}
-	m.decisions = append(m.decisions, d)
-	return nil
-}
-
-func TestEngine(t *testing.T) {
-	p := mustParse(t, stmts(
-		`{"Effect":"Allow","Principal":"group:admins","Action":"*","Resource":"*"}`,
-		`{"Effect":"Allow","Principal":"*","Action":"keystack:Encrypt","Resource":"key/*","Condition":{"StringEquals":{"keystack:PrincipalTag/team":"pay"}}}`))
-	rec := &memRecorder{}
-	dir := StaticDirectory{Groups: map[string][]string{"user:root": {"admins"}}, Tags: map[string]map[string]string{"user:bob": {"team": "pay"}}}
-	e, err := NewEngine(p, EngineConfig{Recorder: rec, Directory: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := e.Authorize(ctx, Request{Principal: "user:bob", Action: ActionEncrypt, Resource: "key/k"}); err != nil {
-		t.Errorf("bob encrypt (tag from directory): %v", err)
-	}
-	err = e.Authorize(ctx, Request{Principal: "user:bob", Action: ActionDecrypt, Resource: "key/k"})
-	var de *DeniedError
-	if !errors.Is(err, ErrAccessDenied) || !errors.As(err, &de) || de.Principal != "user:bob" {
-		t.Fatalf("bob decrypt: %v", err)
-	}
-	if msg := err.Error(); !strings.Contains(msg, "keystack:Decrypt") || !strings.Contains(msg, "key/k") || strings.Contains(msg, "team") || strings.Contains(msg, "Statement") {
-		t.Errorf("denial text %q must name action/resource/principal and nothing of the policy", msg)
-	}
-	if len(rec.decisions) != 2 || !rec.decisions[0].Allowed() || rec.decisions[1].Allowed() {
-		t.Errorf("recorded %+v", rec.decisions)
-	}
-	// Fail closed: an allowed request is refused when recording fails.
-	rec.fail = errors.New("disk full")
-	err = e.Authorize(ctx, Request{Principal: "user:root", Action: ActionEncrypt, Resource: "key/k"})
-	if !errors.Is(err, ErrAuditFailed) || !errors.Is(err, ErrAccessDenied) {
-		t.Fatalf("recorder failure: %v", err)
-	}
-	rec.fail = nil
-	// PutPolicy: bob lacks PutPolicy; root may not escalate beyond its grants.
-	next := mustParse(t, stmts(`{"Effect":"Allow","Principal":"user:bob","Action":"keystack:Decrypt","Resource":"key/k"}`))
-	if err := e.PutPolicy(ctx, Request{Principal: "user:bob"}, next, PutOptions{}); !errors.Is(err, ErrAccessDenied) {
-		t.Errorf("bob PutPolicy: %v", err)
-	}
-	// Lockout: under next, root could not replace the policy again.
-	if err := e.PutPolicy(ctx, Request{Principal: "user:root"}, next, PutOptions{}); !errors.Is(err, ErrLockout) || !errors.Is(err, ErrAccessDenied) {
-		t.Errorf("root PutPolicy locking itself out: %v", err)
-	}
-	if e.Policy() != p {
-		t.Error("policy swapped despite the lockout check")
-	}
-	if err := e.PutPolicy(ctx, Request{Principal: "user:root"}, next, PutOptions{BypassLockoutSafetyCheck: true}); err != nil {
-		t.Errorf("root PutPolicy: %v", err)
-	}
-	if e.Policy() != next {
-		t.Error("policy not swapped")
-	}
-	// Under next, root holds nothing, so it cannot grant anything back.
-	if err := e.PutPolicy(ctx, Request{Principal: "user:root"}, p, PutOptions{}); !errors.Is(err, ErrAccessDenied) {
-		t.Errorf("root re-escalation: %v", err)
-	}
-	if _, err := NewEngine(p, EngineConfig{}); err == nil {
-		t.Error("NewEngine without a Recorder must fail")
 	}
 }
 
