@@ -17,16 +17,15 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/keystack/keystack/internal/clientenv"
 	"github.com/keystack/keystack/internal/safetext"
 )
 
-// Defaults of Config.
+// Defaults of Config (Region and Timeout: clientenv.DefaultRegion, 10 s).
 const (
-	DefaultRegion         = "us-east-1"
-	DefaultTimeout        = 10 * time.Second
-	DefaultAttemptTimeout = 5 * time.Second
-	DefaultRounds         = 2
-	DefaultBackoff        = 100 * time.Millisecond
+	defaultAttemptTimeout = 5 * time.Second
+	defaultRounds         = 2
+	defaultBackoff        = 100 * time.Millisecond
 )
 
 // placeholderEndpoint is the base URL the AWS SDK is given; the failover
@@ -39,7 +38,13 @@ const maxResponse = 8 << 20
 // Config configures a Client. Secrets are never taken from flags: the
 // CLI reads SecretAccessKey from the environment.
 type Config struct {
-	Endpoints []Endpoint
+	// Endpoints are the server's addresses, tried in order:
+	// unix:///path (its Unix socket), https://host:port, or
+	// http://host:port on a loopback address only (tests). An item may
+	// itself be a comma-separated list, as KEYSTACK_SERVER is. New fails
+	// with ErrInvalidConfig for anything else, quoting no user part,
+	// query or fragment.
+	Endpoints []string
 	// Region is the SigV4 scope: the server's --region (default us-east-1).
 	Region string
 	// AccessKeyID and SecretAccessKey sign every request with SigV4
@@ -50,11 +55,13 @@ type Config struct {
 	CAFile string
 	// CertFile and KeyFile are the TLS client certificate (mutual TLS).
 	CertFile, KeyFile string
-	// Timeout bounds each call, failover and retries included; AttemptTimeout
-	// bounds the wait for one endpoint's answer.
+	// Timeout bounds each call, failover and retries included (default
+	// 10 s); AttemptTimeout bounds the wait for one endpoint's answer
+	// (default 5 s, at most Timeout).
 	Timeout, AttemptTimeout time.Duration
-	// Rounds is how many passes over the endpoints a call may make;
-	// Backoff the pause before the second pass, doubled for each next one.
+	// Rounds is how many passes over the endpoints a call may make
+	// (default 2); Backoff the pause before the second pass, doubled for
+	// each next one (default 100 ms).
 	Rounds  int
 	Backoff time.Duration
 }
@@ -70,6 +77,10 @@ type Client struct {
 
 // New checks cfg and returns a Client. It makes no request.
 func New(cfg Config) (*Client, error) {
+	eps, err := parseEndpoints(cfg.Endpoints)
+	if err != nil {
+		return nil, err
+	}
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
@@ -77,9 +88,9 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &failover{eps: cfg.Endpoints, region: cfg.Region, signer: v4.NewSigner(), rounds: cfg.Rounds,
+	f := &failover{eps: eps, region: cfg.Region, signer: v4.NewSigner(), rounds: cfg.Rounds,
 		backoff: cfg.Backoff, now: time.Now}
-	for _, ep := range cfg.Endpoints {
+	for _, ep := range eps {
 		f.rts = append(f.rts, ep.roundTripper(tlsConf, cfg.AttemptTimeout))
 	}
 	if cfg.AccessKeyID != "" {
@@ -92,9 +103,6 @@ func New(cfg Config) (*Client, error) {
 }
 
 func (cfg *Config) defaults() error {
-	if len(cfg.Endpoints) == 0 {
-		return fmt.Errorf("%w: no server endpoint", ErrInvalidConfig)
-	}
 	if (cfg.AccessKeyID == "") != (cfg.SecretAccessKey == "") {
 		return fmt.Errorf("%w: an access key ID needs its secret access key, and the reverse", ErrInvalidConfig)
 	}
@@ -102,19 +110,19 @@ func (cfg *Config) defaults() error {
 		return fmt.Errorf("%w: a client certificate needs its key file, and the reverse", ErrInvalidConfig)
 	}
 	if cfg.Region == "" {
-		cfg.Region = DefaultRegion
+		cfg.Region = clientenv.DefaultRegion
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = DefaultTimeout
+		cfg.Timeout = clientenv.DefaultTimeout
 	}
 	if cfg.AttemptTimeout <= 0 {
-		cfg.AttemptTimeout = min(DefaultAttemptTimeout, cfg.Timeout)
+		cfg.AttemptTimeout = min(defaultAttemptTimeout, cfg.Timeout)
 	}
 	if cfg.Rounds <= 0 {
-		cfg.Rounds = DefaultRounds
+		cfg.Rounds = defaultRounds
 	}
 	if cfg.Backoff <= 0 {
-		cfg.Backoff = DefaultBackoff
+		cfg.Backoff = defaultBackoff
 	}
 	return nil
 }

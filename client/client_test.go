@@ -119,11 +119,7 @@ func newFixture(t *testing.T) *fixture {
 }
 
 func (f *fixture) client(t *testing.T, urls ...string) *client.Client {
-	eps, err := client.ParseEndpoints(urls)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(client.Config{Endpoints: eps, AccessKeyID: f.cred.AccessKeyID, SecretAccessKey: f.cred.Secret,
+	c, err := client.New(client.Config{Endpoints: urls, AccessKeyID: f.cred.AccessKeyID, SecretAccessKey: f.cred.Secret,
 		Timeout: 10 * time.Second, Backoff: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -223,8 +219,7 @@ func TestFailoverBeforeSending(t *testing.T) {
 // and matches ErrUnavailable, on the admin and the data-key paths.
 func TestAllDown(t *testing.T) {
 	d1, d2 := deadURL(t), deadURL(t)
-	eps, _ := client.ParseEndpoints([]string{d1 + "," + d2})
-	c, err := client.New(client.Config{Endpoints: eps, AccessKeyID: "KSAAAAAAAAAAAAAAAAAA", SecretAccessKey: "s3cr3t-never-printed",
+	c, err := client.New(client.Config{Endpoints: []string{d1 + "," + d2}, AccessKeyID: "KSAAAAAAAAAAAAAAAAAA", SecretAccessKey: "s3cr3t-never-printed",
 		Backoff: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -290,32 +285,32 @@ func deadURL(t *testing.T) string {
 	return "http://" + addr
 }
 
-func TestParseEndpoint(t *testing.T) {
+func TestEndpoints(t *testing.T) {
 	good := []string{"unix:///run/ks.sock", "https://keys.internal:8443", "http://127.0.0.1:8080", "http://[::1]:1", "http://localhost:9"}
 	for _, s := range good {
-		if _, err := client.ParseEndpoint(s); err != nil {
+		if err := client.CheckEndpoint(s); err != nil {
 			t.Errorf("%s: %v", s, err)
 		}
 	}
 	bad := []string{"", "unix://relative", "unix:run.sock", "http://192.0.2.1:80", "http://keys.internal:80", "ftp://x",
 		"https://user:pw@host:1", "https://host:1/path", "https://host:1?q=1", "keys.internal:8443"}
 	for _, s := range bad {
-		if _, err := client.ParseEndpoint(s); !errors.Is(err, client.ErrInvalidConfig) {
+		if err := client.CheckEndpoint(s); !errors.Is(err, client.ErrInvalidConfig) {
 			t.Errorf("%q: %v, want ErrInvalidConfig", s, err)
 		}
 	}
 	// No error repeats what a user part, query or fragment held.
 	for _, s := range []string{"https://id:SECRET@host:1", "https://SECRET@host:1", "https://id:SECRET@[::1",
 		"ftp://id:SECRET@x", "https://host:1/?sig=SECRET", "https://host:1#SECRET", "unix://id:SECRET@x/s", "x:id:SECRET@y"} {
-		if _, err := client.ParseEndpoint(s); err == nil || strings.Contains(err.Error(), "SECRET") {
+		if err := client.CheckEndpoint(s); err == nil || strings.Contains(err.Error(), "SECRET") {
 			t.Errorf("%q: %v", s, err)
 		}
 	}
-	eps, err := client.ParseEndpoints([]string{"unix:///a, unix:///b", "https://c:1"})
-	if err != nil || len(eps) != 3 || eps[1].Unix != "/b" {
-		t.Errorf("ParseEndpoints: %v, %v", eps, err)
+	eps, err := client.EndpointUnixPaths([]string{"unix:///a, unix:///b", "https://c:1"})
+	if err != nil || len(eps) != 3 || eps[1] != "/b" {
+		t.Errorf("Config.Endpoints parsed as: %v, %v", eps, err)
 	}
-	if _, err := client.ParseEndpoints([]string{" , "}); !errors.Is(err, client.ErrInvalidConfig) {
+	if _, err := client.New(client.Config{Endpoints: []string{" , "}}); !errors.Is(err, client.ErrInvalidConfig) {
 		t.Errorf("no endpoint: %v", err)
 	}
 }
@@ -379,11 +374,7 @@ func fmtErr(err error) string {
 func TestHangingEndpoint(t *testing.T) {
 	f := newFixture(t)
 	f.a.fail["GenerateDataKey"], f.a.fail["CreateKey"] = "hang", "hang"
-	eps, err := client.ParseEndpoints([]string{f.urlA, f.urlB})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(client.Config{Endpoints: eps, AccessKeyID: f.cred.AccessKeyID, SecretAccessKey: f.cred.Secret,
+	c, err := client.New(client.Config{Endpoints: []string{f.urlA, f.urlB}, AccessKeyID: f.cred.AccessKeyID, SecretAccessKey: f.cred.Secret,
 		AttemptTimeout: 300 * time.Millisecond, Backoff: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -401,7 +392,7 @@ func TestHangingEndpoint(t *testing.T) {
 	if d := time.Since(start); d > 4*time.Second || f.b.count("GenerateDataKey") != 1 {
 		t.Errorf("GenerateDataKey took %v, b saw it %d times", d, f.b.count("GenerateDataKey"))
 	}
-	c2, _ := client.New(client.Config{Endpoints: eps, AccessKeyID: f.cred.AccessKeyID, SecretAccessKey: f.cred.Secret,
+	c2, _ := client.New(client.Config{Endpoints: []string{f.urlA, f.urlB}, AccessKeyID: f.cred.AccessKeyID, SecretAccessKey: f.cred.Secret,
 		AttemptTimeout: 300 * time.Millisecond, Backoff: time.Millisecond})
 	defer c2.Close()
 	_, err = c2.CreateKey(ctx, "", "")
@@ -421,11 +412,7 @@ func TestHostileErrorAnswer(t *testing.T) {
 		fmt.Fprintf(w, `{"__type":"Bad\u001b]0;x\u0007Code","message":"\u001b[2J\u001b[31mpwned\r\n%s"}`, long)
 	}))
 	t.Cleanup(h.Close)
-	eps, err := client.ParseEndpoints([]string{h.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(client.Config{Endpoints: eps, Timeout: 5 * time.Second})
+	c, err := client.New(client.Config{Endpoints: []string{h.URL}, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,11 +434,7 @@ func TestOversizedAnswer(t *testing.T) {
 		fmt.Fprintf(w, `{"Policy":"%s"}`, strings.Repeat("A", 9<<20))
 	}))
 	t.Cleanup(h.Close)
-	eps, err := client.ParseEndpoints([]string{h.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(client.Config{Endpoints: eps, Timeout: 10 * time.Second})
+	c, err := client.New(client.Config{Endpoints: []string{h.URL}, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

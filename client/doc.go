@@ -6,7 +6,7 @@
 //
 // # Endpoints and failover
 //
-// A [Client] is given one or more endpoints ([ParseEndpoint]):
+// A [Client] is given one or more endpoints ([Config].Endpoints):
 // unix:///path (the server's Unix socket; the caller is its OS user),
 // https://host:port (optionally with a client certificate for mutual TLS),
 // and http://host:port on a loopback address only (tests). Every call
@@ -20,11 +20,11 @@
 //     cannot have acted on it;
 //   - the request was written but the connection broke or timed out
 //     before an answer, or the server answered with a 5xx status: only an
-//     idempotent operation ([Idempotent]: reads, data-key and crypto
-//     operations, PutPolicy). A non-idempotent one (CreateKey,
-//     RotateKeyOnDemand, CreateAlias, CreateCredentials, …) fails with
-//     [ErrUnavailable] and a message saying it may have been applied,
-//     never applied twice.
+//     idempotent operation (reads, data-key and crypto operations,
+//     enabling and disabling keys and rotation, tags, PutPolicy). A
+//     non-idempotent one (CreateKey, RotateKeyOnDemand, CreateAlias,
+//     CreateCredentials, …) fails with [ErrUnavailable] and a message
+//     saying it may have been applied, never applied twice.
 //
 // # Authentication
 //

@@ -12,46 +12,46 @@ import (
 	"time"
 )
 
-// Endpoint is one address of a key server.
-type Endpoint struct {
-	// URL is the endpoint as given: unix:///path, https://host:port or
+// endpoint is one address of a key server.
+type endpoint struct {
+	// url is the endpoint as given: unix:///path, https://host:port or
 	// http://host:port (loopback only).
-	URL string
-	// Unix is the socket path of a unix:// endpoint.
-	Unix string
-	// Scheme is unix, https or http.
-	Scheme string
-	// Host is host:port; "localhost" for a Unix socket.
-	Host string
+	url string
+	// unix is the socket path of a unix:// endpoint.
+	unix string
+	// scheme is unix, https or http.
+	scheme string
+	// host is host:port; "localhost" for a Unix socket.
+	host string
 }
 
-// ParseEndpoint checks one endpoint. Plain http:// is accepted only
+// parseEndpoint checks one endpoint. Plain http:// is accepted only
 // for a loopback IP address or localhost: the server serves it only
 // there, for tests.
-func ParseEndpoint(s string) (Endpoint, error) {
+func parseEndpoint(s string) (endpoint, error) {
 	u, err := url.Parse(s)
 	if err != nil {
 		// url.Error quotes the whole string, user information included.
-		return Endpoint{}, fmt.Errorf("%w: server endpoint %q does not parse as a URL", ErrInvalidConfig, shown(s))
+		return endpoint{}, fmt.Errorf("%w: server endpoint %q does not parse as a URL", ErrInvalidConfig, shown(s))
 	}
-	ep := Endpoint{URL: s, Scheme: u.Scheme, Host: u.Host}
+	ep := endpoint{url: s, scheme: u.Scheme, host: u.Host}
 	switch {
 	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
-		return Endpoint{}, fmt.Errorf("%w: server endpoint %q: no user, query or fragment allowed", ErrInvalidConfig, shown(s))
+		return endpoint{}, fmt.Errorf("%w: server endpoint %q: no user, query or fragment allowed", ErrInvalidConfig, shown(s))
 	case u.Scheme == "unix":
 		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
-			return Endpoint{}, fmt.Errorf("%w: server endpoint %q: want unix:///absolute/path", ErrInvalidConfig, shown(s))
+			return endpoint{}, fmt.Errorf("%w: server endpoint %q: want unix:///absolute/path", ErrInvalidConfig, shown(s))
 		}
-		ep.Unix, ep.Host = u.Path, "localhost"
+		ep.unix, ep.host = u.Path, "localhost"
 	case u.Scheme == "https" || u.Scheme == "http":
 		if u.Host == "" || (u.Path != "" && u.Path != "/") {
-			return Endpoint{}, fmt.Errorf("%w: server endpoint %q: want %s://host:port", ErrInvalidConfig, s, u.Scheme)
+			return endpoint{}, fmt.Errorf("%w: server endpoint %q: want %s://host:port", ErrInvalidConfig, s, u.Scheme)
 		}
 		if u.Scheme == "http" && !loopback(u.Hostname()) {
-			return Endpoint{}, fmt.Errorf("%w: server endpoint %q: plain http only to a loopback address (tests); use https", ErrInvalidConfig, shown(s))
+			return endpoint{}, fmt.Errorf("%w: server endpoint %q: plain http only to a loopback address (tests); use https", ErrInvalidConfig, shown(s))
 		}
 	default:
-		return Endpoint{}, fmt.Errorf("%w: server endpoint %q: want unix:///path, https://host:port or http://127.0.0.1:port", ErrInvalidConfig, shown(s))
+		return endpoint{}, fmt.Errorf("%w: server endpoint %q: want unix:///path, https://host:port or http://127.0.0.1:port", ErrInvalidConfig, shown(s))
 	}
 	return ep, nil
 }
@@ -82,16 +82,16 @@ func loopback(host string) bool {
 	return err == nil && ip.IsLoopback()
 }
 
-// ParseEndpoints parses a list whose items may themselves be
+// parseEndpoints parses a list whose items may themselves be
 // comma-separated (KEYSTACK_SERVER=https://a:8443,https://b:8443).
-func ParseEndpoints(list []string) ([]Endpoint, error) {
-	var eps []Endpoint
+func parseEndpoints(list []string) ([]endpoint, error) {
+	var eps []endpoint
 	for _, item := range list {
 		for _, s := range strings.Split(item, ",") {
 			if s = strings.TrimSpace(s); s == "" {
 				continue
 			}
-			ep, err := ParseEndpoint(s)
+			ep, err := parseEndpoint(s)
 			if err != nil {
 				return nil, err
 			}
@@ -106,18 +106,18 @@ func ParseEndpoints(list []string) ([]Endpoint, error) {
 
 // roundTripper returns the HTTP transport of ep: a Unix socket dialer, or
 // TCP with tlsConf for https.
-func (ep Endpoint) roundTripper(tlsConf *tls.Config, attempt time.Duration) http.RoundTripper {
+func (ep endpoint) roundTripper(tlsConf *tls.Config, attempt time.Duration) http.RoundTripper {
 	d := &net.Dialer{Timeout: dialTimeout(attempt)}
 	t := &http.Transport{
 		DialContext: d.DialContext, TLSHandshakeTimeout: dialTimeout(attempt),
 		ResponseHeaderTimeout: attempt, MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second,
-		ForceAttemptHTTP2: ep.Scheme == "https",
+		ForceAttemptHTTP2: ep.scheme == "https",
 	}
-	if ep.Scheme == "https" {
+	if ep.scheme == "https" {
 		t.TLSClientConfig = tlsConf
 	}
-	if ep.Unix != "" {
-		path := ep.Unix
+	if ep.unix != "" {
+		path := ep.unix
 		t.DialContext = func(ctx context.Context, _, _ string) (net.Conn, error) {
 			return d.DialContext(ctx, "unix", path)
 		}

@@ -6,18 +6,8 @@ import (
 	"os"
 	"strings"
 	"time"
-)
 
-// Environment variables FromEnv reads; the keystack CLI reads the same.
-const (
-	EnvServer        = "KEYSTACK_SERVER"
-	EnvServerCA      = "KEYSTACK_SERVER_CA"
-	EnvClientCert    = "KEYSTACK_CLIENT_CERT"
-	EnvClientKey     = "KEYSTACK_CLIENT_KEY"
-	EnvServerRegion  = "KEYSTACK_SERVER_REGION"
-	EnvServerTimeout = "KEYSTACK_SERVER_TIMEOUT"
-	EnvAccessKeyID   = "KEYSTACK_ACCESS_KEY_ID"
-	EnvSecretKey     = "KEYSTACK_SECRET_ACCESS_KEY"
+	"github.com/keystack/keystack/internal/clientenv"
 )
 
 // ErrNoServer is FromEnv's answer when KEYSTACK_SERVER is unset or
@@ -33,20 +23,23 @@ var ErrNoServer = errors.New("client: KEYSTACK_SERVER is not set")
 // credential chain is never read. It fails with ErrNoServer when
 // KEYSTACK_SERVER is unset, and with ErrInvalidConfig for a bad value.
 func ConfigFromEnv() (Config, error) {
-	list := strings.TrimSpace(os.Getenv(EnvServer))
+	list := strings.TrimSpace(os.Getenv(clientenv.Server))
 	if strings.Trim(list, ", ") == "" {
 		return Config{}, ErrNoServer
 	}
-	eps, err := ParseEndpoints([]string{list})
+	eps, err := parseEndpoints([]string{list})
 	if err != nil {
 		return Config{}, err
 	}
-	cfg := Config{Endpoints: eps, Region: os.Getenv(EnvServerRegion), CAFile: os.Getenv(EnvServerCA),
-		CertFile: os.Getenv(EnvClientCert), KeyFile: os.Getenv(EnvClientKey),
-		AccessKeyID: os.Getenv(EnvAccessKeyID), SecretAccessKey: os.Getenv(EnvSecretKey)}
-	if s := os.Getenv(EnvServerTimeout); s != "" {
+	cfg := Config{Region: os.Getenv(clientenv.ServerRegion), CAFile: os.Getenv(clientenv.ServerCA),
+		CertFile: os.Getenv(clientenv.ClientCert), KeyFile: os.Getenv(clientenv.ClientKey),
+		AccessKeyID: os.Getenv(clientenv.AccessKeyID), SecretAccessKey: os.Getenv(clientenv.SecretKey)}
+	for _, ep := range eps {
+		cfg.Endpoints = append(cfg.Endpoints, ep.url)
+	}
+	if s := os.Getenv(clientenv.ServerTimeout); s != "" {
 		if cfg.Timeout, err = time.ParseDuration(s); err != nil || cfg.Timeout <= 0 {
-			return Config{}, fmt.Errorf("%w: %s=%q: want a positive duration such as 10s", ErrInvalidConfig, EnvServerTimeout, s)
+			return Config{}, fmt.Errorf("%w: %s=%q: want a positive duration such as 10s", ErrInvalidConfig, clientenv.ServerTimeout, s)
 		}
 	}
 	return cfg, nil

@@ -12,21 +12,21 @@ import (
 // TestConfigFromEnv: unset is ErrNoServer, bad values are
 // ErrInvalidConfig, and every variable lands in its field.
 func TestConfigFromEnv(t *testing.T) {
-	t.Setenv(client.EnvServer, " ")
+	t.Setenv("KEYSTACK_SERVER", " ")
 	if _, err := client.ConfigFromEnv(); !errors.Is(err, client.ErrNoServer) {
 		t.Fatalf("blank KEYSTACK_SERVER: %v, want ErrNoServer", err)
 	}
-	for _, bad := range [][2]string{{client.EnvServer, "http://192.0.2.1:80"}, {client.EnvServerTimeout, "soon"}, {client.EnvServerTimeout, "-1s"}} {
-		t.Setenv(client.EnvServer, "unix:///run/ks.sock")
-		t.Setenv(client.EnvServerTimeout, "")
+	for _, bad := range [][2]string{{"KEYSTACK_SERVER", "http://192.0.2.1:80"}, {"KEYSTACK_SERVER_TIMEOUT", "soon"}, {"KEYSTACK_SERVER_TIMEOUT", "-1s"}} {
+		t.Setenv("KEYSTACK_SERVER", "unix:///run/ks.sock")
+		t.Setenv("KEYSTACK_SERVER_TIMEOUT", "")
 		t.Setenv(bad[0], bad[1])
 		if _, err := client.ConfigFromEnv(); !errors.Is(err, client.ErrInvalidConfig) {
 			t.Errorf("%s=%q: %v, want ErrInvalidConfig", bad[0], bad[1], err)
 		}
 	}
-	vals := map[string]string{client.EnvServer: "https://a:8443,https://b:8443", client.EnvServerCA: "ca.pem",
-		client.EnvClientCert: "c.pem", client.EnvClientKey: "k.pem", client.EnvServerRegion: "eu-west-1",
-		client.EnvServerTimeout: "3s", client.EnvAccessKeyID: "KSX", client.EnvSecretKey: "s"}
+	vals := map[string]string{"KEYSTACK_SERVER": "https://a:8443,https://b:8443", "KEYSTACK_SERVER_CA": "ca.pem",
+		"KEYSTACK_CLIENT_CERT": "c.pem", "KEYSTACK_CLIENT_KEY": "k.pem", "KEYSTACK_SERVER_REGION": "eu-west-1",
+		"KEYSTACK_SERVER_TIMEOUT": "3s", "KEYSTACK_ACCESS_KEY_ID": "KSX", "KEYSTACK_SECRET_ACCESS_KEY": "s"}
 	for k, v := range vals {
 		t.Setenv(k, v)
 	}
@@ -34,7 +34,7 @@ func TestConfigFromEnv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Endpoints) != 2 || cfg.Endpoints[1].Host != "b:8443" || cfg.CAFile != "ca.pem" || cfg.CertFile != "c.pem" ||
+	if len(cfg.Endpoints) != 2 || cfg.Endpoints[1] != "https://b:8443" || cfg.CAFile != "ca.pem" || cfg.CertFile != "c.pem" ||
 		cfg.KeyFile != "k.pem" || cfg.Region != "eu-west-1" || cfg.Timeout.String() != "3s" || cfg.AccessKeyID != "KSX" || cfg.SecretAccessKey != "s" {
 		t.Errorf("ConfigFromEnv = %+v", cfg)
 	}

@@ -79,7 +79,7 @@ func startExampleServer() (stop func()) {
 		log.Fatal(err)
 	}
 	hs := httptest.NewServer(srv)
-	vars := map[string]string{client.EnvServer: hs.URL, client.EnvAccessKeyID: cred.AccessKeyID, client.EnvSecretKey: cred.Secret}
+	vars := map[string]string{"KEYSTACK_SERVER": hs.URL, "KEYSTACK_ACCESS_KEY_ID": cred.AccessKeyID, "KEYSTACK_SECRET_ACCESS_KEY": cred.Secret}
 	for k, v := range vars {
 		os.Setenv(k, v)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/client"
+	"github.com/keystack/keystack/internal/clientenv"
 )
 
 // TestDefaultSchedule: the numbers README's "Failover" states are the
@@ -14,9 +15,9 @@ import (
 // at least the 100 ms pause between them.
 func TestDefaultSchedule(t *testing.T) {
 	if client.DefaultRounds != 2 || client.DefaultBackoff != 100*time.Millisecond ||
-		client.DefaultTimeout != 10*time.Second || client.DefaultAttemptTimeout != 5*time.Second {
-		t.Fatalf("defaults changed: rounds %d, backoff %v, timeout %v, attempt %v; update README's Failover paragraph",
-			client.DefaultRounds, client.DefaultBackoff, client.DefaultTimeout, client.DefaultAttemptTimeout)
+		clientenv.DefaultTimeout != 10*time.Second || client.DefaultAttemptTimeout != 5*time.Second {
+		t.Fatalf("defaults changed: rounds %d, backoff %v, timeout %v, attempt %v; update README's Failover paragraph and Config's doc",
+			client.DefaultRounds, client.DefaultBackoff, clientenv.DefaultTimeout, client.DefaultAttemptTimeout)
 	}
 	f := newFixture(t)
 	f.a.fail["ListKeys"], f.b.fail["ListKeys"] = "500", "500"
@@ -60,11 +61,7 @@ func TestThrottleRetries(t *testing.T) {
 }
 
 func defaultClient(t *testing.T, f *fixture) *client.Client {
-	eps, err := client.ParseEndpoints([]string{f.urlA, f.urlB})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(client.Config{Endpoints: eps, AccessKeyID: f.cred.AccessKeyID, SecretAccessKey: f.cred.Secret})
+	c, err := client.New(client.Config{Endpoints: []string{f.urlA, f.urlB}, AccessKeyID: f.cred.AccessKeyID, SecretAccessKey: f.cred.Secret})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,10 +38,10 @@ var idempotentOps = map[string]bool{
 	"ShowAudit": true, "DecryptDataKey": true,
 }
 
-// Idempotent reports whether the operation named by an X-Amz-Target
+// idempotent reports whether the operation named by an X-Amz-Target
 // value ("TrentService.Decrypt", "KeystackAdmin.GetPolicy") is retried on
 // another endpoint after it reached a server that did not answer.
-func Idempotent(target string) bool {
+func idempotent(target string) bool {
 	_, op, _ := strings.Cut(target, ".")
 	return idempotentOps[op]
 }
@@ -49,7 +49,7 @@ func Idempotent(target string) bool {
 // failover is the http.RoundTripper of a Client: it sends each request to
 // the endpoints in turn, signing it for each, as the package doc says.
 type failover struct {
-	eps     []Endpoint
+	eps     []endpoint
 	rts     []http.RoundTripper
 	creds   *aws.Credentials
 	region  string
@@ -70,7 +70,7 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	target := req.Header.Get("X-Amz-Target")
 	_, op, _ := strings.Cut(target, ".")
-	idem := Idempotent(target)
+	idem := idempotent(target)
 	ue := &UnavailableError{Op: op}
 	var last *http.Response
 	start := int(f.first.Load())
@@ -91,12 +91,12 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 			case err == nil:
 				closeResp(last)
 				last = resp
-				ue.Attempts = append(ue.Attempts, fmt.Errorf("%s: HTTP %d", f.eps[n].URL, resp.StatusCode))
+				ue.Attempts = append(ue.Attempts, fmt.Errorf("%s: HTTP %d", f.eps[n].url, resp.StatusCode))
 			case req.Context().Err() != nil:
 				closeResp(last)
 				return nil, err
 			default:
-				ue.Attempts = append(ue.Attempts, fmt.Errorf("%s: %w", f.eps[n].URL, err))
+				ue.Attempts = append(ue.Attempts, fmt.Errorf("%s: %w", f.eps[n].url, err))
 				if sent && !idem {
 					ue.MaybeApplied = true
 					closeResp(last)
@@ -120,7 +120,7 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 // throttleRetries times, pausing a jittered, doubling delay (the AWS
 // SDKs' standard mode backs off with jitter too): the i-th pause (i from
 // 0) is drawn in [throttleBase<<i / 2, throttleBase<<i), so four pauses
-// take 1.5 s to 3 s in all, within DefaultTimeout.
+// take 1.5 s to 3 s in all, within the default Timeout.
 const (
 	throttleRetries = 4
 	throttleBase    = 200 * time.Millisecond
@@ -158,11 +158,11 @@ func (f *failover) try(req *http.Request, n int, body []byte) (*http.Response, b
 	trace := &httptrace.ClientTrace{WroteHeaderField: func(string, []string) { wrote.Store(true) }}
 	ctx := httptrace.WithClientTrace(req.Context(), trace)
 	r := req.Clone(ctx)
-	scheme := ep.Scheme
+	scheme := ep.scheme
 	if scheme == "unix" {
 		scheme = "http"
 	}
-	r.URL.Scheme, r.URL.Host, r.Host = scheme, ep.Host, ep.Host
+	r.URL.Scheme, r.URL.Host, r.Host = scheme, ep.host, ep.host
 	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	for _, h := range []string{"Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256"} {

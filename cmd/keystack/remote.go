@@ -16,14 +16,14 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keystack/keystack/client"
+	"github.com/keystack/keystack/internal/clientenv"
 )
 
-// Environment variables of server mode. The secret is read only from the
-// environment, never from a flag (argv is visible to other users).
+// Server mode reads package client's environment variables
+// (clientenv). The secret is read only from the environment, never from
+// a flag (argv is visible to other users).
 const (
-	envServer       = "KEYSTACK_SERVER"
-	envAccessKeyID  = "KEYSTACK_ACCESS_KEY_ID"
-	envSecretKey    = "KEYSTACK_SECRET_ACCESS_KEY"
+	envServer       = clientenv.Server
 	serverFlagUsage = "act through the keystack server at `URL`: unix:///path, https://host:port, http://127.0.0.1:port (tests); " +
 		"repeat it (or comma-separate in $KEYSTACK_SERVER) for failover"
 )
@@ -32,11 +32,11 @@ const (
 func serverFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringSliceFlag{Name: "server", EnvVars: []string{envServer}, Usage: serverFlagUsage},
-		&cli.StringFlag{Name: "server-ca", EnvVars: []string{"KEYSTACK_SERVER_CA"}, Usage: "verify https servers against the CA certificates in `FILE` (PEM)"},
-		&cli.StringFlag{Name: "client-cert", EnvVars: []string{"KEYSTACK_CLIENT_CERT"}, Usage: "TLS client certificate `FILE` (PEM) for mutual TLS with the server"},
-		&cli.StringFlag{Name: "client-key", EnvVars: []string{"KEYSTACK_CLIENT_KEY"}, Usage: "private key `FILE` (PEM) of --client-cert"},
-		&cli.StringFlag{Name: "server-region", EnvVars: []string{"KEYSTACK_SERVER_REGION"}, Value: client.DefaultRegion, Usage: "the server's --region, for SigV4 signatures"},
-		&cli.DurationFlag{Name: "server-timeout", EnvVars: []string{"KEYSTACK_SERVER_TIMEOUT"}, Value: client.DefaultTimeout, Usage: "give up on a server call, failover included, after `DURATION`"},
+		&cli.StringFlag{Name: "server-ca", EnvVars: []string{clientenv.ServerCA}, Usage: "verify https servers against the CA certificates in `FILE` (PEM)"},
+		&cli.StringFlag{Name: "client-cert", EnvVars: []string{clientenv.ClientCert}, Usage: "TLS client certificate `FILE` (PEM) for mutual TLS with the server"},
+		&cli.StringFlag{Name: "client-key", EnvVars: []string{clientenv.ClientKey}, Usage: "private key `FILE` (PEM) of --client-cert"},
+		&cli.StringFlag{Name: "server-region", EnvVars: []string{clientenv.ServerRegion}, Value: clientenv.DefaultRegion, Usage: "the server's --region, for SigV4 signatures"},
+		&cli.DurationFlag{Name: "server-timeout", EnvVars: []string{clientenv.ServerTimeout}, Value: clientenv.DefaultTimeout, Usage: "give up on a server call, failover included, after `DURATION`"},
 	}
 }
 
@@ -109,13 +109,9 @@ func serverMode(c *cli.Context) bool {
 
 // withClient runs fn with a client of the servers the flags name.
 func withClient(c *cli.Context, fn func(c *cli.Context, cl *client.Client) error) error {
-	eps, err := client.ParseEndpoints(c.StringSlice("server"))
-	if err != nil {
-		return usagef("%v", err)
-	}
-	cfg := client.Config{Endpoints: eps, Region: c.String("server-region"), CAFile: c.String("server-ca"),
+	cfg := client.Config{Endpoints: c.StringSlice("server"), Region: c.String("server-region"), CAFile: c.String("server-ca"),
 		CertFile: c.String("client-cert"), KeyFile: c.String("client-key"), Timeout: c.Duration("server-timeout"),
-		AccessKeyID: os.Getenv(envAccessKeyID), SecretAccessKey: os.Getenv(envSecretKey)}
+		AccessKeyID: os.Getenv(clientenv.AccessKeyID), SecretAccessKey: os.Getenv(clientenv.SecretKey)}
 	cl, err := client.New(cfg)
 	if err != nil {
 		return usagef("%v", err)
