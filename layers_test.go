@@ -25,6 +25,7 @@ type layer struct {
 // interface. DO NOT add packages to a row just to make this test pass.
 var layers = map[string]layer{
 	"internal/clientenv": {},
+	"internal/kmsarn":    {},
 
 	"internal/fsx":      {outside: []string{"golang.org/x/sys"}},
 	"internal/keyname":  {},
@@ -48,7 +49,7 @@ var layers = map[string]layer{
 
 	"hsm": {imports: []string{"envelope", "keyring"}, tests: []string{"keyring/keyringtest", "keystore"},
 		outside: []string{"github.com/miekg/pkcs11"}},
-	"keystore/awskms": {imports: []string{"envelope", "keyring", "internal/safetext"},
+	"keystore/awskms": {imports: []string{"envelope", "keyring", "internal/safetext", "internal/kmsarn"},
 		tests:   []string{"keyring/keyringtest", "keystore", "internal/kmstest"},
 		outside: []string{"github.com/aws/"}},
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/keystore/awskms"
+	"github.com/keystack/keystack/keyring"
 )
 
 // legacyKeyring decrypts the data keys of messages written with a local
@@ -35,7 +35,7 @@ func (k legacyKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMate
 	}
 	var send []wireEDK
 	for _, e := range edks {
-		if e.ProviderID != awskms.ProviderID {
+		if e.ProviderID != keyring.ProviderAWSKMS {
 			send = append(send, wireEDK{ProviderId: e.ProviderID, ProviderInfo: e.ProviderInfo, Ciphertext: e.Ciphertext})
 		}
 	}

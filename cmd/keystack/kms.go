@@ -6,6 +6,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"time"
 
@@ -13,6 +14,8 @@ import (
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/hsm"
+	"github.com/keystack/keystack/internal/kmsarn"
+	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
 )
@@ -96,12 +99,21 @@ func kmsOptions(c *cli.Context) awskms.Options {
 // PIN and no credentials for messages those keys did not wrap.
 // The app closes them when the command ends (see closeOnExit).
 func externalBackends(c *cli.Context) map[string]keystore.Backend {
-	kms := &keystore.LazyBackend{Name: keystore.BackendAWSKMS, ProviderID: awskms.ProviderID, Check: awskms.CheckKeyARN,
+	kms := &keystore.LazyBackend{Name: keystore.BackendAWSKMS, ProviderID: keyring.ProviderAWSKMS, Check: checkKMSRef,
 		Open: func() keystore.Backend { return awskms.NewBackend(kmsOptions(c)) }}
 	p11 := &keystore.LazyBackend{Name: keystore.BackendPKCS11, ProviderID: hsm.DefaultNamespace, Check: hsm.CheckKeyURI,
 		Open: func() keystore.Backend { return hsm.NewBackend(hsmOptions(c)) }}
 	closeOnExit(c, kms, p11)
 	return map[string]keystore.Backend{keystore.BackendAWSKMS: kms, keystore.BackendPKCS11: p11}
+}
+
+// checkKMSRef rejects a key reference (a stored key's ref, -k ARN,
+// --kms-key) that cannot be a KMS key or alias ARN, before any AWS setup.
+func checkKMSRef(ref string) error {
+	if !kmsarn.IsKeyRef(ref) {
+		return fmt.Errorf("%w: want %s", awskms.ErrInvalidKeyID, kmsarn.KeyRefShape)
+	}
+	return nil
 }
 
 // discoveryKeyring returns decrypt's KMS discovery keyring, or nil without
@@ -124,7 +136,7 @@ func discoveryKeyring(c *cli.Context, st *keystore.Store) (envelope.Keyring, err
 	}
 	if len(accounts) > 0 {
 		for _, a := range accounts {
-			if !awskms.IsAccountID(a) {
+			if !kmsarn.IsAccountID(a) {
 				return nil, usagef("--discovery-account %q: want a 12-digit AWS account ID", a)
 			}
 		}
@@ -137,7 +149,7 @@ func discoveryKeyring(c *cli.Context, st *keystore.Store) (envelope.Keyring, err
 	if err != nil {
 		return nil, err
 	}
-	return st.DiscoveryKeyring(c.Context, kr, awskms.ProviderID)
+	return st.DiscoveryKeyring(c.Context, kr, keyring.ProviderAWSKMS)
 }
 
 // createRef returns the backend and reference of key create: --kms-key
@@ -152,7 +164,7 @@ func createRef(c *cli.Context) (backend, ref string, err error) {
 		if backend != keystore.BackendAWSKMS {
 			return "", "", usagef("key create: --kms-key needs --backend %s", keystore.BackendAWSKMS)
 		}
-		return backend, kmsKey, awskms.CheckKeyARN(kmsKey)
+		return backend, kmsKey, checkKMSRef(kmsKey)
 	case c.Bool("generate") && (backend != keystore.BackendPKCS11 || uri == ""):
 		return "", "", usagef("key create: --generate needs --backend %s and --pkcs11-uri naming the token", keystore.BackendPKCS11)
 	case uri != "":

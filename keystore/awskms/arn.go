@@ -2,10 +2,10 @@ package awskms
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
-	"sync"
+
+	"github.com/keystack/keystack/internal/kmsarn"
 )
 
 // keyARN is a parsed KMS ARN: arn:partition:kms:region:account:key/id or
@@ -17,7 +17,7 @@ type keyARN struct {
 }
 
 // maxARNLen bounds an ARN read from an untrusted EDK; KMS ARNs are far shorter.
-const maxARNLen = 2048
+const maxARNLen = kmsarn.MaxLen
 
 func parseARN(s string) (keyARN, error) {
 	if len(s) > maxARNLen {
@@ -36,28 +36,6 @@ func parseARN(s string) (keyARN, error) {
 	}
 	return keyARN{partition: f[1], region: f[3], account: f[4], resourceType: typ, resourceID: id, raw: s}, nil
 }
-
-// keyRefRE is the full shape of a KMS key or alias ARN.
-var keyRefRE = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+$`)
-})
-
-// accountRE is an AWS account ID: twelve digits.
-var accountRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9]{12}$`) })
-
-// CheckKeyARN rejects a key reference a user gives (a stored key's ref,
-// -k ARN) that cannot be a KMS key or alias ARN, before any AWS setup.
-// It is stricter than what EDKs may name, which KMS itself checks.
-func CheckKeyARN(ref string) error {
-	if len(ref) > maxARNLen || !keyRefRE().MatchString(ref) {
-		return fmt.Errorf("%w: want arn:PARTITION:kms:REGION:ACCOUNT:key/ID or alias/NAME", ErrInvalidKeyID)
-	}
-	return nil
-}
-
-// IsAccountID reports whether s is an AWS account ID (twelve digits), as
-// DiscoveryFilter.AccountIDs holds.
-func IsAccountID(s string) bool { return accountRE().MatchString(s) }
 
 func (a keyARN) isKey() bool { return a.resourceType == "key" }
 

@@ -1,7 +1,6 @@
 package awskms
 
 import (
-	"errors"
 	"strings"
 	"testing"
 )
@@ -54,27 +53,5 @@ func TestMRKMatch(t *testing.T) {
 	long := "arn:aws:kms:us-east-1:1:key/" + strings.Repeat("x", maxARNLen)
 	if _, err := parseARN(long); err == nil {
 		t.Fatal("accepted an oversized ARN")
-	}
-}
-
-// TestCheckKeyARN: the strict shape of a key reference a user gives.
-func TestCheckKeyARN(t *testing.T) {
-	for _, ok := range []string{
-		"arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-		"arn:aws-cn:kms:cn-north-1:111122223333:alias/app/x",
-	} {
-		if err := CheckKeyARN(ok); err != nil {
-			t.Errorf("CheckKeyARN(%q) = %v", ok, err)
-		}
-	}
-	for _, bad := range []string{"", "alias/x", "arn:aws:kms:us-east-1:1111:key/x", "arn:aws:s3:us-east-1:111122223333:key/x",
-		"arn:aws:kms:us-east-1:111122223333:grant/x", "arn:aws:kms:us-east-1:111122223333:key/a b",
-		"arn:aws:kms:us-east-1:111122223333:key/" + strings.Repeat("a", maxARNLen)} {
-		if err := CheckKeyARN(bad); !errors.Is(err, ErrInvalidKeyID) {
-			t.Errorf("CheckKeyARN(%.60q) = %v, want ErrInvalidKeyID", bad, err)
-		}
-	}
-	if !IsAccountID("111122223333") || IsAccountID("11112222333") || IsAccountID("11112222333x") {
-		t.Error("IsAccountID accepts other than twelve digits")
 	}
 }

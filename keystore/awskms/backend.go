@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -123,27 +122,6 @@ func (b *Backend) RotateOnDemand(ctx context.Context, keyARN string) error {
 		return kmsError("RotateKeyOnDemand", key.raw, err)
 	}
 	return nil
-}
-
-// RotationStatus is a key's automatic rotation setting.
-type RotationStatus struct {
-	Enabled      bool
-	PeriodDays   int
-	NextRotation time.Time // zero when rotation is off
-}
-
-// RotationStatus reports the key's rotation setting with GetKeyRotationStatus.
-func (b *Backend) RotationStatus(ctx context.Context, keyARN string) (RotationStatus, error) {
-	c, key, err := b.client(ctx, keyARN)
-	if err != nil {
-		return RotationStatus{}, err
-	}
-	out, err := c.GetKeyRotationStatus(ctx, &kms.GetKeyRotationStatusInput{KeyId: aws.String(key.raw)})
-	if err != nil {
-		return RotationStatus{}, kmsError("GetKeyRotationStatus", key.raw, err)
-	}
-	return RotationStatus{Enabled: out.KeyRotationEnabled, PeriodDays: int(aws.ToInt32(out.RotationPeriodInDays)),
-		NextRotation: aws.ToTime(out.NextRotationDate)}, nil
 }
 
 // ResolveRef implements keystore.RefResolver: an alias ARN becomes the key

@@ -47,7 +47,7 @@ type clients struct {
 // downRegion records a Region whose KMS did not answer.
 type downRegion struct {
 	until time.Time
-	err   *NoAnswerError
+	err   *noAnswerError
 }
 
 // loadClients resolves the AWS configuration: opts.Config when set,
@@ -128,7 +128,7 @@ func (c *clients) deadline(region string) middleware.InitializeMiddleware {
 			return out, md, err
 		}
 		if cause, ok := noAnswer(err, last.get(), cctx); ok {
-			na := &NoAnswerError{Region: region, Timeout: c.timeout, TimedOut: cause == nil, Err: err}
+			na := &noAnswerError{Region: region, Timeout: c.timeout, TimedOut: cause == nil, Err: err}
 			if cause != nil {
 				na.Err = cause
 			}
@@ -163,10 +163,10 @@ func (c *clients) isDown(region string) error {
 	if !ok || time.Now().After(d.until) {
 		return nil
 	}
-	return &NoAnswerError{Region: region, Timeout: c.timeout, TimedOut: d.err.TimedOut, Earlier: true, Err: d.err.Err}
+	return &noAnswerError{Region: region, Timeout: c.timeout, TimedOut: d.err.TimedOut, Earlier: true, Err: d.err.Err}
 }
 
-func (c *clients) markDown(region string, err *NoAnswerError) {
+func (c *clients) markDown(region string, err *noAnswerError) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.down[region] = downRegion{until: time.Now().Add(downHold), err: err}

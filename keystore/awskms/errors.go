@@ -28,9 +28,9 @@ var (
 	ErrBadResponse = errors.New("awskms: unexpected KMS response")
 	// ErrUnavailable is matched by a failed KMS call when KMS could not
 	// serve it: no answer (connection refused or reset, DNS failure, no
-	// answer within Options.Timeout; see NoAnswerError), or an answer that
-	// KMS itself is failing (KMSInternalException, DependencyTimeoutException,
-	// throttled through every retry). The key itself may be fine.
+	// answer within Options.Timeout), or an answer that KMS itself is
+	// failing (KMSInternalException, DependencyTimeoutException, throttled
+	// through every retry). The key itself may be fine.
 	ErrUnavailable = errors.New("awskms: KMS unavailable")
 	// ErrAccessDenied is matched by a KMS call refused with
 	// AccessDeniedException: the key policy, IAM (or keystack server's
@@ -56,11 +56,11 @@ var unavailableCodes = map[string]bool{
 	"ThrottlingException": true, "ServiceUnavailableException": true,
 }
 
-// NoAnswerError is a KMS call that got no answer: the Region's endpoint
+// noAnswerError is a KMS call that got no answer: the Region's endpoint
 // refused or dropped the connection, or did not answer within Timeout.
 // Earlier is set when the call was not sent because an earlier call to
 // the Region got no answer a moment ago. It matches ErrUnavailable.
-type NoAnswerError struct {
+type noAnswerError struct {
 	Region   string
 	Timeout  time.Duration
 	TimedOut bool
@@ -68,7 +68,7 @@ type NoAnswerError struct {
 	Err      error
 }
 
-func (e *NoAnswerError) Error() string {
+func (e *noAnswerError) Error() string {
 	var msg string
 	if e.TimedOut {
 		msg = fmt.Sprintf("KMS in %s did not answer within %v", e.Region, e.Timeout)
@@ -81,10 +81,10 @@ func (e *NoAnswerError) Error() string {
 	return msg
 }
 
-func (e *NoAnswerError) Unwrap() error { return e.Err }
+func (e *noAnswerError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrUnavailable) true.
-func (e *NoAnswerError) Is(target error) bool { return target == ErrUnavailable }
+func (e *noAnswerError) Is(target error) bool { return target == ErrUnavailable }
 
 // rootCause is the network error inside err ("dial tcp …: connection
 // refused"), else its innermost error: the SDK's "operation error KMS: …,
@@ -133,7 +133,7 @@ func (e *KMSError) Error() string {
 		}
 		return fmt.Sprintf("awskms: %s with %s: %s%s", e.Op, e.KeyID, e.Code, msg)
 	}
-	var na *NoAnswerError
+	var na *noAnswerError
 	if errors.As(e.Err, &na) { // without the SDK's "operation error KMS: Op," prefix
 		return fmt.Sprintf("awskms: %s with %s: %v", e.Op, e.KeyID, na)
 	}
@@ -143,7 +143,7 @@ func (e *KMSError) Error() string {
 func (e *KMSError) Unwrap() error { return e.Err }
 
 // Is makes errors.Is(err, ErrUnavailable) true for the AWS error codes of a
-// KMS that cannot serve now (a NoAnswerError inside matches by itself), and
+// KMS that cannot serve now (a noAnswerError inside matches by itself), and
 // errors.Is(err, ErrAccessDenied) for AccessDeniedException and
 // errors.Is(err, ErrUnauthenticated) for refused credentials.
 func (e *KMSError) Is(target error) bool {

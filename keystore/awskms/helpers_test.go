@@ -47,6 +47,17 @@ func (f *fixture) admin(region string) *kms.Client {
 	})
 }
 
+// rotationStatus reads key's automatic rotation setting from the test
+// server with GetKeyRotationStatus (in the key ARN's Region, us-east-1).
+func (f *fixture) rotationStatus(t testing.TB, key string) (enabled bool, periodDays int32, next time.Time) {
+	t.Helper()
+	out, err := f.admin("us-east-1").GetKeyRotationStatus(context.Background(), &kms.GetKeyRotationStatusInput{KeyId: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.KeyRotationEnabled, aws.ToInt32(out.RotationPeriodInDays), aws.ToTime(out.NextRotationDate)
+}
+
 // createKey makes a key in region and returns its ARN.
 func (f *fixture) createKey(t testing.TB, region string, mrk bool) string {
 	t.Helper()

@@ -21,9 +21,6 @@ import (
 	"github.com/keystack/keystack/envelope"
 )
 
-// ProviderID is the ESDK provider ID of KMS-wrapped data keys.
-const ProviderID = "aws-kms"
-
 // maxBlobLen bounds an EDK ciphertext before it is sent to KMS: KMS accepts
 // CiphertextBlobs of at most 6144 bytes.
 const maxBlobLen = 6144
@@ -51,9 +48,10 @@ type Options struct {
 	MaxAttempts int
 	MaxBackoff  time.Duration
 	// Timeout bounds each KMS call, its retries included (default
-	// DefaultTimeout). A call that gets no answer fails with a
-	// NoAnswerError, and calls to the same Region then fail at once for a
-	// minute, so an unreachable KMS costs a command one Timeout per Region.
+	// DefaultTimeout). A call that gets no answer fails with a KMSError
+	// matching ErrUnavailable that says so, and calls to the same Region
+	// then fail at once for a minute, so an unreachable KMS costs a
+	// command one Timeout per Region.
 	Timeout time.Duration
 }
 

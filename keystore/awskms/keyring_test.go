@@ -360,9 +360,8 @@ func TestBackendRotation(t *testing.T) {
 	if err := b.EnableRotation(ctx, k, 180); err != nil {
 		t.Fatal(err)
 	}
-	st, err := b.RotationStatus(ctx, k)
-	if err != nil || !st.Enabled || st.PeriodDays != 180 || st.NextRotation.IsZero() {
-		t.Fatalf("status %+v %v", st, err)
+	if on, days, next := f.rotationStatus(t, k); !on || days != 180 || next.IsZero() {
+		t.Fatalf("rotation status: enabled %v, every %d days, next %v", on, days, next)
 	}
 	if err := b.RotateOnDemand(ctx, k); err != nil {
 		t.Fatal(err)

@@ -153,7 +153,7 @@ func TestStoreResolvesAliases(t *testing.T) {
 	k1, k2 := f.createKey(t, "us-east-1", false), f.createKey(t, "us-east-1", false)
 	a1 := f.createAlias(t, "us-east-1", "alias/store-one", k1)
 	a2 := f.createAlias(t, "us-east-1", "alias/store-two", k2)
-	s, _ := f.kmsStore(t)
+	s := f.kmsStore(t)
 	ctx := context.Background()
 	info, err := s.CreateKey(ctx, "pay", keystore.CreateKeyOptions{Backend: keystore.BackendAWSKMS, Ref: a1})
 	if err != nil {

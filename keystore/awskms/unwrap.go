@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 )
 
 // OnDecrypt implements envelope.Keyring. It tries, in order, each aws-kms
@@ -21,7 +22,7 @@ func (k *Keyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials
 	}
 	nerr := &envelope.NoDecryptKeyError{}
 	for _, edk := range edks {
-		if edk.ProviderID != ProviderID {
+		if edk.ProviderID != keyring.ProviderAWSKMS {
 			continue
 		}
 		edkARN, err := parseARN(string(edk.ProviderInfo))
@@ -50,7 +51,7 @@ func (k *Keyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials
 }
 
 func attempt(name string, err error) envelope.KeyAttempt {
-	return envelope.KeyAttempt{ProviderID: ProviderID, KeyName: name, Err: err}
+	return envelope.KeyAttempt{ProviderID: keyring.ProviderAWSKMS, KeyName: name, Err: err}
 }
 
 // truncate shortens untrusted provider info for an error message.
@@ -109,8 +110,8 @@ func (k *Keyring) ReEncryptEDK(ctx context.Context, edk envelope.EncryptedDataKe
 	if err != nil {
 		return none, err
 	}
-	if edk.ProviderID != ProviderID {
-		return none, fmt.Errorf("%w: EDK provider %q is not %s", ErrNoMatchingKey, edk.ProviderID, ProviderID)
+	if edk.ProviderID != keyring.ProviderAWSKMS {
+		return none, fmt.Errorf("%w: EDK provider %q is not %s", ErrNoMatchingKey, edk.ProviderID, keyring.ProviderAWSKMS)
 	}
 	src, err := parseARN(string(edk.ProviderInfo))
 	if err != nil || !src.isKey() {

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keyring"
 )
 
 // OnEncrypt implements envelope.Keyring: with no data key yet, the first
@@ -89,5 +90,5 @@ func resultEDK(op string, key keyARN, keyID *string, blob []byte) (envelope.Encr
 		return envelope.EncryptedDataKey{}, fmt.Errorf("%w: %s with %s returned a %d-byte ciphertext",
 			ErrBadResponse, op, key.raw, len(blob))
 	}
-	return envelope.EncryptedDataKey{ProviderID: ProviderID, ProviderInfo: []byte(got.raw), Ciphertext: blob}, nil
+	return envelope.EncryptedDataKey{ProviderID: keyring.ProviderAWSKMS, ProviderInfo: []byte(got.raw), Ciphertext: blob}, nil
 }
