@@ -9,7 +9,7 @@ import (
 )
 
 // DecryptOptions configures Decrypt. The zero value accepts only message
-// format v2 with at most DefaultMaxEncryptedDataKeys EDKs.
+// format v2 with at most 32 EDKs.
 type DecryptOptions struct {
 	// AllowLegacy permits the non-committing message format v1 suites.
 	AllowLegacy bool
@@ -17,12 +17,12 @@ type DecryptOptions struct {
 	// the header must match it (else ErrContextMismatch); the other pairs
 	// are the required-context pairs the encrypter left out of the header.
 	Context map[string]string
-	// MaxEncryptedDataKeys bounds the header's EDK count; 0 means DefaultMaxEncryptedDataKeys.
+	// MaxEncryptedDataKeys bounds the header's EDK count; 0 means 32.
 	MaxEncryptedDataKeys int
 	// MaxFrameLength bounds the frame length a header may declare, checked
 	// before any keyring runs (ErrFrameTooLarge); 0 means
 	// DefaultMaxFrameLength. Non-framed bodies are accepted up to the larger
-	// of this and DefaultMaxNonFramedLength. The reader holds up to 32 MiB of
+	// of this and 16 MiB. The reader holds up to 32 MiB of
 	// frames in flight, and at least two whole frames, so raise it only for
 	// messages from a writer you trust with that much memory.
 	MaxFrameLength int
@@ -167,7 +167,7 @@ func maxFrameLength(opt int) int {
 
 // maxNonFramed is the non-framed body limit for a MaxFrameLength option.
 func maxNonFramed(opt int) int {
-	return max(DefaultMaxNonFramedLength, maxFrameLength(opt))
+	return max(defaultMaxNonFramedLength, maxFrameLength(opt))
 }
 
 // checkFrameLength refuses a header whose frame length exceeds the limit,

@@ -46,8 +46,9 @@
 //
 // # Rotation
 //
-// [RewrapHeader] re-encrypts a message's data key for a new keyring and
-// returns a new header that can be prepended to the unchanged body.
+// [RewrapHeader] re-encrypts the data key of a message whose header
+// [Inspect] read for a new keyring and returns a new header that can be
+// prepended to the unchanged body.
 // [RewrapSigned] does the same for signed messages in one streaming pass,
 // re-signing the unchanged body with a fresh key pair.
 package envelope

@@ -55,7 +55,7 @@ func TestSentinelsAndNoSecretsInErrors(t *testing.T) {
 	w.Close()
 	_, closedErr := w.Write([]byte("x"))
 	_, optErr := envelope.EncryptBytes(bg, pt, spy, envelope.EncryptOptions{FrameLength: -1})
-	_, suiteErr := envelope.EncryptBytes(bg, pt, spy, envelope.EncryptOptions{Suite: envelope.SuiteLegacyAES256GCM})
+	_, suiteErr := envelope.EncryptBytes(bg, pt, spy, envelope.EncryptOptions{Suite: envelope.Suite(0x0078)})
 	_, ctxErr := envelope.EncryptBytes(bg, pt, spy, envelope.EncryptOptions{Context: map[string]string{envelope.PublicKeyContextKey: "x"}})
 	cases := []struct {
 		name   string

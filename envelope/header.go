@@ -19,9 +19,9 @@ const (
 	gcmTagLen         = 16
 	commitKeyLen      = 32
 
-	// DefaultMaxEncryptedDataKeys bounds the EDK count of a parsed header
+	// defaultMaxEncryptedDataKeys bounds the EDK count of a parsed header
 	// when the caller does not choose a limit.
-	DefaultMaxEncryptedDataKeys = 32
+	defaultMaxEncryptedDataKeys = 32
 	// MaxHeaderLength bounds the total size of a header we read or write.
 	MaxHeaderLength = 1 << 20
 	// DefaultFrameLength is the frame length written when none is chosen.
@@ -33,10 +33,10 @@ const (
 	// frames until their tags verify, so this bounds the memory a hostile
 	// message can make it use.
 	DefaultMaxFrameLength = 4 << 20
-	// DefaultMaxNonFramedLength bounds a non-framed body (content type 1, v1
+	// defaultMaxNonFramedLength bounds a non-framed body (content type 1, v1
 	// or v2), which is authenticated only at its end and so is held whole.
 	// A larger MaxFrameLength raises it to that value.
-	DefaultMaxNonFramedLength = 16 << 20
+	defaultMaxNonFramedLength = 16 << 20
 )
 
 // zeroIV is the v2 header authentication IV. Headers share it; nothing
@@ -90,7 +90,7 @@ func malformed(field, format string, args ...any) error {
 
 // InspectOptions bounds Inspect.
 type InspectOptions struct {
-	// MaxEncryptedDataKeys is the most EDKs accepted; 0 means DefaultMaxEncryptedDataKeys.
+	// MaxEncryptedDataKeys is the most EDKs accepted; 0 means 32.
 	MaxEncryptedDataKeys int
 }
 
@@ -202,7 +202,7 @@ func parseHeaderBytes(msg []byte, maxEDKs int) (*Header, error) {
 
 func parseHeaderFrom(h *hdrReader, maxEDKs int) (*Header, error) {
 	if maxEDKs <= 0 {
-		maxEDKs = DefaultMaxEncryptedDataKeys
+		maxEDKs = defaultMaxEncryptedDataKeys
 	}
 	// The Header and the first 512 bytes of its wire form, which its byte
 	// fields point into, in one allocation.

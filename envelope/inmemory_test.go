@@ -47,7 +47,7 @@ func TestInMemoryPathAgrees(t *testing.T) {
 		t.Logf("message %d: %d bytes, every cut and flip agreed", i, len(msg))
 	}
 	// A non-framed body longer than MaxFrameLength (allowed up to
-	// DefaultMaxNonFramedLength) is read alike.
+	// 16 MiB) is read alike.
 	big := newSpecMessage(t, kr, esdktest.HeaderSpec{Context: ec, NonFramed: true})
 	msg := append(bytes.Clone(big.Header), big.NonFramed(esdktest.RandomIV(0), pattern(5000))...)
 	samePaths(t, msg, kr, envelope.DecryptOptions{Context: ec, MaxFrameLength: 4096}, true)

@@ -10,36 +10,23 @@ import (
 	"maps"
 )
 
-// RewrapHeader re-encrypts a message's data key for another keyring
-// without touching its body. It reads exactly the header from src,
-// unwraps the data key once with from (authenticating the header), wraps
-// the same key under to, and returns a new header with the same suite,
-// message ID, commit key, stored and required context, and a fresh header
-// tag. The new message is newHeader followed by the original bytes from
-// offset old.HeaderLength on, unchanged; src is left positioned there.
-//
-// Only unsigned message format v2 (SuiteCommitted) can be rewrapped this
-// way: a signed message's footer covers the header, so use RewrapSigned.
-func RewrapHeader(ctx context.Context, src io.Reader, from, to Keyring, opts DecryptOptions) (newHeader []byte, old *Header, err error) {
-	old, err = parseHeader(src, opts.MaxEncryptedDataKeys)
-	if err != nil {
-		return nil, nil, err
-	}
-	if newHeader, err = RewrapInspected(ctx, old, from, to, opts); err != nil {
-		return nil, nil, err
-	}
-	return newHeader, old, nil
-}
-
 // errNotInspected refuses a Header that no parse produced.
 var errNotInspected = fmt.Errorf("%w: the header was not returned by Inspect", ErrInvalidOptions)
 
-// RewrapInspected is RewrapHeader for a header Inspect has already parsed,
-// so that a caller that read the header to decide on the rewrap need not
-// parse it again. old must be as Inspect returned it: the old header tag
-// authenticates the bytes Inspect read, and the new header is built from
-// old's fields.
-func RewrapInspected(ctx context.Context, old *Header, from, to Keyring, opts DecryptOptions) ([]byte, error) {
+// RewrapHeader re-encrypts a message's data key for another keyring
+// without touching its body. old is the message's header as [Inspect]
+// returned it (Inspect reads exactly the header, so a caller that reads
+// the header to decide on the rewrap parses it once): RewrapHeader
+// unwraps the data key once with from, authenticating the header bytes
+// Inspect read, wraps the same key under to, and returns a new header
+// with the same suite, message ID, commit key, stored and required
+// context, and a fresh header tag. The new message is the new header
+// followed by the original bytes from offset old.HeaderLength on,
+// unchanged.
+//
+// Only unsigned message format v2 (SuiteCommitted) can be rewrapped this
+// way: a signed message's footer covers the header, so use RewrapSigned.
+func RewrapHeader(ctx context.Context, old *Header, from, to Keyring, opts DecryptOptions) ([]byte, error) {
 	if old.body == nil {
 		return nil, errNotInspected
 	}
@@ -78,28 +65,14 @@ func rewrapKey(ctx context.Context, old *Header, u *unlocked, dataKey []byte, to
 	return out, hdr, nil
 }
 
-// RewrapSigned rewraps a SuiteCommittedSigned message from src to dst in
-// one pass: a new header (data key wrapped under to, fresh signing key
-// pair in the context), the body bytes unchanged, and a new footer
-// signature. The old signature is verified first against the body as it
-// streams through; on any error the output written so far must be
-// discarded. It returns the old header.
-func RewrapSigned(ctx context.Context, src io.Reader, dst io.Writer, from, to Keyring, opts DecryptOptions) (*Header, error) {
-	br := bufio.NewReaderSize(src, 64<<10)
-	old, err := parseHeader(br, opts.MaxEncryptedDataKeys)
-	if err != nil {
-		return nil, err
-	}
-	if err := RewrapSignedInspected(ctx, old, br, dst, from, to, opts); err != nil {
-		return nil, err
-	}
-	return old, nil
-}
-
-// RewrapSignedInspected is RewrapSigned for a header Inspect has already
-// parsed: body holds the message from offset old.HeaderLength on. old
-// must be as Inspect returned it (see RewrapInspected).
-func RewrapSignedInspected(ctx context.Context, old *Header, body io.Reader, dst io.Writer, from, to Keyring, opts DecryptOptions) error {
+// RewrapSigned rewraps a SuiteCommittedSigned message to dst in one
+// pass: a new header (data key wrapped under to, fresh signing key pair
+// in the context), the body bytes unchanged, and a new footer signature.
+// old is the message's header as [Inspect] returned it and body the
+// message from offset old.HeaderLength on (what Inspect left unread).
+// The old signature is verified against the body as it streams through;
+// on any error the output written so far must be discarded.
+func RewrapSigned(ctx context.Context, old *Header, body io.Reader, dst io.Writer, from, to Keyring, opts DecryptOptions) error {
 	if old.body == nil {
 		return errNotInspected
 	}

@@ -10,6 +10,27 @@ import (
 	"github.com/keystack/keystack/envelope"
 )
 
+// rewrapHeader reads src's header with Inspect and rewraps it, as a
+// caller of RewrapHeader does.
+func rewrapHeader(src io.Reader, from, to envelope.Keyring, opts envelope.DecryptOptions) ([]byte, *envelope.Header, error) {
+	old, err := envelope.Inspect(src, envelope.InspectOptions{MaxEncryptedDataKeys: opts.MaxEncryptedDataKeys})
+	if err != nil {
+		return nil, nil, err
+	}
+	newHeader, err := envelope.RewrapHeader(bg, old, from, to, opts)
+	return newHeader, old, err
+}
+
+// rewrapSigned reads src's header with Inspect and rewraps the message
+// to dst, the body read from src where Inspect left it.
+func rewrapSigned(src io.Reader, dst io.Writer, from, to envelope.Keyring, opts envelope.DecryptOptions) (*envelope.Header, error) {
+	old, err := envelope.Inspect(src, envelope.InspectOptions{MaxEncryptedDataKeys: opts.MaxEncryptedDataKeys})
+	if err != nil {
+		return nil, err
+	}
+	return old, envelope.RewrapSigned(bg, old, src, dst, from, to, opts)
+}
+
 func TestRewrapHeader(t *testing.T) {
 	from, to := aesKeyring(t, "old", 1), rsaKeyring(t)
 	ec := map[string]string{"tenant": "acme", "stored": "yes"}
@@ -20,12 +41,12 @@ func TestRewrapHeader(t *testing.T) {
 	}
 	opts := envelope.DecryptOptions{Context: ec}
 	src := bytes.NewReader(msg)
-	newHeader, old, err := envelope.RewrapHeader(bg, src, from, to, opts)
+	newHeader, old, err := rewrapHeader(src, from, to, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if src.Len() != len(msg)-old.HeaderLength {
-		t.Fatalf("RewrapHeader read %d bytes past the header", len(msg)-old.HeaderLength-src.Len())
+		t.Fatalf("Inspect read %d bytes past the header", len(msg)-old.HeaderLength-src.Len())
 	}
 	body := msg[old.HeaderLength:]
 	rewrapped := append(bytes.Clone(newHeader), body...)
@@ -45,11 +66,11 @@ func TestRewrapHeader(t *testing.T) {
 	if _, _, err := envelope.DecryptBytes(bg, rewrapped, to, envelope.DecryptOptions{Context: map[string]string{"stored": "yes"}}); err == nil {
 		t.Fatal("required context no longer required after rewrap")
 	}
-	if _, _, err := envelope.RewrapHeader(bg, bytes.NewReader(msg), to, from, opts); !errors.Is(err, envelope.ErrNoDecryptKey) {
+	if _, _, err := rewrapHeader(bytes.NewReader(msg), to, from, opts); !errors.Is(err, envelope.ErrNoDecryptKey) {
 		t.Fatalf("rewrap with the wrong source key: %v", err)
 	}
 	signed, _ := envelope.EncryptBytes(bg, pt, from, envelope.EncryptOptions{Suite: envelope.SuiteCommittedSigned})
-	if _, _, err := envelope.RewrapHeader(bg, bytes.NewReader(signed), from, to, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrUnsupportedSuite) {
+	if _, _, err := rewrapHeader(bytes.NewReader(signed), from, to, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrUnsupportedSuite) {
 		t.Fatalf("RewrapHeader on a signed message: %v", err)
 	}
 }
@@ -64,7 +85,7 @@ func TestRewrapSigned(t *testing.T) {
 	}
 	opts := envelope.DecryptOptions{Context: ec}
 	var out bytes.Buffer
-	old, err := envelope.RewrapSigned(bg, bytes.NewReader(msg), &out, from, to, opts)
+	old, err := rewrapSigned(bytes.NewReader(msg), &out, from, to, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,15 +104,15 @@ func TestRewrapSigned(t *testing.T) {
 	// A tampered body is caught by the old signature.
 	bad := bytes.Clone(msg)
 	bad[old.HeaderLength+5] ^= 1
-	if _, err := envelope.RewrapSigned(bg, bytes.NewReader(bad), &bytes.Buffer{}, from, to, opts); !errors.Is(err, envelope.ErrAuthentication) {
+	if _, err := rewrapSigned(bytes.NewReader(bad), &bytes.Buffer{}, from, to, opts); !errors.Is(err, envelope.ErrAuthentication) {
 		t.Fatalf("tampered body: %v, want ErrAuthentication", err)
 	}
 	for _, cut := range []int{len(msg) - 1, len(msg) - 200} {
-		if _, err := envelope.RewrapSigned(bg, bytes.NewReader(msg[:cut]), &bytes.Buffer{}, from, to, opts); !errors.Is(err, envelope.ErrTruncated) {
+		if _, err := rewrapSigned(bytes.NewReader(msg[:cut]), &bytes.Buffer{}, from, to, opts); !errors.Is(err, envelope.ErrTruncated) {
 			t.Fatalf("truncated at %d: %v, want ErrTruncated", cut, err)
 		}
 	}
-	if _, err := envelope.RewrapSigned(bg, bytes.NewReader(append(bytes.Clone(msg), 0)), &bytes.Buffer{}, from, to, opts); !errors.Is(err, envelope.ErrTrailingData) {
+	if _, err := rewrapSigned(bytes.NewReader(append(bytes.Clone(msg), 0)), &bytes.Buffer{}, from, to, opts); !errors.Is(err, envelope.ErrTrailingData) {
 		t.Fatalf("trailing data: %v", err)
 	}
 }
@@ -112,7 +133,7 @@ func TestRewrapSignedStreamsFrames(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	if _, err := envelope.RewrapSigned(bg, bytes.NewReader(msg), &out, from, to, envelope.DecryptOptions{}); err != nil {
+	if _, err := rewrapSigned(bytes.NewReader(msg), &out, from, to, envelope.DecryptOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	runtime.ReadMemStats(&after)
@@ -125,8 +146,8 @@ func TestRewrapSignedStreamsFrames(t *testing.T) {
 	}
 }
 
-// TestRewrapInspected rewraps headers Inspect parsed, signed and not, as
-// RewrapHeader and RewrapSigned do, and refuses a header no parse made.
+// TestRewrapInspected rewraps headers Inspect parsed, signed and not, and
+// refuses a header no parse made.
 func TestRewrapInspected(t *testing.T) {
 	from, to := aesKeyring(t, "old", 1), aesKeyring(t, "new", 2)
 	pt := pattern(3*64 + 5)
@@ -141,14 +162,14 @@ func TestRewrapInspected(t *testing.T) {
 		}
 		var out []byte
 		if suite == envelope.SuiteCommitted {
-			newHeader, err := envelope.RewrapInspected(bg, old, from, to, envelope.DecryptOptions{})
+			newHeader, err := envelope.RewrapHeader(bg, old, from, to, envelope.DecryptOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			out = append(newHeader, msg[old.HeaderLength:]...)
 		} else {
 			var buf bytes.Buffer
-			if err := envelope.RewrapSignedInspected(bg, old, bytes.NewReader(msg[old.HeaderLength:]), &buf, from, to, envelope.DecryptOptions{}); err != nil {
+			if err := envelope.RewrapSigned(bg, old, bytes.NewReader(msg[old.HeaderLength:]), &buf, from, to, envelope.DecryptOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			out = buf.Bytes()
@@ -162,11 +183,11 @@ func TestRewrapInspected(t *testing.T) {
 		forged := &envelope.Header{Version: old.Version, Suite: old.Suite, MessageID: old.MessageID,
 			EncryptionContext: old.EncryptionContext, EncryptedDataKeys: old.EncryptedDataKeys,
 			ContentType: old.ContentType, FrameLength: old.FrameLength, HeaderLength: old.HeaderLength}
-		if _, err := envelope.RewrapInspected(bg, forged, from, to, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrInvalidOptions) {
-			t.Fatalf("%v: RewrapInspected of a hand-built header: %v", suite, err)
+		if _, err := envelope.RewrapHeader(bg, forged, from, to, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrInvalidOptions) {
+			t.Fatalf("%v: RewrapHeader of a hand-built header: %v", suite, err)
 		}
-		if err := envelope.RewrapSignedInspected(bg, forged, bytes.NewReader(nil), io.Discard, from, to, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrInvalidOptions) {
-			t.Fatalf("%v: RewrapSignedInspected of a hand-built header: %v", suite, err)
+		if err := envelope.RewrapSigned(bg, forged, bytes.NewReader(nil), io.Discard, from, to, envelope.DecryptOptions{}); !errors.Is(err, envelope.ErrInvalidOptions) {
+			t.Fatalf("%v: RewrapSigned of a hand-built header: %v", suite, err)
 		}
 	}
 }

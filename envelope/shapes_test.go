@@ -101,13 +101,13 @@ func TestV2NonFramedTampered(t *testing.T) {
 	}
 }
 
-// TestNonFramedLimit: a non-framed body above DefaultMaxNonFramedLength is
+// TestNonFramedLimit: a non-framed body above 16 MiB (the default limit) is
 // refused as soon as its length is read, and read when MaxFrameLength
 // raises the limit.
 func TestNonFramedLimit(t *testing.T) {
 	kr := aesKeyring(t, "nf", 1)
 	m := newSpecMessage(t, kr, esdktest.HeaderSpec{NonFramed: true})
-	pt := pattern(envelope.DefaultMaxNonFramedLength + 1)
+	pt := pattern(16<<20 + 1)
 	msg := append(bytes.Clone(m.Header), m.NonFramed(esdktest.RandomIV(0), pt)...)
 	_, _, err := envelope.DecryptBytes(bg, msg, kr, envelope.DecryptOptions{})
 	if !errors.Is(err, envelope.ErrFrameTooLarge) || !strings.Contains(err.Error(), "MaxFrameLength") {
@@ -246,7 +246,7 @@ func TestRewrapV2NonFramed(t *testing.T) {
 	pt := pattern(5000)
 	body := m.NonFramed(esdktest.RandomIV(0), pt)
 	msg := append(bytes.Clone(m.Header), body...)
-	newHeader, old, err := envelope.RewrapHeader(bg, bytes.NewReader(msg), from, to, envelope.DecryptOptions{})
+	newHeader, old, err := rewrapHeader(bytes.NewReader(msg), from, to, envelope.DecryptOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

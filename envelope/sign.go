@@ -60,7 +60,7 @@ func (s *signer) footer() ([]byte, error) {
 // encryption context and returns it with the suite's hash.
 func newVerifier(s Suite, ec map[string]string) (*ecdsa.PublicKey, hash.Hash, error) {
 	curve, h := elliptic.P384(), sha512.New384()
-	if s == SuiteLegacyAES128GCMHKDFSHA256P256 {
+	if s == suiteLegacyAES128GCMHKDFSHA256P256 {
 		curve, h = elliptic.P256(), sha256.New()
 	}
 	comp, err := base64.StdEncoding.DecodeString(ec[PublicKeyContextKey])

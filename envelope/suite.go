@@ -15,30 +15,32 @@ const (
 	SuiteCommittedSigned Suite = 0x0578
 
 	// Legacy message format v1 suites. They do not commit to the data key and
-	// are read only when DecryptOptions.AllowLegacy is set; they are never written.
-	SuiteLegacyAES128GCM               Suite = 0x0014
-	SuiteLegacyAES192GCM               Suite = 0x0046
-	SuiteLegacyAES256GCM               Suite = 0x0078
-	SuiteLegacyAES128GCMHKDFSHA256     Suite = 0x0114
-	SuiteLegacyAES192GCMHKDFSHA256     Suite = 0x0146
-	SuiteLegacyAES256GCMHKDFSHA256     Suite = 0x0178
-	SuiteLegacyAES128GCMHKDFSHA256P256 Suite = 0x0214
-	SuiteLegacyAES192GCMHKDFSHA384P384 Suite = 0x0346
-	SuiteLegacyAES256GCMHKDFSHA384P384 Suite = 0x0378
+	// are read only when DecryptOptions.AllowLegacy is set; they are never
+	// written, so they have no exported names: a Header shows them as their
+	// ESDK names (Suite.String) and Suite.Committing is false.
+	suiteLegacyAES128GCM               Suite = 0x0014
+	suiteLegacyAES192GCM               Suite = 0x0046
+	suiteLegacyAES256GCM               Suite = 0x0078
+	suiteLegacyAES128GCMHKDFSHA256     Suite = 0x0114
+	suiteLegacyAES192GCMHKDFSHA256     Suite = 0x0146
+	suiteLegacyAES256GCMHKDFSHA256     Suite = 0x0178
+	suiteLegacyAES128GCMHKDFSHA256P256 Suite = 0x0214
+	suiteLegacyAES192GCMHKDFSHA384P384 Suite = 0x0346
+	suiteLegacyAES256GCMHKDFSHA384P384 Suite = 0x0378
 )
 
 var suiteNames = map[Suite]string{
 	SuiteCommitted:                     "AES_256_GCM_HKDF_SHA512_COMMIT_KEY",
 	SuiteCommittedSigned:               "AES_256_GCM_HKDF_SHA512_COMMIT_KEY_ECDSA_P384",
-	SuiteLegacyAES128GCM:               "AES_128_GCM_IV12_TAG16_NO_KDF",
-	SuiteLegacyAES192GCM:               "AES_192_GCM_IV12_TAG16_NO_KDF",
-	SuiteLegacyAES256GCM:               "AES_256_GCM_IV12_TAG16_NO_KDF",
-	SuiteLegacyAES128GCMHKDFSHA256:     "AES_128_GCM_IV12_TAG16_HKDF_SHA256",
-	SuiteLegacyAES192GCMHKDFSHA256:     "AES_192_GCM_IV12_TAG16_HKDF_SHA256",
-	SuiteLegacyAES256GCMHKDFSHA256:     "AES_256_GCM_IV12_TAG16_HKDF_SHA256",
-	SuiteLegacyAES128GCMHKDFSHA256P256: "AES_128_GCM_IV12_TAG16_HKDF_SHA256_ECDSA_P256",
-	SuiteLegacyAES192GCMHKDFSHA384P384: "AES_192_GCM_IV12_TAG16_HKDF_SHA384_ECDSA_P384",
-	SuiteLegacyAES256GCMHKDFSHA384P384: "AES_256_GCM_IV12_TAG16_HKDF_SHA384_ECDSA_P384",
+	suiteLegacyAES128GCM:               "AES_128_GCM_IV12_TAG16_NO_KDF",
+	suiteLegacyAES192GCM:               "AES_192_GCM_IV12_TAG16_NO_KDF",
+	suiteLegacyAES256GCM:               "AES_256_GCM_IV12_TAG16_NO_KDF",
+	suiteLegacyAES128GCMHKDFSHA256:     "AES_128_GCM_IV12_TAG16_HKDF_SHA256",
+	suiteLegacyAES192GCMHKDFSHA256:     "AES_192_GCM_IV12_TAG16_HKDF_SHA256",
+	suiteLegacyAES256GCMHKDFSHA256:     "AES_256_GCM_IV12_TAG16_HKDF_SHA256",
+	suiteLegacyAES128GCMHKDFSHA256P256: "AES_128_GCM_IV12_TAG16_HKDF_SHA256_ECDSA_P256",
+	suiteLegacyAES192GCMHKDFSHA384P384: "AES_192_GCM_IV12_TAG16_HKDF_SHA384_ECDSA_P384",
+	suiteLegacyAES256GCMHKDFSHA384P384: "AES_256_GCM_IV12_TAG16_HKDF_SHA384_ECDSA_P384",
 }
 
 // String returns the ESDK name of the suite, or its hex ID when unknown.

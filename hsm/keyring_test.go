@@ -18,7 +18,7 @@ var testContext = map[string]string{"tenant": "acme", "purpose": "test"}
 func TestAESRoundTripAndContextBinding(t *testing.T) {
 	tok := openToken(t, tokenMain, Options{})
 	kr := newAESKey(t, tok, "aes-roundtrip")
-	for _, suite := range []envelope.Suite{envelope.SuiteCommitted, envelope.SuiteLegacyAES128GCM, envelope.SuiteLegacyAES192GCM} {
+	for _, suite := range []envelope.Suite{envelope.SuiteCommitted, envelope.Suite(0x0014), envelope.Suite(0x0046)} {
 		em := wrap(t, kr, suite, testContext)
 		edk := em.EncryptedDataKeys[0]
 		if edk.ProviderID != DefaultNamespace || !bytes.HasPrefix(edk.ProviderInfo, []byte("aes-roundtrip")) {
@@ -162,7 +162,7 @@ func TestRSARoundTripAndPublicKeyOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	em = wrap(t, raw, envelope.SuiteLegacyAES128GCM, testContext)
+	em = wrap(t, raw, envelope.Suite(0x0014), testContext)
 	if dk, err := unwrap(kr, em, testContext); err != nil || !bytes.Equal(dk, em.DataKey) {
 		t.Fatalf("HSM unwrapping a public-key-only EDK: %v", err)
 	}

@@ -42,8 +42,8 @@ func TestCachingKeyringConformance(t *testing.T) {
 				OtherKey: newCaching,
 				// KDF suites, which the cache serves, plus one identity-KDF
 				// suite, which it must pass through.
-				Suites: []envelope.Suite{envelope.SuiteCommitted, envelope.SuiteLegacyAES128GCMHKDFSHA256,
-					envelope.SuiteLegacyAES192GCMHKDFSHA256, envelope.SuiteLegacyAES128GCM},
+				Suites: []envelope.Suite{envelope.SuiteCommitted, envelope.Suite(0x0114),
+					envelope.Suite(0x0146), envelope.Suite(0x0014)},
 			})
 		})
 	}

@@ -58,7 +58,7 @@ func TestEncryptIDMemo(t *testing.T) {
 	for i := range 2*idMemoMaxEntries + 3 {
 		contexts = append(contexts, map[string]string{"n": strconv.Itoa(i)})
 	}
-	suites := []envelope.Suite{envelope.SuiteCommitted, envelope.SuiteLegacyAES256GCMHKDFSHA256}
+	suites := []envelope.Suite{envelope.SuiteCommitted, envelope.Suite(0x0178)}
 	for round := range 2 {
 		for i, ec := range contexts {
 			for _, s := range suites {
@@ -127,7 +127,7 @@ func TestDecryptIDMemo(t *testing.T) {
 		{envelope.SuiteCommitted, nil, []envelope.EncryptedDataKey{a}},
 		{envelope.SuiteCommitted, map[string]string{"x": "1"}, []envelope.EncryptedDataKey{a, bk}},
 		{envelope.SuiteCommitted, map[string]string{"x": "1"}, []envelope.EncryptedDataKey{bk, a}},
-		{envelope.SuiteLegacyAES256GCMHKDFSHA256, map[string]string{"x": "1"}, []envelope.EncryptedDataKey{a, bk}},
+		{envelope.Suite(0x0178), map[string]string{"x": "1"}, []envelope.EncryptedDataKey{a, bk}},
 		{envelope.SuiteCommitted, map[string]string{"x": "2"}, []envelope.EncryptedDataKey{a, bk}},
 		{envelope.SuiteCommitted, nil, []envelope.EncryptedDataKey{long}},
 	}

@@ -64,7 +64,7 @@ func TestCacheDecryptKeyedByEDKsContextAndSuite(t *testing.T) {
 	decrypt(t, c, envelope.SuiteCommitted, ctxA, []envelope.EncryptedDataKey{both[1], both[0]})
 	wantCalls(t, inner, 0, 4)
 	// Same EDKs under another suite with the same key length: a separate entry.
-	decrypt(t, c, envelope.SuiteLegacyAES256GCMHKDFSHA256, ctxA, edks)
+	decrypt(t, c, envelope.Suite(0x0178), ctxA, edks)
 	wantCalls(t, inner, 0, 5)
 }
 
@@ -78,9 +78,9 @@ func TestCacheDecryptPresetKeyAndBypass(t *testing.T) {
 	}
 	wantCalls(t, inner, 0, 0)
 	// Identity-KDF suites bypass the decrypt cache too.
-	legacy := encrypt(t, newRawAES(t, "wrap-key"), envelope.SuiteLegacyAES256GCM, ctxA, 1)
-	decrypt(t, c, envelope.SuiteLegacyAES256GCM, ctxA, legacy.EncryptedDataKeys)
-	decrypt(t, c, envelope.SuiteLegacyAES256GCM, ctxA, legacy.EncryptedDataKeys)
+	legacy := encrypt(t, newRawAES(t, "wrap-key"), envelope.Suite(0x0078), ctxA, 1)
+	decrypt(t, c, envelope.Suite(0x0078), ctxA, legacy.EncryptedDataKeys)
+	decrypt(t, c, envelope.Suite(0x0078), ctxA, legacy.EncryptedDataKeys)
 	wantCalls(t, inner, 0, 2)
 	if s := c.Stats(); s.DecryptBypasses != 2 || s.Entries != 0 {
 		t.Errorf("Stats = %+v", s)

@@ -265,8 +265,8 @@ func TestCacheContextsAndSuitesDoNotShare(t *testing.T) {
 		{envelope.SuiteCommitted, ctxA},
 		{envelope.SuiteCommitted, map[string]string{"tenant": "b"}},
 		{envelope.SuiteCommitted, map[string]string{"tenant": "a", "x": ""}},
-		{envelope.SuiteLegacyAES256GCMHKDFSHA256, ctxA},
-		{envelope.SuiteLegacyAES128GCMHKDFSHA256, ctxA},
+		{envelope.Suite(0x0178), ctxA},
+		{envelope.Suite(0x0114), ctxA},
 	} {
 		m := encrypt(t, c, tc.s, tc.ec, 1)
 		name := fmt.Sprintf("#%d %v %v", i, tc.s, tc.ec)
@@ -287,8 +287,8 @@ func TestCacheBypasses(t *testing.T) {
 		t.Fatal("signed suite reused a data key")
 	}
 	// Identity-KDF suites are never cached (ESDK caching-cmm.md).
-	encrypt(t, c, envelope.SuiteLegacyAES256GCM, ctxA, 1)
-	encrypt(t, c, envelope.SuiteLegacyAES256GCM, ctxA, 1)
+	encrypt(t, c, envelope.Suite(0x0078), ctxA, 1)
+	encrypt(t, c, envelope.Suite(0x0078), ctxA, 1)
 	// A preset data key is wrapped by the inner keyring, not replaced.
 	preset := bytes.Repeat([]byte{7}, 32)
 	m := &envelope.EncryptionMaterials{Suite: envelope.SuiteCommitted, DataKey: bytes.Clone(preset), PlaintextLength: 1}

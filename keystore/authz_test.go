@@ -170,7 +170,11 @@ var authzOps = []authzOp{
 		if err != nil {
 			return err
 		}
-		_, _, err = envelope.RewrapHeader(ctx, bytes.NewReader(msg), dec, enc, envelope.DecryptOptions{})
+		old, err := envelope.Inspect(bytes.NewReader(msg), envelope.InspectOptions{})
+		if err != nil {
+			return err
+		}
+		_, err = envelope.RewrapHeader(ctx, old, dec, enc, envelope.DecryptOptions{})
 		return err
 	}, policy.ActionEncrypt},
 	{policy.ActionGetPolicy, func(ctx context.Context, s *Store, _ []byte) error {

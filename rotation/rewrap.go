@@ -320,7 +320,7 @@ func rewrapMessage(ctx context.Context, f *os.File, raw []byte, old *envelope.He
 		return rewrapSigned(ctx, old, opts, res, fl)
 	}
 	to := &edkRecorder{Keyring: opts.To}
-	newHeader, err := envelope.RewrapInspected(ctx, old, opts.From, to, opts.Decrypt)
+	newHeader, err := envelope.RewrapHeader(ctx, old, opts.From, to, opts.Decrypt)
 	if err != nil {
 		return res.fail(err)
 	}
@@ -403,7 +403,7 @@ func rewrapSigned(ctx context.Context, old *envelope.Header, opts RewrapOptions,
 		}
 		defer src.Close()
 		body := bufio.NewReaderSize(io.NewSectionReader(src, int64(old.HeaderLength), math.MaxInt64-int64(old.HeaderLength)), 1<<20)
-		return envelope.RewrapSignedInspected(ctx, old, body, dst, opts.From, opts.To, opts.Decrypt)
+		return envelope.RewrapSigned(ctx, old, body, dst, opts.From, opts.To, opts.Decrypt)
 	})
 	if err != nil {
 		return res.fail(err)

@@ -31,7 +31,7 @@ func cmdLegacyMsg(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	pt, err := os.ReadFile(ts.MkAbs(args[1]))
 	ts.Check(err)
-	m := &envelope.EncryptionMaterials{Suite: envelope.SuiteLegacyAES256GCM, EncryptionContext: map[string]string{}, PlaintextLength: -1}
+	m := &envelope.EncryptionMaterials{Suite: envelope.Suite(0x0078), EncryptionContext: map[string]string{}, PlaintextLength: -1}
 	ts.Check(kr.OnEncrypt(context.Background(), m))
 	block, err := aes.NewCipher(m.DataKey)
 	ts.Check(err)

@@ -182,7 +182,7 @@ func writeHostileInputs(t *testing.T, dir string, kr envelope.Keyring) {
 	m = spec(esdktest.HeaderSpec{FrameLength: 1})
 	put("one-byte-frames-real.ks", m.Header, m.Framed(zeros[:1<<20], 1, esdktest.SequenceIV))
 	m = spec(esdktest.HeaderSpec{NonFramed: true})
-	put("non-framed-limit-real.ks", m.Header, m.NonFramed(esdktest.RandomIV(0), zeros[:envelope.DefaultMaxNonFramedLength]))
+	put("non-framed-limit-real.ks", m.Header, m.NonFramed(esdktest.RandomIV(0), zeros[:16<<20]))
 	m = spec(esdktest.HeaderSpec{NonFramed: true})
 	put("non-framed-huge-length.ks", m.Header, make([]byte, 12), binary.BigEndian.AppendUint64(nil, 1<<63), zeros[:1<<20])
 	put("v1-non-framed-huge-length.ks", v1NonFramedHeader(), make([]byte, 12), binary.BigEndian.AppendUint64(nil, 1<<36-32), zeros[:1<<20])

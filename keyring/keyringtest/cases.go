@@ -99,7 +99,7 @@ func (s *suite) testSuiteMismatch(t *testing.T) {
 	enc, dec := s.pair(t)
 	ec := testContext("suite")
 	m := encrypt(t, enc, envelope.SuiteCommitted, ec, nil)
-	expectRefused(t, "32-byte key for a 16-byte suite", dec, envelope.SuiteLegacyAES128GCM, ec, m.EncryptedDataKeys, m.DataKey, false)
+	expectRefused(t, "32-byte key for a 16-byte suite", dec, envelope.Suite(0x0014), ec, m.EncryptedDataKeys, m.DataKey, false)
 }
 
 func (s *suite) testOtherKey(t *testing.T) {

@@ -57,8 +57,11 @@ const (
 	foreignProvider = "keyringtest-foreign"
 )
 
+// defaultSuites have data keys of 32, 16 and 24 bytes: the committed
+// suite and two legacy v1 ones, AES_128_GCM_IV12_TAG16_NO_KDF and
+// AES_192_GCM_IV12_TAG16_NO_KDF.
 var defaultSuites = []envelope.Suite{
-	envelope.SuiteCommitted, envelope.SuiteLegacyAES128GCM, envelope.SuiteLegacyAES192GCM,
+	envelope.SuiteCommitted, envelope.Suite(0x0014), envelope.Suite(0x0046),
 }
 
 // Run runs the conformance suite with default options: the backend binds the
