@@ -61,9 +61,11 @@ var layers = map[string]layer{
 		outside: []string{"github.com/jackc/", "golang.org/x/text", "golang.org/x/sync"}},
 
 	"rotation":         {imports: []string{"keystore", "internal/fsx"}, tests: []string{"internal/esdktest"}},
-	"internal/pglease": {imports: []string{"rotation", "internal/pgstorage"}, tests: []string{"internal/pgtest"}},
+	"internal/pglease": {imports: []string{"rotation", "internal/rotationd", "internal/pgstorage"}, tests: []string{"internal/pgtest"}},
 	"server":           {imports: []string{"keystore", "internal/kmswire"}, tests: []string{"internal/kmstest", "hsm"}},
 	"xks":              {imports: []string{"keystore", "internal/kmswire"}, tests: []string{"hsm"}},
+
+	"internal/rotationd": {imports: []string{"rotation"}},
 
 	"client": {imports: []string{"envelope", "keyring", "keystore/awskms", "audit", "internal/safetext", "internal/clientenv"},
 		tests: []string{"server", "keystore", "policy"}, outside: []string{"github.com/aws/"}},

@@ -33,14 +33,14 @@ const (
 	hookOutputLimit = 4 << 10
 )
 
-// Hook is told the outcome of one rotation attempt. Implementations must
+// hook is told the outcome of one rotation attempt. Implementations must
 // return by the time ctx is done.
-type Hook interface {
-	Run(ctx context.Context, r Result) error
+type hook interface {
+	Run(ctx context.Context, r result) error
 }
 
-// Result describes one rotation attempt. It never holds key material.
-type Result struct {
+// result describes one rotation attempt. It never holds key material.
+type result struct {
 	Key        string
 	OldVersion int
 	NewVersion int // 0 when the attempt failed before a version was made
@@ -48,17 +48,21 @@ type Result struct {
 	Err        error // nil on success
 }
 
-// Notify runs p.OnSuccess when r.Err is nil and p.OnFailure otherwise; a
+// hooks are a key's hooks, from its rotation settings: OnSuccess and
+// OnFailure, when set, are told about each rotation attempt.
+type hooks struct{ OnSuccess, OnFailure hook }
+
+// notify runs h.OnSuccess when r.Err is nil and h.OnFailure otherwise; a
 // missing hook is a no-op.
-func (p Policy) Notify(ctx context.Context, r Result) error {
-	h := p.OnSuccess
+func (h hooks) notify(ctx context.Context, r result) error {
+	run := h.OnSuccess
 	if r.Err != nil {
-		h = p.OnFailure
+		run = h.OnFailure
 	}
-	if h == nil {
+	if run == nil {
 		return nil
 	}
-	return h.Run(ctx, r)
+	return run.Run(ctx, r)
 }
 
 // fields is the result as hooks see it: environment variables for commands
@@ -72,7 +76,7 @@ type fields struct {
 	Error      string `json:"error,omitempty"`
 }
 
-func resultFields(r Result) fields {
+func resultFields(r result) fields {
 	f := fields{Event: "success", Key: r.Key, OldVersion: r.OldVersion, NewVersion: r.NewVersion,
 		Time: r.Time.UTC().Format(time.RFC3339Nano)}
 	if r.Err != nil {
@@ -90,38 +94,38 @@ func timeoutErr(ctx context.Context, what string, err error) error {
 	return err
 }
 
-// CommandHook runs a program with the result in its environment:
+// commandHook runs a program with the result in its environment:
 // KEYSTACK_EVENT (success or failure), KEYSTACK_KEY, KEYSTACK_OLD_VERSION,
 // KEYSTACK_NEW_VERSION, KEYSTACK_TIME (RFC 3339) and KEYSTACK_ERROR. The
 // program does not inherit keystack's environment, which may hold
 // passphrases or credentials: it gets only those variables, PATH, and Env.
 // No shell is involved; Path is run with Args as given.
-type CommandHook struct {
+type commandHook struct {
 	Path    string
 	Args    []string
 	Env     []string      // extra "NAME=value" entries
 	Timeout time.Duration // 0 means 30 seconds
 }
 
-// CommandError is a command hook's failure. It matches ErrHookFailed; Output
+// commandError is a command hook's failure. It matches ErrHookFailed; Output
 // holds up to the last 4 KiB of the program's combined output and is kept
 // out of Error, since the program decides what it prints.
-type CommandError struct {
+type commandError struct {
 	Path     string
 	ExitCode int
 	Output   []byte
 }
 
-func (e *CommandError) Error() string {
+func (e *commandError) Error() string {
 	return fmt.Sprintf("%v: command %s exited with status %d", ErrHookFailed, e.Path, e.ExitCode)
 }
 
 // Is makes errors.Is(err, ErrHookFailed) true.
-func (e *CommandError) Is(target error) bool { return target == ErrHookFailed }
+func (e *commandError) Is(target error) bool { return target == ErrHookFailed }
 
-// Run implements Hook. It returns a *CommandError for a non-zero exit and
+// Run implements hook. It returns a *commandError for a non-zero exit and
 // ErrHookTimeout when the program outlives the timeout (it is then killed).
-func (h *CommandHook) Run(ctx context.Context, r Result) error {
+func (h *commandHook) Run(ctx context.Context, r result) error {
 	ctx, cancel := context.WithTimeout(ctx, orDefault(h.Timeout, defaultCommandTimeout))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, h.Path, h.Args...)
@@ -138,12 +142,12 @@ func (h *CommandHook) Run(ctx context.Context, r Result) error {
 	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
-		return &CommandError{Path: h.Path, ExitCode: exit.ExitCode(), Output: out.Bytes()}
+		return &commandError{Path: h.Path, ExitCode: exit.ExitCode(), Output: out.Bytes()}
 	}
 	return fmt.Errorf("rotation: hook command %s: %w", h.Path, err)
 }
 
-func (h *CommandHook) env(r Result) []string {
+func (h *commandHook) env(r result) []string {
 	f := resultFields(r)
 	env := []string{
 		"PATH=/usr/local/bin:/usr/bin:/bin",
@@ -180,22 +184,22 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// WebhookHook POSTs the result as JSON to URL:
+// webhookHook POSTs the result as JSON to URL:
 //
 //	{"event":"success","key":"…","old_version":1,"new_version":2,"time":"…","error":"…"}
 //
 // Any 2xx status is success. Redirects are refused rather than followed, so
 // Header (which may carry a bearer token) goes only to URL's host. Errors
 // name only URL's scheme and host: webhook URLs often embed a secret.
-type WebhookHook struct {
+type webhookHook struct {
 	URL     string
 	Header  http.Header   // extra request headers, such as Authorization
 	Timeout time.Duration // 0 means 10 seconds
 	Client  *http.Client  // nil means a client that refuses redirects
 }
 
-// Run implements Hook.
-func (h *WebhookHook) Run(ctx context.Context, r Result) error {
+// Run implements hook.
+func (h *webhookHook) Run(ctx context.Context, r result) error {
 	u, err := url.Parse(h.URL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return fmt.Errorf("%w: webhook URL must be an absolute http(s) URL", ErrHookFailed)
@@ -227,7 +231,7 @@ func (h *WebhookHook) Run(ctx context.Context, r Result) error {
 	return nil
 }
 
-func (h *WebhookHook) client() *http.Client {
+func (h *webhookHook) client() *http.Client {
 	if h.Client != nil {
 		return h.Client
 	}

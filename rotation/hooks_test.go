@@ -17,17 +17,17 @@ import (
 )
 
 var (
-	okResult   = Result{Key: "payments", OldVersion: 3, NewVersion: 4, Time: t0}
-	failResult = Result{Key: "payments", OldVersion: 3, Time: t0, Err: errors.New("kms unreachable")}
+	okResult   = result{Key: "payments", OldVersion: 3, NewVersion: 4, Time: t0}
+	failResult = result{Key: "payments", OldVersion: 3, Time: t0, Err: errors.New("kms unreachable")}
 )
 
-func shHook(t *testing.T, script string) *CommandHook {
+func shHook(t *testing.T, script string) *commandHook {
 	t.Helper()
 	sh, err := exec.LookPath("sh")
 	if err != nil {
 		t.Fatalf("this test needs sh: %v", err)
 	}
-	return &CommandHook{Path: sh, Args: []string{"-c", script}, Timeout: 10 * time.Second}
+	return &commandHook{Path: sh, Args: []string{"-c", script}, Timeout: 10 * time.Second}
 }
 
 func TestCommandHookEnvironment(t *testing.T) {
@@ -37,7 +37,7 @@ func TestCommandHookEnvironment(t *testing.T) {
 		`"$KEYSTACK_NEW_VERSION" "$KEYSTACK_TIME" "$KEYSTACK_ERROR" "$KEYSTACK_PASSPHRASE" "$EXTRA" > "$OUT"`)
 	h.Env = []string{"OUT=" + out, "EXTRA=x"}
 	for _, tc := range []struct {
-		r    Result
+		r    result
 		want string
 	}{
 		{okResult, "success|payments|3|4|2025-03-01T12:00:00Z|||x"},
@@ -59,14 +59,14 @@ func TestCommandHookEnvironment(t *testing.T) {
 func TestCommandHookFailure(t *testing.T) {
 	h := shHook(t, `echo "rotate hook broke" >&2; exit 3`)
 	err := h.Run(context.Background(), okResult)
-	var ce *CommandError
+	var ce *commandError
 	if !errors.Is(err, ErrHookFailed) || !errors.As(err, &ce) || ce.ExitCode != 3 {
-		t.Fatalf("err = %v, want a *CommandError with status 3", err)
+		t.Fatalf("err = %v, want a *commandError with status 3", err)
 	}
 	if !strings.Contains(string(ce.Output), "rotate hook broke") || strings.Contains(err.Error(), "rotate hook broke") {
 		t.Errorf("output %q should be kept in Output and out of Error()", ce.Output)
 	}
-	missing := &CommandHook{Path: filepath.Join(t.TempDir(), "no-such-program")}
+	missing := &commandHook{Path: filepath.Join(t.TempDir(), "no-such-program")}
 	if err := missing.Run(context.Background(), okResult); err == nil {
 		t.Error("missing program: no error")
 	}
@@ -102,10 +102,10 @@ func TestWebhook(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	h := &WebhookHook{URL: srv.URL + "/hooks/rotated", Header: http.Header{"Authorization": {"Bearer t"}}}
-	p := Policy{OnSuccess: h, OnFailure: h}
-	for _, r := range []Result{okResult, failResult} {
-		if err := p.Notify(context.Background(), r); err != nil {
+	h := &webhookHook{URL: srv.URL + "/hooks/rotated", Header: http.Header{"Authorization": {"Bearer t"}}}
+	p := hooks{OnSuccess: h, OnFailure: h}
+	for _, r := range []result{okResult, failResult} {
+		if err := p.notify(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
 		g := <-seen
@@ -141,7 +141,7 @@ func TestWebhookFailures(t *testing.T) {
 		{"/redirect/", 0, ErrHookFailed},
 		{"/slow/", 50 * time.Millisecond, ErrHookTimeout},
 	} {
-		h := &WebhookHook{URL: srv.URL + tc.path + secret + "?sig=" + secret, Timeout: tc.timeout}
+		h := &webhookHook{URL: srv.URL + tc.path + secret + "?sig=" + secret, Timeout: tc.timeout}
 		err := h.Run(context.Background(), okResult)
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: err = %v, want %v", tc.path, err, tc.want)
@@ -154,27 +154,27 @@ func TestWebhookFailures(t *testing.T) {
 	dead := httptest.NewServer(http.NotFoundHandler())
 	url := dead.URL + "/" + secret
 	dead.Close()
-	err := (&WebhookHook{URL: url}).Run(context.Background(), okResult)
+	err := (&webhookHook{URL: url}).Run(context.Background(), okResult)
 	if err == nil || strings.Contains(err.Error(), secret) {
 		t.Errorf("dead server: err = %v", err)
 	}
-	if err := (&WebhookHook{URL: "ftp://x/y"}).Run(context.Background(), okResult); !errors.Is(err, ErrHookFailed) {
+	if err := (&webhookHook{URL: "ftp://x/y"}).Run(context.Background(), okResult); !errors.Is(err, ErrHookFailed) {
 		t.Errorf("ftp URL: err = %v", err)
 	}
 }
 
 func TestNotifyPicksHook(t *testing.T) {
 	var calls []string
-	rec := func(name string) Hook {
-		return hookFunc(func(_ context.Context, r Result) error {
+	rec := func(name string) hook {
+		return hookFunc(func(_ context.Context, r result) error {
 			calls = append(calls, fmt.Sprint(name, r.Err != nil))
 			return nil
 		})
 	}
-	p := Policy{OnSuccess: rec("ok"), OnFailure: rec("fail")}
-	p.Notify(context.Background(), okResult)
-	p.Notify(context.Background(), failResult)
-	if err := (Policy{}).Notify(context.Background(), failResult); err != nil {
+	p := hooks{OnSuccess: rec("ok"), OnFailure: rec("fail")}
+	p.notify(context.Background(), okResult)
+	p.notify(context.Background(), failResult)
+	if err := (hooks{}).notify(context.Background(), failResult); err != nil {
 		t.Errorf("no hooks: %v", err)
 	}
 	if got := strings.Join(calls, ","); got != "okfalse,failtrue" {
@@ -182,6 +182,6 @@ func TestNotifyPicksHook(t *testing.T) {
 	}
 }
 
-type hookFunc func(context.Context, Result) error
+type hookFunc func(context.Context, result) error
 
-func (f hookFunc) Run(ctx context.Context, r Result) error { return f(ctx, r) }
+func (f hookFunc) Run(ctx context.Context, r result) error { return f(ctx, r) }

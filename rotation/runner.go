@@ -6,11 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/keystack/keystack/keystore"
 )
 
-// ErrLeaseLost matches a store write refused because this daemon's
-// rotation lease was taken over (fencing, see Lease): a pass that meets it
-// stops at once, reports no failure for the key and runs no hooks.
+// ErrLeaseLost matches a store write refused because the writer was fenced
+// off: several runners share a store and another took over the lease that
+// allowed this one to write (the keystack binary's rotation daemons on
+// PostgreSQL do). A keystore.Storage that fences its writes returns it. A
+// pass that meets it stops at once, reports no failure for the key and
+// runs no hooks.
 var ErrLeaseLost = errors.New("rotation: the rotation lease was taken over by another daemon")
 
 // ErrRotationFailed matches the error RunOnce returns when a due key could
@@ -18,31 +23,32 @@ var ErrLeaseLost = errors.New("rotation: the rotation lease was taken over by an
 // matches too.
 var ErrRotationFailed = errors.New("rotation: rotation failed")
 
-// Target is a key with a rotation policy, as the store holds it now.
-type Target struct {
+// target is a key with a rotation policy, as the store holds it now.
+type target struct {
 	Name        string
 	Policy      Policy
+	Hooks       hooks
 	LastRotated time.Time // zero when never rotated: due at once
 	Version     int       // current primary version
 }
 
-// KeyStore is what the rotation engine needs from a key store. Keys are
-// rotated only through the LockedStore that Lock returns, so an engine never
-// rotates from state it read before taking the lock.
-type KeyStore interface {
+// keyStore is what the rotation engine needs from a key store. Keys are
+// rotated only through the lockedKeyStore that Lock returns, so an engine
+// never rotates from state it read before taking the lock.
+type keyStore interface {
 	// RotationTargets lists the keys that have a rotation policy. It is
 	// read without the lock, to plan a pass; it may be stale.
-	RotationTargets(ctx context.Context) ([]Target, error)
+	RotationTargets(ctx context.Context) ([]target, error)
 	// Lock takes the store's exclusive lock, shared with other processes,
 	// waiting until it is free or ctx is done.
-	Lock(ctx context.Context) (LockedStore, error)
+	Lock(ctx context.Context) (lockedKeyStore, error)
 }
 
-// LockedStore is a KeyStore held under its exclusive lock.
-type LockedStore interface {
-	// RotationTargets is like KeyStore.RotationTargets but read fresh,
+// lockedKeyStore is a keyStore held under its exclusive lock.
+type lockedKeyStore interface {
+	// RotationTargets is like keyStore.RotationTargets but read fresh,
 	// under the lock: no other writer can change it until Unlock.
-	RotationTargets(ctx context.Context) ([]Target, error)
+	RotationTargets(ctx context.Context) ([]target, error)
 	// RotateKey makes a new primary version of key name, durably, before
 	// returning it; reason is recorded in the key's history. It must not
 	// take the lock again.
@@ -51,13 +57,22 @@ type LockedStore interface {
 	Unlock()
 }
 
-// Runner rotates the keys of a store that are due under their policies.
+// Runner rotates the keys of a store that are due under their rotation
+// settings (keystore.Store.SetRotationSettings): the keys whose
+// keystore.RotationSettings have Every > 0 and not KMSAutomatic (which KMS
+// rotates by itself). A key never rotated counts from its creation, so a
+// new key is not rotated at once. Rotations hold the store's own write
+// lock, so rotations by runners, the CLI and other processes never
+// interleave. A key's success and failure hooks run its configured
+// commands (no shell) and POST to its webhook.
+//
 // Store is required; the other fields are optional.
 type Runner struct {
-	Store   KeyStore
-	Now     func() time.Time // nil means time.Now
-	Log     *slog.Logger     // nil discards logs
-	Metrics *Metrics         // nil records no metrics
+	Store *keystore.Store
+	Now   func() time.Time // nil means time.Now
+	Log   *slog.Logger     // nil discards logs
+
+	keys keyStore // tests: a fake in place of Store
 }
 
 // Outcome is what a pass did with one key.
@@ -93,7 +108,11 @@ type RunReport struct {
 
 // RunOnce makes one pass over the store: every key that is due under its
 // policy (see Due; the key name is the jitter seed) is rotated once, and its
-// policy's hooks are told the outcome (see Policy.Notify).
+// hooks are told the outcome: its settings' success or failure command, run
+// with the outcome in KEYSTACK_* environment variables and nothing else of
+// this process's environment but PATH, and its webhook, POSTed the outcome
+// as JSON; a hook that fails or times out matches ErrHookFailed or
+// ErrHookTimeout.
 //
 // It is idempotent and safe to run concurrently with itself, in this or
 // another process: each due key is re-checked under the store's lock, against
@@ -108,7 +127,6 @@ func (r *Runner) RunOnce(ctx context.Context) (*RunReport, error) {
 	rep := &RunReport{Started: r.now(), Rotated: []KeyReport{}, NotDue: []KeyReport{}, Failed: []KeyReport{}}
 	err := r.pass(ctx, rep)
 	rep.Finished = r.now()
-	r.Metrics.observeRun(rep, err)
 	r.logger().LogAttrs(ctx, levelFor(err), "rotation pass finished",
 		slog.Int("rotated", len(rep.Rotated)), slog.Int("not_due", len(rep.NotDue)),
 		slog.Int("failed", len(rep.Failed)), slog.Duration("took", rep.Finished.Sub(rep.Started)),
@@ -117,10 +135,11 @@ func (r *Runner) RunOnce(ctx context.Context) (*RunReport, error) {
 }
 
 func (r *Runner) pass(ctx context.Context, rep *RunReport) error {
-	if r.Store == nil {
+	ks := r.keyStore()
+	if ks == nil {
 		return errors.New("rotation: Runner has no Store")
 	}
-	plan, err := r.Store.RotationTargets(ctx)
+	plan, err := ks.RotationTargets(ctx)
 	if err != nil {
 		return fmt.Errorf("rotation: list keys: %w", err)
 	}
@@ -133,7 +152,7 @@ func (r *Runner) pass(ctx context.Context, rep *RunReport) error {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...) // stop between keys; nothing is half done
 		}
-		kr, ok := r.rotate(ctx, t)
+		kr, ok := r.rotate(ctx, ks, t)
 		if errors.Is(kr.Err, ErrLeaseLost) {
 			// Another daemon leads now: it rotates; this one stops.
 			return errors.Join(append(errs, kr.Err)...)
@@ -166,30 +185,29 @@ func (rep *RunReport) add(kr KeyReport) {
 // rotate re-checks planned under the lock and rotates it if it is still
 // due, then runs its hooks. ok is false when the key no longer has a
 // policy, so there is nothing to report.
-func (r *Runner) rotate(ctx context.Context, planned Target) (KeyReport, bool) {
-	t, kr, ok := r.rotateLocked(ctx, planned)
+func (r *Runner) rotate(ctx context.Context, ks keyStore, planned target) (KeyReport, bool) {
+	t, kr, ok := r.rotateLocked(ctx, ks, planned)
 	if !ok || kr.Outcome == OutcomeNotDue || errors.Is(kr.Err, ErrLeaseLost) {
 		return kr, ok // a lost lease is no failure of the key: no hooks
 	}
-	res := Result{Key: t.Name, OldVersion: kr.OldVersion, NewVersion: kr.NewVersion, Time: r.now(), Err: kr.Err}
-	if err := t.Policy.Notify(ctx, res); err != nil {
+	res := result{Key: t.Name, OldVersion: kr.OldVersion, NewVersion: kr.NewVersion, Time: r.now(), Err: kr.Err}
+	if err := t.Hooks.notify(ctx, res); err != nil {
 		kr.HookErr = err
 		kr.Reason = joinReason(kr.Reason, "hook: "+err.Error())
 	}
-	r.Metrics.observeKey(kr)
 	r.logKey(ctx, kr)
 	return kr, true
 }
 
 // rotateLocked holds the lock only for the state check and the rotation. It
 // returns the fresh target, whose policy holds the hooks to run.
-func (r *Runner) rotateLocked(ctx context.Context, planned Target) (Target, KeyReport, bool) {
-	failed := func(t Target, next time.Time, err error) (Target, KeyReport, bool) {
+func (r *Runner) rotateLocked(ctx context.Context, ks keyStore, planned target) (target, KeyReport, bool) {
+	failed := func(t target, next time.Time, err error) (target, KeyReport, bool) {
 		return t, KeyReport{Key: t.Name, Outcome: OutcomeFailed, OldVersion: t.Version, Next: next,
 			Reason: err.Error(), Err: err}, true
 	}
 	_, plannedAt := Due(planned.Policy, planned.LastRotated, r.now(), planned.Name)
-	ls, err := r.Store.Lock(ctx)
+	ls, err := ks.Lock(ctx)
 	if err != nil {
 		return failed(planned, plannedAt, fmt.Errorf("lock store: %w", err))
 	}
@@ -216,13 +234,24 @@ func (r *Runner) rotateLocked(ctx context.Context, planned Target) (Target, KeyR
 	return t, KeyReport{Key: t.Name, Outcome: OutcomeRotated, OldVersion: t.Version, NewVersion: nv, Next: next}, true
 }
 
-func findTarget(ts []Target, name string) (Target, bool) {
+func findTarget(ts []target, name string) (target, bool) {
 	for _, t := range ts {
 		if t.Name == name {
 			return t, true
 		}
 	}
-	return Target{Name: name}, false
+	return target{Name: name}, false
+}
+
+// keyStore is the store the runner rotates: Store's keys, or a test's fake.
+func (r *Runner) keyStore() keyStore {
+	switch {
+	case r.keys != nil:
+		return r.keys
+	case r.Store != nil:
+		return storeAdapter{r.Store}
+	}
+	return nil
 }
 
 func joinReason(a, b string) string {

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// fileStore is a KeyStore kept in a directory, as a separate process would
+// fileStore is a keyStore kept in a directory, as a separate process would
 // see it: key state in state.json (replaced atomically), and the lock a real
 // flock(2) on a lock file, taken through a fresh file description each time
 // so two fileStores, like two processes, exclude each other.
@@ -60,20 +60,20 @@ func (s *fileStore) write(keys map[string]fileKey) error {
 	return os.Rename(tmp.Name(), filepath.Join(s.dir, "state.json"))
 }
 
-func (s *fileStore) targets() ([]Target, error) {
+func (s *fileStore) targets() ([]target, error) {
 	keys, err := s.read()
 	if err != nil {
 		return nil, err
 	}
-	var ts []Target
+	var ts []target
 	for name, k := range keys {
-		ts = append(ts, Target{Name: name, Policy: s.policy, LastRotated: k.Last, Version: k.Version})
+		ts = append(ts, target{Name: name, Policy: s.policy, LastRotated: k.Last, Version: k.Version})
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].Name < ts[j].Name })
 	return ts, nil
 }
 
-func (s *fileStore) RotationTargets(ctx context.Context) ([]Target, error) {
+func (s *fileStore) RotationTargets(ctx context.Context) ([]target, error) {
 	ts, err := s.targets()
 	if s.onPlan != nil {
 		s.onPlan()
@@ -81,7 +81,7 @@ func (s *fileStore) RotationTargets(ctx context.Context) ([]Target, error) {
 	return ts, err
 }
 
-func (s *fileStore) Lock(ctx context.Context) (LockedStore, error) {
+func (s *fileStore) Lock(ctx context.Context) (lockedKeyStore, error) {
 	f, err := os.OpenFile(filepath.Join(s.dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
@@ -98,7 +98,7 @@ type fileLocked struct {
 	f *os.File
 }
 
-func (l *fileLocked) RotationTargets(context.Context) ([]Target, error) { return l.s.targets() }
+func (l *fileLocked) RotationTargets(context.Context) ([]target, error) { return l.s.targets() }
 
 func (l *fileLocked) RotateKey(ctx context.Context, name, reason string) (int, error) {
 	keys, err := l.s.read()
@@ -146,7 +146,7 @@ func TestRunOnceConcurrentFileLock(t *testing.T) {
 	for i, s := range stores {
 		wg.Go(func() {
 			var err error
-			if reps[i], err = (&Runner{Store: s, Now: c.Now}).RunOnce(context.Background()); err != nil {
+			if reps[i], err = (&Runner{keys: s, Now: c.Now}).RunOnce(context.Background()); err != nil {
 				t.Errorf("runner %d: %v", i, err)
 			}
 		})

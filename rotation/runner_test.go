@@ -1,9 +1,14 @@
 package rotation
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,11 +42,12 @@ func (c *fakeClock) Advance(d time.Duration) {
 // memKey is one key of memStore.
 type memKey struct {
 	policy  Policy
+	hooks   hooks
 	last    time.Time
 	version int
 }
 
-// memStore is an in-memory KeyStore whose lock is a real sync.Mutex. It
+// memStore is an in-memory keyStore whose lock is a real sync.Mutex. It
 // counts rotations, fails RotateKey for keys in fail, and calls onPlan
 // (when set) at the end of each unlocked RotationTargets.
 type memStore struct {
@@ -58,8 +64,8 @@ type memStore struct {
 }
 
 var (
-	_ KeyStore    = (*memStore)(nil)
-	_ LockedStore = (*memLocked)(nil)
+	_ keyStore       = (*memStore)(nil)
+	_ lockedKeyStore = (*memLocked)(nil)
 )
 
 func newMemStore(c *fakeClock) *memStore {
@@ -73,20 +79,27 @@ func (s *memStore) add(name string, p Policy, last time.Time) {
 	s.keys[name] = &memKey{policy: p, last: last, version: 1}
 }
 
-func (s *memStore) targets() []Target {
+// setHooks gives key name its hooks.
+func (s *memStore) setHooks(name string, h hooks) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var ts []Target
+	s.keys[name].hooks = h
+}
+
+func (s *memStore) targets() []target {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ts []target
 	for _, n := range s.names {
 		k := s.keys[n]
 		if k.policy.Every > 0 {
-			ts = append(ts, Target{Name: n, Policy: k.policy, LastRotated: k.last, Version: k.version})
+			ts = append(ts, target{Name: n, Policy: k.policy, Hooks: k.hooks, LastRotated: k.last, Version: k.version})
 		}
 	}
 	return ts
 }
 
-func (s *memStore) RotationTargets(ctx context.Context) ([]Target, error) {
+func (s *memStore) RotationTargets(ctx context.Context) ([]target, error) {
 	ts := s.targets()
 	if s.onPlan != nil {
 		s.onPlan()
@@ -94,7 +107,7 @@ func (s *memStore) RotationTargets(ctx context.Context) ([]Target, error) {
 	return ts, ctx.Err()
 }
 
-func (s *memStore) Lock(ctx context.Context) (LockedStore, error) {
+func (s *memStore) Lock(ctx context.Context) (lockedKeyStore, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -113,7 +126,7 @@ type memLocked struct {
 	unlocked bool
 }
 
-func (l *memLocked) RotationTargets(ctx context.Context) ([]Target, error) {
+func (l *memLocked) RotationTargets(ctx context.Context) ([]target, error) {
 	if l.unlocked {
 		panic("memLocked used after Unlock")
 	}
@@ -154,18 +167,18 @@ func (l *memLocked) Unlock() {
 // recordingHook records the results it is given and returns err.
 type recordingHook struct {
 	mu      sync.Mutex
-	results []Result
+	results []result
 	err     error
 }
 
-func (h *recordingHook) Run(ctx context.Context, r Result) error {
+func (h *recordingHook) Run(ctx context.Context, r result) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.results = append(h.results, r)
 	return h.err
 }
 
-func (h *recordingHook) got() []Result {
+func (h *recordingHook) got() []result {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return slices.Clone(h.results)
@@ -189,7 +202,7 @@ func TestRunOnceDueAndNotDue(t *testing.T) {
 	s.add("old", p, runT0.Add(-31*day))
 	s.add("fresh", p, runT0.Add(-day))
 	s.add("manual", Policy{}, time.Time{}) // no schedule: not a target
-	r := &Runner{Store: s, Now: c.Now}
+	r := &Runner{keys: s, Now: c.Now}
 	rep, err := r.RunOnce(context.Background())
 	if err != nil {
 		t.Fatalf("RunOnce: %v", err)
@@ -227,12 +240,12 @@ func TestRunOnceJitterUsesKeyName(t *testing.T) {
 	if !at.After(runT0) {
 		t.Fatal("fixture: the jitter of key \"k\" is zero, so this test would prove nothing; pick another name")
 	}
-	rep, err := (&Runner{Store: s, Now: c.Now}).RunOnce(context.Background())
+	rep, err := (&Runner{keys: s, Now: c.Now}).RunOnce(context.Background())
 	if err != nil || len(rep.Rotated) != 0 || !rep.NotDue[0].Next.Equal(at) {
 		t.Fatalf("before its jittered time: report %+v, err %v; want not due until %v", rep, err, at)
 	}
 	c.Advance(at.Sub(runT0))
-	rep, err = (&Runner{Store: s, Now: c.Now}).RunOnce(context.Background())
+	rep, err = (&Runner{keys: s, Now: c.Now}).RunOnce(context.Background())
 	if err != nil || len(rep.Rotated) != 1 {
 		t.Fatalf("at its jittered time: report %+v, err %v; want rotated", rep, err)
 	}
@@ -242,12 +255,15 @@ func TestRunOnceHooks(t *testing.T) {
 	c := newFakeClock()
 	s := newMemStore(c)
 	onOK, onFail := &recordingHook{}, &recordingHook{}
-	p := Policy{Every: day, OnSuccess: onOK, OnFailure: onFail}
+	p := Policy{Every: day}
 	s.add("good", p, time.Time{})
 	s.add("bad", p, time.Time{})
 	s.add("later", p, runT0)
+	for _, name := range []string{"good", "bad", "later"} {
+		s.setHooks(name, hooks{OnSuccess: onOK, OnFailure: onFail})
+	}
 	s.fail["bad"] = errKMS
-	_, err := (&Runner{Store: s, Now: c.Now}).RunOnce(context.Background())
+	_, err := (&Runner{keys: s, Now: c.Now}).RunOnce(context.Background())
 	if !errors.Is(err, ErrRotationFailed) || !errors.Is(err, errKMS) {
 		t.Fatalf("RunOnce error %v, want ErrRotationFailed wrapping %v", err, errKMS)
 	}
@@ -265,8 +281,9 @@ func TestRunOnceHookFailure(t *testing.T) {
 	c := newFakeClock()
 	s := newMemStore(c)
 	hookErr := errors.New("webhook answered 503")
-	s.add("k", Policy{Every: day, OnSuccess: &recordingHook{err: hookErr}}, time.Time{})
-	rep, err := (&Runner{Store: s, Now: c.Now}).RunOnce(context.Background())
+	s.add("k", Policy{Every: day}, time.Time{})
+	s.setHooks("k", hooks{OnSuccess: &recordingHook{err: hookErr}})
+	rep, err := (&Runner{keys: s, Now: c.Now}).RunOnce(context.Background())
 	if !errors.Is(err, ErrRotationFailed) || !errors.Is(err, hookErr) {
 		t.Fatalf("RunOnce error %v, want ErrRotationFailed wrapping the hook's error", err)
 	}
@@ -283,7 +300,7 @@ func TestRunOnceFailureDoesNotStopOthers(t *testing.T) {
 		s.add(n, Policy{Every: day}, time.Time{})
 	}
 	s.fail["b"] = errKMS
-	rep, err := (&Runner{Store: s, Now: c.Now}).RunOnce(context.Background())
+	rep, err := (&Runner{keys: s, Now: c.Now}).RunOnce(context.Background())
 	if !errors.Is(err, ErrRotationFailed) || !errors.Is(err, errKMS) {
 		t.Fatalf("RunOnce error %v, want ErrRotationFailed wrapping %v", err, errKMS)
 	}
@@ -296,7 +313,7 @@ func TestRunOnceFailureDoesNotStopOthers(t *testing.T) {
 	}
 	// Fixed, the next pass rotates b only.
 	delete(s.fail, "b")
-	rep, err = (&Runner{Store: s, Now: c.Now}).RunOnce(context.Background())
+	rep, err = (&Runner{keys: s, Now: c.Now}).RunOnce(context.Background())
 	if err != nil || !slices.Equal(keyNames(rep.Rotated), []string{"b"}) {
 		t.Fatalf("retry: rotated %v, err %v; want [b], nil", keyNames(rep.Rotated), err)
 	}
@@ -306,7 +323,7 @@ func TestRunOnceBackToBack(t *testing.T) {
 	c := newFakeClock()
 	s := newMemStore(c)
 	s.add("k", Policy{Every: day}, runT0.Add(-2*day))
-	r := &Runner{Store: s, Now: c.Now}
+	r := &Runner{keys: s, Now: c.Now}
 	for i := range 3 {
 		if _, err := r.RunOnce(context.Background()); err != nil {
 			t.Fatalf("pass %d: %v", i, err)
@@ -334,7 +351,7 @@ func TestRunOnceConcurrentRotatesOnce(t *testing.T) {
 	s := newMemStore(c)
 	s.add("k", Policy{Every: day}, time.Time{})
 	hook := &recordingHook{}
-	s.keys["k"].policy.OnSuccess = hook
+	s.setHooks("k", hooks{OnSuccess: hook})
 	const n = 4
 	s.onPlan = planBarrier(n)
 	reps := make([]*RunReport, n)
@@ -342,7 +359,7 @@ func TestRunOnceConcurrentRotatesOnce(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			var err error
-			if reps[i], err = (&Runner{Store: s, Now: c.Now}).RunOnce(context.Background()); err != nil {
+			if reps[i], err = (&Runner{keys: s, Now: c.Now}).RunOnce(context.Background()); err != nil {
 				t.Errorf("runner %d: %v", i, err)
 			}
 		})
@@ -364,7 +381,7 @@ func TestRunOnceConcurrentRotatesOnce(t *testing.T) {
 func TestRunOnceListError(t *testing.T) {
 	c := newFakeClock()
 	s := &failingList{err: errors.New("keystore.json: permission denied")}
-	rep, err := (&Runner{Store: s, Now: c.Now}).RunOnce(context.Background())
+	rep, err := (&Runner{keys: s, Now: c.Now}).RunOnce(context.Background())
 	if !errors.Is(err, s.err) || rep == nil || len(rep.Rotated)+len(rep.NotDue)+len(rep.Failed) != 0 {
 		t.Fatalf("report %+v, err %v; want an empty report and the list error", rep, err)
 	}
@@ -372,8 +389,8 @@ func TestRunOnceListError(t *testing.T) {
 
 type failingList struct{ err error }
 
-func (f *failingList) RotationTargets(context.Context) ([]Target, error) { return nil, f.err }
-func (f *failingList) Lock(context.Context) (LockedStore, error)         { return nil, f.err }
+func (f *failingList) RotationTargets(context.Context) ([]target, error) { return nil, f.err }
+func (f *failingList) Lock(context.Context) (lockedKeyStore, error)      { return nil, f.err }
 
 func TestRunOnceCancelled(t *testing.T) {
 	c := newFakeClock()
@@ -383,7 +400,7 @@ func TestRunOnceCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	// Cancel while a is rotating: a completes, b is never started.
 	s.onRotate = func(context.Context, string) { cancel() }
-	rep, err := (&Runner{Store: s, Now: c.Now}).RunOnce(ctx)
+	rep, err := (&Runner{keys: s, Now: c.Now}).RunOnce(ctx)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("RunOnce error %v, want context.Canceled", err)
 	}
@@ -395,5 +412,69 @@ func TestRunOnceCancelled(t *testing.T) {
 func TestRunOnceNoStore(t *testing.T) {
 	if _, err := (&Runner{}).RunOnce(context.Background()); err == nil {
 		t.Fatal("RunOnce without a Store succeeded")
+	}
+}
+
+// TestRunOnceLogsJSON: with a JSON handler (`rotate --log-format json`),
+// each key's line says its outcome, at INFO when it rotated and at ERROR
+// with the store's error when it failed.
+func TestRunOnceLogsJSON(t *testing.T) {
+	c := newFakeClock()
+	s := newMemStore(c)
+	s.add("payments", Policy{Every: day}, time.Time{})
+	s.add("broken", Policy{Every: day}, time.Time{})
+	s.fail["broken"] = errKMS
+	var buf bytes.Buffer
+	r := &Runner{keys: s, Now: c.Now, Log: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))}
+	if _, err := r.RunOnce(context.Background()); err == nil {
+		t.Fatal("RunOnce with a failing key succeeded")
+	}
+	seen := map[string]map[string]any{}
+	for line := range strings.Lines(buf.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		if key, ok := rec["key"].(string); ok {
+			seen[key] = rec
+		}
+	}
+	if rec := seen["payments"]; rec["outcome"] != "rotated" || rec["new_version"] != 2.0 || rec["level"] != "INFO" {
+		t.Errorf("payments log %v, want rotated to version 2 at INFO", rec)
+	}
+	if rec := seen["broken"]; rec["outcome"] != "failed" || rec["error"] != errKMS.Error() || rec["level"] != "ERROR" {
+		t.Errorf("broken log %v, want failed with the store's error at ERROR", rec)
+	}
+}
+
+// BenchmarkRunOncePlanning measures a pass over a store of many scheduled
+// keys that are not due: the daemon's common case on each tick.
+func BenchmarkRunOncePlanning(b *testing.B) {
+	c := newFakeClock()
+	s := newMemStore(c)
+	for i := range 1000 {
+		s.add(fmt.Sprintf("key-%04d", i), Policy{Every: 30 * day, Jitter: day}, runT0)
+	}
+	r := &Runner{keys: s, Now: c.Now}
+	for b.Loop() {
+		rep, err := r.RunOnce(context.Background())
+		if err != nil || len(rep.NotDue) != 1000 {
+			b.Fatalf("report %d not due, err %v", len(rep.NotDue), err)
+		}
+	}
+}
+
+// BenchmarkRunOnceRotate measures rotating a due key, lock and state check
+// included, against an in-memory store.
+func BenchmarkRunOnceRotate(b *testing.B) {
+	c := newFakeClock()
+	s := newMemStore(c)
+	s.add("k", Policy{Every: time.Nanosecond}, time.Time{})
+	r := &Runner{keys: s, Now: c.Now}
+	for b.Loop() {
+		c.Advance(time.Second)
+		if rep, err := r.RunOnce(context.Background()); err != nil || len(rep.Rotated) != 1 {
+			b.Fatalf("report %+v, err %v", rep, err)
+		}
 	}
 }

@@ -25,8 +25,6 @@ type Policy struct {
 	// RetireAfter is how long a superseded key version stays usable for
 	// decryption before it is due for retirement; 0 keeps it forever.
 	RetireAfter time.Duration
-	// OnSuccess and OnFailure, when set, are told about each rotation attempt.
-	OnSuccess, OnFailure Hook
 }
 
 // Validate reports ErrInvalidPolicy for a negative duration, or a Jitter

@@ -7,35 +7,27 @@ import (
 	"github.com/keystack/keystack/keystore"
 )
 
-// StoreAdapter is the rotation engine's KeyStore over a local key store:
-// its targets are the keys with rotation settings (keystore.KeyInfo.Rotation
-// with Every > 0 and not KMSAutomatic, which KMS rotates by itself), and
-// its lock is the store's own write lock, so rotations by the engine, the
-// CLI and other processes never interleave.
-type StoreAdapter struct {
-	Store *keystore.Store
-}
+// storeAdapter is the rotation engine's keyStore over a local key store:
+// its targets are the keys with rotation settings (see Runner), and its
+// lock is the store's own write lock.
+type storeAdapter struct{ st *keystore.Store }
 
 var (
-	_ KeyStore    = (*StoreAdapter)(nil)
-	_ LockedStore = (*lockedStore)(nil)
+	_ keyStore       = storeAdapter{}
+	_ lockedKeyStore = (*lockedStore)(nil)
 )
 
-// NewStoreAdapter returns the adapter for st.
-func NewStoreAdapter(st *keystore.Store) *StoreAdapter { return &StoreAdapter{Store: st} }
-
-// RotationTargets implements KeyStore.
-func (a *StoreAdapter) RotationTargets(ctx context.Context) ([]Target, error) {
-	keys, err := a.Store.ListKeys(ctx)
+func (a storeAdapter) RotationTargets(ctx context.Context) ([]target, error) {
+	keys, err := a.st.ListKeys(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return targetsOf(keys), nil
 }
 
-// Lock implements KeyStore with keystore.Store.Lock.
-func (a *StoreAdapter) Lock(ctx context.Context) (LockedStore, error) {
-	l, err := a.Store.Lock(ctx)
+// Lock implements keyStore with keystore.Store.Lock.
+func (a storeAdapter) Lock(ctx context.Context) (lockedKeyStore, error) {
+	l, err := a.st.Lock(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +36,7 @@ func (a *StoreAdapter) Lock(ctx context.Context) (LockedStore, error) {
 
 type lockedStore struct{ l *keystore.Locked }
 
-func (s *lockedStore) RotationTargets(ctx context.Context) ([]Target, error) {
+func (s *lockedStore) RotationTargets(ctx context.Context) ([]target, error) {
 	keys, err := s.l.ListKeys(ctx)
 	if err != nil {
 		return nil, err
@@ -65,8 +57,8 @@ func (s *lockedStore) Unlock() { s.l.Unlock() }
 // targetsOf keeps the keys the engine rotates, in the store's order. A key
 // never rotated counts from its creation, so a new key is not rotated at
 // once.
-func targetsOf(keys []keystore.KeyInfo) []Target {
-	var out []Target
+func targetsOf(keys []keystore.KeyInfo) []target {
+	var out []target
 	for _, k := range keys {
 		rs := k.Rotation
 		if rs == nil || rs.Every <= 0 || rs.KMSAutomatic {
@@ -76,28 +68,26 @@ func targetsOf(keys []keystore.KeyInfo) []Target {
 		if last.IsZero() {
 			last = k.Created
 		}
-		out = append(out, Target{Name: k.Name, Policy: policyOf(rs), LastRotated: last, Version: k.Primary})
+		out = append(out, target{Name: k.Name, Policy: Policy{Every: rs.Every, Jitter: rs.Jitter, RetireAfter: rs.RetireAfter},
+			Hooks: hooksOfSettings(rs), LastRotated: last, Version: k.Primary})
 	}
 	return out
 }
 
-// policyOf converts a key's stored rotation settings to a Policy: the
-// success and failure hooks run the configured commands (no shell) and
-// POST to the webhook.
-func policyOf(rs *keystore.RotationSettings) Policy {
-	p := Policy{Every: rs.Every, Jitter: rs.Jitter, RetireAfter: rs.RetireAfter}
-	p.OnSuccess = hooksOf(rs.OnSuccessCommand, rs.WebhookURL)
-	p.OnFailure = hooksOf(rs.OnFailureCommand, rs.WebhookURL)
-	return p
+// hooksOfSettings converts a key's stored rotation settings to its hooks:
+// the success and failure hooks run the configured commands (no shell)
+// and POST to the webhook.
+func hooksOfSettings(rs *keystore.RotationSettings) hooks {
+	return hooks{OnSuccess: hooksOf(rs.OnSuccessCommand, rs.WebhookURL), OnFailure: hooksOf(rs.OnFailureCommand, rs.WebhookURL)}
 }
 
-func hooksOf(cmd []string, webhook string) Hook {
+func hooksOf(cmd []string, webhook string) hook {
 	var hs multiHook
 	if len(cmd) > 0 {
-		hs = append(hs, &CommandHook{Path: cmd[0], Args: cmd[1:]})
+		hs = append(hs, &commandHook{Path: cmd[0], Args: cmd[1:]})
 	}
 	if webhook != "" {
-		hs = append(hs, &WebhookHook{URL: webhook})
+		hs = append(hs, &webhookHook{URL: webhook})
 	}
 	switch len(hs) {
 	case 0:
@@ -109,9 +99,9 @@ func hooksOf(cmd []string, webhook string) Hook {
 }
 
 // multiHook runs every hook, even after one fails, and joins the errors.
-type multiHook []Hook
+type multiHook []hook
 
-func (m multiHook) Run(ctx context.Context, r Result) error {
+func (m multiHook) Run(ctx context.Context, r result) error {
 	var errs []error
 	for _, h := range m {
 		errs = append(errs, h.Run(ctx, r))

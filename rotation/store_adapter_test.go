@@ -69,7 +69,7 @@ func TestStoreAdapterRunOnce(t *testing.T) {
 	createWith(t, st, "manual", nil)
 	clk.Advance(31 * day)
 
-	r := &Runner{Store: NewStoreAdapter(st), Now: clk.Now}
+	r := &Runner{Store: st, Now: clk.Now}
 	rep, err := r.RunOnce(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +115,7 @@ func TestStoreAdapterLockExcludesWriters(t *testing.T) {
 	clk := newFakeClock()
 	st := newAdapterStore(t, clk)
 	createWith(t, st, "k", &keystore.RotationSettings{Every: day})
-	ls, err := NewStoreAdapter(st).Lock(ctx)
+	ls, err := storeAdapter{st}.Lock(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestStoreAdapterLockExcludesWriters(t *testing.T) {
 	}
 	nv, err := ls.RotateKey(ctx, "k", "engine")
 	if err != nil || nv != 2 {
-		t.Fatalf("LockedStore.RotateKey: %d, %v", nv, err)
+		t.Fatalf("lockedKeyStore.RotateKey: %d, %v", nv, err)
 	}
 	ts, err := ls.RotationTargets(ctx)
 	if err != nil || len(ts) != 1 || ts[0].Version != 2 || !ts[0].LastRotated.Equal(clk.Now()) {
@@ -152,11 +152,11 @@ func TestTargetsOf(t *testing.T) {
 		ts[1].Name != "rotated" || ts[1].Version != 3 || !ts[1].LastRotated.Equal(created.Add(time.Hour)) {
 		t.Fatalf("targets: %+v", ts)
 	}
-	if ts[0].Policy.OnSuccess != nil || ts[0].Policy.OnFailure != nil {
+	if ts[0].Hooks.OnSuccess != nil || ts[0].Hooks.OnFailure != nil {
 		t.Fatal("hooks without settings")
 	}
-	p := policyOf(&keystore.RotationSettings{Every: day, OnFailureCommand: []string{"/bin/false"}, WebhookURL: "https://h.example/x"})
-	if _, ok := p.OnSuccess.(*WebhookHook); !ok {
+	p := hooksOfSettings(&keystore.RotationSettings{Every: day, OnFailureCommand: []string{"/bin/false"}, WebhookURL: "https://h.example/x"})
+	if _, ok := p.OnSuccess.(*webhookHook); !ok {
 		t.Fatalf("success hook %T, want the webhook alone", p.OnSuccess)
 	}
 	if m, ok := p.OnFailure.(multiHook); !ok || len(m) != 2 {

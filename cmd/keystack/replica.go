@@ -13,8 +13,8 @@ import (
 	"github.com/keystack/keystack/internal/pgaudit"
 	"github.com/keystack/keystack/internal/pglease"
 	"github.com/keystack/keystack/internal/pgstorage"
+	"github.com/keystack/keystack/internal/rotationd"
 	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/rotation"
 )
 
 // replicaIDFlag names a key-server replica or rotation daemon: its audit
@@ -23,7 +23,7 @@ var replicaIDFlag = &cli.StringFlag{Name: "replica-id",
 	Usage: "with --storage: this process's `NAME` among the replicas, which names its audit chain (default: the host name)"}
 
 // leaseTTLFlag is the rotation daemons' lease time.
-var leaseTTLFlag = &cli.DurationFlag{Name: "lease-ttl", Value: rotation.DefaultLeaseTTL,
+var leaseTTLFlag = &cli.DurationFlag{Name: "lease-ttl", Value: rotationd.DefaultLeaseTTL,
 	Usage: "with --storage: how long a leading daemon that died or was paused keeps the others from taking over"}
 
 // leaseKey keeps the rotation lease of a daemon's store in App.Metadata.
@@ -86,7 +86,7 @@ func replicaAudit(c *cli.Context) (gate.AuditDestination, error) {
 
 // leaseOf returns the rotation lease replicaOptions made, nil without
 // --storage.
-func leaseOf(c *cli.Context) rotation.Lease {
+func leaseOf(c *cli.Context) rotationd.Lease {
 	if l, ok := c.App.Metadata[leaseKey].(*pglease.Lease); ok {
 		return l
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/keystack/keystack/internal/rotationd"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/rotation"
 )
@@ -50,7 +51,7 @@ func logFormatFlag() cli.Flag {
 func rotateLogger(c *cli.Context) (*slog.Logger, error) {
 	switch f := c.String("log-format"); f {
 	case "text", "json":
-		return rotation.NewLogger(c.App.ErrWriter, f == "json", slog.LevelInfo), nil
+		return rotationd.NewLogger(c.App.ErrWriter, f == "json", slog.LevelInfo), nil
 	default:
 		return nil, usagef("--log-format %q: want text or json", f)
 	}
@@ -65,7 +66,7 @@ func rotateRunAction(c *cli.Context) error {
 		return err
 	}
 	return withStore(c, func(st *keystore.Store) error {
-		r := &rotation.Runner{Store: rotation.NewStoreAdapter(st), Log: log}
+		r := &rotation.Runner{Store: st, Log: log}
 		rep, runErr := r.RunOnce(c.Context)
 		if c.Bool("json") {
 			if err := writeJSON(c.App.Writer, rep); err != nil {
@@ -102,8 +103,8 @@ func rotateDaemonAction(c *cli.Context) error {
 		// stop gracefully however it is run.
 		ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
 		defer stop()
-		d := &rotation.Daemon{
-			Runner:   rotation.Runner{Store: rotation.NewStoreAdapter(st), Log: log},
+		d := &rotationd.Daemon{
+			Runner: &rotation.Runner{Store: st, Log: log}, Log: log,
 			Interval: c.Duration("interval"), MetricsAddr: c.String("metrics-addr"),
 			Lease: leaseOf(c), LeaseTTL: c.Duration(leaseTTLFlag.Name),
 		}

@@ -1,5 +1,5 @@
 // Package pglease elects one rotation daemon among the key-server replicas
-// of one PostgreSQL store: a [rotation.Lease] on a pgstorage lease row with
+// of one PostgreSQL store: a [rotationd.Lease] on a pgstorage lease row with
 // a fencing epoch, and the Storage the leader rotates through, whose writes
 // commit only while this daemon's epoch is the current one.
 //
@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/internal/pgstorage"
+	"github.com/keystack/keystack/internal/rotationd"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/rotation"
 )
@@ -36,19 +37,19 @@ type Lease struct {
 	cur *pgstorage.Lease // held now; nil when not
 }
 
-var _ rotation.Lease = (*Lease)(nil)
+var _ rotationd.Lease = (*Lease)(nil)
 
 // New returns the handle of holder (a name unique to this process, such
 // as host:pid:random) on the rotation lease of st, with time to live ttl
-// (0 means rotation.DefaultLeaseTTL).
+// (0 means rotationd.DefaultLeaseTTL).
 func New(st *pgstorage.Storage, holder string, ttl time.Duration) *Lease {
 	if ttl <= 0 {
-		ttl = rotation.DefaultLeaseTTL
+		ttl = rotationd.DefaultLeaseTTL
 	}
 	return &Lease{st: st, holder: holder, ttl: ttl}
 }
 
-// Hold implements rotation.Lease: it renews the lease this handle holds, or
+// Hold implements rotationd.Lease: it renews the lease this handle holds, or
 // takes it (with a new, higher epoch) when it is free or expired.
 func (l *Lease) Hold(ctx context.Context) (time.Time, error) {
 	if cur := l.held(); cur != nil {
@@ -64,7 +65,7 @@ func (l *Lease) Hold(ctx context.Context) (time.Time, error) {
 	}
 	nl, err := l.st.AcquireLease(ctx, leaseName, l.holder, l.ttl)
 	if errors.Is(err, pgstorage.ErrLeaseHeld) {
-		return time.Time{}, fmt.Errorf("%w: %w", rotation.ErrLeaseHeld, err)
+		return time.Time{}, fmt.Errorf("%w: %w", rotationd.ErrLeaseHeld, err)
 	}
 	if err != nil {
 		return time.Time{}, err
@@ -73,7 +74,7 @@ func (l *Lease) Hold(ctx context.Context) (time.Time, error) {
 	return nl.Until, nil
 }
 
-// Release implements rotation.Lease.
+// Release implements rotationd.Lease.
 func (l *Lease) Release(ctx context.Context) error {
 	cur := l.held()
 	l.set(nil)

@@ -9,6 +9,7 @@ import (
 	"github.com/keystack/keystack/internal/pglease"
 	"github.com/keystack/keystack/internal/pgstorage"
 	"github.com/keystack/keystack/internal/pgtest"
+	"github.com/keystack/keystack/internal/rotationd"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/rotation"
 )
@@ -93,15 +94,15 @@ func TestFencedRotation(t *testing.T) {
 	if _, err := a.lease.Hold(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.lease.Hold(ctx); !errors.Is(err, rotation.ErrLeaseHeld) {
+	if _, err := b.lease.Hold(ctx); !errors.Is(err, rotationd.ErrLeaseHeld) {
 		t.Fatalf("second holder: %v, want ErrLeaseHeld", err)
 	}
-	locked, err := rotation.NewStoreAdapter(a.store).Lock(ctx)
+	locked, err := a.store.Lock(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ts, err := locked.RotationTargets(ctx); err != nil || len(ts) != 1 {
-		t.Fatalf("targets under the lock: %v, %v", ts, err)
+	if ks, err := locked.ListKeys(ctx); err != nil || len(ks) != 1 || ks[0].Rotation == nil {
+		t.Fatalf("keys under the lock: %v, %v", ks, err)
 	}
 	waitFor(t, "b to take the lease over", func() bool { _, err := b.lease.Hold(ctx); return err == nil })
 	if b.lease.Epoch() <= a.lease.Epoch() {
@@ -115,15 +116,15 @@ func TestFencedRotation(t *testing.T) {
 	if v := primary(t, b.store); v != 1 {
 		t.Fatalf("after the fenced write: primary v%d, want v1", v)
 	}
-	if _, err := a.lease.Hold(ctx); !errors.Is(err, rotation.ErrLeaseHeld) {
+	if _, err := a.lease.Hold(ctx); !errors.Is(err, rotationd.ErrLeaseHeld) {
 		t.Fatalf("old leader's renewal: %v, want ErrLeaseHeld", err)
 	}
 	future := func() time.Time { return time.Now().Add(2 * time.Hour) }
-	rep, err := (&rotation.Runner{Store: rotation.NewStoreAdapter(b.store), Now: future}).RunOnce(ctx)
+	rep, err := (&rotation.Runner{Store: b.store, Now: future}).RunOnce(ctx)
 	if err != nil || len(rep.Rotated) != 1 || rep.Rotated[0].NewVersion != 2 {
 		t.Fatalf("new leader's pass: %+v, %v; want k rotated to v2", rep, err)
 	}
-	rep, err = (&rotation.Runner{Store: rotation.NewStoreAdapter(a.store), Now: future}).RunOnce(ctx)
+	rep, err = (&rotation.Runner{Store: a.store, Now: future}).RunOnce(ctx)
 	if !errors.Is(err, rotation.ErrLeaseLost) || len(rep.Rotated) != 0 || len(rep.Failed) != 0 {
 		t.Fatalf("old leader's pass: %+v, %v; want it stopped by ErrLeaseLost, nothing rotated or failed", rep, err)
 	}
@@ -142,7 +143,7 @@ func TestDaemonsTakeOver(t *testing.T) {
 	for i, r := range rs {
 		dctx, cancel := context.WithCancel(ctx)
 		cancels[i], done[i] = cancel, make(chan error, 1)
-		d := &rotation.Daemon{Runner: rotation.Runner{Store: rotation.NewStoreAdapter(r.store)},
+		d := &rotationd.Daemon{Runner: &rotation.Runner{Store: r.store},
 			Interval: time.Hour, Lease: r.lease, LeaseTTL: ttl}
 		go func() { done[i] <- d.Run(dctx) }()
 	}

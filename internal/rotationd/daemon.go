@@ -1,4 +1,8 @@
-package rotation
+// Package rotationd is `keystack rotate daemon`: rotation passes
+// (rotation.Runner) on a schedule, a Prometheus /metrics endpoint, and,
+// among several daemons sharing one store, the leadership that lets only
+// one of them rotate (Lease).
+package rotationd
 
 import (
 	"context"
@@ -10,10 +14,17 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/keystack/keystack/rotation"
 )
 
 // ErrInvalidDaemon is returned by Daemon.Run for an unusable configuration.
 var ErrInvalidDaemon = errors.New("rotation: invalid daemon configuration")
+
+// Runner makes one rotation pass: *rotation.Runner.
+type Runner interface {
+	RunOnce(ctx context.Context) (*rotation.RunReport, error)
+}
 
 const (
 	// defaultGrace is how long an in-flight pass may go on after the
@@ -42,7 +53,11 @@ func (t timeTicker) Stop()               { t.t.Stop() }
 // Daemon runs Runner passes on a schedule: one at start, then one per
 // Interval, and serves metrics while it runs.
 type Daemon struct {
-	Runner
+	// Runner makes the passes; required.
+	Runner Runner
+	// Log receives the daemon's own lines (start, stop, leadership); nil
+	// discards them. The passes log through the Runner's logger.
+	Log *slog.Logger
 	// Interval is how often to check for due keys; required. It bounds how
 	// late a rotation can be, not how often keys rotate (that is each key's
 	// Policy).
@@ -77,11 +92,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.Interval <= 0 {
 		return fmt.Errorf("%w: interval must be positive, got %v", ErrInvalidDaemon, d.Interval)
 	}
-	if d.Store == nil {
-		return fmt.Errorf("%w: no key store", ErrInvalidDaemon)
+	if d.Runner == nil {
+		return fmt.Errorf("%w: no runner", ErrInvalidDaemon)
 	}
-	r := d.Runner // a copy: Run never changes the caller's Daemon
-	srv, err := d.startMetrics(&r)
+	srv, err := d.startMetrics()
 	if err != nil {
 		return err
 	}
@@ -91,13 +105,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	t := newTicker(d.Interval)
 	defer t.Stop()
-	r.logger().LogAttrs(ctx, slog.LevelInfo, "rotation daemon started",
+	d.logger().LogAttrs(ctx, slog.LevelInfo, "rotation daemon started",
 		slog.Duration("interval", d.Interval), slog.String("metrics", srv.addr()))
-	lead, stopLead := d.startLeadership(ctx, r.logger())
+	lead, stopLead := d.startLeadership(ctx, d.logger())
 	defer stopLead()
 	for ctx.Err() == nil {
 		if lead.valid(time.Now()) {
-			d.runPass(ctx, &r)
+			d.runPass(ctx, srv.metrics)
 		}
 		select {
 		case <-ctx.Done():
@@ -107,7 +121,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-lead.gainedC():
 		}
 	}
-	r.logger().LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "rotation daemon stopping")
+	d.logger().LogAttrs(context.WithoutCancel(ctx), slog.LevelInfo, "rotation daemon stopping")
 	return srv.stop()
 }
 
@@ -129,11 +143,15 @@ func (d *Daemon) startLeadership(ctx context.Context, log *slog.Logger) (*leader
 }
 
 // runPass runs one pass that outlives ctx by up to Grace, so a stop signal
-// does not cut a rotation short between the store and its hooks.
-func (d *Daemon) runPass(ctx context.Context, r *Runner) {
+// does not cut a rotation short between the store and its hooks, and
+// records it in m.
+func (d *Daemon) runPass(ctx context.Context, m *Metrics) {
 	pctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	grace := orDefault(d.Grace, defaultGrace)
+	grace := d.Grace
+	if grace <= 0 {
+		grace = defaultGrace
+	}
 	stop := context.AfterFunc(ctx, func() {
 		t := time.NewTimer(grace)
 		defer t.Stop()
@@ -144,26 +162,32 @@ func (d *Daemon) runPass(ctx context.Context, r *Runner) {
 		}
 	})
 	defer stop()
-	_, _ = r.RunOnce(pctx) // logged and counted by RunOnce
+	m.observe(d.Runner.RunOnce(pctx)) // logged by RunOnce
+}
+
+func (d *Daemon) logger() *slog.Logger {
+	if d.Log != nil {
+		return d.Log
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // metricsServer is the optional /metrics endpoint; the zero value is off.
 type metricsServer struct {
-	srv  *http.Server
-	ln   net.Listener
-	errc chan error // Serve's result, buffered
-	once sync.Once
-	err  error
+	metrics *Metrics // nil when off
+	srv     *http.Server
+	ln      net.Listener
+	errc    chan error // Serve's result, buffered
+	once    sync.Once
+	err     error
 }
 
-func (d *Daemon) startMetrics(r *Runner) (*metricsServer, error) {
+func (d *Daemon) startMetrics() (*metricsServer, error) {
 	ln := d.MetricsListener
 	if ln == nil && d.MetricsAddr == "" {
 		return &metricsServer{}, nil
 	}
-	if r.Metrics == nil {
-		r.Metrics = NewMetrics()
-	}
+	m := NewMetrics()
 	if ln == nil {
 		var err error
 		if ln, err = net.Listen("tcp", d.MetricsAddr); err != nil {
@@ -171,11 +195,11 @@ func (d *Daemon) startMetrics(r *Runner) (*metricsServer, error) {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", r.Metrics.Handler())
-	s := &metricsServer{ln: ln, errc: make(chan error, 1), srv: &http.Server{
+	mux.Handle("GET /metrics", m.Handler())
+	s := &metricsServer{metrics: m, ln: ln, errc: make(chan error, 1), srv: &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(r.logger().Handler(), slog.LevelWarn),
+		ErrorLog:          slog.NewLogLogger(d.logger().Handler(), slog.LevelWarn),
 	}}
 	go func() { s.errc <- s.srv.Serve(ln) }()
 	return s, nil

@@ -1,4 +1,4 @@
-package rotation
+package rotationd
 
 import (
 	"context"
@@ -13,8 +13,8 @@ import (
 // passes. Hold alone cannot stop a holder that was paused past its lease
 // from acting on what it decided before the pause; the store the daemon
 // rotates through must therefore fence its writes with the lease (a write
-// whose lease was taken over fails and changes nothing), as
-// pgstorage.Storage.Fenced does.
+// whose lease was taken over fails with rotation.ErrLeaseLost and changes
+// nothing), as internal/pglease.Lease.Storage does.
 type Lease interface {
 	// Hold takes the lease when it is free or expired, or renews it when
 	// this holder has it, and returns the local time until which no other
@@ -49,7 +49,10 @@ type leadership struct {
 }
 
 func newLeadership(l Lease, ttl time.Duration, log *slog.Logger) *leadership {
-	return &leadership{lease: l, ttl: orDefault(ttl, DefaultLeaseTTL), log: log, gained: make(chan struct{}, 1)}
+	if ttl <= 0 {
+		ttl = DefaultLeaseTTL
+	}
+	return &leadership{lease: l, ttl: ttl, log: log, gained: make(chan struct{}, 1)}
 }
 
 // valid reports whether this daemon leads with a lease that has not

@@ -1,15 +1,16 @@
-package rotation
+package rotationd
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keystack/keystack/rotation"
 )
 
 func scrapeHandler(t *testing.T, m *Metrics) string {
@@ -22,37 +23,28 @@ func scrapeHandler(t *testing.T, m *Metrics) string {
 	return rec.Body.String()
 }
 
-func TestMetricsNextRotationFollowsStore(t *testing.T) {
-	c := newFakeClock()
-	s := newMemStore(c)
-	s.add("stay", Policy{Every: day}, runT0)
-	s.add("dropped", Policy{Every: day}, runT0)
+// notDue is the report line of key, not due until next.
+func notDue(key string, next time.Time) rotation.KeyReport {
+	return rotation.KeyReport{Key: key, Outcome: rotation.OutcomeNotDue, OldVersion: 1, Next: next}
+}
+
+func TestMetricsNextRotationFollowsReports(t *testing.T) {
 	m := NewMetrics()
-	r := &Runner{Store: s, Now: c.Now, Metrics: m}
-	if _, err := r.RunOnce(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	m.observe(&rotation.RunReport{Finished: runT0, NotDue: []rotation.KeyReport{notDue("stay", runT0.Add(day)), notDue("dropped", runT0.Add(day))}}, nil)
 	text := scrapeHandler(t, m)
 	checkGauge(t, text, `keystack_rotation_next_rotation_timestamp_seconds{key="dropped"}`, runT0.Add(day))
 
-	// The key's policy is removed: its gauge goes with it.
-	s.mu.Lock()
-	s.keys["dropped"].policy = Policy{}
-	s.mu.Unlock()
-	if _, err := r.RunOnce(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	// The key's policy is removed, so the next pass does not list it: its gauge goes with it.
+	m.observe(&rotation.RunReport{Finished: runT0, NotDue: []rotation.KeyReport{notDue("stay", runT0.Add(day))}}, nil)
 	text = scrapeHandler(t, m)
 	if strings.Contains(text, `key="dropped"`) {
 		t.Errorf("gauge kept for a key no longer scheduled:\n%s", text)
 	}
 	checkGauge(t, text, `keystack_rotation_next_rotation_timestamp_seconds{key="stay"}`, runT0.Add(day))
 
-	// The store cannot be read: the last known schedule stays, the run counts as an error.
-	r.Store = &failingList{err: errors.New("unreadable")}
-	if _, err := r.RunOnce(context.Background()); err == nil {
-		t.Fatal("RunOnce over an unreadable store succeeded")
-	}
+	// The store cannot be read (an empty report and an error): the last
+	// known schedule stays, the run counts as an error.
+	m.observe(&rotation.RunReport{Finished: runT0}, errors.New("rotation: list keys: unreadable"))
 	text = scrapeHandler(t, m)
 	checkGauge(t, text, `keystack_rotation_next_rotation_timestamp_seconds{key="stay"}`, runT0.Add(day))
 	for _, want := range []string{`keystack_rotation_runs_total{outcome="ok"} 2`, `keystack_rotation_runs_total{outcome="error"} 1`} {
@@ -60,50 +52,23 @@ func TestMetricsNextRotationFollowsStore(t *testing.T) {
 			t.Errorf("metrics lack %q:\n%s", want, text)
 		}
 	}
+
+	// A pass cut short saw only some keys: it updates those and drops none.
+	m.observe(&rotation.RunReport{Finished: runT0, NotDue: []rotation.KeyReport{notDue("new", runT0.Add(2*day))}}, context.Canceled)
+	text = scrapeHandler(t, m)
+	checkGauge(t, text, `keystack_rotation_next_rotation_timestamp_seconds{key="stay"}`, runT0.Add(day))
+	checkGauge(t, text, `keystack_rotation_next_rotation_timestamp_seconds{key="new"}`, runT0.Add(2*day))
 }
 
 func TestMetricsPrivateRegistries(t *testing.T) {
-	// Two engines in one process must not collide (the global registry would panic).
+	// Two daemons in one process must not collide (the global registry would panic).
 	a, b := NewMetrics(), NewMetrics()
-	a.observeKey(KeyReport{Key: "k", Outcome: OutcomeRotated})
+	a.observeKey(rotation.KeyReport{Key: "k", Outcome: rotation.OutcomeRotated})
 	if strings.Contains(scrapeHandler(t, b), `key="k"`) {
-		t.Error("metrics of one engine show up in another's registry")
+		t.Error("metrics of one daemon show up in another's registry")
 	}
-	var nilMetrics *Metrics // a Runner without metrics records nothing, without panicking
-	nilMetrics.observeKey(KeyReport{Key: "k", Outcome: OutcomeRotated})
-	nilMetrics.observeRun(&RunReport{}, nil)
-}
-
-// BenchmarkRunOncePlanning measures a pass over a store of many scheduled
-// keys that are not due: the daemon's common case on each tick.
-func BenchmarkRunOncePlanning(b *testing.B) {
-	c := newFakeClock()
-	s := newMemStore(c)
-	for i := range 1000 {
-		s.add(fmt.Sprintf("key-%04d", i), Policy{Every: 30 * day, Jitter: day}, runT0)
-	}
-	r := &Runner{Store: s, Now: c.Now, Metrics: NewMetrics()}
-	for b.Loop() {
-		rep, err := r.RunOnce(context.Background())
-		if err != nil || len(rep.NotDue) != 1000 {
-			b.Fatalf("report %d not due, err %v", len(rep.NotDue), err)
-		}
-	}
-}
-
-// BenchmarkRunOnceRotate measures rotating a due key, lock and state check
-// included, against an in-memory store.
-func BenchmarkRunOnceRotate(b *testing.B) {
-	c := newFakeClock()
-	s := newMemStore(c)
-	s.add("k", Policy{Every: time.Nanosecond}, time.Time{})
-	r := &Runner{Store: s, Now: c.Now}
-	for b.Loop() {
-		c.Advance(time.Second)
-		if rep, err := r.RunOnce(context.Background()); err != nil || len(rep.Rotated) != 1 {
-			b.Fatalf("report %+v, err %v", rep, err)
-		}
-	}
+	var nilMetrics *Metrics // a daemon without metrics records nothing, without panicking
+	nilMetrics.observe(&rotation.RunReport{Rotated: []rotation.KeyReport{{Key: "k", Outcome: rotation.OutcomeRotated}}}, nil)
 }
 
 // TestMetricsExposition checks the served text byte for byte against what
@@ -111,10 +76,6 @@ func BenchmarkRunOnceRotate(b *testing.B) {
 // used before) served for the same state: family and series order, label
 // escaping, number format, and the handler-error series.
 func TestMetricsExposition(t *testing.T) {
-	c := newFakeClock()
-	s := newMemStore(c)
-	s.add("stay", Policy{Every: day}, runT0)
-	s.add("we\"ird\\k\ney", Policy{Every: day}, runT0)
 	m := NewMetrics()
 	const before = `# HELP keystack_rotation_last_run_timestamp_seconds Unix time at which the last rotation pass finished.
 # TYPE keystack_rotation_last_run_timestamp_seconds gauge
@@ -131,13 +92,11 @@ promhttp_metric_handler_errors_total{cause="gathering"} 0
 	if got := scrapeHandler(t, m); got != before {
 		t.Errorf("before any pass:\n%s\nwant:\n%s", got, before)
 	}
-	r := &Runner{Store: s, Now: c.Now, Metrics: m}
-	if _, err := r.RunOnce(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	m.observeKey(KeyReport{Key: "stay", Outcome: OutcomeRotated})
-	m.observeKey(KeyReport{Key: "x", Outcome: OutcomeFailed})
-	m.observeKey(KeyReport{Key: "x", Outcome: OutcomeNotDue}) // not an attempt: not counted
+	m.observe(&rotation.RunReport{Finished: runT0,
+		NotDue: []rotation.KeyReport{notDue("stay", runT0.Add(day)), notDue("we\"ird\\k\ney", runT0.Add(day))}}, nil)
+	m.observeKey(rotation.KeyReport{Key: "stay", Outcome: rotation.OutcomeRotated})
+	m.observeKey(rotation.KeyReport{Key: "x", Outcome: rotation.OutcomeFailed})
+	m.observeKey(rotation.KeyReport{Key: "x", Outcome: rotation.OutcomeNotDue}) // not an attempt: not counted
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4; charset=utf-8") {

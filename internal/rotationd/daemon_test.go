@@ -1,19 +1,23 @@
-package rotation
+package rotationd
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/keystack/keystack/rotation"
 )
 
 // testWait bounds every wait on the daemon; tests never sleep to pace it.
@@ -38,45 +42,53 @@ func (f *fakeTicker) tick(t *testing.T) {
 	}
 }
 
-// passSummary is what a "rotation pass finished" log line reported.
-type passSummary struct{ rotated, notDue, failed int64 }
+// runT0 is the fake clock's time in reports.
+var runT0 = time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC)
 
-// passHandler is a slog.Handler that reports each finished pass on ch, so
-// a test knows when the daemon is idle again.
-type passHandler struct{ ch chan passSummary }
+const day = 24 * time.Hour
 
-func (h *passHandler) Enabled(context.Context, slog.Level) bool { return true }
-func (h *passHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
-func (h *passHandler) WithGroup(string) slog.Handler            { return h }
+// fakeRunner is a Runner the test scripts: pass (nil: an empty report)
+// makes pass number n (from 0) with the context the daemon gave it; each
+// finished pass's number is sent on done.
+type fakeRunner struct {
+	pass func(ctx context.Context, n int) (*rotation.RunReport, error)
+	done chan int
 
-func (h *passHandler) Handle(_ context.Context, r slog.Record) error {
-	if r.Message != "rotation pass finished" {
-		return nil
-	}
-	var p passSummary
-	r.Attrs(func(a slog.Attr) bool {
-		switch a.Key {
-		case "rotated":
-			p.rotated = a.Value.Int64()
-		case "not_due":
-			p.notDue = a.Value.Int64()
-		case "failed":
-			p.failed = a.Value.Int64()
-		}
-		return true
-	})
-	h.ch <- p
-	return nil
+	mu sync.Mutex
+	n  int
 }
 
-func waitPass(t *testing.T, ch chan passSummary) passSummary {
+func newFakeRunner() *fakeRunner { return &fakeRunner{done: make(chan int, 16)} }
+
+func (f *fakeRunner) RunOnce(ctx context.Context) (*rotation.RunReport, error) {
+	f.mu.Lock()
+	n := f.n
+	f.n++
+	f.mu.Unlock()
+	rep, err := &rotation.RunReport{Finished: runT0}, error(nil)
+	if f.pass != nil {
+		rep, err = f.pass(ctx, n)
+	}
+	f.done <- n
+	return rep, err
+}
+
+func (f *fakeRunner) passes() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
+}
+
+// waitPass waits for pass n to finish.
+func waitPass(t *testing.T, f *fakeRunner, n int) {
 	t.Helper()
 	select {
-	case p := <-ch:
-		return p
+	case got := <-f.done:
+		if got != n {
+			t.Fatalf("pass %d finished, want %d", got, n)
+		}
 	case <-time.After(testWait):
-		t.Fatal("no rotation pass finished")
-		return passSummary{}
+		t.Fatalf("pass %d did not finish", n)
 	}
 }
 
@@ -113,11 +125,10 @@ func checkGoroutinesSettle(t *testing.T, base int) {
 	}
 }
 
-func newTestDaemon(t *testing.T, s KeyStore, c *fakeClock) (*Daemon, *fakeTicker, chan passSummary) {
+func newTestDaemon(t *testing.T, r Runner) (*Daemon, *fakeTicker) {
 	tk := &fakeTicker{c: make(chan time.Time)}
-	passes := make(chan passSummary, 16)
 	d := &Daemon{
-		Runner:   Runner{Store: s, Now: c.Now, Log: slog.New(&passHandler{ch: passes})},
+		Runner:   r,
 		Interval: time.Hour,
 		NewTicker: func(d time.Duration) Ticker {
 			if d != time.Hour {
@@ -126,39 +137,25 @@ func newTestDaemon(t *testing.T, s KeyStore, c *fakeClock) (*Daemon, *fakeTicker
 			return tk
 		},
 	}
-	return d, tk, passes
+	return d, tk
 }
 
 func TestDaemonRunsOnTicks(t *testing.T) {
 	base := runtime.NumGoroutine()
-	c := newFakeClock()
-	s := newMemStore(c)
-	s.add("k", Policy{Every: day}, time.Time{})
-	d, tk, passes := newTestDaemon(t, s, c)
+	r := newFakeRunner()
+	d, tk := newTestDaemon(t, r)
 	stop := startDaemon(t, d)
 
-	if p := waitPass(t, passes); p.rotated != 1 { // the pass at start
-		t.Fatalf("first pass %+v, want k rotated", p)
-	}
-	for _, step := range []struct {
-		advance time.Duration
-		want    passSummary
-	}{
-		{time.Hour, passSummary{notDue: 1}},
-		{day, passSummary{rotated: 1}},
-		{time.Hour, passSummary{notDue: 1}},
-	} {
-		c.Advance(step.advance) // the daemon is idle: its last pass was reported
-		tk.tick(t)
-		if p := waitPass(t, passes); p != step.want {
-			t.Fatalf("after +%v: pass %+v, want %+v", step.advance, p, step.want)
-		}
+	waitPass(t, r, 0) // the pass at start
+	for n := 1; n <= 3; n++ {
+		tk.tick(t) // taken only when the daemon is idle: its last pass finished
+		waitPass(t, r, n)
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("Run returned %v after cancellation, want nil", err)
 	}
-	if n := s.count("k"); n != 2 {
-		t.Errorf("k rotated %d times, want 2", n)
+	if n := r.passes(); n != 4 {
+		t.Errorf("%d passes, want 4: one at start and one per tick", n)
 	}
 	if !tk.stopped.Load() {
 		t.Error("ticker not stopped")
@@ -167,54 +164,47 @@ func TestDaemonRunsOnTicks(t *testing.T) {
 }
 
 func TestDaemonFinishesInFlightPass(t *testing.T) {
-	c := newFakeClock()
-	s := newMemStore(c)
-	hook := &recordingHook{}
-	s.add("k", Policy{Every: day, OnSuccess: hook}, time.Time{})
+	r := newFakeRunner()
 	entered, release := make(chan struct{}), make(chan struct{})
-	rotateCtxErr := make(chan error, 1)
-	s.onRotate = func(ctx context.Context, _ string) {
+	passCtxErr := make(chan error, 1)
+	r.pass = func(ctx context.Context, _ int) (*rotation.RunReport, error) {
 		close(entered)
 		<-release
-		rotateCtxErr <- ctx.Err()
+		passCtxErr <- ctx.Err()
+		return &rotation.RunReport{}, nil
 	}
-	d, _, _ := newTestDaemon(t, s, c)
+	d, _ := newTestDaemon(t, r)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
 	<-entered
-	cancel() // the signal arrives mid-rotation
+	cancel() // the signal arrives mid-pass
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	if err := <-rotateCtxErr; err != nil {
-		t.Errorf("the in-flight rotation saw its context %v; it should finish within the grace period", err)
+	if err := <-passCtxErr; err != nil {
+		t.Errorf("the in-flight pass saw its context %v; it should finish within the grace period", err)
 	}
-	if s.count("k") != 1 || len(hook.got()) != 1 {
-		t.Errorf("rotations %d, hook calls %d; want the in-flight rotation and its hook to complete", s.count("k"), len(hook.got()))
+	if r.passes() != 1 {
+		t.Errorf("%d passes, want the in-flight one, completed", r.passes())
 	}
 }
 
 func TestDaemonGraceExpires(t *testing.T) {
-	c := newFakeClock()
-	s := newMemStore(c)
-	s.add("a", Policy{Every: day}, time.Time{})
-	s.add("b", Policy{Every: day}, time.Time{})
+	r := newFakeRunner()
 	entered := make(chan struct{})
 	var sawCancel atomic.Bool
-	s.onRotate = func(ctx context.Context, name string) {
-		if name != "a" {
-			return
-		}
+	r.pass = func(ctx context.Context, _ int) (*rotation.RunReport, error) {
 		close(entered)
 		select {
 		case <-ctx.Done():
 			sawCancel.Store(true)
 		case <-time.After(testWait):
 		}
+		return &rotation.RunReport{}, ctx.Err()
 	}
-	d, _, _ := newTestDaemon(t, s, c)
+	d, _ := newTestDaemon(t, r)
 	d.Grace = time.Millisecond
 	stop := startDaemon(t, d)
 	<-entered
@@ -224,34 +214,43 @@ func TestDaemonGraceExpires(t *testing.T) {
 	if !sawCancel.Load() {
 		t.Error("the in-flight pass was not cancelled after the grace period")
 	}
-	if s.count("b") != 0 {
-		t.Error("a pass cut short by the grace period still started another key")
+}
+
+// metricsPasses are two passes an hour apart over keys a (due, rotates),
+// b (due, fails both times) and c (not due).
+func metricsPasses(_ context.Context, n int) (*rotation.RunReport, error) {
+	now := runT0.Add(time.Duration(n) * time.Hour)
+	failed := rotation.KeyReport{Key: "b", Outcome: rotation.OutcomeFailed, OldVersion: 1, Next: runT0, Reason: "kms: throttled"}
+	c := rotation.KeyReport{Key: "c", Outcome: rotation.OutcomeNotDue, OldVersion: 1, Next: runT0.Add(9 * day)}
+	a := rotation.KeyReport{Key: "a", Outcome: rotation.OutcomeRotated, OldVersion: 1, NewVersion: 2, Next: runT0.Add(day)}
+	rep := &rotation.RunReport{Started: now, Finished: now, Rotated: []rotation.KeyReport{a},
+		NotDue: []rotation.KeyReport{c}, Failed: []rotation.KeyReport{failed}}
+	if n > 0 {
+		a.Outcome, a.OldVersion, a.NewVersion = rotation.OutcomeNotDue, 2, 0
+		rep.Rotated, rep.NotDue = []rotation.KeyReport{}, []rotation.KeyReport{a, c}
 	}
+	return rep, fmt.Errorf("%w: key %q: kms: throttled", rotation.ErrRotationFailed, "b")
 }
 
 func TestDaemonMetricsEndpoint(t *testing.T) {
 	base := runtime.NumGoroutine()
-	c := newFakeClock()
-	s := newMemStore(c)
-	s.add("a", Policy{Every: day}, time.Time{})
-	s.add("b", Policy{Every: day}, time.Time{})
-	s.add("c", Policy{Every: 10 * day}, runT0.Add(-day))
-	s.fail["b"] = errKMS
+	r := newFakeRunner()
+	r.pass = metricsPasses
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, tk, passes := newTestDaemon(t, s, c)
+	d, tk := newTestDaemon(t, r)
 	d.MetricsListener = ln
 	stop := startDaemon(t, d)
-	waitPass(t, passes)
-	c.Advance(time.Hour)
+	waitPass(t, r, 0)
 	tk.tick(t)
-	waitPass(t, passes)
+	waitPass(t, r, 1)
 
 	url := "http://" + ln.Addr().String() + "/metrics"
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: testWait}
-	text := scrape(t, client, url)
+	// The daemon records a pass once RunOnce returns: wait for the second.
+	text := scrapeUntil(t, client, url, `keystack_rotation_runs_total{outcome="error"} 2`)
 	for _, want := range []string{
 		`keystack_rotation_rotations_total{key="a",outcome="success"} 1`,
 		`keystack_rotation_rotations_total{key="b",outcome="failure"} 2`, // failed on both passes
@@ -279,6 +278,18 @@ func TestDaemonMetricsEndpoint(t *testing.T) {
 	checkGoroutinesSettle(t, base)
 }
 
+// scrapeUntil scrapes url until a line is line, and returns that text.
+func scrapeUntil(t *testing.T, client *http.Client, url, line string) string {
+	t.Helper()
+	deadline := time.Now().Add(testWait)
+	for {
+		text := scrape(t, client, url)
+		if strings.Contains(text, line+"\n") || time.Now().After(deadline) {
+			return text
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
 func scrape(t *testing.T, client *http.Client, url string) string {
 	t.Helper()
 	resp, err := client.Get(url)
@@ -315,11 +326,11 @@ func checkGauge(t *testing.T, text, series string, want time.Time) {
 }
 
 func TestDaemonMetricsAddr(t *testing.T) {
-	c := newFakeClock()
-	d, _, passes := newTestDaemon(t, newMemStore(c), c)
+	r := newFakeRunner()
+	d, _ := newTestDaemon(t, r)
 	d.MetricsAddr = "127.0.0.1:0"
 	stop := startDaemon(t, d)
-	waitPass(t, passes)
+	waitPass(t, r, 0)
 	if err := stop(); err != nil {
 		t.Fatalf("Run with MetricsAddr: %v", err)
 	}
@@ -333,11 +344,10 @@ func TestDaemonMetricsAddr(t *testing.T) {
 }
 
 func TestDaemonInvalidConfig(t *testing.T) {
-	c := newFakeClock()
 	for name, d := range map[string]*Daemon{
-		"no interval":       {Runner: Runner{Store: newMemStore(c)}},
-		"negative interval": {Runner: Runner{Store: newMemStore(c)}, Interval: -time.Second},
-		"no store":          {Interval: time.Hour},
+		"no interval":       {Runner: newFakeRunner()},
+		"negative interval": {Runner: newFakeRunner(), Interval: -time.Second},
+		"no runner":         {Interval: time.Hour},
 	} {
 		if err := d.Run(context.Background()); !errors.Is(err, ErrInvalidDaemon) {
 			t.Errorf("%s: Run error %v, want ErrInvalidDaemon", name, err)
@@ -345,35 +355,21 @@ func TestDaemonInvalidConfig(t *testing.T) {
 	}
 }
 
-func TestNewLoggerJSON(t *testing.T) {
-	c := newFakeClock()
-	s := newMemStore(c)
-	s.add("payments", Policy{Every: day}, time.Time{})
-	s.add("broken", Policy{Every: day}, time.Time{})
-	s.fail["broken"] = errKMS
+func TestNewLogger(t *testing.T) {
 	var buf bytes.Buffer
-	r := &Runner{Store: s, Now: c.Now, Log: NewLogger(&buf, true, slog.LevelInfo)}
-	if _, err := r.RunOnce(context.Background()); err == nil {
-		t.Fatal("RunOnce with a failing key succeeded")
+	NewLogger(&buf, true, slog.LevelInfo).Error("rotation pass finished", "failed", 1)
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("JSON logger wrote %q: %v", buf.String(), err)
 	}
-	seen := map[string]map[string]any{}
-	for line := range strings.Lines(buf.String()) {
-		var rec map[string]any
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line is not JSON: %q", line)
-		}
-		if key, ok := rec["key"].(string); ok {
-			seen[key] = rec
-		}
+	if rec["msg"] != "rotation pass finished" || rec["failed"] != 1.0 || rec["level"] != "ERROR" {
+		t.Errorf("JSON logger wrote %v", rec)
 	}
-	if rec := seen["payments"]; rec["outcome"] != "rotated" || rec["new_version"] != 2.0 || rec["level"] != "INFO" {
-		t.Errorf("payments log %v, want rotated to version 2 at INFO", rec)
-	}
-	if rec := seen["broken"]; rec["outcome"] != "failed" || rec["error"] != errKMS.Error() || rec["level"] != "ERROR" {
-		t.Errorf("broken log %v, want failed with the store's error at ERROR", rec)
-	}
-
 	buf.Reset()
+	NewLogger(&buf, true, slog.LevelInfo).Debug("hidden")
+	if buf.Len() != 0 {
+		t.Errorf("logger at INFO wrote a debug line: %q", buf.String())
+	}
 	NewLogger(&buf, false, slog.LevelInfo).Info("x", "key", "k")
 	if got := buf.String(); !strings.Contains(got, "msg=x key=k") {
 		t.Errorf("text logger wrote %q", got)

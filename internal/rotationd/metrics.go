@@ -1,4 +1,4 @@
-package rotation
+package rotationd
 
 import (
 	"bytes"
@@ -10,10 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/keystack/keystack/rotation"
 )
 
-// Metrics holds the rotation engine's metrics, private to it, so several
-// engines (or tests) in one process never share a series:
+// Metrics holds a rotation daemon's metrics, private to it, so several
+// daemons (or tests) in one process never share a series:
 //
 //	keystack_rotation_rotations_total{key,outcome}          counter; outcome is "success" or "failure"
 //	keystack_rotation_runs_total{outcome}                   counter; outcome is "ok" or "error"
@@ -153,15 +155,28 @@ func formatValue(v float64) string {
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
-func (m *Metrics) observeKey(kr KeyReport) {
+// observe records a pass's report and error, as RunOnce returned them.
+func (m *Metrics) observe(rep *rotation.RunReport, err error) {
+	if m == nil {
+		return
+	}
+	for _, list := range [][]rotation.KeyReport{rep.Rotated, rep.Failed} {
+		for _, kr := range list {
+			m.observeKey(kr)
+		}
+	}
+	m.observeRun(rep, err)
+}
+
+func (m *Metrics) observeKey(kr rotation.KeyReport) {
 	if m == nil {
 		return
 	}
 	var outcome string
 	switch kr.Outcome {
-	case OutcomeRotated:
+	case rotation.OutcomeRotated:
 		outcome = "success"
-	case OutcomeFailed:
+	case rotation.OutcomeFailed:
 		outcome = "failure"
 	default:
 		return
@@ -173,7 +188,7 @@ func (m *Metrics) observeKey(kr KeyReport) {
 
 // observeRun records a finished pass. The next-rotation gauges are rebuilt
 // from the report, so keys removed from the store or from rotation drop out.
-func (m *Metrics) observeRun(rep *RunReport, err error) {
+func (m *Metrics) observeRun(rep *rotation.RunReport, err error) {
 	if m == nil {
 		return
 	}
@@ -193,7 +208,7 @@ func (m *Metrics) observeRun(rep *RunReport, err error) {
 	default:
 		clear(m.next)
 	}
-	for _, list := range [][]KeyReport{rep.Rotated, rep.NotDue, rep.Failed} {
+	for _, list := range [][]rotation.KeyReport{rep.Rotated, rep.NotDue, rep.Failed} {
 		for _, kr := range list {
 			if !kr.Next.IsZero() {
 				m.next[kr.Key] = float64(kr.Next.UnixNano()) / 1e9
