@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/keystack/keystack/internal/fsx"
 )
 
 // commitLoop is the single committer: it takes every queued record, writes
@@ -273,11 +271,11 @@ func (l *Log) lockLeased() error {
 	if l.leased {
 		return nil
 	}
-	if err := fsx.Lock(l.f); err != nil {
+	if err := lockFile(l.f); err != nil {
 		return fmt.Errorf("%w: flock: %w", ErrWrite, err)
 	}
 	if err := l.catchUp(); err != nil {
-		fsx.Unlock(l.f)
+		unlockFile(l.f)
 		return err
 	}
 	l.leased = true
@@ -301,7 +299,7 @@ func (l *Log) endLease() {
 		l.lease.Stop()
 	}
 	if l.leased {
-		fsx.Unlock(l.f)
+		unlockFile(l.f)
 		l.leased = false
 	}
 }
@@ -309,10 +307,10 @@ func (l *Log) endLease() {
 // withLock runs fn holding an exclusive flock(2) on the file, so appends by
 // other processes interleave only between whole batches.
 func (l *Log) withLock(fn func() error) error {
-	if err := fsx.Lock(l.f); err != nil {
+	if err := lockFile(l.f); err != nil {
 		return fmt.Errorf("%w: flock: %w", ErrWrite, err)
 	}
-	defer fsx.Unlock(l.f)
+	defer unlockFile(l.f)
 	return fn()
 }
 

@@ -95,7 +95,7 @@ func (b *Backend) Close() error {
 }
 
 // RawKeyring returns the AES key a PKCS#11 URI names as an *AESKeyring,
-// whose SealRaw and OpenRaw seal data whole (keystore.DataSealer).
+// whose SealRaw and OpenRaw seal data whole (the key server's DataSealer).
 func (b *Backend) RawKeyring(ctx context.Context, ref string) (envelope.Keyring, error) {
 	t, u, err := b.keyToken(ctx, ref)
 	if err != nil {

@@ -559,12 +559,12 @@ func TestAuthzInitOwner(t *testing.T) {
 		t.Errorf("Init's store acts as %q", s.Principal())
 	}
 	t.Setenv(PrincipalEnv, "user:ci")
-	if p, err := PrincipalFromEnv(dir); err != nil || p != "user:ci" {
-		t.Errorf("PrincipalFromEnv: %q %v", p, err)
+	if p := principalFromEnv(t, dir); p != "user:ci" {
+		t.Errorf("OpenOptions.PrincipalFromEnv: %q", p)
 	}
 	other := newAuthzStore(t, "")
-	if p, err := PrincipalFromEnv(other); err != nil || p != "" {
-		t.Errorf("untrusting store: %q %v", p, err)
+	if p := principalFromEnv(t, other); p != gate.OSPrincipal() {
+		t.Errorf("untrusting store: %q, want the OS user", p)
 	}
 }
 
@@ -592,4 +592,16 @@ func countRecords(t *testing.T, dir string, f audit.Filter) int {
 		n++
 	}
 	return n
+}
+
+// principalFromEnv is the principal a store in dir opened with
+// OpenOptions.PrincipalFromEnv acts as.
+func principalFromEnv(t *testing.T, dir string) string {
+	t.Helper()
+	s, err := Open(dir, OpenOptions{PrincipalFromEnv: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	return s.Principal()
 }

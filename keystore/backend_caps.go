@@ -3,6 +3,8 @@ package keystore
 import (
 	"fmt"
 	"slices"
+
+	"github.com/keystack/keystack/internal/serverstore"
 )
 
 // backendUnwrapper is implemented by a Backend that wraps another one, such
@@ -50,7 +52,7 @@ var capabilities = []struct {
 	has  func(Backend) bool
 }{
 	{"AutoRotator", has[AutoRotator]},
-	{"DataSealer", has[DataSealer]},
+	{"DataSealer", has[serverstore.DataSealer]},
 	{"OnDemandRotator", has[OnDemandRotator]},
 	{"RefResolver", has[RefResolver]},
 	{"VersionDestroyer", has[VersionDestroyer]},
@@ -74,13 +76,6 @@ func BackendCapabilities(b Backend) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// BackendCapabilities returns what BackendCapabilities reports for the
-// backend registered as name, exactly as the store's lifecycle operations
-// see it; nil when none is registered.
-func (s *Store) BackendCapabilities(name string) []string {
-	return BackendCapabilities(s.backends[name])
 }
 
 // capability returns the registered backend's implementation of T, or

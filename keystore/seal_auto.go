@@ -24,12 +24,10 @@ import (
 // backend's own error (errors.Is), which tells the classes apart.
 var ErrAutoUnseal = errors.New("keystore: auto-unseal failed")
 
-// Seal kinds reported by SealInfo and accepted by SealOptions.
-const (
-	SealPassphrase = "passphrase"
-	SealPKCS11     = BackendPKCS11
-	SealAWSKMS     = BackendAWSKMS
-)
+// SealPassphrase is the seal kind of a store sealed by its passphrase;
+// an auto-unsealed store's kind is its master key's backend
+// (BackendPKCS11, BackendAWSKMS).
+const SealPassphrase = "passphrase"
 
 const (
 	// actionSetSeal is the audit action of a seal change.
@@ -68,7 +66,7 @@ func sealContext() map[string]string {
 
 // SealOptions says how SetSeal seals the store.
 type SealOptions struct {
-	// Kind is SealPassphrase, SealPKCS11 or SealAWSKMS.
+	// Kind is SealPassphrase, BackendPKCS11 or BackendAWSKMS.
 	Kind string
 	// Ref is the master key of an auto-unseal: a PKCS#11 URI naming an AES
 	// key or RSA key pair (object=LABEL; no pin-value, the PIN comes from
@@ -161,7 +159,7 @@ func (s *Store) newSeal(ctx context.Context, opts SealOptions) ([]byte, *kdfPara
 		kek, err := p.deriveKEK(opts.Passphrase)
 		return kek, &p, nil, err
 	}
-	if opts.Kind != SealPKCS11 && opts.Kind != SealAWSKMS {
+	if opts.Kind != BackendPKCS11 && opts.Kind != BackendAWSKMS {
 		return nil, nil, nil, fmt.Errorf("%w: unknown seal %q (want passphrase, pkcs11 or aws-kms)", ErrInvalidOptions, opts.Kind)
 	}
 	if len(opts.Passphrase) > 0 || opts.KDF != "" {

@@ -66,7 +66,7 @@ func TestSetSealRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.backends = map[string]Backend{BackendPKCS11: rawSealBackend{}}
-	for i, opts := range []SealOptions{{Kind: SealPKCS11, Ref: sealRefA}, {Kind: SealPKCS11, Ref: sealRefB},
+	for i, opts := range []SealOptions{{Kind: BackendPKCS11, Ref: sealRefA}, {Kind: BackendPKCS11, Ref: sealRefB},
 		{Kind: SealPassphrase, Passphrase: []byte("new pass")}} {
 		if err := s.SetSeal(ctx, opts); err != nil {
 			t.Fatalf("change %d: %v", i, err)
@@ -83,7 +83,7 @@ func TestSetSealRoundTrip(t *testing.T) {
 		if _, err := fresh.EncryptKeyring(ctx, "k"); err != nil {
 			t.Fatalf("change %d: key unusable: %v", i, err)
 		}
-		if got, err := fresh.LookupCredential(cred.AccessKeyID); err != nil || got.Secret != cred.Secret {
+		if got, err := ops(fresh).LookupCredential(cred.AccessKeyID); err != nil || got.Secret != cred.Secret {
 			t.Fatalf("change %d: credential: %v", i, err)
 		}
 	}
@@ -100,7 +100,7 @@ func TestAutoUnsealFailures(t *testing.T) {
 	s := newTestStore(t)
 	mustCreate(t, s, "k")
 	s.backends = map[string]Backend{BackendPKCS11: rawSealBackend{}}
-	if err := s.SetSeal(ctx, SealOptions{Kind: SealPKCS11, Ref: sealRefA}); err != nil {
+	if err := s.SetSeal(ctx, SealOptions{Kind: BackendPKCS11, Ref: sealRefA}); err != nil {
 		t.Fatal(err)
 	}
 	down := openSealStore(t, s.Dir(), rawSealBackend{down: true}, "")
@@ -141,19 +141,19 @@ func TestSetSealRefusals(t *testing.T) {
 	s.backends = map[string]Backend{BackendPKCS11: rawSealBackend{}}
 	before, _ := os.ReadFile(filepath.Join(s.Dir(), metaFile))
 	for name, opts := range map[string]SealOptions{
-		"pin in uri":        {Kind: SealPKCS11, Ref: sealRefA + "?pin-value=1234"},
-		"no ref":            {Kind: SealPKCS11},
+		"pin in uri":        {Kind: BackendPKCS11, Ref: sealRefA + "?pin-value=1234"},
+		"no ref":            {Kind: BackendPKCS11},
 		"unknown kind":      {Kind: "vault", Ref: "x"},
 		"passphrase + ref":  {Kind: SealPassphrase, Ref: sealRefA, Passphrase: []byte("p")},
 		"empty passphrase":  {Kind: SealPassphrase},
-		"auto + passphrase": {Kind: SealPKCS11, Ref: sealRefA, Passphrase: []byte("p")},
+		"auto + passphrase": {Kind: BackendPKCS11, Ref: sealRefA, Passphrase: []byte("p")},
 	} {
 		if err := s.SetSeal(ctx, opts); !errors.Is(err, ErrInvalidOptions) {
 			t.Errorf("%s: got %v, want ErrInvalidOptions", name, err)
 		}
 	}
 	s.backends[BackendPKCS11] = rawSealBackend{down: true}
-	if err := s.SetSeal(ctx, SealOptions{Kind: SealPKCS11, Ref: sealRefA}); !errors.Is(err, errTestDown) {
+	if err := s.SetSeal(ctx, SealOptions{Kind: BackendPKCS11, Ref: sealRefA}); !errors.Is(err, errTestDown) {
 		t.Errorf("backend down: got %v", err)
 	}
 	after, _ := os.ReadFile(filepath.Join(s.Dir(), metaFile))
@@ -226,7 +226,7 @@ func sealOptionsOf(seal string) SealOptions {
 	if p, ok := strings.CutPrefix(seal, "pass:"); ok {
 		return SealOptions{Kind: SealPassphrase, Passphrase: []byte(p)}
 	}
-	return SealOptions{Kind: SealPKCS11, Ref: strings.TrimPrefix(seal, "pkcs11:")}
+	return SealOptions{Kind: BackendPKCS11, Ref: strings.TrimPrefix(seal, "pkcs11:")}
 }
 
 // TestSetSealKill9: a process changing the seal (passphrase → token key →

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -29,7 +30,7 @@ type credentialRecord struct {
 }
 
 // Credential is a key server access key. Secret is set only by
-// CreateCredential (shown once) and LookupCredential.
+// CreateCredential (shown once).
 type Credential struct {
 	AccessKeyID string    `json:"access_key_id"`
 	Principal   string    `json:"principal"`
@@ -160,18 +161,12 @@ func (s *Store) RevokeCredential(ctx context.Context, akid string) error {
 	})
 }
 
-// LookupCredential returns the access key akid with its secret, for the
-// key server to verify a signature. It makes no policy decision: it is
-// the authentication step that precedes every decision. It needs the
-// store unsealed and fails with ErrCredentialNotFound for an unknown or
-// revoked key.
-//
-// The unsealed credential is kept with the state revision it was read
-// from, so that a server's requests cost a map lookup, not a verifier
-// check and an AES-GCM open under the store's lock; any write of the state
-// (a revocation, a new credential, a reseal, another process's change)
-// drops it, so a revoked key is refused from the next request on.
-func (s *Store) LookupCredential(akid string) (*Credential, error) {
+// LookupCredential keeps the unsealed credential with the state revision
+// it was read from, so that a server's requests cost a map lookup, not a
+// verifier check and an AES-GCM open under the store's lock; any write of
+// the state (a revocation, a new credential, a reseal, another process's
+// change) drops it, so a revoked key is refused from the next request on.
+func (s serverOps) LookupCredential(akid string) (*serverstore.Credential, error) {
 	f, err := s.view(context.Background())
 	if err != nil {
 		return nil, err
@@ -191,7 +186,7 @@ func (s *Store) LookupCredential(akid string) (*Credential, error) {
 	s.snap.mu.Lock()
 	if f == s.snap.parsed {
 		if s.snap.creds == nil {
-			s.snap.creds = map[string]*Credential{}
+			s.snap.creds = map[string]*serverstore.Credential{}
 		}
 		s.snap.creds[akid] = c
 	}
@@ -201,7 +196,7 @@ func (s *Store) LookupCredential(akid string) (*Credential, error) {
 }
 
 // openCredential unseals credential akid of f.
-func (s *Store) openCredential(f *storeFile, akid string) (*Credential, error) {
+func (s *Store) openCredential(f *storeFile, akid string) (*serverstore.Credential, error) {
 	var c *credentialRecord
 	ok := false
 	if f.Server != nil { // f is shared read-only: no f.server()
@@ -221,5 +216,5 @@ func (s *Store) openCredential(f *storeFile, akid string) (*Credential, error) {
 			return nil, fmt.Errorf("%w: credential %q", ErrCorruptStore, akid)
 		}
 	}
-	return &Credential{AccessKeyID: akid, Principal: c.Principal, Created: c.Created, Secret: string(secret)}, nil
+	return &serverstore.Credential{AccessKeyID: akid, Principal: c.Principal, Secret: string(secret)}, nil
 }

@@ -7,35 +7,12 @@ import (
 	"crypto/rand"
 	"fmt"
 
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
 
-// SealedData is data sealed by SealData: AES-256-GCM under one version of
-// a local key, with a random 96-bit nonce; Ciphertext ends with the
-// 16-byte tag.
-type SealedData struct {
-	Version    int
-	Nonce      []byte
-	Ciphertext []byte
-}
-
-// SealData encrypts plaintext under the primary version of AES key name
-// (local, or a PKCS#11 token key through the registered backend, with an
-// IV from crypto/rand) with aad as additional data, for the key server's Encrypt and data
-// keys. action (keystack:Encrypt, keystack:GenerateDataKey or
-// keystack:ReWrap) is decided on that version with ec as the request's
-// encryption context. The key must be enabled in the server state
-// (ErrKeyState) and its primary version enabled (ErrKeyDisabled).
-func (s *Store) SealData(ctx context.Context, action, name string, plaintext, aad []byte, ec map[string]string) (*SealedData, error) {
-	return s.SealDataVersioned(ctx, action, name, plaintext, func(int) []byte { return aad }, ec)
-}
-
-// SealDataVersioned is SealData with additional data that depends on the
-// version sealing it: aadFor(version) is the AAD, so a format that names
-// the version inside the authenticated data (the XKS proxy's ciphertext
-// metadata) cannot race a rotation.
-func (s *Store) SealDataVersioned(ctx context.Context, action, name string, plaintext []byte, aadFor func(version int) []byte, ec map[string]string) (*SealedData, error) {
+func (s serverOps) SealData(ctx context.Context, action, name string, plaintext []byte, aadFor func(version int) []byte, ec map[string]string) (*serverstore.SealedData, error) {
 	if action != policy.ActionEncrypt && action != policy.ActionGenerateDataKey && action != policy.ActionReWrap {
 		return nil, fmt.Errorf("%w: %s does not seal data", ErrInvalidOptions, action)
 	}
@@ -59,7 +36,7 @@ func (s *Store) SealDataVersioned(ctx context.Context, action, name string, plai
 		if err != nil {
 			return nil, err
 		}
-		return &SealedData{Version: v.Version, Nonce: nonce, Ciphertext: ct}, nil
+		return &serverstore.SealedData{Version: v.Version, Nonce: nonce, Ciphertext: ct}, nil
 	}
 	aead, err := s.versionAEAD(f, name, v)
 	if err != nil {
@@ -69,15 +46,10 @@ func (s *Store) SealDataVersioned(ctx context.Context, action, name string, plai
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
-	return &SealedData{Version: v.Version, Nonce: nonce, Ciphertext: aead.Seal(nil, nonce, plaintext, aadFor(v.Version))}, nil
+	return &serverstore.SealedData{Version: v.Version, Nonce: nonce, Ciphertext: aead.Seal(nil, nonce, plaintext, aadFor(v.Version))}, nil
 }
 
-// OpenData decrypts what SealData sealed under key name, deciding action
-// (keystack:Decrypt or keystack:ReWrap) on d's version with ec. The version
-// must be able to decrypt (enabled or decrypt-only, not below the key's
-// minimum; ErrKeyDisabled). A ciphertext that does not authenticate with
-// aad fails with keyring.ErrUnwrapFailed.
-func (s *Store) OpenData(ctx context.Context, action, name string, d SealedData, aad []byte, ec map[string]string) ([]byte, error) {
+func (s serverOps) OpenData(ctx context.Context, action, name string, d serverstore.SealedData, aad []byte, ec map[string]string) ([]byte, error) {
 	if action != policy.ActionDecrypt && action != policy.ActionReWrap {
 		return nil, fmt.Errorf("%w: %s does not open data", ErrInvalidOptions, action)
 	}
@@ -131,8 +103,8 @@ func (s *Store) dataKey(name string) (*storeFile, *keyRecord, error) {
 		return nil, nil, fmt.Errorf("%w: only keystack's own local AES keys and PKCS#11 AES keys serve KMS operations", ErrNotSupported)
 	}
 	if f.Server != nil {
-		if st := f.Server.Keys[name].state(); st.State != KeyStateEnabled {
-			return nil, nil, fmt.Errorf("%w: %q is %s", ErrKeyState, name, st.State)
+		if st := f.Server.Keys[name].state(); st.State != serverstore.Enabled {
+			return nil, nil, fmt.Errorf("%w: %q is %s", serverstore.ErrKeyState, name, st.State)
 		}
 	}
 	return f, k, nil
@@ -185,9 +157,7 @@ func (s *Store) newVersionAEAD(f *storeFile, name string, v *versionRecord) (cip
 	return cipher.NewGCM(b)
 }
 
-// GenerateRandom returns n random bytes (keystack:GenerateRandom on
-// "random").
-func (s *Store) GenerateRandom(ctx context.Context, n int) ([]byte, error) {
+func (s serverOps) GenerateRandom(ctx context.Context, n int) ([]byte, error) {
 	if n < 1 || n > 1024 {
 		return nil, fmt.Errorf("%w: 1 to 1024 random bytes, not %d", ErrInvalidOptions, n)
 	}

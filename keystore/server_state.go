@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -27,20 +28,16 @@ type serverKey struct {
 	DeletionDate time.Time         `json:"deletion_date,omitzero"`
 }
 
-// ServerKeyState is a key's state as the key server reports it: KMS's
-// Enabled, Disabled or PendingDeletion (with DeletionDate), and its tags.
-type ServerKeyState struct {
-	State        string
-	DeletionDate time.Time
-	Tags         map[string]string
-}
+// serverOps is the key server's part of a Store (serverstore.Ops): its
+// methods are the Store's, reached through serverstore.Of, so that the
+// SDK's API holds only what an SDK user calls.
+type serverOps struct{ *Store }
 
-// KMS key states.
-const (
-	KeyStateEnabled         = "Enabled"
-	KeyStateDisabled        = "Disabled"
-	KeyStatePendingDeletion = "PendingDeletion"
-)
+var _ serverstore.Ops = serverOps{}
+
+func init() {
+	serverstore.Register(func(store any) serverstore.Ops { return serverOps{store.(*Store)} })
+}
 
 func (f *storeFile) server() *serverState {
 	if f.Server == nil {
@@ -59,31 +56,28 @@ func (st *serverState) key(name string) *serverKey {
 	return st.Keys[name]
 }
 
-func (k *serverKey) state() ServerKeyState {
-	s := ServerKeyState{State: KeyStateEnabled}
+func (k *serverKey) state() serverstore.KeyState {
+	s := serverstore.KeyState{State: serverstore.Enabled}
 	if k == nil {
 		return s
 	}
 	s.Tags = maps.Clone(k.Tags)
 	switch {
 	case !k.DeletionDate.IsZero():
-		s.State, s.DeletionDate = KeyStatePendingDeletion, k.DeletionDate
+		s.State, s.DeletionDate = serverstore.PendingDeletion, k.DeletionDate
 	case k.Disabled:
-		s.State = KeyStateDisabled
+		s.State = serverstore.Disabled
 	}
 	return s
 }
 
-// ServerKey returns key name's server state without a policy decision:
-// the key server reads it to complete each request (the tags are the
-// keystack:ResourceTag condition keys) before deciding it.
-func (s *Store) ServerKey(name string) (ServerKeyState, error) {
+func (s serverOps) ServerKey(name string) (serverstore.KeyState, error) {
 	f, err := s.view(context.Background())
 	if err != nil {
-		return ServerKeyState{}, err
+		return serverstore.KeyState{}, err
 	}
 	if _, err := lookup(f, name); err != nil {
-		return ServerKeyState{}, err
+		return serverstore.KeyState{}, err
 	}
 	var k *serverKey
 	if f.Server != nil {
@@ -94,7 +88,7 @@ func (s *Store) ServerKey(name string) (ServerKeyState, error) {
 
 // changeServerKey authorizes action on key name, then runs fn on its
 // server state under the write lock.
-func (s *Store) changeServerKey(ctx context.Context, action, name string, fn func(k *serverKey, now time.Time) error) error {
+func (s serverOps) changeServerKey(ctx context.Context, action, name string, fn func(k *serverKey, now time.Time) error) error {
 	if err := s.authorize(ctx, action, name, 0, nil); err != nil {
 		return err
 	}
@@ -106,35 +100,28 @@ func (s *Store) changeServerKey(ctx context.Context, action, name string, fn fun
 	})
 }
 
-// SetKeyEnabled enables or disables key name for the key server
-// (keystack:EnableKey / keystack:DisableKey). A key pending deletion
-// cannot be enabled (ErrKeyState).
-func (s *Store) SetKeyEnabled(ctx context.Context, name string, enabled bool) error {
+func (s serverOps) SetKeyEnabled(ctx context.Context, name string, enabled bool) error {
 	action := policy.ActionDisableKey
 	if enabled {
 		action = policy.ActionEnableKey
 	}
 	return s.changeServerKey(ctx, action, name, func(k *serverKey, _ time.Time) error {
 		if !k.DeletionDate.IsZero() {
-			return fmt.Errorf("%w: %q is pending deletion", ErrKeyState, name)
+			return fmt.Errorf("%w: %q is pending deletion", serverstore.ErrKeyState, name)
 		}
 		k.Disabled = !enabled
 		return nil
 	})
 }
 
-// ScheduleKeyDeletion marks key name pending deletion after days (7 to
-// 30) days (keystack:ScheduleKeyDeletion) and returns the deletion date.
-// The key serves nothing while pending; DeleteDueKeys (which the key
-// server runs every minute) erases it once the date has passed.
-func (s *Store) ScheduleKeyDeletion(ctx context.Context, name string, days int) (time.Time, error) {
+func (s serverOps) ScheduleKeyDeletion(ctx context.Context, name string, days int) (time.Time, error) {
 	if days < 7 || days > 30 {
 		return time.Time{}, fmt.Errorf("%w: the waiting period is 7 to 30 days, not %d", ErrInvalidOptions, days)
 	}
 	var at time.Time
 	err := s.changeServerKey(ctx, policy.ActionScheduleKeyDeletion, name, func(k *serverKey, now time.Time) error {
 		if !k.DeletionDate.IsZero() {
-			return fmt.Errorf("%w: %q is already pending deletion", ErrKeyState, name)
+			return fmt.Errorf("%w: %q is already pending deletion", serverstore.ErrKeyState, name)
 		}
 		at = now.Add(time.Duration(days) * day)
 		k.DeletionDate = at
@@ -143,12 +130,10 @@ func (s *Store) ScheduleKeyDeletion(ctx context.Context, name string, days int) 
 	return at, err
 }
 
-// CancelKeyDeletion cancels a scheduled deletion; the key is then
-// disabled, as in AWS KMS (keystack:ScheduleKeyDeletion).
-func (s *Store) CancelKeyDeletion(ctx context.Context, name string) error {
+func (s serverOps) CancelKeyDeletion(ctx context.Context, name string) error {
 	return s.changeServerKey(ctx, policy.ActionScheduleKeyDeletion, name, func(k *serverKey, _ time.Time) error {
 		if k.DeletionDate.IsZero() {
-			return fmt.Errorf("%w: %q is not pending deletion", ErrKeyState, name)
+			return fmt.Errorf("%w: %q is not pending deletion", serverstore.ErrKeyState, name)
 		}
 		k.DeletionDate, k.Disabled = time.Time{}, true
 		return nil
@@ -158,8 +143,7 @@ func (s *Store) CancelKeyDeletion(ctx context.Context, name string) error {
 // maxTagsPerKey bounds a key's tags, as AWS KMS does.
 const maxTagsPerKey = 50
 
-// TagKey adds or replaces tags of key name (keystack:TagResource).
-func (s *Store) TagKey(ctx context.Context, name string, tags map[string]string) error {
+func (s serverOps) TagKey(ctx context.Context, name string, tags map[string]string) error {
 	for k, v := range tags {
 		if k == "" || len(k) > 128 || len(v) > 256 {
 			return fmt.Errorf("%w: tag keys are 1-128 characters, values at most 256", ErrInvalidOptions)
@@ -179,8 +163,7 @@ func (s *Store) TagKey(ctx context.Context, name string, tags map[string]string)
 	})
 }
 
-// UntagKey removes tags of key name by key (keystack:UntagResource).
-func (s *Store) UntagKey(ctx context.Context, name string, keys []string) error {
+func (s serverOps) UntagKey(ctx context.Context, name string, keys []string) error {
 	return s.changeServerKey(ctx, policy.ActionUntagResource, name, func(k *serverKey, _ time.Time) error {
 		for _, t := range keys {
 			delete(k.Tags, t)
@@ -189,8 +172,7 @@ func (s *Store) UntagKey(ctx context.Context, name string, keys []string) error 
 	})
 }
 
-// KeyTags returns the tags of key name (keystack:DescribeKey).
-func (s *Store) KeyTags(ctx context.Context, name string) (map[string]string, error) {
+func (s serverOps) KeyTags(ctx context.Context, name string) (map[string]string, error) {
 	if err := s.authorize(ctx, policy.ActionDescribeKey, name, 0, nil); err != nil {
 		return nil, err
 	}
@@ -207,14 +189,12 @@ func checkAlias(alias string) error {
 		valid = isAlnum(c) || c == '/' || c == '_' || c == '-'
 	}
 	if !valid {
-		return fmt.Errorf("%w %q", ErrInvalidAlias, alias)
+		return fmt.Errorf("%w %q", serverstore.ErrInvalidAlias, alias)
 	}
 	return nil
 }
 
-// ResolveAlias returns the key name alias points to, without a policy
-// decision (the operation then made on the key is decided).
-func (s *Store) ResolveAlias(alias string) (string, error) {
+func (s serverOps) ResolveAlias(alias string) (string, error) {
 	f, err := s.load()
 	if err != nil {
 		return "", err
@@ -224,12 +204,10 @@ func (s *Store) ResolveAlias(alias string) (string, error) {
 			return name, nil
 		}
 	}
-	return "", fmt.Errorf("%w: %q", ErrAliasNotFound, alias)
+	return "", fmt.Errorf("%w: %q", serverstore.ErrAliasNotFound, alias)
 }
 
-// CreateAlias points alias ("alias/NAME") at key name
-// (keystack:CreateAlias on the key).
-func (s *Store) CreateAlias(ctx context.Context, alias, name string) error {
+func (s serverOps) CreateAlias(ctx context.Context, alias, name string) error {
 	if err := checkAlias(alias); err != nil {
 		return err
 	}
@@ -242,7 +220,7 @@ func (s *Store) CreateAlias(ctx context.Context, alias, name string) error {
 		}
 		st := f.server()
 		if _, ok := st.Aliases[alias]; ok {
-			return fmt.Errorf("%w: %q", ErrAliasExists, alias)
+			return fmt.Errorf("%w: %q", serverstore.ErrAliasExists, alias)
 		}
 		if st.Aliases == nil {
 			st.Aliases = map[string]string{}
@@ -252,8 +230,7 @@ func (s *Store) CreateAlias(ctx context.Context, alias, name string) error {
 	})
 }
 
-// DeleteAlias removes alias (keystack:DeleteAlias on the key it names).
-func (s *Store) DeleteAlias(ctx context.Context, alias string) error {
+func (s serverOps) DeleteAlias(ctx context.Context, alias string) error {
 	name, err := s.ResolveAlias(alias)
 	if err != nil {
 		return err
@@ -263,20 +240,14 @@ func (s *Store) DeleteAlias(ctx context.Context, alias string) error {
 	}
 	return s.update(ctx, func(f *storeFile) error {
 		if f.Server == nil || f.Server.Aliases[alias] != name {
-			return fmt.Errorf("%w: %q", ErrAliasNotFound, alias)
+			return fmt.Errorf("%w: %q", serverstore.ErrAliasNotFound, alias)
 		}
 		delete(f.Server.Aliases, alias)
 		return nil
 	})
 }
 
-// Alias is one alias and the key name it points to.
-type Alias struct{ Alias, Key string }
-
-// ListAliases returns every alias, or those of key name when name is not
-// empty, sorted (keystack:ListKeys on every key, as AWS KMS's
-// ListAliases needs kms:ListAliases on "*").
-func (s *Store) ListAliases(ctx context.Context, name string) ([]Alias, error) {
+func (s serverOps) ListAliases(ctx context.Context, name string) ([]serverstore.Alias, error) {
 	if err := s.authorize(ctx, policy.ActionListKeys, "*", 0, nil); err != nil {
 		return nil, err
 	}
@@ -284,21 +255,16 @@ func (s *Store) ListAliases(ctx context.Context, name string) ([]Alias, error) {
 	if err != nil || f.Server == nil {
 		return nil, err
 	}
-	out := []Alias{}
+	out := []serverstore.Alias{}
 	for _, a := range slices.Sorted(maps.Keys(f.Server.Aliases)) {
 		if k := f.Server.Aliases[a]; name == "" || k == name {
-			out = append(out, Alias{Alias: a, Key: k})
+			out = append(out, serverstore.Alias{Alias: a, Key: k})
 		}
 	}
 	return out, nil
 }
 
-// DeleteDueKeys erases every key whose server deletion date
-// (ScheduleKeyDeletion) has passed: its record and all its versions'
-// material, its aliases and its server state. Each deletion is decided as
-// keystack:ScheduleKeyDeletion on the key for ctx's principal; a denied
-// key stays and the denial is returned after the others are deleted.
-func (s *Store) DeleteDueKeys(ctx context.Context) ([]string, error) {
+func (s serverOps) DeleteDueKeys(ctx context.Context) ([]string, error) {
 	f, err := s.load()
 	if err != nil || f.Server == nil {
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/gate"
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
@@ -21,22 +22,22 @@ import (
 func init() {
 	authzOps = append(authzOps,
 		authzOp{policy.ActionCreateAlias, func(ctx context.Context, s *Store, _ []byte) error {
-			return s.CreateAlias(ctx, "alias/made", "k")
+			return ops(s).CreateAlias(ctx, "alias/made", "k")
 		}, ""},
 		authzOp{policy.ActionDeleteAlias, func(ctx context.Context, s *Store, _ []byte) error {
-			if err := s.CreateAlias(ctx, "alias/gone", "k"); err != nil {
+			if err := ops(s).CreateAlias(ctx, "alias/gone", "k"); err != nil {
 				return err
 			}
-			return s.DeleteAlias(ctx, "alias/gone")
+			return ops(s).DeleteAlias(ctx, "alias/gone")
 		}, policy.ActionCreateAlias},
 		authzOp{policy.ActionTagResource, func(ctx context.Context, s *Store, _ []byte) error {
-			return s.TagKey(ctx, "k", map[string]string{"team": "a"})
+			return ops(s).TagKey(ctx, "k", map[string]string{"team": "a"})
 		}, ""},
 		authzOp{policy.ActionUntagResource, func(ctx context.Context, s *Store, _ []byte) error {
-			return s.UntagKey(ctx, "k", []string{"team"})
+			return ops(s).UntagKey(ctx, "k", []string{"team"})
 		}, ""},
 		authzOp{policy.ActionGenerateRandom, func(ctx context.Context, s *Store, _ []byte) error {
-			_, err := s.GenerateRandom(ctx, 16)
+			_, err := ops(s).GenerateRandom(ctx, 16)
 			return err
 		}, ""},
 		authzOp{policy.ActionManageCredentials, func(ctx context.Context, s *Store, _ []byte) error {
@@ -72,24 +73,24 @@ func init() {
 func TestSealDataRoundTripAndBinding(t *testing.T) {
 	ctx := context.Background()
 	s := openAs(t, newAuthzStore(t, ""), alice)
-	d, err := s.SealData(ctx, policy.ActionEncrypt, "k", []byte("secret"), []byte("aad"), testEC)
+	d, err := ops(s).SealData(ctx, policy.ActionEncrypt, "k", []byte("secret"), fixed([]byte("aad")), testEC)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if d.Version != 2 {
 		t.Errorf("sealed under version %d, want the primary 2", d.Version)
 	}
-	pt, err := s.OpenData(ctx, policy.ActionDecrypt, "k", *d, []byte("aad"), testEC)
+	pt, err := ops(s).OpenData(ctx, policy.ActionDecrypt, "k", *d, []byte("aad"), testEC)
 	if err != nil || !bytes.Equal(pt, []byte("secret")) {
 		t.Fatalf("open: %q, %v", pt, err)
 	}
-	if _, err := s.OpenData(ctx, policy.ActionDecrypt, "k", *d, []byte("other"), testEC); !errors.Is(err, keyring.ErrUnwrapFailed) {
+	if _, err := ops(s).OpenData(ctx, policy.ActionDecrypt, "k", *d, []byte("other"), testEC); !errors.Is(err, keyring.ErrUnwrapFailed) {
 		t.Errorf("other aad: %v, want keyring.ErrUnwrapFailed", err)
 	}
-	if _, err := s.OpenData(ctx, policy.ActionDecrypt, "x", *d, []byte("aad"), testEC); !errors.Is(err, keyring.ErrUnwrapFailed) {
+	if _, err := ops(s).OpenData(ctx, policy.ActionDecrypt, "x", *d, []byte("aad"), testEC); !errors.Is(err, keyring.ErrUnwrapFailed) {
 		t.Errorf("other key: %v, want keyring.ErrUnwrapFailed", err)
 	}
-	if _, err := s.SealData(ctx, policy.ActionDecrypt, "k", nil, nil, nil); !errors.Is(err, ErrInvalidOptions) {
+	if _, err := ops(s).SealData(ctx, policy.ActionDecrypt, "k", nil, fixed(nil), nil); !errors.Is(err, ErrInvalidOptions) {
 		t.Errorf("SealData with Decrypt: %v", err)
 	}
 }
@@ -97,42 +98,42 @@ func TestSealDataRoundTripAndBinding(t *testing.T) {
 func TestServerKeyStates(t *testing.T) {
 	ctx := context.Background()
 	s := openAs(t, newAuthzStore(t, ""), alice)
-	d, err := s.SealData(ctx, policy.ActionEncrypt, "k", []byte("p"), nil, nil)
+	d, err := ops(s).SealData(ctx, policy.ActionEncrypt, "k", []byte("p"), fixed(nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetKeyEnabled(ctx, "k", false); err != nil {
+	if err := ops(s).SetKeyEnabled(ctx, "k", false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SealData(ctx, policy.ActionEncrypt, "k", []byte("p"), nil, nil); !errors.Is(err, ErrKeyState) {
+	if _, err := ops(s).SealData(ctx, policy.ActionEncrypt, "k", []byte("p"), fixed(nil), nil); !errors.Is(err, serverstore.ErrKeyState) {
 		t.Errorf("disabled key seals: %v", err)
 	}
-	if _, err := s.OpenData(ctx, policy.ActionDecrypt, "k", *d, nil, nil); !errors.Is(err, ErrKeyState) {
+	if _, err := ops(s).OpenData(ctx, policy.ActionDecrypt, "k", *d, nil, nil); !errors.Is(err, serverstore.ErrKeyState) {
 		t.Errorf("disabled key opens: %v", err)
 	}
-	if _, err := s.ScheduleKeyDeletion(ctx, "k", 6); !errors.Is(err, ErrInvalidOptions) {
+	if _, err := ops(s).ScheduleKeyDeletion(ctx, "k", 6); !errors.Is(err, ErrInvalidOptions) {
 		t.Errorf("6 days: %v", err)
 	}
-	at, err := s.ScheduleKeyDeletion(ctx, "k", 7)
+	at, err := ops(s).ScheduleKeyDeletion(ctx, "k", 7)
 	if err != nil || at.IsZero() {
 		t.Fatal(at, err)
 	}
-	if st, _ := s.ServerKey("k"); st.State != KeyStatePendingDeletion || !st.DeletionDate.Equal(at) {
+	if st, _ := ops(s).ServerKey("k"); st.State != serverstore.PendingDeletion || !st.DeletionDate.Equal(at) {
 		t.Errorf("state %+v", st)
 	}
-	if err := s.SetKeyEnabled(ctx, "k", true); !errors.Is(err, ErrKeyState) {
+	if err := ops(s).SetKeyEnabled(ctx, "k", true); !errors.Is(err, serverstore.ErrKeyState) {
 		t.Errorf("enable while pending deletion: %v", err)
 	}
-	if err := s.CancelKeyDeletion(ctx, "k"); err != nil {
+	if err := ops(s).CancelKeyDeletion(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := s.ServerKey("k"); st.State != KeyStateDisabled {
+	if st, _ := ops(s).ServerKey("k"); st.State != serverstore.Disabled {
 		t.Errorf("after cancel: %s, want Disabled as in KMS", st.State)
 	}
-	if err := s.SetKeyEnabled(ctx, "k", true); err != nil {
+	if err := ops(s).SetKeyEnabled(ctx, "k", true); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.OpenData(ctx, policy.ActionDecrypt, "k", *d, nil, nil); err != nil {
+	if _, err := ops(s).OpenData(ctx, policy.ActionDecrypt, "k", *d, nil, nil); err != nil {
 		t.Errorf("re-enabled key: %v", err)
 	}
 }
@@ -141,35 +142,35 @@ func TestAliasesAndTags(t *testing.T) {
 	ctx := context.Background()
 	s := openAs(t, newAuthzStore(t, ""), alice)
 	for _, bad := range []string{"payments", "alias/", "alias/aws/x", "alias/a b", "alias/" + strings.Repeat("a", 251)} {
-		if err := s.CreateAlias(ctx, bad, "k"); !errors.Is(err, ErrInvalidAlias) {
+		if err := ops(s).CreateAlias(ctx, bad, "k"); !errors.Is(err, serverstore.ErrInvalidAlias) {
 			t.Errorf("alias %q: %v", bad, err)
 		}
 	}
-	if err := s.CreateAlias(ctx, "alias/pay", "k"); err != nil {
+	if err := ops(s).CreateAlias(ctx, "alias/pay", "k"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateAlias(ctx, "alias/pay", "x"); !errors.Is(err, ErrAliasExists) {
+	if err := ops(s).CreateAlias(ctx, "alias/pay", "x"); !errors.Is(err, serverstore.ErrAliasExists) {
 		t.Errorf("duplicate alias: %v", err)
 	}
-	if err := s.CreateAlias(ctx, "alias/none", "nope"); !errors.Is(err, ErrKeyNotFound) {
+	if err := ops(s).CreateAlias(ctx, "alias/none", "nope"); !errors.Is(err, ErrKeyNotFound) {
 		t.Errorf("alias to a missing key: %v", err)
 	}
-	if name, err := s.ResolveAlias("alias/pay"); name != "k" || err != nil {
+	if name, err := ops(s).ResolveAlias("alias/pay"); name != "k" || err != nil {
 		t.Errorf("resolve: %q %v", name, err)
 	}
-	if err := s.DeleteAlias(ctx, "alias/pay"); err != nil {
+	if err := ops(s).DeleteAlias(ctx, "alias/pay"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ResolveAlias("alias/pay"); !errors.Is(err, ErrAliasNotFound) {
+	if _, err := ops(s).ResolveAlias("alias/pay"); !errors.Is(err, serverstore.ErrAliasNotFound) {
 		t.Errorf("deleted alias resolves: %v", err)
 	}
-	if err := s.TagKey(ctx, "k", map[string]string{"team": "a", "env": "prod"}); err != nil {
+	if err := ops(s).TagKey(ctx, "k", map[string]string{"team": "a", "env": "prod"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UntagKey(ctx, "k", []string{"env"}); err != nil {
+	if err := ops(s).UntagKey(ctx, "k", []string{"env"}); err != nil {
 		t.Fatal(err)
 	}
-	if tags, _ := s.KeyTags(ctx, "k"); len(tags) != 1 || tags["team"] != "a" {
+	if tags, _ := ops(s).KeyTags(ctx, "k"); len(tags) != 1 || tags["team"] != "a" {
 		t.Errorf("tags %v", tags)
 	}
 }
@@ -196,7 +197,7 @@ func TestCredentials(t *testing.T) {
 	if bytes.Contains(raw, []byte(a.Secret)) {
 		t.Error("keystore.json holds the secret in clear")
 	}
-	got, err := s.LookupCredential(a.AccessKeyID)
+	got, err := ops(s).LookupCredential(a.AccessKeyID)
 	if err != nil || got.Secret != a.Secret || got.Principal != "service:billing" {
 		t.Fatalf("lookup: %+v %v", got, err)
 	}
@@ -207,7 +208,7 @@ func TestCredentials(t *testing.T) {
 	if err := s.RevokeCredential(ctx, a.AccessKeyID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.LookupCredential(a.AccessKeyID); !errors.Is(err, ErrCredentialNotFound) {
+	if _, err := ops(s).LookupCredential(a.AccessKeyID); !errors.Is(err, ErrCredentialNotFound) {
 		t.Errorf("revoked credential: %v", err)
 	}
 	// Another principal may neither list nor revoke billing's keys.
@@ -232,15 +233,15 @@ func TestCallerScope(t *testing.T) {
 	ctx := context.Background()
 	c := gate.Caller{Principal: "service:billing", AuthMethod: "sigv4", SourceIP: netip.MustParseAddr("10.1.2.3"),
 		RequestID: "req-123", ResourceTags: map[string]string{"team": "pay"}}
-	if _, err := s.SealData(gate.WithCaller(ctx, c), policy.ActionEncrypt, "k", []byte("p"), nil, nil); err != nil {
+	if _, err := ops(s).SealData(gate.WithCaller(ctx, c), policy.ActionEncrypt, "k", []byte("p"), fixed(nil), nil); err != nil {
 		t.Fatalf("allowed caller: %v", err)
 	}
 	c.AuthMethod = "unix"
-	if _, err := s.SealData(gate.WithCaller(ctx, c), policy.ActionEncrypt, "k", []byte("p"), nil, nil); !errors.Is(err, policy.ErrAccessDenied) {
+	if _, err := ops(s).SealData(gate.WithCaller(ctx, c), policy.ActionEncrypt, "k", []byte("p"), fixed(nil), nil); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Errorf("other auth method: %v", err)
 	}
 	c.AuthMethod, c.ResourceTags = "sigv4", map[string]string{"team": "other"}
-	if _, err := s.SealData(gate.WithCaller(ctx, c), policy.ActionEncrypt, "k", []byte("p"), nil, nil); !errors.Is(err, policy.ErrAccessDenied) {
+	if _, err := ops(s).SealData(gate.WithCaller(ctx, c), policy.ActionEncrypt, "k", []byte("p"), fixed(nil), nil); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Errorf("other resource tag: %v", err)
 	}
 	_ = s.Close()
@@ -263,28 +264,28 @@ func TestDeleteDueKeys(t *testing.T) {
 	}
 	defer s.Close()
 	for k, days := range map[string]int{"k": 7, "e": 20, "x": 7} {
-		if _, err := s.ScheduleKeyDeletion(ctx, k, days); err != nil {
+		if _, err := ops(s).ScheduleKeyDeletion(ctx, k, days); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.CreateAlias(ctx, "alias/doomed", "k"); err != nil {
+	if err := ops(s).CreateAlias(ctx, "alias/doomed", "k"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CancelKeyDeletion(ctx, "x"); err != nil {
+	if err := ops(s).CancelKeyDeletion(ctx, "x"); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.DeleteDueKeys(ctx); err != nil || len(got) != 0 {
+	if got, err := ops(s).DeleteDueKeys(ctx); err != nil || len(got) != 0 {
 		t.Fatalf("nothing is due yet: %v %v", got, err)
 	}
 	now = now.Add(8 * 24 * time.Hour) // k (7 days) is due, e (20) is not
-	got, err := s.DeleteDueKeys(ctx)
+	got, err := ops(s).DeleteDueKeys(ctx)
 	if err != nil || len(got) != 1 || got[0] != "k" {
 		t.Fatalf("deleted %v, %v; want [k]", got, err)
 	}
 	if _, err := s.DescribeKey(ctx, "k"); !errors.Is(err, ErrKeyNotFound) {
 		t.Errorf("deleted key: %v", err)
 	}
-	if _, err := s.ResolveAlias("alias/doomed"); !errors.Is(err, ErrAliasNotFound) {
+	if _, err := ops(s).ResolveAlias("alias/doomed"); !errors.Is(err, serverstore.ErrAliasNotFound) {
 		t.Errorf("alias of a deleted key: %v", err)
 	}
 	raw, _ := os.ReadFile(filepath.Join(dir, metaFile))
@@ -312,3 +313,9 @@ func TestCredentialPrincipal(t *testing.T) {
 		}
 	}
 }
+
+// ops is s's server operations, as serverstore.Of returns them.
+func ops(s *Store) serverOps { return serverOps{s} }
+
+// fixed is an additional-data function that ignores the version.
+func fixed(aad []byte) func(int) []byte { return func(int) []byte { return aad } }

@@ -5,7 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 
-	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -26,16 +26,9 @@ func (k *keyRecord) sealsData() bool {
 	return k.Backend == BackendLocal && !k.isRSA() && k.Namespace == ""
 }
 
-// DataSealer is a backend whose AES keys also seal data whole, for
-// SealData and OpenData on its keys (the PKCS#11 backend): RawKeyring
-// returns the key ref names with SealRaw, OpenRaw and KeyBits.
-type DataSealer interface {
-	RawKeyring(ctx context.Context, ref string) (envelope.Keyring, error)
-}
-
 // rawAEAD returns version v of PKCS#11 key k as a rawAEAD.
 func (s *Store) rawAEAD(ctx context.Context, k *keyRecord, v *versionRecord) (rawAEAD, error) {
-	ds, err := capability[DataSealer](s, k.Backend, "seal data")
+	ds, err := capability[serverstore.DataSealer](s, k.Backend, "seal data")
 	if err != nil {
 		return nil, err
 	}
@@ -50,18 +43,7 @@ func (s *Store) rawAEAD(ctx context.Context, k *keyRecord, v *versionRecord) (ra
 	return raw, nil
 }
 
-// DataKeyInfo describes a key for the AWS KMS XKS proxy's GetKeyMetadata.
-type DataKeyInfo struct {
-	Bits       int  // AES key length; 0 when the key cannot seal data (RSA)
-	Enabled    bool // enabled in the server state and its primary version enabled
-	CanEncrypt bool // its primary version encrypts
-	CanDecrypt bool // some version decrypts
-}
-
-// DataKeyInfo decides keystack:DescribeKey on key name and reports what
-// SealData and OpenData can do with it. A PKCS#11 key's length is asked
-// of the token.
-func (s *Store) DataKeyInfo(ctx context.Context, name string) (*DataKeyInfo, error) {
+func (s serverOps) DataKeyInfo(ctx context.Context, name string) (*serverstore.DataKeyInfo, error) {
 	f, err := s.load()
 	if err != nil {
 		return nil, err
@@ -73,7 +55,7 @@ func (s *Store) DataKeyInfo(ctx context.Context, name string) (*DataKeyInfo, err
 	if err := s.authorize(ctx, policy.ActionDescribeKey, name, 0, nil); err != nil {
 		return nil, err
 	}
-	var info DataKeyInfo
+	var info serverstore.DataKeyInfo
 	if !k.sealsData() {
 		return &info, nil
 	}
@@ -82,7 +64,7 @@ func (s *Store) DataKeyInfo(ctx context.Context, name string) (*DataKeyInfo, err
 	for _, v := range k.Versions {
 		info.CanDecrypt = info.CanDecrypt || v.State.canDecrypt() && v.Version >= k.MinDecrypt
 	}
-	info.Enabled = info.CanEncrypt && (f.Server == nil || f.Server.Keys[name].state().State == KeyStateEnabled)
+	info.Enabled = info.CanEncrypt && (f.Server == nil || f.Server.Keys[name].state().State == serverstore.Enabled)
 	if info.Bits, err = s.dataKeyBits(ctx, k, p); err != nil {
 		return nil, err
 	}
@@ -94,7 +76,7 @@ func (s *Store) DataKeyInfo(ctx context.Context, name string) (*DataKeyInfo, err
 
 // tokenKeyUsage narrows info to what the token lets PKCS#11 key k's
 // primary version do (CKA_ENCRYPT, CKA_DECRYPT), when its backend says.
-func (s *Store) tokenKeyUsage(ctx context.Context, k *keyRecord, p *versionRecord, info *DataKeyInfo) error {
+func (s *Store) tokenKeyUsage(ctx context.Context, k *keyRecord, p *versionRecord, info *serverstore.DataKeyInfo) error {
 	if k.Backend != BackendPKCS11 || p == nil {
 		return nil
 	}
@@ -129,12 +111,7 @@ func (s *Store) dataKeyBits(ctx context.Context, k *keyRecord, p *versionRecord)
 	return raw.KeyBits(ctx)
 }
 
-// ProbeKey seals 32 random bytes under key name's primary version and
-// opens them again, without a policy decision or an audit entry: the
-// XKS proxy's health check, which the XKS specification excludes from
-// authorization, run on a dedicated test key. It returns nil only when
-// the round trip gave the bytes back.
-func (s *Store) ProbeKey(ctx context.Context, name string) error {
+func (s serverOps) ProbeKey(ctx context.Context, name string) error {
 	f, k, err := s.dataKey(name)
 	if err != nil {
 		return err

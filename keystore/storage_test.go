@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -200,11 +201,11 @@ func TestServerStateOncePerRevision(t *testing.T) {
 	s, c := countedStore(t, dir, testPass)
 	defer s.Close()
 	for range 5 {
-		d, err := s.SealData(ctx, policy.ActionEncrypt, "b", []byte("p"), []byte("aad"), nil)
+		d, err := ops(s).SealData(ctx, policy.ActionEncrypt, "b", []byte("p"), fixed([]byte("aad")), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if pt, err := s.OpenData(ctx, policy.ActionDecrypt, "b", *d, []byte("aad"), nil); err != nil || string(pt) != "p" {
+		if pt, err := ops(s).OpenData(ctx, policy.ActionDecrypt, "b", *d, []byte("aad"), nil); err != nil || string(pt) != "p" {
 			t.Fatalf("OpenData = %q, %v", pt, err)
 		}
 	}
@@ -216,17 +217,17 @@ func TestServerStateOncePerRevision(t *testing.T) {
 	if _, err := other.RotateKey(ctx, "b", "test"); err != nil {
 		t.Fatal(err)
 	}
-	d, err := s.SealData(ctx, policy.ActionEncrypt, "b", []byte("p"), nil, nil)
+	d, err := ops(s).SealData(ctx, policy.ActionEncrypt, "b", []byte("p"), fixed(nil), nil)
 	if err != nil || d.Version != 4 {
 		t.Fatalf("after another process rotated: version %v, %v; want 4", d, err)
 	}
 	if n, u := c.reads.Load(), s.unseals.Load(); n != 2 || u != 2 {
 		t.Fatalf("%d state reads, %d unseals; want 2 and 2 (b/v4)", n, u)
 	}
-	if err := other.SetKeyEnabled(ctx, "b", false); err != nil {
+	if err := ops(other).SetKeyEnabled(ctx, "b", false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SealData(ctx, policy.ActionEncrypt, "b", []byte("p"), nil, nil); !errors.Is(err, ErrKeyState) {
-		t.Fatalf("SealData on a key another process disabled: %v, want ErrKeyState", err)
+	if _, err := ops(s).SealData(ctx, policy.ActionEncrypt, "b", []byte("p"), fixed(nil), nil); !errors.Is(err, serverstore.ErrKeyState) {
+		t.Fatalf("SealData on a key another process disabled: %v, want serverstore.ErrKeyState", err)
 	}
 }

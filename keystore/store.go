@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/gate"
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
@@ -83,8 +84,8 @@ type InitOptions struct {
 	// Owner is the principal the default policy grants everything
 	// ("user:alice"); empty means the current OS user.
 	Owner string
-	// TrustPrincipalEnv lets PrincipalFromEnv take the principal from
-	// $KEYSTACK_PRINCIPAL (for tests and CI).
+	// TrustPrincipalEnv lets Open take the principal from
+	// $KEYSTACK_PRINCIPAL (OpenOptions.PrincipalFromEnv; for tests and CI).
 	TrustPrincipalEnv bool
 	// Storage keeps the new store's state and policy documents; nil means
 	// the directory's. Init fails with ErrExists when it already holds a
@@ -133,7 +134,7 @@ type OpenOptions struct {
 	// decided by the policy and audited.
 	Cache *keyring.CacheOptions
 	// PrincipalFromEnv, with Principal empty, acts as $KEYSTACK_PRINCIPAL
-	// when the store was initialized to trust it (see PrincipalFromEnv),
+	// when the store was initialized to trust it (see PrincipalEnv),
 	// without reading the store a second time.
 	PrincipalFromEnv bool
 	// RereadPassphrase lets a long-running process (keystack server) call
@@ -151,18 +152,6 @@ type OpenOptions struct {
 	// in dir (gate.FileAudit). Replicas on one database each append to
 	// their own chain there (pgaudit.Destination).
 	Audit gate.AuditDestination
-}
-
-// DefaultDir returns $KEYSTACK_HOME when set, else os.UserConfigDir()/keystack.
-func DefaultDir() (string, error) {
-	if d := os.Getenv("KEYSTACK_HOME"); d != "" {
-		return d, nil
-	}
-	cfg, err := os.UserConfigDir()
-	if err != nil {
-		return "", fmt.Errorf("keystore: no default directory (set KEYSTACK_HOME): %w", err)
-	}
-	return filepath.Join(cfg, "keystack"), nil
 }
 
 // Init creates a store in dir, creating dir if needed and setting its mode to 0700. It fails with ErrExists
@@ -316,9 +305,9 @@ type snapshot struct {
 	mu     sync.Mutex
 	data   []byte
 	rev    Revision
-	parsed *storeFile                // data parsed, shared read-only by view; nil until needed
-	aeads  map[versionID]cipher.AEAD // unsealed versions of parsed; see versionAEAD
-	creds  map[string]*Credential    // unsealed credentials of parsed; see LookupCredential
+	parsed *storeFile                         // data parsed, shared read-only by view; nil until needed
+	aeads  map[versionID]cipher.AEAD          // unsealed versions of parsed; see versionAEAD
+	creds  map[string]*serverstore.Credential // unsealed credentials of parsed; see LookupCredential
 }
 
 // reset replaces the snapshot's document; the caller holds mu. The parsed

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/keystack/keystack/gate"
 )
@@ -16,22 +15,10 @@ const policyFile = "policy.json"
 // no policy decides (a passphrase change, a failed unlock).
 const resourceKeystore = "keystore"
 
-// PrincipalEnv names the environment variable PrincipalFromEnv reads.
+// PrincipalEnv names the environment variable Open takes the principal
+// from when OpenOptions.PrincipalFromEnv is set and the store was
+// initialized to trust it (InitOptions.TrustPrincipalEnv, for tests and CI).
 const PrincipalEnv = "KEYSTACK_PRINCIPAL"
-
-// PrincipalFromEnv returns $KEYSTACK_PRINCIPAL when the store in dir was
-// initialized to trust it (InitOptions.TrustPrincipalEnv, for tests and CI),
-// and "" otherwise, in which case Open uses the OS user.
-func PrincipalFromEnv(dir string) (string, error) {
-	f, err := (&Store{dir: dir, st: NewDirStorage(dir)}).load()
-	if err != nil {
-		return "", err
-	}
-	if !f.TrustPrincipalEnv {
-		return "", nil
-	}
-	return os.Getenv(PrincipalEnv), nil
-}
 
 // Principal returns who the store acts as.
 func (s *Store) Principal() string { return s.principal }

@@ -69,7 +69,7 @@ func TestChangePassphraseCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2 := openTestStore(t, s.Dir(), "new passphrase")
-	got, err := s2.LookupCredential(c.AccessKeyID)
+	got, err := ops(s2).LookupCredential(c.AccessKeyID)
 	if err != nil || got.Secret != c.Secret || got.Principal != "service:billing" {
 		t.Fatalf("credential after the change: %+v, %v", got, err)
 	}

@@ -131,18 +131,6 @@ func TestInitOptionsErrors(t *testing.T) {
 	}
 }
 
-func TestDefaultDir(t *testing.T) {
-	t.Setenv("KEYSTACK_HOME", "/tmp/keystack-home")
-	if d, err := DefaultDir(); err != nil || d != "/tmp/keystack-home" {
-		t.Fatalf("DefaultDir() = %q, %v", d, err)
-	}
-	t.Setenv("KEYSTACK_HOME", "")
-	t.Setenv("XDG_CONFIG_HOME", "/tmp/xdg")
-	if d, err := DefaultDir(); err != nil || d != "/tmp/xdg/keystack" {
-		t.Fatalf("DefaultDir() = %q, %v", d, err)
-	}
-}
-
 func TestCreateListDescribe(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)

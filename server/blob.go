@@ -6,7 +6,7 @@ import (
 	"slices"
 
 	"github.com/keystack/keystack/internal/kmswire"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/internal/serverstore"
 )
 
 // Ciphertext blobs (SPEC.md): magic "KSK1", the key ID's length (1 byte)
@@ -23,7 +23,7 @@ const (
 // blob is a parsed ciphertext blob.
 type blob struct {
 	keyID string
-	data  keystore.SealedData
+	data  serverstore.SealedData
 }
 
 func (b *blob) marshal() []byte {

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/internal/serverstore"
 )
 
-func sealedFor(v int) keystore.SealedData {
-	return keystore.SealedData{Version: v, Nonce: bytes.Repeat([]byte{7}, nonceSize), Ciphertext: bytes.Repeat([]byte{9}, tagSize+3)}
+func sealedFor(v int) serverstore.SealedData {
+	return serverstore.SealedData{Version: v, Nonce: bytes.Repeat([]byte{7}, nonceSize), Ciphertext: bytes.Repeat([]byte{9}, tagSize+3)}
 }
 
 func TestBlobLayout(t *testing.T) {

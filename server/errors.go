@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/keystack/keystack/internal/kmswire"
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/policy"
@@ -34,14 +35,14 @@ var errorMap = []struct {
 	{keystore.ErrUnavailable, "DependencyTimeoutException", "the key store's database cannot be reached; retry later"},
 	{policy.ErrAccessDenied, "AccessDeniedException", "the policy does not allow this request"},
 	{keystore.ErrKeyNotFound, "NotFoundException", "key not found"},
-	{keystore.ErrAliasNotFound, "NotFoundException", "alias not found"},
+	{serverstore.ErrAliasNotFound, "NotFoundException", "alias not found"},
 	{keystore.ErrCredentialNotFound, "NotFoundException", "credential not found"},
-	{keystore.ErrAliasExists, "AlreadyExistsException", "an alias with this name already exists"},
+	{serverstore.ErrAliasExists, "AlreadyExistsException", "an alias with this name already exists"},
 	{keystore.ErrKeyExists, "AlreadyExistsException", "the key already exists"},
-	{keystore.ErrKeyState, "KMSInvalidStateException", "the key's state does not allow this operation"},
+	{serverstore.ErrKeyState, "KMSInvalidStateException", "the key's state does not allow this operation"},
 	{keystore.ErrKeyDisabled, "KMSInvalidStateException", "the key version cannot be used for this operation"},
 	{keyring.ErrUnwrapFailed, "InvalidCiphertextException", "the ciphertext is invalid or the encryption context does not match"},
-	{keystore.ErrInvalidAlias, "ValidationException", "invalid alias name"},
+	{serverstore.ErrInvalidAlias, "ValidationException", "invalid alias name"},
 	{keystore.ErrInvalidName, "ValidationException", "invalid key ID"},
 	{keystore.ErrInvalidOptions, "ValidationException", "invalid request parameters"},
 	{keystore.ErrCredentialLimit, "LimitExceededException", "the principal already holds the most credentials allowed"},

@@ -20,12 +20,12 @@ func createAlias(c *call, r *aliasReq) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return struct{}{}, c.s.cfg.Store.CreateAlias(ctx, r.AliasName, name)
+	return struct{}{}, c.s.kms.CreateAlias(ctx, r.AliasName, name)
 }
 
 // deleteAlias: keystack:DeleteAlias on the key the alias names.
 func deleteAlias(c *call, r *aliasReq) (any, error) {
-	name, err := c.s.cfg.Store.ResolveAlias(r.AliasName)
+	name, err := c.s.kms.ResolveAlias(r.AliasName)
 	if err != nil {
 		return nil, err
 	}
@@ -33,7 +33,7 @@ func deleteAlias(c *call, r *aliasReq) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return struct{}{}, c.s.cfg.Store.DeleteAlias(ctx, r.AliasName)
+	return struct{}{}, c.s.kms.DeleteAlias(ctx, r.AliasName)
 }
 
 // listAliases: keystack:ListKeys on "key/*".
@@ -45,7 +45,7 @@ func listAliases(c *call, r *pageReq) (any, error) {
 			return nil, err
 		}
 	}
-	as, err := c.s.cfg.Store.ListAliases(c.plain(), name)
+	as, err := c.s.kms.ListAliases(c.plain(), name)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +75,7 @@ func tagResource(c *call, r *tagReq) (any, error) {
 			return nil, kmswire.Errorf("TagException", "tag keys beginning with aws: are reserved")
 		}
 	}
-	return struct{}{}, c.s.cfg.Store.TagKey(ctx, name, tagMap(r.Tags))
+	return struct{}{}, c.s.kms.TagKey(ctx, name, tagMap(r.Tags))
 }
 
 func untagResource(c *call, r *tagReq) (any, error) {
@@ -83,7 +83,7 @@ func untagResource(c *call, r *tagReq) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return struct{}{}, c.s.cfg.Store.UntagKey(ctx, name, r.TagKeys)
+	return struct{}{}, c.s.kms.UntagKey(ctx, name, r.TagKeys)
 }
 
 // listResourceTags: keystack:DescribeKey on the key.
@@ -92,7 +92,7 @@ func listResourceTags(c *call, r *pageReq) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	tags, err := c.s.cfg.Store.KeyTags(ctx, name)
+	tags, err := c.s.kms.KeyTags(ctx, name)
 	if err != nil {
 		return nil, err
 	}

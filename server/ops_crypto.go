@@ -5,7 +5,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keystack/keystack/internal/kmswire"
-	"github.com/keystack/keystack/keystore"
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -43,13 +43,13 @@ func checkContext(ec map[string]string) error {
 // names: DisabledException, or KMSInvalidStateException while pending
 // deletion. (The store enforces the same; this only names the error.)
 func (c *call) usable(name string) error {
-	st, err := c.s.cfg.Store.ServerKey(name)
+	st, err := c.s.kms.ServerKey(name)
 	switch {
 	case err != nil:
 		return err
-	case st.State == keystore.KeyStateDisabled:
+	case st.State == serverstore.Disabled:
 		return kmswire.Errorf("DisabledException", "the key is disabled")
-	case st.State == keystore.KeyStatePendingDeletion:
+	case st.State == serverstore.PendingDeletion:
 		return kmswire.Errorf("KMSInvalidStateException", "the key is pending deletion")
 	}
 	return nil
@@ -63,7 +63,7 @@ func (c *call) seal(ctx context.Context, action, name string, plaintext []byte, 
 	if err := c.usable(name); err != nil {
 		return nil, err
 	}
-	d, err := c.s.cfg.Store.SealData(ctx, action, name, plaintext, blobAAD(name, ec), ec)
+	d, err := c.s.kms.SealData(ctx, action, name, plaintext, func(int) []byte { return blobAAD(name, ec) }, ec)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +93,7 @@ func (c *call) open(action string, raw []byte, expect string, ec map[string]stri
 	if err := c.usable(b.keyID); err != nil {
 		return "", nil, err
 	}
-	pt, err := c.s.cfg.Store.OpenData(ctx, action, b.keyID, b.data, blobAAD(b.keyID, ec), ec)
+	pt, err := c.s.kms.OpenData(ctx, action, b.keyID, b.data, blobAAD(b.keyID, ec), ec)
 	return b.keyID, pt, err
 }
 
@@ -244,7 +244,7 @@ func generateRandom(c *call, r *randomReq) (any, error) {
 	if r.NumberOfBytes == nil || *r.NumberOfBytes < 1 || *r.NumberOfBytes > maxDataKeyBytes {
 		return nil, kmswire.Errorf("ValidationException", "NumberOfBytes must be 1 to %d", maxDataKeyBytes)
 	}
-	b, err := c.s.cfg.Store.GenerateRandom(c.plain(), *r.NumberOfBytes)
+	b, err := c.s.kms.GenerateRandom(c.plain(), *r.NumberOfBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/keystack/keystack/internal/kmswire"
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/keystore"
 )
 
@@ -48,7 +49,7 @@ func createKey(c *call, r *createKeyReq) (any, error) {
 		return nil, err
 	}
 	if len(r.Tags) > 0 {
-		if err := c.s.cfg.Store.TagKey(ctx, id, tagMap(r.Tags)); err != nil {
+		if err := c.s.kms.TagKey(ctx, id, tagMap(r.Tags)); err != nil {
 			return nil, err
 		}
 	}
@@ -111,17 +112,17 @@ func (c *call) describe(name string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := c.s.cfg.Store.ServerKey(name)
+	st, err := c.s.kms.ServerKey(name)
 	if err != nil {
 		return nil, err
 	}
 	return map[string]any{"KeyMetadata": c.s.metadata(info, st)}, nil
 }
 
-func (s *Server) metadata(info *keystore.KeyInfo, st keystore.ServerKeyState) map[string]any {
+func (s *Server) metadata(info *keystore.KeyInfo, st serverstore.KeyState) map[string]any {
 	m := map[string]any{
 		"AWSAccountId": s.cfg.Account, "KeyId": info.Name, "Arn": s.keyARN(info.Name),
-		"CreationDate": epoch(info.Created), "Enabled": st.State == keystore.KeyStateEnabled,
+		"CreationDate": epoch(info.Created), "Enabled": st.State == serverstore.Enabled,
 		"Description": info.Description, "KeyUsage": "ENCRYPT_DECRYPT", "KeyState": st.State,
 		"Origin": "AWS_KMS", "KeyManager": "CUSTOMER", "KeySpec": "SYMMETRIC_DEFAULT",
 		"CustomerMasterKeySpec": "SYMMETRIC_DEFAULT", "EncryptionAlgorithms": []string{"SYMMETRIC_DEFAULT"},
@@ -227,7 +228,7 @@ func (c *call) setEnabled(keyID string, on bool) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return struct{}{}, c.s.cfg.Store.SetKeyEnabled(ctx, name, on)
+	return struct{}{}, c.s.kms.SetKeyEnabled(ctx, name, on)
 }
 
 type scheduleReq struct {
@@ -247,12 +248,12 @@ func scheduleKeyDeletion(c *call, r *scheduleReq) (any, error) {
 	if days < 7 || days > 30 {
 		return nil, kmswire.Errorf("ValidationException", "PendingWindowInDays must be 7 to 30")
 	}
-	at, err := c.s.cfg.Store.ScheduleKeyDeletion(ctx, name, days)
+	at, err := c.s.kms.ScheduleKeyDeletion(ctx, name, days)
 	if err != nil {
 		return nil, err
 	}
 	return map[string]any{"KeyId": c.s.keyARN(name), "DeletionDate": epoch(at),
-		"KeyState": keystore.KeyStatePendingDeletion, "PendingWindowInDays": days}, nil
+		"KeyState": serverstore.PendingDeletion, "PendingWindowInDays": days}, nil
 }
 
 func cancelKeyDeletion(c *call, r *keyIDReq) (any, error) {
@@ -260,7 +261,7 @@ func cancelKeyDeletion(c *call, r *keyIDReq) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.s.cfg.Store.CancelKeyDeletion(ctx, name); err != nil {
+	if err := c.s.kms.CancelKeyDeletion(ctx, name); err != nil {
 		return nil, err
 	}
 	return map[string]any{"KeyId": c.s.keyARN(name)}, nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/internal/kmswire"
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/keystore"
 )
 
@@ -74,6 +75,7 @@ type Config struct {
 // concurrent use; Serve runs it on listeners.
 type Server struct {
 	cfg     Config
+	kms     serverstore.Ops // the key server's part of cfg.Store
 	ops     map[string]operation
 	metrics *metrics
 	limiter *limiter
@@ -106,7 +108,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DeletionSweep <= 0 {
 		cfg.DeletionSweep = time.Minute
 	}
-	return &Server{cfg: cfg, ops: operations(), metrics: newMetrics(),
+	return &Server{cfg: cfg, kms: serverstore.Of(cfg.Store), ops: operations(), metrics: newMetrics(),
 		limiter: newLimiter(cfg.RateLimit, cfg.RateBurst, cfg.Now)}, nil
 }
 
@@ -233,7 +235,7 @@ func (s *Server) sweepDeletions(ctx context.Context) {
 	t := time.NewTicker(s.cfg.DeletionSweep)
 	defer t.Stop()
 	for {
-		deleted, err := s.cfg.Store.DeleteDueKeys(ctx)
+		deleted, err := s.kms.DeleteDueKeys(ctx)
 		for _, name := range deleted {
 			s.cfg.Logger.Info("key deleted: its deletion date has passed", "key", name)
 		}

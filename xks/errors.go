@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/policy"
@@ -62,7 +63,7 @@ func classify(err error) *wireError {
 		return errorf("AccessDeniedException", "the keystack policy does not allow this request")
 	case errors.Is(err, keystore.ErrKeyNotFound), errors.Is(err, keyring.ErrKeyNotFound):
 		return errorf("KeyNotFoundException", "no such external key")
-	case errors.Is(err, keystore.ErrKeyState), errors.Is(err, keystore.ErrKeyDisabled):
+	case errors.Is(err, serverstore.ErrKeyState), errors.Is(err, keystore.ErrKeyDisabled):
 		return errorf("InvalidStateException", "the external key is disabled")
 	case errors.Is(err, keystore.ErrNotSupported), errors.Is(err, keyring.ErrNotSupported):
 		return errorf("InvalidKeyUsageException", "the external key does not support this operation")

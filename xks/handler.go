@@ -16,6 +16,7 @@ import (
 
 	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/internal/kmswire"
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/keystore"
 )
 
@@ -32,7 +33,7 @@ const maxSkew = 5 * time.Minute
 // Handler serves the XKS proxy API. It is safe for concurrent use.
 type Handler struct {
 	cfg    atomic.Pointer[Config]
-	store  *keystore.Store
+	store  serverstore.Ops // the XKS part of the keystore.Store
 	now    func() time.Time
 	health healthCache
 	quotas quotas
@@ -48,7 +49,7 @@ type Handler struct {
 // New returns a Handler serving cfg (checked with Config.Check) over the
 // keys of store.
 func New(cfg *Config, store *keystore.Store) *Handler {
-	h := &Handler{store: store, now: time.Now}
+	h := &Handler{store: serverstore.Of(store), now: time.Now}
 	h.cfg.Store(cfg)
 	return h
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/keystack/keystack/hsm"
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/xks"
 )
 
@@ -54,7 +55,7 @@ func TestSoftHSMKey(t *testing.T) {
 // TestHealthUnavailable: a health key that cannot seal reports UNAVAILABLE.
 func TestHealthUnavailable(t *testing.T) {
 	s := newStore(t)
-	if err := s.SetKeyEnabled(context.Background(), "health", false); err != nil {
+	if err := serverstore.Of(s).SetKeyEnabled(context.Background(), "health", false); err != nil {
 		t.Fatal(err)
 	}
 	base := newProxy(t, s, testConfig("k1"))

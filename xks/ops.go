@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/keyring"
-	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -48,7 +48,7 @@ func (h *Handler) metadata(ctx context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	info, err := backendCall(kctx, h, func(ctx context.Context) (*keystore.DataKeyInfo, error) {
+	info, err := backendCall(kctx, h, func(ctx context.Context) (*serverstore.DataKeyInfo, error) {
 		return h.store.DataKeyInfo(ctx, req.keyID)
 	})
 	if err != nil {
@@ -127,8 +127,8 @@ func (h *Handler) encrypt(ctx context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := backendCall(kctx, h, func(ctx context.Context) (*keystore.SealedData, error) {
-		return h.store.SealDataVersioned(ctx, policy.ActionEncrypt, req.keyID, in.Plaintext,
+	d, err := backendCall(kctx, h, func(ctx context.Context) (*serverstore.SealedData, error) {
+		return h.store.SealData(ctx, policy.ActionEncrypt, req.keyID, in.Plaintext,
 			func(v int) []byte { return gcmAAD(in.AAD, ciphertextMetadata(v)) }, nil)
 	})
 	if err != nil {
@@ -150,7 +150,7 @@ func (h *Handler) encrypt(ctx context.Context, req *request) (any, error) {
 // and checks it gives the plaintext back. A key the token does not let
 // decrypt (an encrypt-only PKCS#11 key) cannot be checked: its
 // ciphertext is returned unverified.
-func (h *Handler) verifySealed(ctx context.Context, name string, d keystore.SealedData, aad, meta, plaintext []byte) error {
+func (h *Handler) verifySealed(ctx context.Context, name string, d serverstore.SealedData, aad, meta, plaintext []byte) error {
 	pt, err := backendCall(ctx, h, func(ctx context.Context) ([]byte, error) {
 		return h.store.OpenData(ctx, policy.ActionDecrypt, name, d, gcmAAD(aad, meta), nil)
 	})
@@ -219,7 +219,7 @@ func (h *Handler) decrypt(ctx context.Context, req *request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := keystore.SealedData{Version: int(binary.BigEndian.Uint32(in.Metadata[1:])), Nonce: in.IV,
+	d := serverstore.SealedData{Version: int(binary.BigEndian.Uint32(in.Metadata[1:])), Nonce: in.IV,
 		Ciphertext: append(append([]byte{}, in.Ciphertext...), in.Tag...)}
 	pt, err := backendCall(kctx, h, func(ctx context.Context) ([]byte, error) {
 		return h.store.OpenData(ctx, policy.ActionDecrypt, req.keyID, d, gcmAAD(in.AAD, in.Metadata), nil)

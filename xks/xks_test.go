@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/xks"
 )
 
@@ -120,7 +121,7 @@ func TestMetadataAndKeyStatus(t *testing.T) {
 		t.Fatalf("metadata: %d %v", st, out)
 	}
 	enc := roundTrip(t, base, "k1", []byte("before"), nil)
-	if err := s.SetKeyEnabled(context.Background(), "k1", false); err != nil {
+	if err := serverstore.Of(s).SetKeyEnabled(context.Background(), "k1", false); err != nil {
 		t.Fatal(err)
 	}
 	if _, out = call(t, nil, url, cred1, map[string]any{"requestMetadata": meta(alice, "DescribeKey")}); out["keyStatus"] != "DISABLED" {
@@ -364,7 +365,7 @@ func TestDecryptAndMetadataValidation(t *testing.T) {
 // one; a health key given twice is a configuration error.
 func TestHealthFleet(t *testing.T) {
 	s := newStore(t)
-	if err := s.SetKeyEnabled(context.Background(), "k2", false); err != nil {
+	if err := serverstore.Of(s).SetKeyEnabled(context.Background(), "k2", false); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig("k1")
@@ -401,7 +402,7 @@ func TestHealthCached(t *testing.T) {
 	if st := health(); st != "ACTIVE" {
 		t.Fatalf("first check: %v", st)
 	}
-	if err := s.SetKeyEnabled(context.Background(), "health", false); err != nil {
+	if err := serverstore.Of(s).SetKeyEnabled(context.Background(), "health", false); err != nil {
 		t.Fatal(err)
 	}
 	advance(29 * time.Second)

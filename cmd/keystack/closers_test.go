@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/lazybackend"
 	"github.com/keystack/keystack/keystore"
 	"github.com/urfave/cli/v2"
 )
@@ -31,8 +32,8 @@ var _ keystore.Backend = (*closingBackend)(nil)
 func TestAppClosesOpenedBackends(t *testing.T) {
 	opened := &closingBackend{err: errors.New("C_Finalize failed")}
 	opens := 0
-	used := &keystore.LazyBackend{Name: "used", Open: func() keystore.Backend { opens++; return opened }}
-	unused := &keystore.LazyBackend{Name: "unused", Open: func() keystore.Backend { opens++; return &closingBackend{} }}
+	used := &lazybackend.Backend{Name: "used", Open: func() keystore.Backend { opens++; return opened }}
+	unused := &lazybackend.Backend{Name: "unused", Open: func() keystore.Backend { opens++; return &closingBackend{} }}
 	var stderr bytes.Buffer
 	app := newApp()
 	app.ErrWriter = &stderr

@@ -15,6 +15,7 @@ import (
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/hsm"
 	"github.com/keystack/keystack/internal/kmsarn"
+	"github.com/keystack/keystack/internal/lazybackend"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
@@ -99,9 +100,9 @@ func kmsOptions(c *cli.Context) awskms.Options {
 // PIN and no credentials for messages those keys did not wrap.
 // The app closes them when the command ends (see closeOnExit).
 func externalBackends(c *cli.Context) map[string]keystore.Backend {
-	kms := &keystore.LazyBackend{Name: keystore.BackendAWSKMS, ProviderID: keyring.ProviderAWSKMS, Check: checkKMSRef,
+	kms := &lazybackend.Backend{Name: keystore.BackendAWSKMS, ProviderID: keyring.ProviderAWSKMS, Check: checkKMSRef,
 		Open: func() keystore.Backend { return awskms.NewBackend(kmsOptions(c)) }}
-	p11 := &keystore.LazyBackend{Name: keystore.BackendPKCS11, ProviderID: hsm.DefaultNamespace, Check: hsm.CheckKeyURI,
+	p11 := &lazybackend.Backend{Name: keystore.BackendPKCS11, ProviderID: hsm.DefaultNamespace, Check: hsm.CheckKeyURI,
 		Open: func() keystore.Backend { return hsm.NewBackend(hsmOptions(c)) }}
 	closeOnExit(c, kms, p11)
 	return map[string]keystore.Backend{keystore.BackendAWSKMS: kms, keystore.BackendPKCS11: p11}

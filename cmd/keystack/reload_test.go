@@ -26,8 +26,7 @@ func TestStoreOpenedBeforeCLIRotationDecrypts(t *testing.T) {
 	runOK(t, "--home", home, "init", "--insecure-no-passphrase")
 	runOK(t, "--home", home, "key", "create", "k")
 
-	principal, _ := keystore.PrincipalFromEnv(home)
-	st, err := keystore.Open(home, keystore.OpenOptions{Principal: principal})
+	st, err := keystore.Open(home, keystore.OpenOptions{PrincipalFromEnv: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,12 +97,12 @@ func sealOptions(arg, kdf string) (keystore.SealOptions, error) {
 	case kdf != "":
 		return keystore.SealOptions{}, usagef("--kdf is for seal set passphrase")
 	case strings.HasPrefix(arg, "pkcs11:"):
-		return keystore.SealOptions{Kind: keystore.SealPKCS11, Ref: arg}, nil
+		return keystore.SealOptions{Kind: keystore.BackendPKCS11, Ref: arg}, nil
 	case strings.HasPrefix(arg, "awskms:"), strings.HasPrefix(arg, "aws-kms:"):
 		_, arn, _ := strings.Cut(arg, ":")
-		return keystore.SealOptions{Kind: keystore.SealAWSKMS, Ref: arn}, nil
+		return keystore.SealOptions{Kind: keystore.BackendAWSKMS, Ref: arn}, nil
 	case strings.HasPrefix(arg, "arn:aws"):
-		return keystore.SealOptions{Kind: keystore.SealAWSKMS, Ref: arg}, nil
+		return keystore.SealOptions{Kind: keystore.BackendAWSKMS, Ref: arg}, nil
 	}
 	return keystore.SealOptions{}, usagef("seal set %q: want passphrase, pkcs11:URI or awskms:ARN", arg)
 }

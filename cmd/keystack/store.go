@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -21,7 +24,17 @@ func homeDir(c *cli.Context) (string, error) {
 	if h := c.String("home"); h != "" {
 		return h, nil
 	}
-	return keystore.DefaultDir()
+	return defaultHome()
+}
+
+// defaultHome is the platform default keystore directory:
+// os.UserConfigDir()/keystack.
+func defaultHome() (string, error) {
+	cfg, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no default keystore directory (set KEYSTACK_HOME or --home): %w", err)
+	}
+	return filepath.Join(cfg, "keystack"), nil
 }
 
 // openStore opens the keystore; the passphrase is asked for only if needed.

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/urfave/cli/v2"
 )
 
 // TestEveryActionOpensTheStoreOneWay: commands reach the keystore only
@@ -67,4 +69,24 @@ func calleeName(e ast.Expr) string {
 		}
 	}
 	return ""
+}
+
+// TestHomeDir: --home (which cli also fills from $KEYSTACK_HOME) wins,
+// else the keystore lives in the platform's configuration directory.
+func TestHomeDir(t *testing.T) {
+	t.Setenv("KEYSTACK_HOME", "/tmp/keystack-home")
+	t.Setenv("XDG_CONFIG_HOME", "/tmp/xdg")
+	app := newApp()
+	app.Action = func(c *cli.Context) error {
+		if d, err := homeDir(c); err != nil || d != "/tmp/keystack-home" {
+			t.Errorf("homeDir with KEYSTACK_HOME = %q, %v", d, err)
+		}
+		return nil
+	}
+	if err := app.Run([]string{"keystack"}); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := defaultHome(); err != nil || d != "/tmp/xdg/keystack" {
+		t.Fatalf("defaultHome() = %q, %v", d, err)
+	}
 }

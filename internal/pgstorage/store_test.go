@@ -9,6 +9,7 @@ import (
 
 	"github.com/keystack/keystack/internal/pgstorage"
 	"github.com/keystack/keystack/internal/pgtest"
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/policy"
 )
@@ -89,11 +90,11 @@ func TestNoRoundTripOnHotPath(t *testing.T) {
 	}
 	defer s.Close()
 	roundTrip := func() {
-		d, err := s.SealData(ctx, policy.ActionGenerateDataKey, "k", []byte("data key"), []byte("aad"), nil)
+		d, err := serverstore.Of(s).SealData(ctx, policy.ActionGenerateDataKey, "k", []byte("data key"), func(int) []byte { return []byte("aad") }, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := s.OpenData(ctx, policy.ActionDecrypt, "k", *d, []byte("aad"), nil); err != nil {
+		if _, err := serverstore.Of(s).OpenData(ctx, policy.ActionDecrypt, "k", *d, []byte("aad"), nil); err != nil {
 			t.Fatal(err)
 		}
 	}

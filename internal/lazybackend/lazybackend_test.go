@@ -1,4 +1,4 @@
-package keystore
+package lazybackend
 
 import (
 	"context"
@@ -6,12 +6,14 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keystore"
 )
 
-// closingFake counts Close calls of an opened backend.
-type closingFake struct {
-	fakeBackend
-	closed int
+// closingFake is a backend without keys that counts its Close calls.
+type closingFake struct{ closed int }
+
+func (*closingFake) Keyring(context.Context, string) (envelope.Keyring, error) {
+	return nil, errors.New("no such key")
 }
 
 func (c *closingFake) Close() error { c.closed++; return nil }
@@ -23,16 +25,16 @@ func (c *closingFake) Close() error { c.closed++; return nil }
 func TestLazyBackend(t *testing.T) {
 	ctx := context.Background()
 	opens := 0
-	inner := &closingFake{fakeBackend: fakeBackend{keys: map[string]envelope.Keyring{}}}
+	inner := &closingFake{}
 	badRef := errors.New("bad ref")
-	b := &LazyBackend{Name: "fake", ProviderID: "fake-provider",
+	b := &Backend{Name: "fake", ProviderID: "fake-provider",
 		Check: func(ref string) error {
 			if ref == "bad" {
 				return badRef
 			}
 			return nil
 		},
-		Open: func() Backend { opens++; return inner }}
+		Open: func() keystore.Backend { opens++; return inner }}
 	if _, err := b.Keyring(ctx, "bad"); !errors.Is(err, badRef) {
 		t.Fatalf("Keyring(bad) = %v, want the Check error", err)
 	}
@@ -55,7 +57,7 @@ func TestLazyBackend(t *testing.T) {
 	if err := b.Close(); err != nil || inner.closed != 1 {
 		t.Fatalf("Close: %v, closed %d", err, inner.closed)
 	}
-	unused := &LazyBackend{Name: "unused", Open: func() Backend { opens++; return inner }}
+	unused := &Backend{Name: "unused", Open: func() keystore.Backend { opens++; return inner }}
 	if err := unused.Close(); err != nil || unused.UnwrapBackend() != nil || opens != 1 {
 		t.Fatalf("an unused backend opened on Close or after it (%d opens)", opens)
 	}

@@ -1,4 +1,7 @@
-package keystore
+// Package lazybackend is the CLI's wrapper around a keystore.Backend that
+// opens the backend (a PKCS#11 module and its PIN, AWS credentials) only
+// when a message or a lifecycle operation first needs it.
+package lazybackend
 
 import (
 	"context"
@@ -8,28 +11,30 @@ import (
 	"sync"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/keystore"
 )
 
-// LazyBackend is a Backend that constructs the backend Open returns, and
+// Backend is a keystore.Backend that constructs the backend Open returns, and
 // each key's keyring, only when first used: decrypting over a store that
 // lists HSM or KMS keys then needs no PIN and no credentials for messages
 // those keys did not wrap. It implements only Keyring and Close itself;
 // the store reaches the backend's other methods (rotation, destruction)
 // through UnwrapBackend, so wrapping hides no capability.
-type LazyBackend struct {
+type Backend struct {
 	Name       string                 // backend name, for errors (a reference may hold secrets)
 	ProviderID string                 // ESDK provider ID of the EDKs its keyrings write
 	Check      func(ref string) error // rejects a malformed reference before any backend setup; nil accepts all
-	Open       func() Backend
+	Open       func() keystore.Backend
 
 	once    sync.Once
-	backend Backend
+	backend keystore.Backend
 }
 
-var _ backendUnwrapper = (*LazyBackend)(nil)
+// The store finds a backend's optional capabilities through UnwrapBackend.
+var _ interface{ UnwrapBackend() keystore.Backend } = (*Backend)(nil)
 
 // Keyring checks ref's syntax now and resolves it when first used.
-func (b *LazyBackend) Keyring(_ context.Context, ref string) (envelope.Keyring, error) {
+func (b *Backend) Keyring(_ context.Context, ref string) (envelope.Keyring, error) {
 	if b.Check != nil {
 		if err := b.Check(ref); err != nil {
 			return nil, err
@@ -41,7 +46,7 @@ func (b *LazyBackend) Keyring(_ context.Context, ref string) (envelope.Keyring, 
 // Close closes the backend if it was opened and is an io.Closer (the
 // PKCS#11 backend logs out of its tokens and finalizes the module). No
 // backend opens after Close.
-func (b *LazyBackend) Close() error {
+func (b *Backend) Close() error {
 	b.once.Do(func() {})
 	if cl, ok := b.backend.(io.Closer); ok {
 		return cl.Close()
@@ -53,7 +58,7 @@ func (b *LazyBackend) Close() error {
 // capabilities (new key versions on the token, KMS on-demand and automatic
 // rotation, destroying token objects): a lifecycle operation that needs one
 // is the backend's first use. Nil after Close.
-func (b *LazyBackend) UnwrapBackend() Backend {
+func (b *Backend) UnwrapBackend() keystore.Backend {
 	b.once.Do(func() { b.backend = b.Open() })
 	return b.backend
 }
@@ -61,7 +66,7 @@ func (b *LazyBackend) UnwrapBackend() Backend {
 // lazyRefKeyring resolves ref through its backend when first needed; a
 // failed resolution is retried at the next call.
 type lazyRefKeyring struct {
-	b   *LazyBackend
+	b   *Backend
 	ref string
 
 	mu sync.Mutex
