@@ -48,8 +48,9 @@ var layers = map[string]layer{
 	"keyring":             {imports: []string{"envelope", "internal/keyname"}, tests: []string{"keyring/keyringtest"}},
 	"keyring/keyringtest": {imports: []string{"envelope", "keyring"}},
 
-	"hsm": {imports: []string{"envelope", "keyring"}, tests: []string{"keyring/keyringtest", "keystore"},
+	"internal/pkcs11token": {imports: []string{"envelope", "keyring"}, tests: []string{"keyring/keyringtest", "keystore"},
 		outside: []string{"github.com/miekg/pkcs11"}},
+	"hsm": {imports: []string{"envelope", "keyring", "internal/pkcs11token"}, outside: []string{"github.com/miekg/pkcs11"}},
 	"keystore/awskms": {imports: []string{"envelope", "keyring", "internal/safetext", "internal/kmsarn"},
 		tests:   []string{"keyring/keyringtest", "keystore", "internal/kmstest"},
 		outside: []string{"github.com/aws/"}},

@@ -10,7 +10,7 @@ import (
 )
 
 // rawAEAD is a backend key that seals and opens data whole (the PKCS#11
-// backend's AES keys: hsm.AESKeyring).
+// backend's AES keys: hsm.Backend.RawKeyring).
 type rawAEAD interface {
 	SealRaw(ctx context.Context, plaintext, aad []byte) (iv, ct []byte, err error)
 	OpenRaw(ctx context.Context, iv, ct, aad []byte) ([]byte, error)

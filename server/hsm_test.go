@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/keystack/keystack/hsm"
+	"github.com/keystack/keystack/internal/pkcs11token"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/server"
 )
@@ -83,7 +84,7 @@ func TestHSMBackedKeys(t *testing.T) {
 		t.Fatalf("CreateKey metadata: origin %s, store %v, enabled %v", md.Origin, aws.ToString(md.CustomKeyStoreId), md.Enabled)
 	}
 	id := aws.ToString(md.KeyId)
-	checkTokenObject(t, be, tokenURI, id+"/v1")
+	checkTokenObject(t, module, tokenURI, id+"/v1")
 	if raw, _ := os.ReadFile(filepath.Join(dir, "keystore.json")); !bytes.Contains(raw, []byte(`"backend": "pkcs11"`)) {
 		t.Fatal("keystore.json does not record the key as a pkcs11 key")
 	}
@@ -93,7 +94,7 @@ func TestHSMBackedKeys(t *testing.T) {
 	hsmRoundTrips(t, c, id)
 
 	must(c.RotateKeyOnDemand(ctx, &kms.RotateKeyOnDemandInput{KeyId: aws.String(id)}))
-	checkTokenObject(t, be, tokenURI, id+"/v2")
+	checkTokenObject(t, module, tokenURI, id+"/v2")
 	hsmRoundTrips(t, c, id)
 
 	_, err := c.CreateKey(ctx, &kms.CreateKeyInput{Origin: types.OriginTypeAwsCloudhsm, CustomKeyStoreId: aws.String("cks-nosuch")})
@@ -132,11 +133,12 @@ func hsmRoundTrips(t *testing.T, c *kms.Client, id string) {
 
 // checkTokenObject fails unless the token holds an AES-256 secret key
 // labeled label.
-func checkTokenObject(t *testing.T, be *hsm.Backend, tokenURI, label string) {
+func checkTokenObject(t *testing.T, module, tokenURI, label string) {
 	t.Helper()
-	tok := must(be.Token(context.Background(), tokenURI))
+	tok := must(pkcs11token.Open(context.Background(), must(pkcs11token.ParseURI(tokenURI)), pkcs11token.Options{ModulePath: module}))
+	defer tok.Close()
 	for _, o := range must(tok.ListObjects(context.Background())) {
-		if o.Label == label && o.Type == hsm.TypeSecretKey && o.KeyType == "AES" && o.Bits == 256 {
+		if o.Label == label && o.Type == pkcs11token.TypeSecretKey && o.KeyType == "AES" && o.Bits == 256 {
 			return
 		}
 	}

@@ -8,7 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/keystack/keystack/hsm"
+	"github.com/keystack/keystack/internal/pkcs11token"
 	"github.com/keystack/keystack/xks"
 )
 
@@ -78,7 +78,7 @@ func serveOnce(b *testing.B, h http.Handler, url string, body any) map[string]an
 func BenchmarkRawPKCS11(b *testing.B) {
 	requireSoftHSM(b)
 	ctx := context.Background()
-	tok, err := hsm.Open(ctx, &hsm.URI{Token: "X", Module: softhsmModule}, hsm.Options{Prompt: func(context.Context, string) (string, error) { return "1234", nil }})
+	tok, err := pkcs11token.Open(ctx, &pkcs11token.URI{Token: "X", Module: softhsmModule}, pkcs11token.Options{Prompt: func(context.Context, string) (string, error) { return "1234", nil }})
 	if err != nil {
 		b.Fatal(err)
 	}

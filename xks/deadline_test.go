@@ -11,6 +11,7 @@ import (
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/hsm"
+	"github.com/keystack/keystack/internal/pkcs11token"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/xks"
 )
@@ -56,11 +57,11 @@ func (b *stuckBackend) RawKeyring(ctx context.Context, ref string) (envelope.Key
 	if err != nil {
 		return nil, err
 	}
-	return &stuckKeyring{AESKeyring: kr.(*hsm.AESKeyring), b: b}, nil
+	return &stuckKeyring{AESKeyring: kr.(*pkcs11token.AESKeyring), b: b}, nil
 }
 
 type stuckKeyring struct {
-	*hsm.AESKeyring
+	*pkcs11token.AESKeyring
 	b *stuckBackend
 }
 

@@ -19,6 +19,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/keystack/keystack/hsm"
+	"github.com/keystack/keystack/internal/pkcs11token"
 	"github.com/keystack/keystack/internal/testhook"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/xks"
@@ -138,8 +139,8 @@ func addHSMKey(tb testing.TB, s *keystore.Store, name string) {
 	tb.Helper()
 	requireSoftHSM(tb)
 	ctx := context.Background()
-	u := &hsm.URI{Token: "X", Module: softhsmModule}
-	tok, err := hsm.Open(ctx, u, hsm.Options{Prompt: func(context.Context, string) (string, error) { return "1234", nil }})
+	u := &pkcs11token.URI{Token: "X", Module: softhsmModule}
+	tok, err := pkcs11token.Open(ctx, u, pkcs11token.Options{Prompt: func(context.Context, string) (string, error) { return "1234", nil }})
 	if err != nil {
 		tb.Fatal(err)
 	}

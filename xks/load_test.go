@@ -20,7 +20,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/keystack/keystack/hsm"
+	"github.com/keystack/keystack/internal/pkcs11token"
 )
 
 // loadRate is AWS KMS's default XKS request quota per external key store.
@@ -126,7 +126,7 @@ func loadAverage() string {
 // bytes on a fresh SoftHSM2 AES-256 key labeled label, one after another.
 func rawPKCS11Rate(t *testing.T, n int, label string) float64 {
 	ctx := context.Background()
-	tok, err := hsm.Open(ctx, &hsm.URI{Token: "X", Module: softhsmModule}, hsm.Options{Prompt: func(context.Context, string) (string, error) { return "1234", nil }})
+	tok, err := pkcs11token.Open(ctx, &pkcs11token.URI{Token: "X", Module: softhsmModule}, pkcs11token.Options{Prompt: func(context.Context, string) (string, error) { return "1234", nil }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/keystack/keystack/hsm"
+	"github.com/keystack/keystack/internal/pkcs11token"
 )
 
 // Where the PKCS#11 module comes from when the URI has no module-path.
@@ -38,6 +39,11 @@ func modulePath(c *cli.Context) string {
 // from the URI's pin-source, $KEYSTACK_PKCS11_PIN, or a terminal prompt.
 func hsmOptions(c *cli.Context) hsm.Options {
 	return hsm.Options{ModulePath: modulePath(c), Prompt: promptPIN}
+}
+
+// tokenOptions are hsmOptions for the hsm commands, which open a token.
+func tokenOptions(c *cli.Context) pkcs11token.Options {
+	return pkcs11token.Options{ModulePath: modulePath(c), Prompt: promptPIN}
 }
 
 // promptPIN asks for a token's PIN on the terminal without echo, so that
@@ -105,7 +111,7 @@ func hsmCommand() *cli.Command {
 }
 
 // openToken opens the token --pkcs11-uri names; the caller closes it.
-func openToken(c *cli.Context) (*hsm.Token, *hsm.URI, error) {
+func openToken(c *cli.Context) (*pkcs11token.Token, *pkcs11token.URI, error) {
 	if _, err := args(c, 0, 0); err != nil {
 		return nil, nil, err
 	}
@@ -113,17 +119,17 @@ func openToken(c *cli.Context) (*hsm.Token, *hsm.URI, error) {
 	if raw == "" {
 		return nil, nil, usagef("%s: missing --pkcs11-uri", c.Command.HelpName)
 	}
-	u, err := hsm.ParseURI(raw)
+	u, err := pkcs11token.ParseURI(raw)
 	if err != nil {
 		return nil, nil, err
 	}
-	t, err := hsm.Open(c.Context, u, hsmOptions(c))
+	t, err := pkcs11token.Open(c.Context, u, tokenOptions(c))
 	return t, u, err
 }
 
 // openObject is openToken and objectLabel: the token and the label of the
 // object the command works on; the caller closes the token.
-func openObject(c *cli.Context) (*hsm.Token, *hsm.URI, string, error) {
+func openObject(c *cli.Context) (*pkcs11token.Token, *pkcs11token.URI, string, error) {
 	t, u, err := openToken(c)
 	if err != nil {
 		return nil, nil, "", err
@@ -137,7 +143,7 @@ func openObject(c *cli.Context) (*hsm.Token, *hsm.URI, string, error) {
 }
 
 // objectLabel is --label, else the URI's object attribute.
-func objectLabel(c *cli.Context, u *hsm.URI) (string, error) {
+func objectLabel(c *cli.Context, u *pkcs11token.URI) (string, error) {
 	if l := c.String("label"); l != "" {
 		return l, nil
 	}

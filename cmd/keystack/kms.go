@@ -16,6 +16,7 @@ import (
 	"github.com/keystack/keystack/hsm"
 	"github.com/keystack/keystack/internal/kmsarn"
 	"github.com/keystack/keystack/internal/lazybackend"
+	"github.com/keystack/keystack/internal/pkcs11token"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/keystore/awskms"
@@ -102,7 +103,7 @@ func kmsOptions(c *cli.Context) awskms.Options {
 func externalBackends(c *cli.Context) map[string]keystore.Backend {
 	kms := &lazybackend.Backend{Name: keystore.BackendAWSKMS, ProviderID: keyring.ProviderAWSKMS, Check: checkKMSRef,
 		Open: func() keystore.Backend { return awskms.NewBackend(kmsOptions(c)) }}
-	p11 := &lazybackend.Backend{Name: keystore.BackendPKCS11, ProviderID: hsm.DefaultNamespace, Check: hsm.CheckKeyURI,
+	p11 := &lazybackend.Backend{Name: keystore.BackendPKCS11, ProviderID: keyring.ProviderPKCS11, Check: pkcs11token.CheckKeyURI,
 		Open: func() keystore.Backend { return hsm.NewBackend(hsmOptions(c)) }}
 	closeOnExit(c, kms, p11)
 	return map[string]keystore.Backend{keystore.BackendAWSKMS: kms, keystore.BackendPKCS11: p11}
@@ -173,10 +174,10 @@ func createRef(c *cli.Context) (backend, ref string, err error) {
 			return "", "", usagef("key create: --pkcs11-uri needs --backend %s", keystore.BackendPKCS11)
 		}
 		if c.Bool("generate") {
-			_, err := hsm.ParseURI(uri)
+			_, err := pkcs11token.ParseURI(uri)
 			return backend, uri, err
 		}
-		return backend, uri, hsm.CheckKeyURI(uri)
+		return backend, uri, pkcs11token.CheckKeyURI(uri)
 	}
 	return backend, generic, nil
 }
@@ -188,7 +189,7 @@ func createRef(c *cli.Context) (backend, ref string, err error) {
 // report every key tried and are classified by explainNoDecryptKey.
 func kmsFailure(err error) error {
 	var ke *awskms.KMSError
-	var ce *hsm.CallError
+	var ce *pkcs11token.CallError
 	if (errors.As(err, &ke) || errors.As(err, &ce)) && !isAny(err, unavailableErrors) &&
 		!errors.Is(err, awskms.ErrAccessDenied) && !errors.Is(err, awskms.ErrUnauthenticated) {
 		return &codedError{code: exitKey, err: err}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/keystack/keystack/hsm"
+	"github.com/keystack/keystack/internal/pkcs11token"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/server"
 	"github.com/keystack/keystack/xks"
@@ -144,7 +144,7 @@ func customKeyStores(vals []string) (map[string]string, error) {
 	m := map[string]string{}
 	for _, v := range vals {
 		id, uri, ok := strings.Cut(v, "=")
-		u, err := hsm.ParseURI(uri)
+		u, err := pkcs11token.ParseURI(uri)
 		switch {
 		case !ok || id == "" || len(id) > 64 || strings.ContainsFunc(id, func(r rune) bool {
 			return !(r == '-' || r == '_' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9')

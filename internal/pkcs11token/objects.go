@@ -1,4 +1,4 @@
-package hsm
+package pkcs11token
 
 import (
 	"context"

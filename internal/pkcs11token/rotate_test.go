@@ -1,4 +1,4 @@
-package hsm
+package pkcs11token
 
 import (
 	"context"
@@ -107,7 +107,7 @@ func TestStoreRotatesHSMVersions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := keyring.DescribeEDK(h.EncryptedDataKeys[0]); d.Key != "rot" || d.Version != 2 || d.ProviderID != DefaultNamespace {
+	if d := keyring.DescribeEDK(h.EncryptedDataKeys[0]); d.Key != "rot" || d.Version != 2 || d.ProviderID != keyring.ProviderPKCS11 {
 		t.Fatalf("new message's EDK: %+v", d)
 	}
 	if _, err := openMsg(s, "rot", old); err != nil {

@@ -1,4 +1,4 @@
-package hsm
+package pkcs11token
 
 import (
 	"context"
@@ -6,18 +6,16 @@ import (
 	"sync/atomic"
 
 	"github.com/miekg/pkcs11"
-)
 
-// DefaultNamespace is the provider ID of the encrypted data keys this
-// package writes, unless Options.Namespace says otherwise.
-const DefaultNamespace = "keystack-pkcs11"
+	"github.com/keystack/keystack/keyring"
+)
 
 // Options configures how a token is opened.
 type Options struct {
 	// ModulePath is the PKCS#11 library used when the URI has no module-path.
 	ModulePath string
 	// Namespace is the provider ID written into encrypted data keys
-	// (ESDK raw keyring namespace). Default DefaultNamespace.
+	// (ESDK raw keyring namespace). Default keyring.ProviderPKCS11.
 	Namespace string
 	// PoolSize bounds the token's open sessions (default defaultPoolSize,
 	// at most 64). It takes effect when the process first opens the token;
@@ -30,7 +28,7 @@ type Options struct {
 
 func (o Options) namespace() string {
 	if o.Namespace == "" {
-		return DefaultNamespace
+		return keyring.ProviderPKCS11
 	}
 	return o.Namespace
 }

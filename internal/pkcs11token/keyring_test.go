@@ -1,4 +1,4 @@
-package hsm
+package pkcs11token
 
 import (
 	"bytes"
@@ -21,7 +21,7 @@ func TestAESRoundTripAndContextBinding(t *testing.T) {
 	for _, suite := range []envelope.Suite{envelope.SuiteCommitted, envelope.Suite(0x0014), envelope.Suite(0x0046)} {
 		em := wrap(t, kr, suite, testContext)
 		edk := em.EncryptedDataKeys[0]
-		if edk.ProviderID != DefaultNamespace || !bytes.HasPrefix(edk.ProviderInfo, []byte("aes-roundtrip")) {
+		if edk.ProviderID != keyring.ProviderPKCS11 || !bytes.HasPrefix(edk.ProviderInfo, []byte("aes-roundtrip")) {
 			t.Fatalf("EDK provider %q info %q", edk.ProviderID, edk.ProviderInfo)
 		}
 		dk, err := unwrap(kr, em, testContext)
@@ -47,7 +47,7 @@ func TestAESMatchesRawAESKeyring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := keyring.NewRawAES(DefaultNamespace, label, keyValue(t, tok, label))
+	raw, err := keyring.NewRawAES(keyring.ProviderPKCS11, label, keyValue(t, tok, label))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestRSARoundTripAndPublicKeyOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := keyring.NewRawRSA(DefaultNamespace, label, keyring.RSAOAEPSHA256, pub, nil)
+	raw, err := keyring.NewRawRSA(keyring.ProviderPKCS11, label, keyring.RSAOAEPSHA256, pub, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
