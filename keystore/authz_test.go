@@ -380,7 +380,7 @@ func TestAuthzAuditRecords(t *testing.T) {
 	if denied != 1 {
 		t.Errorf("%d denial records, want 1", denied)
 	}
-	f, err := (&Store{dir: dir, st: NewDirStorage(dir)}).load()
+	f, err := (&Store{dir: dir, st: NewDirStorage(dir)}).load(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

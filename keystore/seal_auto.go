@@ -87,7 +87,7 @@ type SealInfo struct {
 
 // SealInfo reports how the store is sealed. It needs no passphrase.
 func (s *Store) SealInfo() (SealInfo, error) {
-	f, err := s.load()
+	f, err := s.view(context.Background())
 	switch {
 	case err != nil:
 		return SealInfo{}, err

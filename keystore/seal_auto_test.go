@@ -83,7 +83,7 @@ func TestSetSealRoundTrip(t *testing.T) {
 		if _, err := fresh.EncryptKeyring(ctx, "k"); err != nil {
 			t.Fatalf("change %d: key unusable: %v", i, err)
 		}
-		if got, err := ops(fresh).LookupCredential(cred.AccessKeyID); err != nil || got.Secret != cred.Secret {
+		if got, err := ops(fresh).LookupCredential(context.Background(), cred.AccessKeyID); err != nil || got.Secret != cred.Secret {
 			t.Fatalf("change %d: credential: %v", i, err)
 		}
 	}
@@ -116,7 +116,7 @@ func TestAutoUnsealFailures(t *testing.T) {
 		t.Errorf("no backend registered: got %v", err)
 	}
 	// A seal record naming another key than the one that wrapped.
-	f, rev, err := s.loadRev(ctx)
+	f, rev, err := s.loadRev(ctx, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,7 +292,7 @@ func checkOneOfSeals(t *testing.T, dir, a, b string) bool {
 		if err != nil {
 			t.Fatalf("store unreadable after a kill: %v", err)
 		}
-		f, err := st.load()
+		f, err := st.load(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}

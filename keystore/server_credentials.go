@@ -68,7 +68,7 @@ func (s *Store) CreateCredential(ctx context.Context, principal string) (*Creden
 	if err != nil {
 		return nil, err
 	}
-	kek, err := s.kekIf(true)
+	kek, err := s.kekIf(ctx, true)
 	if err != nil {
 		return nil, err
 	}
@@ -130,23 +130,26 @@ func (s *Store) ListCredentials(ctx context.Context, principal string) ([]Creden
 	if err := s.authorizeResource(ctx, policy.ActionManageCredentials, credentialResource(principal)); err != nil {
 		return nil, err
 	}
-	f, err := s.load()
-	if err != nil {
+	f, err := s.view(ctx)
+	if err != nil || f.Server == nil { // f is shared read-only: no f.server()
 		return nil, err
 	}
-	return credentialsOf(f.server(), principal), nil
+	return credentialsOf(f.Server, principal), nil
 }
 
 // RevokeCredential deletes an access key (keystack:ManageCredentials on
 // its principal's credentials). A running server refuses it from its
 // next request on.
 func (s *Store) RevokeCredential(ctx context.Context, akid string) error {
-	f, err := s.load()
+	f, err := s.view(ctx)
 	if err != nil {
 		return err
 	}
-	c, ok := f.server().Credentials[akid]
-	if !ok {
+	var c *credentialRecord
+	if f.Server != nil { // f is shared read-only: no f.server()
+		c = f.Server.Credentials[akid]
+	}
+	if c == nil {
 		return fmt.Errorf("%w: %q", ErrCredentialNotFound, akid)
 	}
 	if err := s.authorizeResource(ctx, policy.ActionManageCredentials, credentialResource(c.Principal)); err != nil {
@@ -166,8 +169,8 @@ func (s *Store) RevokeCredential(ctx context.Context, akid string) error {
 // verifier check and an AES-GCM open under the store's lock; any write of
 // the state (a revocation, a new credential, a reseal, another process's
 // change) drops it, so a revoked key is refused from the next request on.
-func (s serverOps) LookupCredential(akid string) (*serverstore.Credential, error) {
-	f, err := s.view(context.Background())
+func (s serverOps) LookupCredential(ctx context.Context, akid string) (*serverstore.Credential, error) {
+	f, err := s.view(ctx)
 	if err != nil {
 		return nil, err
 	}

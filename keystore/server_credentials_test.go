@@ -19,13 +19,13 @@ func TestLookupCredentialCache(t *testing.T) {
 	c2 := must2(t)(s.CreateCredential(ctx, "service:b"))
 	srv := openTestStore(t, s.Dir(), testPass)
 	for _, c := range []*Credential{c1, c2} {
-		if got, err := ops(srv).LookupCredential(c.AccessKeyID); err != nil || got.Secret != c.Secret || got.Principal != c.Principal {
+		if got, err := ops(srv).LookupCredential(context.Background(), c.AccessKeyID); err != nil || got.Secret != c.Secret || got.Principal != c.Principal {
 			t.Fatalf("lookup %s: %+v, %v", c.AccessKeyID, got, err)
 		}
 	}
 	srv.mu.Lock() // a cached lookup must not need it
 	done := make(chan error, 1)
-	go func() { _, err := ops(srv).LookupCredential(c1.AccessKeyID); done <- err }()
+	go func() { _, err := ops(srv).LookupCredential(context.Background(), c1.AccessKeyID); done <- err }()
 	select {
 	case err := <-done:
 		srv.mu.Unlock()
@@ -40,16 +40,16 @@ func TestLookupCredentialCache(t *testing.T) {
 	if err := s.RevokeCredential(ctx, c1.AccessKeyID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ops(srv).LookupCredential(c1.AccessKeyID); !errors.Is(err, ErrCredentialNotFound) {
+	if _, err := ops(srv).LookupCredential(context.Background(), c1.AccessKeyID); !errors.Is(err, ErrCredentialNotFound) {
 		t.Fatalf("revoked by another process: got %v, want ErrCredentialNotFound", err)
 	}
-	if got, err := ops(srv).LookupCredential(c2.AccessKeyID); err != nil || got.Secret != c2.Secret {
+	if got, err := ops(srv).LookupCredential(context.Background(), c2.AccessKeyID); err != nil || got.Secret != c2.Secret {
 		t.Fatalf("the other credential after the revocation: %v", err)
 	}
 	if err := s.ChangePassphrase(ctx, []byte("another")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ops(srv).LookupCredential(c2.AccessKeyID); !errors.Is(err, errResealed) {
+	if _, err := ops(srv).LookupCredential(context.Background(), c2.AccessKeyID); !errors.Is(err, errResealed) {
 		t.Fatalf("resealed by another process: got %v, want errResealed", err)
 	}
 }

@@ -16,7 +16,7 @@ func (s serverOps) SealData(ctx context.Context, action, name string, plaintext 
 	if action != policy.ActionEncrypt && action != policy.ActionGenerateDataKey && action != policy.ActionReWrap {
 		return nil, fmt.Errorf("%w: %s does not seal data", ErrInvalidOptions, action)
 	}
-	f, k, err := s.dataKey(name)
+	f, k, err := s.dataKey(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +53,7 @@ func (s serverOps) OpenData(ctx context.Context, action, name string, d serverst
 	if action != policy.ActionDecrypt && action != policy.ActionReWrap {
 		return nil, fmt.Errorf("%w: %s does not open data", ErrInvalidOptions, action)
 	}
-	f, k, err := s.dataKey(name)
+	f, k, err := s.dataKey(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -90,8 +90,8 @@ func (s serverOps) OpenData(ctx context.Context, action, name string, d serverst
 
 // dataKey reads local AES key name and checks its server state. The
 // state it returns is shared read-only (see view).
-func (s *Store) dataKey(name string) (*storeFile, *keyRecord, error) {
-	f, err := s.view(context.Background())
+func (s *Store) dataKey(ctx context.Context, name string) (*storeFile, *keyRecord, error) {
+	f, err := s.view(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

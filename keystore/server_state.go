@@ -71,8 +71,8 @@ func (k *serverKey) state() serverstore.KeyState {
 	return s
 }
 
-func (s serverOps) ServerKey(name string) (serverstore.KeyState, error) {
-	f, err := s.view(context.Background())
+func (s serverOps) ServerKey(ctx context.Context, name string) (serverstore.KeyState, error) {
+	f, err := s.view(ctx)
 	if err != nil {
 		return serverstore.KeyState{}, err
 	}
@@ -176,7 +176,7 @@ func (s serverOps) KeyTags(ctx context.Context, name string) (map[string]string,
 	if err := s.authorize(ctx, policy.ActionDescribeKey, name, 0, nil); err != nil {
 		return nil, err
 	}
-	st, err := s.ServerKey(name)
+	st, err := s.ServerKey(ctx, name)
 	return st.Tags, err
 }
 
@@ -194,8 +194,8 @@ func checkAlias(alias string) error {
 	return nil
 }
 
-func (s serverOps) ResolveAlias(alias string) (string, error) {
-	f, err := s.load()
+func (s serverOps) ResolveAlias(ctx context.Context, alias string) (string, error) {
+	f, err := s.view(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -231,7 +231,7 @@ func (s serverOps) CreateAlias(ctx context.Context, alias, name string) error {
 }
 
 func (s serverOps) DeleteAlias(ctx context.Context, alias string) error {
-	name, err := s.ResolveAlias(alias)
+	name, err := s.ResolveAlias(ctx, alias)
 	if err != nil {
 		return err
 	}
@@ -251,7 +251,7 @@ func (s serverOps) ListAliases(ctx context.Context, name string) ([]serverstore.
 	if err := s.authorize(ctx, policy.ActionListKeys, "*", 0, nil); err != nil {
 		return nil, err
 	}
-	f, err := s.load()
+	f, err := s.view(ctx)
 	if err != nil || f.Server == nil {
 		return nil, err
 	}
@@ -265,7 +265,7 @@ func (s serverOps) ListAliases(ctx context.Context, name string) ([]serverstore.
 }
 
 func (s serverOps) DeleteDueKeys(ctx context.Context) ([]string, error) {
-	f, err := s.load()
+	f, err := s.view(ctx)
 	if err != nil || f.Server == nil {
 		return nil, err
 	}

@@ -118,7 +118,7 @@ func TestServerKeyStates(t *testing.T) {
 	if err != nil || at.IsZero() {
 		t.Fatal(at, err)
 	}
-	if st, _ := ops(s).ServerKey("k"); st.State != serverstore.PendingDeletion || !st.DeletionDate.Equal(at) {
+	if st, _ := ops(s).ServerKey(context.Background(), "k"); st.State != serverstore.PendingDeletion || !st.DeletionDate.Equal(at) {
 		t.Errorf("state %+v", st)
 	}
 	if err := ops(s).SetKeyEnabled(ctx, "k", true); !errors.Is(err, serverstore.ErrKeyState) {
@@ -127,7 +127,7 @@ func TestServerKeyStates(t *testing.T) {
 	if err := ops(s).CancelKeyDeletion(ctx, "k"); err != nil {
 		t.Fatal(err)
 	}
-	if st, _ := ops(s).ServerKey("k"); st.State != serverstore.Disabled {
+	if st, _ := ops(s).ServerKey(context.Background(), "k"); st.State != serverstore.Disabled {
 		t.Errorf("after cancel: %s, want Disabled as in KMS", st.State)
 	}
 	if err := ops(s).SetKeyEnabled(ctx, "k", true); err != nil {
@@ -155,13 +155,13 @@ func TestAliasesAndTags(t *testing.T) {
 	if err := ops(s).CreateAlias(ctx, "alias/none", "nope"); !errors.Is(err, ErrKeyNotFound) {
 		t.Errorf("alias to a missing key: %v", err)
 	}
-	if name, err := ops(s).ResolveAlias("alias/pay"); name != "k" || err != nil {
+	if name, err := ops(s).ResolveAlias(context.Background(), "alias/pay"); name != "k" || err != nil {
 		t.Errorf("resolve: %q %v", name, err)
 	}
 	if err := ops(s).DeleteAlias(ctx, "alias/pay"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ops(s).ResolveAlias("alias/pay"); !errors.Is(err, serverstore.ErrAliasNotFound) {
+	if _, err := ops(s).ResolveAlias(context.Background(), "alias/pay"); !errors.Is(err, serverstore.ErrAliasNotFound) {
 		t.Errorf("deleted alias resolves: %v", err)
 	}
 	if err := ops(s).TagKey(ctx, "k", map[string]string{"team": "a", "env": "prod"}); err != nil {
@@ -197,7 +197,7 @@ func TestCredentials(t *testing.T) {
 	if bytes.Contains(raw, []byte(a.Secret)) {
 		t.Error("keystore.json holds the secret in clear")
 	}
-	got, err := ops(s).LookupCredential(a.AccessKeyID)
+	got, err := ops(s).LookupCredential(context.Background(), a.AccessKeyID)
 	if err != nil || got.Secret != a.Secret || got.Principal != "service:billing" {
 		t.Fatalf("lookup: %+v %v", got, err)
 	}
@@ -208,7 +208,7 @@ func TestCredentials(t *testing.T) {
 	if err := s.RevokeCredential(ctx, a.AccessKeyID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ops(s).LookupCredential(a.AccessKeyID); !errors.Is(err, ErrCredentialNotFound) {
+	if _, err := ops(s).LookupCredential(context.Background(), a.AccessKeyID); !errors.Is(err, ErrCredentialNotFound) {
 		t.Errorf("revoked credential: %v", err)
 	}
 	// Another principal may neither list nor revoke billing's keys.
@@ -285,7 +285,7 @@ func TestDeleteDueKeys(t *testing.T) {
 	if _, err := s.DescribeKey(ctx, "k"); !errors.Is(err, ErrKeyNotFound) {
 		t.Errorf("deleted key: %v", err)
 	}
-	if _, err := ops(s).ResolveAlias("alias/doomed"); !errors.Is(err, serverstore.ErrAliasNotFound) {
+	if _, err := ops(s).ResolveAlias(context.Background(), "alias/doomed"); !errors.Is(err, serverstore.ErrAliasNotFound) {
 		t.Errorf("alias of a deleted key: %v", err)
 	}
 	raw, _ := os.ReadFile(filepath.Join(dir, metaFile))

@@ -44,7 +44,7 @@ func (s *Store) rawAEAD(ctx context.Context, k *keyRecord, v *versionRecord) (ra
 }
 
 func (s serverOps) DataKeyInfo(ctx context.Context, name string) (*serverstore.DataKeyInfo, error) {
-	f, err := s.load()
+	f, err := s.view(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +112,7 @@ func (s *Store) dataKeyBits(ctx context.Context, k *keyRecord, p *versionRecord)
 }
 
 func (s serverOps) ProbeKey(ctx context.Context, name string) error {
-	f, k, err := s.dataKey(name)
+	f, k, err := s.dataKey(ctx, name)
 	if err != nil {
 		return err
 	}

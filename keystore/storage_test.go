@@ -12,10 +12,18 @@ import (
 	"github.com/keystack/keystack/policy"
 )
 
-// countingStorage counts the reads of the state document.
+// countingStorage counts the reads of the state document and the
+// revision checks of it.
 type countingStorage struct {
 	Storage
-	reads atomic.Int64
+	reads, revisions atomic.Int64
+}
+
+func (c *countingStorage) Revision(ctx context.Context, doc Document) (Revision, error) {
+	if doc == StateDocument {
+		c.revisions.Add(1)
+	}
+	return c.Storage.Revision(ctx, doc)
 }
 
 func (c *countingStorage) Read(ctx context.Context, doc Document) ([]byte, Revision, error) {
@@ -150,7 +158,7 @@ func TestLazyUnsealCorruptVersion(t *testing.T) {
 	defer s.Close()
 	good := stMessage(t, s, "a")
 	bad := stMessage(t, s, "b")
-	f, rev, err := s.loadRev(context.Background())
+	f, rev, err := s.loadRev(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,5 +237,63 @@ func TestServerStateOncePerRevision(t *testing.T) {
 	}
 	if _, err := ops(s).SealData(ctx, policy.ActionEncrypt, "b", []byte("p"), fixed(nil), nil); !errors.Is(err, serverstore.ErrKeyState) {
 		t.Fatalf("SealData on a key another process disabled: %v, want serverstore.ErrKeyState", err)
+	}
+}
+
+// TestReadOncePerRequest: under one request's ReadOnce context, every
+// state read of a mixed request (authentication, the key's server state,
+// an alias, describing and sealing) makes one revision check in all; the
+// next request sees what another process changed meanwhile; and a write
+// inside a request whose check is stale still lands (writes compare
+// against the Storage, not the request's view).
+func TestReadOncePerRequest(t *testing.T) {
+	dir := manyVersions(t)
+	s, c := countedStore(t, dir, testPass)
+	defer s.Close()
+	o := ops(s)
+	cred, err := s.CreateCredential(context.Background(), "service:app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.CreateAlias(context.Background(), "alias/b", "b"); err != nil {
+		t.Fatal(err)
+	}
+	request := func() (context.Context, int64) {
+		ctx := o.ReadOnce(context.Background())
+		before := c.revisions.Load()
+		if _, err := o.LookupCredential(ctx, cred.AccessKeyID); err != nil {
+			t.Fatal(err)
+		}
+		if name, err := o.ResolveAlias(ctx, "alias/b"); err != nil || name != "b" {
+			t.Fatalf("ResolveAlias = %q, %v", name, err)
+		}
+		if _, err := o.ServerKey(ctx, "b"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.DescribeKey(ctx, "b"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := o.SealData(ctx, policy.ActionEncrypt, "b", []byte("p"), fixed(nil), nil); err != nil {
+			return ctx, -1
+		}
+		return ctx, c.revisions.Load() - before
+	}
+	if _, n := request(); n != 1 {
+		t.Fatalf("one request made %d revision checks of the state, want 1", n)
+	}
+	other := openTestStore(t, dir, testPass)
+	defer other.Close()
+	ctx, _ := request()
+	if err := ops(other).SetKeyEnabled(context.Background(), "b", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.TagKey(ctx, "b", map[string]string{"team": "x"}); err != nil {
+		t.Fatalf("a write in a request that checked before another process wrote: %v", err)
+	}
+	if st, err := ops(other).ServerKey(context.Background(), "b"); err != nil || st.State != serverstore.Disabled || st.Tags["team"] != "x" {
+		t.Fatalf("after both writes: %+v, %v; want disabled and tagged", st, err)
+	}
+	if _, n := request(); n != -1 {
+		t.Fatal("the next request still sealed under a key another process disabled")
 	}
 }

@@ -261,7 +261,7 @@ func Open(dir string, opts OpenOptions) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	f, err := s.load()
+	f, err := s.view(context.Background())
 	if err != nil {
 		return nil, err
 	}
@@ -291,12 +291,6 @@ func (s *Store) Close() error {
 	return s.gate.Close()
 }
 
-// load returns a fresh, mutable copy of the store's state.
-func (s *Store) load() (*storeFile, error) {
-	f, _, err := s.loadRev(context.Background())
-	return f, err
-}
-
 // snapshot is the state document as last read or written, so that a
 // command reads it once: later loads parse it again (each caller gets its
 // own copy to change) after a revision check, and read it again only when
@@ -316,9 +310,59 @@ func (sn *snapshot) reset(data []byte, rev Revision) {
 	sn.data, sn.rev, sn.parsed, sn.aeads, sn.creds = data, rev, nil, nil, nil
 }
 
-// loadRev returns a fresh copy of the state and its revision.
-func (s *Store) loadRev(ctx context.Context) (*storeFile, Revision, error) {
-	data, rev, err := s.stateBytes(ctx)
+// readScope is one request's view of the state's freshness (see
+// serverstore.Ops.ReadOnce): the first read under it asks the Storage for
+// the state's revision; later reads take the snapshot as this Store last
+// read or wrote it. Another process's change is seen by the next scope.
+type readScope struct {
+	s       *Store
+	checked atomic.Bool
+}
+
+type readScopeKey struct{}
+
+// ReadOnce implements serverstore.Ops.
+func (s serverOps) ReadOnce(ctx context.Context) context.Context {
+	return context.WithValue(ctx, readScopeKey{}, &readScope{s: s.Store})
+}
+
+// revision is the one place the Store asks whether its state changed: the
+// state document's revision now, or, under a read scope that already
+// asked (and unless fresh), the snapshot's. Writes under the lock ask
+// fresh, so a scope never makes one conflict.
+func (s *Store) revision(ctx context.Context, fresh bool) (Revision, error) {
+	sc, _ := ctx.Value(readScopeKey{}).(*readScope)
+	if sc != nil && sc.s != s {
+		sc = nil
+	}
+	if sc != nil && !fresh && sc.checked.Load() {
+		s.snap.mu.Lock()
+		rev := s.snap.rev
+		s.snap.mu.Unlock()
+		if rev != NoRevision {
+			return rev, nil
+		}
+	}
+	rev, err := s.st.Revision(ctx, StateDocument)
+	if err != nil {
+		return NoRevision, fmt.Errorf("keystore: read: %w", err)
+	}
+	if sc != nil {
+		sc.checked.Store(true)
+	}
+	return rev, nil
+}
+
+// load returns a private, mutable copy of the store's state.
+func (s *Store) load(ctx context.Context) (*storeFile, error) {
+	f, _, err := s.loadRev(ctx, false)
+	return f, err
+}
+
+// loadRev returns a private copy of the state and its revision; fresh
+// asks the Storage even under a read scope.
+func (s *Store) loadRev(ctx context.Context, fresh bool) (*storeFile, Revision, error) {
+	data, rev, err := s.stateBytes(ctx, fresh)
 	if err != nil {
 		return nil, NoRevision, err
 	}
@@ -326,10 +370,10 @@ func (s *Store) loadRev(ctx context.Context) (*storeFile, Revision, error) {
 	return f, rev, err
 }
 
-func (s *Store) stateBytes(ctx context.Context) ([]byte, Revision, error) {
-	rev, err := s.st.Revision(ctx, StateDocument)
+func (s *Store) stateBytes(ctx context.Context, fresh bool) ([]byte, Revision, error) {
+	rev, err := s.revision(ctx, fresh)
 	if err != nil {
-		return nil, NoRevision, fmt.Errorf("keystore: read: %w", err)
+		return nil, NoRevision, err
 	}
 	s.snap.mu.Lock()
 	defer s.snap.mu.Unlock()
@@ -348,10 +392,11 @@ func (s *Store) stateBytes(ctx context.Context) ([]byte, Revision, error) {
 }
 
 // view returns the state for reading only: one parse per revision, shared
-// by every caller, so the key server's per-request reads cost a stat, not
-// a JSON decode. Callers must not change it (load gives a private copy).
+// by every caller, so the key server's per-request reads cost at most a
+// revision check, not a JSON decode. Callers must not change it (load
+// gives a private copy).
 func (s *Store) view(ctx context.Context) (*storeFile, error) {
-	data, rev, err := s.stateBytes(ctx)
+	data, rev, err := s.stateBytes(ctx, false)
 	if err != nil {
 		return nil, err
 	}
@@ -373,9 +418,10 @@ func (s *Store) view(ctx context.Context) (*storeFile, error) {
 	return f, nil
 }
 
-// stateRevision is the state's revision now, NoRevision if it cannot be had.
-func (s *Store) stateRevision() Revision {
-	rev, err := s.st.Revision(context.Background(), StateDocument)
+// stateRevision is the state's revision (see revision), NoRevision if it
+// cannot be had.
+func (s *Store) stateRevision(ctx context.Context, fresh bool) Revision {
+	rev, err := s.revision(ctx, fresh)
 	if err != nil {
 		return NoRevision
 	}
@@ -452,7 +498,7 @@ func (s *Store) update(ctx context.Context, fn func(f *storeFile) error) error {
 
 // modify is update for a caller holding the write lock.
 func (s *Store) modify(ctx context.Context, fn func(f *storeFile) error) error {
-	f, rev, err := s.loadRev(ctx)
+	f, rev, err := s.loadRev(ctx, true)
 	if err != nil {
 		return err
 	}

@@ -121,7 +121,7 @@ func (s *Store) addKey(ctx context.Context, name string, rec *keyRecord, sealed 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	kek, err := s.kekIf(sealed)
+	kek, err := s.kekIf(ctx, sealed)
 	if err != nil {
 		return nil, err
 	}
@@ -152,11 +152,11 @@ func (s *Store) addKey(ctx context.Context, name string, rec *keyRecord, sealed 
 
 // kekIf returns a copy of the key-encryption key when sealed material is
 // involved and the store is sealed; otherwise nil.
-func (s *Store) kekIf(needed bool) ([]byte, error) {
+func (s *Store) kekIf(ctx context.Context, needed bool) ([]byte, error) {
 	if !needed {
 		return nil, nil
 	}
-	f, err := s.load()
+	f, err := s.view(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -52,14 +52,16 @@ func (s *Store) openGate(opts OpenOptions) error {
 type gateState struct{ s *Store }
 
 func (g gateState) Config(ctx context.Context) (*gate.Config, string, error) {
-	f, rev, err := g.s.loadRev(ctx)
+	f, rev, err := g.s.loadRev(ctx, false)
 	if err != nil {
 		return nil, "", err
 	}
 	return &f.Config, string(rev), nil
 }
 
-func (g gateState) ConfigRevision(context.Context) string { return string(g.s.stateRevision()) }
+func (g gateState) ConfigRevision(ctx context.Context) string {
+	return string(g.s.stateRevision(ctx, false))
+}
 
 func (g gateState) UpdateConfig(ctx context.Context, fn func(*gate.Config) error) error {
 	return g.s.update(ctx, func(f *storeFile) error {
@@ -94,8 +96,8 @@ func (g gateState) WritePolicy(ctx context.Context, data []byte, prev string) er
 
 func (g gateState) Lock(ctx context.Context) (func(), error) { return g.s.st.Lock(ctx) }
 
-func (g gateState) CheckPassphrase(context.Context) (bool, error) {
-	f, err := g.s.load()
+func (g gateState) CheckPassphrase(ctx context.Context) (bool, error) {
+	f, err := g.s.view(ctx)
 	if err != nil || f.Insecure {
 		return false, err
 	}

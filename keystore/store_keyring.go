@@ -19,7 +19,7 @@ func (s *Store) EncryptKeyring(ctx context.Context, keys ...string) (envelope.Ke
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: no key to encrypt with", ErrInvalidOptions)
 	}
-	f, err := s.load()
+	f, err := s.load(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func (s *Store) encryptKeyring(ctx context.Context, f *storeFile, spec string) (
 // know, the keyring rereads the store once per change of keystore.json
 // and tries again (see reloadingKeyring).
 func (s *Store) DecryptKeyring(ctx context.Context, keys ...string) (envelope.Keyring, error) {
-	stamp := s.stateRevision()
+	stamp := s.stateRevision(ctx, false)
 	kr, f, err := s.decryptKeyring(ctx, keys)
 	if err != nil {
 		return nil, err
@@ -79,7 +79,7 @@ func (s *Store) DecryptKeyring(ctx context.Context, keys ...string) (envelope.Ke
 // decryptKeyring builds DecryptKeyring's keyring from the store as it is
 // now, and returns the store file it read.
 func (s *Store) decryptKeyring(ctx context.Context, keys []string) (envelope.Keyring, *storeFile, error) {
-	f, err := s.load()
+	f, err := s.load(ctx)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -190,7 +190,7 @@ func (s *Store) ListKeys(ctx context.Context) ([]KeyInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	f, err := s.load()
+	f, err := s.view(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +209,7 @@ func (s *Store) DescribeKey(ctx context.Context, name string) (*KeyInfo, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	f, err := s.load()
+	f, err := s.view(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -232,7 +232,7 @@ func (s *Store) unlockWithTries(f *storeFile) ([]byte, error) {
 // Unlock checks the passphrase now, asking for it as OpenOptions says,
 // instead of at the first use of sealed material. Unsealed stores need none.
 func (s *Store) Unlock() error {
-	f, err := s.load()
+	f, err := s.view(context.Background())
 	if err != nil {
 		return err
 	}

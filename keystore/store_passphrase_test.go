@@ -69,7 +69,7 @@ func TestChangePassphraseCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	s2 := openTestStore(t, s.Dir(), "new passphrase")
-	got, err := ops(s2).LookupCredential(c.AccessKeyID)
+	got, err := ops(s2).LookupCredential(context.Background(), c.AccessKeyID)
 	if err != nil || got.Secret != c.Secret || got.Principal != "service:billing" {
 		t.Fatalf("credential after the change: %+v, %v", got, err)
 	}
@@ -196,7 +196,7 @@ func passChangeCmd(dir, from, to string) *exec.Cmd {
 func checkOneSeal(t *testing.T, dir, a, b string) string {
 	t.Helper()
 	st := &Store{dir: dir, st: NewDirStorage(dir)}
-	f, err := st.load()
+	f, err := st.load(context.Background())
 	if err != nil {
 		t.Fatalf("store unreadable after a kill: %v", err)
 	}
@@ -234,7 +234,7 @@ func TestChangePassphraseCorruptMaterial(t *testing.T) {
 	mustCreate(t, s, "a")
 	mustCreate(t, s, "b")
 	path := filepath.Join(s.Dir(), metaFile)
-	f, rev, err := s.loadRev(context.Background())
+	f, rev, err := s.loadRev(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func (r *reloadingKeyring) reload(ctx context.Context, seen Revision) (envelope.
 	if r.stamp != seen {
 		return r.kr, nil // another call reloaded meanwhile
 	}
-	now := r.s.stateRevision()
+	now := r.s.stateRevision(ctx, true)
 	if now == r.stamp {
 		return nil, nil
 	}

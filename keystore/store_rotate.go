@@ -69,7 +69,7 @@ func (s *Store) rotateKey(ctx context.Context, name, newRef, reason string, upda
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	f, err := s.load()
+	f, err := s.load(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +97,7 @@ func (s *Store) rotateKey(ctx context.Context, name, newRef, reason string, upda
 		return nil, err
 	}
 	defer clear(material)
-	kek, err := s.kekIf(material != nil)
+	kek, err := s.kekIf(ctx, material != nil)
 	if err != nil {
 		return nil, err
 	}

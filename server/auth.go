@@ -76,7 +76,7 @@ func (s *Server) sigV4Principal(r *http.Request, body []byte) (string, error) {
 	if r.Header.Get("X-Amz-Security-Token") != "" {
 		return "", errUnrecognized // the server issues no session tokens
 	}
-	cred, err := s.kms.LookupCredential(sig.AccessKeyID)
+	cred, err := s.kms.LookupCredential(r.Context(), sig.AccessKeyID)
 	if errors.Is(err, keystore.ErrCredentialNotFound) {
 		return "", errUnrecognized
 	}

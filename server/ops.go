@@ -90,7 +90,7 @@ func (c *call) resolve(keyID string, aliasOK bool) (string, error) {
 		if !aliasOK {
 			return "", kmswire.Errorf("ValidationException", "an alias is not accepted here")
 		}
-		return c.s.kms.ResolveAlias(id)
+		return c.s.kms.ResolveAlias(c.ctx, id)
 	}
 	return id, nil
 }
@@ -98,7 +98,7 @@ func (c *call) resolve(keyID string, aliasOK bool) (string, error) {
 // forKey returns the call's context for operations on key name: the
 // caller with the key's tags (keystack:ResourceTag).
 func (c *call) forKey(name string) (context.Context, error) {
-	st, err := c.s.kms.ServerKey(name)
+	st, err := c.s.kms.ServerKey(c.ctx, name)
 	if err != nil {
 		return nil, err
 	}

@@ -25,7 +25,7 @@ func createAlias(c *call, r *aliasReq) (any, error) {
 
 // deleteAlias: keystack:DeleteAlias on the key the alias names.
 func deleteAlias(c *call, r *aliasReq) (any, error) {
-	name, err := c.s.kms.ResolveAlias(r.AliasName)
+	name, err := c.s.kms.ResolveAlias(c.ctx, r.AliasName)
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ func checkContext(ec map[string]string) error {
 // names: DisabledException, or KMSInvalidStateException while pending
 // deletion. (The store enforces the same; this only names the error.)
 func (c *call) usable(name string) error {
-	st, err := c.s.kms.ServerKey(name)
+	st, err := c.s.kms.ServerKey(c.ctx, name)
 	switch {
 	case err != nil:
 		return err

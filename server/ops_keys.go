@@ -112,7 +112,7 @@ func (c *call) describe(name string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := c.s.kms.ServerKey(name)
+	st, err := c.s.kms.ServerKey(c.ctx, name)
 	if err != nil {
 		return nil, err
 	}

@@ -154,6 +154,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, id string) (op, 
 	if err != nil {
 		return op, "", err
 	}
+	r = r.WithContext(s.kms.ReadOnce(r.Context())) // one state freshness check per request
 	body, err := s.readBody(w, r)
 	if err != nil {
 		return op, "", err

@@ -85,7 +85,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.finish(w, req, resp, err, start)
 		return
 	}
-	ctx, cancel := withDeadline(r.Context(), h.cfg.Load())
+	ctx, cancel := withDeadline(h.store.ReadOnce(r.Context()), h.cfg.Load()) // one state freshness check per request
 	defer cancel()
 	switch req.op {
 	case "metadata":
@@ -293,7 +293,7 @@ func (h *Handler) keyContext(ctx context.Context, req *request, m *metadataField
 	}
 	c := gate.Caller{Principal: req.prefix.Principal, AuthMethod: method, SourceIP: req.source,
 		RequestID: m.KMSRequestID, XKS: m.conditions()}
-	if st, err := h.store.ServerKey(req.keyID); err == nil {
+	if st, err := h.store.ServerKey(ctx, req.keyID); err == nil {
 		c.ResourceTags = st.Tags
 	} else if errors.Is(err, keystore.ErrKeyNotFound) {
 		return nil, err

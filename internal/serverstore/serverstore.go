@@ -21,10 +21,17 @@ import (
 
 // Ops is the key server's part of a keystore.Store.
 type Ops interface {
+	// ReadOnce returns ctx for one request: the first state read made
+	// with it (by any of the Store's methods) asks the Storage whether
+	// the state changed, later ones reuse what this Store last read or
+	// wrote. A change another process makes is seen by the next request;
+	// writes always compare against the Storage.
+	ReadOnce(ctx context.Context) context.Context
+
 	// ServerKey returns key name's server state without a policy
 	// decision: the key server reads it to complete each request (the tags
 	// are the keystack:ResourceTag condition keys) before deciding it.
-	ServerKey(name string) (KeyState, error)
+	ServerKey(ctx context.Context, name string) (KeyState, error)
 	// SetKeyEnabled enables or disables key name (keystack:EnableKey /
 	// keystack:DisableKey). A key pending deletion cannot be enabled
 	// (ErrKeyState).
@@ -53,7 +60,7 @@ type Ops interface {
 
 	// ResolveAlias returns the key name alias points to, without a policy
 	// decision (the operation then made on the key is decided).
-	ResolveAlias(alias string) (string, error)
+	ResolveAlias(ctx context.Context, alias string) (string, error)
 	// CreateAlias points alias ("alias/NAME") at key name
 	// (keystack:CreateAlias on the key).
 	CreateAlias(ctx context.Context, alias, name string) error
@@ -100,7 +107,7 @@ type Ops interface {
 	// needs the store unsealed and fails with
 	// keystore.ErrCredentialNotFound for an unknown or revoked key, from
 	// the next request after a revocation on.
-	LookupCredential(akid string) (*Credential, error)
+	LookupCredential(ctx context.Context, akid string) (*Credential, error)
 }
 
 // Credential is an access key with its secret, as LookupCredential
