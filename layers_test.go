@@ -43,6 +43,7 @@ var layers = map[string]layer{
 	"gate":                 {imports: []string{"envelope", "policy", "internal/policyengine", "audit", "internal/fsx"}, tests: []string{"keystore"}},
 
 	"internal/policytest":   {},
+	"internal/tokenbucket":  {},
 	"internal/policyengine": {imports: []string{"policy"}, tests: []string{"internal/policytest"}},
 
 	"keyring":             {imports: []string{"envelope", "internal/keyname"}, tests: []string{"keyring/keyringtest"}},
@@ -65,8 +66,8 @@ var layers = map[string]layer{
 
 	"rotation":         {imports: []string{"keystore", "internal/fsx"}, tests: []string{"internal/esdktest"}},
 	"internal/pglease": {imports: []string{"rotation", "internal/rotationd", "internal/pgstorage"}, tests: []string{"internal/pgtest"}},
-	"server":           {imports: []string{"keystore", "internal/kmswire"}, tests: []string{"internal/kmstest", "hsm"}},
-	"xks":              {imports: []string{"keystore", "internal/kmswire"}, tests: []string{"hsm"}},
+	"server":           {imports: []string{"keystore", "internal/kmswire", "internal/tokenbucket"}, tests: []string{"internal/kmstest", "hsm"}},
+	"xks":              {imports: []string{"keystore", "internal/kmswire", "internal/tokenbucket"}, tests: []string{"hsm"}},
 
 	"internal/rotationd": {imports: []string{"rotation"}},
 

@@ -3,6 +3,8 @@ package server
 import (
 	"sync"
 	"time"
+
+	"github.com/keystack/keystack/internal/tokenbucket"
 )
 
 // limiter is a token bucket per principal: rate tokens a second, at most
@@ -13,12 +15,7 @@ type limiter struct {
 	now   func() time.Time
 
 	mu      sync.Mutex
-	buckets map[string]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
+	buckets map[string]*tokenbucket.Bucket
 }
 
 // maxBuckets bounds the limiter's memory; buckets are only made for
@@ -29,7 +26,7 @@ func newLimiter(rate float64, burst int, now func() time.Time) *limiter {
 	if burst < 1 {
 		burst = max(1, int(rate))
 	}
-	return &limiter{rate: rate, burst: float64(burst), now: now, buckets: map[string]*bucket{}}
+	return &limiter{rate: rate, burst: float64(burst), now: now, buckets: map[string]*tokenbucket.Bucket{}}
 }
 
 // allow takes a token from principal's bucket, reporting whether it had one.
@@ -45,22 +42,16 @@ func (l *limiter) allow(principal string) bool {
 		if len(l.buckets) >= maxBuckets {
 			l.prune(now)
 		}
-		b = &bucket{tokens: l.burst, last: now}
+		b = tokenbucket.New(l.rate, l.burst, now)
 		l.buckets[principal] = b
 	}
-	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return b.Take(now)
 }
 
 // prune drops buckets that have refilled: forgetting them changes nothing.
 func (l *limiter) prune(now time.Time) {
 	for p, b := range l.buckets {
-		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
+		if b.Full(now) {
 			delete(l.buckets, p)
 		}
 	}

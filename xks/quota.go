@@ -3,6 +3,8 @@ package xks
 import (
 	"sync"
 	"time"
+
+	"github.com/keystack/keystack/internal/tokenbucket"
 )
 
 // quotas are the token buckets of the prefixes with a RateLimit, by
@@ -10,13 +12,7 @@ import (
 // rate and burst; a changed quota starts a full bucket.
 type quotas struct {
 	mu      sync.Mutex
-	buckets map[string]*quotaBucket
-}
-
-type quotaBucket struct {
-	rate, burst float64
-	tokens      float64
-	last        time.Time
+	buckets map[string]*tokenbucket.Bucket
 }
 
 var errThrottled = errorf("ThrottlingException", "the request rate exceeds this path prefix's quota")
@@ -35,18 +31,15 @@ func (q *quotas) take(p *Prefix, now time.Time) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	b := q.buckets[p.Path]
-	if b == nil || b.rate != p.RateLimit || b.burst != burst {
+	if b == nil || b.Rate != p.RateLimit || b.Burst != burst {
 		if q.buckets == nil {
-			q.buckets = map[string]*quotaBucket{}
+			q.buckets = map[string]*tokenbucket.Bucket{}
 		}
-		b = &quotaBucket{rate: p.RateLimit, burst: burst, tokens: burst, last: now}
+		b = tokenbucket.New(p.RateLimit, burst, now)
 		q.buckets[p.Path] = b
 	}
-	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	b.last = now
-	if b.tokens < 1 {
+	if !b.Take(now) {
 		return errThrottled
 	}
-	b.tokens--
 	return nil
 }
