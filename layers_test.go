@@ -44,6 +44,7 @@ var layers = map[string]layer{
 
 	"internal/policytest":   {},
 	"internal/tokenbucket":  {},
+	"internal/testca":       {},
 	"internal/policyengine": {imports: []string{"policy"}, tests: []string{"internal/policytest"}},
 
 	"keyring":             {imports: []string{"envelope", "internal/keyname"}, tests: []string{"keyring/keyringtest"}},
@@ -66,8 +67,8 @@ var layers = map[string]layer{
 
 	"rotation":         {imports: []string{"keystore", "internal/fsx"}, tests: []string{"internal/esdktest"}},
 	"internal/pglease": {imports: []string{"rotation", "internal/rotationd", "internal/pgstorage"}, tests: []string{"internal/pgtest"}},
-	"server":           {imports: []string{"keystore", "internal/kmswire", "internal/tokenbucket"}, tests: []string{"internal/kmstest", "hsm"}},
-	"xks":              {imports: []string{"keystore", "internal/kmswire", "internal/tokenbucket"}, tests: []string{"hsm"}},
+	"server":           {imports: []string{"keystore", "internal/kmswire", "internal/tokenbucket"}, tests: []string{"internal/testca", "internal/kmstest", "hsm"}},
+	"xks":              {imports: []string{"keystore", "internal/kmswire", "internal/tokenbucket"}, tests: []string{"internal/testca", "hsm"}},
 
 	"internal/rotationd": {imports: []string{"rotation"}},
 

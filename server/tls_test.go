@@ -1,19 +1,14 @@
 package server_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -23,62 +18,39 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/internal/testca"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/server"
 )
 
-// testCA issues certificates for the TLS tests.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newCA(t *testing.T) *testCA {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &testCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue returns a certificate and key in PEM; server certificates name
-// serverFiles writes a server certificate and key ca issues, and ca's own
-// certificate, into a new directory and returns their paths.
-func (ca *testCA) serverFiles(t *testing.T) (certFile, keyFile, caFile string) {
+// serverFiles writes a server certificate for 127.0.0.1 and its key, as
+// ca issues them, and ca's own certificate, into a new directory and
+// returns their paths.
+func serverFiles(t *testing.T, ca *testca.CA) (certFile, keyFile, caFile string) {
 	dir := t.TempDir()
 	certFile, keyFile, caFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem"), filepath.Join(dir, "ca.pem")
-	c, k := ca.issue(t, 10, false)
+	c, k := issue(t, ca, 10, false)
 	writeFile(t, certFile, c)
 	writeFile(t, keyFile, k)
-	writeFile(t, caFile, ca.pem)
+	writeFile(t, caFile, ca.PEM())
 	return certFile, keyFile, caFile
 }
 
-// 127.0.0.1, client ones carry the URI SANs.
-func (ca *testCA) issue(t *testing.T, serial int64, client bool, uris ...string) (certPEM, keyPEM []byte) {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "leaf"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-	if client {
-		tmpl.ExtKeyUsage, tmpl.IPAddresses = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, nil
-		for _, u := range uris {
-			pu, _ := url.Parse(u)
-			tmpl.URIs = append(tmpl.URIs, pu)
+// issue returns a certificate and key in PEM with serial number serial:
+// server certificates name 127.0.0.1, client ones carry the URI SANs.
+func issue(t *testing.T, ca *testca.CA, serial int64, client bool, uris ...string) (certPEM, keyPEM []byte) {
+	l := testca.Leaf{CN: "leaf", Serial: serial, Server: !client}
+	if !client {
+		l.IPs = []net.IP{net.IPv4(127, 0, 0, 1)}
+	}
+	for _, u := range uris {
+		pu, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
 		}
+		l.URIs = append(l.URIs, pu)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalECPrivateKey(key)
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	return ca.IssuePEM(t, l)
 }
 
 func writeFile(t *testing.T, path string, data []byte) {
@@ -92,8 +64,8 @@ func writeFile(t *testing.T, path string, data []byte) {
 // must sign, and a reload serves the new certificate.
 func TestTLSListener(t *testing.T) {
 	f := newFixture(t)
-	ca := newCA(t)
-	certFile, keyFile, caFile := ca.serverFiles(t)
+	ca := testca.New(t, "test CA")
+	certFile, keyFile, caFile := serverFiles(t, ca)
 	pol := strings.Replace(testPolicy, `"Resource":"*"}]}`,
 		`"Resource":"*"},{"Sid":"Spiffe","Effect":"Allow","Principal":"service:spiffe://example.org/ops","Action":"keystack:ListKeys","Resource":"*","Condition":{"StringEquals":{"keystack:AuthMethod":"mtls"}}}]}`, 1)
 	writeFile(t, filepath.Join(f.dir, "policy.json"), []byte(pol))
@@ -106,8 +78,8 @@ func TestTLSListener(t *testing.T) {
 		ClientCAFile: caFile, ReloadCerts: reload})
 	u := "https://" + strings.TrimPrefix(base, "http://")
 	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
-	cc, ck := ca.issue(t, 20, true, "spiffe://example.org/ops")
+	roots.AddCert(ca.Cert)
+	cc, ck := issue(t, ca, 20, true, "spiffe://example.org/ops")
 	clientCert, err := tls.X509KeyPair(cc, ck)
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +108,7 @@ func TestTLSListener(t *testing.T) {
 	if _, err := post(&tls.Config{RootCAs: roots, MaxVersion: tls.VersionTLS12}); err == nil {
 		t.Error("a TLS 1.2 client was served")
 	}
-	c2, k2 := ca.issue(t, 11, false)
+	c2, k2 := issue(t, ca, 11, false)
 	writeFile(t, certFile, c2)
 	writeFile(t, keyFile, k2)
 	reload <- struct{}{}
@@ -168,10 +140,10 @@ func TestTLSListener(t *testing.T) {
 // and refused otherwise.
 func TestCertPrincipalMapping(t *testing.T) {
 	f := newFixture(t)
-	ca := newCA(t)
-	certFile, keyFile, caFile := ca.serverFiles(t)
-	mapped, mk := ca.issue(t, 30, true)
-	other, otherKey := ca.issue(t, 31, true)
+	ca := testca.New(t, "test CA")
+	certFile, keyFile, caFile := serverFiles(t, ca)
+	mapped, mk := issue(t, ca, 30, true)
+	other, otherKey := issue(t, ca, 31, true)
 	block, _ := pem.Decode(mapped)
 	leaf, _ := x509.ParseCertificate(block.Bytes)
 	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
@@ -184,7 +156,7 @@ func TestCertPrincipalMapping(t *testing.T) {
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
 	base, _ := serveWith(t, srv, server.ListenConfig{TLSAddr: "127.0.0.1:0", CertFile: certFile, KeyFile: keyFile, ClientCAFile: caFile})
 	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
+	roots.AddCert(ca.Cert)
 	listKeys := func(certPEM, keyPEM []byte) string {
 		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {

@@ -3,15 +3,8 @@ package xks_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,6 +15,7 @@ import (
 
 	"github.com/keystack/keystack/hsm"
 	"github.com/keystack/keystack/internal/serverstore"
+	"github.com/keystack/keystack/internal/testca"
 	"github.com/keystack/keystack/xks"
 )
 
@@ -65,37 +59,10 @@ func TestHealthUnavailable(t *testing.T) {
 	}
 }
 
-// pki is a CA and certificates it issues.
-type pki struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-func newCA(t *testing.T) *pki {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	return &pki{cert: c, key: key}
-}
-
-func (ca *pki) issue(t *testing.T, cn string) tls.Certificate {
-	return ca.issueUntil(t, cn, time.Now().Add(time.Hour))
-}
-
-func (ca *pki) issueUntil(t *testing.T, cn string, notAfter time.Time) tls.Certificate {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: cn},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, NotBefore: notAfter.Add(-2 * time.Hour), NotAfter: notAfter}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+// issue returns a client certificate for cn that ca signs, valid until
+// notAfter (zero: an hour from now).
+func issue(t *testing.T, ca *testca.CA, cn string, notAfter time.Time) tls.Certificate {
+	return ca.IssueTLS(t, testca.Leaf{CN: cn, NotAfter: notAfter})
 }
 
 // TestMutualTLS: a prefix with mTLS accepts KMS's certificate (right CA,
@@ -105,9 +72,9 @@ func (ca *pki) issueUntil(t *testing.T, cn string, notAfter time.Time) tls.Certi
 // another CA and an expired certificate; a client without one gets 401,
 // even with valid SigV4.
 func TestMutualTLS(t *testing.T) {
-	ca, other := newCA(t), newCA(t)
+	ca, other := testca.New(t, "test CA"), testca.New(t, "test CA")
 	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}), 0o600); err != nil {
+	if err := os.WriteFile(caFile, ca.PEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig("k1")
@@ -132,7 +99,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 	body := map[string]any{"requestMetadata": map[string]any{"kmsRequestId": "h", "kmsOperation": "KmsHealthCheck"}}
 	url := srv.URL + "/tenant1/kms/xks/v1/health"
-	kms := client(ca.issue(t, "cks.kms.eu-west-1.amazonaws.com"))
+	kms := client(issue(t, ca, "cks.kms.eu-west-1.amazonaws.com", time.Time{}))
 	for i := range 2 { // the second request on the connection: the accepted chain is remembered
 		if st, out := call(t, kms, url, cred1, body); st != 200 {
 			t.Fatalf("KMS's certificate, request %d: %d %v", i+1, st, out)
@@ -141,7 +108,7 @@ func TestMutualTLS(t *testing.T) {
 	// A reload to another CA refuses the next request on the same open
 	// connection.
 	otherFile := filepath.Join(t.TempDir(), "other.pem")
-	if err := os.WriteFile(otherFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.cert.Raw}), 0o600); err != nil {
+	if err := os.WriteFile(otherFile, other.PEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	moved := testConfig("k1")
@@ -158,8 +125,8 @@ func TestMutualTLS(t *testing.T) {
 		t.Errorf("no certificate: %d %v", st, out)
 	}
 	for name, cert := range map[string]tls.Certificate{
-		"other CN": ca.issue(t, "evil.example"), "other CA": other.issue(t, "cks.kms.eu-west-1.amazonaws.com"),
-		"expired": ca.issueUntil(t, "cks.kms.eu-west-1.amazonaws.com", time.Now().Add(-time.Minute)),
+		"other CN": issue(t, ca, "evil.example", time.Time{}), "other CA": issue(t, other, "cks.kms.eu-west-1.amazonaws.com", time.Time{}),
+		"expired": issue(t, ca, "cks.kms.eu-west-1.amazonaws.com", time.Now().Add(-time.Minute)),
 	} {
 		raw, _ := json.Marshal(body)
 		resp, err := client(cert).Post(url, "application/json", bytes.NewReader(raw))

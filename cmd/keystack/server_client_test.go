@@ -1,20 +1,16 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
-	"math/big"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/keystack/keystack/internal/testca"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -55,36 +51,19 @@ func cmdGenCerts(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	dir := ts.MkAbs(args[0])
 	ts.Check(os.MkdirAll(dir, 0o700))
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ts.Check(err)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	ts.Check(err)
-	writePEM(ts, filepath.Join(dir, "ca.pem"), "CERTIFICATE", caDER)
-	ca, err := x509.ParseCertificate(caDER)
-	ts.Check(err)
+	ca := testca.New(ts, "test CA")
+	ts.Check(os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM(), 0o600))
 	spiffe, err := url.Parse(args[1])
 	ts.Check(err)
-	for i, leaf := range []struct {
-		name string
-		tmpl x509.Certificate
-	}{
-		{"server", x509.Certificate{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}},
-		{"client", x509.Certificate{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, URIs: []*url.URL{spiffe}}},
+	for name, leaf := range map[string]testca.Leaf{
+		"server": {CN: "server", Server: true, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}},
+		"client": {CN: "client", URIs: []*url.URL{spiffe}},
 	} {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		ts.Check(err)
-		tmpl := leaf.tmpl
-		tmpl.SerialNumber, tmpl.Subject = big.NewInt(int64(i+2)), pkix.Name{CommonName: leaf.name}
-		tmpl.NotBefore, tmpl.NotAfter, tmpl.KeyUsage = time.Now().Add(-time.Hour), time.Now().Add(time.Hour), x509.KeyUsageDigitalSignature
-		der, err := x509.CreateCertificate(rand.Reader, &tmpl, ca, &key.PublicKey, caKey)
-		ts.Check(err)
-		writePEM(ts, filepath.Join(dir, leaf.name+".pem"), "CERTIFICATE", der)
+		der, key := ca.Issue(ts, leaf)
+		writePEM(ts, filepath.Join(dir, name+".pem"), "CERTIFICATE", der)
 		kder, err := x509.MarshalPKCS8PrivateKey(key)
 		ts.Check(err)
-		writePEM(ts, filepath.Join(dir, leaf.name+"-key.pem"), "PRIVATE KEY", kder)
+		writePEM(ts, filepath.Join(dir, name+"-key.pem"), "PRIVATE KEY", kder)
 	}
 }
 

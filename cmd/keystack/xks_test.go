@@ -3,19 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -28,6 +22,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/keystack/keystack/internal/testca"
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
@@ -102,65 +97,22 @@ func cmdXKSPKI(ts *testscript.TestScript, neg bool, args []string) {
 	}
 	dir := ts.MkAbs(args[0])
 	ts.Check(os.MkdirAll(dir, 0o700))
-	ca, other := newTestCA(ts), newTestCA(ts)
-	write := func(name string, der []byte, key *ecdsa.PrivateKey) {
-		ts.Check(os.WriteFile(filepath.Join(dir, name+".pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-		if key != nil {
-			kb, err := x509.MarshalECPrivateKey(key)
-			ts.Check(err)
-			ts.Check(os.WriteFile(filepath.Join(dir, name+".key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600))
-		}
-	}
-	write("ca", ca.cert.Raw, nil)
+	ca, other := testca.New(ts, "xks test CA"), testca.New(ts, "xks test CA")
+	ts.Check(os.WriteFile(filepath.Join(dir, "ca.pem"), ca.PEM(), 0o600))
 	const kms = "cks.kms.eu-west-1.amazonaws.com"
 	now := time.Now()
 	for name, spec := range map[string]struct {
-		ca        *testCA
-		cn        string
-		notAfter  time.Time
-		serverUse bool
+		ca   *testca.CA
+		leaf testca.Leaf
 	}{
-		"server": {ca, "127.0.0.1", now.Add(time.Hour), true}, "kms": {ca, kms, now.Add(time.Hour), false},
-		"otherca": {other, kms, now.Add(time.Hour), false}, "expired": {ca, kms, now.Add(-time.Hour), false},
-		"othercn": {ca, "evil.example", now.Add(time.Hour), false},
+		"server": {ca, testca.Leaf{CN: "127.0.0.1", Server: true, IPs: []net.IP{net.IPv4(127, 0, 0, 1)}}},
+		"kms":    {ca, testca.Leaf{CN: kms}}, "otherca": {other, testca.Leaf{CN: kms}},
+		"expired": {ca, testca.Leaf{CN: kms, NotAfter: now.Add(-time.Hour)}}, "othercn": {ca, testca.Leaf{CN: "evil.example"}},
 	} {
-		der, key := spec.ca.issue(ts, spec.cn, spec.notAfter, spec.serverUse)
-		write(name, der, key)
+		cert, key := spec.ca.IssuePEM(ts, spec.leaf)
+		ts.Check(os.WriteFile(filepath.Join(dir, name+".pem"), cert, 0o600))
+		ts.Check(os.WriteFile(filepath.Join(dir, name+".key"), key, 0o600))
 	}
-}
-
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-}
-
-func newTestCA(ts *testscript.TestScript) *testCA {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ts.Check(err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "xks test CA"}, IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-3 * time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	ts.Check(err)
-	c, err := x509.ParseCertificate(der)
-	ts.Check(err)
-	return &testCA{cert: c, key: key}
-}
-
-// issue returns a certificate for cn (a server certificate for the IP
-// address cn when serverUse) valid until notAfter, and its key.
-func (ca *testCA) issue(ts *testscript.TestScript, cn string, notAfter time.Time, serverUse bool) ([]byte, *ecdsa.PrivateKey) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	ts.Check(err)
-	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
-	ts.Check(err)
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, NotBefore: notAfter.Add(-2 * time.Hour), NotAfter: notAfter}
-	if serverUse {
-		tmpl.ExtKeyUsage, tmpl.IPAddresses = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, []net.IP{net.ParseIP(cn)}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	ts.Check(err)
-	return der, key
 }
 
 // cmdXKSDecryptBody runs "xksdecryptbody ENCRYPT_RESPONSE METADATA_JSON
