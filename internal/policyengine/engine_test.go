@@ -15,17 +15,14 @@ import (
 	"github.com/keystack/keystack/policy"
 )
 
-func mustParse(t testing.TB, doc string) *policy.Policy {
+// parse parses a policy document of the statements, or fails t.
+func parse(t testing.TB, statements ...string) *policy.Policy {
 	t.Helper()
-	p, err := policy.Parse([]byte(doc))
+	p, err := policy.Parse([]byte(`{"Version":"2012-10-17","Statement":[` + strings.Join(statements, ",") + `]}`))
 	if err != nil {
-		t.Fatalf("Parse: %v", err)
+		t.Fatal(err)
 	}
 	return p
-}
-
-func stmts(s ...string) string {
-	return `{"Version":"2012-10-17","Statement":[` + strings.Join(s, ",") + `]}`
 }
 
 var t0 = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -62,9 +59,9 @@ func TestRefusal(t *testing.T) {
 }
 
 func TestEngine(t *testing.T) {
-	p := mustParse(t, stmts(
+	p := parse(t,
 		`{"Effect":"Allow","Principal":"group:admins","Action":"*","Resource":"*"}`,
-		`{"Effect":"Allow","Principal":"*","Action":"keystack:Encrypt","Resource":"key/*","Condition":{"StringEquals":{"keystack:PrincipalTag/team":"pay"}}}`))
+		`{"Effect":"Allow","Principal":"*","Action":"keystack:Encrypt","Resource":"key/*","Condition":{"StringEquals":{"keystack:PrincipalTag/team":"pay"}}}`)
 	rec := &memRecorder{}
 	dir := StaticDirectory{Groups: map[string][]string{"user:root": {"admins"}}, Tags: map[string]map[string]string{"user:bob": {"team": "pay"}}}
 	e, err := New(p, Config{Recorder: rec, Directory: dir})
@@ -94,7 +91,7 @@ func TestEngine(t *testing.T) {
 	}
 	rec.fail = nil
 	// PutPolicy: bob lacks PutPolicy; root may not escalate beyond its grants.
-	next := mustParse(t, stmts(`{"Effect":"Allow","Principal":"user:bob","Action":"keystack:Decrypt","Resource":"key/k"}`))
+	next := parse(t, `{"Effect":"Allow","Principal":"user:bob","Action":"keystack:Decrypt","Resource":"key/k"}`)
 	if err := e.PutPolicy(ctx, policy.Request{Principal: "user:bob"}, next, policy.PutOptions{}); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Errorf("bob PutPolicy: %v", err)
 	}
@@ -139,7 +136,7 @@ func (b *batchRecorder) RecordDecisions(_ context.Context, reqs []policy.Request
 // TestAuthorizeAll: decisions are recorded in one write, in order, up to
 // and including the first denial; a failed record refuses.
 func TestAuthorizeAll(t *testing.T) {
-	p := mustParse(t, stmts(`{"Sid":"Enc","Effect":"Allow","Principal":"user:alice","Action":["keystack:Encrypt","keystack:GenerateDataKey"],"Resource":"key/*"}`))
+	p := parse(t, `{"Sid":"Enc","Effect":"Allow","Principal":"user:alice","Action":["keystack:Encrypt","keystack:GenerateDataKey"],"Resource":"key/*"}`)
 	rec := &batchRecorder{}
 	e, err := New(p, Config{Recorder: rec})
 	if err != nil {
@@ -198,7 +195,11 @@ func TestSimulateMatchesAuthorize(t *testing.T) {
 			}
 		}
 		rec := &lastRecorder{}
-		e, err := New(mustParse(t, policytest.RandomPolicy(rng, 1+rng.Intn(5), 25)), Config{Directory: dir, Recorder: rec})
+		p, err := policy.Parse([]byte(policytest.RandomPolicy(rng, 1+rng.Intn(5), 25)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := New(p, Config{Directory: dir, Recorder: rec})
 		if err != nil {
 			t.Fatal(err)
 		}

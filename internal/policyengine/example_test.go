@@ -17,17 +17,8 @@ func (printRecorder) RecordDecision(_ context.Context, req policy.Request, d pol
 }
 
 func ExampleEngine_Authorize() {
-	p, err := policy.Parse([]byte(`{
-	  "Version": "2012-10-17",
-	  "Statement": [{
-	    "Sid": "OpsEncrypt",
-	    "Effect": "Allow",
-	    "Principal": "group:ops",
-	    "Action": ["keystack:Encrypt", "keystack:GenerateDataKey"],
-	    "Resource": "key/payments",
-	    "Condition": {"StringEquals": {"keystack:EncryptionContext/dept": "finance"}}
-	  }]
-	}`))
+	p, err := policy.New(policy.Version, []policy.Statement{{Sid: "OpsEncrypt", Effect: policy.Allow,
+		Principal: policy.Values{"group:ops"}, Action: policy.Values{policy.ActionEncrypt}, Resource: policy.Values{"key/*"}}})
 	if err != nil {
 		panic(err)
 	}
@@ -36,7 +27,7 @@ func ExampleEngine_Authorize() {
 		panic(err)
 	}
 	req := policy.Request{Principal: "user:alice", Groups: []string{"ops"}, Action: policy.ActionEncrypt,
-		Resource: "key/payments", EncryptionContext: map[string]string{"dept": "finance"}}
+		Resource: "key/payments"}
 	fmt.Println(e.Authorize(context.Background(), req))
 	req.Action = policy.ActionDecrypt
 	err = e.Authorize(context.Background(), req)
