@@ -47,7 +47,8 @@ var layers = map[string]layer{
 	"internal/testca":       {},
 	"internal/policyengine": {imports: []string{"policy"}, tests: []string{"internal/policytest"}},
 
-	"keyring":             {imports: []string{"envelope", "internal/keyname"}, tests: []string{"keyring/keyringtest"}},
+	"internal/rawaes":     {imports: []string{"envelope"}},
+	"keyring":             {imports: []string{"envelope", "internal/keyname", "internal/rawaes"}, tests: []string{"keyring/keyringtest"}},
 	"keyring/keyringtest": {imports: []string{"envelope", "keyring"}},
 
 	"internal/pkcs11token": {imports: []string{"envelope", "keyring"}, tests: []string{"keyring/keyringtest", "keystore"},

@@ -1,10 +1,9 @@
 package keyring
 
 import (
-	"encoding/binary"
-
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/internal/keyname"
+	"github.com/keystack/keystack/internal/rawaes"
 )
 
 // Provider IDs keystack writes for its own backends. Imported keys keep the
@@ -37,7 +36,7 @@ type EDKInfo struct {
 func DescribeEDK(edk envelope.EncryptedDataKey) EDKInfo {
 	info := EDKInfo{ProviderID: edk.ProviderID, KeyName: string(edk.ProviderInfo)}
 	if edk.ProviderID != ProviderAWSKMS {
-		if name, iv, ok := splitRawAESInfo(edk.ProviderInfo); ok {
+		if name, iv, ok := rawaes.SplitInfo(edk.ProviderInfo); ok {
 			info.KeyName, info.IV = name, iv
 		}
 	}
@@ -46,17 +45,6 @@ func DescribeEDK(edk envelope.EncryptedDataKey) EDKInfo {
 		info.Key, info.Version = keyname.Split(info.KeyName)
 	}
 	return info
-}
-
-func splitRawAESInfo(pi []byte) (name string, iv []byte, ok bool) {
-	if len(pi) <= rawAESInfoSuffix {
-		return "", nil, false
-	}
-	rest := pi[len(pi)-rawAESInfoSuffix:]
-	if binary.BigEndian.Uint32(rest) != gcmTagBits || binary.BigEndian.Uint32(rest[4:]) != gcmIVLen {
-		return "", nil, false
-	}
-	return string(pi[:len(pi)-rawAESInfoSuffix]), rest[8:], true
 }
 
 // VersionedKeyName is the raw keyring key name keystack gives version v of key name.

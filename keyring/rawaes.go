@@ -6,18 +6,10 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
-	"encoding/binary"
 	"fmt"
 
 	"github.com/keystack/keystack/envelope"
-)
-
-const (
-	gcmTagBits = 128
-	gcmIVLen   = 12
-	gcmTagLen  = 16
-	// rawAESInfoSuffix is tag bits u32 ‖ IV length u32 ‖ IV.
-	rawAESInfoSuffix = 4 + 4 + gcmIVLen
+	"github.com/keystack/keystack/internal/rawaes"
 )
 
 // RawAES wraps data keys with AES-GCM under a wrapping key held in
@@ -75,13 +67,13 @@ func (k *RawAES) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) e
 	if err != nil {
 		return err
 	}
-	iv := make([]byte, gcmIVLen)
+	iv := make([]byte, rawaes.IVLen)
 	if _, err := rand.Read(iv); err != nil {
 		return err
 	}
 	m.EncryptedDataKeys = append(m.EncryptedDataKeys, envelope.EncryptedDataKey{
 		ProviderID:   k.namespace,
-		ProviderInfo: RawAESProviderInfo(k.name, iv),
+		ProviderInfo: rawaes.ProviderInfo(k.name, iv),
 		Ciphertext:   k.aead.Seal(nil, iv, m.DataKey, aad),
 	})
 	return nil
@@ -98,11 +90,11 @@ func (k *RawAES) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials,
 		return err
 	}
 	return DecryptFirst(ctx, m, edks, k.attempt, func(edk envelope.EncryptedDataKey) ([]byte, bool, error) {
-		iv, ok := MatchRawAESEDK(edk, k.namespace, k.name)
+		iv, ok := rawaes.Match(edk, k.namespace, k.name)
 		if !ok {
 			return nil, false, nil
 		}
-		if len(edk.Ciphertext) != m.Suite.DataKeyLen()+gcmTagLen {
+		if len(edk.Ciphertext) != m.Suite.DataKeyLen()+rawaes.TagLen {
 			return nil, true, ErrInvalidEDK
 		}
 		dk, err := k.aead.Open(nil, iv, edk.Ciphertext, aad)
@@ -111,31 +103,6 @@ func (k *RawAES) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials,
 		}
 		return dk, true, nil
 	})
-}
-
-// RawAESProviderInfo returns the ESDK raw AES keyring's provider info
-// (framework/raw-aes-keyring.md): keyName ‖ tag bits u32 (128) ‖ IV length
-// u32 (12) ‖ IV. Keyrings that wrap with AES-GCM elsewhere (an HSM) use it
-// to write the same EDKs.
-func RawAESProviderInfo(keyName string, iv []byte) []byte {
-	info := make([]byte, 0, len(keyName)+rawAESInfoSuffix)
-	info = append(info, keyName...)
-	info = binary.BigEndian.AppendUint32(info, gcmTagBits)
-	info = binary.BigEndian.AppendUint32(info, gcmIVLen)
-	return append(info, iv...)
-}
-
-// MatchRawAESEDK reports whether edk is a raw AES EDK of the key keyName
-// in namespace, with a 128-bit tag and a 12-byte IV, and returns its IV.
-func MatchRawAESEDK(edk envelope.EncryptedDataKey, namespace, keyName string) ([]byte, bool) {
-	if edk.ProviderID != namespace {
-		return nil, false
-	}
-	name, iv, ok := splitRawAESInfo(edk.ProviderInfo)
-	if !ok || name != keyName {
-		return nil, false
-	}
-	return iv, true
 }
 
 func (k *RawAES) attempt(err error) envelope.KeyAttempt {

@@ -11,20 +11,16 @@ import (
 // for a keyring's key.
 var ErrNoMatchingEDK = errors.New("keyring: no encrypted data key for this key")
 
-// UnwrapFunc tries one EDK for a single-key keyring: ok false when the EDK
-// is not for this key (it is skipped silently), else the data key or why
-// it could not be had.
-type UnwrapFunc func(edk envelope.EncryptedDataKey) (dataKey []byte, ok bool, err error)
-
 // DecryptFirst is the OnDecrypt of a keyring holding one key
 // (framework/keyring-interface.md): unless m already has a data key, it
-// tries the EDKs in order and keeps the first data key of the suite's
-// length. Every failure is recorded with attempt, and one attempt says so
+// tries the EDKs in order with unwrap, which reports ok false for an EDK
+// not for this key (skipped silently), else the data key or why it could
+// not be had, and keeps the first data key of the suite's length. Every failure is recorded with attempt, and one attempt says so
 // when no EDK was for this key; the result is then an
 // *envelope.NoDecryptKeyError. If ctx ends during an unwrap, it returns
 // ctx's error.
 func DecryptFirst(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey,
-	attempt func(error) envelope.KeyAttempt, unwrap UnwrapFunc) error {
+	attempt func(error) envelope.KeyAttempt, unwrap func(envelope.EncryptedDataKey) (dataKey []byte, ok bool, err error)) error {
 	if m.DataKey != nil {
 		return nil
 	}

@@ -8,14 +8,9 @@ import (
 	"fmt"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/rawaes"
 	"github.com/keystack/keystack/keyring"
 	"github.com/miekg/pkcs11"
-)
-
-const (
-	gcmTagBits = 128
-	gcmIVLen   = 12
-	gcmTagLen  = gcmTagBits / 8
 )
 
 // AESKeyring wraps data keys with CKM_AES_GCM under an AES key on the
@@ -71,11 +66,11 @@ func (k *AESKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMateri
 	if err != nil {
 		return fmt.Errorf("hsm: wrap with %q: %w", k.label, err)
 	}
-	if len(iv) != gcmIVLen || len(ct) != len(m.DataKey)+gcmTagLen {
+	if len(iv) != rawaes.IVLen || len(ct) != len(m.DataKey)+rawaes.TagLen {
 		return fmt.Errorf("hsm: wrap with %q: token returned a %d-byte IV and %d-byte ciphertext", k.label, len(iv), len(ct))
 	}
 	m.EncryptedDataKeys = append(m.EncryptedDataKeys, envelope.EncryptedDataKey{
-		ProviderID: k.namespace, ProviderInfo: keyring.RawAESProviderInfo(k.label, iv), Ciphertext: ct,
+		ProviderID: k.namespace, ProviderInfo: rawaes.ProviderInfo(k.label, iv), Ciphertext: ct,
 	})
 	return nil
 }
@@ -86,11 +81,11 @@ func (k *AESKeyring) seal(s session, dk, aad []byte) (iv, ct []byte, err error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	iv = make([]byte, gcmIVLen)
+	iv = make([]byte, rawaes.IVLen)
 	if _, err := rand.Read(iv); err != nil {
 		return nil, nil, err
 	}
-	params := pkcs11.NewGCMParams(iv, aad, gcmTagBits)
+	params := pkcs11.NewGCMParams(iv, aad, rawaes.TagBits)
 	defer params.Free()
 	c := k.tok.st.mod.ctx
 	if err := c.EncryptInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, h); err != nil {
@@ -115,11 +110,11 @@ func (k *AESKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMateri
 		return err
 	}
 	return keyring.DecryptFirst(ctx, m, edks, k.attempt, func(edk envelope.EncryptedDataKey) ([]byte, bool, error) {
-		iv, ok := keyring.MatchRawAESEDK(edk, k.namespace, k.label)
+		iv, ok := rawaes.Match(edk, k.namespace, k.label)
 		if !ok {
 			return nil, false, nil
 		}
-		if len(edk.Ciphertext) != m.Suite.DataKeyLen()+gcmTagLen {
+		if len(edk.Ciphertext) != m.Suite.DataKeyLen()+rawaes.TagLen {
 			return nil, true, keyring.ErrInvalidEDK
 		}
 		var dk []byte
@@ -139,7 +134,7 @@ func (k *AESKeyring) open(s session, iv, ct, aad []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	params := pkcs11.NewGCMParams(iv, aad, gcmTagBits)
+	params := pkcs11.NewGCMParams(iv, aad, rawaes.TagBits)
 	defer params.Free()
 	c := k.tok.st.mod.ctx
 	if err := c.DecryptInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, h); err != nil {
@@ -209,7 +204,7 @@ func (k *AESKeyring) SealRaw(ctx context.Context, plaintext, aad []byte) (iv, ct
 	if err != nil {
 		return nil, nil, fmt.Errorf("hsm: encrypt with %q: %w", k.label, err)
 	}
-	if len(iv) != gcmIVLen || len(ct) != len(plaintext)+gcmTagLen {
+	if len(iv) != rawaes.IVLen || len(ct) != len(plaintext)+rawaes.TagLen {
 		return nil, nil, fmt.Errorf("hsm: encrypt with %q: token returned a %d-byte IV and %d-byte ciphertext", k.label, len(iv), len(ct))
 	}
 	return iv, ct, nil
@@ -218,7 +213,7 @@ func (k *AESKeyring) SealRaw(ctx context.Context, plaintext, aad []byte) (iv, ct
 // OpenRaw decrypts what SealRaw returned. A ciphertext that does not
 // authenticate under iv and aad fails with keyring.ErrUnwrapFailed.
 func (k *AESKeyring) OpenRaw(ctx context.Context, iv, ct, aad []byte) ([]byte, error) {
-	if len(iv) != gcmIVLen || len(ct) < gcmTagLen {
+	if len(iv) != rawaes.IVLen || len(ct) < rawaes.TagLen {
 		return nil, keyring.ErrUnwrapFailed
 	}
 	var pt []byte

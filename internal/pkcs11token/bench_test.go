@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/rawaes"
 	"github.com/miekg/pkcs11"
 )
 
@@ -88,7 +89,7 @@ func benchUnwrap(b *testing.B, kr *AESKeyring, m *envelope.EncryptionMaterials) 
 // and the same token key, without the keyring and pool around it.
 func BenchmarkRawCEncrypt(b *testing.B) {
 	tok, _ := benchToken(b, 1)
-	dk, iv := make([]byte, 32), make([]byte, gcmIVLen)
+	dk, iv := make([]byte, 32), make([]byte, rawaes.IVLen)
 	rand.Read(dk)
 	aad := []byte("benchmark aad")
 	err := tok.run(context.Background(), func(s session) error {
@@ -99,7 +100,7 @@ func BenchmarkRawCEncrypt(b *testing.B) {
 		c := tok.st.mod.ctx
 		for i := uint64(0); b.Loop(); i++ {
 			binary.BigEndian.PutUint64(iv[4:], i) // never reuse an IV, even in a benchmark
-			params := pkcs11.NewGCMParams(iv, aad, gcmTagBits)
+			params := pkcs11.NewGCMParams(iv, aad, rawaes.TagBits)
 			if err := c.EncryptInit(s.h, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, h); err != nil {
 				return err
 			}
