@@ -229,6 +229,15 @@ func printable(s string, n int) string { return safetext.Bounded(s, n) }
 // unwrapURLError drops net/http's "Post \"URL\":" wrapper, which names
 // the placeholder URL, keeping what the transport said.
 func unwrapURLError(err error) error {
+	if f := endpointsFailure(err); f != nil {
+		return f
+	}
+	return err
+}
+
+// endpointsFailure returns the UnavailableError or TrustError in err (no
+// endpoint answered), without what wraps it, or nil.
+func endpointsFailure(err error) error {
 	var ue *UnavailableError
 	var te *TrustError
 	switch {
@@ -237,5 +246,5 @@ func unwrapURLError(err error) error {
 	case errors.As(err, &te):
 		return te
 	}
-	return err
+	return nil
 }

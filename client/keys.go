@@ -37,13 +37,8 @@ func kmsErr(op string, err error) error {
 	if err == nil {
 		return nil
 	}
-	var ue *UnavailableError
-	var te *TrustError
-	switch {
-	case errors.As(err, &ue):
-		return ue
-	case errors.As(err, &te):
-		return te
+	if f := endpointsFailure(err); f != nil {
+		return f
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {

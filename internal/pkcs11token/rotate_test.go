@@ -30,6 +30,29 @@ func hsmStore(t *testing.T, b *Backend, now *time.Time) *keystore.Store {
 	return s
 }
 
+// storeWithHSMKey generates AES keys labeled objs on the main test token
+// and returns the token, a Backend, and an insecure store on a movable
+// clock (from 2026-03-01) in which key name's version 1 is ref.
+func storeWithHSMKey(t *testing.T, objs []string, name, ref string) (*Token, *Backend, *keystore.Store, *time.Time) {
+	t.Helper()
+	requireSoftHSM(t)
+	ctx := context.Background()
+	tok := openToken(t, tokenMain, Options{})
+	for _, l := range objs {
+		if err := tok.GenerateAESKey(ctx, l, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := NewBackend(Options{Prompt: pinPrompt(testPIN)})
+	t.Cleanup(func() { _ = b.Close() })
+	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	s := hsmStore(t, b, &now)
+	if _, err := s.CreateKey(ctx, name, keystore.CreateKeyOptions{Backend: keystore.BackendPKCS11, Ref: ref}); err != nil {
+		t.Fatal(err)
+	}
+	return tok, b, s, &now
+}
+
 func labels(t *testing.T, tok *Token) []string {
 	t.Helper()
 	objs, err := tok.ListObjects(context.Background())
@@ -74,20 +97,9 @@ func openMsg(s *keystore.Store, name string, msg []byte) (*envelope.Header, erro
 // version is its own token object, the old one decrypts until it is
 // destroyed, and destruction removes the object from the token.
 func TestStoreRotatesHSMVersions(t *testing.T) {
-	requireSoftHSM(t)
 	ctx := context.Background()
-	tok := openToken(t, tokenMain, Options{})
-	if err := tok.GenerateAESKey(ctx, "rot/v1", nil); err != nil {
-		t.Fatal(err)
-	}
-	b := NewBackend(Options{Prompt: pinPrompt(testPIN)})
-	defer b.Close()
-	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	s := hsmStore(t, b, &now)
 	ref1 := "pkcs11:token=T;object=rot%2Fv1;type=secret-key?module-path=" + softhsmModule
-	if _, err := s.CreateKey(ctx, "rot", keystore.CreateKeyOptions{Backend: keystore.BackendPKCS11, Ref: ref1}); err != nil {
-		t.Fatal(err)
-	}
+	tok, b, s, now := storeWithHSMKey(t, []string{"rot/v1"}, "rot", ref1)
 	old := sealMsg(t, s, "rot")
 
 	ki, err := s.RotateKey(ctx, "rot", "scheduled")
@@ -117,7 +129,7 @@ func TestStoreRotatesHSMVersions(t *testing.T) {
 	if _, err := s.ScheduleVersionDestruction(ctx, "rot", 1, keystore.DefaultMinDestructionWait, "retire"); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(keystore.DefaultMinDestructionWait)
+	*now = now.Add(keystore.DefaultMinDestructionWait)
 	got, err := s.DestroyDueVersions(ctx)
 	if err != nil || len(got) != 1 || got[0].Version != 1 {
 		t.Fatalf("DestroyDueVersions: %+v, %v", got, err)
@@ -140,22 +152,9 @@ func TestStoreRotatesHSMVersions(t *testing.T) {
 // TestStoreHSMRotationLabelTaken leaves the store unchanged when the next
 // version's label is already on the token.
 func TestStoreHSMRotationLabelTaken(t *testing.T) {
-	requireSoftHSM(t)
 	ctx := context.Background()
-	tok := openToken(t, tokenMain, Options{})
-	for _, l := range []string{"taken/v1", "taken/v2"} {
-		if err := tok.GenerateAESKey(ctx, l, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	b := NewBackend(Options{Prompt: pinPrompt(testPIN)})
-	defer b.Close()
-	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	s := hsmStore(t, b, &now)
 	ref := "pkcs11:token=T;object=taken%2Fv1?module-path=" + softhsmModule
-	if _, err := s.CreateKey(ctx, "taken", keystore.CreateKeyOptions{Backend: keystore.BackendPKCS11, Ref: ref}); err != nil {
-		t.Fatal(err)
-	}
+	_, _, s, _ := storeWithHSMKey(t, []string{"taken/v1", "taken/v2"}, "taken", ref)
 	if _, err := s.RotateKey(ctx, "taken", ""); !errors.Is(err, ErrKeyExists) {
 		t.Fatalf("RotateKey onto a taken label: %v, want ErrKeyExists", err)
 	}

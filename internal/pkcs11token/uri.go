@@ -107,12 +107,21 @@ func parseAttrs(s, sep string, set func(name, value string) error) error {
 	return nil
 }
 
+// textAttr returns the field of u that the plain text attribute name
+// sets, in the path or (query) the query, or nil.
+func (u *URI) textAttr(name string, query bool) *string {
+	if query {
+		return map[string]*string{"module-path": &u.Module, "pin-source": &u.PINSource}[name]
+	}
+	return map[string]*string{"token": &u.Token, "serial": &u.Serial, "object": &u.Object}[name]
+}
+
 func (u *URI) setPath(name, value string) error {
+	if f := u.textAttr(name, false); f != nil {
+		*f = value
+		return nil
+	}
 	switch name {
-	case "token":
-		u.Token = value
-	case "serial":
-		u.Serial = value
 	case "slot-id":
 		n, err := strconv.ParseUint(value, 10, 32)
 		if err != nil {
@@ -120,8 +129,6 @@ func (u *URI) setPath(name, value string) error {
 		}
 		id := uint(n)
 		u.SlotID = &id
-	case "object":
-		u.Object = value
 	case "id":
 		u.ID = []byte(value)
 	case "type":
@@ -143,17 +150,14 @@ func (u *URI) setPath(name, value string) error {
 }
 
 func (u *URI) setQuery(name, value string) error {
-	switch name {
-	case "module-path":
-		u.Module = value
-	case "pin-source":
-		u.PINSource = value
-	case "module-name":
-		return fmt.Errorf("%w: module-name is not supported; give module-path", ErrInvalidURI)
-	default:
-		return fmt.Errorf("%w: unknown query attribute %q", ErrInvalidURI, name)
+	if f := u.textAttr(name, true); f != nil {
+		*f = value
+		return nil
 	}
-	return nil
+	if name == "module-name" {
+		return fmt.Errorf("%w: module-name is not supported; give module-path", ErrInvalidURI)
+	}
+	return fmt.Errorf("%w: unknown query attribute %q", ErrInvalidURI, name)
 }
 
 // String returns the URI in RFC 7512 form, percent-encoding what needs it.

@@ -161,21 +161,30 @@ func BenchmarkKMSEncrypt1KiB(b *testing.B) {
 type encryptFunc func(ctx context.Context, kr envelope.Keyring, n, g int, out [][]byte) error
 
 func (k *kmsBench) benchCachedEncrypt(b *testing.B, g int, encrypt encryptFunc) {
+	k.benchCalls(b, "GenerateDataKey", g, func(ctx context.Context) error {
+		return encrypt(ctx, k.cached(b, cacheMaxMessages), cacheBenchMessages, g, nil)
+	})
+}
+
+// benchCalls runs pass, which handles cacheBenchMessages messages through
+// fresh caches, once per iteration; each pass must make exactly
+// ceil(cacheBenchMessages/cacheMaxMessages) KMS calls of op, one per data
+// key. It reports them with reportThroughput (g goroutines).
+func (k *kmsBench) benchCalls(b *testing.B, op string, g int, pass func(ctx context.Context) error) {
 	ctx := context.Background()
 	want := wantCalls(cacheBenchMessages, cacheMaxMessages)
 	b.SetBytes(int64(cacheBenchMessages * len(k.pt)))
 	b.ReportAllocs()
 	total := 0
 	for b.Loop() {
-		c := k.cached(b, cacheMaxMessages)
-		before := k.f.srv.Calls("GenerateDataKey")
-		if err := encrypt(ctx, c, cacheBenchMessages, g, nil); err != nil {
+		before := k.f.srv.Calls(op)
+		if err := pass(ctx); err != nil {
 			b.Fatal(err)
 		}
-		got := k.f.srv.Calls("GenerateDataKey") - before
+		got := k.f.srv.Calls(op) - before
 		if got != want {
-			b.Fatalf("%d GenerateDataKey calls for %d messages, want ceil(%d/%d) = %d",
-				got, cacheBenchMessages, cacheBenchMessages, cacheMaxMessages, want)
+			b.Fatalf("%d %s calls for %d messages, want ceil(%d/%d) = %d",
+				got, op, cacheBenchMessages, cacheBenchMessages, cacheMaxMessages, want)
 		}
 		total += got
 	}
@@ -281,32 +290,21 @@ func (k *kmsBench) keyringPhases() decryptPhases {
 }
 
 func (k *kmsBench) benchCachedDecrypt(b *testing.B, p decryptPhases) {
-	ctx := context.Background()
-	want := wantCalls(cacheBenchMessages, cacheMaxMessages)
-	b.SetBytes(int64(cacheBenchMessages * len(k.pt)))
-	b.ReportAllocs()
-	total := 0
-	for b.Loop() {
+	k.benchCalls(b, "Decrypt", 1, func(ctx context.Context) error {
 		enc, dec := k.cached(b, cacheMaxMessages), k.cached(b, cacheMaxMessages)
-		before := k.f.srv.Calls("Decrypt")
 		for done := 0; done < cacheBenchMessages; done += decryptBatch {
 			n := min(decryptBatch, cacheBenchMessages-done)
 			b.StopTimer()
 			if err := p.encrypt(ctx, enc, n); err != nil {
-				b.Fatal(err)
+				return err
 			}
 			b.StartTimer()
 			if err := p.decrypt(ctx, dec, n); err != nil {
-				b.Fatal(err)
+				return err
 			}
 		}
-		got := k.f.srv.Calls("Decrypt") - before
-		if got != want {
-			b.Fatalf("%d Decrypt calls for %d messages under %d data keys, want %d", got, cacheBenchMessages, want, want)
-		}
-		total += got
-	}
-	k.reportThroughput(b, total, want, 1)
+		return nil
+	})
 }
 
 // TestCachedKMSCallCount checks, at a size CI runs, the property the cached
