@@ -5,14 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/keystack/keystack/internal/fsx"
+	"github.com/keystack/keystack/internal/msgtree"
 )
-
-// Scratch files a rewrap keeps beside a message while it works on it. Tree
-// walks pass over them; the next rewrap of the message finishes or removes them.
-const scratchPrefix = ".ks-rewrap."
 
 // crashAt, set by tests, simulates a crash at a named step: the operation
 // stops there without any cleanup, as a killed process would.
@@ -21,8 +17,6 @@ var crashAt func(step string) bool
 var errSimulatedCrash = errors.New("simulated crash")
 
 func crash(step string) bool { return crashAt != nil && crashAt(step) }
-
-func isRewrapScratch(name string) bool { return strings.HasPrefix(name, scratchPrefix) }
 
 // atomicWriteSize is the largest header rewritten without a journal: one
 // sector-aligned write of at most 512 bytes at offset 0, which storage
@@ -97,7 +91,7 @@ func writeHeaderAt(f *os.File, header []byte, sync bool) error {
 // isStaleTemp reports whether a scratch file is a new-file rewrap's temp
 // file, which a crash can leave behind and nothing ever resumes.
 func isStaleTemp(name string) bool {
-	return isRewrapScratch(name) && fsx.IsTemp(name)
+	return msgtree.IsScratch(name) && fsx.IsTemp(name)
 }
 
 // replaceHeader writes the new header and the old body into a new file
@@ -125,7 +119,7 @@ func replaceHeader(path string, newHeader []byte, oldHeaderLen int64, fl *flushe
 // durable by its flush instead of a directory sync.
 func writeBeside(path string, fl *flusher, fill func(io.Writer) error) error {
 	fileSyncs.Add(1)
-	err := fsx.Replace(path, fill, fsx.ReplaceOptions{Prefix: scratchPrefix, NoDirSync: fl != nil, Step: crashStep})
+	err := fsx.Replace(path, fill, fsx.ReplaceOptions{Prefix: msgtree.ScratchPrefix, NoDirSync: fl != nil, Step: crashStep})
 	if err != nil {
 		return err
 	}

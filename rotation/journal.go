@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/keystack/keystack/internal/fsx"
+	"github.com/keystack/keystack/internal/msgtree"
 )
 
 // A journal is bound to the file it was written for: the file's device,
@@ -63,18 +64,18 @@ type JournalResult struct {
 
 // journalPath is where the journal of path lives: beside it.
 func journalPath(path string) string {
-	return filepath.Join(filepath.Dir(path), scratchPrefix+filepath.Base(path)+journalSuffix)
+	return filepath.Join(filepath.Dir(path), msgtree.ScratchPrefix+filepath.Base(path)+journalSuffix)
 }
 
 // isJournal reports whether name is a rewrap journal's file name.
 func isJournal(name string) bool {
-	return isRewrapScratch(name) && strings.HasSuffix(name, journalSuffix) &&
-		len(name) > len(scratchPrefix)+len(journalSuffix)
+	return msgtree.IsScratch(name) && strings.HasSuffix(name, journalSuffix) &&
+		len(name) > len(msgtree.ScratchPrefix)+len(journalSuffix)
 }
 
 // journalTarget is the file a journal at jp belongs to.
 func journalTarget(jp string) string {
-	name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(jp), scratchPrefix), journalSuffix)
+	name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(jp), msgtree.ScratchPrefix), journalSuffix)
 	return filepath.Join(filepath.Dir(jp), name)
 }
 
@@ -292,7 +293,7 @@ func scanPaths(ctx context.Context, paths []string, sweep bool) (files, journals
 	beside := map[string]bool{}
 	for _, r := range paths {
 		fi, err := os.Lstat(r)
-		if jp := journalPath(r); err == nil && fi.Mode().IsRegular() && !isRewrapScratch(fi.Name()) && exists(jp) && !beside[jp] {
+		if jp := journalPath(r); err == nil && fi.Mode().IsRegular() && !msgtree.IsScratch(fi.Name()) && exists(jp) && !beside[jp] {
 			beside[jp] = true
 			journals = append(journals, jp)
 		}
@@ -305,7 +306,7 @@ func scanPaths(ctx context.Context, paths []string, sweep bool) (files, journals
 			journals = append(journals, p)
 		}
 	}
-	err = walkFiles(ctx, paths, scratch, func(p string, _ fs.DirEntry) error {
+	err = msgtree.Walk(ctx, paths, scratch, func(p string, _ fs.DirEntry) error {
 		files = append(files, p)
 		return nil
 	})

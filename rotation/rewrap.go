@@ -2,11 +2,9 @@ package rotation
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"os"
@@ -14,9 +12,9 @@ import (
 	"slices"
 	"sort"
 	"sync"
-	"sync/atomic"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/msgtree"
 	"github.com/keystack/keystack/keyring"
 )
 
@@ -289,10 +287,10 @@ func rewrapFile(ctx context.Context, path string, opts RewrapOptions, pl planner
 		return res.fail(err), nil
 	}
 	defer f.Close()
-	buf := headerBufs.Get().(*[]byte)
-	defer headerBufs.Put(buf)
-	raw, old, err := readHeader(f, *buf, opts.Decrypt.MaxEncryptedDataKeys)
-	if errors.Is(err, errRead) {
+	buf := msgtree.Buffers.Get().(*[]byte)
+	defer msgtree.Buffers.Put(buf)
+	raw, old, err := msgtree.ReadHeader(f, *buf, opts.Decrypt.MaxEncryptedDataKeys)
+	if errors.Is(err, msgtree.ErrRead) {
 		return res.fail(err), nil
 	}
 	if err != nil {
@@ -343,45 +341,6 @@ func rewrapMessage(ctx context.Context, f *os.File, raw []byte, old *envelope.He
 	}
 	res.Outcome = Rewrapped
 	return res
-}
-
-// headerReadSize covers the headers of nearly all messages in one read.
-const headerReadSize = 4096
-
-var errRead = errors.New("reading the message")
-
-// headerReads, read by tests, counts readHeader calls: a tree rewrap
-// reads (and parses) each header once.
-var headerReads atomic.Int64
-
-// headerBufs recycles readHeader's buffers across files.
-var headerBufs = sync.Pool{New: func() any { b := make([]byte, headerReadSize); return &b }}
-
-// readHeader reads and parses the header at the start of f, returning its
-// bytes too (in buf when they fit), so that the rewrap parses them from
-// memory instead of reading the file again. Most headers take one pread.
-func readHeader(f *os.File, buf []byte, maxEDKs int) ([]byte, *envelope.Header, error) {
-	headerReads.Add(1)
-	opts := envelope.InspectOptions{MaxEncryptedDataKeys: maxEDKs}
-	n, err := f.ReadAt(buf, 0)
-	if err != nil && err != io.EOF {
-		return nil, nil, fmt.Errorf("%w: %w", errRead, err)
-	}
-	h, err := envelope.Inspect(bytes.NewReader(buf[:n]), opts)
-	if errors.Is(err, envelope.ErrTruncated) && n == len(buf) {
-		// A longer header: Inspect bounds it while reading the file.
-		if h, err = envelope.Inspect(bufio.NewReader(io.NewSectionReader(f, 0, envelope.MaxHeaderLength)), opts); err != nil {
-			return nil, nil, err
-		}
-		buf = make([]byte, h.HeaderLength)
-		if _, err := f.ReadAt(buf, 0); err != nil {
-			return nil, nil, fmt.Errorf("%w: %w", errRead, err)
-		}
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return buf[:h.HeaderLength], h, nil
 }
 
 func (r FileResult) fail(err error) FileResult {

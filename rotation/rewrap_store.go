@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/inventory"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 )
@@ -145,7 +146,7 @@ func edkOwners(ctx context.Context, st *keystore.Store) (map[[2]string]string, e
 	}
 	owners := map[[2]string]string{}
 	for _, k := range keys {
-		for _, pk := range inventoryKeys(&k) {
+		for _, pk := range inventory.Keys(&k) {
 			owners[pk] = k.Name
 		}
 	}

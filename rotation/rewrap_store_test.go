@@ -10,8 +10,27 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/inventory"
+	"github.com/keystack/keystack/internal/msgtree"
 	"github.com/keystack/keystack/keystore"
 )
+
+// sealFile encrypts a small message under the store's primary of name.
+func sealFile(t *testing.T, st *keystore.Store, name, path string) {
+	t.Helper()
+	ctx := context.Background()
+	kr, err := st.EncryptKeyring(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := envelope.EncryptBytes(ctx, []byte("retire me"), kr, envelope.EncryptOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, msg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // storeTree is a tree of messages under the store keys k1 and k2 (one of
 // them signed, one in a subdirectory), a message under a key outside the
@@ -69,15 +88,15 @@ func TestRewrapStoreParsesOnce(t *testing.T) {
 	st, dir := storeTree(t)
 	foreign, _ := os.ReadFile(filepath.Join(dir, "foreign.ks"))
 	for run := range 2 {
-		walks, reads := treeWalks.Load(), headerReads.Load()
+		walks, reads := msgtree.Walks.Load(), msgtree.Reads.Load()
 		sum, err := Rewrap(ctx, st, []string{dir}, StoreRewrapOptions{Workers: 3})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := treeWalks.Load() - walks; n != 1 {
+		if n := msgtree.Walks.Load() - walks; n != 1 {
 			t.Errorf("run %d walked %d trees, want 1", run, n)
 		}
-		if n := headerReads.Load() - reads; n != 6 {
+		if n := msgtree.Reads.Load() - reads; n != 6 {
 			t.Errorf("run %d read %d headers of 6 files, want 6", run, n)
 		}
 		// Sorted by path.
@@ -95,7 +114,7 @@ func TestRewrapStoreParsesOnce(t *testing.T) {
 			t.Fatalf("run %d failed %+v, want foreign.ks with ErrNoRewrapTarget", run, sum.Failed)
 		}
 	}
-	inv, err := TakeInventory(ctx, dir)
+	inv, err := inventory.TakeInventory(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +160,7 @@ func TestRewrapStoreExplicitTargets(t *testing.T) {
 	if len(sum.Failed) != 1 || !errors.Is(sum.Failed[0].Err, envelope.ErrNoDecryptKey) {
 		t.Fatalf("failed %+v, want foreign.ks: no decrypt key", sum.Failed)
 	}
-	inv, err := TakeInventory(ctx, dir)
+	inv, err := inventory.TakeInventory(ctx, dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/msgtree"
 	"github.com/keystack/keystack/keyring"
 )
 
@@ -137,7 +138,7 @@ func assertNoScratch(t *testing.T, dir string) {
 	t.Helper()
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if isRewrapScratch(e.Name()) {
+		if msgtree.IsScratch(e.Name()) {
 			t.Fatalf("scratch file left: %s", e.Name())
 		}
 	}
@@ -252,35 +253,5 @@ func TestRewrapFailsWithoutTheOldKey(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
 		t.Fatal("failed rewrap modified the file")
-	}
-}
-
-func TestInventory(t *testing.T) {
-	ctx := context.Background()
-	v1, v2, other := keyFor(t, "app/v1"), keyFor(t, "app/v2"), keyFor(t, "db/v3")
-	dir := t.TempDir()
-	var bytesV1 int64
-	for i := range 3 {
-		p := filepath.Join(dir, "v1-"+strconv.Itoa(i))
-		writeMessage(t, p, v1, envelope.SuiteCommitted, 64, 100*i)
-		fi, _ := os.Stat(p)
-		bytesV1 += fi.Size()
-	}
-	writeMessage(t, filepath.Join(dir, "both"), keyring.NewMulti(v2, other), envelope.SuiteCommitted, 64, 10)
-	os.WriteFile(filepath.Join(dir, "readme"), []byte("plain"), 0o644)
-	inv, err := TakeInventory(ctx, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if inv.Uses("app", 1) != 3 || inv.Uses("app", 2) != 1 || inv.Uses("db", 3) != 1 || inv.Uses("app", 3) != 0 {
-		t.Fatalf("inventory %+v", inv.Keys)
-	}
-	for _, u := range inv.Keys {
-		if u.Key == "app" && u.Version == 1 && u.Bytes != bytesV1 {
-			t.Fatalf("bytes %d, want %d", u.Bytes, bytesV1)
-		}
-	}
-	if len(inv.Skipped) != 1 || filepath.Base(inv.Skipped[0].Path) != "readme" {
-		t.Fatalf("skipped %+v", inv.Skipped)
 	}
 }

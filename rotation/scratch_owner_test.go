@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/msgtree"
 )
 
 // A rewrap removes the temporary file a killed rewrap left beside a
@@ -21,8 +22,8 @@ func TestRewrapSweepsOnlyDeadOwnersTemps(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatal(err)
 	}
-	dead := filepath.Join(dir, scratchPrefix+"m.ks.tmp-"+strconv.Itoa(cmd.Process.Pid)+"-0123abcd")
-	live := filepath.Join(dir, scratchPrefix+"m.ks.tmp-"+strconv.Itoa(os.Getppid())+"-0123abcd")
+	dead := filepath.Join(dir, msgtree.ScratchPrefix+"m.ks.tmp-"+strconv.Itoa(cmd.Process.Pid)+"-0123abcd")
+	live := filepath.Join(dir, msgtree.ScratchPrefix+"m.ks.tmp-"+strconv.Itoa(os.Getppid())+"-0123abcd")
 	for _, p := range []string{dead, live} {
 		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
 			t.Fatal(err)

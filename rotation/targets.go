@@ -3,7 +3,7 @@ package rotation
 import (
 	"strings"
 
-	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/inventory"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 )
@@ -31,32 +31,9 @@ func primaryEDK(k *keystore.KeyInfo) (edk keyring.EDKInfo, ok bool) {
 			return keyring.EDKInfo{ProviderID: keyring.ProviderAWSKMS, KeyName: ref}, true
 		}
 	case keystore.BackendPKCS11:
-		if label := pkcs11Object(ref); label != "" {
+		if label := inventory.PKCS11Object(ref); label != "" {
 			return keyring.EDKInfo{ProviderID: keyring.ProviderPKCS11, KeyName: label}, true
 		}
 	}
 	return keyring.EDKInfo{}, false
-}
-
-// inventoryKeys lists the (provider, key) pairs under which an Inventory
-// counts the messages of k's versions (KeyUsage.Provider and Key), so that
-// a message's EDKs can be traced back to the store key that made them.
-func inventoryKeys(k *keystore.KeyInfo) [][2]string {
-	switch {
-	case k.Namespace != "":
-		return [][2]string{{k.Namespace, k.KeyName}}
-	case k.Backend == keystore.BackendLocal:
-		return [][2]string{{keyring.ProviderLocal, k.Name}}
-	}
-	var out [][2]string
-	for _, v := range k.Versions {
-		switch k.Backend {
-		case keystore.BackendAWSKMS:
-			out = append(out, [2]string{keyring.ProviderAWSKMS, v.Ref})
-		case keystore.BackendPKCS11:
-			d := keyring.DescribeEDK(envelope.EncryptedDataKey{ProviderID: keyring.ProviderPKCS11, ProviderInfo: []byte(pkcs11Object(v.Ref))})
-			out = append(out, [2]string{keyring.ProviderPKCS11, d.Key})
-		}
-	}
-	return out
 }

@@ -38,15 +38,3 @@ func TestPrimaryEDK(t *testing.T) {
 		}
 	}
 }
-
-// TestInventoryKeysPKCS11: versions of a PKCS#11 key are counted under
-// their object label's key, as an Inventory reports them.
-func TestInventoryKeysPKCS11(t *testing.T) {
-	k := keystore.KeyInfo{Name: "hsmpay", Backend: keystore.BackendPKCS11, Primary: 2, Versions: []keystore.VersionInfo{
-		{Version: 1, Ref: "pkcs11:token=T;object=pay"}, {Version: 2, Ref: "pkcs11:token=T;object=pay%2Fv2"},
-	}}
-	got := inventoryKeys(&k)
-	if len(got) != 2 || got[0] != [2]string{keyring.ProviderPKCS11, "pay"} || got[1] != got[0] {
-		t.Fatalf("%v", got)
-	}
-}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/keystack/keystack/rotation"
+	"github.com/keystack/keystack/internal/inventory"
 )
 
 func inventoryCommand() *cli.Command {
@@ -28,7 +28,7 @@ func inventoryAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	inv, err := rotation.TakeInventory(c.Context, paths...)
+	inv, err := inventory.TakeInventory(c.Context, paths...)
 	if err != nil {
 		return err
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/keystack/keystack/internal/inventory"
 	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/rotation"
 )
 
 // withSubcommands adds subs to the command group c.
@@ -269,7 +269,7 @@ func keyRetireAction(c *cli.Context) error {
 		return usagef("key retire: give the --path trees to check, or --force")
 	}
 	return withStore(c, func(st *keystore.Store) error {
-		if _, err := rotation.Retire(c.Context, st, name, v, paths, c.Bool("force"), c.Duration("waiting")); err != nil {
+		if _, err := inventory.Retire(c.Context, st, name, v, paths, c.Bool("force"), c.Duration("waiting")); err != nil {
 			return illegal(err)
 		}
 		fmt.Fprintf(c.App.ErrWriter, "keystack: retired %s v%d: destruction scheduled in %v\n", name, v, c.Duration("waiting"))

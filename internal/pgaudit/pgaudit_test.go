@@ -127,7 +127,7 @@ func TestGroupCommit(t *testing.T) {
 	const n = 200
 	done := make(chan struct{})
 	go func() { appendN(t, l, 0, n); close(done) }()
-	waitFor(t, "the first commit to be under way", func() bool { return l.Commits() >= 1 })
+	pgtest.WaitFor(t, "the first commit to be under way", 30*time.Second, func() bool { return l.Commits() >= 1 })
 	time.Sleep(50 * time.Millisecond) // let the other appends queue (not an assertion)
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
@@ -181,7 +181,7 @@ func TestFailClosedAcrossRestart(t *testing.T) {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "appends to succeed again", func() bool { return l.Append(context.Background(), rec(200)) == nil })
+	pgtest.WaitFor(t, "appends to succeed again", 30*time.Second, func() bool { return l.Append(context.Background(), rec(200)) == nil })
 	appendN(t, l, 300, 10)
 	if rep := verify(t, pool); rep.Records != 21 {
 		t.Fatalf("verified %d records, want 21 (none of the refused ones)", rep.Records)
@@ -204,17 +204,6 @@ func TestOversizedRecordFailsAlone(t *testing.T) {
 	appendN(t, l, 10, 5)
 	if rep := verify(t, pool); rep.Records != 5 {
 		t.Fatalf("verified %d records, want 5", rep.Records)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/internal/pgaudit"
+	"github.com/keystack/keystack/internal/pgtest"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/policy"
 )
@@ -51,7 +53,7 @@ func TestStoreRecordsIntoPostgres(t *testing.T) {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "operations to succeed again", func() bool {
+	pgtest.WaitFor(t, "operations to succeed again", 30*time.Second, func() bool {
 		_, err := s.CreateKey(ctx, "k3", keystore.CreateKeyOptions{})
 		return err == nil
 	})

@@ -104,7 +104,7 @@ func TestFencedRotation(t *testing.T) {
 	if ks, err := locked.ListKeys(ctx); err != nil || len(ks) != 1 || ks[0].Rotation == nil {
 		t.Fatalf("keys under the lock: %v, %v", ks, err)
 	}
-	waitFor(t, "b to take the lease over", func() bool { _, err := b.lease.Hold(ctx); return err == nil })
+	pgtest.WaitFor(t, "b to take the lease over", 30*time.Second, func() bool { _, err := b.lease.Hold(ctx); return err == nil })
 	if b.lease.Epoch() <= a.lease.Epoch() {
 		t.Fatalf("b's epoch %d not above a's %d", b.lease.Epoch(), a.lease.Epoch())
 	}
@@ -161,26 +161,15 @@ func TestDaemonsTakeOver(t *testing.T) {
 		}
 		return -1
 	}
-	waitFor(t, "a leader to rotate k", func() bool { return leader() >= 0 && primary(t, rs[0].store) == 2 })
+	pgtest.WaitFor(t, "a leader to rotate k", 30*time.Second, func() bool { return leader() >= 0 && primary(t, rs[0].store) == 2 })
 	first := leader()
 	cancels[first]()
 	if err := <-done[first]; err != nil {
 		t.Fatal(err)
 	}
 	done[first] <- nil // for the cleanup
-	waitFor(t, "another daemon to lead", func() bool { l := leader(); return l >= 0 && l != first })
+	pgtest.WaitFor(t, "another daemon to lead", 30*time.Second, func() bool { l := leader(); return l >= 0 && l != first })
 	if v := primary(t, rs[0].store); v != 2 {
 		t.Fatalf("primary v%d after the takeover, want v2 (rotated once)", v)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -202,19 +202,10 @@ func TestFailsClosed(t *testing.T) {
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, func() bool {
+	pgtest.WaitFor(t, "the store to answer again", 10*time.Second, func() bool {
 		_, err := s.Revision(ctx, keystore.StateDocument)
 		return err == nil
 	})
-}
-
-func waitFor(t *testing.T, d time.Duration, ok func() bool) {
-	t.Helper()
-	for end := time.Now().Add(d); !ok(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("condition not met within %v", d)
-		}
-	}
 }
 
 func exec(t *testing.T, dsn string, sql string) {

@@ -52,7 +52,7 @@ func TestStoresOnOneDatabase(t *testing.T) {
 			t.Fatalf("concurrent CreateKey: %v", err)
 		}
 	}
-	waitFor(t, time.Second, func() bool {
+	pgtest.WaitFor(t, "both replicas to list every key", time.Second, func() bool {
 		for _, st := range []*keystore.Store{a, b} {
 			keys, err := st.ListKeys(ctx)
 			if err != nil {

@@ -255,3 +255,14 @@ func (c *Cluster) Restart() error {
 	}
 	return c.Start()
 }
+
+// WaitFor polls cond every 10 ms until it holds, and fails t, naming what
+// it waited for, when it does not hold within d.
+func WaitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+	}
+}

@@ -1,16 +1,17 @@
-package rotation
+// Package inventory counts the messages that depend on each master key
+// version under a set of paths (TakeInventory: headers only, no key), and
+// retires a key version once no message there depends on it (Retire):
+// `keystack inventory` and `keystack key retire`.
+package inventory
 
 import (
 	"context"
 	"errors"
 	"io/fs"
-	"os"
 	"sort"
 	"strconv"
-	"sync/atomic"
 
-	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/internal/fsx"
+	"github.com/keystack/keystack/internal/msgtree"
 	"github.com/keystack/keystack/keyring"
 )
 
@@ -53,7 +54,7 @@ func (inv *Inventory) Uses(key string, v int) int {
 func TakeInventory(ctx context.Context, paths ...string) (*Inventory, error) {
 	counts := map[[3]string]*KeyUsage{}
 	inv := &Inventory{Keys: []KeyUsage{}, Skipped: []SkippedPath{}}
-	err := walkFiles(ctx, paths, nil, func(path string, d fs.DirEntry) error {
+	err := msgtree.Walk(ctx, paths, nil, func(path string, d fs.DirEntry) error {
 		info, err := d.Info()
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // removed since the directory was read
@@ -62,7 +63,7 @@ func TakeInventory(ctx context.Context, paths ...string) (*Inventory, error) {
 			return err
 		}
 		size := info.Size()
-		h, err := inspectFile(path)
+		h, err := msgtree.InspectFile(path)
 		if err != nil {
 			inv.Skipped = append(inv.Skipped, SkippedPath{Path: path, Reason: err.Error()})
 			return nil
@@ -96,43 +97,4 @@ func TakeInventory(ctx context.Context, paths ...string) (*Inventory, error) {
 		return a.Version < b.Version
 	})
 	return inv, err
-}
-
-// inspectFile parses the header of the message at path, as a rewrap
-// reads it (readHeader).
-func inspectFile(path string) (*envelope.Header, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	buf := headerBufs.Get().(*[]byte)
-	defer headerBufs.Put(buf)
-	_, h, err := readHeader(f, *buf, 0)
-	return h, err
-}
-
-// treeWalks, read by tests, counts the roots walkFiles walks.
-var treeWalks atomic.Int64
-
-// walkFiles calls fn for every regular file under paths, in lexical order,
-// and scratch for rewrap scratch files (nil: pass over them); an error
-// from fn stops the walk. Symbolic links are not followed.
-func walkFiles(ctx context.Context, paths []string, scratch func(path string), fn func(path string, d fs.DirEntry) error) error {
-	w := fsx.Walk{Skip: func(path string, d fs.DirEntry) bool {
-		if !isRewrapScratch(d.Name()) {
-			return false
-		}
-		if scratch != nil {
-			scratch(path)
-		}
-		return true
-	}}
-	for _, root := range paths {
-		treeWalks.Add(1)
-		if err := fsx.WalkFiles(ctx, root, w, fn); err != nil {
-			return err
-		}
-	}
-	return nil
 }

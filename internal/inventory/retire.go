@@ -1,11 +1,9 @@
-package rotation
+package inventory
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
-	"strings"
 	"time"
 
 	"github.com/keystack/keystack/envelope"
@@ -88,7 +86,7 @@ func usesOf(inv *Inventory, ki *keystore.KeyInfo, vi keystore.VersionInfo) int {
 		if sharedRef(ki, vi) {
 			return 0
 		}
-		label := pkcs11Object(vi.Ref)
+		label := PKCS11Object(vi.Ref)
 		d := keyring.DescribeEDK(envelope.EncryptedDataKey{ProviderID: keyring.ProviderPKCS11, ProviderInfo: []byte(label)})
 		return inv.Uses(d.Key, d.Version)
 	default: // aws-kms: EDKs name the ARN
@@ -109,17 +107,4 @@ func sharedRef(ki *keystore.KeyInfo, vi keystore.VersionInfo) bool {
 		}
 	}
 	return false
-}
-
-// pkcs11Object returns the object= label of an RFC 7512 URI, or "".
-func pkcs11Object(ref string) string {
-	path, _, _ := strings.Cut(strings.TrimPrefix(ref, "pkcs11:"), "?")
-	for _, attr := range strings.Split(path, ";") {
-		if v, ok := strings.CutPrefix(attr, "object="); ok {
-			if label, err := url.PathUnescape(v); err == nil {
-				return label
-			}
-		}
-	}
-	return ""
 }
