@@ -6,6 +6,17 @@
 # without perf) and wall time (of a second run, date(1) around it, so it
 # includes a fork and exec of the shell's); figures are medians over rounds, with the
 # median of keystack's per-round ratio to `true` and to `cat`.
+#
+# The same rounds measure what any binary like keystack pays before it runs
+# a line of its own code, built from probes that do nothing in main: a
+# static Go program; one linked with cgo (keystack is, for PKCS#11: the
+# dynamic loader and glibc start first); that one importing the AWS KMS
+# backend (the AWS SDK's package initialisation); and one importing every
+# package cmd/keystack imports (every package initialisation keystack
+# runs). keystack --version then adds the binary's own size and the CLI's
+# command tree, and the empty-file commands the store, the audit record and
+# the anchor. The probes are built with go build -overlay, so nothing is
+# written into the source tree.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/keystack}
@@ -19,6 +30,19 @@ export KEYSTACK_HOME="$work/home"
 "$BIN" key create bench >/dev/null 2>&1
 : > "$work/empty"
 "$BIN" encrypt -k bench -i "$work/empty" -o "$work/empty.ks" >/dev/null
+# probe NAME IMPORTS...: builds $work/NAME, a main that only imports IMPORTS.
+probe() {
+  local name=$1 src; shift
+  src="$work/$name.go"
+  { echo "package main"; for p in "$@"; do echo "import _ \"$p\""; done; echo "func main() {}"; } > "$src"
+  printf '{"Replace": {"%s/bench/startprobe/main.go": "%s"}}' "$PWD" "$src" > "$work/overlay.json"
+  go build -tags urfave_cli_no_docs -overlay "$work/overlay.json" -o "$work/$name" ./bench/startprobe
+}
+CGO_ENABLED=0 probe static
+probe cgo runtime/cgo
+probe aws runtime/cgo github.com/keystack/keystack/keystore/awskms
+# shellcheck disable=SC2046 # one import per package
+probe inits runtime/cgo $(go list -tags urfave_cli_no_docs -f '{{join .Imports "\n"}}' ./cmd/keystack | grep -vx C)
 perf=0
 perf stat -x, -e task-clock -o "$work/p" true 2>/dev/null && grep -q task-clock "$work/p" && perf=1
 # once NAME CMD...: two runs, one timed on the wall clock alone, one under
@@ -42,6 +66,11 @@ once() {
 for round in $(seq "$RUNS"); do
   once true true
   once cat cat "$work/empty"
+  once static "$work/static"
+  once cgo "$work/cgo"
+  once aws "$work/aws"
+  once inits "$work/inits"
+  once version "$BIN" --version
   once encrypt "$BIN" encrypt -k bench -i "$work/empty" -o -
   once decrypt "$BIN" decrypt -i "$work/empty.ks" -o -
 done
@@ -51,12 +80,15 @@ awk '
     return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
   { cpu[$1, $2] = $3; wall[$1, $2] = $4; if ($2 > r) r = $2 }
   END {
-    split("true cat encrypt decrypt", names, " ")
-    for (k = 1; k <= 4; k++) { n = names[k]
+    split("true cat static cgo aws inits version encrypt decrypt", names, " ")
+    split("||a static Go program|the same linked with cgo (glibc, dynamic loader)|+ the AWS SDK'"'"'s package initialisation|+ every package keystack imports|keystack --version (+ binary size, command tree)", what, "|")
+    for (k = 1; k <= 9; k++) { n = names[k]
       for (i = 1; i <= r; i++) { c[i] = cpu[n, i]; w[i] = wall[n, i]; x[i] = cpu[n, i] - cpu["true", i]; y[i] = cpu[n, i] / (cpu["cat", i] > 0 ? cpu["cat", i] : 1e-3) }
       mc = median(c, r); mw = median(w, r); fc = c[1]
       if (n == "encrypt" || n == "decrypt")
         printf "  %-8s CPU %5.2f ms (fastest %5.2f), wall %5.2f ms; %4.1f x cat, %5.2f ms more than true\n", n, mc, fc, mw, median(y, r), median(x, r)
+      else if (what[k] != "")
+        printf "  %-8s CPU %5.2f ms (fastest %5.2f), %5.2f ms more than true: %s\n", n, mc, fc, median(x, r), what[k]
       else
         printf "  %-8s CPU %5.2f ms (fastest %5.2f), wall %5.2f ms\n", n, mc, fc, mw
     }

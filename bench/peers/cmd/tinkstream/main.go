@@ -1,7 +1,8 @@
 // Command tinkstream encrypts and decrypts a file with Tink's streaming AEAD
 // (AES256_GCM_HKDF_1MB), with the same I/O pattern as keystack: read the
-// input file, write the output file in 128 KiB pieces. It exists only so
-// that make bench can measure keystack against Tink in the same run.
+// input file in 128 KiB reads, write the output file in 32 KiB pieces (see
+// asyncWriter in cmd/keystack for why that size). It exists only so that
+// make bench can measure keystack against Tink in the same run.
 //
 //	tinkstream keygen KEYSET
 //	tinkstream encrypt|decrypt KEYSET IN OUT   (OUT - is stdout)
@@ -19,7 +20,28 @@ import (
 	"github.com/tink-crypto/tink-go/v2/tink"
 )
 
-const ioSize = 128 << 10
+const (
+	ioSize    = 128 << 10
+	writeSize = 32 << 10
+)
+
+// pieces writes to w in writes of at most writeSize bytes, as keystack
+// does: bufio.Writer hands a write larger than its buffer (Tink's 1 MiB
+// segments) straight through.
+type pieces struct{ w io.Writer }
+
+func (p pieces) Write(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		m, err := p.w.Write(b[:min(len(b), writeSize)])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		b = b[m:]
+	}
+	return n, nil
+}
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
@@ -87,7 +109,7 @@ func crypt(encrypt bool, ksPath, inPath, outPath string) error {
 }
 
 func stream(a tink.StreamingAEAD, encrypt bool, in io.Reader, out io.Writer) error {
-	bw := bufio.NewWriterSize(out, ioSize)
+	bw := bufio.NewWriterSize(pieces{out}, ioSize)
 	buf := make([]byte, ioSize)
 	if encrypt {
 		w, err := a.NewEncryptingWriter(bw, nil)
