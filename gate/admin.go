@@ -97,15 +97,11 @@ func (g *Gate) PutPolicy(ctx context.Context, p *policy.Policy, opts policy.PutO
 	if err != nil {
 		return err
 	}
-	unlock, err := g.st.Lock(ctx)
+	c, unlock, err := g.lockedConfig(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	c, _, err := g.st.Config(ctx)
-	if err != nil {
-		return err
-	}
 	cur, rev, err := g.readPolicy(ctx, c) // another process may have changed it
 	if err != nil {
 		return err
@@ -155,15 +151,11 @@ func (g *Gate) ResetPolicy(ctx context.Context) (string, error) {
 	if err := g.owned(); err != nil {
 		return "", err
 	}
-	unlock, err := g.st.Lock(ctx)
+	c, unlock, err := g.lockedConfig(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	c, _, err := g.st.Config(ctx)
-	if err != nil {
-		return "", err
-	}
 	rev, err := g.st.PolicyRevision(ctx)
 	if err != nil {
 		return "", fmt.Errorf("keystore: read %s: %w", policyFile, err)
@@ -239,15 +231,11 @@ func (g *Gate) ResetPolicyFor(ctx context.Context, local bool) (string, error) {
 	if callerOf(ctx) == nil {
 		return "", fmt.Errorf("%w: ResetPolicyFor needs a Caller", ErrNotSupported)
 	}
-	unlock, err := g.st.Lock(ctx)
+	c, unlock, err := g.lockedConfig(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
-	c, _, err := g.st.Config(ctx)
-	if err != nil {
-		return "", err
-	}
 	cur, rev, err := g.readPolicy(ctx, c) // decide under the document in force now
 	if err != nil {
 		return "", err
@@ -278,4 +266,18 @@ func (g *Gate) recordResetFor(ctx context.Context, req policy.Request, d policy.
 		return fmt.Errorf("%w: %w: %w", policy.ErrAccessDenied, policy.ErrAuditFailed, err)
 	}
 	return cause
+}
+
+// lockedConfig takes the store's writers' lock and reads the
+// configuration under it; the caller calls unlock when done.
+func (g *Gate) lockedConfig(ctx context.Context) (c *Config, unlock func(), err error) {
+	unlock, err = g.st.Lock(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c, _, err = g.st.Config(ctx); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return c, unlock, nil
 }

@@ -126,13 +126,7 @@ func (s *Store) resealTo(ctx context.Context, f *storeFile, opts SealOptions) ([
 	defer clear(oldKEK)
 	newKEK, kdf, rec, err := s.newSeal(ctx, opts)
 	if err == nil {
-		err = resealMaterial(f, oldKEK, newKEK)
-	}
-	if err == nil {
-		err = resealCredentials(f, oldKEK, newKEK)
-	}
-	if err == nil {
-		f.Verifier, err = newVerifier(newKEK)
+		err = resealAll(f, oldKEK, newKEK)
 	}
 	if err == nil {
 		f.KDF, f.Seal = kdf, rec

@@ -6,12 +6,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -245,37 +243,16 @@ func TestSetSealKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	took, cur := time.Since(start), 1
-	killed := 0
-	for range 25 {
-		next := (cur + 1) % len(seals)
-		cmd := sealChangeCmd(dir, seals[cur], seals[next])
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(rand.Int64N(int64(took))))
-		_ = cmd.Process.Signal(syscall.SIGKILL)
-		err := cmd.Wait()
-		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			killed++
-		} else if err != nil {
-			t.Fatalf("helper failed before the kill: %v", err)
-		}
-		if checkOneOfSeals(t, dir, seals[cur], seals[next]) {
+	killDuring(t, took, func() *exec.Cmd {
+		return sealChangeCmd(dir, seals[cur], seals[(cur+1)%len(seals)])
+	}, func() {
+		if next := (cur + 1) % len(seals); checkOneOfSeals(t, dir, seals[cur], seals[next]) {
 			cur = next
 		}
-	}
-	t.Logf("one change took %v; %d of 25 runs killed mid-way", took, killed)
-	if killed == 0 {
-		t.Fatal("no run was killed mid-way")
-	}
+	})
 }
 
-func sealChangeCmd(dir, from, to string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s\n%s\n%s", sealChangeEnv, dir, from, to))
-	cmd.Stderr = os.Stderr
-	return cmd
-}
+func sealChangeCmd(dir, from, to string) *exec.Cmd { return helperCmd(sealChangeEnv, dir, from, to) }
 
 // checkOneOfSeals reports whether the store is under seal b (else it must
 // be under a), after unsealing every key version under it.

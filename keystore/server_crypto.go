@@ -27,26 +27,15 @@ func (s serverOps) SealData(ctx context.Context, action, name string, plaintext 
 	if err := s.authorize(ctx, action, name, v.Version, ec); err != nil {
 		return nil, err
 	}
-	if k.Backend == BackendPKCS11 {
-		raw, err := s.rawAEAD(ctx, k, v)
-		if err != nil {
-			return nil, err
-		}
-		nonce, ct, err := raw.SealRaw(ctx, plaintext, aadFor(v.Version))
-		if err != nil {
-			return nil, err
-		}
-		return &serverstore.SealedData{Version: v.Version, Nonce: nonce, Ciphertext: ct}, nil
-	}
-	aead, err := s.versionAEAD(f, name, v)
+	c, err := s.dataCipher(ctx, f, name, k, v)
 	if err != nil {
 		return nil, err
 	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
+	nonce, ct, err := c.SealRaw(ctx, plaintext, aadFor(v.Version))
+	if err != nil {
 		return nil, err
 	}
-	return &serverstore.SealedData{Version: v.Version, Nonce: nonce, Ciphertext: aead.Seal(nil, nonce, plaintext, aadFor(v.Version))}, nil
+	return &serverstore.SealedData{Version: v.Version, Nonce: nonce, Ciphertext: ct}, nil
 }
 
 func (s serverOps) OpenData(ctx context.Context, action, name string, d serverstore.SealedData, aad []byte, ec map[string]string) ([]byte, error) {
@@ -67,35 +56,17 @@ func (s serverOps) OpenData(ctx context.Context, action, name string, d serverst
 	if err := s.authorize(ctx, action, name, v.Version, ec); err != nil {
 		return nil, err
 	}
-	if k.Backend == BackendPKCS11 {
-		raw, err := s.rawAEAD(ctx, k, v)
-		if err != nil {
-			return nil, err
-		}
-		return raw.OpenRaw(ctx, d.Nonce, d.Ciphertext, aad)
-	}
-	aead, err := s.versionAEAD(f, name, v)
+	c, err := s.dataCipher(ctx, f, name, k, v)
 	if err != nil {
 		return nil, err
 	}
-	if len(d.Nonce) != aead.NonceSize() {
-		return nil, keyring.ErrUnwrapFailed
-	}
-	pt, err := aead.Open(nil, d.Nonce, d.Ciphertext, aad)
-	if err != nil {
-		return nil, keyring.ErrUnwrapFailed
-	}
-	return pt, nil
+	return c.OpenRaw(ctx, d.Nonce, d.Ciphertext, aad)
 }
 
 // dataKey reads local AES key name and checks its server state. The
 // state it returns is shared read-only (see view).
 func (s *Store) dataKey(ctx context.Context, name string) (*storeFile, *keyRecord, error) {
-	f, err := s.view(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	k, err := lookup(f, name)
+	f, k, err := s.viewKey(ctx, name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -108,6 +79,48 @@ func (s *Store) dataKey(ctx context.Context, name string) (*storeFile, *keyRecor
 		}
 	}
 	return f, k, nil
+}
+
+// dataCipher seals and opens data whole under one key version: a local
+// version's AES-GCM (localCipher), or a PKCS#11 key through its backend.
+type dataCipher interface {
+	SealRaw(ctx context.Context, plaintext, aad []byte) (iv, ct []byte, err error)
+	OpenRaw(ctx context.Context, iv, ct, aad []byte) ([]byte, error)
+}
+
+// dataCipher returns version v of key k (named name, in state f).
+func (s *Store) dataCipher(ctx context.Context, f *storeFile, name string, k *keyRecord, v *versionRecord) (dataCipher, error) {
+	if k.Backend == BackendPKCS11 {
+		return s.rawAEAD(ctx, k, v)
+	}
+	a, err := s.versionAEAD(f, name, v)
+	if err != nil {
+		return nil, err
+	}
+	return localCipher{a}, nil
+}
+
+// localCipher is a local key version's AES-256-GCM with a random 96-bit
+// nonce; any failure to open is keyring.ErrUnwrapFailed.
+type localCipher struct{ aead cipher.AEAD }
+
+func (c localCipher) SealRaw(_ context.Context, plaintext, aad []byte) (iv, ct []byte, err error) {
+	nonce := make([]byte, c.aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, nil, err
+	}
+	return nonce, c.aead.Seal(nil, nonce, plaintext, aad), nil
+}
+
+func (c localCipher) OpenRaw(_ context.Context, iv, ct, aad []byte) ([]byte, error) {
+	if len(iv) != c.aead.NonceSize() {
+		return nil, keyring.ErrUnwrapFailed
+	}
+	pt, err := c.aead.Open(nil, iv, ct, aad)
+	if err != nil {
+		return nil, keyring.ErrUnwrapFailed
+	}
+	return pt, nil
 }
 
 // versionID names one version of one key.

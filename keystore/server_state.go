@@ -72,11 +72,8 @@ func (k *serverKey) state() serverstore.KeyState {
 }
 
 func (s serverOps) ServerKey(ctx context.Context, name string) (serverstore.KeyState, error) {
-	f, err := s.view(ctx)
+	f, _, err := s.viewKey(ctx, name)
 	if err != nil {
-		return serverstore.KeyState{}, err
-	}
-	if _, err := lookup(f, name); err != nil {
 		return serverstore.KeyState{}, err
 	}
 	var k *serverKey

@@ -44,11 +44,7 @@ func (s *Store) rawAEAD(ctx context.Context, k *keyRecord, v *versionRecord) (ra
 }
 
 func (s serverOps) DataKeyInfo(ctx context.Context, name string) (*serverstore.DataKeyInfo, error) {
-	f, err := s.view(ctx)
-	if err != nil {
-		return nil, err
-	}
-	k, err := lookup(f, name)
+	f, k, err := s.viewKey(ctx, name)
 	if err != nil {
 		return nil, err
 	}
@@ -124,12 +120,15 @@ func (s serverOps) ProbeKey(ctx context.Context, name string) error {
 	if _, err := rand.Read(msg); err != nil {
 		return err
 	}
-	var got []byte
-	if k.Backend == BackendPKCS11 {
-		got, err = s.probeRaw(ctx, k, v, msg)
-	} else {
-		got, err = s.probeLocal(f, name, v, msg)
+	c, err := s.dataCipher(ctx, f, name, k, v)
+	if err != nil {
+		return err
 	}
+	iv, ct, err := c.SealRaw(ctx, msg, []byte("keystack probe"))
+	if err != nil {
+		return err
+	}
+	got, err := c.OpenRaw(ctx, iv, ct, []byte("keystack probe"))
 	if err != nil {
 		return err
 	}
@@ -137,28 +136,4 @@ func (s serverOps) ProbeKey(ctx context.Context, name string) error {
 		return fmt.Errorf("keystore: probe of %q returned other bytes", name)
 	}
 	return nil
-}
-
-func (s *Store) probeRaw(ctx context.Context, k *keyRecord, v *versionRecord, msg []byte) ([]byte, error) {
-	raw, err := s.rawAEAD(ctx, k, v)
-	if err != nil {
-		return nil, err
-	}
-	iv, ct, err := raw.SealRaw(ctx, msg, []byte("keystack probe"))
-	if err != nil {
-		return nil, err
-	}
-	return raw.OpenRaw(ctx, iv, ct, []byte("keystack probe"))
-}
-
-func (s *Store) probeLocal(f *storeFile, name string, v *versionRecord, msg []byte) ([]byte, error) {
-	aead, err := s.versionAEAD(f, name, v)
-	if err != nil {
-		return nil, err
-	}
-	nonce := make([]byte, aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
-	}
-	return aead.Open(nil, nonce, aead.Seal(nil, nonce, msg, nil), nil)
 }

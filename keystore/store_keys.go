@@ -209,15 +209,24 @@ func (s *Store) DescribeKey(ctx context.Context, name string) (*KeyInfo, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	f, err := s.view(ctx)
-	if err != nil {
-		return nil, err
-	}
-	k, err := lookup(f, name)
+	_, k, err := s.viewKey(ctx, name)
 	if err != nil {
 		return nil, err
 	}
 	return k.info(name), nil
+}
+
+// viewKey returns the shared read-only state (see view) and key name in it.
+func (s *Store) viewKey(ctx context.Context, name string) (*storeFile, *keyRecord, error) {
+	f, err := s.view(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := lookup(f, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, k, nil
 }
 
 func lookup(f *storeFile, name string) (*keyRecord, error) {

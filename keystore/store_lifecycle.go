@@ -166,18 +166,29 @@ func (s *Store) changeVersion(ctx context.Context, action, name string, v int,
 	if err := s.authorize(ctx, action, name, v, nil); err != nil {
 		return nil, err
 	}
-	var info *KeyInfo
-	err := s.update(ctx, func(f *storeFile) error {
-		k, err := lookup(f, name)
-		if err != nil {
-			return err
-		}
+	return s.updateKey(ctx, name, func(k *keyRecord) error {
 		vr := k.version(v)
 		if vr == nil {
 			return fmt.Errorf("%w: %q has no version %d", ErrKeyNotFound, name, v)
 		}
 		if err := fn(k, vr, s.now().UTC()); err != nil {
 			return fmt.Errorf("%w (key %q)", err, name)
+		}
+		return nil
+	})
+}
+
+// updateKey runs fn on key name under the write lock (see update) and
+// returns the key as written.
+func (s *Store) updateKey(ctx context.Context, name string, fn func(k *keyRecord) error) (*KeyInfo, error) {
+	var info *KeyInfo
+	err := s.update(ctx, func(f *storeFile) error {
+		k, err := lookup(f, name)
+		if err != nil {
+			return err
+		}
+		if err := fn(k); err != nil {
+			return err
 		}
 		info = k.info(name)
 		return nil

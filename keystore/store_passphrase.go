@@ -78,13 +78,7 @@ func (s *Store) reseal(ctx context.Context, f *storeFile, newPassphrase []byte) 
 	if err != nil {
 		return nil, err
 	}
-	err = resealMaterial(f, oldKEK, newKEK)
-	if err == nil {
-		err = resealCredentials(f, oldKEK, newKEK)
-	}
-	if err == nil {
-		f.Verifier, err = newVerifier(newKEK)
-	}
+	err = resealAll(f, oldKEK, newKEK)
 	if err == nil {
 		f.KDF = &p
 		err = s.recordPassphraseChange(ctx)
@@ -238,5 +232,19 @@ func (s *Store) Unlock() error {
 	}
 	kek, err := s.unlockKEK(f)
 	clear(kek)
+	return err
+}
+
+// resealAll moves everything f keeps sealed (key material, credential
+// secrets) from oldKEK to newKEK and replaces its verifier with newKEK's.
+func resealAll(f *storeFile, oldKEK, newKEK []byte) error {
+	if err := resealMaterial(f, oldKEK, newKEK); err != nil {
+		return err
+	}
+	if err := resealCredentials(f, oldKEK, newKEK); err != nil {
+		return err
+	}
+	var err error
+	f.Verifier, err = newVerifier(newKEK)
 	return err
 }

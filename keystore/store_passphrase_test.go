@@ -162,9 +162,29 @@ func TestChangePassphraseKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	took, cur := time.Since(start), next(cur)
+	killDuring(t, took, func() *exec.Cmd { return passChangeCmd(dir, cur, next(cur)) },
+		func() { cur = checkOneSeal(t, dir, cur, next(cur)) })
+}
+
+func passChangeCmd(dir, from, to string) *exec.Cmd { return helperCmd(passChangeEnv, dir, from, to) }
+
+// helperCmd runs this test binary as the helper env names, changing the
+// store in dir from one seal to another.
+func helperCmd(env, dir, from, to string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s\n%s\n%s", env, dir, from, to))
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// killDuring starts 25 changes (start), kills each with SIGKILL at a
+// random point within took (how long one change takes) and runs check
+// after each. It fails when no run was killed mid-way.
+func killDuring(t *testing.T, took time.Duration, start func() *exec.Cmd, check func()) {
+	t.Helper()
 	killed := 0
 	for range 25 {
-		cmd := passChangeCmd(dir, cur, next(cur))
+		cmd := start()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -176,19 +196,12 @@ func TestChangePassphraseKill9(t *testing.T) {
 		} else if err != nil {
 			t.Fatalf("helper failed before the kill: %v", err)
 		}
-		cur = checkOneSeal(t, dir, cur, next(cur))
+		check()
 	}
 	t.Logf("one change took %v; %d of 25 runs killed mid-way", took, killed)
 	if killed == 0 {
 		t.Fatal("no run was killed mid-way")
 	}
-}
-
-func passChangeCmd(dir, from, to string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s\n%s\n%s", passChangeEnv, dir, from, to))
-	cmd.Stderr = os.Stderr
-	return cmd
 }
 
 // checkOneSeal returns the one passphrase of a and b that the store's

@@ -100,12 +100,7 @@ func (s *Store) SetRotationSettings(ctx context.Context, name string, rs *Rotati
 	if err := rs.check(); err != nil {
 		return nil, err
 	}
-	var info *KeyInfo
-	err := s.update(ctx, func(f *storeFile) error {
-		k, err := lookup(f, name)
-		if err != nil {
-			return err
-		}
+	return s.updateKey(ctx, name, func(k *keyRecord) error {
 		if rs != nil && rs.KMSAutomatic {
 			if err := s.enableKMSRotation(ctx, name, k, rs.Every); err != nil {
 				return err
@@ -114,10 +109,8 @@ func (s *Store) SetRotationSettings(ctx context.Context, name string, rs *Rotati
 		k.Rotation = rs
 		p := k.version(k.Primary)
 		p.History = append(p.History, Event{Time: s.now().UTC(), Action: "rotation-settings", Reason: settingsSummary(rs)})
-		info = k.info(name)
 		return nil
 	})
-	return info, err
 }
 
 func (s *Store) enableKMSRotation(ctx context.Context, name string, k *keyRecord, every time.Duration) error {
