@@ -168,7 +168,7 @@ func TestTwoWriters(t *testing.T) {
 				t.Fatal(err)
 			}
 			rep, err := verifyFile(t, path, Key{MAC: testMAC})
-			if err != nil || rep.Records != 200 || rep.Head != b.Head() {
+			if err != nil || rep.Records != 200 || rep.Head != b.headHex() {
 				t.Fatalf("report %+v err %v", rep, err)
 			}
 		})

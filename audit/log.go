@@ -312,16 +312,6 @@ func (c *ctxHasher) hexSum(ec map[string]string) string {
 	return hex.EncodeToString(c.mac.Sum(c.sum[:0]))
 }
 
-// Head returns the hex chain hash of the last entry this Log wrote or read.
-func (l *Log) Head() string {
-	l.wmu.Lock()
-	defer l.wmu.Unlock()
-	if l.seq == 0 {
-		return ""
-	}
-	return hex.EncodeToString(l.head[:])
-}
-
 // Anchor returns the anchor of the last entry this Log knows to be on
 // stable storage: the one it verified at Open, its last fsynced checkpoint,
 // or, after Close, the closing checkpoint. Its owner keeps it outside the
