@@ -21,19 +21,26 @@ func benchKeys(b *testing.B) (v1, v2 envelope.Keyring, either envelope.Keyring) 
 	return k1, k2, keyring.NewMulti(k1, k2)
 }
 
+// writeTree writes n 1 KiB messages under kr into 100 directories of a
+// new tree, and flushes the dirty pages now, or the first timed flush
+// pays for them.
+func writeTree(b *testing.B, n int, kr envelope.Keyring) string {
+	dir := b.TempDir()
+	for i := range n {
+		sub := filepath.Join(dir, strconv.Itoa(i%100))
+		os.MkdirAll(sub, 0o755)
+		writeMessage(b, filepath.Join(sub, strconv.Itoa(i)+".ks"), kr, envelope.SuiteCommitted, 4096, 1024)
+	}
+	syscall.Sync()
+	return dir
+}
+
 // BenchmarkRewrapTree rewraps a tree of 10,000 1 KiB messages per op,
 // alternating between two key versions; files/s is the figure to read.
 func BenchmarkRewrapTree(b *testing.B) {
 	const files = 10000
 	v1, v2, either := benchKeys(b)
-	dir := b.TempDir()
-	for i := range files {
-		sub := filepath.Join(dir, strconv.Itoa(i%100))
-		os.MkdirAll(sub, 0o755)
-		writeMessage(b, filepath.Join(sub, strconv.Itoa(i)+".ks"), v1, envelope.SuiteCommitted, 4096, 1024)
-	}
-	// Flush the setup's dirty pages now, or the first timed flush pays for them.
-	syscall.Sync()
+	dir := writeTree(b, files, v1)
 	targets := [2]envelope.Keyring{v2, v1}
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
@@ -145,13 +152,7 @@ func BenchmarkRewrapStoreTree(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tree := b.TempDir()
-	for i := range files {
-		sub := filepath.Join(tree, strconv.Itoa(i%100))
-		os.MkdirAll(sub, 0o755)
-		writeMessage(b, filepath.Join(sub, strconv.Itoa(i)+".ks"), kr, envelope.SuiteCommitted, 4096, 1024)
-	}
-	syscall.Sync()
+	tree := writeTree(b, files, kr)
 	b.ResetTimer()
 	for b.Loop() {
 		b.StopTimer()

@@ -71,6 +71,14 @@ func TestMetricsPrivateRegistries(t *testing.T) {
 	nilMetrics.observe(&rotation.RunReport{Rotated: []rotation.KeyReport{{Key: "k", Outcome: rotation.OutcomeRotated}}}, nil)
 }
 
+// handlerErrors is the exposition's last family, promhttp's handler-error
+// series, with no errors.
+const handlerErrors = `# HELP promhttp_metric_handler_errors_total Total number of internal errors encountered by the promhttp metric handler.
+# TYPE promhttp_metric_handler_errors_total counter
+promhttp_metric_handler_errors_total{cause="encoding"} 0
+promhttp_metric_handler_errors_total{cause="gathering"} 0
+`
+
 // TestMetricsExposition checks the served text byte for byte against what
 // the Prometheus client library (client_golang v1.25, which this endpoint
 // used before) served for the same state: family and series order, label
@@ -84,11 +92,7 @@ keystack_rotation_last_run_timestamp_seconds 0
 # TYPE keystack_rotation_runs_total counter
 keystack_rotation_runs_total{outcome="error"} 0
 keystack_rotation_runs_total{outcome="ok"} 0
-# HELP promhttp_metric_handler_errors_total Total number of internal errors encountered by the promhttp metric handler.
-# TYPE promhttp_metric_handler_errors_total counter
-promhttp_metric_handler_errors_total{cause="encoding"} 0
-promhttp_metric_handler_errors_total{cause="gathering"} 0
-`
+` + handlerErrors
 	if got := scrapeHandler(t, m); got != before {
 		t.Errorf("before any pass:\n%s\nwant:\n%s", got, before)
 	}
@@ -117,11 +121,7 @@ keystack_rotation_rotations_total{key="x",outcome="failure"} 1
 # TYPE keystack_rotation_runs_total counter
 keystack_rotation_runs_total{outcome="error"} 0
 keystack_rotation_runs_total{outcome="ok"} 1
-# HELP promhttp_metric_handler_errors_total Total number of internal errors encountered by the promhttp metric handler.
-# TYPE promhttp_metric_handler_errors_total counter
-promhttp_metric_handler_errors_total{cause="encoding"} 0
-promhttp_metric_handler_errors_total{cause="gathering"} 0
-`
+` + handlerErrors
 	if got := rec.Body.String(); got != after {
 		t.Errorf("after a pass:\n%s\nwant:\n%s", got, after)
 	}
