@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+
+	"github.com/keystack/keystack/internal/pgtest"
 )
 
 // builtCLIs holds the CLI binaries the tests built, one per set of build
@@ -43,11 +45,12 @@ func buildCLITags(t *testing.T, tags string) string {
 	return bin
 }
 
-// cleanupM runs the tests, then removes the binaries they built.
+// cleanupM runs the tests, then removes the binaries they built and the
+// PostgreSQL cluster they shared (pgtest.Main).
 type cleanupM struct{ m *testing.M }
 
 func (c cleanupM) Run() int {
-	code := c.m.Run()
+	code := pgtest.Main(c.m)
 	if builtCLIs.dir != "" {
 		os.RemoveAll(builtCLIs.dir)
 	}

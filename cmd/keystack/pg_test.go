@@ -38,20 +38,26 @@ func postgresCondition() (bool, error) {
 
 // cmdPG runs
 //
-//	pg start VAR   a throwaway cluster for the script; VAR is a new database's URL
-//	pg stop        fast shutdown (clients disconnected)
-//	pg restart     start it again, same port and data
+//	pg database VAR  VAR is the URL of a new database on the cluster the tests share
+//	pg start VAR     a throwaway cluster for the script; VAR is a new database's URL
+//	pg stop          fast shutdown (clients disconnected)
+//	pg restart       start it again, same port and data
 //
-// The cluster is removed when the script ends.
+// A script that stops PostgreSQL starts a cluster of its own, removed
+// when the script ends; the shared one is never stopped.
 func cmdPG(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 1 {
-		ts.Fatalf("usage: pg start VAR | stop | restart")
+		ts.Fatalf("usage: pg database VAR | start VAR | stop | restart")
 	}
-	if args[0] == "start" && len(args) == 2 {
-		c, err := pgtest.New()
+	if (args[0] == "start" || args[0] == "database") && len(args) == 2 {
+		c, err := pgtest.SharedCluster()
+		if args[0] == "start" {
+			c, err = pgtest.New()
+			ts.Check(err)
+			pgClusters.Store(ts, c)
+			ts.Defer(func() { c.Close(); pgClusters.Delete(ts) })
+		}
 		ts.Check(err)
-		pgClusters.Store(ts, c)
-		ts.Defer(func() { c.Close(); pgClusters.Delete(ts) })
 		dsn, err := c.NewDatabase(context.Background())
 		ts.Check(err)
 		ts.Setenv(args[1], dsn)

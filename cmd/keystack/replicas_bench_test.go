@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/keystack/keystack/internal/pgtest"
 )
 
 // TestReplicaBench is make bench's key-server replica section (skipped
@@ -32,7 +34,7 @@ func TestReplicaBench(t *testing.T) {
 		n = v
 	}
 	const workers = 8
-	rs := startReplicas(t, 3)
+	rs := startReplicas(t, newPGStoreOn(t, pgtest.Start(t)), 3) // its settings and log are the bench's
 	pool, err := pgxpool.New(context.Background(), rs.p.dsn)
 	if err != nil {
 		t.Fatal(err)

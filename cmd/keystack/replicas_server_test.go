@@ -26,6 +26,7 @@ import (
 	"github.com/aws/smithy-go"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/keystack/keystack/internal/pgtest"
 	"github.com/keystack/keystack/keystore"
 )
 
@@ -41,12 +42,11 @@ type replicaSet struct {
 	}
 }
 
-// startReplicas makes a store with key "k" and credentials for its owner,
-// and starts n servers on it, each on its own loopback port.
-func startReplicas(t *testing.T, n int) *replicaSet {
+// startReplicas makes a store with key "k" and credentials for its owner
+// in p, and starts n servers on it, each on its own loopback port.
+func startReplicas(t *testing.T, p *pgStore, n int) *replicaSet {
 	t.Helper()
-	rs := &replicaSet{p: newPGStore(t), bin: buildCLITags(t, "")}
-	t.Setenv("KEYSTACK_STORAGE", rs.p.dsn)
+	rs := &replicaSet{p: p, bin: buildCLITags(t, "")}
 	s := rs.p.open(t, nil)
 	if _, err := s.CreateKey(context.Background(), "k", keystore.CreateKeyOptions{}); err != nil {
 		t.Fatal(err)
@@ -66,10 +66,14 @@ func startReplicas(t *testing.T, n int) *replicaSet {
 	return rs
 }
 
+// env is what the replicas and CLI runs add to their environment: the
+// store's database ($KEYSTACK_STORAGE).
+func (rs *replicaSet) env() []string { return []string{storageEnv + "=" + rs.p.dsn} }
+
 // cli runs the CLI on the store and returns its output.
 func (rs *replicaSet) cli(args ...string) ([]byte, error) {
 	cmd := exec.Command(rs.bin, append([]string{"--home", rs.p.dir}, args...)...)
-	cmd.Env = append(cmd.Environ(), "KEYSTACK_PRINCIPAL=user:ops")
+	cmd.Env = append(append(cmd.Environ(), "KEYSTACK_PRINCIPAL=user:ops"), rs.env()...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -82,7 +86,7 @@ func (rs *replicaSet) cli(args ...string) ([]byte, error) {
 // start starts replica i (again, after a kill) and waits until it serves.
 func (rs *replicaSet) start(t *testing.T, i int) {
 	t.Helper()
-	p := startProc(t, rs.bin, fmt.Sprintf("replica-%d", i+1), "--home", rs.p.dir,
+	p := startProc(t, rs.bin, fmt.Sprintf("replica-%d", i+1), rs.env(), "--home", rs.p.dir,
 		"server", "--insecure-http-loopback", rs.addrs[i], "--replica-id", fmt.Sprintf("r%d", i+1))
 	if i < len(rs.procs) {
 		rs.procs[i] = p
@@ -282,10 +286,11 @@ func (rs *replicaSet) checkAudited(t *testing.T, l *load) {
 // chains verify, and the replica serves again on
 // restart, continuing its chain.
 func TestReplicasKill9(t *testing.T) {
+	t.Parallel() // child processes and a database of its own
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and three key servers")
 	}
-	rs := startReplicas(t, 3)
+	rs := startReplicas(t, newPGStore(t), 3)
 	l := startLoad(rs, 6)
 	defer l.stop()
 	l.waitOK(t, 300, "300 successes before the kill", rs.procs...)
@@ -309,10 +314,11 @@ func TestReplicasKill9(t *testing.T) {
 // closed (a 5xx; none succeeds without its record) while it is down, and
 // succeed again once it is back.
 func TestReplicasPostgresRestart(t *testing.T) {
+	t.Parallel() // child processes and a database of its own
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and three key servers")
 	}
-	rs := startReplicas(t, 3)
+	rs := startReplicas(t, newPGStoreOn(t, pgtest.Start(t)), 3) // stopped below: a cluster of its own
 	l := startLoad(rs, 6)
 	defer l.stop()
 	l.waitOK(t, 200, "200 successes before the stop", rs.procs...)
@@ -346,10 +352,11 @@ func TestReplicasPostgresRestart(t *testing.T) {
 // per successful rotation plus its first (none lost, none doubled); and
 // the audit chains verify.
 func TestReplicasConcurrentChanges(t *testing.T) {
+	t.Parallel() // child processes and a database of its own
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and three key servers")
 	}
-	rs := startReplicas(t, 3)
+	rs := startReplicas(t, newPGStore(t), 3)
 	ctx := context.Background()
 	keys := map[string]string{} // name -> key ID
 	for _, name := range []string{"a", "b", "c"} {

@@ -34,10 +34,14 @@ type pgStore struct {
 }
 
 // newPGStore makes an insecure store (no passphrase to pass around) in a
-// new database, trusting $KEYSTACK_PRINCIPAL; its owner is user:ops.
-func newPGStore(t *testing.T) *pgStore {
+// new database of the shared cluster, trusting $KEYSTACK_PRINCIPAL; its
+// owner is user:ops.
+func newPGStore(t *testing.T) *pgStore { return newPGStoreOn(t, pgtest.Shared(t)) }
+
+// newPGStoreOn is newPGStore on cluster c: a test that stops PostgreSQL,
+// or changes its settings, passes a cluster of its own (pgtest.Start).
+func newPGStoreOn(t *testing.T, c *pgtest.Cluster) *pgStore {
 	t.Helper()
-	c := pgtest.Start(t)
 	dsn := c.Database(t)
 	ctx := context.Background()
 	if _, err := pgstorage.Migrate(ctx, dsn); err != nil {
@@ -133,12 +137,12 @@ func (p *proc) log() string {
 	return p.out.String()
 }
 
-// startProc starts the built CLI with args as user:ops; it is killed (and
-// continued, if stopped) when the test ends.
-func startProc(t *testing.T, bin, name string, args ...string) *proc {
+// startProc starts the built CLI with args as user:ops, env added to its
+// environment; it is killed (and continued, if stopped) when the test ends.
+func startProc(t *testing.T, bin, name string, env []string, args ...string) *proc {
 	t.Helper()
 	p := &proc{name: name, cmd: exec.Command(bin, args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), "KEYSTACK_PRINCIPAL=user:ops")
+	p.cmd.Env = append(append(os.Environ(), "KEYSTACK_PRINCIPAL=user:ops"), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -181,6 +185,7 @@ func waitUntil(t *testing.T, what string, cond func() bool, live ...*proc) {
 // its lease taken and rotates nothing: each key has exactly two versions,
 // and no daemon reports a failed rotation.
 func TestRotationLeaderSIGSTOP(t *testing.T) {
+	t.Parallel() // child processes and a database of its own
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and three daemons")
 	}
@@ -190,7 +195,7 @@ func TestRotationLeaderSIGSTOP(t *testing.T) {
 	const lease = time.Second
 	var ds []*proc
 	for _, id := range []string{"r1", "r2", "r3"} {
-		ds = append(ds, startProc(t, bin, id, "--home", p.dir, "rotate", "daemon", "--storage", p.dsn,
+		ds = append(ds, startProc(t, bin, id, nil, "--home", p.dir, "rotate", "daemon", "--storage", p.dsn,
 			"--replica-id", id, "--interval", "100ms", "--lease-ttl", lease.String()))
 	}
 	// leader is a daemon other than not whose log says it leads.
@@ -243,11 +248,11 @@ func TestRotationLeaderSIGSTOP(t *testing.T) {
 // checks; both find a chain cut back together with its anchor row to an
 // older copy of that row, which the chain's own anchor cannot show.
 func TestReplicaAuditCheckpoint(t *testing.T) {
+	t.Parallel() // child processes and a database of its own
 	if testing.Short() {
 		t.Skip("starts PostgreSQL")
 	}
 	rs := &replicaSet{p: newPGStore(t), bin: buildCLITags(t, "")}
-	t.Setenv("KEYSTACK_STORAGE", rs.p.dsn)
 	if out, err := rs.cli("key", "create", "x"); err != nil {
 		t.Fatalf("key create: %v\n%s", err, out)
 	}
@@ -294,6 +299,7 @@ func TestReplicaAuditCheckpoint(t *testing.T) {
 // rest within the lease, and after SIGCONT the old leader's pending write
 // is refused (fencing), so every key has exactly two versions.
 func TestRotationLeaderSIGSTOPMidPass(t *testing.T) {
+	t.Parallel() // child processes and a database of its own
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and three daemons")
 	}
@@ -313,7 +319,7 @@ func TestRotationLeaderSIGSTOPMidPass(t *testing.T) {
 	s.Close()
 	var ds []*proc
 	for _, id := range []string{"r1", "r2", "r3"} {
-		ds = append(ds, startProc(t, bin, id, "--home", p.dir, "rotate", "daemon", "--storage", p.dsn,
+		ds = append(ds, startProc(t, bin, id, nil, "--home", p.dir, "rotate", "daemon", "--storage", p.dsn,
 			"--replica-id", id, "--interval", "100ms", "--lease-ttl", "1s"))
 	}
 	rotating := func() *proc {

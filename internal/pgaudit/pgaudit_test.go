@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -18,9 +19,18 @@ import (
 
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
-// newDB starts (once per test) a cluster and returns a pool on a fresh
-// database with the audit tables.
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// newDB returns the shared cluster and a pool on a fresh database of it
+// with the audit tables.
 func newDB(t *testing.T) (*pgtest.Cluster, *pgxpool.Pool) {
+	t.Helper()
+	c := pgtest.Shared(t)
+	return c, newPool(t, c)
+}
+
+// newOwnDB is newDB on a cluster of the test's own, which it may stop.
+func newOwnDB(t *testing.T) (*pgtest.Cluster, *pgxpool.Pool) {
 	t.Helper()
 	c := pgtest.Start(t)
 	return c, newPool(t, c)
@@ -166,7 +176,8 @@ func TestTwoWritersOneChain(t *testing.T) {
 // audit.ErrWrite) within the commit timeout and none is acknowledged;
 // after a start they succeed again on the same chain.
 func TestFailClosedAcrossRestart(t *testing.T) {
-	c, pool := newDB(t)
+	t.Parallel() // a cluster of its own, stopped and started: overlaps the others
+	c, pool := newOwnDB(t)
 	l := open(t, pool, "r1")
 	appendN(t, l, 0, 10)
 	if err := c.Stop(); err != nil {

@@ -19,7 +19,8 @@ import (
 // change nothing; after a start they succeed again, and the store's own
 // VerifyAudit checks the chain.
 func TestStoreRecordsIntoPostgres(t *testing.T) {
-	c, pool := newDB(t)
+	t.Parallel() // a cluster of its own, stopped and started: overlaps the others
+	c, pool := newOwnDB(t)
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, err := keystore.Init(dir, keystore.InitOptions{Insecure: true, Owner: "user:test"})

@@ -36,6 +36,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // a database each
 			pool := newPool(t, c)
 			for _, name := range []string{"a", "b"} {
 				l := open(t, pool, name)

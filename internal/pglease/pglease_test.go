@@ -3,6 +3,7 @@ package pglease_test
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 )
 
 var ctx = context.Background()
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 const ttl = 400 * time.Millisecond
 
@@ -32,7 +35,7 @@ type replica struct {
 // takes several writers).
 func setup(t *testing.T, n int) []replica {
 	t.Helper()
-	c := pgtest.Start(t)
+	c := pgtest.Shared(t)
 	dsn := c.Database(t)
 	if _, err := pgstorage.Migrate(ctx, dsn); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,8 @@ import (
 // neither renew nor write through Fenced, and its refused write changes
 // nothing; the new holder's fenced write commits.
 func TestLeaseFencing(t *testing.T) {
-	c := pgtest.Start(t)
+	t.Parallel() // waits out leases and timeouts; overlaps the others' waits
+	c := pgtest.Shared(t)
 	dsn := c.Database(t)
 	a := open(t, dsn, pgstorage.Options{})
 	b := open(t, dsn, pgstorage.Options{})

@@ -12,8 +12,9 @@ import (
 // paused or hung process: here, a lock taken without the renewal) is
 // taken by another Storage within the lease.
 func TestLockLeaseExpires(t *testing.T) {
+	t.Parallel() // waits out leases and timeouts; overlaps the others' waits
 	ctx := context.Background()
-	c := pgtest.Start(t)
+	c := pgtest.Shared(t)
 	dsn := c.Database(t)
 	if _, err := Migrate(ctx, dsn); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package pgstorage_test
 import (
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,8 @@ import (
 )
 
 var ctx = context.Background()
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // open migrates the database of dsn and opens a Storage on it, closed at
 // the end of t.
@@ -37,7 +40,7 @@ func open(t *testing.T, dsn string, opts pgstorage.Options) *pgstorage.Storage {
 // database of its own; the second handle is a second Open of the same
 // database, as a second replica would have.
 func TestConformance(t *testing.T) {
-	c := pgtest.Start(t)
+	c := pgtest.Shared(t)
 	var mu sync.Mutex
 	dsns := map[keystore.Storage]string{}
 	storagetest.Run(t, func(t *testing.T) keystore.Storage {
@@ -58,7 +61,7 @@ func TestConformance(t *testing.T) {
 // TestConcurrentMigrators: replicas starting at once on an empty database
 // all succeed, and each migration is applied exactly once.
 func TestConcurrentMigrators(t *testing.T) {
-	c := pgtest.Start(t)
+	c := pgtest.Shared(t)
 	dsn := c.Database(t)
 	const n = 4
 	applied := make([][]int, n)
@@ -90,7 +93,7 @@ func TestConcurrentMigrators(t *testing.T) {
 
 // TestOpenUnmigrated: Open refuses a database without the schema.
 func TestOpenUnmigrated(t *testing.T) {
-	c := pgtest.Start(t)
+	c := pgtest.Shared(t)
 	_, err := pgstorage.Open(ctx, c.Database(t), pgstorage.Options{})
 	if !errors.Is(err, pgstorage.ErrSchemaOutdated) {
 		t.Fatalf("Open of an empty database: %v, want ErrSchemaOutdated", err)
@@ -113,7 +116,7 @@ func TestBadDSN(t *testing.T) {
 // another's Revision (answered from its cache, no query) well within the
 // staleness bound, through NOTIFY.
 func TestChangesReachOtherReplica(t *testing.T) {
-	c := pgtest.Start(t)
+	c := pgtest.Shared(t)
 	dsn := c.Database(t)
 	a := open(t, dsn, pgstorage.Options{})
 	b := open(t, dsn, pgstorage.Options{Poll: time.Hour, MaxStale: time.Hour}) // NOTIFY only
@@ -136,7 +139,7 @@ func TestChangesReachOtherReplica(t *testing.T) {
 // connection that missed them), the poll still brings the revision within
 // MaxStale.
 func TestPollBackstop(t *testing.T) {
-	c := pgtest.Start(t)
+	c := pgtest.Shared(t)
 	dsn := c.Database(t)
 	a := open(t, dsn, pgstorage.Options{})
 	b := open(t, dsn, pgstorage.Options{MaxStale: 400 * time.Millisecond})
@@ -168,6 +171,8 @@ func TestPollBackstop(t *testing.T) {
 // never answers from a confirmation older than that; after the database
 // is back it answers again.
 func TestFailsClosed(t *testing.T) {
+	t.Parallel() // waits out leases and timeouts; overlaps the others' waits
+	// Stopped below: a cluster of its own.
 	c := pgtest.Start(t)
 	dsn := c.Database(t)
 	const bound = 300 * time.Millisecond

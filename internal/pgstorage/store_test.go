@@ -19,7 +19,7 @@ import (
 // log), creating keys at once lose none of each other's keys, and each
 // sees the other's within MaxStale.
 func TestStoresOnOneDatabase(t *testing.T) {
-	c := pgtest.Start(t)
+	c := pgtest.Shared(t)
 	dsn := c.Database(t)
 	dir := t.TempDir()
 	const owner = "user:test"
@@ -72,7 +72,7 @@ func TestStoresOnOneDatabase(t *testing.T) {
 // (The decisions here go to an allow-all Authorizer: the file audit log's
 // anchor updates are state writes of their own, not of the operations.)
 func TestNoRoundTripOnHotPath(t *testing.T) {
-	c := pgtest.Start(t)
+	c := pgtest.Shared(t)
 	dsn := c.Database(t)
 	dir := t.TempDir()
 	init, err := keystore.Init(dir, keystore.InitOptions{Insecure: true, Owner: "user:test", Storage: open(t, dsn, pgstorage.Options{})})

@@ -2,9 +2,12 @@
 // into a fresh temporary directory, a postgres server of its own on a free
 // loopback port and a private unix socket directory, stopped and removed
 // when the test ends (also when it fails). Tests that need PostgreSQL call
-// [Start]; it skips them with a clear message when the PostgreSQL server
+// [Shared] for a database of their own on the cluster their test binary
+// shares (TestMain runs them through [Main], which removes it), or
+// [Start] for a cluster of their own, which they may stop, restart and
+// kill. Both skip them with a clear message when the PostgreSQL server
 // binaries are missing (scripts/test-prereqs.sh installs Debian's
-// postgresql when it can), and fails them instead under CI=true.
+// postgresql when it can), and fail them instead under CI=true.
 //
 // initdb and postgres refuse to run as root. Run as root, the cluster runs
 // as the system user "postgres" when it exists, else "nobody"; the

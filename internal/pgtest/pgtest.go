@@ -37,14 +37,16 @@ type Cluster struct {
 	port    int
 	account *account // the user the server runs as; nil for this process's
 
-	mu   sync.Mutex
-	proc *exec.Cmd
-	done chan struct{} // closed when proc exits
-	dbs  int
+	mu     sync.Mutex
+	proc   *exec.Cmd
+	done   chan struct{} // closed when proc exits
+	dbs    int
+	shared bool // Shared's: never stopped but by Main
 }
 
 // Start starts a throwaway cluster for t and stops and removes it when t
-// and its subtests end. It skips t (fails it under CI=true) when the
+// and its subtests end. A test that neither stops, restarts nor kills the
+// server wants [Shared] instead, which costs a database, not a cluster. It skips t (fails it under CI=true) when the
 // PostgreSQL binaries are missing, and fails t when the cluster does not
 // start.
 func Start(t testing.TB) *Cluster {
@@ -107,7 +109,7 @@ func isExec(path string) bool {
 }
 
 // New initialises and starts a cluster in a new temporary directory. The
-// caller must Close it. Most tests want [Start] instead.
+// caller must Close it. Most tests want [Shared] or [Start] instead.
 func New() (*Cluster, error) {
 	bin, err := binDir()
 	if err != nil {
@@ -238,9 +240,12 @@ func (c *Cluster) Database(t testing.TB) string {
 }
 
 // Close stops the server (fast shutdown, then kill) and removes the
-// cluster's directory.
+// cluster's directory; the shared cluster is left alone (ErrShared).
 func (c *Cluster) Close() error {
 	err := c.Stop()
+	if errors.Is(err, ErrShared) {
+		return err
+	}
 	if rerr := os.RemoveAll(c.base); rerr != nil && err == nil {
 		err = fmt.Errorf("pgtest: removing the cluster: %w", rerr)
 	}

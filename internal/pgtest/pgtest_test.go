@@ -2,6 +2,7 @@ package pgtest_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"testing"
 
@@ -77,4 +78,32 @@ func count(t *testing.T, dsn string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// TestShared checks that tests of one binary get the same cluster, a
+// database each, and that nobody can stop it under the others.
+func TestShared(t *testing.T) {
+	c := pgtest.Shared(t)
+	if again := pgtest.Shared(t); again != c {
+		t.Fatal("Shared returned two clusters in one test binary")
+	}
+	a, b := c.Database(t), c.Database(t)
+	if a == b {
+		t.Fatalf("Database returned %s twice", a)
+	}
+	exec(t, a, "CREATE TABLE t (v int)", "INSERT INTO t VALUES (7)")
+	exec(t, b, "CREATE TABLE t (v int)")
+	if got := count(t, b); got != 0 {
+		t.Fatalf("a row written to one database shows in another: %d rows", got)
+	}
+	for name, op := range map[string]func() error{"Stop": c.Stop, "Kill": c.Kill, "Restart": c.Restart, "Close": c.Close, "Start": c.Start} {
+		if err := op(); !errors.Is(err, pgtest.ErrShared) {
+			t.Errorf("%s of the shared cluster: %v, want ErrShared", name, err)
+		}
+	}
+	if got := count(t, a); got != 1 {
+		t.Fatalf("the shared cluster after refused stops: %d rows, want 1", got)
+	}
 }

@@ -23,6 +23,9 @@ var ErrNotRunning = errors.New("pgtest: the server is not running")
 func (c *Cluster) Start() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.shared {
+		return ErrShared
+	}
 	if c.proc != nil {
 		return nil
 	}
@@ -98,8 +101,11 @@ func (c *Cluster) Stop() error {
 // (committed transactions survive).
 func (c *Cluster) Kill() error {
 	c.mu.Lock()
-	running := c.proc != nil
+	running, isShared := c.proc != nil, c.shared
 	c.mu.Unlock()
+	if isShared {
+		return ErrShared
+	}
 	if !running {
 		return ErrNotRunning
 	}
@@ -109,6 +115,9 @@ func (c *Cluster) Kill() error {
 func (c *Cluster) signal(sig syscall.Signal) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.shared {
+		return ErrShared
+	}
 	if c.proc == nil {
 		return nil
 	}
