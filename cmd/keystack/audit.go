@@ -101,12 +101,18 @@ var auditCheckpointAction = storeAction(0, 0, func(c *cli.Context, st *keystore.
 	if err != nil {
 		return err
 	}
+	return printCheckpoint(c, a)
+})
+
+// printCheckpoint prints the anchor audit checkpoint made, as JSON with
+// --json.
+func printCheckpoint(c *cli.Context, a audit.Anchor) error {
 	if c.Bool("json") {
 		return writeJSON(c.App.Writer, a)
 	}
 	fmt.Fprintf(c.App.Writer, "checkpoint: entry %d, head %s, offset %d, time %s, mac %s\n", a.Seq, a.Head, a.Offset, a.Time, a.MAC)
 	return nil
-})
+}
 
 var auditResetAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Store, _ []string) error {
 	if !c.Bool("accept-loss") {

@@ -65,23 +65,26 @@ func TestBackendCapabilitiesSurviveCLIWrappers(t *testing.T) {
 // unwrapping, so the expectations above do not rest on the code under test.
 func directCapabilities(b keystore.Backend) []string {
 	var out []string
-	if _, ok := b.(keystore.AutoRotator); ok {
-		out = append(out, "AutoRotator")
-	}
-	if _, ok := b.(serverstore.DataSealer); ok {
-		out = append(out, "DataSealer")
-	}
-	if _, ok := b.(keystore.OnDemandRotator); ok {
-		out = append(out, "OnDemandRotator")
-	}
-	if _, ok := b.(keystore.RefResolver); ok {
-		out = append(out, "RefResolver")
-	}
-	if _, ok := b.(keystore.VersionDestroyer); ok {
-		out = append(out, "VersionDestroyer")
-	}
-	if _, ok := b.(keystore.VersionGenerator); ok {
-		out = append(out, "VersionGenerator")
+	for _, c := range []struct {
+		name string
+		has  bool
+	}{
+		{"AutoRotator", implements[keystore.AutoRotator](b)},
+		{"DataSealer", implements[serverstore.DataSealer](b)},
+		{"OnDemandRotator", implements[keystore.OnDemandRotator](b)},
+		{"RefResolver", implements[keystore.RefResolver](b)},
+		{"VersionDestroyer", implements[keystore.VersionDestroyer](b)},
+		{"VersionGenerator", implements[keystore.VersionGenerator](b)},
+	} {
+		if c.has {
+			out = append(out, c.name)
+		}
 	}
 	return out
+}
+
+// implements reports whether b itself has the methods of I.
+func implements[I any](b keystore.Backend) bool {
+	_, ok := b.(I)
+	return ok
 }

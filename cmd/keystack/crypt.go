@@ -179,21 +179,9 @@ func encryptOptions(c *cli.Context) (envelope.EncryptOptions, error) {
 }
 
 func encryptAction(c *cli.Context) error {
-	lazyGC()
-	if err := checkArgs(c); err != nil {
-		return err
-	}
-	opts, err := encryptOptions(c)
+	opts, keys, err := encryptArgs(c, nil)
 	if err != nil {
 		return err
-	}
-	// As age does: ciphertext on a terminal is garbage and can upset it.
-	if !c.IsSet("output") && c.String("recursive") == "" && !c.Bool("encode") && isTerminal(c.App.Writer) {
-		return usagef("refusing to write binary ciphertext to a terminal: redirect stdout or pass -o FILE (-o - forces it)")
-	}
-	keys := c.StringSlice("key")
-	if len(keys) == 0 {
-		return usagef("encrypt: missing -k NAME")
 	}
 	return withStore(c, func(st *keystore.Store) error {
 		kr, err := encryptKeyring(c, st, keys)
@@ -205,12 +193,34 @@ func encryptAction(c *cli.Context) error {
 	})
 }
 
-func decryptAction(c *cli.Context) error {
+// encryptArgs checks encrypt's arguments and flags (check: the mode's own
+// flag checks, run once the options parse; nil for none) and returns the
+// options and the -k keys.
+func encryptArgs(c *cli.Context, check func(*cli.Context) error) (envelope.EncryptOptions, []string, error) {
 	lazyGC()
 	if err := checkArgs(c); err != nil {
-		return err
+		return envelope.EncryptOptions{}, nil, err
 	}
-	opts, needKeys, err := decryptOptions(c)
+	opts, err := encryptOptions(c)
+	if err == nil && check != nil {
+		err = check(c)
+	}
+	if err != nil {
+		return opts, nil, err
+	}
+	// As age does: ciphertext on a terminal is garbage and can upset it.
+	if !c.IsSet("output") && c.String("recursive") == "" && !c.Bool("encode") && isTerminal(c.App.Writer) {
+		return opts, nil, usagef("refusing to write binary ciphertext to a terminal: redirect stdout or pass -o FILE (-o - forces it)")
+	}
+	keys := c.StringSlice("key")
+	if len(keys) == 0 {
+		return opts, nil, usagef("encrypt: missing -k NAME")
+	}
+	return opts, keys, nil
+}
+
+func decryptAction(c *cli.Context) error {
+	opts, needKeys, err := decryptArgs(c, nil)
 	if err != nil {
 		return err
 	}
@@ -223,6 +233,20 @@ func decryptAction(c *cli.Context) error {
 		job := &crypter{c: c, keys: keys, kr: kr, dopts: opts, runState: runState{needKeys: needKeys}}
 		return job.runAll()
 	})
+}
+
+// decryptArgs is encryptArgs for decrypt: it returns the options and the
+// bare -c KEYs.
+func decryptArgs(c *cli.Context, check func(*cli.Context) error) (envelope.DecryptOptions, []string, error) {
+	lazyGC()
+	if err := checkArgs(c); err != nil {
+		return envelope.DecryptOptions{}, nil, err
+	}
+	opts, needKeys, err := decryptOptions(c)
+	if err == nil && check != nil {
+		err = check(c)
+	}
+	return opts, needKeys, err
 }
 
 // decryptOptions reads decrypt's flags; needKeys are the bare -c KEYs.

@@ -2,10 +2,8 @@ package main
 
 import (
 	"go/ast"
-	"go/parser"
 	"go/token"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -39,43 +37,17 @@ func keyringSites(t *testing.T) []string {
 }
 
 func packageKeyringSites(t *testing.T, dir, prefix string, seen map[string]bool) {
-	fset := token.NewFileSet()
-	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	funcs := parseFuncs(t, token.NewFileSet(), dir)
 	local := map[string]bool{}
-	var parsed []*ast.File
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, name, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		parsed = append(parsed, f)
-		for _, d := range f.Decls {
-			if fd, ok := d.(*ast.FuncDecl); ok {
-				local[fd.Name.Name] = true
-			}
-		}
+	for _, fd := range funcs {
+		local[fd.Name.Name] = true
 	}
-	for _, f := range parsed {
-		for _, d := range f.Decls {
-			fd, ok := d.(*ast.FuncDecl)
-			if !ok || fd.Body == nil {
-				continue
+	for _, fd := range funcs {
+		eachCall(fd, func(call *ast.CallExpr) {
+			if site, ok := keyringSite(fd, call, local); ok {
+				seen[prefix+site] = true
 			}
-			ast.Inspect(fd.Body, func(n ast.Node) bool {
-				if call, ok := n.(*ast.CallExpr); ok {
-					if site, ok := keyringSite(fd, call, local); ok {
-						seen[prefix+site] = true
-					}
-				}
-				return true
-			})
-		}
+		})
 	}
 }
 

@@ -10,8 +10,10 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -194,37 +196,30 @@ func pyJSON(b *bytes.Buffer, v any) {
 	case string:
 		pyString(b, v)
 	case []any:
-		b.WriteByte('[')
-		for i, e := range v {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			pyJSON(b, e)
-		}
-		b.WriteByte(']')
+		pySeq(b, '[', ']', len(v), func(i int) { pyJSON(b, v[i]) })
 	case map[string]any:
-		pyObject(b, v)
+		keys := slices.Sorted(maps.Keys(v)) // UTF-8 byte order is code point order, as Python sorts
+		pySeq(b, '{', '}', len(keys), func(i int) {
+			pyString(b, keys[i])
+			b.WriteString(": ")
+			pyJSON(b, v[keys[i]])
+		})
 	default:
 		panic(fmt.Sprintf("pyJSON: unsupported %T", v))
 	}
 }
 
-func pyObject(b *bytes.Buffer, m map[string]any) {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // UTF-8 byte order is code point order, as Python sorts
-	b.WriteByte('{')
-	for i, k := range keys {
+// pySeq writes open, the n items (item(i) writes item i) separated by
+// ", " as Python's json.dumps separates them, and close.
+func pySeq(b *bytes.Buffer, open, close byte, n int, item func(i int)) {
+	b.WriteByte(open)
+	for i := range n {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		pyString(b, k)
-		b.WriteString(": ")
-		pyJSON(b, m[k])
+		item(i)
 	}
-	b.WriteByte('}')
+	b.WriteByte(close)
 }
 
 // pyString writes s with ensure_ascii escaping: \uXXXX (surrogate pairs

@@ -122,23 +122,9 @@ func remoteCredRevoke(c *cli.Context, cl *client.Client) error {
 // remoteEncrypt is encrypt in server mode: the data keys come from the
 // server, the body is encrypted here.
 func remoteEncrypt(c *cli.Context, cl *client.Client) error {
-	lazyGC()
-	if err := checkArgs(c); err != nil {
-		return err
-	}
-	opts, err := encryptOptions(c)
+	opts, keys, err := encryptArgs(c, checkRemoteCryptFlags)
 	if err != nil {
 		return err
-	}
-	if err := checkRemoteCryptFlags(c); err != nil {
-		return err
-	}
-	if !c.IsSet("output") && c.String("recursive") == "" && !c.Bool("encode") && isTerminal(c.App.Writer) {
-		return usagef("refusing to write binary ciphertext to a terminal: redirect stdout or pass -o FILE (-o - forces it)")
-	}
-	keys := c.StringSlice("key")
-	if len(keys) == 0 {
-		return usagef("encrypt: missing -k NAME")
 	}
 	kr, err := cl.EncryptKeyring(c.Context, keys, storeCache(c))
 	if err != nil {
@@ -151,15 +137,8 @@ func remoteEncrypt(c *cli.Context, cl *client.Client) error {
 // remoteDecrypt is decrypt in server mode: without -k every aws-kms EDK
 // is sent to the server, which refuses keys it does not hold.
 func remoteDecrypt(c *cli.Context, cl *client.Client) error {
-	lazyGC()
-	if err := checkArgs(c); err != nil {
-		return err
-	}
-	opts, needKeys, err := decryptOptions(c)
+	opts, needKeys, err := decryptArgs(c, checkRemoteCryptFlags)
 	if err != nil {
-		return err
-	}
-	if err := checkRemoteCryptFlags(c); err != nil {
 		return err
 	}
 	keys := c.StringSlice("key")
@@ -234,9 +213,5 @@ func remoteAuditCheckpoint(c *cli.Context, cl *client.Client) error {
 	if err != nil {
 		return err
 	}
-	if c.Bool("json") {
-		return writeJSON(c.App.Writer, a)
-	}
-	fmt.Fprintf(c.App.Writer, "checkpoint: entry %d, head %s, offset %d, time %s, mac %s\n", a.Seq, a.Head, a.Offset, a.Time, a.MAC)
-	return nil
+	return printCheckpoint(c, a)
 }

@@ -17,10 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
@@ -115,9 +112,7 @@ func freeLoopback(t *testing.T) string {
 // client is a KMS client on one replica, without the SDK's retries: the
 // failover client retries itself.
 func (rs *replicaSet) client(i int) *kms.Client {
-	return kms.New(kms.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + rs.addrs[i]),
-		Credentials: credentials.NewStaticCredentialsProvider(rs.cred.ID, rs.cred.Secret, ""),
-		Retryer:     retry.AddWithMaxAttempts(retry.NewStandard(), 1)})
+	return newKMSClient(rs.addrs[i], rs.cred.ID, rs.cred.Secret)
 }
 
 // failover calls op on replica start, and once more on the next replica
@@ -156,9 +151,7 @@ type load struct {
 	ok       atomic.Int64
 	retried  atomic.Int64
 	attempts atomic.Int64 // requests sent, each of which a replica may have carried out
-	mu       sync.Mutex
-	okIDs    []string
-	failures []error
+	outcomes
 }
 
 func startLoad(rs *replicaSet, workers int) *load { return startLoadObserved(rs, workers, nil) }
@@ -194,15 +187,9 @@ func (l *load) record(ctx context.Context, out *kms.GenerateDataKeyOutput, tries
 	if tries > 1 {
 		l.retried.Add(1)
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case err == nil:
-		id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
-		l.okIDs = append(l.okIDs, id)
+	l.add(ctx, out, err)
+	if err == nil {
 		l.ok.Add(1)
-	case ctx.Err() == nil:
-		l.failures = append(l.failures, err)
 	}
 }
 

@@ -25,10 +25,31 @@ import (
 type kmsLoad struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	outcomes
+}
 
+// outcomes are what a client load saw: the request IDs its successes were
+// answered with, and the calls that failed while it ran.
+type outcomes struct {
 	mu       sync.Mutex
 	okIDs    []string
 	failures []error
+}
+
+// add records the outcome of a GenerateDataKey call made under ctx (the
+// load's) and reports whether it failed while the load ran.
+func (o *outcomes) add(ctx context.Context, out *kms.GenerateDataKeyOutput, err error) (failed bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	switch {
+	case err == nil:
+		id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+		o.okIDs = append(o.okIDs, id)
+	case ctx.Err() == nil:
+		o.failures = append(o.failures, err)
+		return true
+	}
+	return false
 }
 
 var kmsLoads sync.Map // *testscript.TestScript → *kmsLoad
@@ -39,8 +60,15 @@ func kmsLoadClient(ts *testscript.TestScript, credFile, addr string) *kms.Client
 		Secret string `json:"secret_access_key"`
 	}
 	ts.Check(json.Unmarshal([]byte(ts.ReadFile(credFile)), &cred))
+	return newKMSClient(addr, cred.ID, cred.Secret)
+}
+
+// newKMSClient is a KMS client of the key server at addr (host:port, plain
+// HTTP) with the credential id and secret, without the SDK's retries: one
+// attempt per call.
+func newKMSClient(addr, id, secret string) *kms.Client {
 	return kms.New(kms.Options{Region: "us-east-1", BaseEndpoint: aws.String("http://" + addr),
-		Credentials: credentials.NewStaticCredentialsProvider(cred.ID, cred.Secret, ""),
+		Credentials: credentials.NewStaticCredentialsProvider(id, secret, ""),
 		Retryer:     retry.AddWithMaxAttempts(retry.NewStandard(), 1)})
 }
 
@@ -100,14 +128,7 @@ func kmsLoadStart(ts *testscript.TestScript, c *kms.Client, keyID string) {
 }
 
 func (l *kmsLoad) record(ctx context.Context, out *kms.GenerateDataKeyOutput, err error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	switch {
-	case err == nil:
-		id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
-		l.okIDs = append(l.okIDs, id)
-	case ctx.Err() == nil:
-		l.failures = append(l.failures, err)
+	if l.add(ctx, out, err) {
 		time.Sleep(10 * time.Millisecond) // the server is gone: do not spin
 	}
 }

@@ -17,12 +17,35 @@ import (
 // backends and cache handling and closes the store.
 func TestEveryActionOpensTheStoreOneWay(t *testing.T) {
 	allowed := map[string]string{"openStore": "withStore", "keystore.Open": "openStore"}
-	files, err := filepath.Glob("*.go")
+	seen := map[string]int{}
+	fset := token.NewFileSet()
+	for _, fd := range parseFuncs(t, fset, ".") {
+		eachCall(fd, func(call *ast.CallExpr) {
+			callee := calleeName(call.Fun)
+			if want, ok := allowed[callee]; ok {
+				seen[callee]++
+				if fd.Name.Name != want {
+					t.Errorf("%s: %s calls %s; only %s may (use withStore)", fset.Position(call.Pos()), fd.Name.Name, callee, want)
+				}
+			}
+		})
+	}
+	for callee := range allowed {
+		if seen[callee] != 1 {
+			t.Errorf("%s is called %d times, want once", callee, seen[callee])
+		}
+	}
+}
+
+// parseFuncs parses the non-test Go files of dir and returns their
+// functions and methods.
+func parseFuncs(t *testing.T, fset *token.FileSet, dir string) []*ast.FuncDecl {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]int{}
-	fset := token.NewFileSet()
+	var funcs []*ast.FuncDecl
 	for _, name := range files {
 		if strings.HasSuffix(name, "_test.go") {
 			continue
@@ -32,31 +55,25 @@ func TestEveryActionOpensTheStoreOneWay(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, d := range f.Decls {
-			fd, ok := d.(*ast.FuncDecl)
-			if !ok || fd.Body == nil {
-				continue
+			if fd, ok := d.(*ast.FuncDecl); ok {
+				funcs = append(funcs, fd)
 			}
-			ast.Inspect(fd.Body, func(n ast.Node) bool {
-				call, ok := n.(*ast.CallExpr)
-				if !ok {
-					return true
-				}
-				callee := calleeName(call.Fun)
-				if want, ok := allowed[callee]; ok {
-					seen[callee]++
-					if fd.Name.Name != want {
-						t.Errorf("%s: %s calls %s; only %s may (use withStore)", fset.Position(call.Pos()), fd.Name.Name, callee, want)
-					}
-				}
-				return true
-			})
 		}
 	}
-	for callee := range allowed {
-		if seen[callee] != 1 {
-			t.Errorf("%s is called %d times, want once", callee, seen[callee])
-		}
+	return funcs
+}
+
+// eachCall calls visit with every call in fd's body.
+func eachCall(fd *ast.FuncDecl, visit func(*ast.CallExpr)) {
+	if fd.Body == nil {
+		return
 	}
+	ast.Inspect(fd.Body, func(n ast.Node) bool {
+		if call, ok := n.(*ast.CallExpr); ok {
+			visit(call)
+		}
+		return true
+	})
 }
 
 func calleeName(e ast.Expr) string {
