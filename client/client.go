@@ -156,9 +156,6 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// Region is the SigV4 Region the client signs for.
-func (c *Client) Region() string { return c.cfg.Region }
-
 // admin calls KeystackAdmin.op with in as its JSON body and decodes the
 // answer into out.
 func (c *Client) admin(ctx context.Context, op string, in, out any) error {
@@ -235,11 +232,11 @@ func unwrapURLError(err error) error {
 	return err
 }
 
-// endpointsFailure returns the UnavailableError or TrustError in err (no
+// endpointsFailure returns the UnavailableError or trustError in err (no
 // endpoint answered), without what wraps it, or nil.
 func endpointsFailure(err error) error {
 	var ue *UnavailableError
-	var te *TrustError
+	var te *trustError
 	switch {
 	case errors.As(err, &ue):
 		return ue

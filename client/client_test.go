@@ -2,9 +2,11 @@ package client_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -441,5 +443,27 @@ func TestOversizedAnswer(t *testing.T) {
 	t.Cleanup(func() { _ = c.Close() })
 	if _, err := c.GetPolicy(context.Background()); err == nil || !strings.Contains(err.Error(), "larger than") {
 		t.Errorf("GetPolicy: %v", err)
+	}
+}
+
+// TestUntrustedCertificate: an https endpoint whose certificate does not
+// verify fails as ErrTLSTrust (with the verification error inside), not
+// as an outage, after the other endpoint did not answer either.
+func TestUntrustedCertificate(t *testing.T) {
+	h := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		t.Error("a request reached the server over an unverified connection")
+	}))
+	h.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+	h.StartTLS()
+	t.Cleanup(h.Close)
+	c, err := client.New(client.Config{Endpoints: []string{h.URL, deadURL(t)}, Timeout: 5 * time.Second, Backoff: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_, err = c.GetPolicy(context.Background())
+	var cv *tls.CertificateVerificationError
+	if !errors.Is(err, client.ErrTLSTrust) || errors.Is(err, client.ErrUnavailable) || !errors.As(err, &cv) {
+		t.Fatalf("GetPolicy from an untrusted server: %v, want ErrTLSTrust (not ErrUnavailable) holding the verification error", err)
 	}
 }

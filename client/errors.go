@@ -31,12 +31,13 @@ var (
 	ErrExists = errors.New("keystack server: already exists")
 	// ErrAuditInvalid is an audit log the server found damaged.
 	ErrAuditInvalid = errors.New("keystack server: the audit log does not verify")
-	// ErrTLSTrust is an https endpoint whose certificate did not verify
-	// (unknown CA, wrong host name, expired): a trust configuration
-	// problem, not an outage (see TrustError).
+	// ErrTLSTrust is a call that no endpoint answered where at least one
+	// https endpoint's certificate did not verify (unknown CA, wrong host
+	// name, expired): a trust configuration problem, not an outage, so it
+	// does not match ErrUnavailable; retrying later will not help. The
+	// error names each endpoint's failure, and errors.As finds the first
+	// *tls.CertificateVerificationError in it.
 	ErrTLSTrust = errors.New("keystack server: TLS certificate not trusted")
-	// ErrNotSupported is an operation the server does not offer over its API.
-	ErrNotSupported = errors.New("keystack server: not supported")
 )
 
 // authCodes are the error names of requests the server did not authenticate.
@@ -122,26 +123,26 @@ func (e *UnavailableError) Unwrap() error {
 	return e.Attempts[len(e.Attempts)-1]
 }
 
-// TrustError is a call that no endpoint answered where at least one
+// trustError is a call that no endpoint answered where at least one
 // endpoint's TLS certificate did not verify. Attempts holds each
 // endpoint's failure, as in UnavailableError. It matches ErrTLSTrust,
 // not ErrUnavailable: retrying later will not help.
-type TrustError struct {
+type trustError struct {
 	Op       string
 	Attempts []error
 }
 
-func (e *TrustError) Error() string {
+func (e *trustError) Error() string {
 	u := UnavailableError{Op: e.Op, Attempts: e.Attempts}
 	return "keystack server's TLS certificate did not verify: " +
 		strings.TrimPrefix(u.Error(), "keystack server unavailable: ")
 }
 
 // Is makes errors.Is(err, ErrTLSTrust) true.
-func (e *TrustError) Is(target error) bool { return target == ErrTLSTrust }
+func (e *trustError) Is(target error) bool { return target == ErrTLSTrust }
 
 // Unwrap returns the first certificate verification failure.
-func (e *TrustError) Unwrap() error {
+func (e *trustError) Unwrap() error {
 	for _, a := range e.Attempts {
 		var cv *tls.CertificateVerificationError
 		if errors.As(a, &cv) {
@@ -151,10 +152,10 @@ func (e *TrustError) Unwrap() error {
 	return nil
 }
 
-// trustError returns ue as a TrustError if one of its attempts failed
+// asTrustError returns ue as a trustError if one of its attempts failed
 // certificate verification, else nil.
-func trustError(ue *UnavailableError) *TrustError {
-	te := &TrustError{Op: ue.Op, Attempts: ue.Attempts}
+func asTrustError(ue *UnavailableError) *trustError {
+	te := &trustError{Op: ue.Op, Attempts: ue.Attempts}
 	if te.Unwrap() == nil {
 		return nil
 	}

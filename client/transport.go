@@ -108,7 +108,7 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 	if last != nil {
 		return last, nil // the server's own error answer says most
 	}
-	if te := trustError(ue); te != nil {
+	if te := asTrustError(ue); te != nil {
 		return nil, te
 	}
 	return nil, ue

@@ -63,7 +63,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newRawAES(t testing.TB, name string) *keyring.RawAES {
+func newRawAES(t testing.TB, name string) envelope.Keyring {
 	t.Helper()
 	k, err := keyring.NewRawAES("test-ns", name, bytes.Repeat([]byte{byte(len(name))}, 32))
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 
 func rsaTestKey(t *testing.T, i int) *rsa.PrivateKey { return keyringtest.RSAKey(t, i) }
 
-func newTestAES(t *testing.T, name string, size int) *RawAES {
+func newTestAES(t *testing.T, name string, size int) envelope.Keyring {
 	t.Helper()
 	key := make([]byte, size)
 	if _, err := rand.Read(key); err != nil {
@@ -44,7 +44,7 @@ func TestRawAESConformance(t *testing.T) {
 func newTestRSA(t *testing.T, padding RSAPadding, i int, public bool) envelope.Keyring {
 	t.Helper()
 	priv := rsaTestKey(t, i)
-	var kr *RawRSA
+	var kr envelope.Keyring
 	var err error
 	if public {
 		kr, err = NewRawRSA("keyringtest", "rsa", padding, &priv.PublicKey, nil)

@@ -12,21 +12,22 @@ import (
 	"github.com/keystack/keystack/internal/rawaes"
 )
 
-// RawAES wraps data keys with AES-GCM under a wrapping key held in
-// memory, producing exactly the ESDK raw AES keyring's encrypted data keys
-// (framework/raw-aes-keyring.md): provider ID = namespace, provider info =
-// key name ‖ tag bits ‖ IV length ‖ IV, ciphertext = wrapped key ‖ tag, with
-// the serialized encryption context as AAD.
-type RawAES struct {
+// rawAES is the keyring NewRawAES returns.
+type rawAES struct {
 	namespace, name string
 	aead            cipher.AEAD
 }
 
-var _ envelope.Keyring = (*RawAES)(nil)
+var _ envelope.Keyring = (*rawAES)(nil)
 
-// NewRawAES returns a keyring for a 16, 24 or 32 byte wrapping key.
-// The key is copied.
-func NewRawAES(namespace, keyName string, key []byte) (*RawAES, error) {
+// NewRawAES returns a keyring that wraps data keys with AES-GCM under key,
+// a 16, 24 or 32 byte wrapping key held in memory (copied), producing
+// exactly the ESDK raw AES keyring's encrypted data keys
+// (framework/raw-aes-keyring.md): provider ID = namespace, provider info =
+// key name ‖ tag bits ‖ IV length ‖ IV, ciphertext = wrapped key ‖ tag,
+// with the serialized encryption context as AAD. On decrypt it tries only
+// EDKs whose provider ID and key name are this key's.
+func NewRawAES(namespace, keyName string, key []byte) (envelope.Keyring, error) {
 	if err := CheckRawNames(namespace, keyName); err != nil {
 		return nil, err
 	}
@@ -43,7 +44,7 @@ func NewRawAES(namespace, keyName string, key []byte) (*RawAES, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RawAES{namespace: namespace, name: keyName, aead: aead}, nil
+	return &rawAES{namespace: namespace, name: keyName, aead: aead}, nil
 }
 
 // CheckRawNames checks the namespace (provider ID) and key name of a raw
@@ -59,7 +60,7 @@ func CheckRawNames(namespace, keyName string) error {
 }
 
 // OnEncrypt implements envelope.Keyring.
-func (k *RawAES) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) error {
+func (k *rawAES) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) error {
 	if err := EnsureDataKey(m); err != nil {
 		return err
 	}
@@ -81,7 +82,7 @@ func (k *RawAES) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) e
 
 // OnDecrypt implements envelope.Keyring. It tries only EDKs whose provider ID
 // and key name are this key's.
-func (k *RawAES) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
+func (k *rawAES) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
 	if m.DataKey != nil {
 		return nil
 	}
@@ -105,7 +106,7 @@ func (k *RawAES) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials,
 	})
 }
 
-func (k *RawAES) attempt(err error) envelope.KeyAttempt {
+func (k *rawAES) attempt(err error) envelope.KeyAttempt {
 	return envelope.KeyAttempt{ProviderID: k.namespace, KeyName: k.name, Err: err}
 }
 

@@ -50,11 +50,8 @@ func (p RSAPadding) hash() (crypto.Hash, error) {
 	return 0, fmt.Errorf("%w: unknown RSA padding %q", ErrInvalidKey, string(p))
 }
 
-// RawRSA wraps data keys with RSA under an in-memory key pair,
-// producing the ESDK raw RSA keyring's EDKs: provider ID = namespace,
-// provider info = key name, ciphertext = RSA ciphertext of the data key.
-// With only a public key it can encrypt but not decrypt.
-type RawRSA struct {
+// rawRSA is the keyring NewRawRSA returns.
+type rawRSA struct {
 	namespace, name string
 	padding         RSAPadding
 	hash            crypto.Hash
@@ -62,11 +59,15 @@ type RawRSA struct {
 	priv            *rsa.PrivateKey
 }
 
-var _ envelope.Keyring = (*RawRSA)(nil)
+var _ envelope.Keyring = (*rawRSA)(nil)
 
-// NewRawRSA returns a keyring for the given key pair. priv may be nil
-// (encrypt only); pub may be nil when priv is set (it is derived).
-func NewRawRSA(namespace, keyName string, padding RSAPadding, pub *rsa.PublicKey, priv *rsa.PrivateKey) (*RawRSA, error) {
+// NewRawRSA returns a keyring that wraps data keys with RSA under an
+// in-memory key pair, producing the ESDK raw RSA keyring's EDKs:
+// provider ID = namespace, provider info = key name, ciphertext = RSA
+// ciphertext of the data key. priv may be nil: with only a public key it
+// can encrypt but not decrypt (ErrNoPrivateKey). pub may be nil when priv
+// is set (it is derived).
+func NewRawRSA(namespace, keyName string, padding RSAPadding, pub *rsa.PublicKey, priv *rsa.PrivateKey) (envelope.Keyring, error) {
 	if err := CheckRawNames(namespace, keyName); err != nil {
 		return nil, err
 	}
@@ -83,11 +84,11 @@ func NewRawRSA(namespace, keyName string, padding RSAPadding, pub *rsa.PublicKey
 	if pub.N.BitLen() < 2048 {
 		return nil, fmt.Errorf("%w: RSA key of %d bits, at least 2048 required", ErrInvalidKey, pub.N.BitLen())
 	}
-	return &RawRSA{namespace: namespace, name: keyName, padding: padding, hash: h, pub: pub, priv: priv}, nil
+	return &rawRSA{namespace: namespace, name: keyName, padding: padding, hash: h, pub: pub, priv: priv}, nil
 }
 
 // OnEncrypt implements envelope.Keyring.
-func (k *RawRSA) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) error {
+func (k *rawRSA) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) error {
 	if err := EnsureDataKey(m); err != nil {
 		return err
 	}
@@ -105,7 +106,7 @@ func (k *RawRSA) OnEncrypt(_ context.Context, m *envelope.EncryptionMaterials) e
 }
 
 // OnDecrypt implements envelope.Keyring.
-func (k *RawRSA) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
+func (k *rawRSA) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials, edks []envelope.EncryptedDataKey) error {
 	return DecryptFirst(ctx, m, edks, k.attempt, func(edk envelope.EncryptedDataKey) ([]byte, bool, error) {
 		if edk.ProviderID != k.namespace || string(edk.ProviderInfo) != k.name {
 			return nil, false, nil
@@ -121,7 +122,7 @@ func (k *RawRSA) OnDecrypt(ctx context.Context, m *envelope.DecryptionMaterials,
 	})
 }
 
-func (k *RawRSA) unwrap(ct []byte, keyLen int) ([]byte, error) {
+func (k *rawRSA) unwrap(ct []byte, keyLen int) ([]byte, error) {
 	if k.padding != RSAPKCS1 {
 		return rsa.DecryptOAEP(k.hash.New(), nil, k.priv, ct, nil)
 	}
@@ -139,7 +140,7 @@ func (k *RawRSA) unwrap(ct []byte, keyLen int) ([]byte, error) {
 	return key, nil
 }
 
-func (k *RawRSA) attempt(err error) envelope.KeyAttempt {
+func (k *rawRSA) attempt(err error) envelope.KeyAttempt {
 	return envelope.KeyAttempt{ProviderID: k.namespace, KeyName: k.name, Err: err}
 }
 

@@ -17,7 +17,7 @@ import (
 // journaledCrash writes a message whose header is rewritten under a
 // journal, rewraps it with a crash at step (in batch mode when batch),
 // and checks that the crash left a journal behind.
-func journaledCrash(t *testing.T, step string, batch bool) (dir, path string, from envelope.Keyring, to *keyring.RawAES) {
+func journaledCrash(t *testing.T, step string, batch bool) (dir, path string, from envelope.Keyring, to envelope.Keyring) {
 	t.Helper()
 	dir = t.TempDir()
 	path = filepath.Join(dir, "m.ks")

@@ -17,7 +17,7 @@ import (
 // flushTree writes one message for each write path of a rewrap to
 // "app/v2": sector.ks (header of one sector, in place), journal.ks (longer
 // header, in place under a journal) and grow.ks (header grows: new file).
-func flushTree(t *testing.T, dir string) (from envelope.Keyring, to *keyring.RawAES, pts map[string][]byte) {
+func flushTree(t *testing.T, dir string) (from envelope.Keyring, to envelope.Keyring, pts map[string][]byte) {
 	t.Helper()
 	v1, short, next := keyFor(t, "app/v1"), keyFor(t, "a/v1"), keyFor(t, "app/v2")
 	pts = map[string][]byte{

@@ -18,7 +18,7 @@ import (
 
 // keyFor returns a raw AES keyring named like a keystack key version; the
 // same name always gives the same material, so tests can reopen keys.
-func keyFor(t testing.TB, name string) *keyring.RawAES {
+func keyFor(t testing.TB, name string) envelope.Keyring {
 	t.Helper()
 	material := bytes.Repeat([]byte(name+"."), 32)[:32]
 	kr, err := keyring.NewRawAES(keyring.ProviderLocal, name, material)
@@ -154,7 +154,7 @@ func TestRewrapCrashAtEveryStep(t *testing.T) {
 	small := map[string]string{"app": "x"}
 	cases := map[string]struct {
 		step string
-		next *keyring.RawAES
+		next envelope.Keyring
 		ec   map[string]string
 	}{
 		"journal/journal-written": {"journal-written", keyFor(t, "app/v2"), big},

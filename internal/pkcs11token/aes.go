@@ -15,8 +15,8 @@ import (
 
 // AESKeyring wraps data keys with CKM_AES_GCM under an AES key on the
 // token. Its encrypted data keys have exactly the ESDK raw AES keyring
-// layout (framework/raw-aes-keyring.md), as keyring.RawAES writes
-// them: provider ID = namespace, provider info = key label ‖ tag bits (128)
+// layout (framework/raw-aes-keyring.md, internal/rawaes), as
+// keyring.NewRawAES's keyring writes them: provider ID = namespace, provider info = key label ‖ tag bits (128)
 // ‖ IV length (12) ‖ IV, ciphertext = wrapped key ‖ tag, with the serialized
 // encryption context as AAD (NIST SP 800-38D GCM).
 type AESKeyring struct {

@@ -1,8 +1,8 @@
 // Package rawaes is the EDK layout of the ESDK raw AES keyring
-// (framework/raw-aes-keyring.md), which keyring.RawAES and the PKCS#11
-// AES keyring (internal/pkcs11token) both write and read: AES-GCM with a
-// 12-byte IV and a 128-bit tag; provider info = key name ‖ tag bits u32 ‖
-// IV length u32 ‖ IV; ciphertext = wrapped data key ‖ tag.
+// (framework/raw-aes-keyring.md), which keyring.NewRawAES's keyring and
+// the PKCS#11 AES keyring (internal/pkcs11token) both write and read:
+// AES-GCM with a 12-byte IV and a 128-bit tag; provider info = key name ‖
+// tag bits u32 ‖ IV length u32 ‖ IV; ciphertext = wrapped data key ‖ tag.
 package rawaes
 
 import (
