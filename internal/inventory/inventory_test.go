@@ -8,12 +8,13 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/internal/inventory"
 	"github.com/keystack/keystack/keyring"
 )
 
 // rawKey is a raw AES keyring named name (NAME/vN names a key version).
-func rawKey(t *testing.T, name string) *keyring.RawAES {
+func rawKey(t *testing.T, name string) envelope.Keyring {
 	t.Helper()
 	kr, err := keyring.NewRawAES(keyring.ProviderLocal, name, bytes.Repeat([]byte{byte(len(name))}, 32))
 	if err != nil {
