@@ -39,8 +39,9 @@ var layers = map[string]layer{
 	"audit":                {outside: []string{"golang.org/x/sys"}},
 	"internal/esdktest":    {imports: []string{"envelope"}},
 	"internal/serverstore": {imports: []string{"envelope"}},
+	"internal/gatewire":    {imports: []string{"envelope", "policy", "audit"}},
 	"internal/pgaudit":     {imports: []string{"gate"}, tests: []string{"internal/pgtest", "keystore"}, outside: []string{"github.com/jackc/", "golang.org/x/text", "golang.org/x/sync"}},
-	"gate":                 {imports: []string{"envelope", "policy", "internal/policyengine", "audit", "internal/fsx"}, tests: []string{"keystore"}},
+	"gate":                 {imports: []string{"envelope", "policy", "internal/policyengine", "audit", "internal/fsx", "internal/gatewire"}, tests: []string{"keystore"}},
 
 	"internal/policytest":   {},
 	"internal/tokenbucket":  {},
@@ -58,7 +59,7 @@ var layers = map[string]layer{
 		tests:   []string{"keyring/keyringtest", "keystore", "internal/kmstest"},
 		outside: []string{"github.com/aws/"}},
 
-	"keystore": {imports: []string{"envelope", "keyring", "gate", "internal/fsx", "internal/testhook", "internal/serverstore"},
+	"keystore": {imports: []string{"envelope", "keyring", "gate", "internal/fsx", "internal/testhook", "internal/serverstore", "internal/gatewire"},
 		tests:   []string{"hsm", "keystore/awskms", "keystore/storagetest", "keyring/keyringtest", "internal/esdktest"},
 		outside: []string{"golang.org/x/crypto", "golang.org/x/sys"}},
 	"keystore/storagetest": {imports: []string{"keystore"}},

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/keystack/keystack/internal/gatewire"
+
 	"github.com/keystack/keystack/internal/policyengine"
 	"github.com/keystack/keystack/policy"
 )
@@ -14,7 +16,7 @@ import (
 const policyFile = "policy.json"
 
 // directory exposes the configuration's principals section to the policy.
-func directory(c *Config) policyengine.StaticDirectory {
+func directory(c *gatewire.Config) policyengine.StaticDirectory {
 	d := policyengine.StaticDirectory{Groups: map[string][]string{}, Tags: map[string]map[string]string{}}
 	for p, pc := range c.Principals {
 		d.Groups[p], d.Tags[p] = pc.Groups, pc.Tags
@@ -25,9 +27,9 @@ func directory(c *Config) policyengine.StaticDirectory {
 // readPolicy parses the policy document, or returns the owner's default
 // policy when the store has none, with the document's revision. A store
 // without a recorded owner belongs to the OS user.
-func (g *Gate) readPolicy(ctx context.Context, c *Config) (*policy.Policy, string, error) {
+func (g *Gate) readPolicy(ctx context.Context, c *gatewire.Config) (*policy.Policy, string, error) {
 	data, rev, err := g.st.ReadPolicy(ctx)
-	if errors.Is(err, ErrNoPolicy) {
+	if errors.Is(err, gatewire.ErrNoPolicy) {
 		p, err := policy.DefaultPolicy(owner(c))
 		return p, "", err
 	}
@@ -42,17 +44,17 @@ func (g *Gate) readPolicy(ctx context.Context, c *Config) (*policy.Policy, strin
 }
 
 // owner is the store's owner: the recorded one, else the OS user.
-func owner(c *Config) string {
+func owner(c *gatewire.Config) string {
 	if c.Owner != "" {
 		return c.Owner
 	}
-	return OSPrincipal()
+	return gatewire.OSPrincipal()
 }
 
 // authorizeResource authorizes the store's principal (or the Caller in
 // ctx) for action on a resource that is no key ("policy", "audit").
 func (g *Gate) authorizeResource(ctx context.Context, action, resource string) error {
-	return g.Authorize(ctx, policy.Request{Principal: g.principal, Action: action, Resource: resource})
+	return g.authorize(ctx, policy.Request{Principal: g.principal, Action: action, Resource: resource})
 }
 
 // GetPolicy returns the policy in force (keystack:GetPolicy on "policy").
@@ -270,7 +272,7 @@ func (g *Gate) recordResetFor(ctx context.Context, req policy.Request, d policy.
 
 // lockedConfig takes the store's writers' lock and reads the
 // configuration under it; the caller calls unlock when done.
-func (g *Gate) lockedConfig(ctx context.Context) (c *Config, unlock func(), err error) {
+func (g *Gate) lockedConfig(ctx context.Context) (c *gatewire.Config, unlock func(), err error) {
 	unlock, err = g.st.Lock(ctx)
 	if err != nil {
 		return nil, nil, err

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keystack/keystack/internal/gatewire"
+
 	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/policy"
 )
@@ -33,9 +35,9 @@ func (g *Gate) ResetAuditAnchor(ctx context.Context) (string, error) {
 		_ = g.log.Close() // its anchor is abandoned with it
 		g.log = nil
 	}
-	var old AuditAnchor
+	var old gatewire.AuditAnchor
 	var moved string
-	err := g.st.UpdateConfig(ctx, func(c *Config) error {
+	err := g.st.UpdateConfig(ctx, func(c *gatewire.Config) error {
 		if c.AuditAnchor != nil {
 			old = *c.AuditAnchor
 		}
@@ -43,7 +45,7 @@ func (g *Gate) ResetAuditAnchor(ctx context.Context) (string, error) {
 		if moved, err = g.dest.SetAside(ctx, "damaged", g.now()); err != nil {
 			return err
 		}
-		c.AuditAnchor = &AuditAnchor{Epoch: old.Epoch + 1}
+		c.AuditAnchor = &gatewire.AuditAnchor{Epoch: old.Epoch + 1}
 		return nil
 	})
 	if err != nil {
@@ -55,7 +57,7 @@ func (g *Gate) ResetAuditAnchor(ctx context.Context) (string, error) {
 
 // startAfterReset writes the new log's first entry and anchors it; the
 // caller holds g.mu.
-func (g *Gate) startAfterReset(ctx context.Context, old AuditAnchor, moved string) error {
+func (g *Gate) startAfterReset(ctx context.Context, old gatewire.AuditAnchor, moved string) error {
 	g.damaged = audit.ErrClosed
 	log, err := g.dest.Open(ctx, g.options)
 	if err != nil {
@@ -140,6 +142,6 @@ const (
 
 // RecordFailedUnlock records that the store's principal gave a wrong
 // passphrase, failing closed like every record.
-func (g *Gate) RecordFailedUnlock(ctx context.Context) error {
-	return g.RecordOperation(ctx, audit.Record{Principal: g.principal, Action: actionUnlock, Resource: resourceKeystore, Outcome: outcomeBadUnlock})
+func (g *Gate) recordFailedUnlock(ctx context.Context) error {
+	return g.recordOperation(ctx, audit.Record{Principal: g.principal, Action: actionUnlock, Resource: resourceKeystore, Outcome: outcomeBadUnlock})
 }

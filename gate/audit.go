@@ -7,27 +7,18 @@ import (
 	"io"
 	"strings"
 
+	"github.com/keystack/keystack/internal/gatewire"
+
 	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/internal/policyengine"
 	"github.com/keystack/keystack/policy"
 )
 
-// AuditAnchor is the state's record of the audit log's last entry known
-// to be on stable storage (audit.Anchor). A log that no longer holds it
-// was truncated, deleted or replaced by an older copy, and the gate
-// refuses to record into it. Epoch counts ResetAuditAnchor calls, so that
-// a process still holding the log from before a reset cannot move the
-// anchor of the new one. Stores from before anchors have none (nil).
-type AuditAnchor struct {
-	audit.Anchor
-	Epoch uint64 `json:"epoch,omitempty"`
-}
-
 // openAuditLog opens the log at the anchor c records, first setting aside
 // a log from before anchors existed. A log that fails verification leaves
 // the gate open with g.damaged set, so that decisions fail closed but the
 // log can still be verified and reset.
-func (g *Gate) openAuditLog(ctx context.Context, c *Config) error {
+func (g *Gate) openAuditLog(ctx context.Context, c *gatewire.Config) error {
 	if c.AuditAnchor == nil {
 		var err error
 		if c, err = g.startAnchoring(ctx); err != nil {
@@ -53,17 +44,17 @@ func (g *Gate) openAuditLog(ctx context.Context, c *Config) error {
 // startAnchoring gives a store from before audit anchors its first one.
 // Its log was chained without the key and cannot be continued: it is kept
 // beside the new one, under a name saying so.
-func (g *Gate) startAnchoring(ctx context.Context) (*Config, error) {
-	var c *Config
-	err := g.st.UpdateConfig(ctx, func(cur *Config) error {
+func (g *Gate) startAnchoring(ctx context.Context) (*gatewire.Config, error) {
+	var c *gatewire.Config
+	err := g.st.UpdateConfig(ctx, func(cur *gatewire.Config) error {
 		c = cur
 		if cur.AuditAnchor != nil {
-			return ErrUnchanged
+			return gatewire.ErrUnchanged
 		}
 		if _, err := g.dest.SetAside(ctx, "unauthenticated", g.now()); err != nil {
 			return err
 		}
-		cur.AuditAnchor = &AuditAnchor{}
+		cur.AuditAnchor = &gatewire.AuditAnchor{}
 		return nil
 	})
 	return c, err
@@ -76,19 +67,19 @@ func (g *Gate) advanceAnchor(ctx context.Context, epoch uint64, a audit.Anchor) 
 	if a.Seq == 0 {
 		return nil
 	}
-	behind := func(c *Config) bool {
+	behind := func(c *gatewire.Config) bool {
 		return c.AuditAnchor != nil && c.AuditAnchor.Epoch == epoch && c.AuditAnchor.Seq < a.Seq
 	}
 	c, _, err := g.st.Config(ctx)
 	if err != nil || !behind(c) {
 		return err // nothing to do: checked without the lock, to spare a write
 	}
-	return g.st.UpdateConfig(ctx, func(c *Config) error {
+	return g.st.UpdateConfig(ctx, func(c *gatewire.Config) error {
 		if !behind(c) {
-			return ErrUnchanged
+			return gatewire.ErrUnchanged
 		}
 		a.MAC = ""
-		c.AuditAnchor = &AuditAnchor{Anchor: a, Epoch: epoch}
+		c.AuditAnchor = &gatewire.AuditAnchor{Anchor: a, Epoch: epoch}
 		return nil
 	})
 }
@@ -136,7 +127,7 @@ func (g *Gate) recordDecisions(ctx context.Context, reqs []policy.Request, ds []
 // failing closed once the log is closed or found damaged. A gate opened
 // with its own Authorizer records nothing: its Authorizer keeps its own
 // records.
-func (g *Gate) RecordOperation(ctx context.Context, r audit.Record) error {
+func (g *Gate) recordOperation(ctx context.Context, r audit.Record) error {
 	if g.engine == nil {
 		return nil
 	}

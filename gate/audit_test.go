@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keystack/keystack/internal/gatewire"
+
 	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/keystore"
@@ -181,7 +183,7 @@ func TestAuditCheckpointExport(t *testing.T) {
 func TestAuditLegacyLog(t *testing.T) {
 	ctx := context.Background()
 	dir := newAuthzStore(t, "")
-	editConfig(t, dir, func(c *gate.Config) { c.AuditAnchor = nil })
+	editConfig(t, dir, func(c *gatewire.Config) { c.AuditAnchor = nil })
 	legacy := []byte(`{"time":"2025-01-01T00:00:00Z","seq":1,"type":"op","prev":"00","hash":"00"}` + "\n")
 	if err := os.WriteFile(filepath.Join(dir, gate.AuditFile), legacy, 0o600); err != nil {
 		t.Fatal(err)

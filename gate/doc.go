@@ -7,12 +7,12 @@
 //   - builds the policy engine (package policy) from the store's policy
 //     document, or the owner's default policy when there is none, and
 //     follows a document another process replaced;
-//   - authorizes every request (AuthorizeKey, Authorize) for the store's
+//   - authorizes every request for the store's
 //     principal, or for the key server's Caller in the context: key
 //     requests are built in one place, completed once, by the engine
 //     (internal/policyengine), for enforcement and simulation alike, and
 //     decisions carry structured reasons (policy.Reason);
-//   - guards the keyrings the store hands out (Keyring): each message's use
+//   - guards the keyrings the store hands out: each message's use
 //     of a key is decided for its encryption context before the key acts;
 //   - administers the policy: GetPolicy, PutPolicy, SimulatePolicy and the
 //     owner's break-glass ResetPolicy;
@@ -21,9 +21,10 @@
 //     the anchor, checkpoints, verifies, and resets after damage.
 //
 // The gate holds no key material and reads no key records. It reaches the store's persistent state
-// through State (implemented by package keystore) and writes its records to
-// an AuditDestination (FileAudit for one node; a database for several).
-// keystore.Store opens its Gate at Open and asks it before every operation,
+// through internal/gatewire's State (implemented by package keystore) and
+// writes its records to an AuditDestination (FileAudit for one node; a
+// database for several). keystore.Store opens its Gate at Open
+// (gatewire.Open) and asks it before every operation (gatewire.Enforcer),
 // so no Store acts undecided or unrecorded; callers reach the
-// administration through keystore.Store.Gate.
+// administration, this package's public API, through keystore.Store.Gate.
 package gate

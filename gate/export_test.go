@@ -1,6 +1,11 @@
 package gate
 
-import "time"
+import (
+	"context"
+	"time"
+
+	"github.com/keystack/keystack/policy"
+)
 
 // SetAnchorEvery sets how often an open Gate moves the state's anchor and
 // returns a function restoring the old period.
@@ -9,3 +14,6 @@ func SetAnchorEvery(d time.Duration) (restore func()) {
 	anchorEvery = d
 	return func() { anchorEvery = old }
 }
+
+// Authorize is g's enforcement of req, as its store asks it.
+func Authorize(ctx context.Context, g *Gate, req policy.Request) error { return g.authorize(ctx, req) }

@@ -8,7 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/keystack/keystack/gate"
+	"github.com/keystack/keystack/internal/gatewire"
+
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/policy"
 )
@@ -77,8 +78,8 @@ func TestStoreFollowsPrincipalsChange(t *testing.T) {
 	if _, err := bob.ListKeys(ctx); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Fatalf("bob outside ops: %v", err)
 	}
-	editConfig(t, dir, func(c *gate.Config) {
-		c.Principals = map[string]gate.PrincipalConfig{"user:bob": {Groups: []string{"ops"}}}
+	editConfig(t, dir, func(c *gatewire.Config) {
+		c.Principals = map[string]gatewire.PrincipalConfig{"user:bob": {Groups: []string{"ops"}}}
 	})
 	now = now.Add(time.Second)
 	if _, err := bob.ListKeys(ctx); err != nil {

@@ -2,14 +2,13 @@ package gate
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
-	"os/user"
-	"slices"
 	"sync"
 	"time"
+
+	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/gatewire"
 
 	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/internal/policyengine"
@@ -19,41 +18,22 @@ import (
 // Gate decides and records every request on one store. It is safe for
 // concurrent use.
 type Gate struct {
-	st        State
+	st        gatewire.State
 	dest      AuditDestination
 	principal string
 	now       func() time.Time
 	authz     policy.Authorizer    // what decides: engine, or the caller's own
-	engine    *policyengine.Engine // nil with Options.Authorizer
+	engine    *policyengine.Engine // nil with gatewire.Options.Authorizer
 	options   audit.Options
 
 	mu      sync.RWMutex
 	log     AuditSink // nil once closed or when damaged
 	damaged error     // why log is nil: decisions fail with it
-	epoch   uint64    // of the anchor the log was opened at (AuditAnchor.Epoch)
+	epoch   uint64    // of the anchor the log was opened at (gatewire.AuditAnchor.Epoch)
 	anchors backgroundAnchor
 
 	follow    policyFollower
 	directory liveDirectory
-}
-
-// Options configure Open.
-type Options struct {
-	// Principal is who the store acts as ("user:alice"); empty means the
-	// current OS user.
-	Principal string
-	// Authorizer, when set, decides every request instead of the store's
-	// policy, and keeps its own records: the gate then only scopes
-	// requests to their Caller, and policy administration and the audit
-	// lifecycle fail with ErrNotSupported.
-	Authorizer policy.Authorizer
-	// Audit is where decisions are recorded; required without Authorizer.
-	Audit AuditDestination
-	// AuditSync commits every record durably before the operation
-	// proceeds (audit.Sync); by default records are fsynced in batches.
-	AuditSync bool
-	// Now is the clock; time.Now by default.
-	Now func() time.Time
 }
 
 // Errors of a Gate.
@@ -68,49 +48,22 @@ var (
 	ErrNotSupported = errors.New("gate: the store was opened with its own Authorizer")
 )
 
-// NewConfig returns the access-control configuration of a new store: its
-// owner (owner, else the OS user), whether $KEYSTACK_PRINCIPAL is trusted,
-// and a fresh audit key.
-func NewConfig(owner string, trustPrincipalEnv bool) (Config, error) {
-	if owner == "" {
-		owner = OSPrincipal()
-	}
-	key, err := newAuditKey()
+func init() { gatewire.Register(open) }
+
+// open builds the gate of a store (gatewire.Open) and the Enforcer its
+// store asks.
+func open(ctx context.Context, st gatewire.State, dest AuditDestination, opts gatewire.Options) (*Gate, gatewire.Enforcer, error) {
+	g, err := openGate(ctx, st, dest, opts)
 	if err != nil {
-		return Config{}, err
+		return nil, nil, err
 	}
-	return Config{Owner: owner, TrustPrincipalEnv: trustPrincipalEnv, AuditKey: key, AuditAnchor: &AuditAnchor{}}, nil
+	return g, enforcer{g}, nil
 }
 
-func newAuditKey() ([]byte, error) {
-	key := make([]byte, audit.MinMACKeySize)
-	if _, err := rand.Read(key); err != nil {
-		return nil, fmt.Errorf("keystore: random: %w", err)
-	}
-	return key, nil
-}
-
-// OSPrincipal returns the current OS user as "user:<name>".
-func OSPrincipal() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return "user:" + u.Username
-	}
-	if n := os.Getenv("USER"); n != "" {
-		return "user:" + n
-	}
-	return fmt.Sprintf("user:uid-%d", os.Getuid())
-}
-
-// Open builds the gate of a store. Without Options.Authorizer it builds
-// the policy engine over the store's policy document (or the owner's
-// default policy) with the principals' groups and tags from Config, and
-// opens the audit log at the anchor Config records, so that no store
-// works without a decision point. A log that fails verification leaves
-// the gate open with every decision refused (ErrAuditDamaged).
-func Open(ctx context.Context, st State, opts Options) (*Gate, error) {
-	g := &Gate{st: st, dest: opts.Audit, principal: opts.Principal, now: opts.Now, authz: opts.Authorizer}
+func openGate(ctx context.Context, st gatewire.State, dest AuditDestination, opts gatewire.Options) (*Gate, error) {
+	g := &Gate{st: st, dest: dest, principal: opts.Principal, now: opts.Now, authz: opts.Authorizer}
 	if g.principal == "" {
-		g.principal = OSPrincipal()
+		g.principal = gatewire.OSPrincipal()
 	}
 	if g.now == nil {
 		g.now = time.Now
@@ -153,16 +106,16 @@ func Open(ctx context.Context, st State, opts Options) (*Gate, error) {
 
 // config reads the configuration, first giving a store from before the
 // audit log its audit key.
-func (g *Gate) config(ctx context.Context) (*Config, string, error) {
+func (g *Gate) config(ctx context.Context) (*gatewire.Config, string, error) {
 	c, rev, err := g.st.Config(ctx)
 	if err != nil || len(c.AuditKey) > 0 {
 		return c, rev, err
 	}
-	err = g.st.UpdateConfig(ctx, func(c *Config) error {
+	err = g.st.UpdateConfig(ctx, func(c *gatewire.Config) error {
 		if len(c.AuditKey) > 0 {
-			return ErrUnchanged
+			return gatewire.ErrUnchanged
 		}
-		key, err := newAuditKey()
+		key, err := gatewire.NewAuditKey()
 		c.AuditKey = key
 		return err
 	})
@@ -172,12 +125,9 @@ func (g *Gate) config(ctx context.Context) (*Config, string, error) {
 	return g.st.Config(ctx)
 }
 
-// Principal returns who the store acts as.
-func (g *Gate) Principal() string { return g.principal }
-
 // Authorize decides req, scoped to the Caller in ctx (WithCaller), after
 // putting a replaced policy document in force, and records the decision.
-func (g *Gate) Authorize(ctx context.Context, req policy.Request) error {
+func (g *Gate) authorize(ctx context.Context, req policy.Request) error {
 	g.followPolicy()
 	return g.authz.Authorize(ctx, scope(ctx, req))
 }
@@ -188,20 +138,15 @@ type multiAuthorizer interface {
 	AuthorizeAll(ctx context.Context, reqs ...policy.Request) error
 }
 
-// AuthorizeAll decides requests one operation needs together, in order as
-// Authorize calls would (each only if those before are allowed), with one
-// audit write when the decision point can.
-func (g *Gate) AuthorizeAll(ctx context.Context, reqs ...policy.Request) error {
-	return g.authorizeAll(ctx, slices.Clone(reqs))
-}
-
-// authorizeAll is AuthorizeAll scoping reqs in place: the caller gives
-// them up.
+// authorizeAll decides requests one operation needs together, in order
+// as authorize calls would (each only if those before are allowed), with
+// one audit write when the decision point can. It scopes reqs in place:
+// the caller gives them up.
 func (g *Gate) authorizeAll(ctx context.Context, reqs []policy.Request) error {
 	ma, ok := g.authz.(multiAuthorizer)
 	if !ok {
 		for _, r := range reqs {
-			if err := g.Authorize(ctx, r); err != nil {
+			if err := g.authorize(ctx, r); err != nil {
 				return err
 			}
 		}
@@ -217,7 +162,7 @@ func (g *Gate) authorizeAll(ctx context.Context, reqs []policy.Request) error {
 // Close writes the audit log's closing checkpoint and advances the anchor
 // in the store's state to it; later decisions fail closed. It is
 // idempotent.
-func (g *Gate) Close() error {
+func (g *Gate) close() error {
 	if g == nil || g.engine == nil {
 		return nil
 	}
@@ -247,3 +192,39 @@ func (g *Gate) owned() error {
 	}
 	return nil
 }
+
+// enforcer is the gate as its store asks it (gatewire.Enforcer).
+type enforcer struct{ g *Gate }
+
+func (e enforcer) Authorize(ctx context.Context, req policy.Request) error {
+	return e.g.authorize(ctx, req)
+}
+
+func (e enforcer) AuthorizeKey(ctx context.Context, action, name string, version int, ec map[string]string) error {
+	return e.g.authorizeKey(ctx, action, name, version, ec)
+}
+
+func (e enforcer) AuthorizeKeyActions(ctx context.Context, actions []string, name string, version int, ec map[string]string) error {
+	return e.g.authorizeKeyActions(ctx, actions, name, version, ec)
+}
+
+func (e enforcer) Keyring(inner envelope.Keyring, k gatewire.Key) envelope.Keyring {
+	return e.g.keyring(inner, k)
+}
+
+func (e enforcer) KeyOf(kr envelope.Keyring) (gatewire.Key, bool) {
+	if r, ok := kr.(*guardedKeyring); ok && r.g == e.g {
+		return r.k, true
+	}
+	return gatewire.Key{}, false
+}
+
+func (e enforcer) RecordOperation(ctx context.Context, r audit.Record) error {
+	return e.g.recordOperation(ctx, r)
+}
+
+func (e enforcer) RecordFailedUnlock(ctx context.Context) error { return e.g.recordFailedUnlock(ctx) }
+
+func (e enforcer) Principal() string { return e.g.principal }
+
+func (e enforcer) Close() error { return e.g.close() }

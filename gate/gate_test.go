@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/internal/gatewire"
+
 	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/internal/testhook"
@@ -88,26 +90,26 @@ func allowAllBut(action string) string {
 }
 
 // storedConfig returns the access-control part of keystore.json.
-func storedConfig(t *testing.T, dir string) gate.Config {
+func storedConfig(t *testing.T, dir string) gatewire.Config {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(dir, stateFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c gate.Config
+	var c gatewire.Config
 	if err := json.Unmarshal(data, &c); err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-// configFields are keystore.json's top-level fields that gate.Config holds.
+// configFields are keystore.json's top-level fields that gatewire.Config holds.
 var configFields = []string{"owner", "trust_principal_env", "principals", "audit_key", "audit_sync", "audit_anchor"}
 
 // editConfig changes the access-control part of keystore.json as another
 // process would: the rest of the file is kept, and the new file replaces
 // the old by rename.
-func editConfig(t *testing.T, dir string, fn func(*gate.Config)) {
+func editConfig(t *testing.T, dir string, fn func(*gatewire.Config)) {
 	t.Helper()
 	path := filepath.Join(dir, stateFile)
 	data, err := os.ReadFile(path)
@@ -174,7 +176,7 @@ func openAs(t *testing.T, dir, principal string) *keystore.Store {
 }
 
 // storedAnchor returns keystore.json's audit anchor.
-func storedAnchor(t *testing.T, dir string) gate.AuditAnchor {
+func storedAnchor(t *testing.T, dir string) gatewire.AuditAnchor {
 	t.Helper()
 	c := storedConfig(t, dir)
 	if c.AuditAnchor == nil {

@@ -2,7 +2,8 @@ package gate
 
 import (
 	"context"
-	"errors"
+
+	"github.com/keystack/keystack/internal/gatewire"
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/policy"
@@ -23,15 +24,15 @@ func (g *Gate) keyRequest(action, name string, version int, ec map[string]string
 
 // AuthorizeKey decides whether the store's principal (or the Caller in
 // ctx) may do action on key name, and records the decision (Authorize).
-func (g *Gate) AuthorizeKey(ctx context.Context, action, name string, version int, ec map[string]string) error {
-	return g.Authorize(ctx, g.keyRequest(action, name, version, ec))
+func (g *Gate) authorizeKey(ctx context.Context, action, name string, version int, ec map[string]string) error {
+	return g.authorize(ctx, g.keyRequest(action, name, version, ec))
 }
 
 // AuthorizeKeyActions is AuthorizeKey for several actions one operation
 // needs together, decided in order (each only if those before are
 // allowed) with one audit write when the decision point can
 // (AuthorizeAll).
-func (g *Gate) AuthorizeKeyActions(ctx context.Context, actions []string, name string, version int, ec map[string]string) error {
+func (g *Gate) authorizeKeyActions(ctx context.Context, actions []string, name string, version int, ec map[string]string) error {
 	reqs := make([]policy.Request, len(actions))
 	for i, a := range actions {
 		if i == 0 {
@@ -44,43 +45,17 @@ func (g *Gate) AuthorizeKeyActions(ctx context.Context, actions []string, name s
 	return g.authorizeAll(ctx, reqs)
 }
 
-// IsDenial reports whether err is a policy denial that was recorded: an
-// audit failure is not, and must refuse the whole operation.
-func IsDenial(err error) bool {
-	return errors.Is(err, policy.ErrAccessDenied) && !errors.Is(err, policy.ErrAuditFailed)
-}
-
-// Key describes the one key (version) a guarded keyring stands for.
-type Key struct {
-	// Name is the store key's name, or "BACKEND:REF" for a key outside the
-	// store; requests name the resource key/Name.
-	Name string
-	// Version is the key version; 0 for external keys, whose EDKs name no
-	// version.
-	Version int
-	// Rewrap makes decryption authorize keystack:ReWrap instead of
-	// keystack:Decrypt (a header-only rewrap).
-	Rewrap bool
-	// Match reports whether the wrapped keyring would try an EDK; nil
-	// means any EDK.
-	Match func(envelope.EncryptedDataKey) bool
-	// Provider and Label name the key in a denial's envelope.KeyAttempt:
-	// its ESDK provider ID or backend, and NAME/vN (never a reference that
-	// may carry secrets).
-	Provider, Label string
-}
-
 // Keyring returns inner behind the gate: every use of key k is authorized
 // for the message's encryption context before inner acts, so that
 // conditions on the context are decided per message.
-func (g *Gate) Keyring(inner envelope.Keyring, k Key) envelope.Keyring {
+func (g *Gate) keyring(inner envelope.Keyring, k gatewire.Key) envelope.Keyring {
 	return &guardedKeyring{g: g, inner: inner, k: k}
 }
 
 type guardedKeyring struct {
 	g     *Gate
 	inner envelope.Keyring
-	k     Key
+	k     gatewire.Key
 }
 
 // OnEncrypt authorizes keystack:GenerateDataKey when this key generates the
@@ -89,9 +64,9 @@ type guardedKeyring struct {
 func (r *guardedKeyring) OnEncrypt(ctx context.Context, m *envelope.EncryptionMaterials) error {
 	var err error
 	if m.DataKey == nil {
-		err = r.g.AuthorizeKeyActions(ctx, []string{policy.ActionGenerateDataKey, policy.ActionEncrypt}, r.k.Name, r.k.Version, m.EncryptionContext)
+		err = r.g.authorizeKeyActions(ctx, []string{policy.ActionGenerateDataKey, policy.ActionEncrypt}, r.k.Name, r.k.Version, m.EncryptionContext)
 	} else {
-		err = r.g.AuthorizeKey(ctx, policy.ActionEncrypt, r.k.Name, r.k.Version, m.EncryptionContext)
+		err = r.g.authorizeKey(ctx, policy.ActionEncrypt, r.k.Name, r.k.Version, m.EncryptionContext)
 	}
 	if err != nil {
 		return err
@@ -120,8 +95,8 @@ func (r *guardedKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMa
 		if r.k.Rewrap {
 			action = policy.ActionReWrap
 		}
-		if err := r.g.AuthorizeKey(ctx, action, r.k.Name, r.k.Version, m.EncryptionContext); err != nil {
-			if !IsDenial(err) {
+		if err := r.g.authorizeKey(ctx, action, r.k.Name, r.k.Version, m.EncryptionContext); err != nil {
+			if !gatewire.IsDenial(err) {
 				return err
 			}
 			// A denial is this key's attempt, named like the key, so that
@@ -130,12 +105,4 @@ func (r *guardedKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionMa
 		}
 	}
 	return r.inner.OnDecrypt(ctx, m, mine)
-}
-
-// KeyOf returns the key kr guards, if kr is a keyring of Gate.Keyring.
-func KeyOf(kr envelope.Keyring) (Key, bool) {
-	if r, ok := kr.(*guardedKeyring); ok {
-		return r.k, true
-	}
-	return Key{}, false
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/keystack/keystack/internal/gatewire"
+
 	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/keystore"
@@ -89,8 +91,8 @@ func TestSimulateMatchesStore(t *testing.T) {
 	 {"Effect":"Allow","Principal":"user:alice","Action":"keystack:*","Resource":"*"},
 	 {"Sid":"Ops","Effect":"Allow","Principal":"group:ops","Action":"keystack:ListKeys","Resource":"*","Condition":{"StringEquals":{"keystack:PrincipalTag/TEAM":"pay"}}},
 	 {"Sid":"Lvl","Effect":"Allow","Principal":"*","Action":"keystack:DescribeKey","Resource":"key/*","Condition":{"StringEquals":{"keystack:principaltag/level":"2","keystack:PrincipalTag/team":"pay"}}}]}`)
-	editConfig(t, dir, func(c *gate.Config) {
-		c.Principals = map[string]gate.PrincipalConfig{"user:bob": {Groups: []string{"ops"}, Tags: map[string]string{"team": "pay"}}}
+	editConfig(t, dir, func(c *gatewire.Config) {
+		c.Principals = map[string]gatewire.PrincipalConfig{"user:bob": {Groups: []string{"ops"}, Tags: map[string]string{"team": "pay"}}}
 	})
 	sim, bob := openAs(t, dir, alice), openAs(t, dir, "user:bob")
 	for _, r := range []policy.Request{
@@ -103,7 +105,7 @@ func TestSimulateMatchesStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		enforced := bob.Gate().Authorize(ctx, r)
+		enforced := gate.Authorize(ctx, bob.Gate(), r)
 		if d.Allowed() != (enforced == nil) {
 			t.Errorf("%+v: simulate %v, enforcement %v", r, d.Effect, enforced)
 		}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/internal/gatewire"
+
 	"github.com/keystack/keystack/audit"
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/gate"
@@ -435,7 +437,7 @@ func TestAuthzFailClosed(t *testing.T) {
 	ctx := context.Background()
 	dir := newAuthzStore(t, "")
 	s := openAs(t, dir, alice)
-	_ = s.Gate().Close() // the log is gone from under the store
+	_ = s.enf.Close() // the log is gone from under the store
 	if _, err := s.ListKeys(ctx); !errors.Is(err, policy.ErrAccessDenied) || !errors.Is(err, policy.ErrAuditFailed) {
 		t.Fatalf("ListKeys with a closed log: %v, want ErrAccessDenied (audit failed)", err)
 	}
@@ -521,7 +523,7 @@ func TestAuthzPrincipalsSection(t *testing.T) {
 	}
 	s := &Store{dir: dir, st: NewDirStorage(dir), now: time.Now}
 	if err := s.update(ctx, func(f *storeFile) error {
-		f.Principals = map[string]gate.PrincipalConfig{"user:bob": {Groups: []string{"ops"}}}
+		f.Principals = map[string]gatewire.PrincipalConfig{"user:bob": {Groups: []string{"ops"}}}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
@@ -552,10 +554,10 @@ func TestAuthzInitOwner(t *testing.T) {
 		Owner string `json:"owner"`
 		Key   []byte `json:"audit_key"`
 	}
-	if err := json.Unmarshal(data, &f); err != nil || f.Owner != gate.OSPrincipal() || len(f.Key) != audit.MinMACKeySize {
+	if err := json.Unmarshal(data, &f); err != nil || f.Owner != gatewire.OSPrincipal() || len(f.Key) != audit.MinMACKeySize {
 		t.Fatalf("keystore.json owner %q, audit key %d bytes: %v", f.Owner, len(f.Key), err)
 	}
-	if s.Principal() != gate.OSPrincipal() {
+	if s.Principal() != gatewire.OSPrincipal() {
 		t.Errorf("Init's store acts as %q", s.Principal())
 	}
 	t.Setenv(PrincipalEnv, "user:ci")
@@ -563,7 +565,7 @@ func TestAuthzInitOwner(t *testing.T) {
 		t.Errorf("OpenOptions.PrincipalFromEnv: %q", p)
 	}
 	other := newAuthzStore(t, "")
-	if p := principalFromEnv(t, other); p != gate.OSPrincipal() {
+	if p := principalFromEnv(t, other); p != gatewire.OSPrincipal() {
 		t.Errorf("untrusting store: %q, want the OS user", p)
 	}
 }

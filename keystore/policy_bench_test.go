@@ -125,7 +125,7 @@ func BenchmarkEncrypt1KiBPolicyAudit(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, isGated := gate.KeyOf(kr); isGated != gated {
+		if _, isGated := s.enf.KeyOf(kr); isGated != gated {
 			b.Fatalf("keyring gated = %v, want %v", isGated, gated)
 		}
 		before := 0

@@ -249,7 +249,7 @@ func (s *Store) autoUnlock(f *storeFile) ([]byte, error) {
 // recordSeal appends a seal change to the audit log, failing closed.
 func (s *Store) recordSeal(ctx context.Context) error {
 	r := audit.Record{Principal: s.principal, Action: actionSetSeal, Resource: resourceKeystore, Outcome: "ok"}
-	if err := s.gate.RecordOperation(ctx, r); err != nil {
+	if err := s.enf.RecordOperation(ctx, r); err != nil {
 		return fmt.Errorf("keystore: seal change not recorded in the audit log, so not made: %w", err)
 	}
 	return nil

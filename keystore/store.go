@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keystack/keystack/internal/gatewire"
+
 	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/keyring"
@@ -45,7 +47,8 @@ type Store struct {
 	tries      int // OpenOptions.PassphraseTries
 	backends   map[string]Backend
 	principal  string
-	gate       *gate.Gate // decides and records every operation; see store_gate.go
+	gate       *gate.Gate        // decides and records every operation; see store_gate.go
+	enf        gatewire.Enforcer // gate as the Store asks it
 	cacheOpts  *keyring.CacheOptions
 	cacheMu    sync.Mutex
 	caches     map[string]*keyring.Caching
@@ -68,7 +71,7 @@ type storeFile struct {
 	Seal     *sealRecord           `json:"seal,omitempty"` // auto-unseal; see seal_auto.go
 	Keys     map[string]*keyRecord `json:"keys"`
 	Server   *serverState          `json:"server,omitempty"` // key server state; see server_state.go
-	gate.Config
+	gatewire.Config
 }
 
 // InitOptions configures a new store.
@@ -184,7 +187,7 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 	}
 	f, kek, err := newStoreFile(opts)
 	if err == nil {
-		f.Config, err = gate.NewConfig(opts.Owner, opts.TrustPrincipalEnv)
+		f.Config, err = gatewire.NewConfig(opts.Owner, opts.TrustPrincipalEnv)
 	}
 	if err == nil && opts.Audit == nil { // a log left by an earlier store in dir is not this one's
 		_, err = gate.FileAudit(dir).SetAside(context.Background(), "previous", time.Now())
@@ -288,7 +291,7 @@ func (s *Store) Close() error {
 	s.snap.mu.Lock()
 	s.snap.parsed, s.snap.aeads, s.snap.creds = nil, nil, nil // drop the unsealed versions and secrets
 	s.snap.mu.Unlock()
-	return s.gate.Close()
+	return s.enf.Close()
 }
 
 // snapshot is the state document as last read or written, so that a

@@ -8,8 +8,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/keystack/keystack/internal/gatewire"
+
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/policy"
 )
@@ -75,7 +76,7 @@ func (g *discoveryGate) OnDecrypt(ctx context.Context, m *envelope.DecryptionMat
 			continue
 		}
 		if err := g.s.authorize(ctx, g.action, name, 0, m.EncryptionContext); err != nil {
-			if !gate.IsDenial(err) {
+			if !gatewire.IsDenial(err) {
 				return err
 			}
 			nerr.Attempts = append(nerr.Attempts, envelope.KeyAttempt{ProviderID: g.provider, KeyName: name, Err: err})

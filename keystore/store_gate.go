@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/keystack/keystack/internal/gatewire"
+
 	"github.com/keystack/keystack/gate"
 )
 
@@ -39,19 +41,19 @@ func (s *Store) openGate(opts OpenOptions) error {
 	if dest == nil {
 		dest = gate.FileAudit(s.dir)
 	}
-	g, err := gate.Open(context.Background(), gateState{s}, gate.Options{Principal: s.principal, Authorizer: opts.Authorizer,
-		Audit: dest, AuditSync: opts.AuditSync, Now: s.now})
+	g, enf, err := gatewire.Open[gate.AuditDestination, *gate.Gate](context.Background(), gateState{s}, dest,
+		gatewire.Options{Principal: s.principal, Authorizer: opts.Authorizer, AuditSync: opts.AuditSync, Now: s.now})
 	if err != nil {
 		return err
 	}
-	s.gate, s.principal = g, g.Principal()
+	s.gate, s.enf, s.principal = g, enf, enf.Principal()
 	return nil
 }
 
-// gateState is the Store's state as its gate sees it (gate.State).
+// gateState is the Store's state as its gate sees it (gatewire.State).
 type gateState struct{ s *Store }
 
-func (g gateState) Config(ctx context.Context) (*gate.Config, string, error) {
+func (g gateState) Config(ctx context.Context) (*gatewire.Config, string, error) {
 	f, rev, err := g.s.loadRev(ctx, false)
 	if err != nil {
 		return nil, "", err
@@ -63,10 +65,10 @@ func (g gateState) ConfigRevision(ctx context.Context) string {
 	return string(g.s.stateRevision(ctx, false))
 }
 
-func (g gateState) UpdateConfig(ctx context.Context, fn func(*gate.Config) error) error {
+func (g gateState) UpdateConfig(ctx context.Context, fn func(*gatewire.Config) error) error {
 	return g.s.update(ctx, func(f *storeFile) error {
 		err := fn(&f.Config)
-		if errors.Is(err, gate.ErrUnchanged) {
+		if errors.Is(err, gatewire.ErrUnchanged) {
 			return errUnchanged
 		}
 		return err
@@ -76,7 +78,7 @@ func (g gateState) UpdateConfig(ctx context.Context, fn func(*gate.Config) error
 func (g gateState) ReadPolicy(ctx context.Context) ([]byte, string, error) {
 	data, rev, err := g.s.st.Read(ctx, PolicyDocument)
 	if errors.Is(err, ErrNoDocument) {
-		return nil, "", gate.ErrNoPolicy
+		return nil, "", gatewire.ErrNoPolicy
 	}
 	return data, string(rev), err
 }
@@ -109,10 +111,10 @@ func (g gateState) CheckPassphrase(ctx context.Context) (bool, error) {
 // auditFailedUnlock records err in the audit log when it is a wrong
 // passphrase, and returns err (also saying so if the record failed).
 func (s *Store) auditFailedUnlock(err error) error {
-	if !errors.Is(err, ErrBadPassphrase) || s.gate == nil {
+	if !errors.Is(err, ErrBadPassphrase) || s.enf == nil {
 		return err
 	}
-	if aerr := s.gate.RecordFailedUnlock(context.Background()); aerr != nil {
+	if aerr := s.enf.RecordFailedUnlock(context.Background()); aerr != nil {
 		return fmt.Errorf("%w (and recording it in the audit log failed: %v)", err, aerr)
 	}
 	return err

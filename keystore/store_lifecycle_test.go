@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/internal/gatewire"
+
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/policy"
@@ -520,12 +522,12 @@ func TestLifecycleAuthorized(t *testing.T) {
 	s, _ := newClockStore(t, OpenOptions{})
 	threeVersions(t, s)
 	d := &denyAll{}
-	g, err := gate.Open(ctx, nil, gate.Options{Authorizer: d, Principal: "user:mallory"})
+	g, enf, err := gatewire.Open[gate.AuditDestination, *gate.Gate](ctx, nil, nil, gatewire.Options{Authorizer: d, Principal: "user:mallory"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func(old *gate.Gate) { s.gate = old }(s.gate) // closed with s
-	s.gate, s.principal = g, "user:mallory"
+	defer func(old *gate.Gate, oldEnf gatewire.Enforcer) { s.gate, s.enf = old, oldEnf }(s.gate, s.enf) // closed with s
+	s.gate, s.enf, s.principal = g, enf, "user:mallory"
 	for _, op := range lifecycleOps {
 		if _, err := op.do(s, 1); !errors.Is(err, errDenied) {
 			t.Errorf("%s: %v, want the authorizer's refusal", op.name, err)
@@ -545,7 +547,7 @@ func TestLifecycleAuthorized(t *testing.T) {
 			t.Errorf("request %+v", r)
 		}
 	}
-	s.gate = nil // DescribeKey is authorized too; look with the checks off
+	s.enf = nil // DescribeKey is authorized too; look with the checks off
 	if ki := describe(t, s, "k"); ki.Primary != 3 || versionOf(t, ki, 1).State != StateDecryptOnly {
 		t.Fatalf("refused operations changed the key: %+v", ki)
 	}

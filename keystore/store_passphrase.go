@@ -145,7 +145,7 @@ func resealCredentials(f *storeFile, oldKEK, newKEK []byte) error {
 // closed when it cannot.
 func (s *Store) recordPassphraseChange(ctx context.Context) error {
 	r := audit.Record{Principal: s.principal, Action: actionChangePassphrase, Resource: resourceKeystore, Outcome: "ok"}
-	if err := s.gate.RecordOperation(ctx, r); err != nil {
+	if err := s.enf.RecordOperation(ctx, r); err != nil {
 		return fmt.Errorf("keystore: passphrase change not recorded in the audit log, so not made: %w", err)
 	}
 	return nil

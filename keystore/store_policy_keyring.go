@@ -3,8 +3,9 @@ package keystore
 import (
 	"context"
 
+	"github.com/keystack/keystack/internal/gatewire"
+
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/keyring"
 )
 
@@ -21,15 +22,15 @@ func (s *Store) gated(ctx context.Context, kr envelope.Keyring, err error, name 
 	if kr, err = s.cached(ctx, kr, name, v); err != nil {
 		return nil, err
 	}
-	if s.gate == nil {
+	if s.enf == nil {
 		return kr, nil
 	}
-	key := gate.Key{Name: name, Rewrap: ctx.Value(rewrapKey{}) != nil, Provider: gateProvider(name, k), Label: gateLabel(name, 0)}
+	key := gatewire.Key{Name: name, Rewrap: ctx.Value(rewrapKey{}) != nil, Provider: gateProvider(name, k), Label: gateLabel(name, 0)}
 	if k != nil && k.Backend == BackendLocal {
 		ns, keyName := localKeyNames(name, k, v)
 		key.Version, key.Provider, key.Match, key.Label = v.Version, ns, localEDKMatch(ns, keyName), gateLabel(name, v.Version)
 	}
-	return s.gate.Keyring(kr, key), nil
+	return s.enf.Keyring(kr, key), nil
 }
 
 // cached returns the store's data-key cache for key name (version v, nil

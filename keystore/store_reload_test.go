@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/keystack/keystack/envelope"
-	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/keyring"
 )
 
@@ -146,7 +145,7 @@ func TestRewrapKeyringReloadsAsRewrap(t *testing.T) {
 	}
 	r := dec.(*reloadingKeyring)
 	for _, kr := range r.kr.(*keyring.Multi).Keyrings() {
-		if k, ok := gate.KeyOf(kr); !ok || !k.Rewrap {
+		if k, ok := s.enf.KeyOf(kr); !ok || !k.Rewrap {
 			t.Fatalf("reloaded rewrap keyring gates %T %+v", kr, kr)
 		}
 	}
