@@ -8,11 +8,16 @@
 # figure is the median over rounds of the ratio to the peer's time in the
 # same round. cat (or cp, file to file) of the same bytes is the floor.
 #   BENCH_PEER_MIB  file size (default 1024)     BENCH_RUNS  rounds (default 7)
+#   BENCH_PEER_MODES  which of devnull, pipe, file (default all three)
+# Each row also gives the median CPU time (user + system) of each tool: on
+# a machine whose other load leaves keystack less than its two cores
+# (CPU/wall near 1), wall-clock ratios are CPU ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-bin/keystack}
 MIB=${BENCH_PEER_MIB:-1024}
 RUNS=${BENCH_RUNS:-7}
+MODES=${BENCH_PEER_MODES:-devnull pipe file}
 work=$(mktemp -d "${TMPDIR:-/tmp}/keystack-peers.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 [ -x "$BIN" ] || go build -tags urfave_cli_no_docs -o "$BIN" ./cmd/keystack
@@ -64,7 +69,7 @@ timed() {
 }
 : > "$work/runs.txt"
 for _ in $(seq "$RUNS"); do
-  for mode in devnull pipe file; do
+  for mode in $MODES; do
     for dir in enc dec; do
       for tool in cat keystack age tink; do timed "$tool" "$dir" "$mode"; done
     done
@@ -77,7 +82,7 @@ echo "  $MIB MiB, $RUNS rounds; speed-up = peer's time / keystack's time in the 
 awk -v mib="$MIB" '
   function median(a, n,   i, j, t) { for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
     return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
-  { k = $2 " " $3; n = ++cnt[$1, k]; w[$1, k, n] = $4 + 0; cpu[$1, k, n] = ($5 + $6) / ($4 > 0 ? $4 : 1e-3); if ($7 > rss[$1, k]) rss[$1, k] = $7; keys[k] = 1 }
+  { k = $2 " " $3; n = ++cnt[$1, k]; w[$1, k, n] = $4 + 0; cpu[$1, k, n] = ($5 + $6) / ($4 > 0 ? $4 : 1e-3); cs[$1, k, n] = $5 + $6; if ($7 > rss[$1, k]) rss[$1, k] = $7; keys[k] = 1 }
   END {
     split("enc devnull,enc pipe,enc file,dec devnull,dec pipe,dec file", order, ",")
     for (o = 1; o <= 6; o++) { k = order[o]; if (!(k in keys)) continue; r = cnt["keystack", k]
@@ -86,6 +91,8 @@ awk -v mib="$MIB" '
         k, median(ka, r), mib / 1024 / median(ka, r), median(u, r), rss["keystack", k] / 1024, median(a, r), median(t, r), median(c, r), (k ~ /file/ ? "cp" : "cat")
       for (i = 1; i <= r; i++) { aa[i] = w["age", k, i]; tt[i] = w["tink", k, i]; cc[i] = w["cat", k, i] }
       printf "  %-11s   age %5.2fs (RSS %3d MiB), Tink %5.2fs (RSS %3d MiB), %s %5.2fs\n", "", median(aa, r), rss["age", k] / 1024, median(tt, r), rss["tink", k] / 1024, (k ~ /file/ ? "cp" : "cat"), median(cc, r)
+      for (i = 1; i <= r; i++) { ka[i] = cs["keystack", k, i]; aa[i] = cs["age", k, i]; tt[i] = cs["tink", k, i]; cc[i] = cs["cat", k, i] }
+      printf "  %-11s   CPU (user + system): keystack %4.2fs, age %4.2fs, Tink %4.2fs, %s %4.2fs\n", "", median(ka, r), median(aa, r), median(tt, r), (k ~ /file/ ? "cp" : "cat"), median(cc, r)
     }
   }' "$work/runs.txt"
 echo "  targets: >= 2.5 x age and >= 1.6 x Tink in every row; keystack RSS <= 32 MiB"
