@@ -382,7 +382,7 @@ func TestAuthzAuditRecords(t *testing.T) {
 	if denied != 1 {
 		t.Errorf("%d denial records, want 1", denied)
 	}
-	f, err := (&Store{dir: dir, st: NewDirStorage(dir)}).load(context.Background())
+	f, err := (&Store{dir: dir, st: newDirStorage(dir)}).load(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,7 +521,7 @@ func TestAuthzPrincipalsSection(t *testing.T) {
 	if _, err := bob.ListKeys(ctx); !errors.Is(err, policy.ErrAccessDenied) {
 		t.Fatalf("bob outside ops: %v", err)
 	}
-	s := &Store{dir: dir, st: NewDirStorage(dir), now: time.Now}
+	s := &Store{dir: dir, st: newDirStorage(dir), now: time.Now}
 	if err := s.update(ctx, func(f *storeFile) error {
 		f.Principals = map[string]gatewire.PrincipalConfig{"user:bob": {Groups: []string{"ops"}}}
 		return nil

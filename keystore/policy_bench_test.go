@@ -159,7 +159,7 @@ func BenchmarkEncrypt1KiBPolicyAudit(b *testing.B) {
 	}
 	b.Run("off", func(b *testing.B) {
 		dir := newBenchStore(b)
-		run(b, dir, &Store{dir: dir, st: NewDirStorage(dir), now: time.Now, principal: benchPrincipal}, false)
+		run(b, dir, &Store{dir: dir, st: newDirStorage(dir), now: time.Now, principal: benchPrincipal}, false)
 	})
 	for _, v := range []struct {
 		name string

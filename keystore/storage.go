@@ -13,7 +13,7 @@ import (
 // policy document are opaque bytes to it. The Store reads the state once
 // and rereads it only when Revision says it changed.
 //
-// The keystore directory (DirStorage) is the embedded implementation; a
+// The keystore directory (dirStorage) is the embedded implementation; a
 // database implementation keeps a row per document with a revision number
 // and maps Lock to a lease. storagetest.Run is the conformance suite every
 // implementation passes.

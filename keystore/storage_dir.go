@@ -24,7 +24,7 @@ const (
 	lockPoll = 5 * time.Millisecond
 )
 
-// DirStorage is the Storage of a keystore directory: the state document
+// dirStorage is the Storage of a keystore directory: the state document
 // is keystore.json, the policy document policy.json (both mode 0600,
 // replaced atomically by writeFileAtomic), and Lock is flock(2) on
 // keystore.lock, the lock every keystack version takes before writing.
@@ -32,18 +32,18 @@ const (
 // time; every replacement is a new file, so a new inode. (A hand edit in
 // place that keeps both size and modification time is not a new revision:
 // an open Store sees it when it is opened again.)
-type DirStorage struct{ dir string }
+type dirStorage struct{ dir string }
 
-// NewDirStorage returns the Storage of the keystore directory dir; it
+// newDirStorage returns the Storage of the keystore directory dir; it
 // creates nothing.
-func NewDirStorage(dir string) *DirStorage { return &DirStorage{dir: dir} }
+func newDirStorage(dir string) *dirStorage { return &dirStorage{dir: dir} }
 
-var _ Storage = (*DirStorage)(nil)
+var _ Storage = (*dirStorage)(nil)
 
 // Dir returns the keystore directory.
-func (d *DirStorage) Dir() string { return d.dir }
+func (d *dirStorage) Dir() string { return d.dir }
 
-func (d *DirStorage) path(doc Document) (string, int64, error) {
+func (d *dirStorage) path(doc Document) (string, int64, error) {
 	switch doc {
 	case StateDocument:
 		return filepath.Join(d.dir, metaFile), maxMetaSize, nil
@@ -55,7 +55,7 @@ func (d *DirStorage) path(doc Document) (string, int64, error) {
 
 // Read implements Storage: the file, refused before reading it whole when
 // it is over its size bound (ErrCorruptStore).
-func (d *DirStorage) Read(_ context.Context, doc Document) ([]byte, Revision, error) {
+func (d *dirStorage) Read(_ context.Context, doc Document) ([]byte, Revision, error) {
 	path, limit, err := d.path(doc)
 	if err != nil {
 		return nil, NoRevision, err
@@ -83,7 +83,7 @@ func (d *DirStorage) Read(_ context.Context, doc Document) ([]byte, Revision, er
 }
 
 // Revision implements Storage with a stat.
-func (d *DirStorage) Revision(_ context.Context, doc Document) (Revision, error) {
+func (d *dirStorage) Revision(_ context.Context, doc Document) (Revision, error) {
 	path, _, err := d.path(doc)
 	if err != nil {
 		return NoRevision, err
@@ -102,7 +102,7 @@ func (d *DirStorage) Revision(_ context.Context, doc Document) (Revision, error)
 // open-file-description lock on keystore.lock (fcntl F_OFD_SETLKW, which
 // does not interact with Lock's flock), so they are atomic with or without
 // Lock held, against this and every other process.
-func (d *DirStorage) Write(ctx context.Context, doc Document, data []byte, prev Revision) (Revision, error) {
+func (d *dirStorage) Write(ctx context.Context, doc Document, data []byte, prev Revision) (Revision, error) {
 	path, _, err := d.path(doc)
 	if err != nil {
 		return NoRevision, err
@@ -126,7 +126,7 @@ func (d *DirStorage) Write(ctx context.Context, doc Document, data []byte, prev 
 }
 
 // casLock takes Write's short critical section.
-func (d *DirStorage) casLock() (release func(), err error) {
+func (d *dirStorage) casLock() (release func(), err error) {
 	release, err = fsx.LockRecord(filepath.Join(d.dir, lockFile))
 	if err != nil {
 		return nil, fmt.Errorf("keystore: lock: %w", err)
@@ -135,7 +135,7 @@ func (d *DirStorage) casLock() (release func(), err error) {
 }
 
 // Lock implements Storage: flock(2) on keystore.lock (see lockDir).
-func (d *DirStorage) Lock(ctx context.Context) (func(), error) { return lockDir(ctx, d.dir) }
+func (d *dirStorage) Lock(ctx context.Context) (func(), error) { return lockDir(ctx, d.dir) }
 
 func revisionOf(fi fs.FileInfo) Revision {
 	st, ok := fi.Sys().(*syscall.Stat_t)

@@ -16,7 +16,7 @@ func TestDirStorageConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) keystore.Storage {
 		return keystore.NewDirStorage(t.TempDir())
 	}, func(t *testing.T, s keystore.Storage) keystore.Storage {
-		return keystore.NewDirStorage(s.(*keystore.DirStorage).Dir())
+		return keystore.NewDirStorage(keystore.DirOf(s))
 	})
 }
 

@@ -36,7 +36,7 @@ func (c *countingStorage) Read(ctx context.Context, doc Document) ([]byte, Revis
 // countedStore opens dir through a countingStorage, as the CLI opens it.
 func countedStore(t *testing.T, dir, pass string) (*Store, *countingStorage) {
 	t.Helper()
-	c := &countingStorage{Storage: NewDirStorage(dir)}
+	c := &countingStorage{Storage: newDirStorage(dir)}
 	s, err := Open(dir, OpenOptions{Storage: c, Now: fixedNow, PrincipalFromEnv: true,
 		Passphrase: func() ([]byte, error) { return []byte(pass), nil }})
 	if err != nil {
@@ -295,5 +295,15 @@ func TestReadOncePerRequest(t *testing.T) {
 	}
 	if _, n := request(); n != -1 {
 		t.Fatal("the next request still sealed under a key another process disabled")
+	}
+}
+
+// TestOpenChecksStateOnce: Open and the gate it opens read the state
+// document and check its revision once.
+func TestOpenChecksStateOnce(t *testing.T) {
+	s, c := countedStore(t, manyVersions(t), testPass)
+	defer s.Close()
+	if r, n := c.reads.Load(), c.revisions.Load(); r != 1 || n != 1 {
+		t.Fatalf("Open made %d reads and %d revision checks of the state, want 1 and 1", r, n)
 	}
 }

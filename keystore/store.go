@@ -148,7 +148,7 @@ type OpenOptions struct {
 	// asks its master key again.
 	RereadPassphrase bool
 	// Storage keeps the store's state and policy documents; nil means the
-	// directory's (NewDirStorage(dir)). The audit log stays in dir unless
+	// directory's (newDirStorage(dir)). The audit log stays in dir unless
 	// Audit is set.
 	Storage Storage
 	// Audit is where the store records its decisions; nil means audit.log
@@ -175,7 +175,7 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 	}
 	st := opts.Storage
 	if st == nil {
-		st = NewDirStorage(dir)
+		st = newDirStorage(dir)
 	}
 	unlock, err := st.Lock(context.Background())
 	if err != nil {
@@ -199,7 +199,7 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 	s := &Store{dir: dir, st: st, now: time.Now, kek: kek, principal: f.Owner}
 	_, err = s.writeState(context.Background(), f, NoRevision)
 	if err == nil {
-		err = s.openGate(OpenOptions{Audit: opts.Audit})
+		err = s.openGate(context.Background(), OpenOptions{Audit: opts.Audit})
 	}
 	if err != nil {
 		clear(kek)
@@ -210,7 +210,7 @@ func Init(dir string, opts InitOptions) (*Store, error) {
 
 // checkNoStore fails with ErrExists when st already holds a store.
 func checkNoStore(st Storage, dir string) error {
-	if _, ok := st.(*DirStorage); !ok {
+	if _, ok := st.(*dirStorage); !ok {
 		rev, err := st.Revision(context.Background(), StateDocument)
 		if err == nil && rev != NoRevision {
 			return fmt.Errorf("%w in its storage", ErrExists)
@@ -256,7 +256,7 @@ func newStoreFile(opts InitOptions) (*storeFile, []byte, error) {
 func Open(dir string, opts OpenOptions) (*Store, error) {
 	st := opts.Storage
 	if st == nil {
-		st = NewDirStorage(dir)
+		st = newDirStorage(dir)
 	}
 	s := &Store{dir: dir, st: st, now: opts.Now, passphrase: opts.Passphrase, tries: opts.PassphraseTries, backends: opts.Backends,
 		principal: opts.Principal, cacheOpts: opts.Cache, minWait: opts.MinDestructionWait,
@@ -264,14 +264,15 @@ func Open(dir string, opts OpenOptions) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	f, err := s.view(context.Background())
+	ctx := s.readOnce(context.Background()) // Open and its gate check the state once
+	f, err := s.view(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if opts.PrincipalFromEnv && s.principal == "" && f.TrustPrincipalEnv {
 		s.principal = os.Getenv(PrincipalEnv)
 	}
-	if err := s.openGate(opts); err != nil {
+	if err := s.openGate(ctx, opts); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -325,8 +326,11 @@ type readScope struct {
 type readScopeKey struct{}
 
 // ReadOnce implements serverstore.Ops.
-func (s serverOps) ReadOnce(ctx context.Context) context.Context {
-	return context.WithValue(ctx, readScopeKey{}, &readScope{s: s.Store})
+func (s serverOps) ReadOnce(ctx context.Context) context.Context { return s.readOnce(ctx) }
+
+// readOnce returns ctx with a new read scope of s.
+func (s *Store) readOnce(ctx context.Context) context.Context {
+	return context.WithValue(ctx, readScopeKey{}, &readScope{s: s})
 }
 
 // revision is the one place the Store asks whether its state changed: the

@@ -36,12 +36,12 @@ func (s *Store) Gate() *gate.Gate { return s.gate }
 // by the store's policy and records into OpenOptions.Audit (audit.log in
 // the store directory by default), so that no Store works without a
 // decision point.
-func (s *Store) openGate(opts OpenOptions) error {
+func (s *Store) openGate(ctx context.Context, opts OpenOptions) error {
 	dest := opts.Audit
 	if dest == nil {
 		dest = gate.FileAudit(s.dir)
 	}
-	g, enf, err := gatewire.Open[gate.AuditDestination, *gate.Gate](context.Background(), gateState{s}, dest,
+	g, enf, err := gatewire.Open[gate.AuditDestination, *gate.Gate](ctx, gateState{s}, dest,
 		gatewire.Options{Principal: s.principal, Authorizer: opts.Authorizer, AuditSync: opts.AuditSync, Now: s.now})
 	if err != nil {
 		return err

@@ -208,7 +208,7 @@ func killDuring(t *testing.T, took time.Duration, start func() *exec.Cmd, check 
 // verifier accepts, after unsealing every key version under it.
 func checkOneSeal(t *testing.T, dir, a, b string) string {
 	t.Helper()
-	st := &Store{dir: dir, st: NewDirStorage(dir)}
+	st := &Store{dir: dir, st: newDirStorage(dir)}
 	f, err := st.load(context.Background())
 	if err != nil {
 		t.Fatalf("store unreadable after a kill: %v", err)
