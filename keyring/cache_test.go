@@ -5,12 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/testclock"
 	"github.com/keystack/keystack/keyring"
 )
 
@@ -46,23 +46,6 @@ func (k *countingKeyring) OnDecrypt(ctx context.Context, m *envelope.DecryptionM
 	return k.Keyring.OnDecrypt(ctx, m, edks)
 }
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func newRawAES(t testing.TB, name string) envelope.Keyring {
 	t.Helper()
 	k, err := keyring.NewRawAES("test-ns", name, bytes.Repeat([]byte{byte(len(name))}, 32))
@@ -74,10 +57,10 @@ func newRawAES(t testing.TB, name string) envelope.Keyring {
 
 // newCached returns a caching keyring over a counted real raw AES keyring,
 // on a fake clock. opts.MaxAge defaults to one hour.
-func newCached(t testing.TB, opts keyring.CacheOptions) (*keyring.Caching, *countingKeyring, *fakeClock) {
+func newCached(t testing.TB, opts keyring.CacheOptions) (*keyring.Caching, *countingKeyring, *testclock.Clock) {
 	t.Helper()
 	inner := &countingKeyring{Keyring: newRawAES(t, "wrap-key")}
-	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	if opts.MaxAge == 0 {
 		opts.MaxAge = time.Hour
 	}

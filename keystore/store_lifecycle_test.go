@@ -7,7 +7,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,31 +14,14 @@ import (
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/gate"
+	"github.com/keystack/keystack/internal/testclock"
 	"github.com/keystack/keystack/policy"
 )
 
-// fakeClock is a store clock tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: fixedNow()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newFakeClock() *testclock.Clock { return testclock.New(fixedNow()) }
 
 // newClockStore is an insecure store (no KDF: fast) on a fake clock.
-func newClockStore(t *testing.T, opts OpenOptions) (*Store, *fakeClock) {
+func newClockStore(t *testing.T, opts OpenOptions) (*Store, *testclock.Clock) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ks")
 	if _, err := Init(dir, InitOptions{Insecure: true}); err != nil {
@@ -89,7 +71,7 @@ func describe(t *testing.T, s *Store, name string) *KeyInfo {
 const week = 7 * 24 * time.Hour
 
 // enterState puts version v of "k" into state from.
-func enterState(t *testing.T, s *Store, clk *fakeClock, v int, from VersionState) {
+func enterState(t *testing.T, s *Store, clk *testclock.Clock, v int, from VersionState) {
 	t.Helper()
 	ctx := context.Background()
 	var err error

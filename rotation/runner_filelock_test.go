@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/internal/testclock"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,7 +23,7 @@ import (
 type fileStore struct {
 	dir       string
 	policy    Policy
-	clock     *fakeClock
+	clock     *testclock.Clock
 	onPlan    func()
 	rotations atomic.Int32 // rotations made through this instance
 }

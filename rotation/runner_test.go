@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/keystack/keystack/internal/testclock"
 )
 
 // runT0 is the fake clock's start for runner and daemon tests.
@@ -19,25 +21,7 @@ var runT0 = time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC)
 
 const day = 24 * time.Hour
 
-// fakeClock is a settable clock shared by a Runner and its store.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: runT0} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newFakeClock() *testclock.Clock { return testclock.New(runT0) }
 
 // memKey is one key of memStore.
 type memKey struct {
@@ -51,7 +35,7 @@ type memKey struct {
 // counts rotations, fails RotateKey for keys in fail, and calls onPlan
 // (when set) at the end of each unlocked RotationTargets.
 type memStore struct {
-	clock *fakeClock
+	clock *testclock.Clock
 	lock  sync.Mutex // the store's exclusive lock
 
 	mu        sync.Mutex // guards the fields below
@@ -68,7 +52,7 @@ var (
 	_ lockedKeyStore = (*memLocked)(nil)
 )
 
-func newMemStore(c *fakeClock) *memStore {
+func newMemStore(c *testclock.Clock) *memStore {
 	return &memStore{clock: c, keys: map[string]*memKey{}, fail: map[string]error{}, rotations: map[string]int{}}
 }
 

@@ -12,11 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/internal/testclock"
 	"github.com/keystack/keystack/keystore"
 )
 
 // newAdapterStore is an insecure local store on clk.
-func newAdapterStore(t *testing.T, clk *fakeClock) *keystore.Store {
+func newAdapterStore(t *testing.T, clk *testclock.Clock) *keystore.Store {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "ks")
 	if _, err := keystore.Init(dir, keystore.InitOptions{Insecure: true}); err != nil {
