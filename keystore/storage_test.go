@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"testing"
 
@@ -295,6 +296,17 @@ func TestReadOncePerRequest(t *testing.T) {
 	}
 	if _, n := request(); n != -1 {
 		t.Fatal("the next request still sealed under a key another process disabled")
+	}
+	if _, err := other.CreateKey(context.Background(), "late", CreateKeyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	locked, err := s.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locked.Unlock()
+	if keys, err := locked.ListKeys(ctx); err != nil || !slices.ContainsFunc(keys, func(k KeyInfo) bool { return k.Name == "late" }) {
+		t.Fatalf("ListKeys under the lock, in a request that checked before: %d keys, %v; want the key another process made", len(keys), err)
 	}
 }
 

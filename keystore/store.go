@@ -333,6 +333,12 @@ func (s *Store) readOnce(ctx context.Context) context.Context {
 	return context.WithValue(ctx, readScopeKey{}, &readScope{s: s})
 }
 
+// unscoped returns ctx without its read scope: reads under it ask the
+// Storage (a read under the write lock must see every earlier write).
+func unscoped(ctx context.Context) context.Context {
+	return context.WithValue(ctx, readScopeKey{}, (*readScope)(nil))
+}
+
 // revision is the one place the Store asks whether its state changed: the
 // state document's revision now, or, under a read scope that already
 // asked (and unless fresh), the snapshot's. Writes under the lock ask

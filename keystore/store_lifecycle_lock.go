@@ -37,9 +37,10 @@ func (s *Store) Lock(ctx context.Context) (*Locked, error) {
 	return &Locked{s: s, unlock: unlock}, nil
 }
 
-// ListKeys is Store.ListKeys, read under the lock.
+// ListKeys is Store.ListKeys, read under the lock (from the Storage, even
+// in a request that already checked the state: see readScope).
 func (l *Locked) ListKeys(ctx context.Context) ([]KeyInfo, error) {
-	return l.s.ListKeys(ctx)
+	return l.s.ListKeys(unscoped(ctx))
 }
 
 // RotateKey is Store.RotateKey without taking the lock again.

@@ -56,8 +56,8 @@ type Config struct {
 	RateLimit float64
 	RateBurst int
 	// DeletionSweep is how often keys whose deletion date has passed are
-	// erased (keystore.DeleteDueKeys, decided for the store's own
-	// principal); one minute when 0.
+	// erased, each deletion decided for the store's own principal; one
+	// minute when 0.
 	DeletionSweep time.Duration
 	// Now is the clock for SigV4 skew checks; time.Now when nil.
 	Now func() time.Time
