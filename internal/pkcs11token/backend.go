@@ -53,16 +53,6 @@ func (b *Backend) keyToken(ctx context.Context, ref string) (*Token, *URI, error
 	return t, u, err
 }
 
-// Token returns the Backend's open Token for the token a URI selects,
-// opening it on first use. The Backend keeps ownership: do not Close it.
-func (b *Backend) Token(ctx context.Context, ref string) (*Token, error) {
-	u, err := ParseURI(ref)
-	if err != nil {
-		return nil, err
-	}
-	return b.token(ctx, u)
-}
-
 func (b *Backend) token(ctx context.Context, u *URI) (*Token, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
