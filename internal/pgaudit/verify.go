@@ -47,21 +47,28 @@ type Report struct {
 
 // Verify checks every chain in the database under the audit key: every
 // row's canonical form, keyed hash and sequence number, and each chain's
-// end against its authenticated anchor. It returns the report of the
-// chains it checked and a *TamperError for the first bad one; other errors
-// (the database unreachable) wrap audit.ErrWrite.
+// end against its authenticated anchor. It reads one snapshot (a
+// repeatable-read transaction), so writers appending meanwhile do not
+// make anchors and rows disagree. It returns the report of the chains it
+// checked and a *TamperError for the first bad one; other errors (the
+// database unreachable) wrap audit.ErrWrite.
 func Verify(ctx context.Context, pool *pgxpool.Pool, key audit.Key) (*Report, error) {
 	sealer, err := audit.NewSealer(key, false)
 	if err != nil {
 		return nil, err
 	}
-	anchors, err := readAnchors(ctx, pool)
+	tx, err := pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("%w: read anchors: %w", audit.ErrWrite, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	anchors, err := readAnchors(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
 	rep := &Report{}
 	for _, a := range anchors {
-		cr, err := verifyChain(ctx, pool, sealer, a)
+		cr, err := verifyChain(ctx, tx, sealer, a)
 		if err != nil {
 			return rep, err
 		}
@@ -81,8 +88,13 @@ type anchor struct {
 	orphan    bool
 }
 
-func readAnchors(ctx context.Context, pool *pgxpool.Pool) ([]anchor, error) {
-	rows, err := pool.Query(ctx, `SELECT c.chain, a.seq, a.head, a.mac, a.chain IS NULL FROM
+// querier runs a query: the transaction Verify reads in.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func readAnchors(ctx context.Context, q querier) ([]anchor, error) {
+	rows, err := q.Query(ctx, `SELECT c.chain, a.seq, a.head, a.mac, a.chain IS NULL FROM
 		(SELECT chain FROM keystack_audit_chains WHERE aside IS NULL UNION SELECT DISTINCT chain FROM keystack_audit_records r
 		 WHERE NOT EXISTS (SELECT 1 FROM keystack_audit_chains x WHERE x.chain = r.chain)) c
 		LEFT JOIN keystack_audit_chains a ON a.chain = c.chain`)
@@ -106,7 +118,7 @@ func readAnchors(ctx context.Context, pool *pgxpool.Pool) ([]anchor, error) {
 }
 
 // verifyChain checks one chain's rows in order and its end against a.
-func verifyChain(ctx context.Context, pool *pgxpool.Pool, s *audit.Sealer, a anchor) (ChainReport, error) {
+func verifyChain(ctx context.Context, q querier, s *audit.Sealer, a anchor) (ChainReport, error) {
 	cr := ChainReport{Chain: a.chain}
 	bad := func(seq uint64, truncated bool, format string, args ...any) error {
 		return &TamperError{Chain: a.chain, Seq: seq, Truncated: truncated, Reason: fmt.Sprintf(format, args...)}
@@ -117,7 +129,7 @@ func verifyChain(ctx context.Context, pool *pgxpool.Pool, s *audit.Sealer, a anc
 	if a.seq < 0 || len(a.head) != 32 || !anchorValid(s, a.chain, uint64(a.seq), [32]byte(a.head), a.mac) {
 		return cr, bad(uint64(max(a.seq, 0)), false, "the chain's anchor row is not authentic (edited or forged)")
 	}
-	rows, err := pool.Query(ctx, `SELECT seq, line FROM keystack_audit_records WHERE chain = $1 ORDER BY seq`, a.chain)
+	rows, err := q.Query(ctx, `SELECT seq, line FROM keystack_audit_records WHERE chain = $1 ORDER BY seq`, a.chain)
 	if err != nil {
 		return cr, fmt.Errorf("%w: read chain %s: %w", audit.ErrWrite, a.chain, err)
 	}
