@@ -1,56 +1,112 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"sync"
 	"testing"
 
 	"github.com/keystack/keystack/internal/pgtest"
 )
 
-// builtCLIs holds the CLI binaries the tests built, one per set of build
+// makeTags are the build tags of `make build` (urfave/cli without its
+// Markdown and man-page writers); "" builds as `go install` does.
+const makeTags = "urfave_cli_no_docs"
+
+// builtCLIs holds the CLI binaries the tests build, one per set of build
 // tags, so that tests needing the same binary build it once. Its directory
 // is removed when the tests end (cleanupM).
 var builtCLIs struct {
-	mu   sync.Mutex
-	dir  string
-	bins map[string]string
+	mu     sync.Mutex
+	dir    string
+	builds map[string]*cliBuild
+}
+
+// cliBuild is one build of the CLI; done is closed when it has finished.
+type cliBuild struct {
+	done chan struct{}
+	bin  string
+	err  error
+}
+
+// startCLIBuild starts building cmd/keystack with the given build tags, as
+// users build it (no test hooks), unless that build was started before,
+// and returns it.
+func startCLIBuild(tags string) *cliBuild {
+	builtCLIs.mu.Lock()
+	defer builtCLIs.mu.Unlock()
+	if b, ok := builtCLIs.builds[tags]; ok {
+		return b
+	}
+	b := &cliBuild{done: make(chan struct{})}
+	if builtCLIs.builds == nil {
+		builtCLIs.builds = map[string]*cliBuild{}
+	}
+	builtCLIs.builds[tags] = b
+	if builtCLIs.dir == "" {
+		builtCLIs.dir, b.err = os.MkdirTemp("", "keystack-cli-")
+	}
+	if b.err != nil {
+		close(b.done)
+		return b
+	}
+	b.bin = filepath.Join(builtCLIs.dir, "keystack-"+fmt.Sprint(len(builtCLIs.builds)))
+	go func() {
+		defer close(b.done)
+		if out, err := exec.Command("go", "build", "-tags", tags, "-o", b.bin, ".").CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("go build -tags %q: %v\n%s", tags, err, out)
+		}
+	}()
+	return b
 }
 
 // buildCLITags returns cmd/keystack built with the given build tags, as
-// users build it (no test hooks), building it on first use.
+// users build it (no test hooks), waiting for the build (startCLIBuild).
 func buildCLITags(t *testing.T, tags string) string {
 	t.Helper()
-	builtCLIs.mu.Lock()
-	defer builtCLIs.mu.Unlock()
-	if bin, ok := builtCLIs.bins[tags]; ok {
-		return bin
+	b := startCLIBuild(tags)
+	<-b.done
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	if builtCLIs.dir == "" {
-		dir, err := os.MkdirTemp("", "keystack-cli-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		builtCLIs.dir, builtCLIs.bins = dir, map[string]string{}
-	}
-	bin := filepath.Join(builtCLIs.dir, "keystack-"+fmt.Sprint(len(builtCLIs.bins)))
-	cmd := exec.Command("go", "build", "-tags", tags, "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build -tags %q: %v\n%s", tags, err, out)
-	}
-	builtCLIs.bins[tags] = bin
-	return bin
+	return b.bin
 }
 
 // cleanupM runs the tests, then removes the binaries they built and the
-// PostgreSQL cluster they shared (pgtest.Main).
+// PostgreSQL cluster they shared (pgtest.Main). The parallel tests mostly
+// wait on the processes they start (servers coming up, timeouts, leases,
+// SoftHSM and PostgreSQL), so without -parallel twice as many run at once
+// as there are CPUs. When every test runs (no -run), it builds the CLI
+// binaries meanwhile: the tests that need them run last, in parallel, and
+// would otherwise wait for the builds there.
 type cleanupM struct{ m *testing.M }
 
 func (c cleanupM) Run() int {
+	if !flag.Parsed() {
+		flag.Parse()
+	}
+	parallelSet := false
+	flag.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "test.parallel" })
+	if !parallelSet {
+		flag.Set("test.parallel", strconv.Itoa(2*runtime.GOMAXPROCS(0)))
+	}
+	if flag.Lookup("test.run").Value.String() == "" && flag.Lookup("test.list").Value.String() == "" {
+		startCLIBuild("")
+		if !testing.Short() {
+			startCLIBuild(makeTags)
+		}
+	}
 	code := pgtest.Main(c.m)
+	builtCLIs.mu.Lock()
+	defer builtCLIs.mu.Unlock()
+	for _, b := range builtCLIs.builds {
+		<-b.done
+	}
 	if builtCLIs.dir != "" {
 		os.RemoveAll(builtCLIs.dir)
 	}

@@ -121,7 +121,19 @@ type jsResult struct {
 type jsFixture struct {
 	sdk  jsesdk
 	work string
+	home string // the keystore directory (--home)
 	keys map[string]jsKey
+}
+
+// ks runs the CLI in process on the fixture's keystore (runKeystack).
+func (f *jsFixture) ks(args ...string) (int, string, string) {
+	return runKeystack(append([]string{"--home", f.home}, args...)...)
+}
+
+// mustKS is ks failing t unless the CLI exits 0.
+func (f *jsFixture) mustKS(t *testing.T, args ...string) {
+	t.Helper()
+	keystack(t, append([]string{"--home", f.home}, args...)...)
 }
 
 // The ESDK key names under which the JavaScript keyrings and the imported
@@ -148,9 +160,8 @@ func newJSFixture(t *testing.T) *jsFixture {
 		t.Fatal(err)
 	}
 	work := memTempDir(t)
-	t.Setenv("KEYSTACK_HOME", filepath.Join(work, "home"))
-	keystack(t, "init", "--insecure-no-passphrase")
-	f := &jsFixture{sdk: sdk, work: work, keys: map[string]jsKey{}}
+	f := &jsFixture{sdk: sdk, work: work, home: filepath.Join(work, "home"), keys: map[string]jsKey{}}
+	f.mustKS(t, "init", "--insecure-no-passphrase")
 	for id, k := range jsKeySpecs {
 		k.Namespace = "keystack-interop"
 		k.File = filepath.Join(work, id+".key")
@@ -161,7 +172,7 @@ func newJSFixture(t *testing.T) *jsFixture {
 		} else {
 			argv = append(argv, "--rsa-private-key-file", k.File, "--rsa-padding", k.Padding)
 		}
-		keystack(t, argv...)
+		f.mustKS(t, argv...)
 		f.keys[id] = k
 	}
 	return f
@@ -256,9 +267,17 @@ func (f *jsFixture) runJS(t *testing.T, jobs []jsJob) []jsResult {
 	return res
 }
 
+// inProcess lets one in-process CLI run at a time: urfave/cli writes to
+// the flag definitions (package variables, shared by every run) as it
+// parses. Tests running the CLI in process may run in parallel with
+// each other and with those running it as a child process.
+var inProcess sync.Mutex
+
 // runKeystack runs the CLI in process exactly as main does and returns its
 // exit code, stdout and stderr.
 func runKeystack(args ...string) (int, string, string) {
+	inProcess.Lock()
+	defer inProcess.Unlock()
 	var stdout, stderr bytes.Buffer
 	app := newApp()
 	app.Reader, app.Writer, app.ErrWriter = strings.NewReader(""), &stdout, &stderr
@@ -427,7 +446,7 @@ func (f *jsFixture) ksDecrypt(t *testing.T, msg string, ec map[string]string, wa
 	t.Helper()
 	out := msg + ".out"
 	argv := append([]string{"decrypt", "--json", "--force", "-i", msg, "-o", out}, contextArgs(ec)...)
-	code, stdout, stderr := runKeystack(append(argv, extra...)...)
+	code, stdout, stderr := f.ks(append(argv, extra...)...)
 	if code != 0 {
 		t.Fatalf("keystack %s: exit %d\n%s", strings.Join(argv, " "), code, stderr)
 	}
@@ -443,6 +462,7 @@ func (f *jsFixture) ksDecrypt(t *testing.T, msg string, ec map[string]string, wa
 // JavaScript SDK writes decrypts byte-exact with the CLI, with each of its
 // master keys alone and with the whole keystore.
 func TestJSESDKWritesKeystackReads(t *testing.T) {
+	t.Parallel() // node runs as a child; the CLI in process one run at a time (runKeystack)
 	f := newJSFixture(t)
 	cases := jsMatrix()
 	jobs, plain, res := f.jsEncrypt(t, cases, 0)
@@ -465,6 +485,7 @@ func TestJSESDKWritesKeystackReads(t *testing.T) {
 // writes decrypts byte-exact with the JavaScript SDK, with each master key
 // alone, and the SDK sees the suite, frame length and context asked for.
 func TestKeystackWritesJSESDKReads(t *testing.T) {
+	t.Parallel() // node runs as a child; the CLI in process one run at a time (runKeystack)
 	f := newJSFixture(t)
 	var jobs []jsJob
 	var owner []int
@@ -484,7 +505,7 @@ func TestKeystackWritesJSESDKReads(t *testing.T) {
 		if !c.defaultFrames {
 			argv = append(argv, "--frame-size", fmt.Sprint(c.frame))
 		}
-		keystack(t, argv...)
+		f.mustKS(t, argv...)
 		for j, k := range c.keys {
 			jobs = append(jobs, jsJob{Op: "decrypt", Keys: []string{k}, In: msg, Out: fmt.Sprintf("%s.%d.out", msg, j)})
 			owner = append(owner, i)
@@ -507,6 +528,7 @@ var jsLegacySuites = []uint16{0x0014, 0x0046, 0x0078, 0x0114, 0x0146, 0x0178, 0x
 // non-committing suite are refused without --allow-legacy (exit 3, no
 // output, a hint naming the flag) and decrypt byte-exact with it.
 func TestJSESDKLegacySuites(t *testing.T) {
+	t.Parallel() // node runs as a child; the CLI in process one run at a time (runKeystack)
 	f := newJSFixture(t)
 	ec := jsContexts[1].ec
 	var jobs []jsJob
@@ -527,7 +549,7 @@ func TestJSESDKLegacySuites(t *testing.T) {
 				t.Fatalf("JavaScript ESDK wrote %+v, want version 1 suite %#04x", res[i], job.Suite)
 			}
 			out := job.Out + ".out"
-			code, _, stderr := runKeystack(append([]string{"decrypt", "-i", job.Out, "-o", out}, contextArgs(ec)...)...)
+			code, _, stderr := f.ks(append([]string{"decrypt", "-i", job.Out, "-o", out}, contextArgs(ec)...)...)
 			if code != exitAuth || !strings.Contains(stderr, "--allow-legacy") {
 				t.Fatalf("without --allow-legacy: exit %d, want %d and a hint naming the flag\n%s", code, exitAuth, stderr)
 			}
@@ -546,6 +568,7 @@ func TestJSESDKLegacySuites(t *testing.T) {
 // (one with a non-BMP key name), RSA-OAEP with SHA-1/256/384/512, and
 // RSA PKCS#1 v1.5, which keystack reads but refuses to write.
 func TestJSESDKEveryKeyType(t *testing.T) {
+	t.Parallel() // node runs as a child; the CLI in process one run at a time (runKeystack)
 	f := newJSFixture(t)
 	ec := jsContexts[2].ec
 	in, data := f.plaintext(t, "keytypes", 77, 10000)
@@ -558,7 +581,7 @@ func TestJSESDKEveryKeyType(t *testing.T) {
 			continue
 		}
 		ks := filepath.Join(f.work, id+".ks")
-		keystack(t, append([]string{"encrypt", "-k", id, "-i", in, "-o", ks, "--frame-size", "4096"}, contextArgs(ec)...)...)
+		f.mustKS(t, append([]string{"encrypt", "-k", id, "-i", in, "-o", ks, "--frame-size", "4096"}, contextArgs(ec)...)...)
 		jobs = append(jobs, jsJob{Op: "decrypt", Keys: []string{id}, In: ks, Out: ks + ".js.out"})
 	}
 	res := f.runJS(t, jobs)
@@ -574,7 +597,7 @@ func TestJSESDKEveryKeyType(t *testing.T) {
 			f.ksDecrypt(t, job.Out, ec, data, "-k", job.Keys[0])
 		})
 	}
-	code, _, stderr := runKeystack("encrypt", "-k", "rsa-pkcs1", "-i", in, "-o", filepath.Join(f.work, "pkcs1.ks"))
+	code, _, stderr := f.ks("encrypt", "-k", "rsa-pkcs1", "-i", in, "-o", filepath.Join(f.work, "pkcs1.ks"))
 	if code != exitKey || !strings.Contains(stderr, "decryption only") {
 		t.Fatalf("encrypt with an RSA PKCS#1 v1.5 key: exit %d, want %d and why\n%s", code, exitKey, stderr)
 	}
@@ -589,6 +612,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // byte appended, are each rejected with exit 3 and leave no output. The
 // untouched messages decrypt, so the rejections are the tampering's.
 func TestJSESDKTamperedRejected(t *testing.T) {
+	t.Parallel() // node runs as a child; the CLI in process one run at a time (runKeystack)
 	f := newJSFixture(t)
 	cases := []jsCase{
 		{name: "tamper-unsigned-aes", suite: suiteCommitted, frame: 1, size: 3, ec: jsContexts[1].ec, keys: []string{"aes-256"}},
@@ -639,7 +663,7 @@ func (f *jsFixture) mustReject(t *testing.T, what string, data []byte, ec map[st
 	if err := os.WriteFile(in, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := runKeystack(append([]string{"decrypt", "-i", in, "-o", out}, contextArgs(ec)...)...)
+	code, _, stderr := f.ks(append([]string{"decrypt", "-i", in, "-o", out}, contextArgs(ec)...)...)
 	if code != exitAuth {
 		t.Errorf("%s: exit %d, want %d\n%s", what, code, exitAuth, stderr)
 	}
@@ -661,12 +685,13 @@ func (f *jsFixture) mustReject(t *testing.T, what string, data []byte, ec map[st
 //     message keystack wrote with --required-context: the required pair is
 //     authenticated but not stored, and keystack needs it back (-c).
 func TestJSESDKContextSortingAndRequiredKeys(t *testing.T) {
+	t.Parallel() // node runs as a child; the CLI in process one run at a time (runKeystack)
 	f := newJSFixture(t)
 	in, data := f.plaintext(t, "limits", 99, 300)
 	ordinary, nonBMP := filepath.Join(f.work, "locale-ordinary.js"), filepath.Join(f.work, "locale-nonbmp.js")
 	required := filepath.Join(f.work, "required.ks")
 	reqEC := map[string]string{"tenant": "acme", "purpose": "interop"}
-	keystack(t, append([]string{"encrypt", "-k", "rsa-sha256", "-k", "aes-256", "--required-context", "tenant",
+	f.mustKS(t, append([]string{"encrypt", "-k", "rsa-sha256", "-k", "aes-256", "--required-context", "tenant",
 		"-i", in, "-o", required}, contextArgs(reqEC)...)...)
 	jobs := []jsJob{
 		{Op: "encrypt", Keys: []string{"aes-256"}, In: in, Out: ordinary, Suite: suiteCommitted, FrameLength: 64,

@@ -30,7 +30,7 @@ func TestStartupInitialisesOnlyWhatItUses(t *testing.T) {
 		absent []string
 	}{
 		{"", never},
-		{"urfave_cli_no_docs", append(never, "github.com/russross/blackfriday", "github.com/cpuguy83/go-md2man")},
+		{makeTags, append(never, "github.com/russross/blackfriday", "github.com/cpuguy83/go-md2man")},
 	} {
 		bin := buildCLITags(t, b.tags)
 		inits := emptyEncryptInits(t, bin)

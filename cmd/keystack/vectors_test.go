@@ -95,11 +95,8 @@ func TestOfficialVectors(t *testing.T) {
 // test unless it exits 0.
 func keystack(t *testing.T, args ...string) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	app := newApp()
-	app.Reader, app.Writer, app.ErrWriter = strings.NewReader(""), &stdout, &stderr
-	if code := runApp(app, append([]string{"keystack"}, args...)); code != 0 {
-		t.Fatalf("keystack %s: exit %d\nstderr: %s", strings.Join(args, " "), code, stderr.String())
+	if code, _, stderr := runKeystack(args...); code != 0 {
+		t.Fatalf("keystack %s: exit %d\nstderr: %s", strings.Join(args, " "), code, stderr)
 	}
 }
 
