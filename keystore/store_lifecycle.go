@@ -55,7 +55,12 @@ func (s *Store) SetDecryptOnly(ctx context.Context, name string, v int, reason s
 }
 
 func (s *Store) setState(ctx context.Context, action, name string, v int, to VersionState, event, reason string) (*KeyInfo, error) {
-	return s.changeVersion(ctx, action, name, v, func(k *keyRecord, vr *versionRecord, now time.Time) error {
+	return s.setStateVia(ctx, s.update, action, name, v, to, event, reason)
+}
+
+// setStateVia is setState writing through update.
+func (s *Store) setStateVia(ctx context.Context, update updater, action, name string, v int, to VersionState, event, reason string) (*KeyInfo, error) {
+	return s.changeVersionVia(ctx, update, action, name, v, func(k *keyRecord, vr *versionRecord, now time.Time) error {
 		if vr.State == to {
 			return nil
 		}
@@ -163,10 +168,16 @@ func (s *Store) SetMinDecryptionVersion(ctx context.Context, name string, v int,
 // it under the write lock with the store clock's time.
 func (s *Store) changeVersion(ctx context.Context, action, name string, v int,
 	fn func(k *keyRecord, vr *versionRecord, now time.Time) error) (*KeyInfo, error) {
+	return s.changeVersionVia(ctx, s.update, action, name, v, fn)
+}
+
+// changeVersionVia is changeVersion writing through update.
+func (s *Store) changeVersionVia(ctx context.Context, update updater, action, name string, v int,
+	fn func(k *keyRecord, vr *versionRecord, now time.Time) error) (*KeyInfo, error) {
 	if err := s.authorize(ctx, action, name, v, nil); err != nil {
 		return nil, err
 	}
-	return s.updateKey(ctx, name, func(k *keyRecord) error {
+	return s.updateKeyVia(ctx, update, name, func(k *keyRecord) error {
 		vr := k.version(v)
 		if vr == nil {
 			return fmt.Errorf("%w: %q has no version %d", ErrKeyNotFound, name, v)
@@ -181,8 +192,13 @@ func (s *Store) changeVersion(ctx context.Context, action, name string, v int,
 // updateKey runs fn on key name under the write lock (see update) and
 // returns the key as written.
 func (s *Store) updateKey(ctx context.Context, name string, fn func(k *keyRecord) error) (*KeyInfo, error) {
+	return s.updateKeyVia(ctx, s.update, name, fn)
+}
+
+// updateKeyVia is updateKey writing through update.
+func (s *Store) updateKeyVia(ctx context.Context, update updater, name string, fn func(k *keyRecord) error) (*KeyInfo, error) {
 	var info *KeyInfo
-	err := s.update(ctx, func(f *storeFile) error {
+	err := update(ctx, func(f *storeFile) error {
 		k, err := lookup(f, name)
 		if err != nil {
 			return err

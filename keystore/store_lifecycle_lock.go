@@ -51,6 +51,13 @@ func (l *Locked) RotateKey(ctx context.Context, name, reason string) (*KeyInfo, 
 	return l.s.rotateKey(ctx, name, "", reason, l.update)
 }
 
+// DisableVersion is Store.DisableVersion without taking the lock again:
+// authorized as keystack:DisableKey on the version and audited the same way.
+// The rotation engine retires superseded versions through it.
+func (l *Locked) DisableVersion(ctx context.Context, name string, v int, reason string) (*KeyInfo, error) {
+	return l.s.setStateVia(ctx, l.update, policy.ActionDisableKey, name, v, StateDisabled, "disable", reason)
+}
+
 // Unlock releases the lock; later calls do nothing.
 func (l *Locked) Unlock() {
 	l.once.Do(func() {

@@ -479,6 +479,13 @@ func TestLockedRotate(t *testing.T) {
 	if err != nil || len(keys) != 1 || keys[0].Primary != 2 {
 		t.Fatalf("Locked.ListKeys: %+v, %v", keys, err)
 	}
+	if _, err := l.DisableVersion(ctx, "k", 2, "retire"); !errors.Is(err, ErrIllegalTransition) {
+		t.Fatalf("Locked.DisableVersion of the primary: %v", err)
+	}
+	ki, err = l.DisableVersion(ctx, "k", 1, "retired")
+	if v1 := versionOf(t, ki, 1); err != nil || v1.State != StateDisabled || v1.History[len(v1.History)-1].Reason != "retired" {
+		t.Fatalf("Locked.DisableVersion: %+v, %v", ki, err)
+	}
 	l.Unlock()
 	l.Unlock() // idempotent
 	if _, err := l.RotateKey(ctx, "k", ""); err == nil {
@@ -524,6 +531,14 @@ func TestLifecycleAuthorized(t *testing.T) {
 	if _, err := s.SetRotationSettings(ctx, "k", nil); !errors.Is(err, errDenied) {
 		t.Errorf("SetRotationSettings: %v", err)
 	}
+	l, err := s.Lock(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.DisableVersion(ctx, "k", 1, "retired"); !errors.Is(err, errDenied) {
+		t.Errorf("Locked.DisableVersion: %v", err)
+	}
+	l.Unlock()
 	for _, r := range d.asked {
 		if r.Principal != "user:mallory" || r.Resource != "key/k" {
 			t.Errorf("request %+v", r)

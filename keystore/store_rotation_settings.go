@@ -27,7 +27,9 @@ type RotationSettings struct {
 	// smaller than Every.
 	Jitter time.Duration `json:"jitter,omitempty"`
 	// RetireAfter is how long a superseded version stays usable before it
-	// is due for retirement; 0 keeps it.
+	// is due for retirement; 0 keeps it. The rotation engine (package
+	// rotation) retires a decrypt-only version that stopped being primary
+	// longer ago by disabling it (Locked.DisableVersion), whatever Every is.
 	RetireAfter time.Duration `json:"retire_after,omitempty"`
 	// OnSuccessCommand and OnFailureCommand are programs (path, then
 	// arguments; no shell) told about each scheduled rotation.

@@ -6,8 +6,10 @@
 // A key's schedule is a [Policy]; [Due] says when a key is due under it.
 // A [Runner] makes passes over a [keystore.Store]: each due key gets a new
 // primary version, checked again under the store's lock, so concurrent
-// passes in any number of processes rotate a key once. [Runner.RunOnce]
-// returns a [RunReport].
+// passes in any number of processes rotate a key once. The same pass
+// retires, under Policy.RetireAfter, the decrypt-only versions superseded
+// longer than it: they are disabled (reversibly, never destroyed).
+// [Runner.RunOnce] returns a [RunReport].
 //
 // # Rewrap
 //

@@ -30,6 +30,9 @@ type target struct {
 	Hooks       hooks
 	LastRotated time.Time // zero when never rotated: due at once
 	Version     int       // current primary version
+	// Superseded are the decrypt-only versions other than the primary that
+	// have a recorded time they stopped being primary, in version order.
+	Superseded []superseded
 }
 
 // keyStore is what the rotation engine needs from a key store. Keys are
@@ -53,6 +56,9 @@ type lockedKeyStore interface {
 	// returning it; reason is recorded in the key's history. It must not
 	// take the lock again.
 	RotateKey(ctx context.Context, name, reason string) (newVersion int, err error)
+	// DisableVersion disables version v of key name, durably, recording
+	// reason in its history; like RotateKey it must not take the lock again.
+	DisableVersion(ctx context.Context, name string, v int, reason string) error
 	// Unlock releases the lock. It is called exactly once.
 	Unlock()
 }
@@ -65,6 +71,20 @@ type lockedKeyStore interface {
 // lock, so rotations by runners, the CLI and other processes never
 // interleave. A key's success and failure hooks run its configured
 // commands (no shell) and POST to its webhook.
+//
+// It also retires superseded versions: for a key whose settings have
+// RetireAfter > 0 (with or without Every, KMSAutomatic included), each
+// pass disables every decrypt-only version other than the primary that
+// stopped being primary (its history's last "demote" or "unset-primary"
+// event) more than RetireAfter ago, through keystore.Locked.DisableVersion:
+// policy-checked as keystack:DisableKey, audited, with the reason
+// "retired: superseded for more than RETIRE_AFTER (since T)" in its
+// history. Retirement is reversible ("key version enable"); destruction
+// stays a separate act. Enabled, disabled, pending and destroyed versions
+// and the primary are left alone, so a retired version enabled again by
+// hand stays enabled; made decrypt-only again, it is retired again at the
+// next pass (its superseded time does not change). Hooks are told about
+// rotations only.
 //
 // Store is required; the other fields are optional.
 type Runner struct {
@@ -104,6 +124,10 @@ type RunReport struct {
 	Rotated  []KeyReport `json:"rotated"`
 	NotDue   []KeyReport `json:"not_due"`
 	Failed   []KeyReport `json:"failed"`
+	// Retired lists the versions this pass retired (disabled);
+	// RetireFailed those whose retirement was refused or failed.
+	Retired      []RetireReport `json:"retired"`
+	RetireFailed []RetireReport `json:"retire_failed"`
 }
 
 // RunOnce makes one pass over the store: every key that is due under its
@@ -119,17 +143,23 @@ type RunReport struct {
 // fresh state, before it is rotated, so two passes that both planned a
 // rotation make it once. Hooks run after the lock is released.
 //
+// After a key's rotation step, its superseded versions due for retirement
+// are retired (see Runner), re-checked under the lock in the same way.
+//
 // One key's failure does not stop the others. The error is non-nil when
 // listing the keys failed, or when any key failed to rotate or its hook
-// failed; then it matches ErrRotationFailed and each cause. The report is
-// never nil and lists what was done.
+// failed (then it matches ErrRotationFailed), or a retirement failed (then
+// it matches ErrRetirementFailed), and each cause. The report is never nil
+// and lists what was done.
 func (r *Runner) RunOnce(ctx context.Context) (*RunReport, error) {
-	rep := &RunReport{Started: r.now(), Rotated: []KeyReport{}, NotDue: []KeyReport{}, Failed: []KeyReport{}}
+	rep := &RunReport{Started: r.now(), Rotated: []KeyReport{}, NotDue: []KeyReport{}, Failed: []KeyReport{},
+		Retired: []RetireReport{}, RetireFailed: []RetireReport{}}
 	err := r.pass(ctx, rep)
 	rep.Finished = r.now()
 	r.logger().LogAttrs(ctx, levelFor(err), "rotation pass finished",
 		slog.Int("rotated", len(rep.Rotated)), slog.Int("not_due", len(rep.NotDue)),
-		slog.Int("failed", len(rep.Failed)), slog.Duration("took", rep.Finished.Sub(rep.Started)),
+		slog.Int("failed", len(rep.Failed)), slog.Int("retired", len(rep.Retired)),
+		slog.Int("retire_failed", len(rep.RetireFailed)), slog.Duration("took", rep.Finished.Sub(rep.Started)),
 		errAttr(err))
 	return rep, err
 }
@@ -145,30 +175,53 @@ func (r *Runner) pass(ctx context.Context, rep *RunReport) error {
 	}
 	var errs []error
 	for _, t := range plan {
-		if due, next := Due(t.Policy, t.LastRotated, r.now(), t.Name); !due {
-			rep.add(KeyReport{Key: t.Name, Outcome: OutcomeNotDue, OldVersion: t.Version, Next: next})
-			continue
-		}
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...) // stop between keys; nothing is half done
 		}
-		kr, ok := r.rotate(ctx, ks, t)
-		if errors.Is(kr.Err, ErrLeaseLost) {
-			// Another daemon leads now: it rotates; this one stops.
-			return errors.Join(append(errs, kr.Err)...)
+		kerrs, stop := r.rotateStep(ctx, ks, rep, t)
+		errs = append(errs, kerrs...)
+		if stop {
+			return errors.Join(errs...)
 		}
-		if !ok {
-			continue // gone, or its policy was removed, since planning
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
 		}
-		rep.add(kr)
-		if kr.Err != nil {
-			errs = append(errs, fmt.Errorf("%w: key %q: %w", ErrRotationFailed, kr.Key, kr.Err))
-		}
-		if kr.HookErr != nil {
-			errs = append(errs, fmt.Errorf("%w: key %q: hook: %w", ErrRotationFailed, kr.Key, kr.HookErr))
+		kerrs, stop = rep.addRetired(r.retire(ctx, ks, t))
+		errs = append(errs, kerrs...)
+		if stop {
+			return errors.Join(errs...)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// rotateStep rotates planned key t if it is due and files the outcome in
+// rep. A key without a rotation period (retirement only) is left out of the
+// report. stop is true when the lease was lost: another daemon leads now,
+// it rotates; this one stops.
+func (r *Runner) rotateStep(ctx context.Context, ks keyStore, rep *RunReport, t target) (errs []error, stop bool) {
+	if t.Policy.Every <= 0 {
+		return nil, false
+	}
+	if due, next := Due(t.Policy, t.LastRotated, r.now(), t.Name); !due {
+		rep.add(KeyReport{Key: t.Name, Outcome: OutcomeNotDue, OldVersion: t.Version, Next: next})
+		return nil, false
+	}
+	kr, ok := r.rotate(ctx, ks, t)
+	if errors.Is(kr.Err, ErrLeaseLost) {
+		return []error{kr.Err}, true
+	}
+	if !ok {
+		return nil, false // gone, or its policy was removed, since planning
+	}
+	rep.add(kr)
+	if kr.Err != nil {
+		errs = append(errs, fmt.Errorf("%w: key %q: %w", ErrRotationFailed, kr.Key, kr.Err))
+	}
+	if kr.HookErr != nil {
+		errs = append(errs, fmt.Errorf("%w: key %q: hook: %w", ErrRotationFailed, kr.Key, kr.HookErr))
+	}
+	return errs, false
 }
 
 func (rep *RunReport) add(kr KeyReport) {

@@ -3,6 +3,7 @@ package rotation
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -118,6 +119,12 @@ func (l *fileLocked) RotateKey(ctx context.Context, name, reason string) (int, e
 	}
 	l.s.rotations.Add(1)
 	return k.Version, nil
+}
+
+// DisableVersion is never called: this fake's targets have no superseded
+// versions.
+func (l *fileLocked) DisableVersion(context.Context, string, int, string) error {
+	return errors.New("fileStore: no versions to disable")
 }
 
 func (l *fileLocked) Unlock() {

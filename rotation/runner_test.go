@@ -25,10 +25,12 @@ func newFakeClock() *testclock.Clock { return testclock.New(runT0) }
 
 // memKey is one key of memStore.
 type memKey struct {
-	policy  Policy
-	hooks   hooks
-	last    time.Time
-	version int
+	policy     Policy
+	hooks      hooks
+	last       time.Time
+	version    int
+	superseded []superseded   // decrypt-only versions: rotation adds the old primary
+	disabled   map[int]string // retired versions and their reasons
 }
 
 // memStore is an in-memory keyStore whose lock is a real sync.Mutex. It
@@ -42,6 +44,7 @@ type memStore struct {
 	names     []string
 	keys      map[string]*memKey
 	fail      map[string]error
+	failRet   map[string]error // DisableVersion's error per key
 	rotations map[string]int
 	onPlan    func()
 	onRotate  func(ctx context.Context, name string) // runs under the lock, before the rotation
@@ -53,14 +56,15 @@ var (
 )
 
 func newMemStore(c *testclock.Clock) *memStore {
-	return &memStore{clock: c, keys: map[string]*memKey{}, fail: map[string]error{}, rotations: map[string]int{}}
+	return &memStore{clock: c, keys: map[string]*memKey{}, fail: map[string]error{}, failRet: map[string]error{},
+		rotations: map[string]int{}}
 }
 
 func (s *memStore) add(name string, p Policy, last time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.names = append(s.names, name)
-	s.keys[name] = &memKey{policy: p, last: last, version: 1}
+	s.keys[name] = &memKey{policy: p, last: last, version: 1, disabled: map[int]string{}}
 }
 
 // setHooks gives key name its hooks.
@@ -76,8 +80,9 @@ func (s *memStore) targets() []target {
 	var ts []target
 	for _, n := range s.names {
 		k := s.keys[n]
-		if k.policy.Every > 0 {
-			ts = append(ts, target{Name: n, Policy: k.policy, Hooks: k.hooks, LastRotated: k.last, Version: k.version})
+		if k.policy.Every > 0 || k.policy.RetireAfter > 0 {
+			ts = append(ts, target{Name: n, Policy: k.policy, Hooks: k.hooks, LastRotated: k.last, Version: k.version,
+				Superseded: slices.Clone(k.superseded)})
 		}
 	}
 	return ts
@@ -134,10 +139,31 @@ func (l *memLocked) RotateKey(ctx context.Context, name, reason string) (int, er
 		return 0, errors.New("memStore: empty reason")
 	}
 	k := s.keys[name]
+	k.superseded = append(k.superseded, superseded{Version: k.version, At: s.clock.Now()})
 	k.version++
 	k.last = s.clock.Now()
 	s.rotations[name]++
 	return k.version, nil
+}
+
+func (l *memLocked) DisableVersion(ctx context.Context, name string, v int, reason string) error {
+	if l.unlocked {
+		panic("memLocked used after Unlock")
+	}
+	s := l.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.failRet[name]; err != nil {
+		return err
+	}
+	k := s.keys[name]
+	i := slices.IndexFunc(k.superseded, func(sv superseded) bool { return sv.Version == v })
+	if v == k.version || i < 0 {
+		return fmt.Errorf("memStore: %q version %d is not superseded", name, v)
+	}
+	k.superseded = slices.Delete(k.superseded, i, i+1)
+	k.disabled[v] = reason
+	return nil
 }
 
 func (l *memLocked) Unlock() {

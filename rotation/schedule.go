@@ -23,7 +23,8 @@ type Policy struct {
 	// call its KMS) all at once. Each key's offset is fixed by its name.
 	Jitter time.Duration
 	// RetireAfter is how long a superseded key version stays usable for
-	// decryption before it is due for retirement; 0 keeps it forever.
+	// decryption before it is due for retirement; 0 keeps it forever. A
+	// Runner retires a due version by disabling it (see Runner).
 	RetireAfter time.Duration
 }
 

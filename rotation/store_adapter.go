@@ -3,6 +3,7 @@ package rotation
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/keystack/keystack/keystore"
 )
@@ -52,24 +53,58 @@ func (s *lockedStore) RotateKey(ctx context.Context, name, reason string) (int, 
 	return ki.Primary, nil
 }
 
+func (s *lockedStore) DisableVersion(ctx context.Context, name string, v int, reason string) error {
+	_, err := s.l.DisableVersion(ctx, name, v, reason)
+	return err
+}
+
 func (s *lockedStore) Unlock() { s.l.Unlock() }
 
-// targetsOf keeps the keys the engine rotates, in the store's order. A key
-// never rotated counts from its creation, so a new key is not rotated at
-// once.
+// targetsOf keeps the keys the engine rotates or retires versions of, in
+// the store's order. A key never rotated counts from its creation, so a new
+// key is not rotated at once. A key KMS rotates (KMSAutomatic) is a target
+// with no period: the engine only retires its superseded versions.
 func targetsOf(keys []keystore.KeyInfo) []target {
 	var out []target
 	for _, k := range keys {
 		rs := k.Rotation
-		if rs == nil || rs.Every <= 0 || rs.KMSAutomatic {
+		if rs == nil || (rs.Every <= 0 || rs.KMSAutomatic) && rs.RetireAfter <= 0 {
 			continue
 		}
 		last := k.LastRotated
 		if last.IsZero() {
 			last = k.Created
 		}
-		out = append(out, target{Name: k.Name, Policy: Policy{Every: rs.Every, Jitter: rs.Jitter, RetireAfter: rs.RetireAfter},
-			Hooks: hooksOfSettings(rs), LastRotated: last, Version: k.Primary})
+		p := Policy{Every: rs.Every, Jitter: rs.Jitter, RetireAfter: rs.RetireAfter}
+		if rs.KMSAutomatic {
+			p.Every, p.Jitter = 0, 0
+		}
+		out = append(out, target{Name: k.Name, Policy: p, Hooks: hooksOfSettings(rs), LastRotated: last,
+			Version: k.Primary, Superseded: supersededOf(k)})
+	}
+	return out
+}
+
+// supersededOf lists k's decrypt-only versions other than the primary, each
+// with the time of its history's last "demote" (a rotation made a new
+// primary) or "unset-primary" (another version was made primary) event. A
+// version with neither event (none in its history) is left out: with no
+// recorded time, it is never due for retirement.
+func supersededOf(k keystore.KeyInfo) []superseded {
+	var out []superseded
+	for _, v := range k.Versions {
+		if v.Version == k.Primary || v.State != keystore.StateDecryptOnly {
+			continue
+		}
+		var at time.Time
+		for _, e := range v.History {
+			if (e.Action == "demote" || e.Action == "unset-primary") && e.Time.After(at) {
+				at = e.Time
+			}
+		}
+		if !at.IsZero() {
+			out = append(out, superseded{Version: v.Version, At: at})
+		}
 	}
 	return out
 }

@@ -145,12 +145,24 @@ func TestTargetsOf(t *testing.T) {
 		{Name: "never", Created: created, Primary: 1, Rotation: &keystore.RotationSettings{Every: day, RetireAfter: 2 * day}},
 		{Name: "rotated", Created: created, LastRotated: created.Add(time.Hour), Primary: 3, Rotation: &keystore.RotationSettings{Every: day}},
 		{Name: "kms", Created: created, Primary: 1, Rotation: &keystore.RotationSettings{Every: 90 * day, KMSAutomatic: true}},
-		{Name: "off", Created: created, Primary: 1, Rotation: &keystore.RotationSettings{RetireAfter: day}},
+		{Name: "kms-retire", Created: created, Primary: 1,
+			Rotation: &keystore.RotationSettings{Every: 90 * day, KMSAutomatic: true, RetireAfter: day}},
+		{Name: "retire-only", Created: created, Primary: 1, Rotation: &keystore.RotationSettings{RetireAfter: day}},
 		{Name: "none", Created: created, Primary: 1},
 	}
 	ts := targetsOf(keys)
-	if len(ts) != 2 || ts[0].Name != "never" || !ts[0].LastRotated.Equal(created) || ts[0].Policy.RetireAfter != 2*day ||
+	if len(ts) != 4 || ts[0].Name != "never" || !ts[0].LastRotated.Equal(created) || ts[0].Policy.RetireAfter != 2*day ||
 		ts[1].Name != "rotated" || ts[1].Version != 3 || !ts[1].LastRotated.Equal(created.Add(time.Hour)) {
+		t.Fatalf("targets: %+v", ts)
+	}
+	// Keys KMS rotates, or with retirement only, are targets with no period:
+	// the engine never rotates them, only retires their versions.
+	for _, i := range []int{2, 3} {
+		if p := ts[i].Policy; p.Every != 0 || p.Jitter != 0 || p.RetireAfter != day {
+			t.Fatalf("%s: policy %+v, want retirement only", ts[i].Name, p)
+		}
+	}
+	if ts[2].Name != "kms-retire" || ts[3].Name != "retire-only" {
 		t.Fatalf("targets: %+v", ts)
 	}
 	if ts[0].Hooks.OnSuccess != nil || ts[0].Hooks.OnFailure != nil {

@@ -186,13 +186,15 @@ func keyPolicyCommand() *cli.Command {
 	return &cli.Command{
 		Name: "policy", Usage: "set a key's rotation schedule", ArgsUsage: "NAME",
 		Description: "\"keystack rotate run\" (from cron) or \"keystack rotate daemon\" rotates the key every\n" +
-			"--every, spread over [every, every+jitter) by a per-key offset. Hook commands are a\n" +
-			"program and its arguments separated by spaces, run without a shell. --remove drops\n" +
-			"the schedule.",
+			"--every, spread over [every, every+jitter) by a per-key offset (--every 0: never).\n" +
+			"With --retire-after D, each pass also disables (retires, reversibly) every decrypt-only\n" +
+			"version superseded more than D ago; \"key version enable\" brings one back for good.\n" +
+			"Hook commands are a program and its arguments separated by spaces, run without a\n" +
+			"shell. --remove drops the schedule.",
 		Flags: []cli.Flag{passphraseFileFlag,
 			&cli.DurationFlag{Name: "every", Usage: "rotation period, e.g. 720h"},
 			&cli.DurationFlag{Name: "jitter", Usage: "spread, smaller than --every"},
-			&cli.DurationFlag{Name: "retire-after", Usage: "how long superseded versions stay before retirement"},
+			&cli.DurationFlag{Name: "retire-after", Usage: "disable decrypt-only versions superseded longer than `D` (0: never)"},
 			&cli.StringFlag{Name: "on-success", Usage: "`CMD` run after each scheduled rotation"},
 			&cli.StringFlag{Name: "on-failure", Usage: "`CMD` run after each failed scheduled rotation"},
 			&cli.StringFlag{Name: "webhook", Usage: "`URL` that receives a JSON POST after each scheduled rotation"},
@@ -229,7 +231,11 @@ func keyPolicyAction(c *cli.Context) error {
 			fmt.Fprintf(c.App.ErrWriter, "keystack: removed the rotation schedule of %s\n", a[0])
 			return nil
 		}
-		fmt.Fprintf(c.App.ErrWriter, "keystack: %s rotates every %v (jitter %v)\n", a[0], rs.Every, rs.Jitter)
+		fmt.Fprintf(c.App.ErrWriter, "keystack: %s rotates every %v (jitter %v)", a[0], rs.Every, rs.Jitter)
+		if rs.RetireAfter > 0 {
+			fmt.Fprintf(c.App.ErrWriter, "; superseded versions retire after %v", rs.RetireAfter)
+		}
+		fmt.Fprintln(c.App.ErrWriter)
 		return nil
 	})
 }

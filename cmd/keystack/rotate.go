@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -19,9 +21,11 @@ func rotateCommand() *cli.Command {
 		Usage: "rotate the keys whose schedule (\"keystack key policy\") says they are due",
 		Subcommands: []*cli.Command{
 			{
-				Name: "run", Usage: "make one pass: rotate every due key, then exit",
-				Description: "Exits 0 when every due key rotated (or none was due) and non-zero when a rotation\n" +
-					"or its hook failed, for cron and Kubernetes CronJobs. Safe to run concurrently:\n" +
+				Name: "run", Usage: "make one pass: rotate every due key, retire superseded versions, then exit",
+				Description: "Rotates every due key, then disables (retires) each decrypt-only version superseded\n" +
+					"for more than its key's --retire-after. Exits 0 when every due key rotated and every\n" +
+					"due version retired (or nothing was due) and non-zero when a rotation, its hook or a\n" +
+					"retirement failed, for cron and Kubernetes CronJobs. Safe to run concurrently:\n" +
 					"each key is re-checked under the keystore lock.",
 				Flags: []cli.Flag{passphraseFileFlag,
 					&cli.BoolFlag{Name: "json", Usage: "print the pass's report as JSON"},
@@ -30,7 +34,8 @@ func rotateCommand() *cli.Command {
 			},
 			{
 				Name: "daemon", Usage: "check for due keys every --interval until SIGTERM or SIGINT",
-				Description: "Makes a pass at start and then every --interval; a failed pass is logged and\n" +
+				Description: "Makes a pass (as \"rotate run\": rotations, then retirements) at start and then\n" +
+					"every --interval; a failed pass is logged and\n" +
 					"counted, and the daemon goes on. On SIGTERM or SIGINT the pass in flight finishes\n" +
 					"and the daemon exits 0. Logs go to stderr. With --storage, one daemon per key-server\n" +
 					"replica: the one holding the rotation lease rotates, and its writes are fenced by it.",
@@ -79,10 +84,23 @@ func rotateRunAction(c *cli.Context) error {
 			for _, k := range rep.Failed {
 				fmt.Fprintf(c.App.Writer, "failed\t%s\tv%d\t%s\n", k.Key, k.OldVersion, k.Reason)
 			}
-			fmt.Fprintf(c.App.Writer, "rotated %d, not due %d, failed %d\n", len(rep.Rotated), len(rep.NotDue), len(rep.Failed))
+			printRetired(c.App.Writer, rep)
+			fmt.Fprintf(c.App.Writer, "rotated %d, not due %d, failed %d, retired %d, retire failed %d\n",
+				len(rep.Rotated), len(rep.NotDue), len(rep.Failed), len(rep.Retired), len(rep.RetireFailed))
 		}
 		return runErr
 	})
+}
+
+// printRetired lists a pass's retirements: "retired KEY vN superseded T" and
+// "retire-failed KEY vN REASON".
+func printRetired(w io.Writer, rep *rotation.RunReport) {
+	for _, r := range rep.Retired {
+		fmt.Fprintf(w, "retired\t%s\tv%d\tsuperseded %s\n", r.Key, r.Version, r.Superseded.UTC().Format(time.RFC3339))
+	}
+	for _, r := range rep.RetireFailed {
+		fmt.Fprintf(w, "retire-failed\t%s\tv%d\t%s\n", r.Key, r.Version, r.Reason)
+	}
 }
 
 func rotateDaemonAction(c *cli.Context) error {

@@ -18,6 +18,7 @@ import (
 // daemons (or tests) in one process never share a series:
 //
 //	keystack_rotation_rotations_total{key,outcome}          counter; outcome is "success" or "failure"
+//	keystack_rotation_retirements_total{key,outcome}        counter; superseded versions retired: "success" or "failure"
 //	keystack_rotation_runs_total{outcome}                   counter; outcome is "ok" or "error"
 //	keystack_rotation_next_rotation_timestamp_seconds{key}  gauge; Unix time the key is next due
 //	keystack_rotation_last_run_timestamp_seconds            gauge; Unix time the last pass finished
@@ -33,6 +34,7 @@ import (
 type Metrics struct {
 	mu        sync.Mutex
 	rotations map[[2]string]float64 // {key, outcome}
+	retires   map[[2]string]float64 // {key, outcome}
 	runs      map[string]float64    // outcome
 	next      map[string]float64    // key
 	lastRun   float64
@@ -42,12 +44,14 @@ type Metrics struct {
 // The families' names and help texts.
 const (
 	famRotations = "keystack_rotation_rotations_total"
+	famRetires   = "keystack_rotation_retirements_total"
 	famRuns      = "keystack_rotation_runs_total"
 	famNext      = "keystack_rotation_next_rotation_timestamp_seconds"
 	famLastRun   = "keystack_rotation_last_run_timestamp_seconds"
 	famErrors    = "promhttp_metric_handler_errors_total"
 
 	helpRotations = "Key rotation attempts by key and outcome (success or failure)."
+	helpRetires   = "Retirements of superseded key versions by key and outcome (success or failure)."
 	helpRuns      = "Rotation passes by outcome (ok or error)."
 	helpNext      = "Unix time at which each key with a rotation policy is next due."
 	helpLastRun   = "Unix time at which the last rotation pass finished."
@@ -60,6 +64,7 @@ const (
 func NewMetrics() *Metrics {
 	return &Metrics{
 		rotations: map[[2]string]float64{},
+		retires:   map[[2]string]float64{},
 		runs:      map[string]float64{"ok": 0, "error": 0},
 		next:      map[string]float64{},
 		errs:      map[string]float64{"encoding": 0, "gathering": 0},
@@ -87,11 +92,8 @@ func (m *Metrics) exposition() []byte {
 	var b bytes.Buffer
 	family(&b, famLastRun, helpLastRun, "gauge", []series{{value: m.lastRun}})
 	family(&b, famNext, helpNext, "gauge", oneLabel("key", m.next))
-	rot := make([]series, 0, len(m.rotations))
-	for k, v := range m.rotations {
-		rot = append(rot, series{labels: []string{"key", k[0], "outcome", k[1]}, value: v})
-	}
-	family(&b, famRotations, helpRotations, "counter", rot)
+	family(&b, famRetires, helpRetires, "counter", keyOutcome(m.retires))
+	family(&b, famRotations, helpRotations, "counter", keyOutcome(m.rotations))
 	family(&b, famRuns, helpRuns, "counter", oneLabel("outcome", m.runs))
 	family(&b, famErrors, helpErrors, "counter", oneLabel("cause", m.errs))
 	return b.Bytes()
@@ -101,6 +103,14 @@ func (m *Metrics) exposition() []byte {
 type series struct {
 	labels []string
 	value  float64
+}
+
+func keyOutcome(vals map[[2]string]float64) []series {
+	out := make([]series, 0, len(vals))
+	for k, v := range vals {
+		out = append(out, series{labels: []string{"key", k[0], "outcome", k[1]}, value: v})
+	}
+	return out
 }
 
 func oneLabel(name string, vals map[string]float64) []series {
@@ -165,6 +175,14 @@ func (m *Metrics) observe(rep *rotation.RunReport, err error) {
 			m.observeKey(kr)
 		}
 	}
+	m.mu.Lock()
+	for _, rr := range rep.Retired {
+		m.retires[[2]string{rr.Key, "success"}]++
+	}
+	for _, rr := range rep.RetireFailed {
+		m.retires[[2]string{rr.Key, "failure"}]++
+	}
+	m.mu.Unlock()
 	m.observeRun(rep, err)
 }
 

@@ -97,7 +97,8 @@ keystack_rotation_runs_total{outcome="ok"} 0
 		t.Errorf("before any pass:\n%s\nwant:\n%s", got, before)
 	}
 	m.observe(&rotation.RunReport{Finished: runT0,
-		NotDue: []rotation.KeyReport{notDue("stay", runT0.Add(day)), notDue("we\"ird\\k\ney", runT0.Add(day))}}, nil)
+		NotDue:  []rotation.KeyReport{notDue("stay", runT0.Add(day)), notDue("we\"ird\\k\ney", runT0.Add(day))},
+		Retired: []rotation.RetireReport{{Key: "stay", Version: 1}}, RetireFailed: []rotation.RetireReport{{Key: "x", Version: 2}}}, nil)
 	m.observeKey(rotation.KeyReport{Key: "stay", Outcome: rotation.OutcomeRotated})
 	m.observeKey(rotation.KeyReport{Key: "x", Outcome: rotation.OutcomeFailed})
 	m.observeKey(rotation.KeyReport{Key: "x", Outcome: rotation.OutcomeNotDue}) // not an attempt: not counted
@@ -113,6 +114,10 @@ keystack_rotation_last_run_timestamp_seconds 1.7487684e+09
 # TYPE keystack_rotation_next_rotation_timestamp_seconds gauge
 keystack_rotation_next_rotation_timestamp_seconds{key="stay"} 1.7488548e+09
 keystack_rotation_next_rotation_timestamp_seconds{key="we\"ird\\k\ney"} 1.7488548e+09
+# HELP keystack_rotation_retirements_total Retirements of superseded key versions by key and outcome (success or failure).
+# TYPE keystack_rotation_retirements_total counter
+keystack_rotation_retirements_total{key="stay",outcome="success"} 1
+keystack_rotation_retirements_total{key="x",outcome="failure"} 1
 # HELP keystack_rotation_rotations_total Key rotation attempts by key and outcome (success or failure).
 # TYPE keystack_rotation_rotations_total counter
 keystack_rotation_rotations_total{key="stay",outcome="success"} 1
