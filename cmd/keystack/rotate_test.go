@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -96,4 +97,84 @@ func waitForMetric(t *testing.T, addr, series string, done <-chan error) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("no %s in /metrics", series)
+}
+
+// TestRotateDaemonRetires: "rotate daemon" retires a superseded version
+// once (its metrics count one retirement however many passes follow), logs
+// it, and never rotates a key that has a retirement but no period.
+func TestRotateDaemonRetires(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "home")
+	ctx := context.Background()
+	for _, argv := range [][]string{
+		{"--home", home, "init", "--insecure-no-passphrase"},
+		{"--home", home, "key", "create", "k1"},
+		{"--home", home, "key", "rotate", "k1"},
+		{"--home", home, "key", "policy", "k1", "--every", "0", "--retire-after", "1ns"},
+	} {
+		if err := runCLI(ctx, t, io.Discard, argv...); err != nil {
+			t.Fatalf("%v: %v", argv, err)
+		}
+	}
+	addr := freeAddr(t)
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var logs bytes.Buffer
+	done := make(chan error, 1)
+	go func() {
+		done <- runCLI(dctx, t, &logs, "--home", home, "rotate", "daemon",
+			"--interval", "20ms", "--metrics-addr", addr, "--log-format", "json")
+	}()
+	const retired = `keystack_rotation_retirements_total{key="k1",outcome="success"} 1`
+	waitForMetric(t, addr, retired, done)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) { // four passes later, still one
+		if n := scrapeValue(t, addr, `keystack_rotation_runs_total{outcome="ok"}`); n >= 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon made fewer than 5 passes in 30 s")
+		}
+	}
+	waitForMetric(t, addr, retired, done)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("daemon returned %v, want nil", err)
+	}
+	if n := strings.Count(logs.String(), `"msg":"key version retired"`); n != 1 {
+		t.Errorf("%d retirement log lines, want 1:\n%s", n, logs.String())
+	}
+	var out bytes.Buffer
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, io.Discard
+	if err := app.RunContext(ctx, []string{"keystack", "--home", home, "key", "show", "k1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"v1  disabled", "v2  enabled", "retired: superseded for more than 1ns"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("key show lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "v3") {
+		t.Errorf("a key without a period was rotated:\n%s", out.String())
+	}
+}
+
+// scrapeValue returns the value of series in /metrics, or -1 when absent.
+func scrapeValue(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return n
+		}
+	}
+	return -1
 }
