@@ -607,6 +607,14 @@ func TestSharedExternalVersionCannotBeTurnedOffAlone(t *testing.T) {
 	if _, err := s.SetDecryptOnly(ctx, "kms", 1, ""); err != nil {
 		t.Fatalf("decrypt-only still decrypts, so it is allowed: %v", err)
 	}
+	// Retirement would disable a superseded version alone at every pass:
+	// refused when set, the settings unchanged.
+	if _, err := s.SetRotationSettings(ctx, "kms", &RotationSettings{Every: time.Hour, RetireAfter: time.Hour}); !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("retire-after on an aws-kms key: %v", err)
+	}
+	if ki, err := s.DescribeKey(ctx, "kms"); err != nil || ki.Rotation != nil {
+		t.Fatalf("settings after the refusal: %+v, %v", ki, err)
+	}
 	// Moved to another ARN, v3 differs: a minimum version turns off v1 and
 	// v2 together, but neither alone.
 	if _, err := s.RotateKeyTo(ctx, "kms", arn2, ""); err != nil {

@@ -93,7 +93,8 @@ type AutoRotator interface {
 // registered backend is (or wraps) an AutoRotator: automatic rotation is enabled on
 // the primary's KMS key before the settings are stored, so a KMS failure
 // leaves them unchanged. Turning KMSAutomatic off does not disable KMS
-// rotation. The change is recorded in the primary version's history.
+// rotation. RetireAfter is refused (ErrNotSupported) for aws-kms keys,
+// whose versions share one KMS key. The change is recorded in the primary version's history.
 func (s *Store) SetRotationSettings(ctx context.Context, name string, rs *RotationSettings) (*KeyInfo, error) {
 	if err := s.authorize(ctx, policy.ActionRotateKey, name, 0, nil); err != nil {
 		return nil, err
@@ -103,6 +104,14 @@ func (s *Store) SetRotationSettings(ctx context.Context, name string, rs *Rotati
 		return nil, err
 	}
 	return s.updateKey(ctx, name, func(k *keyRecord) error {
+		if rs != nil && rs.RetireAfter > 0 && k.Backend == BackendAWSKMS {
+			// Every version of a KMS key rotated in KMS shares one ARN, which
+			// decrypts them all: disabling one alone cannot be enforced, so
+			// each pass would fail to retire it.
+			return fmt.Errorf("%w: retirement (retire after) cannot be enforced for aws-kms key %q: its versions share one KMS key; "+
+				"retire a KMS key's versions together with a minimum decryption version after moving it to a new KMS key",
+				ErrNotSupported, name)
+		}
 		if rs != nil && rs.KMSAutomatic {
 			if err := s.enableKMSRotation(ctx, name, k, rs.Every); err != nil {
 				return err
