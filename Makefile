@@ -6,6 +6,7 @@ TESTFLAGS   ?= -count=1 -timeout 45m
 # urfave_cli_no_docs leaves out urfave/cli's man-page and Markdown writers,
 # which keystack never calls, and the Markdown parser (blackfriday) whose
 # package initialisation every command would otherwise pay at start-up.
+# make test builds the CLI the scripts run (the test binary) with it too.
 BUILDTAGS   ?= urfave_cli_no_docs
 
 .PHONY: all build demo test test-prereqs bench bench-peers lint clean
@@ -25,7 +26,7 @@ test-prereqs:
 	./scripts/test-prereqs.sh
 
 test: test-prereqs
-	$(GO) test $(TESTFLAGS) ./...
+	$(GO) test -tags '$(BUILDTAGS)' $(TESTFLAGS) ./...
 
 bench: build
 	./scripts/bench.sh

@@ -243,13 +243,17 @@ func (l *Log) setAnchor(seq uint64, head [32]byte, size int64) {
 // checkpoint (if this Log wrote anything: a Log only read writes nothing),
 // syncs and closes the file.
 func (l *Log) finish() error {
-	l.endLease()
 	err := l.err
 	if err == nil && l.wrote {
-		err = l.withLock(func() error { return l.writeCheckpoint(true) })
-		if err == nil {
-			err = l.sync()
+		if l.leased { // the lock of the last batch is still held: no one else wrote since
+			err = l.writeCheckpoint(true)
+		} else {
+			err = l.withLock(func() error { return l.writeCheckpoint(true) })
 		}
+	}
+	l.endLease() // before the fsync, which other writers need not wait for
+	if err == nil && l.wrote {
+		err = l.sync()
 	}
 	if cerr := l.f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("%w: close: %w", ErrWrite, cerr)
@@ -339,16 +343,9 @@ func (l *Log) checkAnchored(a Anchor) error {
 		return bad(fmt.Sprintf("the log is %d bytes, but its anchor of %s records entry %d ending at byte %d: entries were cut off or the log was replaced by an older copy",
 			fi.Size(), anchorTime(a), a.Seq, a.Offset), true)
 	}
-	n := min(a.Offset, MaxLineSize+1)
-	tail := make([]byte, n)
-	if _, err := l.f.ReadAt(tail, a.Offset-n); err != nil && err != io.EOF {
-		return fmt.Errorf("%w: read: %w", ErrWrite, err)
-	}
-	line, ok := bytes.CutSuffix(tail, []byte("\n"))
-	if i := bytes.LastIndexByte(line, '\n'); i >= 0 {
-		line = line[i+1:]
-	} else if n < a.Offset {
-		ok = false
+	line, ok, err := lineEndingAt(l.f, a.Offset)
+	if err != nil {
+		return err
 	}
 	var prev [32]byte
 	e, _, err := parseLine(nil, line, prev)
@@ -362,6 +359,30 @@ func (l *Log) checkAnchored(a Anchor) error {
 		return bad("the anchored entry is not in the log: the log was rewritten or replaced", false)
 	}
 	return nil
+}
+
+// anchorTailRead is how much of the log lineEndingAt reads first: an
+// entry is a few hundred bytes, so one read nearly always finds the line
+// whole; only a longer one is read again, up to MaxLineSize.
+const anchorTailRead = 4 << 10
+
+// lineEndingAt returns the line (without its newline) that ends at byte
+// end of f; ok is false when no line of at most MaxLineSize bytes ends
+// there.
+func lineEndingAt(f io.ReaderAt, end int64) (line []byte, ok bool, err error) {
+	for n := min(end, anchorTailRead); ; n = min(end, MaxLineSize+1) {
+		tail := make([]byte, n)
+		if _, err := f.ReadAt(tail, end-n); err != nil && err != io.EOF {
+			return nil, false, fmt.Errorf("%w: read: %w", ErrWrite, err)
+		}
+		line, ok = bytes.CutSuffix(tail, []byte("\n"))
+		if i := bytes.LastIndexByte(line, '\n'); i >= 0 {
+			return line[i+1:], ok, nil
+		}
+		if n == end || n > MaxLineSize {
+			return line, ok && n == end, nil
+		}
+	}
 }
 
 // catchUp verifies the entries appended since this Log last looked (by

@@ -409,26 +409,32 @@ func (s *Store) stateBytes(ctx context.Context, fresh bool) ([]byte, Revision, e
 // revision check, not a JSON decode. Callers must not change it (load
 // gives a private copy).
 func (s *Store) view(ctx context.Context) (*storeFile, error) {
+	f, _, err := s.viewRev(ctx)
+	return f, err
+}
+
+// viewRev is view with the revision of the state returned.
+func (s *Store) viewRev(ctx context.Context) (*storeFile, Revision, error) {
 	data, rev, err := s.stateBytes(ctx, false)
 	if err != nil {
-		return nil, err
+		return nil, NoRevision, err
 	}
 	s.snap.mu.Lock()
 	if f := s.snap.parsed; f != nil && rev != NoRevision && rev == s.snap.rev {
 		s.snap.mu.Unlock()
-		return f, nil
+		return f, rev, nil
 	}
 	s.snap.mu.Unlock()
 	f, err := parseStoreFile(data)
 	if err != nil {
-		return nil, err
+		return nil, NoRevision, err
 	}
 	s.snap.mu.Lock()
 	if rev != NoRevision && rev == s.snap.rev {
 		s.snap.parsed = f
 	}
 	s.snap.mu.Unlock()
-	return f, nil
+	return f, rev, nil
 }
 
 // stateRevision is the state's revision (see revision), NoRevision if it

@@ -1,9 +1,12 @@
 package keystore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/keystack/keystack/internal/gatewire"
 
@@ -53,12 +56,33 @@ func (s *Store) openGate(ctx context.Context, opts OpenOptions) error {
 // gateState is the Store's state as its gate sees it (gatewire.State).
 type gateState struct{ s *Store }
 
+// Config copies the configuration out of the state as last parsed (view),
+// so that the gate's reads of it (at Open, at Close to advance the audit
+// anchor) do not decode keystore.json again.
 func (g gateState) Config(ctx context.Context) (*gatewire.Config, string, error) {
-	f, rev, err := g.s.loadRev(ctx, false)
+	f, rev, err := g.s.viewRev(ctx)
 	if err != nil {
 		return nil, "", err
 	}
-	return &f.Config, string(rev), nil
+	return cloneConfig(&f.Config), string(rev), nil
+}
+
+// cloneConfig returns a deep copy of c: the caller may change it.
+func cloneConfig(c *gatewire.Config) *gatewire.Config {
+	out := *c
+	out.AuditKey = bytes.Clone(c.AuditKey)
+	if c.AuditAnchor != nil {
+		a := *c.AuditAnchor
+		out.AuditAnchor = &a
+	}
+	if c.Principals != nil {
+		out.Principals = make(map[string]gatewire.PrincipalConfig, len(c.Principals))
+		for name, p := range c.Principals {
+			p.Groups, p.Tags = slices.Clone(p.Groups), maps.Clone(p.Tags)
+			out.Principals[name] = p
+		}
+	}
+	return &out
 }
 
 func (g gateState) ConfigRevision(ctx context.Context) string {

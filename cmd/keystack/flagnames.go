@@ -48,6 +48,13 @@ type durationFlag struct {
 
 func (f *durationFlag) Names() []string { return f.names }
 
+type uint64Flag struct {
+	*cli.Uint64Flag
+	names []string
+}
+
+func (f *uint64Flag) Names() []string { return f.names }
+
 type stringSliceFlag struct {
 	*cli.StringSliceFlag
 	names []string
@@ -77,6 +84,8 @@ func fastNames(f cli.Flag) cli.Flag {
 		return &intFlag{f, flagNames(f.Name, f.Aliases)}
 	case *cli.DurationFlag:
 		return &durationFlag{f, flagNames(f.Name, f.Aliases)}
+	case *cli.Uint64Flag:
+		return &uint64Flag{f, flagNames(f.Name, f.Aliases)}
 	case *cli.StringSliceFlag:
 		return &stringSliceFlag{f, flagNames(f.Name, f.Aliases)}
 	}

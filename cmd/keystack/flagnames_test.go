@@ -22,6 +22,8 @@ func unwrapFlags(cmds []*cli.Command) {
 				c.Flags[i] = w.IntFlag
 			case *durationFlag:
 				c.Flags[i] = w.DurationFlag
+			case *uint64Flag:
+				c.Flags[i] = w.Uint64Flag
 			case *stringSliceFlag:
 				c.Flags[i] = w.StringSliceFlag
 			}
@@ -74,6 +76,8 @@ func TestFastFlagNamesSameHelp(t *testing.T) {
 					inner = w.IntFlag
 				case *durationFlag:
 					inner = w.DurationFlag
+				case *uint64Flag:
+					inner = w.Uint64Flag
 				case *stringSliceFlag:
 					inner = w.StringSliceFlag
 				default:
