@@ -75,6 +75,7 @@ func TestScripts(t *testing.T) {
 	t.Parallel() // scripts run the CLI as child processes: no shared state
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
+		WorkdirRoot:         scriptWorkRoot(t),
 		RequireExplicitExec: true,
 		RequireUniqueNames:  true,
 		Setup: func(env *testscript.Env) error {
