@@ -20,6 +20,7 @@ import (
 
 	"github.com/keystack/keystack/client"
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/testhook"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/server"
@@ -331,6 +332,7 @@ func TestIdempotent(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
+	testhook.CheapKDF = true // no test here is about the KDF's cost
 	os.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	os.Exit(m.Run())
 }
@@ -374,6 +376,7 @@ func fmtErr(err error) string {
 // idempotent call one AttemptTimeout, then the next endpoint answers; a
 // non-idempotent call fails after it, saying it may have been applied.
 func TestHangingEndpoint(t *testing.T) {
+	t.Parallel() // waits out deadlines; overlaps the other waits
 	f := newFixture(t)
 	f.a.fail["GenerateDataKey"], f.a.fail["CreateKey"] = "hang", "hang"
 	c, err := client.New(client.Config{Endpoints: []string{f.urlA, f.urlB}, AccessKeyID: f.cred.AccessKeyID, SecretAccessKey: f.cred.Secret,

@@ -39,6 +39,7 @@ func TestDefaultSchedule(t *testing.T) {
 // fails as unavailable (exit 6 in the CLI) and no other endpoint is tried.
 // The lower bound is the guarantee; no upper bound is asserted under load.
 func TestThrottleRetries(t *testing.T) {
+	t.Parallel() // waits out retry pauses; overlaps the other waits
 	f := newFixture(t)
 	f.a.fail["CreateKey"] = "throttle"
 	c := defaultClient(t, f)

@@ -225,6 +225,7 @@ func TestAuthzEachAction(t *testing.T) {
 	for _, denied := range authzOps {
 		covered[denied.action] = true
 		t.Run(strings.TrimPrefix(denied.action, "keystack:"), func(t *testing.T) {
+			t.Parallel() // a store each; mostly waiting on its fsyncs
 			ctx := context.Background()
 			dir := newAuthzStore(t, "")
 			msg := sealedMsg(t, dir, testEC)
