@@ -43,6 +43,7 @@ func clientEnv(f *fixture, akid, secret string) []string {
 // TestBoto3 runs testdata/boto3_client.py with unmodified boto3: keys,
 // aliases, data keys, contexts, denials and rotation.
 func TestBoto3(t *testing.T) {
+	t.Parallel() // a Python process: waits mostly
 	requireClient(t, "python3 with boto3", exec.Command("python3", "-c", "import boto3"))
 	f := newFixture(t)
 	cmd := exec.Command("python3", filepath.Join("testdata", "boto3_client.py"))
@@ -66,20 +67,14 @@ func awsCLI(t *testing.T, f *fixture, principal string, args ...string) (string,
 	return stdout.String(), stderr.String(), err
 }
 
-// TestAWSCLI drives the server with the unmodified AWS CLI.
+// TestAWSCLI drives the server with the unmodified AWS CLI. Each call is
+// a Python start of a second or so: the calls that do not depend on each
+// other run at once, in parallel subtests.
 func TestAWSCLI(t *testing.T) {
+	t.Parallel() // AWS CLI processes: waits mostly
 	requireClient(t, "the AWS CLI", exec.Command("aws", "--version"))
 	f := newFixture(t)
-	out, errOut, err := awsCLI(t, f, owner, "create-key", "--description", "cli", "--tags", "TagKey=team,TagValue=billing")
-	if err != nil {
-		t.Fatalf("create-key: %v\n%s", err, errOut)
-	}
-	var ck struct{ KeyMetadata struct{ KeyId, Arn string } }
-	if err := json.Unmarshal([]byte(out), &ck); err != nil || ck.KeyMetadata.KeyId == "" {
-		t.Fatalf("create-key output %q: %v", out, err)
-	}
-	id := ck.KeyMetadata.KeyId
-	mustCLI := func(principal string, args ...string) string {
+	mustCLI := func(t *testing.T, principal string, args ...string) string {
 		t.Helper()
 		out, errOut, err := awsCLI(t, f, principal, args...)
 		if err != nil {
@@ -87,51 +82,69 @@ func TestAWSCLI(t *testing.T) {
 		}
 		return out
 	}
-	mustCLI(owner, "create-alias", "--alias-name", "alias/cli", "--target-key-id", id)
-	if out := mustCLI(owner, "list-aliases"); !strings.Contains(out, `"alias/cli"`) {
-		t.Errorf("list-aliases: %s", out)
+	var ck struct{ KeyMetadata struct{ KeyId, Arn string } }
+	out := mustCLI(t, owner, "create-key", "--description", "cli", "--tags", "TagKey=team,TagValue=billing")
+	if err := json.Unmarshal([]byte(out), &ck); err != nil || ck.KeyMetadata.KeyId == "" {
+		t.Fatalf("create-key output %q: %v", out, err)
 	}
-	pt := filepath.Join(t.TempDir(), "pt")
-	if err := os.WriteFile(pt, []byte("cli secret"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var enc struct{ CiphertextBlob string }
-	out = mustCLI("service:billing", "encrypt", "--key-id", "alias/cli", "--plaintext", "fileb://"+pt, "--encryption-context", "tenant=acme")
-	if err := json.Unmarshal([]byte(out), &enc); err != nil {
-		t.Fatal(err)
-	}
-	blob := filepath.Join(t.TempDir(), "blob")
-	raw, _ := base64.StdEncoding.DecodeString(enc.CiphertextBlob)
-	if err := os.WriteFile(blob, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var dec struct{ Plaintext string }
-	out = mustCLI("service:billing", "decrypt", "--ciphertext-blob", "fileb://"+blob, "--encryption-context", "tenant=acme")
-	if err := json.Unmarshal([]byte(out), &dec); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := base64.StdEncoding.DecodeString(dec.Plaintext); string(got) != "cli secret" {
-		t.Errorf("decrypt: %q", got)
-	}
-	for _, tc := range []struct {
-		principal, code string
-		args            []string
-	}{
-		{"service:billing", "InvalidCiphertextException", []string{"decrypt", "--ciphertext-blob", "fileb://" + blob, "--encryption-context", "tenant=evil"}},
-		{"service:billing", "AccessDeniedException", []string{"decrypt", "--ciphertext-blob", "fileb://" + blob, "--encryption-context", "tenant=locked"}},
-		{"service:billing", "AccessDeniedException", []string{"rotate-key-on-demand", "--key-id", id}},
-	} {
-		_, errOut, err := awsCLI(t, f, tc.principal, tc.args...)
-		if err == nil || !strings.Contains(errOut, tc.code) {
-			t.Errorf("aws kms %s: %v, stderr %q, want %s", tc.args[0], err, errOut, tc.code)
+	id := ck.KeyMetadata.KeyId
+	mustCLI(t, owner, "create-alias", "--alias-name", "alias/cli", "--target-key-id", id)
+	denied := func(t *testing.T, principal, code string, args ...string) {
+		t.Helper()
+		if _, errOut, err := awsCLI(t, f, principal, args...); err == nil || !strings.Contains(errOut, code) {
+			t.Errorf("aws kms %s: %v, stderr %q, want %s", args[0], err, errOut, code)
 		}
 	}
-	mustCLI(owner, "rotate-key-on-demand", "--key-id", id)
-	if out := mustCLI(owner, "list-key-rotations", "--key-id", id); !strings.Contains(out, "ON_DEMAND") {
-		t.Errorf("list-key-rotations: %s", out)
-	}
-	dk := mustCLI("service:billing", "generate-data-key", "--key-id", id, "--key-spec", "AES_256")
-	if !strings.Contains(dk, `"Plaintext"`) || !strings.Contains(dk, `"CiphertextBlob"`) {
-		t.Errorf("generate-data-key: %s", dk)
-	}
+	t.Run("list-aliases", func(t *testing.T) {
+		t.Parallel()
+		if out := mustCLI(t, owner, "list-aliases"); !strings.Contains(out, `"alias/cli"`) {
+			t.Errorf("list-aliases: %s", out)
+		}
+	})
+	t.Run("encrypt-decrypt", func(t *testing.T) {
+		t.Parallel()
+		pt := filepath.Join(t.TempDir(), "pt")
+		if err := os.WriteFile(pt, []byte("cli secret"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var enc struct{ CiphertextBlob string }
+		out := mustCLI(t, "service:billing", "encrypt", "--key-id", "alias/cli", "--plaintext", "fileb://"+pt, "--encryption-context", "tenant=acme")
+		if err := json.Unmarshal([]byte(out), &enc); err != nil {
+			t.Fatal(err)
+		}
+		blob := filepath.Join(t.TempDir(), "blob")
+		raw, _ := base64.StdEncoding.DecodeString(enc.CiphertextBlob)
+		if err := os.WriteFile(blob, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ ec, code string }{{"tenant=evil", "InvalidCiphertextException"}, {"tenant=locked", "AccessDeniedException"}} {
+			t.Run(tc.ec, func(t *testing.T) {
+				t.Parallel()
+				denied(t, "service:billing", tc.code, "decrypt", "--ciphertext-blob", "fileb://"+blob, "--encryption-context", tc.ec)
+			})
+		}
+		var dec struct{ Plaintext string }
+		out = mustCLI(t, "service:billing", "decrypt", "--ciphertext-blob", "fileb://"+blob, "--encryption-context", "tenant=acme")
+		if err := json.Unmarshal([]byte(out), &dec); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := base64.StdEncoding.DecodeString(dec.Plaintext); string(got) != "cli secret" {
+			t.Errorf("decrypt: %q", got)
+		}
+	})
+	t.Run("rotate", func(t *testing.T) {
+		t.Parallel()
+		denied(t, "service:billing", "AccessDeniedException", "rotate-key-on-demand", "--key-id", id)
+		mustCLI(t, owner, "rotate-key-on-demand", "--key-id", id)
+		if out := mustCLI(t, owner, "list-key-rotations", "--key-id", id); !strings.Contains(out, "ON_DEMAND") {
+			t.Errorf("list-key-rotations: %s", out)
+		}
+	})
+	t.Run("generate-data-key", func(t *testing.T) {
+		t.Parallel()
+		dk := mustCLI(t, "service:billing", "generate-data-key", "--key-id", id, "--key-spec", "AES_256")
+		if !strings.Contains(dk, `"Plaintext"`) || !strings.Contains(dk, `"CiphertextBlob"`) {
+			t.Errorf("generate-data-key: %s", dk)
+		}
+	})
 }
