@@ -270,7 +270,7 @@ func (f *jsFixture) runJS(t *testing.T, jobs []jsJob) []jsResult {
 // inProcess lets one in-process CLI run at a time: urfave/cli writes to
 // the flag definitions (package variables, shared by every run) as it
 // parses. Tests running the CLI in process may run in parallel with
-// each other and with those running it as a child process.
+// those running it as a child process.
 var inProcess sync.Mutex
 
 // runKeystack runs the CLI in process exactly as main does and returns its
@@ -458,11 +458,31 @@ func (f *jsFixture) ksDecrypt(t *testing.T, msg string, ec map[string]string, wa
 	return meta
 }
 
-// TestJSESDKWritesKeystackReads: every message of the matrix the
+// TestJSESDK runs the interop tests with the official JavaScript ESDK
+// one after another, since they run the CLI in process and such runs go
+// one at a time (runKeystack), and in parallel with the tests that run it
+// as a child process.
+func TestJSESDK(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		test func(*testing.T)
+	}{
+		{"WritesKeystackReads", testJSWritesKeystackReads},
+		{"KeystackWritesReads", testKeystackWritesJSReads},
+		{"LegacySuites", testJSLegacySuites},
+		{"EveryKeyType", testJSEveryKeyType},
+		{"TamperedRejected", testJSTamperedRejected},
+		{"ContextSortingAndRequiredKeys", testJSContextSortingAndRequiredKeys},
+	} {
+		t.Run(tc.name, tc.test)
+	}
+}
+
+// TestJSESDK/WritesKeystackReads: every message of the matrix the
 // JavaScript SDK writes decrypts byte-exact with the CLI, with each of its
 // master keys alone and with the whole keystore.
-func TestJSESDKWritesKeystackReads(t *testing.T) {
-	t.Parallel() // node runs as a child; the CLI in process one run at a time (runKeystack)
+func testJSWritesKeystackReads(t *testing.T) {
 	f := newJSFixture(t)
 	cases := jsMatrix()
 	jobs, plain, res := f.jsEncrypt(t, cases, 0)
@@ -481,11 +501,10 @@ func TestJSESDKWritesKeystackReads(t *testing.T) {
 	}
 }
 
-// TestKeystackWritesJSESDKReads: every message of the matrix the CLI
+// TestJSESDK/KeystackWritesReads: every message of the matrix the CLI
 // writes decrypts byte-exact with the JavaScript SDK, with each master key
 // alone, and the SDK sees the suite, frame length and context asked for.
-func TestKeystackWritesJSESDKReads(t *testing.T) {
-	t.Parallel() // node runs as a child; the CLI in process one run at a time (runKeystack)
+func testKeystackWritesJSReads(t *testing.T) {
 	f := newJSFixture(t)
 	var jobs []jsJob
 	var owner []int
@@ -524,11 +543,10 @@ func TestKeystackWritesJSESDKReads(t *testing.T) {
 // jsLegacySuites are the nine non-committing message format v1 suites.
 var jsLegacySuites = []uint16{0x0014, 0x0046, 0x0078, 0x0114, 0x0146, 0x0178, 0x0214, 0x0346, 0x0378}
 
-// TestJSESDKLegacySuites: messages the JavaScript SDK writes with every
+// TestJSESDK/LegacySuites: messages the JavaScript SDK writes with every
 // non-committing suite are refused without --allow-legacy (exit 3, no
 // output, a hint naming the flag) and decrypt byte-exact with it.
-func TestJSESDKLegacySuites(t *testing.T) {
-	t.Parallel() // node runs as a child; the CLI in process one run at a time (runKeystack)
+func testJSLegacySuites(t *testing.T) {
 	f := newJSFixture(t)
 	ec := jsContexts[1].ec
 	var jobs []jsJob
@@ -564,11 +582,10 @@ func TestJSESDKLegacySuites(t *testing.T) {
 	}
 }
 
-// TestJSESDKEveryKeyType: each key type alone both ways: AES-128/192/256
+// TestJSESDK/EveryKeyType: each key type alone both ways: AES-128/192/256
 // (one with a non-BMP key name), RSA-OAEP with SHA-1/256/384/512, and
 // RSA PKCS#1 v1.5, which keystack reads but refuses to write.
-func TestJSESDKEveryKeyType(t *testing.T) {
-	t.Parallel() // node runs as a child; the CLI in process one run at a time (runKeystack)
+func testJSEveryKeyType(t *testing.T) {
 	f := newJSFixture(t)
 	ec := jsContexts[2].ec
 	in, data := f.plaintext(t, "keytypes", 77, 10000)
@@ -607,12 +624,11 @@ func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// TestJSESDKTamperedRejected: messages the JavaScript SDK writes, with one
+// TestJSESDK/TamperedRejected: messages the JavaScript SDK writes, with one
 // bit flipped at every offset, cut short at every 7th length, or with a
 // byte appended, are each rejected with exit 3 and leave no output. The
 // untouched messages decrypt, so the rejections are the tampering's.
-func TestJSESDKTamperedRejected(t *testing.T) {
-	t.Parallel() // node runs as a child; the CLI in process one run at a time (runKeystack)
+func testJSTamperedRejected(t *testing.T) {
 	f := newJSFixture(t)
 	cases := []jsCase{
 		{name: "tamper-unsigned-aes", suite: suiteCommitted, frame: 1, size: 3, ec: jsContexts[1].ec, keys: []string{"aes-256"}},
@@ -673,7 +689,7 @@ func (f *jsFixture) mustReject(t *testing.T, what string, data []byte, ec map[st
 	return stderr
 }
 
-// TestJSESDKContextSortingAndRequiredKeys covers two documented limits of
+// TestJSESDK/ContextSortingAndRequiredKeys covers two documented limits of
 // the JavaScript SDK 5.0.2, so that a change in either side shows:
 //   - its raw AES keyring by default orders the context it authenticates
 //     with String.localeCompare (aws-encryption-sdk-javascript issue 428;
@@ -684,8 +700,7 @@ func (f *jsFixture) mustReject(t *testing.T, what string, data []byte, ec map[st
 //   - it has no required-encryption-context CMM, so it cannot decrypt a
 //     message keystack wrote with --required-context: the required pair is
 //     authenticated but not stored, and keystack needs it back (-c).
-func TestJSESDKContextSortingAndRequiredKeys(t *testing.T) {
-	t.Parallel() // node runs as a child; the CLI in process one run at a time (runKeystack)
+func testJSContextSortingAndRequiredKeys(t *testing.T) {
 	f := newJSFixture(t)
 	in, data := f.plaintext(t, "limits", 99, 300)
 	ordinary, nonBMP := filepath.Join(f.work, "locale-ordinary.js"), filepath.Join(f.work, "locale-nonbmp.js")
