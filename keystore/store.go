@@ -289,10 +289,11 @@ func (s *Store) Close() error {
 	clear(s.kek)
 	s.kek = nil
 	s.mu.Unlock()
+	err := s.enf.Close() // first: it reads the state as parsed to advance the audit anchor
 	s.snap.mu.Lock()
 	s.snap.parsed, s.snap.aeads, s.snap.creds = nil, nil, nil // drop the unsealed versions and secrets
 	s.snap.mu.Unlock()
-	return s.enf.Close()
+	return err
 }
 
 // snapshot is the state document as last read or written, so that a

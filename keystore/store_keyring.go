@@ -19,7 +19,7 @@ func (s *Store) EncryptKeyring(ctx context.Context, keys ...string) (envelope.Ke
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("%w: no key to encrypt with", ErrInvalidOptions)
 	}
-	f, err := s.load(ctx)
+	f, err := s.view(ctx) // read only: the state as parsed once
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func (s *Store) DecryptKeyring(ctx context.Context, keys ...string) (envelope.Ke
 // decryptKeyring builds DecryptKeyring's keyring from the store as it is
 // now, and returns the store file it read.
 func (s *Store) decryptKeyring(ctx context.Context, keys []string) (envelope.Keyring, *storeFile, error) {
-	f, err := s.load(ctx)
+	f, err := s.view(ctx) // read only: the state as parsed once
 	if err != nil {
 		return nil, nil, err
 	}

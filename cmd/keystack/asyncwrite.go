@@ -26,30 +26,41 @@ import (
 // (dd from /dev/zero, alternating); keystack's file-to-file encryption
 // spent 1.7 to 2.4 s of system time with 128 KiB writes and 0.5 s with
 // 32 KiB ones. Smaller writes only add system calls.
+//
+// Nothing is allocated or started until it is needed: the first chunk
+// grows with what is written, and the goroutine starts when a chunk is
+// full, so an output smaller than a chunk (an empty file's message is a
+// few hundred bytes) is written by Flush itself, in the same pieces.
 type asyncWriter struct {
-	w      io.Writer
-	cur    []byte
-	full   chan []byte   // chunks to write, in order
-	free   chan []byte   // written chunks for reuse
-	done   chan struct{} // closed when the goroutine has exited
-	err    error         // set by the goroutine before it exits
-	closed bool
+	w       io.Writer
+	cur     []byte
+	started bool          // the goroutine runs; full, free and done are made
+	full    chan []byte   // chunks to write, in order
+	free    chan []byte   // written chunks for reuse
+	done    chan struct{} // closed when the goroutine has exited
+	err     error         // set by the goroutine before it exits, or by Flush
+	closed  bool
 }
 
 const (
 	asyncChunk = 512 << 10
 	asyncPiece = 32 << 10
 	asyncDepth = 2
+	// asyncFirst is the first chunk's first size, before it grows.
+	asyncFirst = 4 << 10
 )
 
-func newAsyncWriter(w io.Writer) *asyncWriter {
-	a := &asyncWriter{w: w, full: make(chan []byte, asyncDepth), free: make(chan []byte, asyncDepth+1), done: make(chan struct{})}
-	for range asyncDepth + 1 {
+func newAsyncWriter(w io.Writer) *asyncWriter { return &asyncWriter{w: w} }
+
+// start hands the full first chunk to a new goroutine; the caller takes
+// the next chunk from free.
+func (a *asyncWriter) start() {
+	a.started = true
+	a.full, a.free, a.done = make(chan []byte, asyncDepth), make(chan []byte, asyncDepth+1), make(chan struct{})
+	for range asyncDepth {
 		a.free <- make([]byte, 0, asyncChunk)
 	}
-	a.cur = <-a.free
 	go a.run()
-	return a
 }
 
 func (a *asyncWriter) run() {
@@ -88,10 +99,16 @@ func (a *asyncWriter) Write(p []byte) (int, error) {
 		if err := a.failed(); err != nil {
 			return n, err
 		}
+		if len(a.cur) == cap(a.cur) { // the first chunk, not yet full
+			a.cur = append(make([]byte, 0, min(asyncChunk, max(asyncFirst, 2*cap(a.cur), len(a.cur)+len(p)))), a.cur...)
+		}
 		m := copy(a.cur[len(a.cur):cap(a.cur)], p)
 		a.cur = a.cur[:len(a.cur)+m]
 		p, n = p[m:], n+m
-		if len(a.cur) == cap(a.cur) {
+		if len(a.cur) == asyncChunk {
+			if !a.started {
+				a.start()
+			}
 			a.full <- a.cur
 			a.cur = <-a.free
 		}
@@ -101,6 +118,9 @@ func (a *asyncWriter) Write(p []byte) (int, error) {
 
 // failed reports the goroutine's error once it has stopped on one.
 func (a *asyncWriter) failed() error {
+	if !a.started {
+		return nil
+	}
 	select {
 	case <-a.done:
 		return a.err
@@ -112,6 +132,12 @@ func (a *asyncWriter) failed() error {
 // Flush writes what is buffered, waits for every write, and stops the
 // goroutine. Later Writes fail.
 func (a *asyncWriter) Flush() error {
+	if !a.started && !a.closed {
+		a.closed = true
+		a.err = writePieces(a.w, a.cur)
+		a.cur = nil
+		return a.err
+	}
 	if !a.closed && len(a.cur) > 0 {
 		a.full <- a.cur
 		a.cur = nil
@@ -122,6 +148,10 @@ func (a *asyncWriter) Flush() error {
 // stop ends the goroutine after the chunks already handed over, dropping
 // the one being filled (for a failed command, whose output is discarded).
 func (a *asyncWriter) stop() error {
+	if !a.started {
+		a.closed, a.cur = true, nil
+		return a.err
+	}
 	if !a.closed {
 		a.closed = true
 		close(a.full)

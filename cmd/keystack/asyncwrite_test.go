@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io"
 	"testing"
 )
 
@@ -98,5 +99,53 @@ func TestAsyncWriterStop(t *testing.T) {
 	}
 	if err := a.stop(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An output smaller than a chunk starts no goroutine and holds no full
+// chunk: Flush writes it, in order and in pieces of at most asyncPiece.
+func TestAsyncWriterSmallOutputInline(t *testing.T) {
+	for _, size := range []int{0, 219, asyncFirst + 1, 3*asyncPiece + 5, asyncChunk - 1} {
+		var dst bytes.Buffer
+		var rec pieceRecorder
+		a := newAsyncWriter(io.MultiWriter(&dst, &rec))
+		want := make([]byte, size)
+		for i := range want {
+			want[i] = byte(i * 7)
+		}
+		for p := want; len(p) > 0; p = p[min(len(p), 1000):] {
+			if _, err := a.Write(p[:min(len(p), 1000)]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if a.started || cap(a.cur) > max(asyncFirst, 2*size) {
+			t.Fatalf("%d bytes: goroutine started %v, buffer of %d bytes", size, a.started, cap(a.cur))
+		}
+		if err := a.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(dst.Bytes(), want) || rec.largest > asyncPiece {
+			t.Fatalf("%d bytes: wrote %d, largest write %d", size, dst.Len(), rec.largest)
+		}
+		if _, err := a.Write([]byte("x")); err == nil {
+			t.Fatalf("%d bytes: Write after Flush succeeded", size)
+		}
+		if err := a.stop(); err != nil {
+			t.Fatalf("%d bytes: stop after Flush: %v", size, err)
+		}
+	}
+}
+
+// A failed write of a small output, made by Flush itself, is its result.
+func TestAsyncWriterSmallOutputError(t *testing.T) {
+	a := newAsyncWriter(&failAfter{n: 10})
+	if _, err := a.Write(make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Flush(); !errors.Is(err, errDiskFull) {
+		t.Fatalf("Flush: %v, want the write error", err)
+	}
+	if err := a.stop(); !errors.Is(err, errDiskFull) {
+		t.Fatalf("stop: %v, want the write error", err)
 	}
 }
