@@ -39,13 +39,16 @@ func cmdGenTree(ts *testscript.TestScript, neg bool, args []string) {
 
 // cmdKillRewrap runs "killrewrap ROUNDS DIR PLAINDIR": ROUNDS times it starts
 // "keystack rewrap --workers 1 DIR", waits until the run has written a
-// journal of its own (the last run: four), or ends, and kills it with
-// SIGKILL after a random delay of up to 30 ms. Then, as a user might, it
-// puts other content at three paths that still have journals: $VICTIM1
-// replaced by a new file, $VICTIM2 edited in place (same inode and size,
-// its first bytes overwritten), $VICTIM3 removed. What each should hold
-// is in victim1.want and victim2.want. $SURVIVOR is a fourth path with a
-// journal, left alone; $SURVIVOR_PLAIN its plaintext in PLAINDIR.
+// journal of its own and kills it with SIGKILL after a random delay of up
+// to 5 ms (on a fast filesystem the whole tree takes a run some 40 ms);
+// the last run it kills as soon as it has written four, and it repeats
+// that last run (five times at most) until four journals are left. Then,
+// as a user might, it puts other content at three paths that still have
+// journals: $VICTIM1 replaced by a new file, $VICTIM2 edited in place
+// (same inode and size, its first bytes overwritten), $VICTIM3 removed.
+// What each should hold is in victim1.want and victim2.want. $SURVIVOR is
+// a fourth path with a journal, left alone; $SURVIVOR_PLAIN its plaintext
+// in PLAINDIR.
 func cmdKillRewrap(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) != 3 {
 		ts.Fatalf("usage: killrewrap ROUNDS DIR PLAINDIR")
@@ -54,12 +57,11 @@ func cmdKillRewrap(ts *testscript.TestScript, neg bool, args []string) {
 	rounds, err := strconv.Atoi(args[0])
 	ts.Check(err)
 	dir := ts.MkAbs(args[1])
-	for round := range rounds {
-		atLeast := 1
-		if round == rounds-1 {
-			atLeast = 4 // three victims and a survivor
-		}
-		killRewrapOnce(ts, dir, round, atLeast)
+	for round := range rounds - 1 {
+		killRewrapOnce(ts, dir, round, 1, time.Duration(rand.IntN(5000))*time.Microsecond)
+	}
+	for round := rounds - 1; round == rounds-1 || round < rounds+5 && len(rewrapJournals(ts, dir)) < 4; round++ {
+		killRewrapOnce(ts, dir, round, 4, 0) // three victims and a survivor
 	}
 	journals := rewrapJournals(ts, dir)
 	if len(journals) < 4 {
@@ -89,8 +91,9 @@ func cmdKillRewrap(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.Remove(victims[2]))
 }
 
-// killRewrapOnce kills one rewrap once it has written atLeast journals.
-func killRewrapOnce(ts *testscript.TestScript, dir string, round, atLeast int) {
+// killRewrapOnce kills one rewrap delay after it has written atLeast
+// journals.
+func killRewrapOnce(ts *testscript.TestScript, dir string, round, atLeast int, delay time.Duration) {
 	before := rewrapJournals(ts, dir)
 	path, err := exec.LookPath("keystack")
 	ts.Check(err)
@@ -116,7 +119,7 @@ func killRewrapOnce(ts *testscript.TestScript, dir string, round, atLeast int) {
 			}
 		}
 	}
-	time.Sleep(time.Duration(rand.IntN(30)) * time.Millisecond)
+	time.Sleep(delay)
 	if err := cmd.Process.Signal(syscall.SIGKILL); errors.Is(err, os.ErrProcessDone) {
 		ts.Logf("killrewrap round %d: the run ended before the kill", round)
 	} else {
