@@ -232,6 +232,7 @@ func sealOptionsOf(seal string) SealOptions {
 // After each kill exactly one of the two seals opens the store, and every
 // key version unseals under it.
 func TestSetSealKill9(t *testing.T) {
+	t.Parallel() // a store of its own; 25 helper processes killed mid-way
 	s := newTestStore(t)
 	for i := range 120 {
 		mustCreate(t, s, fmt.Sprintf("k%03d", i))

@@ -229,6 +229,7 @@ func TestStoreKeyringConformance(t *testing.T) {
 		decryptAll bool
 	}{{"v1", 0, false}, {"rotated", 2, false}, {"all-keys", 1, true}} {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel() // stores of their own
 			keyringtest.RunWithOptions(t,
 				func(t *testing.T) envelope.Keyring { return newStoreKeyring(t, c.rotations, c.decryptAll) },
 				// Another store's "k" has the same EDK names and other material.

@@ -151,6 +151,7 @@ func runPassChangeHelper() int {
 // passphrases opens the store, and every sealed key version unseals under
 // it: never a mix of old and new seals.
 func TestChangePassphraseKill9(t *testing.T) {
+	t.Parallel() // a store of its own; 25 helper processes killed mid-way
 	s := newTestStore(t)
 	for i := range 120 {
 		mustCreate(t, s, fmt.Sprintf("k%03d", i))
