@@ -45,18 +45,13 @@ type Cluster struct {
 }
 
 // Start starts a throwaway cluster for t and stops and removes it when t
-// and its subtests end. A test that neither stops, restarts nor kills the
-// server wants [Shared] instead, which costs a database, not a cluster. It skips t (fails it under CI=true) when the
+// and its subtests end. It skips t (fails it under CI=true) when the
 // PostgreSQL binaries are missing, and fails t when the cluster does not
-// start.
+// start. A test that neither stops, restarts nor kills the server wants
+// [Shared] instead, which costs a database, not a cluster.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
-	if why := Missing(); why != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true but %s", why)
-		}
-		t.Skip(why)
-	}
+	skipIfMissing(t)
 	c, err := New()
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +62,18 @@ func Start(t testing.TB) *Cluster {
 		}
 	})
 	return c
+}
+
+// skipIfMissing skips t, or fails it under CI=true, when no cluster can
+// be started here (Missing).
+func skipIfMissing(t testing.TB) {
+	t.Helper()
+	if why := Missing(); why != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but %s", why)
+		}
+		t.Skip(why)
+	}
 }
 
 // Missing says why no cluster can be started here ("" when one can): the

@@ -58,12 +58,7 @@ func Main(m M) int {
 // cluster at the end.
 func Shared(t testing.TB) *Cluster {
 	t.Helper()
-	if why := Missing(); why != "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true but %s", why)
-		}
-		t.Skip(why)
-	}
+	skipIfMissing(t)
 	c, err := SharedCluster()
 	if err != nil {
 		t.Fatal(err)
