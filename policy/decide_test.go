@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"fmt"
 	"math/rand"
 	"slices"
 	"testing"
@@ -44,12 +43,7 @@ func TestDecideMatchesEvaluate(t *testing.T) {
 // enforcement path (Engine.Authorize), which explains only denials and
 // tries only the statements that can apply to the principal.
 func BenchmarkDecide100Statements(b *testing.B) {
-	var ss []string
-	for i := 0; i < 99; i++ {
-		ss = append(ss, fmt.Sprintf(`{"Sid":"S%d","Effect":"Allow","Principal":["user:u%d","group:g%d"],"Action":["keystack:Encrypt","keystack:Decrypt"],"Resource":"key/k%d*","Condition":{"StringEquals":{"keystack:EncryptionContext/dept":"d%d"}}}`, i, i, i, i, i))
-	}
-	ss = append(ss, `{"Sid":"Last","Effect":"Allow","Principal":"user:alice","Action":"keystack:Encrypt","Resource":"key/payments","Condition":{"StringEquals":{"keystack:EncryptionContext/dept":"finance"},"IpAddress":{"keystack:SourceIp":"10.0.0.0/8"}}}`)
-	p := mustParse(b, stmts(ss...))
+	p := hundredStatements(b)
 	req := base()
 	if !p.decide(&req).Allowed() {
 		b.Fatal("benchmark request must be allowed")

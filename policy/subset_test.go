@@ -204,13 +204,19 @@ func TestIsSubsetRefusals(t *testing.T) {
 	}
 }
 
-func BenchmarkEvaluate100Statements(b *testing.B) {
+// hundredStatements is the benchmarks' policy: 99 statements for other
+// principals, then the one that allows base().
+func hundredStatements(b *testing.B) *Policy {
 	var ss []string
 	for i := 0; i < 99; i++ {
 		ss = append(ss, fmt.Sprintf(`{"Sid":"S%d","Effect":"Allow","Principal":["user:u%d","group:g%d"],"Action":["keystack:Encrypt","keystack:Decrypt"],"Resource":"key/k%d*","Condition":{"StringEquals":{"keystack:EncryptionContext/dept":"d%d"}}}`, i, i, i, i, i))
 	}
 	ss = append(ss, `{"Sid":"Last","Effect":"Allow","Principal":"user:alice","Action":"keystack:Encrypt","Resource":"key/payments","Condition":{"StringEquals":{"keystack:EncryptionContext/dept":"finance"},"IpAddress":{"keystack:SourceIp":"10.0.0.0/8"}}}`)
-	p := mustParse(b, stmts(ss...))
+	return mustParse(b, stmts(ss...))
+}
+
+func BenchmarkEvaluate100Statements(b *testing.B) {
+	p := hundredStatements(b)
 	req := base()
 	if !p.Evaluate(req).Allowed() {
 		b.Fatal("benchmark request must be allowed")

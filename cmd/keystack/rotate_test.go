@@ -30,30 +30,42 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
+// daemonRun is a "rotate daemon" started in-process by startDaemon.
+type daemonRun struct {
+	home, addr string
+	done       chan error // its return value
+	cancel     context.CancelFunc
+	logs       *bytes.Buffer // its JSON log, read once done
+}
+
+// startDaemon makes a store with key k1, runs each of setup (argv after
+// --home HOME) on it, and starts "rotate daemon" with interval and
+// metrics on a free loopback port; the test's end cancels it.
+func startDaemon(t *testing.T, interval string, setup ...[]string) daemonRun {
+	t.Helper()
+	d := daemonRun{home: filepath.Join(t.TempDir(), "home"), addr: freeAddr(t), done: make(chan error, 1), logs: new(bytes.Buffer)}
+	ctx := context.Background()
+	for _, argv := range append([][]string{{"init", "--insecure-no-passphrase"}, {"key", "create", "k1"}}, setup...) {
+		if err := runCLI(ctx, t, io.Discard, append([]string{"--home", d.home}, argv...)...); err != nil {
+			t.Fatalf("%v: %v", argv, err)
+		}
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	d.cancel = cancel
+	t.Cleanup(cancel)
+	go func() {
+		d.done <- runCLI(dctx, t, d.logs, "--home", d.home, "rotate", "daemon",
+			"--interval", interval, "--metrics-addr", d.addr, "--log-format", "json")
+	}()
+	return d
+}
+
 // TestRotateDaemonStops starts "rotate daemon" in-process, waits until it
 // serves metrics for a pass that rotated a key, cancels its context (as
 // SIGTERM does through run) and expects a clean return.
 func TestRotateDaemonStops(t *testing.T) {
-	home := filepath.Join(t.TempDir(), "home")
-	ctx := context.Background()
-	for _, argv := range [][]string{
-		{"--home", home, "init", "--insecure-no-passphrase"},
-		{"--home", home, "key", "create", "k1"},
-		{"--home", home, "key", "policy", "k1", "--every", "1ns"},
-	} {
-		if err := runCLI(ctx, t, io.Discard, argv...); err != nil {
-			t.Fatalf("%v: %v", argv, err)
-		}
-	}
-	addr := freeAddr(t)
-	dctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var logs bytes.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- runCLI(dctx, t, &logs, "--home", home, "rotate", "daemon",
-			"--interval", "50ms", "--metrics-addr", addr, "--log-format", "json")
-	}()
+	d := startDaemon(t, "50ms", []string{"key", "policy", "k1", "--every", "1ns"})
+	addr, done, cancel, logs := d.addr, d.done, d.cancel, d.logs
 	waitForMetric(t, addr, `keystack_rotation_rotations_total{key="k1",outcome="success"}`, done)
 	cancel()
 	select {
@@ -103,27 +115,9 @@ func waitForMetric(t *testing.T, addr, series string, done <-chan error) {
 // once (its metrics count one retirement however many passes follow), logs
 // it, and never rotates a key that has a retirement but no period.
 func TestRotateDaemonRetires(t *testing.T) {
-	home := filepath.Join(t.TempDir(), "home")
-	ctx := context.Background()
-	for _, argv := range [][]string{
-		{"--home", home, "init", "--insecure-no-passphrase"},
-		{"--home", home, "key", "create", "k1"},
-		{"--home", home, "key", "rotate", "k1"},
-		{"--home", home, "key", "policy", "k1", "--every", "0", "--retire-after", "1ns"},
-	} {
-		if err := runCLI(ctx, t, io.Discard, argv...); err != nil {
-			t.Fatalf("%v: %v", argv, err)
-		}
-	}
-	addr := freeAddr(t)
-	dctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var logs bytes.Buffer
-	done := make(chan error, 1)
-	go func() {
-		done <- runCLI(dctx, t, &logs, "--home", home, "rotate", "daemon",
-			"--interval", "20ms", "--metrics-addr", addr, "--log-format", "json")
-	}()
+	d := startDaemon(t, "20ms", []string{"key", "rotate", "k1"},
+		[]string{"key", "policy", "k1", "--every", "0", "--retire-after", "1ns"})
+	ctx, home, addr, done, cancel, logs := context.Background(), d.home, d.addr, d.done, d.cancel, d.logs
 	const retired = `keystack_rotation_retirements_total{key="k1",outcome="success"} 1`
 	waitForMetric(t, addr, retired, done)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) { // four passes later, still one
