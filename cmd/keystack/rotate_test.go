@@ -65,11 +65,10 @@ func startDaemon(t *testing.T, interval string, setup ...[]string) daemonRun {
 // SIGTERM does through run) and expects a clean return.
 func TestRotateDaemonStops(t *testing.T) {
 	d := startDaemon(t, "50ms", []string{"key", "policy", "k1", "--every", "1ns"})
-	addr, done, cancel, logs := d.addr, d.done, d.cancel, d.logs
-	waitForMetric(t, addr, `keystack_rotation_rotations_total{key="k1",outcome="success"}`, done)
-	cancel()
+	waitForMetric(t, d.addr, `keystack_rotation_rotations_total{key="k1",outcome="success"}`, d.done)
+	d.cancel()
 	select {
-	case err := <-done:
+	case err := <-d.done:
 		if err != nil {
 			t.Fatalf("daemon returned %v, want nil", err)
 		}
@@ -77,11 +76,11 @@ func TestRotateDaemonStops(t *testing.T) {
 		t.Fatal("daemon did not stop after cancellation")
 	}
 	for _, want := range []string{`"msg":"rotation daemon started"`, `"msg":"rotation daemon stopping"`} {
-		if !strings.Contains(logs.String(), want) {
-			t.Errorf("logs lack %s:\n%s", want, logs.String())
+		if !strings.Contains(d.logs.String(), want) {
+			t.Errorf("logs lack %s:\n%s", want, d.logs.String())
 		}
 	}
-	if _, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+	if _, err := net.DialTimeout("tcp", d.addr, time.Second); err == nil {
 		t.Error("metrics server still listening after the daemon stopped")
 	}
 }
@@ -117,29 +116,29 @@ func waitForMetric(t *testing.T, addr, series string, done <-chan error) {
 func TestRotateDaemonRetires(t *testing.T) {
 	d := startDaemon(t, "20ms", []string{"key", "rotate", "k1"},
 		[]string{"key", "policy", "k1", "--every", "0", "--retire-after", "1ns"})
-	ctx, home, addr, done, cancel, logs := context.Background(), d.home, d.addr, d.done, d.cancel, d.logs
+	ctx := context.Background()
 	const retired = `keystack_rotation_retirements_total{key="k1",outcome="success"} 1`
-	waitForMetric(t, addr, retired, done)
+	waitForMetric(t, d.addr, retired, d.done)
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) { // four passes later, still one
-		if n := scrapeValue(t, addr, `keystack_rotation_runs_total{outcome="ok"}`); n >= 5 {
+		if n := scrapeValue(t, d.addr, `keystack_rotation_runs_total{outcome="ok"}`); n >= 5 {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("the daemon made fewer than 5 passes in 30 s")
 		}
 	}
-	waitForMetric(t, addr, retired, done)
-	cancel()
-	if err := <-done; err != nil {
+	waitForMetric(t, d.addr, retired, d.done)
+	d.cancel()
+	if err := <-d.done; err != nil {
 		t.Fatalf("daemon returned %v, want nil", err)
 	}
-	if n := strings.Count(logs.String(), `"msg":"key version retired"`); n != 1 {
-		t.Errorf("%d retirement log lines, want 1:\n%s", n, logs.String())
+	if n := strings.Count(d.logs.String(), `"msg":"key version retired"`); n != 1 {
+		t.Errorf("%d retirement log lines, want 1:\n%s", n, d.logs.String())
 	}
 	var out bytes.Buffer
 	app := newApp()
 	app.Writer, app.ErrWriter = &out, io.Discard
-	if err := app.RunContext(ctx, []string{"keystack", "--home", home, "key", "show", "k1"}); err != nil {
+	if err := app.RunContext(ctx, []string{"keystack", "--home", d.home, "key", "show", "k1"}); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"v1  disabled", "v2  enabled", "retired: superseded for more than 1ns"} {
