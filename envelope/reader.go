@@ -272,7 +272,7 @@ func (r *Reader) task() *frameTask {
 		r.free = r.free[:n-1]
 		return t
 	}
-	return newTask(min(finalPrefix+r.codec.frameLen+gcmTagLen, r.frameCap))
+	return newTask(min(finalPrefix+r.codec.frameLen+gcmTagLen, r.frameCap), 0)
 }
 
 // readFrame reads the next frame's wire bytes (data-format/message-body.md),

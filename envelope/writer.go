@@ -207,7 +207,8 @@ func (w *Writer) task() *frameTask {
 	if n := len(w.free); n > 0 {
 		t, w.free = w.free[n-1], w.free[:n-1]
 	} else {
-		t = newTask(finalPrefix + w.frameRoom() + gcmTagLen)
+		// The plaintext is read in at regularPrefix: that is the offset to align.
+		t = newTask(finalPrefix+w.frameRoom()+gcmTagLen, regularPrefix)
 	}
 	t.buf = t.buf[:cap(t.buf)]
 	t.pt = t.buf[regularPrefix:regularPrefix]
