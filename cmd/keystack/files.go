@@ -147,6 +147,9 @@ func (k *crypter) openSource(in, out string) (io.Reader, int64, func(), error) {
 	ctx := k.c.Context
 	if isStdio(in) {
 		k.waitingForInput()
+		if f, ok := k.c.App.Reader.(*os.File); ok {
+			growPipe(f)
+		}
 		return &ctxReader{ctx: ctx, r: k.c.App.Reader}, -1, func() {}, nil
 	}
 	f, err := os.Open(in)
@@ -172,6 +175,7 @@ func (k *crypter) openSource(in, out string) (io.Reader, int64, func(), error) {
 	if fi.Mode().IsRegular() {
 		size = fi.Size()
 	}
+	growPipe(f)
 	// Closing the file on cancellation unblocks a read from a FIFO at once.
 	stop := context.AfterFunc(ctx, func() { f.Close() })
 	return &ctxReader{ctx: ctx, r: f}, size, func() { stop(); f.Close() }, nil
@@ -183,6 +187,9 @@ func (k *crypter) openSource(in, out string) (io.Reader, int64, func(), error) {
 func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) {
 	k.stream = true
 	if k.namesStdout(out) {
+		if f, ok := k.c.App.Writer.(*os.File); ok {
+			growPipe(f)
+		}
 		return k.streamSink(k.c.App.Writer, func() error { return nil })
 	}
 	if stream, err := streamTarget(out); err != nil || stream {
@@ -192,6 +199,9 @@ func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) 
 		w, err := openStream(out)
 		if err != nil {
 			return nil, nil, nil, err
+		}
+		if f, ok := w.(*os.File); ok {
+			growPipe(f)
 		}
 		return k.streamSink(w, w.Close)
 	}
