@@ -1,7 +1,10 @@
-# keystack: make demo | make test | make bench | make lint
+# keystack: make build | make install | make demo | make test | make bench | make lint
 GO          ?= go
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 BIN         := bin/keystack
+FULLBIN     := $(dir $(BIN))keystack-full
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
 TESTFLAGS   ?= -count=1 -timeout 45m
 # urfave_cli_no_docs leaves out urfave/cli's man-page and Markdown writers,
 # which keystack never calls, and the Markdown parser (blackfriday) whose
@@ -9,12 +12,23 @@ TESTFLAGS   ?= -count=1 -timeout 45m
 # make test builds the CLI the scripts run (the test binary) with it too.
 BUILDTAGS   ?= urfave_cli_no_docs
 
-.PHONY: all build demo test test-prereqs bench bench-peers lint clean
+.PHONY: all build install demo test test-prereqs bench bench-peers lint clean
 
 all: build
 
+# build makes the fast-start pair: bin/keystack, built with keystack_lite,
+# links no AWS SDK client and execs bin/keystack-full, the complete build,
+# for a command that may need AWS KMS or a key server (see README).
 build:
-	$(GO) build -tags '$(BUILDTAGS)' -o $(BIN) ./cmd/keystack
+	$(GO) build -tags '$(BUILDTAGS) keystack_lite' -o $(BIN) ./cmd/keystack
+	$(GO) build -tags '$(BUILDTAGS)' -o $(FULLBIN) ./cmd/keystack
+
+# install copies both into BINDIR (default /usr/local/bin): keystack finds
+# keystack-full in its own directory, never on $PATH.
+install: build
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 $(FULLBIN) $(DESTDIR)$(BINDIR)/keystack-full
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/keystack
 
 demo: build
 	./scripts/demo.sh $(BIN)

@@ -99,6 +99,26 @@ func (s *Store) SealInfo() (SealInfo, error) {
 	return SealInfo{Kind: SealPassphrase}, nil
 }
 
+// UsesBackend reports whether the store lists a key of backend or is
+// auto-unsealed by one. It needs no passphrase and is neither authorized
+// nor audited: it tells the CLI which build can run a command, and reveals
+// no more than keystore.json's metadata does.
+func (s *Store) UsesBackend(backend string) (bool, error) {
+	f, err := s.view(context.Background())
+	if err != nil {
+		return false, err
+	}
+	if f.Seal != nil && f.Seal.Backend == backend {
+		return true, nil
+	}
+	for _, k := range f.Keys {
+		if k.Backend == backend {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // SetSeal changes how the store is sealed: to a master key in a PKCS#11
 // token or AWS KMS (auto-unseal: Open needs no passphrase), or back to a
 // passphrase. It needs the current seal (the passphrase, or the current

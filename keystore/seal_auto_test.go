@@ -295,3 +295,42 @@ func checkOneOfSeals(t *testing.T, dir, a, b string) bool {
 	}
 	return ok[1]
 }
+
+// TestUsesBackend: a key of the backend, or an auto-unseal by it, makes a
+// store use it; another backend's key or seal does not, and asking asks
+// for no passphrase.
+func TestUsesBackend(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	mustCreate(t, s, "local")
+	s.backends = map[string]Backend{BackendPKCS11: rawSealBackend{}}
+	if err := s.SetSeal(ctx, SealOptions{Kind: BackendPKCS11, Ref: sealRefA}); err != nil {
+		t.Fatal(err)
+	}
+	uses := func(backend string) bool {
+		t.Helper()
+		fresh, err := Open(s.Dir(), OpenOptions{Passphrase: func() ([]byte, error) {
+			t.Fatal("UsesBackend asked for the passphrase")
+			return nil, nil
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fresh.Close()
+		ok, err := fresh.UsesBackend(backend)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if uses(BackendAWSKMS) || !uses(BackendPKCS11) {
+		t.Fatal("a pkcs11-sealed store of local keys: want pkcs11 used, aws-kms not")
+	}
+	arn := "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	if _, err := s.CreateKey(ctx, "kms", CreateKeyOptions{Backend: BackendAWSKMS, Ref: arn}); err != nil {
+		t.Fatal(err)
+	}
+	if !uses(BackendAWSKMS) {
+		t.Fatal("a store listing an aws-kms key: UsesBackend(aws-kms) = false")
+	}
+}

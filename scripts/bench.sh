@@ -47,7 +47,8 @@ alternate envelope ./envelope 'Benchmark(RawGCM|EncryptStream|DecryptStream)' 'R
 echo "  target: streaming to io.Discard >= 0.80 x raw multi-core GCM"
 
 section "file -> file through the CLI vs cp of the same bytes (baseline: cp)"
-[ -x "$BIN" ] || go build -tags urfave_cli_no_docs -o "$BIN" ./cmd/keystack
+# The lite build hands KMS and server-mode commands to keystack-full beside it.
+[ -x "$BIN" ] && [ -x "$(dirname "$BIN")/keystack-full" ] || make build BIN="$BIN"
 # An unsealed store, so that the figures are the data path's: a sealed store
 # adds one argon2id derivation per command (64 MiB, ~0.2 s; see
 # BenchmarkUnlockDefaultKDF below).

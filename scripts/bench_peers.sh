@@ -20,7 +20,8 @@ RUNS=${BENCH_RUNS:-7}
 MODES=${BENCH_PEER_MODES:-devnull pipe file}
 work=$(mktemp -d "${TMPDIR:-/tmp}/keystack-peers.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-[ -x "$BIN" ] || go build -tags urfave_cli_no_docs -o "$BIN" ./cmd/keystack
+# The lite build hands KMS and server-mode commands to keystack-full beside it.
+[ -x "$BIN" ] && [ -x "$(dirname "$BIN")/keystack-full" ] || make build BIN="$BIN"
 BIN=$(realpath "$BIN")
 if ! (cd bench/peers && go build -o "$work/" ./cmd/tinkstream filippo.io/age/cmd/age filippo.io/age/cmd/age-keygen); then
   echo "  peers: could not build age and Tink from bench/peers (module proxy unreachable?); no peer figures" >&2

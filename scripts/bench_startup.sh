@@ -27,8 +27,9 @@ BIN=${BIN:-bin/keystack}
 RUNS=${BENCH_STARTUP_RUNS:-40}
 work=$(mktemp -d "${TMPDIR:-/tmp}/keystack-startup.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-[ -x "$BIN" ] || go build -tags urfave_cli_no_docs -o "$BIN" ./cmd/keystack
-BIN=$(realpath "$BIN")
+FULL=$(dirname "$BIN")/keystack-full
+[ -x "$BIN" ] && [ -x "$FULL" ] || make build BIN="$BIN"
+BIN=$(realpath "$BIN") FULL=$(realpath "$FULL")
 export KEYSTACK_HOME="$work/home"
 "$BIN" init --insecure-no-passphrase >/dev/null 2>&1
 "$BIN" key create bench >/dev/null 2>&1
@@ -46,7 +47,7 @@ CGO_ENABLED=0 probe static
 probe cgo runtime/cgo
 probe aws runtime/cgo github.com/keystack/keystack/keystore/awskms
 # shellcheck disable=SC2046 # one import per package (cmd/keystack/... would be internal to it)
-probe inits runtime/cgo $(go list -tags urfave_cli_no_docs -f '{{join .Imports "\n"}}' ./cmd/keystack | grep -vx C | grep -v /cmd/keystack/)
+probe inits runtime/cgo $(go list -tags 'urfave_cli_no_docs keystack_lite' -f '{{join .Imports "\n"}}' ./cmd/keystack | grep -vx C | grep -v /cmd/keystack/)
 perf=0
 perf stat -x, -e task-clock -o "$work/p" true 2>/dev/null && grep -q task-clock "$work/p" && perf=1
 # once NAME CMD...: two runs, one timed on the wall clock alone, one under
@@ -77,6 +78,7 @@ for round in $(seq "$RUNS"); do
   once version "$BIN" --version
   once encrypt "$BIN" encrypt -k bench -i "$work/empty" -o -
   once decrypt "$BIN" decrypt -i "$work/empty.ks" -o -
+  once full "$FULL" encrypt -k bench -i "$work/empty" -o -
 done
 echo "  $RUNS rounds, load average $(cut -d' ' -f1-3 /proc/loadavg); CPU from $([ "$perf" = 1 ] && echo 'perf stat task-clock' || echo '/usr/bin/time (10 ms ticks)')"
 awk '
@@ -84,9 +86,9 @@ awk '
     return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2 }
   { cpu[$1, $2] = $3; wall[$1, $2] = $4; if ($2 > r) r = $2 }
   END {
-    split("true cat static cgo aws inits version encrypt decrypt", names, " ")
-    split("||a static Go program|the same linked with cgo (glibc, dynamic loader)|+ the AWS SDK'"'"'s package initialisation|+ every package keystack imports|keystack --version (+ binary size, command tree)", what, "|")
-    for (k = 1; k <= 9; k++) { n = names[k]
+    split("true cat static cgo aws inits version encrypt decrypt full", names, " ")
+    split("||a static Go program|the same linked with cgo (glibc, dynamic loader)|+ the AWS SDK'"'"'s package initialisation|+ every package keystack imports|keystack --version (+ binary size, command tree)|||keystack-full encrypt (the complete build)", what, "|")
+    for (k = 1; k <= 10; k++) { n = names[k]
       for (i = 1; i <= r; i++) { c[i] = cpu[n, i]; w[i] = wall[n, i]; x[i] = cpu[n, i] - cpu["true", i]; y[i] = cpu[n, i] / (cpu["cat", i] > 0 ? cpu["cat", i] : 1e-3) }
       mc = median(c, r); mw = median(w, r); fc = c[1]
       if (n == "encrypt" || n == "decrypt")

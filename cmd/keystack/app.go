@@ -31,6 +31,7 @@ func newApp() *cli.App {
 		Action:         unknownCommand,
 		After:          closeAll,
 	}
+	addHandOff(app.Commands, "")    // handoff_lite.go; inside the server mode and its warning
 	addServerMode(app.Commands, "") // remote.go
 	setUsageErrors(app.Commands)
 	fastFlagNames(app.Commands) // flagnames.go; after every flag is added

@@ -14,9 +14,18 @@ import (
 	"github.com/keystack/keystack/internal/pgtest"
 )
 
-// makeTags are the build tags of `make build` (urfave/cli without its
-// Markdown and man-page writers); "" builds as `go install` does.
-const makeTags = "urfave_cli_no_docs"
+// makeTags are the build tags of `make build`'s bin/keystack-full
+// (urfave/cli without its Markdown and man-page writers), liteTags those
+// of its bin/keystack; "" builds as `go install` does.
+const (
+	makeTags = "urfave_cli_no_docs"
+	liteTags = makeTags + " keystack_lite"
+)
+
+// cliNames are the file names of the builds make build names: side by side
+// in one directory, the lite build hands off to keystack-full as installed.
+// Other builds are named keystack-N.
+var cliNames = map[string]string{liteTags: "keystack", makeTags: fullName}
 
 // builtCLIs holds the CLI binaries the tests build, one per set of build
 // tags, so that tests needing the same binary build it once. Its directory
@@ -55,7 +64,11 @@ func startCLIBuild(tags string) *cliBuild {
 		close(b.done)
 		return b
 	}
-	b.bin = filepath.Join(builtCLIs.dir, "keystack-"+fmt.Sprint(len(builtCLIs.builds)))
+	name, ok := cliNames[tags]
+	if !ok {
+		name = "keystack-" + fmt.Sprint(len(builtCLIs.builds))
+	}
+	b.bin = filepath.Join(builtCLIs.dir, name)
 	go func() {
 		defer close(b.done)
 		if out, err := exec.Command("go", "build", "-tags", tags, "-o", b.bin, ".").CombinedOutput(); err != nil {
@@ -75,6 +88,16 @@ func buildCLITags(t *testing.T, tags string) string {
 		t.Fatal(b.err)
 	}
 	return b.bin
+}
+
+// buildLitePair returns make build's bin/keystack (the lite build), with
+// its keystack-full beside it, building both once (startCLIBuild).
+func buildLitePair(t *testing.T) string {
+	t.Helper()
+	startCLIBuild(makeTags)
+	lite := buildCLITags(t, liteTags)
+	buildCLITags(t, makeTags)
+	return lite
 }
 
 // cleanupM runs the tests, then removes the binaries they built and the
@@ -99,6 +122,7 @@ func (c cleanupM) Run() int {
 		startCLIBuild("")
 		if !testing.Short() {
 			startCLIBuild(makeTags)
+			startCLIBuild(liteTags)
 		}
 	}
 	code := pgtest.Main(c.m)

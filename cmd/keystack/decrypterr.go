@@ -13,7 +13,6 @@ import (
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/keystore/awskms"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -59,8 +58,8 @@ func plainAttempt(a envelope.KeyAttempt) string { return a.Err.Error() }
 // keystack and PKCS#11 keys say keyring.ErrUnwrapFailed, KMS says
 // InvalidCiphertextException (it binds the context to the ciphertext).
 func unwrapFailed(err error) bool {
-	var ke *awskms.KMSError
-	return errors.Is(err, keyring.ErrUnwrapFailed) || (errors.As(err, &ke) && ke.Code == "InvalidCiphertextException")
+	code, _ := kmsErrorCode(err)
+	return errors.Is(err, keyring.ErrUnwrapFailed) || code == "InvalidCiphertextException"
 }
 
 // decryptFailure is a *envelope.NoDecryptKeyError explained by its most

@@ -15,6 +15,13 @@
 // default. Its passphrase comes from --passphrase-file, else
 // $KEYSTACK_PASSPHRASE, else a prompt on the terminal; never from argv.
 //
+// # Builds
+//
+// Built with the tag keystack_lite (make build, make install), keystack
+// links no AWS SDK client and starts faster; it execs keystack-full, the
+// complete build in its own directory, for a command that may need AWS
+// KMS or a key server, before reading or writing anything (handoff.go).
+//
 // # Output files
 //
 // Outputs are written to a temporary file beside the target (unnamed on
@@ -58,6 +65,9 @@
 //	     each call, default 10s), the PKCS#11 module or token could not
 //	     be opened, or the --storage database did not answer; the key may
 //	     be fine, and trying later may work
+//	7    the command needs keystack-full (AWS KMS, a key server), which the
+//	     lite build hands it to, and it is missing, not executable or not
+//	     the complete build; nothing was read or written
 //	130  interrupted by SIGINT (143 for SIGTERM, 129 for SIGHUP)
 //
 // The codes come from one table in tui.go (exitClasses). When no key

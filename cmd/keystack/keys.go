@@ -240,15 +240,15 @@ func keyImportAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	opts, err := importOptions(c)
-	if err != nil {
-		return err
-	}
-	defer clear(opts.AESKey)
-	if opts.Namespace != "" && opts.KeyName == "" {
-		opts.KeyName = a[0]
-	}
 	return withStore(c, func(st *keystore.Store) error {
+		opts, err := importOptions(c) // once the store is open: a lite build hands off there, before reading a pipe
+		if err != nil {
+			return err
+		}
+		defer clear(opts.AESKey)
+		if opts.Namespace != "" && opts.KeyName == "" {
+			opts.KeyName = a[0]
+		}
 		if _, err := st.ImportKey(c.Context, a[0], opts); err != nil {
 			return err
 		}

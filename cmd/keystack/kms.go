@@ -2,24 +2,18 @@ package main
 
 // This file wires AWS KMS into the CLI: the flags of encrypt, decrypt and
 // key create, the keystore's "aws-kms" backend, and the discovery keyring
-// of decrypt --discovery.
+// of decrypt --discovery. What links the AWS SDK is in kms_full.go.
 
 import (
 	"errors"
-	"fmt"
-	"os"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/hsm"
-	"github.com/keystack/keystack/internal/kmsarn"
 	"github.com/keystack/keystack/internal/lazybackend"
 	"github.com/keystack/keystack/internal/pkcs11token"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/keystore/awskms"
 )
 
 // kmsFlags configure the AWS KMS client of encrypt and decrypt. Credentials
@@ -40,31 +34,8 @@ func kmsFlags() []cli.Flag {
 const envKMSTimeout = "KEYSTACK_KMS_TIMEOUT"
 
 func kmsTimeoutFlag() cli.Flag {
-	return &cli.DurationFlag{Name: "kms-timeout", EnvVars: []string{envKMSTimeout}, Value: awskms.DefaultTimeout,
+	return &cli.DurationFlag{Name: "kms-timeout", EnvVars: []string{envKMSTimeout}, Value: defaultKMSTimeout,
 		Usage: "give up on a KMS call, retries included, after `DURATION`; an unreachable KMS fails the command within about this long"}
-}
-
-// kmsTimeout is --kms-timeout, else $KEYSTACK_KMS_TIMEOUT (commands
-// without the flag), else the default. An unusable value gets a warning
-// and the default: it must never mean "wait forever".
-func kmsTimeout(c *cli.Context) time.Duration {
-	d, src := c.Duration("kms-timeout"), "--kms-timeout"
-	if d == 0 && !c.IsSet("kms-timeout") {
-		env, ok := os.LookupEnv(envKMSTimeout)
-		if !ok || env == "" {
-			return awskms.DefaultTimeout
-		}
-		var err error
-		if d, err = time.ParseDuration(env); err != nil {
-			d = 0
-		}
-		src = "$" + envKMSTimeout
-	}
-	if d <= 0 {
-		warnf(c.App.ErrWriter, "%s: want a positive duration such as 10s; using %v", src, awskms.DefaultTimeout)
-		return awskms.DefaultTimeout
-	}
-	return d
 }
 
 // discoveryFlags are decrypt's AWS KMS discovery flags
@@ -86,14 +57,6 @@ func keyCreateFlags() []cli.Flag {
 	}
 }
 
-// kmsOptions returns the AWS KMS client options the flags ask for.
-func kmsOptions(c *cli.Context) awskms.Options {
-	return awskms.Options{
-		Endpoint: c.String("kms-endpoint"), Region: c.String("region"), GrantTokens: c.StringSlice("grant-token"),
-		Timeout: kmsTimeout(c),
-	}
-}
-
 // externalBackends returns the keystore's AWS KMS and PKCS#11 backends.
 // Neither loads AWS configuration nor a PKCS#11 module until a message is
 // encrypted under one of its keys or carries one of its EDKs, so that
@@ -102,56 +65,11 @@ func kmsOptions(c *cli.Context) awskms.Options {
 // The app closes them when the command ends (see closeOnExit).
 func externalBackends(c *cli.Context) map[string]keystore.Backend {
 	kms := &lazybackend.Backend{Name: keystore.BackendAWSKMS, ProviderID: keyring.ProviderAWSKMS, Check: checkKMSRef,
-		Open: func() keystore.Backend { return awskms.NewBackend(kmsOptions(c)) }}
+		Open: func() keystore.Backend { return newKMSBackend(c) }}
 	p11 := &lazybackend.Backend{Name: keystore.BackendPKCS11, ProviderID: keyring.ProviderPKCS11, Check: pkcs11token.CheckKeyURI,
 		Open: func() keystore.Backend { return hsm.NewBackend(hsmOptions(c)) }}
 	closeOnExit(c, kms, p11)
 	return map[string]keystore.Backend{keystore.BackendAWSKMS: kms, keystore.BackendPKCS11: p11}
-}
-
-// checkKMSRef rejects a key reference (a stored key's ref, -k ARN,
-// --kms-key) that cannot be a KMS key or alias ARN, before any AWS setup.
-func checkKMSRef(ref string) error {
-	if !kmsarn.IsKeyRef(ref) {
-		return fmt.Errorf("%w: want %s", awskms.ErrInvalidKeyID, kmsarn.KeyRefShape)
-	}
-	return nil
-}
-
-// discoveryKeyring returns decrypt's KMS discovery keyring, or nil without
-// --discovery. With --discovery-account it admits only keys of those
-// accounts in the partition; without, any key the credentials can use.
-// The store gates it: each KMS key it would use is authorized and audited
-// as keystack:Decrypt on key/ARN, as "-k ARN" is.
-func discoveryKeyring(c *cli.Context, st *keystore.Store) (envelope.Keyring, error) {
-	accounts, partition := c.StringSlice("discovery-account"), c.String("discovery-partition")
-	if !c.Bool("discovery") {
-		if len(accounts) > 0 || partition != "" {
-			return nil, usagef("--discovery-account and --discovery-partition need --discovery")
-		}
-		return nil, nil
-	}
-	opts := kmsOptions(c)
-	opts.Discovery = true
-	if partition != "" && len(accounts) == 0 {
-		return nil, usagef("--discovery-partition needs --discovery-account")
-	}
-	if len(accounts) > 0 {
-		for _, a := range accounts {
-			if !kmsarn.IsAccountID(a) {
-				return nil, usagef("--discovery-account %q: want a 12-digit AWS account ID", a)
-			}
-		}
-		if partition == "" {
-			partition = "aws"
-		}
-		opts.DiscoveryFilter = &awskms.DiscoveryFilter{Partition: partition, AccountIDs: accounts}
-	}
-	kr, err := awskms.New(c.Context, opts)
-	if err != nil {
-		return nil, err
-	}
-	return st.DiscoveryKeyring(c.Context, kr, keyring.ProviderAWSKMS)
 }
 
 // createRef returns the backend and reference of key create: --kms-key
@@ -188,10 +106,10 @@ func createRef(c *cli.Context) (backend, ref string, err error) {
 // keystore's own policy) keep their own classes. Decryption failures already
 // report every key tried and are classified by explainNoDecryptKey.
 func kmsFailure(err error) error {
-	var ke *awskms.KMSError
+	_, kmsCall := kmsErrorCode(err)
 	var ce *pkcs11token.CallError
-	if (errors.As(err, &ke) || errors.As(err, &ce)) && !isAny(err, unavailableErrors) &&
-		!errors.Is(err, awskms.ErrAccessDenied) && !errors.Is(err, awskms.ErrUnauthenticated) {
+	if (kmsCall || errors.As(err, &ce)) && !isAny(err, unavailableErrors) &&
+		!errors.Is(err, errKMSAccessDenied) && !errors.Is(err, errKMSUnauthenticated) {
 		return &codedError{code: exitKey, err: err}
 	}
 	return err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -17,10 +18,12 @@ func main() {
 	os.Exit(start(os.Args))
 }
 
-// start makes the process unable to dump core, before anything reads a
-// passphrase or key material (a core dump, e.g. under GOTRACEBACK=crash,
-// would hold them), then runs argv.
+// start takes the lite build's hand-off marker (handoff.go), makes the
+// process unable to dump core, before anything reads a passphrase or key
+// material (a core dump, e.g. under GOTRACEBACK=crash, would hold them),
+// then runs argv.
 func start(argv []string) int {
+	takeHandOffMarker()
 	if err := disableCoreDumps(); err != nil {
 		warnf(os.Stderr, "could not disable core dumps: %v", err)
 	}
@@ -126,6 +129,9 @@ func runApp(app *cli.App, argv []string) int {
 		fsx.RemovePending()
 		printError(app.ErrWriter, errInterrupted)
 		return int(code)
+	}
+	if errors.Is(err, errNeedsFull) {
+		err = handOff(argv) // after the command's cleanup; returns only on failure
 	}
 	if err != nil {
 		printError(app.ErrWriter, err)

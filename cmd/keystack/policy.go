@@ -134,11 +134,11 @@ func field(w io.Writer, name string, v policy.Values, not bool) {
 }
 
 func policyPutAction(c *cli.Context) error {
-	p, err := readPolicy(c)
-	if err != nil {
-		return err
-	}
 	return withStore(c, func(st *keystore.Store) error {
+		p, err := readPolicy(c) // once the store is open: a lite build hands off there, before reading stdin
+		if err != nil {
+			return err
+		}
 		opts := policy.PutOptions{BypassLockoutSafetyCheck: c.Bool("bypass-lockout-safety-check")}
 		if err := st.Gate().PutPolicy(c.Context, p, opts); err != nil {
 			return err

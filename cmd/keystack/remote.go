@@ -1,21 +1,18 @@
 package main
 
 // This file is the CLI's server mode: with --server (or $KEYSTACK_SERVER)
-// the commands listed in remoteActions act on a keystack server through
+// the commands listed in remoteCommands act on a keystack server through
 // package client instead of on the local keystore. It only parses flags
-// and prints; package client holds the logic.
+// and prints; package client holds the logic. The commands' server-mode
+// actions, which link package client, are in remote_full.go and
+// remote_ops.go.
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"strings"
-	"text/tabwriter"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/keystack/keystack/client"
 	"github.com/keystack/keystack/internal/clientenv"
 )
 
@@ -40,32 +37,31 @@ func serverFlags() []cli.Flag {
 	}
 }
 
-// remoteActions are the commands that act on a server in server mode,
-// by their path below the app.
-var remoteActions = map[string]func(c *cli.Context, cl *client.Client) error{
-	"encrypt": remoteEncrypt, "decrypt": remoteDecrypt,
-	"key create": remoteKeyCreate, "key list": remoteKeyList, "key show": remoteKeyShow, "key rotate": remoteKeyRotate,
-	"policy get": remotePolicyGet, "policy put": remotePolicyPut, "policy reset": remotePolicyReset,
-	"audit verify": remoteAuditVerify, "audit show": nil, "audit checkpoint": remoteAuditCheckpoint,
-	"audit reset-anchor": remoteUnsupported, "passphrase change": remoteUnsupported,
-	"server credentials create": remoteCredCreate, "server credentials list": remoteCredList,
-	"server credentials revoke": remoteCredRevoke,
-	"policy simulate":           nil, // checks its flags first, then calls remoteSimulate
+// remoteCommands are the commands that have a server mode, by their path
+// below the app: remoteRun runs them on the server. Those marked true check
+// their flags first and then call remoteAuditShow or remoteSimulate.
+var remoteCommands = map[string]bool{
+	"encrypt": false, "decrypt": false,
+	"key create": false, "key list": false, "key show": false, "key rotate": false,
+	"policy get": false, "policy put": false, "policy reset": false, "policy simulate": true,
+	"audit verify": false, "audit show": true, "audit checkpoint": false,
+	"audit reset-anchor": false, "passphrase change": false,
+	"server credentials create": false, "server credentials list": false, "server credentials revoke": false,
 }
 
-// addServerMode gives each command of remoteActions the server flags and
+// addServerMode gives each command of remoteCommands the server flags and
 // runs its server-mode action when a server is named.
 func addServerMode(cmds []*cli.Command, prefix string) {
 	for _, cmd := range cmds {
 		path := strings.TrimSpace(prefix + " " + cmd.Name)
 		addServerMode(cmd.Subcommands, path)
-		remote, ok := remoteActions[path]
+		own, ok := remoteCommands[path]
 		if !ok {
 			warnLocal(cmd, path)
 			continue
 		}
 		cmd.Flags = append(cmd.Flags, serverFlags()...)
-		if remote == nil {
+		if own {
 			continue
 		}
 		local := cmd.Action
@@ -73,7 +69,7 @@ func addServerMode(cmds []*cli.Command, prefix string) {
 			if !serverMode(c) {
 				return local(c)
 			}
-			return withClient(c, remote)
+			return remoteRun(c, path)
 		}
 	}
 }
@@ -90,7 +86,7 @@ func warnLocal(cmd *cli.Command, path string) {
 	}
 	local := cmd.Action
 	cmd.Action = func(c *cli.Context) error {
-		if strings.TrimSpace(os.Getenv(envServer)) != "" {
+		if strings.TrimSpace(os.Getenv(envServer)) != "" && !handedOff { // a lite build warned before handing off
 			warnf(c.App.ErrWriter, "%s is set, but \"keystack %s\" has no server mode: it acts on the local keystore", envServer, path)
 		}
 		return local(c)
@@ -105,135 +101,4 @@ func serverMode(c *cli.Context) bool {
 		}
 	}
 	return false
-}
-
-// withClient runs fn with a client of the servers the flags name.
-func withClient(c *cli.Context, fn func(c *cli.Context, cl *client.Client) error) error {
-	cfg := client.Config{Endpoints: c.StringSlice("server"), Region: c.String("server-region"), CAFile: c.String("server-ca"),
-		CertFile: c.String("client-cert"), KeyFile: c.String("client-key"), Timeout: c.Duration("server-timeout"),
-		AccessKeyID: os.Getenv(clientenv.AccessKeyID), SecretAccessKey: os.Getenv(clientenv.SecretKey)}
-	cl, err := client.New(cfg)
-	if err != nil {
-		return usagef("%v", err)
-	}
-	defer cl.Close()
-	return fn(c, cl)
-}
-
-func remoteUnsupported(c *cli.Context, _ *client.Client) error {
-	return usagef("%s does not work through a key server (%s is set): it needs the keystore itself; run it on the server host without --server",
-		c.Command.HelpName, envServer)
-}
-
-func remoteKeyCreate(c *cli.Context, cl *client.Client) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
-	}
-	if c.String("backend") != "" || c.String("ref") != "" || c.String("kms-key") != "" || c.String("pkcs11-uri") != "" || c.Bool("generate") {
-		return usagef("key create --server: the server makes its own AES-256 keys; --backend, --ref, --kms-key, --pkcs11-uri and --generate are for local keystores")
-	}
-	k, err := cl.CreateKey(c.Context, a[0], c.String("description"))
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.ErrWriter, "keystack: created key %s as %s\n", a[0], k.ARN)
-	return nil
-}
-
-func remoteKeyList(c *cli.Context, cl *client.Client) error {
-	if _, err := args(c, 0, 0); err != nil {
-		return err
-	}
-	keys, err := cl.ListKeys(c.Context)
-	if err != nil {
-		return err
-	}
-	if c.Bool("json") {
-		if keys == nil {
-			keys = []client.Key{}
-		}
-		return writeJSON(c.App.Writer, keys)
-	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY ID\tALIASES\tSTATE\tCREATED\tDESCRIPTION")
-	for _, k := range keys {
-		if k.DescribeDenied {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t(not allowed to describe)\n", k.KeyID, strings.Join(k.Aliases, ","))
-			continue
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KeyID, strings.Join(k.Aliases, ","), k.State,
-			k.Created.Format(time.RFC3339), k.Description)
-	}
-	return tw.Flush()
-}
-
-func remoteKeyShow(c *cli.Context, cl *client.Client) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
-	}
-	k, err := cl.ShowKey(c.Context, a[0])
-	if err != nil {
-		return err
-	}
-	if c.Bool("json") {
-		return writeJSON(c.App.Writer, k)
-	}
-	w := c.App.Writer
-	fmt.Fprintf(w, "key id:      %s\narn:         %s\naliases:     %s\nstate:       %s\ndescription: %s\ncreated:     %s\n",
-		k.KeyID, k.ARN, strings.Join(k.Aliases, ", "), k.State, k.Description, k.Created.Format(time.RFC3339))
-	for t, v := range k.Tags {
-		fmt.Fprintf(w, "tag:         %s=%s\n", t, v)
-	}
-	fmt.Fprintf(w, "rotation:    enabled=%t", k.RotationEnabled)
-	if k.RotationEnabled {
-		fmt.Fprintf(w, " every %d days", k.RotationPeriod)
-	}
-	fmt.Fprintf(w, "\nrotations:   %d on demand\n", len(k.Rotations))
-	return nil
-}
-
-func remoteKeyRotate(c *cli.Context, cl *client.Client) error {
-	a, err := args(c, 1, 1)
-	if err != nil {
-		return err
-	}
-	if c.IsSet("reason") {
-		warnf(c.App.ErrWriter, "--reason is not sent to a key server (its audit record names the caller and the key)")
-	}
-	arn, err := cl.RotateKey(c.Context, a[0])
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.ErrWriter, "keystack: rotated key %s (%s)\n", a[0], arn)
-	return nil
-}
-
-// errAuditInvalid is an audit log the server reports damaged (exit 3).
-var errAuditInvalid = client.ErrAuditInvalid
-
-func remoteAuditVerify(c *cli.Context, cl *client.Client) error {
-	if _, err := args(c, 0, 0); err != nil {
-		return err
-	}
-	if len(c.StringSlice("anchor")) > 0 {
-		return usagef("audit verify --anchor does not work through a key server: copy the head to the server host and run it there")
-	}
-	rep, err := cl.VerifyAudit(c.Context)
-	if errors.Is(err, errAuditInvalid) {
-		return &codedError{code: exitAuth, err: err}
-	}
-	if err != nil {
-		return err
-	}
-	var r struct {
-		Records, Checkpoints int
-		Head                 string
-	}
-	if err := jsonUnmarshal(rep, &r); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.Writer, "audit log OK: %d records, %d checkpoints, head %s\n", r.Records, r.Checkpoints, r.Head)
-	return nil
 }

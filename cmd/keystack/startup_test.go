@@ -12,17 +12,18 @@ import (
 
 // TestStartupInitialisesOnlyWhatItUses runs an empty-file encrypt with
 // GODEBUG=inittrace=1, which makes the Go runtime report every package
-// initialisation, in a binary built as `go install` builds it and in one
-// built as `make build` does, and fails if a package that no such command
+// initialisation, in a binary built as `go install` builds it and in the
+// two `make build` builds, and fails if a package that no such command
 // uses was initialised: Prometheus and protobuf (the rotation daemon's
-// metrics are written by hand), and, with make's build tag, urfave/cli's
-// Markdown and man-page writers. keystack's own packages must keep their
+// metrics are written by hand), with make's build tag urfave/cli's
+// Markdown and man-page writers, and in the lite build the AWS SDK's
+// clients and configuration. keystack's own packages must keep their
 // package-level state small (compiled regexps, tables): each may allocate
 // at most ownInitBytes while initialising.
 func TestStartupInitialisesOnlyWhatItUses(t *testing.T) {
 	t.Parallel() // child processes only
 	if testing.Short() {
-		t.Skip("builds the CLI twice")
+		t.Skip("builds the CLI three times")
 	}
 	never := []string{"github.com/prometheus/", "google.golang.org/protobuf/"}
 	for _, b := range []struct {
@@ -31,6 +32,8 @@ func TestStartupInitialisesOnlyWhatItUses(t *testing.T) {
 	}{
 		{"", never},
 		{makeTags, append(never, "github.com/russross/blackfriday", "github.com/cpuguy83/go-md2man")},
+		{liteTags, append(never, "github.com/russross/blackfriday", "github.com/cpuguy83/go-md2man",
+			"github.com/aws/aws-sdk-go-v2/service/", "github.com/aws/aws-sdk-go-v2/config")},
 	} {
 		bin := buildCLITags(t, b.tags)
 		inits := emptyEncryptInits(t, bin)

@@ -63,7 +63,14 @@ func openStore(c *cli.Context) (*keystore.Store, error) {
 	if err := replicaOptions(c, &opts); err != nil {
 		return nil, err
 	}
-	return keystore.Open(dir, opts)
+	st, err := keystore.Open(dir, opts)
+	if err == nil {
+		if err = storeNeedsFull(st); err != nil { // the lite build hands off before the command reads anything
+			st.Close()
+			return nil, err
+		}
+	}
+	return st, err
 }
 
 // withStore opens the keystore the one way every command does (openStore),

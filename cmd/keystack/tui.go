@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/keystack/keystack/client"
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/hsm"
@@ -17,7 +16,6 @@ import (
 	"github.com/keystack/keystack/internal/pgstorage"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/keystore/awskms"
 	"github.com/keystack/keystack/policy"
 )
 
@@ -30,6 +28,7 @@ const (
 	exitKey         = 4
 	exitDenied      = 5
 	exitUnavailable = 6
+	exitNoFull      = 7
 	exitInterrupted = 130
 )
 
@@ -47,6 +46,8 @@ const exitCodesHelp = `EXIT CODES:
    6    key backend unavailable (KMS did not answer, PKCS#11 module or token
         could not be opened, the --storage database did not answer);
         nothing was decrypted or written
+   7    the command needs keystack-full (AWS KMS or a key server), which this
+        keystack hands it to, and it could not be run; nothing was read or written
    130  interrupted (143 for SIGTERM, 129 for SIGHUP)
 `
 
@@ -80,30 +81,32 @@ type exitClass struct {
 // the audit log failed to record also matches policy.ErrAccessDenied but
 // is an I/O failure, and an unreachable backend is not a wrong key.
 var exitClasses = []exitClass{
+	{exitNoFull, []error{errNoFull, errNeedsFull, errKMSNotLinked}},
 	{exitAuth, []error{gate.ErrAuditDamaged}}, // a tampered audit log, before the audit failure it causes
 	{exitError, []error{policy.ErrAuditFailed}},
 	{exitUsage, []error{envelope.ErrInvalidOptions, envelope.ErrInvalidContext, keystore.ErrInvalidOptions,
 		keyring.ErrInvalidCacheOptions, hsm.ErrInvalidURI}},
-	{exitDenied, []error{policy.ErrAccessDenied, awskms.ErrAccessDenied}},
-	{exitAuth, []error{client.ErrTLSTrust}}, // the server failed to authenticate itself: no outage, before unavailable
+	{exitDenied, []error{policy.ErrAccessDenied, errKMSAccessDenied}},
+	{exitAuth, []error{errServerTLSTrust}}, // the server failed to authenticate itself: no outage, before unavailable
 	{exitUnavailable, unavailableErrors},
 	{exitKey, []error{keystore.ErrAutoUnseal}}, // its master key's wrong-key failure is not a bad message
-	{exitAuth, []error{awskms.ErrUnauthenticated, envelope.ErrAuthentication, envelope.ErrNoDecryptKey, envelope.ErrContextMismatch,
+	{exitAuth, []error{errKMSUnauthenticated, envelope.ErrAuthentication, envelope.ErrNoDecryptKey, envelope.ErrContextMismatch,
 		errRequiredContext, envelope.ErrTruncated, envelope.ErrTrailingData, envelope.ErrMalformed,
 		envelope.ErrUnsupportedSuite, envelope.ErrTooManyEncryptedDataKeys, envelope.ErrFrameTooLarge, envelope.ErrSigned}},
 	{exitKey, []error{keyring.ErrInvalidKey, keyring.ErrNoPrivateKey, keystore.ErrKeyNotFound, keystore.ErrKeyExists,
 		keystore.ErrInvalidName, keystore.ErrBadPassphrase, keystore.ErrLocked, keystore.ErrNotInitialized,
 		keystore.ErrExists, keystore.ErrBackendUnavailable, keystore.ErrCorruptStore, keystore.ErrKeyDisabled,
 		keystore.ErrNotSupported, errNoPassphrase, errPassphraseMismatch, errEmptyPassphrase, errPassphraseFileAccess,
-		awskms.ErrInvalidKeyID, awskms.ErrInvalidOptions, awskms.ErrNoEncryptKey,
 		hsm.ErrKeyNotFound, hsm.ErrKeyExists, hsm.ErrPINIncorrect, hsm.ErrPINLocked, hsm.ErrNoPIN,
 		hsm.ErrInvalidKey, hsm.ErrClosed,
-		keystore.ErrCredentialLimit, keystore.ErrCredentialNotFound, client.ErrNotFound, client.ErrExists}},
+		keystore.ErrCredentialLimit, keystore.ErrCredentialNotFound}},
+	{exitKey, kmsKeyErrors},
+	{exitKey, serverKeyErrors},
 }
 
 // unavailableErrors mean the key backend could not be reached or opened:
 // the key itself may be fine, so trying again later may work.
-var unavailableErrors = []error{awskms.ErrUnavailable, hsm.ErrModule, hsm.ErrTokenNotFound, hsm.ErrUnavailable, keystore.ErrUnavailable}
+var unavailableErrors = []error{errKMSUnavailable, hsm.ErrModule, hsm.ErrTokenNotFound, hsm.ErrUnavailable, keystore.ErrUnavailable}
 
 // exitCode maps err to the documented exit code.
 func exitCode(err error) int {
@@ -166,18 +169,23 @@ func hint(err error) string {
 			"after investigating, \"keystack audit reset-anchor --accept-loss\" (needs the passphrase) starts a new log"
 	case errors.Is(err, policy.ErrAuditFailed):
 		return "the audit log could not record the decision, so nothing was done: check free space and permissions of the keystore directory"
-	case errors.Is(err, awskms.ErrAccessDenied):
+	case errors.Is(err, errNoFull):
+		return "keystack from \"make install\" runs keystack-full, installed beside it, for AWS KMS and server mode: run \"make install\" again, " +
+			"or install the one complete build with \"go install github.com/keystack/keystack/cmd/keystack@latest\""
+	case errors.Is(err, errKMSNotLinked):
+		return "run the command with keystack-full"
+	case errors.Is(err, errKMSAccessDenied):
 		return "the KMS key policy or IAM (or keystack server's policy) does not allow this caller this operation on this key"
-	case errors.Is(err, client.ErrTLSTrust):
+	case errors.Is(err, errServerTLSTrust):
 		return "the server's certificate must be signed by a CA in --server-ca ($KEYSTACK_SERVER_CA; default the system roots), " +
 			"name the host of the endpoint URL and be valid now"
-	case errors.As(err, new(*client.UnavailableError)):
+	case isServerUnavailable(err):
 		return "no keystack server endpoint answered: check that the server runs and --server / $KEYSTACK_SERVER names it " +
 			"(several endpoints are tried in turn)"
-	case errors.Is(err, awskms.ErrUnauthenticated):
+	case errors.Is(err, errKMSUnauthenticated):
 		return "the server did not accept the credentials: check $KEYSTACK_ACCESS_KEY_ID and $KEYSTACK_SECRET_ACCESS_KEY " +
 			"(or, for AWS KMS, the AWS credential chain), --server-region, this host's clock, and whether the access key was revoked"
-	case errors.Is(err, awskms.ErrUnavailable):
+	case errors.Is(err, errKMSUnavailable):
 		return "check the network and the KMS endpoint (--kms-endpoint, $AWS_ENDPOINT_URL_KMS); --kms-timeout bounds each KMS call"
 	case isAny(err, unavailableErrors) && errors.Is(err, keystore.ErrAutoUnseal):
 		return "the keystore is auto-unsealed (keystack seal show): check that its token and PKCS#11 module, or AWS KMS, can be reached"

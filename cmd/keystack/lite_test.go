@@ -1,0 +1,325 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestLiteLinksNoAWSClient: the lite build links no AWS SDK client or
+// configuration package and neither package that uses them (the light
+// aws, signer and smithy packages of the server's KMS wire code may stay);
+// the complete build does link them, so the names checked are real.
+func TestLiteLinksNoAWSClient(t *testing.T) {
+	t.Parallel() // child processes only
+	forbidden := func(pkg string) bool {
+		return strings.HasPrefix(pkg, "github.com/aws/aws-sdk-go-v2/service/") ||
+			pkg == "github.com/aws/aws-sdk-go-v2/config" || strings.HasPrefix(pkg, "github.com/aws/aws-sdk-go-v2/config/") ||
+			pkg == "github.com/keystack/keystack/keystore/awskms" || pkg == "github.com/keystack/keystack/client"
+	}
+	for _, b := range []struct {
+		tags string
+		want bool
+	}{{liteTags, false}, {makeTags, true}} {
+		out, err := exec.Command("go", "list", "-deps", "-tags", b.tags, ".").Output()
+		if err != nil {
+			t.Fatalf("go list -tags %q: %v", b.tags, err)
+		}
+		var bad []string
+		for pkg := range strings.Lines(string(out)) {
+			if pkg = strings.TrimSpace(pkg); forbidden(pkg) {
+				bad = append(bad, pkg)
+			}
+		}
+		if got := len(bad) > 0; got != b.want {
+			t.Errorf("tags %q: links AWS clients: %v, want %v: %v", b.tags, got, b.want, bad)
+		}
+	}
+}
+
+// liteCmd runs one CLI binary in the tests of the lite build.
+type liteCmd struct {
+	t   *testing.T
+	bin string
+	env []string
+}
+
+// cliResult is what a CLI run left.
+type cliResult struct {
+	stdout, stderr []byte
+	code           int
+}
+
+// run runs args with stdin (nil: none), in a new session, so that no
+// passphrase prompt can reach the terminal of whoever runs the tests.
+func (l liteCmd) run(stdin []byte, args ...string) cliResult {
+	l.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a hand-off loop fails, not hangs
+	defer cancel()
+	cmd := exec.CommandContext(ctx, l.bin, args...)
+	cmd.Env = l.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ee := (*exec.ExitError)(nil); err != nil && !errors.As(err, &ee) {
+		l.t.Fatalf("keystack %s: %v", strings.Join(args, " "), err)
+	}
+	return cliResult{stdout.Bytes(), stderr.Bytes(), cmd.ProcessState.ExitCode()}
+}
+
+// ok runs args and fails the test unless they succeed.
+func (l liteCmd) ok(stdin []byte, args ...string) []byte {
+	l.t.Helper()
+	r := l.run(stdin, args...)
+	if r.code != 0 {
+		l.t.Fatalf("keystack %s: exit %d\n%s", strings.Join(args, " "), r.code, r.stderr)
+	}
+	return r.stdout
+}
+
+// newLiteCmd is bin with a new keystore directory under dir and extra env.
+func newLiteCmd(t *testing.T, bin, dir string, env ...string) liteCmd {
+	base := []string{"KEYSTACK_HOME=" + filepath.Join(dir, "home"), "PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	return liteCmd{t: t, bin: bin, env: append(base, env...)}
+}
+
+// initLite is newLiteCmd on a new unsealed keystore.
+func initLite(t *testing.T, bin, dir string, env ...string) liteCmd {
+	ks := newLiteCmd(t, bin, dir, env...)
+	ks.ok(nil, "init", "--insecure-no-passphrase")
+	return ks
+}
+
+// roundTrip pipes random bytes through encrypt and decrypt with the
+// extra arguments given, stdin to stdout, and fails unless they come back
+// byte for byte.
+func (l liteCmd) roundTrip(n int, encrypt, decrypt []string) {
+	l.t.Helper()
+	plain := make([]byte, n)
+	rand.Read(plain)
+	got := l.ok(l.ok(plain, append([]string{"encrypt"}, encrypt...)...), append([]string{"decrypt"}, decrypt...)...)
+	if !bytes.Equal(got, plain) {
+		l.t.Fatalf("encrypt %v | decrypt %v: %d bytes back, want the %d sent", encrypt, decrypt, len(got), len(plain))
+	}
+}
+
+// linkAlone links the lite build into a new directory, with keystack-full
+// beside it when full is not "": the CLI finds keystack-full by its own
+// path, which /proc/self/exe gives as the link it was run by.
+func linkAlone(t *testing.T, lite, full string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, src := range map[string]string{"keystack": lite, fullName: full} {
+		if src == "" {
+			continue
+		}
+		if err := os.Link(src, filepath.Join(dir, name)); err != nil {
+			t.Skipf("cannot hard-link the CLI into a test directory: %v", err)
+		}
+	}
+	return filepath.Join(dir, "keystack")
+}
+
+// TestLiteBuild runs the lite build as make build makes it: local work
+// without keystack-full, and every command that may need AWS KMS or a key
+// server handed to keystack-full before it reads or writes anything.
+func TestLiteBuild(t *testing.T) {
+	t.Parallel() // child processes only
+	if testing.Short() {
+		t.Skip("builds the CLI twice")
+	}
+	lite := buildLitePair(t)
+	full := filepath.Join(filepath.Dir(lite), fullName)
+	t.Run("same CLI", func(t *testing.T) {
+		t.Parallel()
+		for _, args := range [][]string{{"--help"}, {"encrypt", "--help"}, {"decrypt", "--help"}, {"key", "create", "--help"},
+			{"seal", "set", "--help"}, {"audit", "show", "--help"}, {"--version"}} {
+			l, f := newLiteCmd(t, lite, t.TempDir()).ok(nil, args...), newLiteCmd(t, full, t.TempDir()).ok(nil, args...)
+			if !bytes.Equal(l, f) {
+				t.Errorf("keystack %s: the builds differ:\nlite:\n%s\nfull:\n%s", strings.Join(args, " "), l, f)
+			}
+		}
+	})
+	t.Run("local work without keystack-full", func(t *testing.T) { t.Parallel(); testLiteLocal(t, linkAlone(t, lite, "")) })
+	t.Run("keystack-full missing", func(t *testing.T) { t.Parallel(); testLiteNoFull(t, linkAlone(t, lite, "")) })
+	t.Run("loop guard", func(t *testing.T) { t.Parallel(); testLiteLoop(t, linkAlone(t, lite, lite)) })
+	t.Run("aws-kms hands off", func(t *testing.T) { t.Parallel(); testLiteKMS(t, lite) })
+	t.Run("server mode hands off", func(t *testing.T) { t.Parallel(); testLiteServer(t, lite) })
+}
+
+// testLiteLocal: with no keystack-full to exec, empty files and a stream
+// through stdin and stdout encrypt and decrypt under a local key.
+func testLiteLocal(t *testing.T, lite string) {
+	dir := t.TempDir()
+	ks := initLite(t, lite, dir)
+	ks.ok(nil, "key", "create", "k")
+	empty, msg, out := filepath.Join(dir, "empty"), filepath.Join(dir, "empty.ks"), filepath.Join(dir, "out")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ks.ok(nil, "encrypt", "-k", "k", "-i", empty, "-o", msg)
+	ks.ok(nil, "decrypt", "-i", msg, "-o", out)
+	if data, err := os.ReadFile(out); err != nil || len(data) != 0 {
+		t.Fatalf("empty file decrypted to %q, %v", data, err)
+	}
+	ks.roundTrip(100<<10, []string{"-k", "k"}, nil)
+}
+
+// testLiteNoFull: a command that needs keystack-full, when it is missing,
+// exits 7 naming the file looked for and how to install it, and leaves no
+// output and no temporary file.
+func testLiteNoFull(t *testing.T, lite string) {
+	dir := t.TempDir()
+	ks := initLite(t, lite, dir)
+	outDir := filepath.Join(dir, "out")
+	if err := os.Mkdir(outDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	want := filepath.Join(filepath.Dir(lite), fullName)
+	for _, args := range [][]string{
+		{"encrypt", "-k", "arn:aws:kms:us-east-1:111122223333:key/k", "-o", filepath.Join(outDir, "msg.ks")},
+		{"decrypt", "--discovery", "-o", filepath.Join(outDir, "plain")},
+		{"decrypt", "-k", "aws-kms:arn:aws:kms:us-east-1:111122223333:key/k", "--discovery-account", "111122223333", "-o", filepath.Join(outDir, "p2")},
+		{"key", "list", "--server", "unix://" + filepath.Join(dir, "no.sock")},
+		{"audit", "show", "--server", "unix://" + filepath.Join(dir, "no.sock")},
+		{"key", "create", "kms", "--backend", "aws-kms", "--ref", "arn:aws:kms:us-east-1:111122223333:key/k"},
+		{"seal", "set", "awskms:arn:aws:kms:us-east-1:111122223333:key/k"},
+	} {
+		r := ks.run([]byte("data that must not be read"), args...)
+		if r.code != exitNoFull || !bytes.Contains(r.stderr, []byte(want+":")) || !bytes.Contains(r.stderr, []byte("make install")) ||
+			!bytes.Contains(r.stderr, []byte("go install github.com/keystack/keystack/cmd/keystack@latest")) {
+			t.Errorf("keystack %s without %s: exit %d, want %d naming it and how to install it\n%s",
+				strings.Join(args, " "), fullName, r.code, exitNoFull, r.stderr)
+		}
+		if len(r.stdout) != 0 {
+			t.Errorf("keystack %s wrote %q to stdout", strings.Join(args, " "), r.stdout)
+		}
+	}
+	if left, _ := os.ReadDir(outDir); len(left) != 0 {
+		t.Errorf("the failed hand-offs left %v in the output directory", left)
+	}
+	if keys := ks.ok(nil, "key", "list"); bytes.Contains(keys, []byte("kms")) {
+		t.Errorf("a failed hand-off of key create left a key:\n%s", keys)
+	}
+}
+
+// testLiteLoop: a lite build installed as keystack-full is refused, not
+// exec'd in a loop.
+func testLiteLoop(t *testing.T, lite string) {
+	ks := newLiteCmd(t, lite, t.TempDir())
+	r := ks.run(nil, "encrypt", "-k", "arn:aws:kms:us-east-1:111122223333:key/k", "-o", "/dev/null")
+	if r.code != exitNoFull || !bytes.Contains(r.stderr, []byte("handed it back")) {
+		t.Fatalf("lite build as %s: exit %d, want %d saying it handed the command back\n%s", fullName, r.code, exitNoFull, r.stderr)
+	}
+}
+
+// testLiteKMS: a KMS key to create, -k ARN, --discovery and a store
+// listing an aws-kms key are handed to keystack-full (the lite build fails
+// any KMS call), once each: a stream piped through survives byte for byte,
+// KMS sees one call per command and the audit log one record.
+func testLiteKMS(t *testing.T, lite string) {
+	f, err := newKMSFixture()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.srv.Close)
+	dir := t.TempDir()
+	var env []string
+	for k, v := range f.env(dir) {
+		env = append(env, k+"="+v)
+	}
+	ks := initLite(t, lite, dir, env...)
+	ks.ok(nil, "key", "create", "payments", "--backend", "aws-kms", "--kms-key", f.key1)
+	ks.roundTrip(300<<10, []string{"-k", "payments"}, nil)
+	if n := f.srv.Calls("GenerateDataKey"); n != 1 {
+		t.Fatalf("encrypt through the hand-off: %d GenerateDataKey calls, want 1", n)
+	}
+	// The commands that read stdin before any key: it reaches keystack-full whole.
+	ks.ok(ks.ok(nil, "policy", "get", "--json"), "policy", "put", "-i", "-")
+	ks.ok([]byte("0123456789abcdef"), "key", "import", "imported", "--aes-key-file", "/dev/stdin", "--namespace", "ns")
+	// seal show has no server mode: it warns once, not again in keystack-full.
+	r := liteCmd{t: t, bin: lite, env: append(ks.env, "KEYSTACK_SERVER=unix:///nonexistent")}.run(nil, "seal", "show")
+	if r.code != 0 || bytes.Count(r.stderr, []byte("has no server mode")) != 1 {
+		t.Fatalf("seal show with $KEYSTACK_SERVER set: exit %d, want 0 with one warning\n%s", r.code, r.stderr)
+	}
+	var entries []struct{ Action string }
+	if err := json.Unmarshal(ks.ok(nil, "audit", "show", "--json"), &entries); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, e := range entries {
+		counts[e.Action]++
+	}
+	for _, action := range []string{"keystack:Encrypt", "keystack:Decrypt", "keystack:PutPolicy", "keystack:ImportKey"} {
+		if counts[action] != 1 {
+			t.Errorf("audit log: %d %s records, want 1", counts[action], action)
+		}
+	}
+	// A store with no KMS key: the flags alone hand off.
+	initLite(t, lite, t.TempDir(), env...).roundTrip(1000, []string{"-k", f.key2}, []string{"--discovery"})
+}
+
+// testLiteServer: server mode is handed to keystack-full, against a key
+// server the lite build runs itself (its store has no KMS key).
+func testLiteServer(t *testing.T, lite string) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "ks.sock")
+	startLiteServer(t, initLite(t, lite, dir), "--unix", sock)
+	client := newLiteCmd(t, lite, dir, "KEYSTACK_HOME="+filepath.Join(dir, "no-keystore"), "KEYSTACK_SERVER=unix://"+sock)
+	client.ok(nil, "key", "create", "served")
+	client.roundTrip(64<<10, []string{"-k", "served"}, nil)
+}
+
+// startLiteServer runs keystack server with args until the test ends,
+// returning once it listens.
+func startLiteServer(t *testing.T, ks liteCmd, args ...string) {
+	t.Helper()
+	cmd := exec.Command(ks.bin, append([]string{"server"}, args...)...)
+	cmd.Env = ks.env
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	listening := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "keystack server listening") {
+				listening <- true
+				break
+			}
+		}
+		close(listening)
+		io.Copy(io.Discard, stderr)
+	}()
+	select {
+	case ok := <-listening:
+		if !ok {
+			t.Fatal("keystack server ended before listening")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("keystack server did not listen within 30s")
+	}
+}
