@@ -323,3 +323,16 @@ func startLiteServer(t *testing.T, ks liteCmd, args ...string) {
 		t.Fatal("keystack server did not listen within 30s")
 	}
 }
+
+// TestHandOffMarker: the marker of a hand-off is taken out of the
+// environment, so that nothing this process starts inherits it, and
+// remembered (a lite build refuses to hand off again, the complete one
+// does not repeat the lite build's warning).
+func TestHandOffMarker(t *testing.T) {
+	t.Setenv(envHandedOff, "1")
+	defer func() { handedOff = false }()
+	takeHandOffMarker()
+	if _, set := os.LookupEnv(envHandedOff); set || !handedOff {
+		t.Fatalf("after takeHandOffMarker: $%s still set %v, handedOff %v", envHandedOff, set, handedOff)
+	}
+}
