@@ -158,6 +158,7 @@ func TestLiteBuild(t *testing.T) {
 	t.Run("local work without keystack-full", func(t *testing.T) { t.Parallel(); testLiteLocal(t, linkAlone(t, lite, "")) })
 	t.Run("keystack-full missing", func(t *testing.T) { t.Parallel(); testLiteNoFull(t, linkAlone(t, lite, "")) })
 	t.Run("loop guard", func(t *testing.T) { t.Parallel(); testLiteLoop(t, linkAlone(t, lite, lite)) })
+	t.Run("symlink", func(t *testing.T) { t.Parallel(); testLiteSymlink(t, lite) })
 	t.Run("aws-kms hands off", func(t *testing.T) { t.Parallel(); testLiteKMS(t, lite) })
 	t.Run("server mode hands off", func(t *testing.T) { t.Parallel(); testLiteServer(t, lite) })
 }
@@ -225,6 +226,20 @@ func testLiteLoop(t *testing.T, lite string) {
 	r := ks.run(nil, "encrypt", "-k", "arn:aws:kms:us-east-1:111122223333:key/k", "-o", "/dev/null")
 	if r.code != exitNoFull || !bytes.Contains(r.stderr, []byte("handed it back")) {
 		t.Fatalf("lite build as %s: exit %d, want %d saying it handed the command back\n%s", fullName, r.code, exitNoFull, r.stderr)
+	}
+}
+
+// testLiteSymlink: a symbolic link to the lite build, in a directory
+// without keystack-full, finds the one beside the file it links to.
+func testLiteSymlink(t *testing.T, lite string) {
+	dir := t.TempDir()
+	link := filepath.Join(dir, "keystack")
+	if err := os.Symlink(lite, link); err != nil {
+		t.Fatal(err)
+	}
+	r := newLiteCmd(t, link, dir).run(nil, "key", "list", "--server", "unix://"+filepath.Join(dir, "no.sock"))
+	if r.code != exitUnavailable || !bytes.Contains(r.stderr, []byte("keystack server unavailable")) {
+		t.Fatalf("key list --server through a symlink: exit %d, want %d from %s (no server)\n%s", r.code, exitUnavailable, fullName, r.stderr)
 	}
 }
 
