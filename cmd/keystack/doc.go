@@ -65,7 +65,8 @@
 //	     each call, default 10s), the PKCS#11 module or token could not
 //	     be opened, or the --storage database did not answer; the key may
 //	     be fine, and trying later may work
-//	7    the command needs keystack-full (AWS KMS, a key server), which the
+//	7    the command needs keystack-full (AWS KMS, a key server, --storage,
+//	     keystack server, rotate daemon), which the
 //	     lite build hands it to, and it is missing, not executable or not
 //	     the complete build; nothing was read or written
 //	130  interrupted by SIGINT (143 for SIGTERM, 129 for SIGHUP)

@@ -1,9 +1,11 @@
 package main
 
 // The lite build (build tag keystack_lite; make install puts it on the
-// PATH as keystack) links neither the AWS SDK's clients nor package client,
-// whose package initialisation would cost every command about 1.5 ms. A
-// command that may need AWS KMS or a key server it hands off: it execs
+// PATH as keystack) links neither the AWS SDK nor package client, whose
+// package initialisation would cost every command about 1.5 ms, nor pgx,
+// the key server and the rotation daemon. It hands off keystack server,
+// rotate daemon and the commands that may need AWS KMS, a key server or a
+// keystore in PostgreSQL: it execs
 // keystack-full, the complete build in its own directory, with the same
 // arguments, environment and standard streams. The lite build decides
 // before the command reads input or writes output (handoff_lite.go); the
@@ -33,11 +35,13 @@ var errNeedsFull = errors.New("this command needs " + fullName + ", the complete
 
 // errNoFull is a hand-off that failed: keystack-full is missing, not
 // executable or not the complete build. Nothing was read or written.
-var errNoFull = errors.New("this command needs AWS KMS or a key server, which only " + fullName + " links, and it could not be run")
+var errNoFull = errors.New("this command needs AWS KMS, a key server, PostgreSQL storage, keystack server or the rotation daemon, " +
+	"which only " + fullName + " links, and it could not be run")
 
-// errKMSNotLinked is the lite build's aws-kms backend used after all: a
-// command that should have been handed off was not.
-var errKMSNotLinked = errors.New("the aws-kms backend is not linked into this lite build (a bug: the command should have been handed to " + fullName + ")")
+// errNotLinked is a lite build's stand-in used after all (the aws-kms
+// backend, PostgreSQL storage, keystack server): a command that should
+// have been handed off was not.
+var errNotLinked = errors.New("not linked into this lite build (a bug: the command should have been handed to " + fullName + ")")
 
 // handedOff is whether a lite build exec'd this process; see envHandedOff.
 var handedOff bool

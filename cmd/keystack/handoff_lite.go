@@ -11,7 +11,8 @@ import (
 )
 
 // addHandOff makes each command return errNeedsFull, before it does
-// anything, when its flags or arguments ask for AWS KMS or a key server.
+// anything, when it is one of fullCommands or its flags or arguments ask
+// for AWS KMS, a key server or a keystore in PostgreSQL.
 // The keys a store holds are checked when it opens (storeNeedsFull).
 func addHandOff(cmds []*cli.Command, prefix string) {
 	for _, cmd := range cmds {
@@ -28,9 +29,18 @@ func addHandOff(cmds []*cli.Command, prefix string) {
 	}
 }
 
-// flagsNeedFull reports server mode, KMS discovery, a KMS key to create
-// or seal with, and -k naming a KMS key (as keystore's key specs do).
+// fullCommands are the commands only keystack-full runs, whatever their
+// flags: the key server and XKS proxy, the schema migration of --storage
+// and the rotation daemon.
+var fullCommands = map[string]bool{"server": true, "server migrate": true, "rotate daemon": true}
+
+// flagsNeedFull reports fullCommands, --storage (or $KEYSTACK_STORAGE),
+// server mode, KMS discovery, a KMS key to create or seal with, and -k
+// naming a KMS key (as keystore's key specs do).
 func flagsNeedFull(c *cli.Context, path string) bool {
+	if dsn, err := storageDSN(c); fullCommands[path] || dsn != "" || err != nil {
+		return true
+	}
 	if serverMode(c) || c.Bool("discovery") || c.IsSet("discovery-account") || c.IsSet("discovery-partition") ||
 		c.IsSet("kms-key") || c.String("backend") == keystore.BackendAWSKMS {
 		return true

@@ -15,35 +15,46 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/keystack/keystack/internal/pgstorage"
+	"github.com/keystack/keystack/internal/pgtest"
 )
 
-// TestLiteLinksNoAWSClient: the lite build links no AWS SDK client or
-// configuration package and neither package that uses them (the light
-// aws, signer and smithy packages of the server's KMS wire code may stay);
-// the complete build does link them, so the names checked are real.
-func TestLiteLinksNoAWSClient(t *testing.T) {
+// liteLeftOut are the packages the lite build does not link: the AWS SDK
+// (its clients, configuration, signer and smithy) and package client,
+// pgx and the keystore's PostgreSQL storage, audit and lease, the key
+// server, its XKS proxy and KMS wire code, and the rotation daemon. An
+// entry ending in "/" is a prefix; any other covers the packages under it.
+var liteLeftOut = []string{
+	"github.com/aws/", "github.com/keystack/keystack/keystore/awskms", "github.com/keystack/keystack/client",
+	"github.com/jackc/", "github.com/keystack/keystack/internal/pgstorage", "github.com/keystack/keystack/internal/pgaudit",
+	"github.com/keystack/keystack/internal/pglease", "github.com/keystack/keystack/server", "github.com/keystack/keystack/xks",
+	"github.com/keystack/keystack/internal/kmswire", "github.com/keystack/keystack/internal/rotationd",
+}
+
+// TestLiteLinks: the lite build links none of liteLeftOut; the complete
+// build links each, so the names checked are real.
+func TestLiteLinks(t *testing.T) {
 	t.Parallel() // child processes only
-	forbidden := func(pkg string) bool {
-		return strings.HasPrefix(pkg, "github.com/aws/aws-sdk-go-v2/service/") ||
-			pkg == "github.com/aws/aws-sdk-go-v2/config" || strings.HasPrefix(pkg, "github.com/aws/aws-sdk-go-v2/config/") ||
-			pkg == "github.com/keystack/keystack/keystore/awskms" || pkg == "github.com/keystack/keystack/client"
-	}
 	for _, b := range []struct {
-		tags string
-		want bool
+		tags  string
+		links bool
 	}{{liteTags, false}, {makeTags, true}} {
 		out, err := exec.Command("go", "list", "-deps", "-tags", b.tags, ".").Output()
 		if err != nil {
 			t.Fatalf("go list -tags %q: %v", b.tags, err)
 		}
-		var bad []string
-		for pkg := range strings.Lines(string(out)) {
-			if pkg = strings.TrimSpace(pkg); forbidden(pkg) {
-				bad = append(bad, pkg)
+		for _, left := range liteLeftOut {
+			var linked []string
+			for pkg := range strings.Lines(string(out)) {
+				pkg = strings.TrimSpace(pkg)
+				if strings.HasPrefix(pkg, left) && (strings.HasSuffix(left, "/") || pkg == left || pkg[len(left)] == '/') {
+					linked = append(linked, pkg)
+				}
 			}
-		}
-		if got := len(bad) > 0; got != b.want {
-			t.Errorf("tags %q: links AWS clients: %v, want %v: %v", b.tags, got, b.want, bad)
+			if got := len(linked) > 0; got != b.links {
+				t.Errorf("tags %q: links %s: %v, want %v: %v", b.tags, left, got, b.links, linked)
+			}
 		}
 	}
 }
@@ -148,7 +159,8 @@ func TestLiteBuild(t *testing.T) {
 	t.Run("same CLI", func(t *testing.T) {
 		t.Parallel()
 		for _, args := range [][]string{{"--help"}, {"encrypt", "--help"}, {"decrypt", "--help"}, {"key", "create", "--help"},
-			{"seal", "set", "--help"}, {"audit", "show", "--help"}, {"--version"}} {
+			{"seal", "set", "--help"}, {"audit", "show", "--help"}, {"init", "--help"}, {"server", "--help"},
+			{"server", "migrate", "--help"}, {"rotate", "daemon", "--help"}, {"--version"}} {
 			l, f := newLiteCmd(t, lite, t.TempDir()).ok(nil, args...), newLiteCmd(t, full, t.TempDir()).ok(nil, args...)
 			if !bytes.Equal(l, f) {
 				t.Errorf("keystack %s: the builds differ:\nlite:\n%s\nfull:\n%s", strings.Join(args, " "), l, f)
@@ -161,6 +173,8 @@ func TestLiteBuild(t *testing.T) {
 	t.Run("symlink", func(t *testing.T) { t.Parallel(); testLiteSymlink(t, lite) })
 	t.Run("aws-kms hands off", func(t *testing.T) { t.Parallel(); testLiteKMS(t, lite) })
 	t.Run("server mode hands off", func(t *testing.T) { t.Parallel(); testLiteServer(t, lite) })
+	t.Run("rotate daemon hands off", func(t *testing.T) { t.Parallel(); testLiteDaemon(t, lite) })
+	t.Run("PostgreSQL storage hands off", func(t *testing.T) { t.Parallel(); testLitePG(t, lite) })
 }
 
 // testLiteLocal: with no keystack-full to exec, empty files and a stream
@@ -192,6 +206,7 @@ func testLiteNoFull(t *testing.T, lite string) {
 		t.Fatal(err)
 	}
 	want := filepath.Join(filepath.Dir(lite), fullName)
+	noDB := "postgres://keystack@127.0.0.1:1/none" // never reached: the hand-off comes first
 	for _, args := range [][]string{
 		{"encrypt", "-k", "arn:aws:kms:us-east-1:111122223333:key/k", "-o", filepath.Join(outDir, "msg.ks")},
 		{"decrypt", "--discovery", "-o", filepath.Join(outDir, "plain")},
@@ -200,6 +215,11 @@ func testLiteNoFull(t *testing.T, lite string) {
 		{"audit", "show", "--server", "unix://" + filepath.Join(dir, "no.sock")},
 		{"key", "create", "kms", "--backend", "aws-kms", "--ref", "arn:aws:kms:us-east-1:111122223333:key/k"},
 		{"seal", "set", "awskms:arn:aws:kms:us-east-1:111122223333:key/k"},
+		{"server", "--unix", filepath.Join(outDir, "ks.sock")},
+		{"rotate", "daemon", "--interval", "1h"},
+		{"server", "migrate", "--storage", noDB},
+		{"--storage", noDB, "key", "create", "pg"},
+		{"--storage", noDB, "encrypt", "-k", "k", "-o", filepath.Join(outDir, "pg.ks")},
 	} {
 		r := ks.run([]byte("data that must not be read"), args...)
 		if r.code != exitNoFull || !bytes.Contains(r.stderr, []byte(want+":")) || !bytes.Contains(r.stderr, []byte("make install")) ||
@@ -214,7 +234,7 @@ func testLiteNoFull(t *testing.T, lite string) {
 	if left, _ := os.ReadDir(outDir); len(left) != 0 {
 		t.Errorf("the failed hand-offs left %v in the output directory", left)
 	}
-	if keys := ks.ok(nil, "key", "list"); bytes.Contains(keys, []byte("kms")) {
+	if keys := ks.ok(nil, "key", "list"); bytes.Contains(keys, []byte("kms")) || bytes.Contains(keys, []byte("pg")) {
 		t.Errorf("a failed hand-off of key create left a key:\n%s", keys)
 	}
 }
@@ -300,11 +320,69 @@ func testLiteServer(t *testing.T, lite string) {
 	client.roundTrip(64<<10, []string{"-k", "served"}, nil)
 }
 
+// testLiteDaemon: rotate daemon is handed to keystack-full, whose first
+// pass rotates a due key and which SIGTERM stops with exit 0.
+func testLiteDaemon(t *testing.T, lite string) {
+	ks := initLite(t, lite, t.TempDir())
+	ks.ok(nil, "key", "create", "k1")
+	ks.ok(nil, "key", "policy", "k1", "--every", "1ns")
+	cmd, pass := startLite(t, ks, "rotation pass finished", "rotate", "daemon", "--interval", "1h")
+	if !strings.Contains(pass, "rotated=1 ") {
+		t.Errorf("rotate daemon's first pass: %s, want k1 rotated", pass)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("rotate daemon stopped by SIGTERM: %v, want exit 0", err)
+	}
+}
+
+// testLitePG: commands on a keystore in PostgreSQL (--storage or
+// $KEYSTACK_STORAGE) and server migrate are handed to keystack-full.
+// Without it they fail before the database sees them: keystack server
+// --storage used to apply the schema migrations first.
+func testLitePG(t *testing.T, lite string) {
+	dsn, dir := pgtest.Shared(t).Database(t), t.TempDir()
+	alone := newLiteCmd(t, linkAlone(t, lite, ""), dir)
+	for _, args := range [][]string{{"server", "--unix", filepath.Join(dir, "ks.sock"), "--storage", dsn},
+		{"server", "migrate", "--storage", dsn}, {"init", "--insecure-no-passphrase", "--storage", dsn}} {
+		if r := alone.run(nil, args...); r.code != exitNoFull || len(r.stdout) != 0 {
+			t.Errorf("keystack %s without %s: exit %d, stdout %q, want %d and none\n%s", strings.Join(args, " "), fullName, r.code, r.stdout, exitNoFull, r.stderr)
+		}
+	}
+	alone.env = append(alone.env, storageEnv+"="+dsn)
+	if r := alone.run([]byte("data"), "encrypt", "-k", "k"); r.code != exitNoFull || len(r.stdout) != 0 {
+		t.Errorf("keystack encrypt with $%s set, without %s: exit %d, stdout %q, want %d and none\n%s", storageEnv, fullName, r.code, r.stdout, exitNoFull, r.stderr)
+	}
+	st, err := pgstorage.Open(context.Background(), dsn, pgstorage.Options{})
+	if err == nil {
+		st.Close()
+	}
+	if !errors.Is(err, pgstorage.ErrSchemaOutdated) {
+		t.Fatalf("the database after the failed hand-offs: %v, want ErrSchemaOutdated (no migration applied)", err)
+	}
+	ks := newLiteCmd(t, lite, dir)
+	ks.ok(nil, "init", "--insecure-no-passphrase", "--storage", dsn)
+	ks.env = append(ks.env, storageEnv+"="+dsn)
+	ks.ok(nil, "key", "create", "k")
+	ks.roundTrip(1000, []string{"-k", "k"}, nil)
+	if out := ks.ok(nil, "server", "migrate"); !bytes.Contains(out, []byte("already current")) {
+		t.Errorf("server migrate after init: %q, want the schema already current", out)
+	}
+}
+
 // startLiteServer runs keystack server with args until the test ends,
 // returning once it listens.
 func startLiteServer(t *testing.T, ks liteCmd, args ...string) {
 	t.Helper()
-	cmd := exec.Command(ks.bin, append([]string{"server"}, args...)...)
+	startLite(t, ks, "keystack server listening", append([]string{"server"}, args...)...)
+}
+
+// startLite runs a long-running command (server, rotate daemon) until the
+// test ends, returning it and the first line of its stderr holding ready
+// once it logged that.
+func startLite(t *testing.T, ks liteCmd, ready string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(ks.bin, args...)
 	cmd.Env = ks.env
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -317,26 +395,28 @@ func startLiteServer(t *testing.T, ks liteCmd, args ...string) {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	})
-	listening := make(chan bool, 1)
+	lines := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
-			if strings.Contains(sc.Text(), "keystack server listening") {
-				listening <- true
+			if strings.Contains(sc.Text(), ready) {
+				lines <- sc.Text()
 				break
 			}
 		}
-		close(listening)
+		close(lines)
 		io.Copy(io.Discard, stderr)
 	}()
 	select {
-	case ok := <-listening:
+	case line, ok := <-lines:
 		if !ok {
-			t.Fatal("keystack server ended before listening")
+			t.Fatalf("keystack %s ended before logging %q", strings.Join(args, " "), ready)
 		}
+		return cmd, line
 	case <-time.After(30 * time.Second):
-		t.Fatal("keystack server did not listen within 30s")
+		t.Fatalf("keystack %s did not log %q within 30s", strings.Join(args, " "), ready)
 	}
+	return nil, ""
 }
 
 // TestHandOffMarker: the marker of a hand-off is taken out of the

@@ -44,25 +44,12 @@ var interruptGrace = 3 * time.Second
 // code.
 func run(argv []string) int { return runApp(newApp(), argv) }
 
-const gracefulKey = "keystack.graceful-stop"
-
-// stopsGracefully marks the running command as one that finishes its work
-// and returns by itself after SIGTERM or SIGINT.
-func stopsGracefully(c *cli.Context) {
-	if g, ok := c.App.Metadata[gracefulKey].(*atomic.Bool); ok {
-		g.Store(true)
-	}
-}
-
-const hupKey = "keystack.hup-reloads"
-
-// hupReloads marks the running command as one that handles SIGHUP itself
-// (keystack server reloads certificates) instead of stopping on it.
-func hupReloads(c *cli.Context) {
-	if h, ok := c.App.Metadata[hupKey].(*atomic.Bool); ok {
-		h.Store(true)
-	}
-}
+// The App.Metadata keys of the long-running commands' marks (stopsGracefully
+// and hupReloads, server_full.go), which runApp reads.
+const (
+	gracefulKey = "keystack.graceful-stop"
+	hupKey      = "keystack.hup-reloads"
+)
 
 // nextStop waits for a signal that stops the command: SIGHUP does not
 // while the command handles it (hupReloads).

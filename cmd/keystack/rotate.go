@@ -4,13 +4,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/keystack/keystack/internal/rotationd"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/rotation"
 )
@@ -56,10 +53,20 @@ func logFormatFlag() cli.Flag {
 func rotateLogger(c *cli.Context) (*slog.Logger, error) {
 	switch f := c.String("log-format"); f {
 	case "text", "json":
-		return rotationd.NewLogger(c.App.ErrWriter, f == "json", slog.LevelInfo), nil
+		return newLogger(c.App.ErrWriter, f == "json"), nil
 	default:
 		return nil, usagef("--log-format %q: want text or json", f)
 	}
+}
+
+// newLogger writes log records at level INFO and above to w: JSON lines
+// when jsonFormat is set (for log collectors), logfmt-style text otherwise.
+func newLogger(w io.Writer, jsonFormat bool) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+	if jsonFormat {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 func rotateRunAction(c *cli.Context) error {
@@ -101,31 +108,4 @@ func printRetired(w io.Writer, rep *rotation.RunReport) {
 	for _, r := range rep.RetireFailed {
 		fmt.Fprintf(w, "retire-failed\t%s\tv%d\t%s\n", r.Key, r.Version, r.Reason)
 	}
-}
-
-func rotateDaemonAction(c *cli.Context) error {
-	if _, err := args(c, 0, 0); err != nil {
-		return err
-	}
-	if c.Duration("interval") <= 0 {
-		return usagef("rotate daemon: missing --interval D (D > 0)")
-	}
-	stopsGracefully(c)
-	log, err := rotateLogger(c)
-	if err != nil {
-		return err
-	}
-	return withStore(c, func(st *keystore.Store) error {
-		// A stop signal ends the loop after the pass in flight. run already
-		// cancels c.Context on these signals; NotifyContext makes the command
-		// stop gracefully however it is run.
-		ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT)
-		defer stop()
-		d := &rotationd.Daemon{
-			Runner: &rotation.Runner{Store: st, Log: log}, Log: log,
-			Interval: c.Duration("interval"), MetricsAddr: c.String("metrics-addr"),
-			Lease: leaseOf(c), LeaseTTL: c.Duration(leaseTTLFlag.Name),
-		}
-		return d.Run(ctx)
-	})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -170,4 +171,27 @@ func scrapeValue(t *testing.T, addr, series string) float64 {
 		}
 	}
 	return -1
+}
+
+// TestNewLogger: rotate's --log-format json writes JSON lines, text logfmt, both from INFO up.
+func TestNewLogger(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	newLogger(&buf, true).Error("rotation pass finished", "failed", 1)
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
+		t.Fatalf("JSON logger wrote %q: %v", buf.String(), err)
+	}
+	if rec["msg"] != "rotation pass finished" || rec["failed"] != 1.0 || rec["level"] != "ERROR" {
+		t.Errorf("JSON logger wrote %v", rec)
+	}
+	buf.Reset()
+	newLogger(&buf, true).Debug("hidden")
+	if buf.Len() != 0 {
+		t.Errorf("logger at INFO wrote a debug line: %q", buf.String())
+	}
+	newLogger(&buf, false).Info("x", "key", "k")
+	if got := buf.String(); !strings.Contains(got, "msg=x key=k") {
+		t.Errorf("text logger wrote %q", got)
+	}
 }

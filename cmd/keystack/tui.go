@@ -13,7 +13,6 @@ import (
 	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/hsm"
 	"github.com/keystack/keystack/internal/fsx"
-	"github.com/keystack/keystack/internal/pgstorage"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 	"github.com/keystack/keystack/policy"
@@ -46,7 +45,8 @@ const exitCodesHelp = `EXIT CODES:
    6    key backend unavailable (KMS did not answer, PKCS#11 module or token
         could not be opened, the --storage database did not answer);
         nothing was decrypted or written
-   7    the command needs keystack-full (AWS KMS or a key server), which this
+   7    the command needs keystack-full (AWS KMS, a key server, --storage,
+        keystack server, rotate daemon), which this
         keystack hands it to, and it could not be run; nothing was read or written
    130  interrupted (143 for SIGTERM, 129 for SIGHUP)
 `
@@ -81,7 +81,7 @@ type exitClass struct {
 // the audit log failed to record also matches policy.ErrAccessDenied but
 // is an I/O failure, and an unreachable backend is not a wrong key.
 var exitClasses = []exitClass{
-	{exitNoFull, []error{errNoFull, errNeedsFull, errKMSNotLinked}},
+	{exitNoFull, []error{errNoFull, errNeedsFull, errNotLinked}},
 	{exitAuth, []error{gate.ErrAuditDamaged}}, // a tampered audit log, before the audit failure it causes
 	{exitError, []error{policy.ErrAuditFailed}},
 	{exitUsage, []error{envelope.ErrInvalidOptions, envelope.ErrInvalidContext, keystore.ErrInvalidOptions,
@@ -170,9 +170,9 @@ func hint(err error) string {
 	case errors.Is(err, policy.ErrAuditFailed):
 		return "the audit log could not record the decision, so nothing was done: check free space and permissions of the keystore directory"
 	case errors.Is(err, errNoFull):
-		return "keystack from \"make install\" runs keystack-full, installed beside it, for AWS KMS and server mode: run \"make install\" again, " +
+		return "keystack from \"make install\" runs keystack-full, installed beside it, for AWS KMS, server mode, PostgreSQL storage, keystack server and rotate daemon: run \"make install\" again, " +
 			"or install the one complete build with \"go install github.com/keystack/keystack/cmd/keystack@latest\""
-	case errors.Is(err, errKMSNotLinked):
+	case errors.Is(err, errNotLinked):
 		return "run the command with keystack-full"
 	case errors.Is(err, errKMSAccessDenied):
 		return "the KMS key policy or IAM (or keystack server's policy) does not allow this caller this operation on this key"
@@ -193,9 +193,9 @@ func hint(err error) string {
 		return "the keystore is auto-unsealed (keystack seal show) and its master key did not open it: check the PIN, the key and its permissions"
 	case errors.Is(err, keystore.ErrUnavailable):
 		return "the keystore's PostgreSQL database (--storage, $KEYSTACK_STORAGE) did not answer: check that it is up and reachable; nothing was done"
-	case errors.Is(err, pgstorage.ErrSchemaOutdated):
+	case errors.Is(err, errSchemaOutdated):
 		return "run \"keystack server migrate\" (keystack server also migrates at start)"
-	case errors.Is(err, pgstorage.ErrSchemaNewer):
+	case errors.Is(err, errSchemaNewer):
 		return "a newer keystack migrated this database: run that version"
 	case isAny(err, unavailableErrors):
 		return "check the PKCS#11 module path (--module, $KEYSTACK_PKCS11_MODULE or the URI's module-path) and that the token is present"

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -233,14 +232,4 @@ func (s *metricsServer) stop() error {
 		}
 	})
 	return s.err
-}
-
-// NewLogger returns a structured logger writing to w: JSON lines when
-// jsonFormat is set (for log collectors), logfmt-style text otherwise.
-func NewLogger(w io.Writer, jsonFormat bool, level slog.Leveler) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
-	if jsonFormat {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -20,7 +20,7 @@ func ExampleDaemon() {
 	var store *keystore.Store // the opened key store
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	log := rotationd.NewLogger(os.Stderr, true, slog.LevelInfo)
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	d := &rotationd.Daemon{
 		Runner:      &rotation.Runner{Store: store, Log: log},
 		Log:         log,

@@ -1,13 +1,11 @@
 package rotationd
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"runtime"
@@ -352,26 +350,5 @@ func TestDaemonInvalidConfig(t *testing.T) {
 		if err := d.Run(context.Background()); !errors.Is(err, ErrInvalidDaemon) {
 			t.Errorf("%s: Run error %v, want ErrInvalidDaemon", name, err)
 		}
-	}
-}
-
-func TestNewLogger(t *testing.T) {
-	var buf bytes.Buffer
-	NewLogger(&buf, true, slog.LevelInfo).Error("rotation pass finished", "failed", 1)
-	var rec map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
-		t.Fatalf("JSON logger wrote %q: %v", buf.String(), err)
-	}
-	if rec["msg"] != "rotation pass finished" || rec["failed"] != 1.0 || rec["level"] != "ERROR" {
-		t.Errorf("JSON logger wrote %v", rec)
-	}
-	buf.Reset()
-	NewLogger(&buf, true, slog.LevelInfo).Debug("hidden")
-	if buf.Len() != 0 {
-		t.Errorf("logger at INFO wrote a debug line: %q", buf.String())
-	}
-	NewLogger(&buf, false, slog.LevelInfo).Info("x", "key", "k")
-	if got := buf.String(); !strings.Contains(got, "msg=x key=k") {
-		t.Errorf("text logger wrote %q", got)
 	}
 }

@@ -1,4 +1,10 @@
+//go:build !keystack_lite
+
 package main
+
+// The replicas of a keystore in PostgreSQL (--storage): their audit
+// chains and the rotation daemons' lease, which link internal/pgaudit and
+// internal/pglease; the lite build hands these commands to keystack-full.
 
 import (
 	"crypto/rand"
@@ -17,14 +23,8 @@ import (
 	"github.com/keystack/keystack/keystore"
 )
 
-// replicaIDFlag names a key-server replica or rotation daemon: its audit
-// chain in the database.
-var replicaIDFlag = &cli.StringFlag{Name: "replica-id",
-	Usage: "with --storage: this process's `NAME` among the replicas, which names its audit chain (default: the host name)"}
-
-// leaseTTLFlag is the rotation daemons' lease time.
-var leaseTTLFlag = &cli.DurationFlag{Name: "lease-ttl", Value: rotationd.DefaultLeaseTTL,
-	Usage: "with --storage: how long a leading daemon that died or was paused keeps the others from taking over"}
+// defaultLeaseTTL is the default of --lease-ttl.
+const defaultLeaseTTL = rotationd.DefaultLeaseTTL
 
 // leaseKey keeps the rotation lease of a daemon's store in App.Metadata.
 const leaseKey = "rotation-lease"
