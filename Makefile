@@ -17,8 +17,9 @@ BUILDTAGS   ?= urfave_cli_no_docs
 all: build
 
 # build makes the fast-start pair: bin/keystack, built with keystack_lite,
-# links no AWS SDK client and execs bin/keystack-full, the complete build,
-# for a command that may need AWS KMS or a key server (see README).
+# links no AWS SDK, PostgreSQL driver, key server or rotation daemon and
+# execs bin/keystack-full, the complete build, for the commands that may
+# need them (see README).
 build:
 	$(GO) build -tags '$(BUILDTAGS) keystack_lite' -o $(BIN) ./cmd/keystack
 	$(GO) build -tags '$(BUILDTAGS)' -o $(FULLBIN) ./cmd/keystack
