@@ -174,8 +174,9 @@ func (k *crypter) openSource(in, out string) (io.Reader, int64, func(), error) {
 	size := int64(-1)
 	if fi.Mode().IsRegular() {
 		size = fi.Size()
+	} else if fi.Mode()&fs.ModeNamedPipe != 0 {
+		growPipe(f) // only a FIFO: a tree's every regular file need not be stat'ed again
 	}
-	growPipe(f)
 	// Closing the file on cancellation unblocks a read from a FIFO at once.
 	stop := context.AfterFunc(ctx, func() { f.Close() })
 	return &ctxReader{ctx: ctx, r: f}, size, func() { stop(); f.Close() }, nil
