@@ -34,10 +34,8 @@ func newApp() *cli.App {
 	addHandOff(app.Commands, "")    // handoff_lite.go; inside the server mode and its warning
 	addServerMode(app.Commands, "") // remote.go
 	setUsageErrors(app.Commands)
-	fastFlagNames(app.Commands) // flagnames.go; after every flag is added
 	app.OnUsageError = onUsageError
-	// Only --version: -v is the commands' verbosity flag.
-	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
+	fastFlagNames(app) // flagnames.go; after every flag is added
 	cli.VersionPrinter = printVersion
 	return app
 }

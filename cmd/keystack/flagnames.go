@@ -15,10 +15,11 @@ import (
 // every interface urfave/cli asserts (help, completion, Get), stays the
 // flag's own, and whose Names is computed once, without a regexp.
 //
-// Left as they are: flag types not listed, and hidden bool flags and bool
-// flags without default text, which urfave/cli treats by asserting
-// *cli.BoolFlag. TestFastFlagNamesSameHelp checks that help and completion
-// output do not change.
+// The app's own flags and urfave/cli's help and version flags, which it
+// appends to every command, are wrapped too. Left as they are: flag types
+// not listed, and hidden bool flags, which urfave/cli's completion leaves
+// out by asserting *cli.BoolFlag (they go last in their list instead). TestFastFlagNamesSameHelp checks that
+// help and completion output do not change.
 
 type stringFlag struct {
 	*cli.StringFlag
@@ -62,13 +63,37 @@ type stringSliceFlag struct {
 
 func (f *stringSliceFlag) Names() []string { return f.names }
 
-// fastFlagNames wraps the flags of cmds and their subcommands.
-func fastFlagNames(cmds []*cli.Command) {
+func init() {
+	cli.HelpFlag = fastNames(cli.HelpFlag)
+	// Only --version: -v is the commands' verbosity flag.
+	cli.VersionFlag = fastNames(&cli.BoolFlag{Name: "version", Usage: "print the version"})
+}
+
+// fastFlagNames wraps the flags of app and of its commands and
+// subcommands (init wraps the help and version flags, which are global).
+func fastFlagNames(app *cli.App) {
+	for i, f := range app.Flags {
+		app.Flags[i] = fastNames(f)
+	}
+	wrapCommandFlags(app.Commands)
+}
+
+// wrapCommandFlags also moves hidden bool flags, which stay unwrapped, to
+// the end of each list: a lookup then meets them only after the others.
+// They are in no help text, and bash completion leaves them out.
+func wrapCommandFlags(cmds []*cli.Command) {
 	for _, c := range cmds {
-		for i, f := range c.Flags {
-			c.Flags[i] = fastNames(f)
+		flags := make([]cli.Flag, 0, len(c.Flags))
+		var hidden []cli.Flag
+		for _, f := range c.Flags {
+			if bf, ok := f.(*cli.BoolFlag); ok && bf.Hidden {
+				hidden = append(hidden, f)
+				continue
+			}
+			flags = append(flags, fastNames(f))
 		}
-		fastFlagNames(c.Subcommands)
+		c.Flags = append(flags, hidden...)
+		wrapCommandFlags(c.Subcommands)
 	}
 }
 
@@ -77,7 +102,7 @@ func fastNames(f cli.Flag) cli.Flag {
 	case *cli.StringFlag:
 		return &stringFlag{f, flagNames(f.Name, f.Aliases)}
 	case *cli.BoolFlag:
-		if !f.Hidden && !f.DisableDefaultText {
+		if !f.Hidden {
 			return &boolFlag{f, flagNames(f.Name, f.Aliases)}
 		}
 	case *cli.IntFlag:

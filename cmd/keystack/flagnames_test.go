@@ -9,27 +9,40 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// unwrapFlags undoes fastFlagNames.
-func unwrapFlags(cmds []*cli.Command) {
-	for _, c := range cmds {
-		for i, f := range c.Flags {
-			switch w := f.(type) {
-			case *stringFlag:
-				c.Flags[i] = w.StringFlag
-			case *boolFlag:
-				c.Flags[i] = w.BoolFlag
-			case *intFlag:
-				c.Flags[i] = w.IntFlag
-			case *durationFlag:
-				c.Flags[i] = w.DurationFlag
-			case *uint64Flag:
-				c.Flags[i] = w.Uint64Flag
-			case *stringSliceFlag:
-				c.Flags[i] = w.StringSliceFlag
-			}
-		}
-		unwrapFlags(c.Subcommands)
+// unwrapFlag undoes fastNames.
+func unwrapFlag(f cli.Flag) cli.Flag {
+	switch w := f.(type) {
+	case *stringFlag:
+		return w.StringFlag
+	case *boolFlag:
+		return w.BoolFlag
+	case *intFlag:
+		return w.IntFlag
+	case *durationFlag:
+		return w.DurationFlag
+	case *uint64Flag:
+		return w.Uint64Flag
+	case *stringSliceFlag:
+		return w.StringSliceFlag
 	}
+	return f
+}
+
+// unwrapFlags undoes fastFlagNames.
+func unwrapFlags(app *cli.App) {
+	var unwrap func(cmds []*cli.Command)
+	unwrap = func(cmds []*cli.Command) {
+		for _, c := range cmds {
+			for i, f := range c.Flags {
+				c.Flags[i] = unwrapFlag(f)
+			}
+			unwrap(c.Subcommands)
+		}
+	}
+	for i, f := range app.Flags {
+		app.Flags[i] = unwrapFlag(f)
+	}
+	unwrap(app.Commands)
 }
 
 // commandPaths lists every command as its argv words.
@@ -47,7 +60,9 @@ func output(t *testing.T, wrapped bool, argv ...string) string {
 	t.Helper()
 	app := newApp()
 	if !wrapped {
-		unwrapFlags(app.Commands)
+		unwrapFlags(app)
+		defer func(h, v cli.Flag) { cli.HelpFlag, cli.VersionFlag = h, v }(cli.HelpFlag, cli.VersionFlag)
+		cli.HelpFlag, cli.VersionFlag = unwrapFlag(cli.HelpFlag), unwrapFlag(cli.VersionFlag)
 	}
 	var b bytes.Buffer
 	app.Writer, app.ErrWriter = &b, &b
@@ -98,7 +113,7 @@ func TestFastFlagNamesSameHelp(t *testing.T) {
 	if a, b := output(t, true, "completion", "fish"), output(t, false, "completion", "fish"); a != b || !strings.Contains(a, "-l metadata-output") {
 		t.Errorf("fish completion differs or is empty:\n%s\n----\n%s", a, b)
 	}
-	for _, p := range commandPaths(app.Commands, nil) {
+	for _, p := range append(commandPaths(app.Commands, nil), []string{}) {
 		for _, argv := range [][]string{append(slices.Clone(p), "--help"), append(slices.Clone(p), "-", "--generate-bash-completion")} {
 			if a, b := output(t, true, argv...), output(t, false, argv...); a != b {
 				t.Errorf("keystack %s: output differs:\n%s\n----\n%s", strings.Join(argv, " "), a, b)
