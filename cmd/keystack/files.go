@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
@@ -117,7 +116,7 @@ func (k *crypter) runOne(in, out string) (*result, error) {
 		return nil, wrapPath(out, err)
 	}
 	defer abort()
-	src = k.progress(src, size)
+	src, endBar := k.progress(src, size)
 	if !k.encrypt && k.c.Bool("decode") {
 		src = newBase64Source(src)
 	}
@@ -127,6 +126,7 @@ func (k *crypter) runOne(in, out string) (*result, error) {
 	} else {
 		res, err = k.decryptStream(dst, src)
 	}
+	endBar()
 	if err != nil {
 		return nil, wrapPath(in, err)
 	}
@@ -292,21 +292,13 @@ func (k *crypter) spool(dst io.Writer) (io.Writer, func() error, func(), error) 
 }
 
 // progress wraps src in a progress bar on stderr for large inputs, when
-// stderr is a terminal and --quiet is not set.
-func (k *crypter) progress(src io.Reader, size int64) io.Reader {
+// stderr is a terminal and --quiet is not set; end erases the bar.
+func (k *crypter) progress(src io.Reader, size int64) (r io.Reader, end func()) {
 	if size < progressThreshold || k.treeBar != nil || !k.showProgress() {
-		return src
+		return src, func() {}
 	}
-	desc := "decrypting"
-	if k.encrypt {
-		desc = "encrypting"
-	}
-	bar := progressbar.NewOptions64(size,
-		progressbar.OptionSetWriter(k.c.App.ErrWriter), progressbar.OptionShowBytes(true),
-		progressbar.OptionSetDescription(desc), progressbar.OptionClearOnFinish(),
-		progressbar.OptionThrottle(100e6))
-	r := progressbar.NewReader(src, bar)
-	return &r
+	bar := newProgressBar(k.c.App.ErrWriter, k.verb(), size, true)
+	return withProgress(src, bar), bar.finish
 }
 
 // isTerminal reports whether w is a terminal (a variable for tests).

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v2"
 
 	"github.com/keystack/keystack/envelope"
@@ -59,7 +58,7 @@ func rewrapAction(c *cli.Context) error {
 			opts.Progress = bar.set
 		}
 		sum, runErr := rotation.Rewrap(c.Context, st, paths, opts)
-		bar.finish(runErr)
+		bar.finish()
 		if sum == nil {
 			return runErr
 		}
@@ -127,7 +126,7 @@ func rewrapFailure(s *rotation.RewrapSummary) error {
 // stderr is not a terminal or --quiet is set.
 type rewrapBar struct {
 	w   io.Writer
-	bar *progressbar.ProgressBar
+	bar *progressBar
 }
 
 func newRewrapBar(c *cli.Context) *rewrapBar {
@@ -140,17 +139,15 @@ func newRewrapBar(c *cli.Context) *rewrapBar {
 // set shows done of total files; rotation calls it one file at a time.
 func (b *rewrapBar) set(done, total int) {
 	if b.bar == nil {
-		b.bar = progressbar.NewOptions(total,
-			progressbar.OptionSetWriter(b.w), progressbar.OptionSetDescription("rewrapping"),
-			progressbar.OptionShowCount(), progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100e6))
+		b.bar = newProgressBar(b.w, "rewrapping", int64(total), false)
 	}
-	_ = b.bar.Set(done)
+	b.bar.set(int64(done))
 }
 
-// finish clears the bar of a run that completed.
-func (b *rewrapBar) finish(err error) {
-	if b != nil && b.bar != nil && err == nil {
-		_ = b.bar.Finish()
+// finish erases the bar, before the summary or the error is printed.
+func (b *rewrapBar) finish() {
+	if b != nil && b.bar != nil {
+		b.bar.finish()
 	}
 }
 

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
 	"github.com/keystack/keystack/internal/fsx"
 )
 
@@ -28,7 +26,7 @@ type runState struct {
 	skipped  int
 	bytes    int64
 	failures []error
-	treeBar  *progressbar.ProgressBar
+	treeBar  *progressBar
 }
 
 func (k *crypter) runAll() (err error) {
@@ -72,7 +70,7 @@ func (k *crypter) runAll() (err error) {
 // --skip-existing an existing output is left alone.
 func (k *crypter) runFile(in, out string) error {
 	if k.treeBar != nil {
-		defer k.treeBar.Add(1)
+		defer k.treeBar.add(1)
 	}
 	if k.c.Bool("skip-existing") && !isStdio(out) {
 		if _, err := os.Lstat(out); err == nil {
@@ -176,7 +174,7 @@ func (k *crypter) fail(path string, err error) error {
 // failure. It exits with the failures' code when they share one, else 1.
 func (k *crypter) finishRun(walkErr error) error {
 	if k.treeBar != nil {
-		_ = k.treeBar.Finish()
+		k.treeBar.finish()
 	}
 	k.summary()
 	if walkErr != nil {
@@ -229,9 +227,7 @@ func (k *crypter) startTreeBar(dir string) {
 		n++
 		return nil
 	})
-	k.treeBar = progressbar.NewOptions(n, progressbar.OptionSetWriter(k.c.App.ErrWriter),
-		progressbar.OptionSetDescription(k.verb()), progressbar.OptionShowCount(),
-		progressbar.OptionClearOnFinish(), progressbar.OptionThrottle(100*time.Millisecond))
+	k.treeBar = newProgressBar(k.c.App.ErrWriter, k.verb(), int64(n), false)
 }
 
 func (k *crypter) verb() string {
