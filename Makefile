@@ -17,11 +17,12 @@ BUILDTAGS   ?= urfave_cli_no_docs
 all: build
 
 # build makes the fast-start pair: bin/keystack, built with keystack_lite,
-# links no AWS SDK, PostgreSQL driver, key server or rotation daemon and
-# execs bin/keystack-full, the complete build, for the commands that may
-# need them (see README).
+# links no AWS SDK, PKCS#11 library, PostgreSQL driver, key server or
+# rotation daemon, is static (no cgo: no dynamic loader or libc to start)
+# and execs bin/keystack-full, the complete build, for the commands that
+# may need them (see README).
 build:
-	$(GO) build -tags '$(BUILDTAGS) keystack_lite' -o $(BIN) ./cmd/keystack
+	CGO_ENABLED=0 $(GO) build -tags '$(BUILDTAGS) keystack_lite' -o $(BIN) ./cmd/keystack
 	$(GO) build -tags '$(BUILDTAGS)' -o $(FULLBIN) ./cmd/keystack
 
 # install copies both into BINDIR (default /usr/local/bin): keystack finds

@@ -71,7 +71,11 @@ func startCLIBuild(tags string) *cliBuild {
 	b.bin = filepath.Join(builtCLIs.dir, name)
 	go func() {
 		defer close(b.done)
-		if out, err := exec.Command("go", "build", "-tags", tags, "-o", b.bin, ".").CombinedOutput(); err != nil {
+		cmd := exec.Command("go", "build", "-tags", tags, "-o", b.bin, ".")
+		if tags == liteTags {
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as make build: static
+		}
+		if out, err := cmd.CombinedOutput(); err != nil {
 			b.err = fmt.Errorf("go build -tags %q: %v\n%s", tags, err, out)
 		}
 	}()

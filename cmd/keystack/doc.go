@@ -18,9 +18,10 @@
 // # Builds
 //
 // Built with the tag keystack_lite (make build, make install), keystack
-// links no AWS SDK client and starts faster; it execs keystack-full, the
-// complete build in its own directory, for a command that may need AWS
-// KMS or a key server, before reading or writing anything (handoff.go).
+// links no AWS SDK client and no PKCS#11 library, is static and starts
+// faster; it execs keystack-full, the complete build in its own
+// directory, for a command that may need AWS KMS, PKCS#11 or a key
+// server, before reading or writing anything (handoff.go).
 //
 // # Output files
 //
@@ -65,8 +66,8 @@
 //	     each call, default 10s), the PKCS#11 module or token could not
 //	     be opened, or the --storage database did not answer; the key may
 //	     be fine, and trying later may work
-//	7    the command needs keystack-full (AWS KMS, a key server, --storage,
-//	     keystack server, rotate daemon), which the
+//	7    the command needs keystack-full (AWS KMS, PKCS#11, a key server,
+//	     --storage, keystack server, rotate), which the
 //	     lite build hands it to, and it is missing, not executable or not
 //	     the complete build; nothing was read or written
 //	130  interrupted by SIGINT (143 for SIGTERM, 129 for SIGHUP)

@@ -3,9 +3,11 @@ package main
 // The lite build (build tag keystack_lite; make install puts it on the
 // PATH as keystack) links neither the AWS SDK nor package client, whose
 // package initialisation would cost every command about 1.5 ms, nor pgx,
-// the key server and the rotation daemon. It hands off keystack server,
-// rotate daemon and the commands that may need AWS KMS, a key server or a
-// keystore in PostgreSQL: it execs
+// the key server and the rotation daemon, nor the PKCS#11 library, so it
+// needs no cgo and starts without the dynamic loader and libc. It hands
+// off keystack server, keystack hsm, rotate run and daemon, the commands
+// that may need AWS KMS, PKCS#11, a key server or a keystore in
+// PostgreSQL, and those of an OS user only NSS names: it execs
 // keystack-full, the complete build in its own directory, with the same
 // arguments, environment and standard streams. The lite build decides
 // before the command reads input or writes output (handoff_lite.go); the
@@ -35,11 +37,11 @@ var errNeedsFull = errors.New("this command needs " + fullName + ", the complete
 
 // errNoFull is a hand-off that failed: keystack-full is missing, not
 // executable or not the complete build. Nothing was read or written.
-var errNoFull = errors.New("this command needs AWS KMS, a key server, PostgreSQL storage, keystack server or the rotation daemon, " +
-	"which only " + fullName + " links, and it could not be run")
+var errNoFull = errors.New("this command needs AWS KMS, PKCS#11, a key server, PostgreSQL storage, keystack server, " +
+	"the rotation runs or the C library's user and host lookups, which only " + fullName + " links, and it could not be run")
 
 // errNotLinked is a lite build's stand-in used after all (the aws-kms
-// backend, PostgreSQL storage, keystack server): a command that should
+// and pkcs11 backends, PostgreSQL storage, keystack server): a command that should
 // have been handed off was not.
 var errNotLinked = errors.New("not linked into this lite build (a bug: the command should have been handed to " + fullName + ")")
 

@@ -3,6 +3,11 @@
 package main
 
 import (
+	"cmp"
+	"os"
+	"os/user"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -12,7 +17,8 @@ import (
 
 // addHandOff makes each command return errNeedsFull, before it does
 // anything, when it is one of fullCommands or its flags or arguments ask
-// for AWS KMS, a key server or a keystore in PostgreSQL.
+// for AWS KMS, PKCS#11, a key server or a keystore in PostgreSQL, or the
+// OS user is one this build's os/user cannot name (osUserNeedsFull).
 // The keys a store holds are checked when it opens (storeNeedsFull).
 func addHandOff(cmds []*cli.Command, prefix string) {
 	for _, cmd := range cmds {
@@ -20,7 +26,7 @@ func addHandOff(cmds []*cli.Command, prefix string) {
 		addHandOff(cmd.Subcommands, path)
 		if action := cmd.Action; action != nil {
 			cmd.Action = func(c *cli.Context) error {
-				if flagsNeedFull(c, path) {
+				if flagsNeedFull(c, path) || osUserNeedsFull() {
 					return errNeedsFull
 				}
 				return action(c)
@@ -30,40 +36,58 @@ func addHandOff(cmds []*cli.Command, prefix string) {
 }
 
 // fullCommands are the commands only keystack-full runs, whatever their
-// flags: the key server and XKS proxy, the schema migration of --storage
-// and the rotation daemon.
-var fullCommands = map[string]bool{"server": true, "server migrate": true, "rotate daemon": true}
+// flags; a name also covers its subcommands: the key server and XKS
+// proxy, the schema migration of --storage, the rotation daemon, the hsm
+// commands, and rotate run, whose webhooks resolve host names as the
+// complete build does, through the C library's NSS (mDNS,
+// systemd-resolved), where this static build only reads /etc/hosts and DNS.
+var fullCommands = map[string]bool{"server": true, "rotate daemon": true, "rotate run": true, "hsm": true}
+
+// fullBackends are the key backends this build leaves out.
+var fullBackends = []string{keystore.BackendAWSKMS, keystore.BackendPKCS11}
 
 // flagsNeedFull reports fullCommands, --storage (or $KEYSTACK_STORAGE),
-// server mode, KMS discovery, a KMS key to create or seal with, and -k
-// naming a KMS key (as keystore's key specs do).
+// server mode, KMS discovery, a KMS or PKCS#11 key to create or seal
+// with, and -k naming a KMS or PKCS#11 key (as keystore's key specs do).
 func flagsNeedFull(c *cli.Context, path string) bool {
-	if dsn, err := storageDSN(c); fullCommands[path] || dsn != "" || err != nil {
+	family, _, _ := strings.Cut(path, " ")
+	if dsn, err := storageDSN(c); fullCommands[path] || fullCommands[family] || dsn != "" || err != nil {
 		return true
 	}
 	if serverMode(c) || c.Bool("discovery") || c.IsSet("discovery-account") || c.IsSet("discovery-partition") ||
-		c.IsSet("kms-key") || c.String("backend") == keystore.BackendAWSKMS {
+		c.IsSet("kms-key") || c.IsSet("pkcs11-uri") || c.IsSet("generate") || slices.Contains(fullBackends, c.String("backend")) {
 		return true
 	}
 	for _, k := range c.StringSlice("key") {
-		if strings.HasPrefix(k, "arn:aws") || strings.HasPrefix(k, keystore.BackendAWSKMS+":") {
+		backend, _, spec := strings.Cut(k, ":")
+		if strings.HasPrefix(k, "arn:aws") || spec && slices.Contains(fullBackends, backend) {
 			return true
 		}
 	}
 	if path == "seal set" {
 		seal, err := sealOptions(c.Args().First(), "")
-		return err == nil && seal.Kind == keystore.BackendAWSKMS
+		return err == nil && slices.Contains(fullBackends, seal.Kind)
 	}
 	return false
 }
 
-// storeNeedsFull is errNeedsFull for a store that lists an aws-kms key or
-// is auto-unsealed by one. Opening a store asks for no passphrase, so this
-// runs before any prompt.
+// storeNeedsFull is errNeedsFull for a store that lists a key of one of
+// fullBackends or is auto-unsealed by one. Opening a store asks for no
+// passphrase, so this runs before any prompt.
 func storeNeedsFull(st *keystore.Store) error {
-	uses, err := st.UsesBackend(keystore.BackendAWSKMS)
-	if err == nil && uses {
-		err = errNeedsFull
+	for _, backend := range fullBackends {
+		if uses, err := st.UsesBackend(backend); err != nil || uses {
+			return cmp.Or(err, errNeedsFull)
+		}
 	}
-	return err
+	return nil
+}
+
+// osUserNeedsFull reports an OS user that /etc/passwd does not list (one
+// of LDAP, sssd or a systemd DynamicUser): without cgo, os/user reads only
+// that file and would take the principal from $USER or the bare uid, where
+// the complete build asks NSS as the C library does.
+func osUserNeedsFull() bool {
+	_, err := user.LookupId(strconv.Itoa(os.Getuid()))
+	return err != nil
 }

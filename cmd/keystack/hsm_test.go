@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -52,9 +53,9 @@ func scriptCondition(cond string) (bool, error) {
 	return why == "", nil
 }
 
-// cmdSoftHSM runs "softhsm LABEL": it creates a SoftHSM2 token LABEL (user
-// PIN 1234) in a token directory of the script's own, and points the rest
-// of the script there: SOFTHSM2_CONF, KEYSTACK_PKCS11_MODULE, and
+// cmdSoftHSM runs "softhsm LABEL": it creates a SoftHSM2 token LABEL
+// (newSoftHSMToken) in a token directory of the script's own, and points
+// the rest of the script there: SOFTHSM2_CONF, KEYSTACK_PKCS11_MODULE, and
 // $PIN_FILE, a file holding the PIN for pin-source=file:$PIN_FILE.
 // SoftHSM2 reads SOFTHSM2_CONF once per process, and every "exec keystack"
 // is a new process.
@@ -65,21 +66,31 @@ func cmdSoftHSM(ts *testscript.TestScript, neg bool, args []string) {
 	if why := softhsmMissing(); why != "" {
 		ts.Fatalf("softhsm: %s", why)
 	}
-	dir := ts.MkAbs("softhsm")
-	tokens, conf, pin := filepath.Join(dir, "tokens"), filepath.Join(dir, "softhsm2.conf"), filepath.Join(dir, "pin")
-	ts.Check(os.MkdirAll(tokens, 0o700))
-	cfg := fmt.Sprintf("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokens)
-	ts.Check(os.WriteFile(conf, []byte(cfg), 0o600))
-	ts.Check(os.WriteFile(pin, []byte(testTokenPIN+"\n"), 0o600))
-	cmd := exec.Command("softhsm2-util", "--init-token", "--free", "--label", args[0],
-		"--so-pin", testTokenSOPIN, "--pin", testTokenPIN)
-	cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+conf)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		ts.Fatalf("softhsm2-util --init-token: %v: %s", err, bytes.TrimSpace(out))
-	}
+	conf, pin, err := newSoftHSMToken(ts.MkAbs("softhsm"), args[0])
+	ts.Check(err)
 	ts.Setenv("SOFTHSM2_CONF", conf)
 	ts.Setenv(envPKCS11Module, testPKCS11Module())
 	ts.Setenv("PIN_FILE", pin)
+}
+
+// newSoftHSMToken creates a SoftHSM2 token label (user PIN 1234) in a
+// token directory under dir and returns the SOFTHSM2_CONF that points
+// there and a file holding the PIN.
+func newSoftHSMToken(dir, label string) (conf, pin string, err error) {
+	tokens := filepath.Join(dir, "tokens")
+	conf, pin = filepath.Join(dir, "softhsm2.conf"), filepath.Join(dir, "pin")
+	cfg := fmt.Sprintf("directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n", tokens)
+	err = errors.Join(os.MkdirAll(tokens, 0o700), os.WriteFile(conf, []byte(cfg), 0o600), os.WriteFile(pin, []byte(testTokenPIN+"\n"), 0o600))
+	if err != nil {
+		return "", "", err
+	}
+	cmd := exec.Command("softhsm2-util", "--init-token", "--free", "--label", label,
+		"--so-pin", testTokenSOPIN, "--pin", testTokenPIN)
+	cmd.Env = append(os.Environ(), "SOFTHSM2_CONF="+conf)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", "", fmt.Errorf("softhsm2-util --init-token: %v: %s", err, bytes.TrimSpace(out))
+	}
+	return conf, pin, nil
 }
 
 // TestSoftHSMCondition checks that [softhsm] skips a script locally but

@@ -2,16 +2,15 @@ package main
 
 // This file wires AWS KMS into the CLI: the flags of encrypt, decrypt and
 // key create, the keystore's "aws-kms" backend, and the discovery keyring
-// of decrypt --discovery. What links the AWS SDK is in kms_full.go.
+// of decrypt --discovery. What links the AWS SDK is in kms_full.go, what
+// links PKCS#11 in hsm_full.go.
 
 import (
 	"errors"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/keystack/keystack/hsm"
 	"github.com/keystack/keystack/internal/lazybackend"
-	"github.com/keystack/keystack/internal/pkcs11token"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
 )
@@ -66,8 +65,8 @@ func keyCreateFlags() []cli.Flag {
 func externalBackends(c *cli.Context) map[string]keystore.Backend {
 	kms := &lazybackend.Backend{Name: keystore.BackendAWSKMS, ProviderID: keyring.ProviderAWSKMS, Check: checkKMSRef,
 		Open: func() keystore.Backend { return newKMSBackend(c) }}
-	p11 := &lazybackend.Backend{Name: keystore.BackendPKCS11, ProviderID: keyring.ProviderPKCS11, Check: pkcs11token.CheckKeyURI,
-		Open: func() keystore.Backend { return hsm.NewBackend(hsmOptions(c)) }}
+	p11 := &lazybackend.Backend{Name: keystore.BackendPKCS11, ProviderID: keyring.ProviderPKCS11, Check: checkPKCS11Ref,
+		Open: func() keystore.Backend { return newPKCS11Backend(c) }}
 	closeOnExit(c, kms, p11)
 	return map[string]keystore.Backend{keystore.BackendAWSKMS: kms, keystore.BackendPKCS11: p11}
 }
@@ -92,10 +91,9 @@ func createRef(c *cli.Context) (backend, ref string, err error) {
 			return "", "", usagef("key create: --pkcs11-uri needs --backend %s", keystore.BackendPKCS11)
 		}
 		if c.Bool("generate") {
-			_, err := pkcs11token.ParseURI(uri)
-			return backend, uri, err
+			return backend, uri, checkTokenURI(uri)
 		}
-		return backend, uri, pkcs11token.CheckKeyURI(uri)
+		return backend, uri, checkPKCS11Ref(uri)
 	}
 	return backend, generic, nil
 }
@@ -107,8 +105,7 @@ func createRef(c *cli.Context) (backend, ref string, err error) {
 // report every key tried and are classified by explainNoDecryptKey.
 func kmsFailure(err error) error {
 	_, kmsCall := kmsErrorCode(err)
-	var ce *pkcs11token.CallError
-	if (kmsCall || errors.As(err, &ce)) && !isAny(err, unavailableErrors) &&
+	if (kmsCall || isPKCS11Call(err)) && !isAny(err, unavailableErrors) &&
 		!errors.Is(err, errKMSAccessDenied) && !errors.Is(err, errKMSUnauthenticated) {
 		return &codedError{code: exitKey, err: err}
 	}

@@ -34,13 +34,14 @@ func checkKMSRef(string) error { return nil } // the backend refuses every refer
 // errKMSNotLinked is the aws-kms backend of this build used after all.
 var errKMSNotLinked = fmt.Errorf("the aws-kms backend is %w", errNotLinked)
 
-func newKMSBackend(*cli.Context) keystore.Backend { return kmsNotLinked{} }
+func newKMSBackend(*cli.Context) keystore.Backend { return notLinkedBackend{errKMSNotLinked} }
 
-// kmsNotLinked is the aws-kms backend of the lite build.
-type kmsNotLinked struct{}
+// notLinkedBackend is a key backend the lite build leaves out: each of its
+// keys fails with err.
+type notLinkedBackend struct{ err error }
 
-func (kmsNotLinked) Keyring(context.Context, string) (envelope.Keyring, error) {
-	return nil, errKMSNotLinked
+func (b notLinkedBackend) Keyring(context.Context, string) (envelope.Keyring, error) {
+	return nil, b.err
 }
 
 func discoveryKeyring(c *cli.Context, _ *keystore.Store) (envelope.Keyring, error) {

@@ -5,17 +5,25 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"debug/buildinfo"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/internal/gatewire"
 	"github.com/keystack/keystack/internal/pgstorage"
 	"github.com/keystack/keystack/internal/pgtest"
 )
@@ -23,26 +31,31 @@ import (
 // liteLeftOut are the packages the lite build does not link: the AWS SDK
 // (its clients, configuration, signer and smithy) and package client,
 // pgx and the keystore's PostgreSQL storage, audit and lease, the key
-// server, its XKS proxy and KMS wire code, and the rotation daemon. An
+// server, its XKS proxy and KMS wire code, the rotation daemon, and
+// PKCS#11 (the cgo binding, the token code and the hsm backend). An
 // entry ending in "/" is a prefix; any other covers the packages under it.
 var liteLeftOut = []string{
 	"github.com/aws/", "github.com/keystack/keystack/keystore/awskms", "github.com/keystack/keystack/client",
 	"github.com/jackc/", "github.com/keystack/keystack/internal/pgstorage", "github.com/keystack/keystack/internal/pgaudit",
 	"github.com/keystack/keystack/internal/pglease", "github.com/keystack/keystack/server", "github.com/keystack/keystack/xks",
 	"github.com/keystack/keystack/internal/kmswire", "github.com/keystack/keystack/internal/rotationd",
+	"github.com/miekg/pkcs11", "github.com/keystack/keystack/internal/pkcs11token", "github.com/keystack/keystack/hsm",
 }
 
-// TestLiteLinks: the lite build links none of liteLeftOut; the complete
-// build links each, so the names checked are real.
+// TestLiteLinks: the lite build, without cgo as make build builds it,
+// links none of liteLeftOut; the complete build links each, so the names
+// checked are real.
 func TestLiteLinks(t *testing.T) {
 	t.Parallel() // child processes only
 	for _, b := range []struct {
-		tags  string
-		links bool
-	}{{liteTags, false}, {makeTags, true}} {
-		out, err := exec.Command("go", "list", "-deps", "-tags", b.tags, ".").Output()
+		tags, cgo string
+		links     bool
+	}{{liteTags, "0", false}, {makeTags, "1", true}} {
+		cmd := exec.Command("go", "list", "-deps", "-tags", b.tags, ".")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED="+b.cgo)
+		out, err := cmd.Output()
 		if err != nil {
-			t.Fatalf("go list -tags %q: %v", b.tags, err)
+			t.Fatalf("go list -tags %q with CGO_ENABLED=%s: %v", b.tags, b.cgo, err)
 		}
 		for _, left := range liteLeftOut {
 			var linked []string
@@ -59,11 +72,13 @@ func TestLiteLinks(t *testing.T) {
 	}
 }
 
-// liteCmd runs one CLI binary in the tests of the lite build.
+// liteCmd runs one CLI binary in the tests of the lite build, as cred
+// when it is not nil.
 type liteCmd struct {
-	t   *testing.T
-	bin string
-	env []string
+	t    *testing.T
+	bin  string
+	env  []string
+	cred *syscall.Credential
 }
 
 // cliResult is what a CLI run left.
@@ -80,7 +95,7 @@ func (l liteCmd) run(stdin []byte, args ...string) cliResult {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, l.bin, args...)
 	cmd.Env = l.env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: l.cred}
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
@@ -160,13 +175,15 @@ func TestLiteBuild(t *testing.T) {
 		t.Parallel()
 		for _, args := range [][]string{{"--help"}, {"encrypt", "--help"}, {"decrypt", "--help"}, {"key", "create", "--help"},
 			{"seal", "set", "--help"}, {"audit", "show", "--help"}, {"init", "--help"}, {"server", "--help"},
-			{"server", "migrate", "--help"}, {"rotate", "daemon", "--help"}, {"--version"}} {
+			{"server", "migrate", "--help"}, {"rotate", "daemon", "--help"}, {"hsm", "--help"}, {"hsm", "keygen", "--help"},
+			{"--version"}} {
 			l, f := newLiteCmd(t, lite, t.TempDir()).ok(nil, args...), newLiteCmd(t, full, t.TempDir()).ok(nil, args...)
 			if !bytes.Equal(l, f) {
 				t.Errorf("keystack %s: the builds differ:\nlite:\n%s\nfull:\n%s", strings.Join(args, " "), l, f)
 			}
 		}
 	})
+	t.Run("static", func(t *testing.T) { t.Parallel(); testLiteStatic(t, lite, full) })
 	t.Run("local work without keystack-full", func(t *testing.T) { t.Parallel(); testLiteLocal(t, linkAlone(t, lite, "")) })
 	t.Run("keystack-full missing", func(t *testing.T) { t.Parallel(); testLiteNoFull(t, linkAlone(t, lite, "")) })
 	t.Run("loop guard", func(t *testing.T) { t.Parallel(); testLiteLoop(t, linkAlone(t, lite, lite)) })
@@ -175,6 +192,9 @@ func TestLiteBuild(t *testing.T) {
 	t.Run("server mode hands off", func(t *testing.T) { t.Parallel(); testLiteServer(t, lite) })
 	t.Run("rotate daemon hands off", func(t *testing.T) { t.Parallel(); testLiteDaemon(t, lite) })
 	t.Run("PostgreSQL storage hands off", func(t *testing.T) { t.Parallel(); testLitePG(t, lite) })
+	t.Run("store with a pkcs11 key hands off", func(t *testing.T) { t.Parallel(); testLitePKCS11Store(t, lite) })
+	t.Run("pkcs11 hands off", func(t *testing.T) { t.Parallel(); testLiteHSM(t, lite) })
+	t.Run("user only NSS names hands off", func(t *testing.T) { t.Parallel(); testLiteNSSUser(t, lite) })
 }
 
 // testLiteLocal: with no keystack-full to exec, empty files and a stream
@@ -193,6 +213,14 @@ func testLiteLocal(t *testing.T, lite string) {
 		t.Fatalf("empty file decrypted to %q, %v", data, err)
 	}
 	ks.roundTrip(100<<10, []string{"-k", "k"}, nil)
+	// os/user without cgo names the principal as the C library does.
+	var entries []struct{ Principal string }
+	if err := json.Unmarshal(ks.ok(nil, "audit", "show", "--json"), &entries); err != nil || len(entries) == 0 {
+		t.Fatalf("audit show --json: %d entries, %v", len(entries), err)
+	}
+	if want := gatewire.OSPrincipal(); entries[0].Principal != want {
+		t.Errorf("the lite build's principal: %q, want %q as in this cgo test binary", entries[0].Principal, want)
+	}
 }
 
 // testLiteNoFull: a command that needs keystack-full, when it is missing,
@@ -220,6 +248,16 @@ func testLiteNoFull(t *testing.T, lite string) {
 		{"server", "migrate", "--storage", noDB},
 		{"--storage", noDB, "key", "create", "pg"},
 		{"--storage", noDB, "encrypt", "-k", "k", "-o", filepath.Join(outDir, "pg.ks")},
+		{"hsm", "list"}, // no --pkcs11-uri: keystack-full's usage error
+		{"hsm", "list", "--pkcs11-uri", "pkcs11:token=T"},
+		{"hsm", "keygen", "--pkcs11-uri", "pkcs11:token=T", "--label", "k"},
+		{"encrypt", "-k", "pkcs11:token=T;object=k", "-o", filepath.Join(outDir, "p11.ks")},
+		{"decrypt", "-k", "pkcs11:pkcs11:token=T;object=k", "-o", filepath.Join(outDir, "p11")},
+		{"key", "create", "hsm1", "--backend", "pkcs11", "--ref", "pkcs11:token=T;object=k"},
+		{"key", "create", "hsm2", "--pkcs11-uri", "pkcs11:token=T;object=k"},
+		{"key", "create", "hsm3", "--generate"},
+		{"seal", "set", "pkcs11:token=T;object=seal"},
+		{"rotate", "run"},
 	} {
 		r := ks.run([]byte("data that must not be read"), args...)
 		if r.code != exitNoFull || !bytes.Contains(r.stderr, []byte(want+":")) || !bytes.Contains(r.stderr, []byte("make install")) ||
@@ -234,7 +272,8 @@ func testLiteNoFull(t *testing.T, lite string) {
 	if left, _ := os.ReadDir(outDir); len(left) != 0 {
 		t.Errorf("the failed hand-offs left %v in the output directory", left)
 	}
-	if keys := ks.ok(nil, "key", "list"); bytes.Contains(keys, []byte("kms")) || bytes.Contains(keys, []byte("pg")) {
+	if keys := ks.ok(nil, "key", "list"); bytes.Contains(keys, []byte("kms")) || bytes.Contains(keys, []byte("pg")) ||
+		bytes.Contains(keys, []byte("hsm")) {
 		t.Errorf("a failed hand-off of key create left a key:\n%s", keys)
 	}
 }
@@ -368,6 +407,136 @@ func testLitePG(t *testing.T, lite string) {
 	if out := ks.ok(nil, "server", "migrate"); !bytes.Contains(out, []byte("already current")) {
 		t.Errorf("server migrate after init: %q, want the schema already current", out)
 	}
+}
+
+// testLiteStatic: the lite build is static, built without cgo (no
+// dynamic loader to start, no libc); the complete one links cgo, for
+// PKCS#11.
+func testLiteStatic(t *testing.T, lite, full string) {
+	for _, b := range []struct {
+		bin    string
+		static bool
+	}{{lite, true}, {full, false}} {
+		f, err := elf.Open(b.bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		interp := slices.ContainsFunc(f.Progs, func(p *elf.Prog) bool { return p.Type == elf.PT_INTERP })
+		f.Close()
+		info, err := buildinfo.ReadFile(b.bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cgo := slices.Contains(info.Settings, debug.BuildSetting{Key: "CGO_ENABLED", Value: "1"})
+		if interp == b.static || cgo == b.static {
+			t.Errorf("%s: ELF interpreter %v, CGO_ENABLED=1 %v, want both %v", filepath.Base(b.bin), interp, cgo, !b.static)
+		}
+	}
+}
+
+// testLitePKCS11Store: a command on a keystore that lists a pkcs11 key
+// is handed to keystack-full when the keystore opens, whatever the key
+// it uses: without keystack-full it exits 7 having written nothing.
+func testLitePKCS11Store(t *testing.T, lite string) {
+	dir := t.TempDir()
+	ks := initLite(t, lite, dir)
+	ks.ok(nil, "key", "create", "local")
+	alone := liteCmd{t: t, bin: linkAlone(t, lite, ""), env: ks.env}
+	alone.ok([]byte("data"), "encrypt", "-k", "local", "-o", filepath.Join(dir, "before.ks"))
+	ks.ok(nil, "key", "create", "hsm", "--backend", "pkcs11", "--pkcs11-uri", "pkcs11:token=T;object=k") // no token needed
+	out := filepath.Join(dir, "after.ks")
+	if r := alone.run([]byte("data"), "encrypt", "-k", "local", "-o", out); r.code != exitNoFull || len(r.stdout) != 0 {
+		t.Errorf("encrypt -k local over a store with a pkcs11 key, without %s: exit %d, stdout %q, want %d and none\n%s",
+			fullName, r.code, r.stdout, exitNoFull, r.stderr)
+	}
+	if _, err := os.Lstat(out); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the failed hand-off left its output: %v", err)
+	}
+	ks.roundTrip(1000, []string{"-k", "local"}, nil)
+}
+
+// testLiteHSM: on a SoftHSM2 token, keystack hsm, key create --generate,
+// -k naming a token key and a keystore auto-unsealed by one all work
+// through keystack-full (the lite build fails every PKCS#11 call), and
+// without it the sealed keystore is not opened.
+func testLiteHSM(t *testing.T, lite string) {
+	if why := softhsmMissing(); why != "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but %s", why)
+		}
+		t.Skip(why)
+	}
+	dir := t.TempDir()
+	conf, _, err := newSoftHSMToken(filepath.Join(dir, "softhsm"), "T")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"SOFTHSM2_CONF=" + conf, envPKCS11Module + "=" + testPKCS11Module(), "KEYSTACK_PKCS11_PIN=" + testTokenPIN}
+	ks := initLite(t, lite, dir, env...)
+	for _, label := range []string{"k1", "seal"} {
+		ks.ok(nil, "hsm", "keygen", "--pkcs11-uri", "pkcs11:token=T", "--label", label)
+	}
+	if list := ks.ok(nil, "hsm", "list", "--pkcs11-uri", "pkcs11:token=T"); !bytes.Contains(list, []byte("k1")) {
+		t.Errorf("hsm list after hsm keygen k1:\n%s", list)
+	}
+	ks.ok(nil, "key", "create", "gen", "--backend", "pkcs11", "--pkcs11-uri", "pkcs11:token=T", "--generate")
+	ks.roundTrip(100<<10, []string{"-k", "gen"}, nil)
+	// A keystore with no pkcs11 key: -k alone hands off; then its seal.
+	sealed := newLiteCmd(t, lite, t.TempDir(), append(env, "KEYSTACK_PASSPHRASE=pass")...)
+	sealed.ok(nil, "init")
+	uri := []string{"-k", "pkcs11:token=T;object=k1"}
+	sealed.roundTrip(1000, uri, uri)
+	sealed.ok(nil, "seal", "set", "pkcs11:token=T;object=seal")
+	sealed.ok(nil, "key", "create", "local")
+	sealed.roundTrip(1000, []string{"-k", "local"}, nil)
+	alone := liteCmd{t: t, bin: linkAlone(t, lite, ""), env: sealed.env}
+	if r := alone.run(nil, "key", "list"); r.code != exitNoFull || len(r.stdout) != 0 {
+		t.Errorf("key list on a keystore sealed by a token key, without %s: exit %d, stdout %q, want %d and none\n%s",
+			fullName, r.code, r.stdout, exitNoFull, r.stderr)
+	}
+}
+
+// testLiteNSSUser: an OS user /etc/passwd does not list, whose name only
+// the C library's NSS lookup of keystack-full may find, is handed off
+// before the keystore is created; with keystack-full the command works.
+func testLiteNSSUser(t *testing.T, lite string) {
+	if os.Getuid() != 0 {
+		t.Skip("running as a user /etc/passwd lacks needs root")
+	}
+	uid := 54321
+	for ; ; uid++ {
+		if _, err := user.LookupId(strconv.Itoa(uid)); err != nil {
+			break
+		}
+	}
+	// t.TempDir and the binaries' directory are root's alone: link the
+	// binaries into a directory that user may search.
+	dir, err := os.MkdirTemp("", "keystack-nss-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	pair, alone, home := filepath.Join(dir, "pair"), filepath.Join(dir, "alone"), filepath.Join(dir, "home")
+	full := filepath.Join(filepath.Dir(lite), fullName)
+	err = errors.Join(os.Chmod(dir, 0o755), os.Mkdir(pair, 0o755), os.Mkdir(alone, 0o755), os.Mkdir(home, 0o700), os.Chown(home, uid, uid))
+	for _, l := range [][2]string{{lite, filepath.Join(pair, "keystack")}, {full, filepath.Join(pair, fullName)}, {lite, filepath.Join(alone, "keystack")}} {
+		err = errors.Join(err, os.Link(l[0], l[1]))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := newLiteCmd(t, filepath.Join(alone, "keystack"), home)
+	ks.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(uid)}
+	if r := ks.run(nil, "init", "--insecure-no-passphrase"); r.code != exitNoFull {
+		t.Errorf("init as uid %d without %s: exit %d, want %d\n%s", uid, fullName, r.code, exitNoFull, r.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(home, "home")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the failed hand-off of init left a keystore: %v", err)
+	}
+	ks.bin = filepath.Join(pair, "keystack")
+	ks.ok(nil, "init", "--insecure-no-passphrase")
+	ks.ok(nil, "key", "create", "k")
+	ks.roundTrip(1000, []string{"-k", "k"}, nil)
 }
 
 // startLiteServer runs keystack server with args until the test ends,

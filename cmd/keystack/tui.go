@@ -11,7 +11,6 @@ import (
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/gate"
-	"github.com/keystack/keystack/hsm"
 	"github.com/keystack/keystack/internal/fsx"
 	"github.com/keystack/keystack/keyring"
 	"github.com/keystack/keystack/keystore"
@@ -45,8 +44,8 @@ const exitCodesHelp = `EXIT CODES:
    6    key backend unavailable (KMS did not answer, PKCS#11 module or token
         could not be opened, the --storage database did not answer);
         nothing was decrypted or written
-   7    the command needs keystack-full (AWS KMS, a key server, --storage,
-        keystack server, rotate daemon), which this
+   7    the command needs keystack-full (AWS KMS, PKCS#11, a key server,
+        --storage, keystack server, rotate), which this
         keystack hands it to, and it could not be run; nothing was read or written
    130  interrupted (143 for SIGTERM, 129 for SIGHUP)
 `
@@ -85,7 +84,7 @@ var exitClasses = []exitClass{
 	{exitAuth, []error{gate.ErrAuditDamaged}}, // a tampered audit log, before the audit failure it causes
 	{exitError, []error{policy.ErrAuditFailed}},
 	{exitUsage, []error{envelope.ErrInvalidOptions, envelope.ErrInvalidContext, keystore.ErrInvalidOptions,
-		keyring.ErrInvalidCacheOptions, hsm.ErrInvalidURI}},
+		keyring.ErrInvalidCacheOptions, errHSMInvalidURI}},
 	{exitDenied, []error{policy.ErrAccessDenied, errKMSAccessDenied}},
 	{exitAuth, []error{errServerTLSTrust}}, // the server failed to authenticate itself: no outage, before unavailable
 	{exitUnavailable, unavailableErrors},
@@ -97,16 +96,15 @@ var exitClasses = []exitClass{
 		keystore.ErrInvalidName, keystore.ErrBadPassphrase, keystore.ErrLocked, keystore.ErrNotInitialized,
 		keystore.ErrExists, keystore.ErrBackendUnavailable, keystore.ErrCorruptStore, keystore.ErrKeyDisabled,
 		keystore.ErrNotSupported, errNoPassphrase, errPassphraseMismatch, errEmptyPassphrase, errPassphraseFileAccess,
-		hsm.ErrKeyNotFound, hsm.ErrKeyExists, hsm.ErrPINIncorrect, hsm.ErrPINLocked, hsm.ErrNoPIN,
-		hsm.ErrInvalidKey, hsm.ErrClosed,
 		keystore.ErrCredentialLimit, keystore.ErrCredentialNotFound}},
+	{exitKey, hsmKeyErrors},
 	{exitKey, kmsKeyErrors},
 	{exitKey, serverKeyErrors},
 }
 
 // unavailableErrors mean the key backend could not be reached or opened:
 // the key itself may be fine, so trying again later may work.
-var unavailableErrors = []error{errKMSUnavailable, hsm.ErrModule, hsm.ErrTokenNotFound, hsm.ErrUnavailable, keystore.ErrUnavailable}
+var unavailableErrors = []error{errKMSUnavailable, errHSMModule, errHSMTokenNotFound, errHSMUnavailable, keystore.ErrUnavailable}
 
 // exitCode maps err to the documented exit code.
 func exitCode(err error) int {
@@ -170,7 +168,7 @@ func hint(err error) string {
 	case errors.Is(err, policy.ErrAuditFailed):
 		return "the audit log could not record the decision, so nothing was done: check free space and permissions of the keystore directory"
 	case errors.Is(err, errNoFull):
-		return "keystack from \"make install\" runs keystack-full, installed beside it, for AWS KMS, server mode, PostgreSQL storage, keystack server and rotate daemon: run \"make install\" again, " +
+		return "keystack from \"make install\" runs keystack-full, installed beside it, for AWS KMS, PKCS#11, server mode, PostgreSQL storage, keystack server and rotate: run \"make install\" again, " +
 			"or install the one complete build with \"go install github.com/keystack/keystack/cmd/keystack@latest\""
 	case errors.Is(err, errNotLinked):
 		return "run the command with keystack-full"
