@@ -55,8 +55,8 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
-	$(GO) vet -tags '$(BUILDTAGS) keystack_lite' ./cmd/keystack
-	$(GO) run $(STATICCHECK) -tags '$(BUILDTAGS) keystack_lite' ./cmd/keystack
+	CGO_ENABLED=0 $(GO) vet -tags '$(BUILDTAGS) keystack_lite' ./cmd/keystack
+	CGO_ENABLED=0 $(GO) run $(STATICCHECK) -tags '$(BUILDTAGS) keystack_lite' ./cmd/keystack
 
 clean:
 	rm -rf bin

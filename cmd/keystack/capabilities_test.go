@@ -1,3 +1,5 @@
+//go:build !keystack_lite
+
 package main
 
 import (
