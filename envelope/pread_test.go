@@ -3,6 +3,7 @@ package envelope_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -235,6 +236,37 @@ func TestEncryptReadsAligned(t *testing.T) {
 		f.Close()
 		if rec.reads < 48 || rec.unaligned > 1 {
 			t.Errorf("declared %d: %d of %d reads into misaligned memory, want at most the final frame's", declared, rec.unaligned, rec.reads)
+		}
+	}
+}
+
+// MessageLength is the exact length of what an unsigned writer writes, for
+// every place the declared length can fall against the frames, and -1 when
+// the length was not declared or the suite is signed.
+func TestMessageLength(t *testing.T) {
+	kr := aesKeyring(t, "length", 1)
+	const fl = 4096
+	for _, n := range []int64{1, fl - 1, fl, fl + 1, 3 * fl, 3*fl + 5} {
+		var out bytes.Buffer
+		w, err := envelope.Encrypt(bg, &out, kr, envelope.EncryptOptions{FrameLength: fl, PlaintextLength: n, Context: map[string]string{"n": fmt.Sprint(n)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		predicted := w.MessageLength()
+		if _, err := w.Write(pattern(int(n))); err != nil || w.Close() != nil {
+			t.Fatal(err)
+		}
+		if predicted != int64(out.Len()) {
+			t.Errorf("plaintext %d: MessageLength %d, wrote %d", n, predicted, out.Len())
+		}
+	}
+	for _, opts := range []envelope.EncryptOptions{{}, {PlaintextLength: 10, Suite: envelope.SuiteCommittedSigned}} {
+		w, err := envelope.Encrypt(bg, io.Discard, kr, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := w.MessageLength(); n != -1 {
+			t.Errorf("%+v: MessageLength %d, want -1", opts, n)
 		}
 	}
 }

@@ -193,6 +193,26 @@ func (w *Writer) Close() error {
 // it back. The caller must not modify it.
 func (w *Writer) Header() *Header { return w.s.hdr }
 
+// MessageLength returns the exact length in bytes of the message w will
+// write when its plaintext length was declared (EncryptOptions.
+// PlaintextLength) and its suite is unsigned, else -1 (a signature's DER
+// encoding varies in length). A file that will hold the message can be
+// given its space up front.
+func (w *Writer) MessageLength() int64 {
+	if w.declared < 0 || w.s.sig != nil {
+		return -1
+	}
+	n, fl := w.declared, int64(w.s.codec.frameLen)
+	// Every frame but the last is full; the final frame holds the rest,
+	// all of a full frame when the length is a multiple, or nothing.
+	regular := int64(0)
+	if n > 0 {
+		regular = (n - 1) / fl
+	}
+	final := n - regular*fl
+	return int64(len(w.s.header)) + regular*(regularPrefix+fl+gcmTagLen) + finalPrefix + final + gcmTagLen
+}
+
 func (w *Writer) writeHeader() {
 	if w.headerDone || w.err != nil {
 		return

@@ -39,7 +39,14 @@ type crypter struct {
 	reports  []*result  // outputs waiting for the batch to publish them
 	stream   bool       // the last output opened is written in place
 	runState            // several files: counts, failures, progress (runs.go)
+	// preallocate gives the output file opened last its final length of
+	// disk space up front (fsx.File.Preallocate); nil for a stream and
+	// for a durable output.
+	preallocate func(int64)
 }
+
+// preallocMin is the least message length worth preallocating.
+const preallocMin = 1 << 20
 
 // result is the --json metadata of one processed file.
 type result struct {
@@ -186,7 +193,7 @@ func (k *crypter) openSource(in, out string) (io.Reader, int64, func(), error) {
 // stdout, and an existing character device, FIFO or socket, are written
 // in place as a stream; anything else goes through fsx.
 func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) {
-	k.stream = true
+	k.stream, k.preallocate = true, nil
 	if k.namesStdout(out) {
 		if f, ok := k.c.App.Writer.(*os.File); ok {
 			growPipe(f)
@@ -216,7 +223,10 @@ func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) 
 		return nil, nil, nil, err
 	}
 	if k.c.String("sync") == "none" {
+		// Only here: a durable output's fsync converts the preallocated
+		// extents, which cost what the writes saved (2026-12-02).
 		f.NoSync()
+		k.preallocate = f.Preallocate
 	}
 	return asyncSink(f, f.Commit, func() { f.Abort() })
 }
@@ -324,6 +334,9 @@ func (k *crypter) encryptStream(dst io.Writer, src io.Reader, size int64) (*resu
 	}
 	if err != nil {
 		return nil, err
+	}
+	if length := w.MessageLength(); k.preallocate != nil && b64 == nil && length >= preallocMin {
+		k.preallocate(length)
 	}
 	n, err := io.Copy(w, src)
 	if cerr := w.Close(); err == nil {

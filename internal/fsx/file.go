@@ -148,6 +148,12 @@ func checkDir(dir string) error {
 // the first Write.
 func (f *File) NoSync() { f.noSync = true }
 
+// Preallocate gives the file n bytes of disk space up front where that
+// makes large writes cheaper (ext4), without changing its size. Call it
+// before the first Write with the exact final length: space allocated
+// beyond the end stays allocated. Failures are ignored.
+func (f *File) Preallocate(n int64) { preallocate(f.f, n) }
+
 // Name returns the path of the temporary file, or a description of it
 // while it is unnamed.
 func (f *File) Name() string { return cmp.Or(f.tmp, f.f.Name()) }
