@@ -9,11 +9,11 @@
 #
 # The same rounds measure what any binary like keystack pays before it runs
 # a line of its own code, built from probes that do nothing in main: a
-# static Go program; one linked with cgo (keystack is, for PKCS#11: the
-# dynamic loader and glibc start first); that one importing the AWS KMS
-# backend (the AWS SDK's package initialisation); and one importing every
-# package cmd/keystack imports (every package initialisation keystack
-# runs). keystack --version then adds the binary's own size and the CLI's
+# static Go program; one linked with cgo (keystack-full is, for PKCS#11:
+# the dynamic loader and glibc start first); that one importing the AWS KMS
+# backend (the AWS SDK's package initialisation, keystack-full's); and a
+# static one importing every package the lite keystack imports (every
+# package initialisation keystack runs; it is static too). keystack --version then adds the binary's own size and the CLI's
 # command tree, and the empty-file commands the store, the audit record and
 # the anchor. The probes are built with go build -overlay, so nothing is
 # written into the source tree. The baseline row is the CLI as it was when
@@ -51,7 +51,7 @@ CGO_ENABLED=0 probe static
 probe cgo runtime/cgo
 probe aws runtime/cgo github.com/keystack/keystack/keystore/awskms
 # shellcheck disable=SC2046 # one import per package (cmd/keystack/... would be internal to it)
-probe inits runtime/cgo $(go list -tags 'urfave_cli_no_docs keystack_lite' -f '{{join .Imports "\n"}}' ./cmd/keystack | grep -vx C | grep -v /cmd/keystack/)
+CGO_ENABLED=0 probe inits $(CGO_ENABLED=0 go list -tags 'urfave_cli_no_docs keystack_lite' -f '{{join .Imports "\n"}}' ./cmd/keystack | grep -v /cmd/keystack/)
 # The baseline: BASE's tree from git, its own module graph (the module
 # proxy or the module cache must hold it), the go build cache keeps it cheap.
 BASE=${BENCH_STARTUP_BASE:-375f045}
@@ -104,7 +104,7 @@ awk '
   { cpu[$1, $2] = $3; wall[$1, $2] = $4; if ($2 > r) r = $2 }
   END {
     split("true cat static cgo aws inits version encrypt decrypt full base", names, " ")
-    split("||a static Go program|the same linked with cgo (glibc, dynamic loader)|+ the AWS SDK'"'"'s package initialisation|+ every package keystack imports|keystack --version (+ binary size, command tree)|||keystack-full encrypt (the complete build)|encrypt as built when issue 15 was filed ('"$BASE"'; 7 to 10 ms then)", what, "|")
+    split("||a static Go program|the same linked with cgo (glibc, dynamic loader; keystack-full)|+ the AWS SDK'"'"'s package initialisation (keystack-full)|a static Go program importing every package keystack imports|keystack --version (+ binary size, command tree)|||keystack-full encrypt (the complete build)|encrypt as built when issue 15 was filed ('"$BASE"'; 7 to 10 ms then)", what, "|")
     for (k = 1; k <= 11; k++) { n = names[k]
       if (!((n, 1) in cpu)) continue
       for (i = 1; i <= r; i++) { c[i] = cpu[n, i]; w[i] = wall[n, i]; x[i] = cpu[n, i] - cpu["true", i]; y[i] = cpu[n, i] / (cpu["cat", i] > 0 ? cpu["cat", i] : 1e-3) }
