@@ -61,6 +61,29 @@ type Header struct {
 	authTag   []byte
 }
 
+// PlaintextLength returns the plaintext length of an unsigned framed
+// message of messageLen bytes with header h, which its length alone
+// determines: every frame but the last is full, and the final frame holds
+// 0 to FrameLength bytes. It returns -1 for a signed or non-framed
+// message and for a length no such message can have. The result is a
+// prediction until the message has been read and authenticated.
+func (h *Header) PlaintextLength(messageLen int64) int64 {
+	if h.Suite.Signed() || h.ContentType != contentFramed || h.FrameLength == 0 {
+		return -1
+	}
+	fl := int64(h.FrameLength)
+	rest := messageLen - int64(h.HeaderLength) - finalPrefix - gcmTagLen
+	if rest < 0 {
+		return -1
+	}
+	regular := rest / (regularPrefix + fl + gcmTagLen)
+	final := rest - regular*(regularPrefix+fl+gcmTagLen)
+	if final > fl {
+		return -1
+	}
+	return regular*fl + final
+}
+
 // CommitKey returns the header's key commitment (v2 suite data), nil for v1.
 func (h *Header) CommitKey() []byte { return bytes.Clone(h.commitKey) }
 

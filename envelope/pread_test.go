@@ -242,7 +242,8 @@ func TestEncryptReadsAligned(t *testing.T) {
 
 // MessageLength is the exact length of what an unsigned writer writes, for
 // every place the declared length can fall against the frames, and -1 when
-// the length was not declared or the suite is signed.
+// the length was not declared or the suite is signed; Header.PlaintextLength
+// inverts it.
 func TestMessageLength(t *testing.T) {
 	kr := aesKeyring(t, "length", 1)
 	const fl = 4096
@@ -259,6 +260,14 @@ func TestMessageLength(t *testing.T) {
 		if predicted != int64(out.Len()) {
 			t.Errorf("plaintext %d: MessageLength %d, wrote %d", n, predicted, out.Len())
 		}
+		if got := w.Header().PlaintextLength(int64(out.Len())); got != n {
+			t.Errorf("plaintext %d: Header.PlaintextLength of the message %d", n, got)
+		}
+		for _, bad := range []int64{int64(out.Len()) - 1, int64(out.Len()) + 16, int64(w.Header().HeaderLength)} {
+			if got := w.Header().PlaintextLength(bad); got == n {
+				t.Errorf("plaintext %d: a message of %d bytes also predicted %d", n, bad, got)
+			}
+		}
 	}
 	for _, opts := range []envelope.EncryptOptions{{}, {PlaintextLength: 10, Suite: envelope.SuiteCommittedSigned}} {
 		w, err := envelope.Encrypt(bg, io.Discard, kr, opts)
@@ -267,6 +276,9 @@ func TestMessageLength(t *testing.T) {
 		}
 		if n := w.MessageLength(); n != -1 {
 			t.Errorf("%+v: MessageLength %d, want -1", opts, n)
+		}
+		if n := w.Header().PlaintextLength(1 << 20); opts.Suite == envelope.SuiteCommittedSigned && n != -1 {
+			t.Errorf("signed: Header.PlaintextLength %d, want -1", n)
 		}
 	}
 }

@@ -131,7 +131,7 @@ func (k *crypter) runOne(in, out string) (*result, error) {
 	if k.encrypt {
 		res, err = k.encryptStream(dst, src, size)
 	} else {
-		res, err = k.decryptStream(dst, src)
+		res, err = k.decryptStream(dst, src, size)
 	}
 	endBar()
 	if err != nil {
@@ -352,13 +352,16 @@ func (k *crypter) encryptStream(dst io.Writer, src io.Reader, size int64) (*resu
 	return &result{Operation: "encrypt", headerView: viewHeader(hdr), PlaintextBytes: n, CiphertextBytes: out.n, hdr: hdr}, nil
 }
 
-func (k *crypter) decryptStream(dst io.Writer, src io.Reader) (*result, error) {
+func (k *crypter) decryptStream(dst io.Writer, src io.Reader, size int64) (*result, error) {
 	in := &countReader{r: src}
 	r, err := envelope.Decrypt(k.c.Context, in, k.kr, k.dopts)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
+	if length := r.Header().PlaintextLength(size); k.preallocate != nil && length >= preallocMin && !k.c.Bool("decode") {
+		k.preallocate(length) // exact once the message authenticates; else the output is discarded
+	}
 	if err := checkContextKeys(r.Header(), k.needKeys); err != nil {
 		return nil, err
 	}

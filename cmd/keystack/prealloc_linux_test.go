@@ -67,12 +67,12 @@ const (
 	extentUnwritten = 0x800 // FIEMAP_EXTENT_UNWRITTEN: allocated by fallocate
 )
 
-// encrypt --sync none gives a large output its exact length of disk space
-// up front: right after the command, its extents are allocated (unwritten:
+// encrypt and decrypt --sync none give a large output its exact length of
+// disk space up front: right after the command, its extents are allocated (unwritten:
 // the data is still in the page cache) rather than delayed, and they end
 // within the last block (a wrong prediction would leave space allocated
 // past the end, or fall short).
-func TestEncryptPreallocatesExactly(t *testing.T) {
+func TestPreallocatesExactly(t *testing.T) {
 	dir := ext4Dir(t)
 	home := filepath.Join(t.TempDir(), "home")
 	keystack(t, "--home", home, "init", "--insecure-no-passphrase")
@@ -86,21 +86,29 @@ func TestEncryptPreallocatesExactly(t *testing.T) {
 	if err := runCLI(context.Background(), t, io.Discard, "--home", home, "encrypt", "-k", "k1", "--sync", "none", "-i", in, "-o", out); err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(out)
+	checkPreallocated(t, out)
+	if err := runCLI(context.Background(), t, io.Discard, "--home", home, "decrypt", "--sync", "none", "-i", out, "-o", in+".out"); err != nil {
+		t.Fatal(err)
+	}
+	checkPreallocated(t, in+".out")
+	if got, err := os.ReadFile(in + ".out"); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("round trip: %v", err)
+	}
+}
+
+// checkPreallocated fails unless path's extents are allocated and
+// unwritten, none delayed, and end within its last block.
+func checkPreallocated(t *testing.T, path string) {
+	t.Helper()
+	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	allocated := fi.Sys().(*syscall.Stat_t).Blocks * 512
 	if allocated < fi.Size() || allocated-fi.Size() >= 4096 {
-		t.Fatalf("%d bytes, %d allocated: want the length rounded up to one block", fi.Size(), allocated)
+		t.Fatalf("%s: %d bytes, %d allocated: want the length rounded up to one block", path, fi.Size(), allocated)
 	}
-	if flags := extentFlags(t, out); flags&extentUnwritten == 0 || flags&extentDelalloc != 0 {
-		t.Fatalf("extent flags %#x: want allocated, unwritten extents and no delayed ones", flags)
-	}
-	if err := runCLI(context.Background(), t, io.Discard, "--home", home, "decrypt", "-i", out, "-o", in+".out"); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := os.ReadFile(in + ".out"); err != nil || !bytes.Equal(got, data) {
-		t.Fatalf("round trip: %v", err)
+	if flags := extentFlags(t, path); flags&extentUnwritten == 0 || flags&extentDelalloc != 0 {
+		t.Fatalf("%s: extent flags %#x: want allocated, unwritten extents and no delayed ones", path, flags)
 	}
 }
