@@ -70,3 +70,60 @@ func pipeThrough(t *testing.T, bin string, env []string, in []byte, args ...stri
 	}
 	return out
 }
+
+// A named FIFO given as -i grows as stdin does; the message read from it
+// decrypts.
+func TestFIFOInputGrows(t *testing.T) {
+	t.Parallel()
+	bin := buildCLITags(t, makeTags)
+	dir := t.TempDir()
+	env := append(os.Environ(), "KEYSTACK_HOME="+filepath.Join(dir, "home"))
+	for _, args := range [][]string{{"init", "--insecure-no-passphrase"}, {"key", "create", "k1"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = env
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+	}
+	fifo, out := filepath.Join(dir, "in.fifo"), filepath.Join(dir, "out.ks")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Held open read-write, the FIFO's pipe exists before keystack opens
+	// it, with the 64 KiB it must grow from.
+	hold, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.FcntlInt(hold.Fd(), unix.F_SETPIPE_SZ, 64<<10); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "encrypt", "-k", "k1", "-i", fifo, "-o", out)
+	var stderr bytes.Buffer
+	cmd.Env, cmd.Stderr = env, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := bytes.Repeat([]byte("fifo "), 300_000)
+	if _, err := w.Write(plain); err != nil { // returns once keystack has read most of it
+		t.Fatal(err)
+	}
+	n, err := unix.FcntlInt(w.Fd(), unix.F_GETPIPE_SZ, 0)
+	hold.Close() // then closing w, the last writer, ends the input
+	w.Close()
+	if werr := cmd.Wait(); werr != nil {
+		t.Fatalf("encrypt -i FIFO: %v\n%s", werr, stderr.Bytes())
+	}
+	if err != nil || n != pipeBytes {
+		t.Errorf("FIFO pipe of %d bytes (%v), want %d", n, err, pipeBytes)
+	}
+	dec := exec.Command(bin, "decrypt", "-i", out, "-o", "-")
+	dec.Env = env
+	if got, err := dec.Output(); err != nil || !bytes.Equal(got, plain) {
+		t.Fatalf("decrypt: %v, %d bytes, want %d", err, len(got), len(plain))
+	}
+}
