@@ -13,3 +13,5 @@ import (
 func addHandOff([]*cli.Command, string) {}
 
 func storeNeedsFull(*keystore.Store) error { return nil }
+
+func osUserNeedsFull() bool { return false }

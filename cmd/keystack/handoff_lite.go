@@ -17,8 +17,9 @@ import (
 
 // addHandOff makes each command return errNeedsFull, before it does
 // anything, when it is one of fullCommands or its flags or arguments ask
-// for AWS KMS, PKCS#11, a key server or a keystore in PostgreSQL, or the
-// OS user is one this build's os/user cannot name (osUserNeedsFull).
+// for AWS KMS, PKCS#11, a key server or a keystore in PostgreSQL. An OS
+// user this build's os/user cannot name is handed off before that, by
+// runApp (osUserNeedsFull).
 // The keys a store holds are checked when it opens (storeNeedsFull).
 func addHandOff(cmds []*cli.Command, prefix string) {
 	for _, cmd := range cmds {
@@ -26,7 +27,7 @@ func addHandOff(cmds []*cli.Command, prefix string) {
 		addHandOff(cmd.Subcommands, path)
 		if action := cmd.Action; action != nil {
 			cmd.Action = func(c *cli.Context) error {
-				if flagsNeedFull(c, path) || osUserNeedsFull() {
+				if flagsNeedFull(c, path) {
 					return errNeedsFull
 				}
 				return action(c)
@@ -85,8 +86,10 @@ func storeNeedsFull(st *keystore.Store) error {
 
 // osUserNeedsFull reports an OS user that /etc/passwd does not list (one
 // of LDAP, sssd or a systemd DynamicUser): without cgo, os/user reads only
-// that file and would take the principal from $USER or the bare uid, where
-// the complete build asks NSS as the C library does.
+// that file and would take the principal from $USER or the bare uid, and
+// expand an argfile's ~ from $HOME alone, where the complete build asks
+// NSS as the C library does. runApp hands such a user's every command
+// off before it reads anything, argfiles included.
 func osUserNeedsFull() bool {
 	_, err := user.LookupId(strconv.Itoa(os.Getuid()))
 	return err != nil

@@ -498,7 +498,8 @@ func testLiteHSM(t *testing.T, lite string) {
 
 // testLiteNSSUser: an OS user /etc/passwd does not list, whose name only
 // the C library's NSS lookup of keystack-full may find, is handed off
-// before the keystore is created; with keystack-full the command works.
+// before the keystore is created and before argfiles are read; with
+// keystack-full the command works.
 func testLiteNSSUser(t *testing.T, lite string) {
 	if os.Getuid() != 0 {
 		t.Skip("running as a user /etc/passwd lacks needs root")
@@ -532,6 +533,11 @@ func testLiteNSSUser(t *testing.T, lite string) {
 	}
 	if _, err := os.Stat(filepath.Join(home, "home")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the failed hand-off of init left a keystore: %v", err)
+	}
+	// Handed off before argfiles are read: keystack-full expands them (a ~
+	// in them with the home NSS gives), so a missing one is its error.
+	if r := ks.run(nil, "@"+filepath.Join(dir, "missing.args")); r.code != exitNoFull {
+		t.Errorf("an argfile as uid %d without %s: exit %d, want %d (read before the hand-off?)\n%s", uid, fullName, r.code, exitNoFull, r.stderr)
 	}
 	ks.bin = filepath.Join(pair, "keystack")
 	ks.ok(nil, "init", "--insecure-no-passphrase")

@@ -108,8 +108,10 @@ func runApp(app *cli.App, argv []string) int {
 		}
 	}()
 
-	argv, err := expandArgfiles(argv)
-	if err == nil {
+	var err error
+	if osUserNeedsFull() { // before argfiles: keystack-full expands their ~ with NSS
+		err = errNeedsFull
+	} else if argv, err = expandArgfiles(argv); err == nil {
 		err = app.RunContext(ctx, permuteArgs(app, argv))
 	}
 	if code := caught.Load(); code != 0 && !graceful.Load() {
