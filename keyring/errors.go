@@ -19,6 +19,12 @@ var (
 	// a failing backend.
 	ErrKeyNotFound = errors.New("keyring: key not found in its backend")
 
+	// ErrKeyUnavailable is matched by a backend's error when the device or
+	// service that holds the key cannot be reached or is failing (an HSM
+	// token removed or in error): the key may be fine, and a retry later
+	// may succeed.
+	ErrKeyUnavailable = errors.New("keyring: the key's backend is unavailable")
+
 	// ErrNotSupported is returned for an operation the key's kind does not
 	// allow, such as rotating an imported RSA key.
 	ErrNotSupported = errors.New("keyring: operation not supported for this key")

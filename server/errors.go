@@ -42,6 +42,7 @@ var errorMap = []struct {
 	{serverstore.ErrKeyState, "KMSInvalidStateException", "the key's state does not allow this operation"},
 	{keystore.ErrKeyDisabled, "KMSInvalidStateException", "the key version cannot be used for this operation"},
 	{keyring.ErrUnwrapFailed, "InvalidCiphertextException", "the ciphertext is invalid or the encryption context does not match"},
+	{keyring.ErrKeyUnavailable, "KeyUnavailableException", "the key's HSM cannot be reached; retry later"},
 	{serverstore.ErrInvalidAlias, "ValidationException", "invalid alias name"},
 	{keystore.ErrInvalidName, "ValidationException", "invalid key ID"},
 	{keystore.ErrInvalidOptions, "ValidationException", "invalid request parameters"},

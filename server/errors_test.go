@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/keystack/keystack/hsm"
 	"github.com/keystack/keystack/internal/kmswire"
 	"github.com/keystack/keystack/keystore"
 )
@@ -23,5 +24,20 @@ func TestUnavailableIsRetryable5xx(t *testing.T) {
 	}
 	if got := ke.Message; got == "" || strings.Contains(got, "db.internal") {
 		t.Fatalf("message %q is empty or repeats the cause", got)
+	}
+}
+
+// TestHSMUnavailableIsKeyUnavailable: a PKCS#11 key whose token is gone or
+// failing (hsm.ErrUnavailable, which matches keyring.ErrKeyUnavailable)
+// answers KMS's retryable KeyUnavailableException, a 500, not the
+// KMSInternalException of an unknown failure.
+func TestHSMUnavailableIsKeyUnavailable(t *testing.T) {
+	err := kmsError(fmt.Errorf("keystore: pkcs11 backend: hsm: encrypt with %q: %w", "k/v1", hsm.ErrUnavailable))
+	var ke *kmswire.Error
+	if !errors.As(err, &ke) || ke.Status != http.StatusInternalServerError || ke.Code != "KeyUnavailableException" {
+		t.Fatalf("kmsError(hsm.ErrUnavailable) = %v, want a 500 KeyUnavailableException", err)
+	}
+	if strings.Contains(ke.Message, "k/v1") {
+		t.Fatalf("message %q repeats the cause", ke.Message)
 	}
 }

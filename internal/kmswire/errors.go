@@ -26,6 +26,7 @@ func (e *Error) Error() string { return e.Code + ": " + e.Message }
 // serverErrors are the error names KMS answers with a 5xx status.
 var serverErrors = map[string]int{
 	"KMSInternalException":       http.StatusInternalServerError,
+	"KeyUnavailableException":    http.StatusInternalServerError,
 	"DependencyTimeoutException": http.StatusServiceUnavailable,
 	"ServiceUnavailable":         http.StatusServiceUnavailable,
 }

@@ -40,7 +40,8 @@ var (
 	// ErrUnavailable is matched by a CallError whose code says the device
 	// or token is gone or failing (CKR_DEVICE_ERROR, CKR_DEVICE_REMOVED,
 	// CKR_TOKEN_NOT_PRESENT, …): the key may be fine, the HSM is not there.
-	ErrUnavailable = errors.New("hsm: token unavailable")
+	// It also matches keyring.ErrKeyUnavailable.
+	ErrUnavailable error = &classError{msg: "hsm: token unavailable", class: keyring.ErrKeyUnavailable}
 )
 
 // classError is a sentinel of this package that also matches a class
