@@ -113,7 +113,7 @@ var apiBudget = map[string]int{
 	"envelope":             43,
 	"gate":                 9,
 	"hsm":                  14,
-	"keyring":              33,
+	"keyring":              34, // +ErrKeyUnavailable (2026-12-02): a failure class of its own
 	"keyring/keyringtest":  4,
 	"keystore":             62,
 	"keystore/awskms":      16,
