@@ -308,7 +308,7 @@ func (k *crypter) progress(src io.Reader, size int64) (r io.Reader, end func()) 
 		return src, func() {}
 	}
 	bar := newProgressBar(k.c.App.ErrWriter, k.verb(), size, true)
-	return withProgress(src, bar), bar.finish
+	return &progressReader{src, bar}, bar.finish
 }
 
 // isTerminal reports whether w is a terminal (a variable for tests).

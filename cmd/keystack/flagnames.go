@@ -18,8 +18,9 @@ import (
 // The app's own flags and urfave/cli's help and version flags, which it
 // appends to every command, are wrapped too. Left as they are: flag types
 // not listed, and hidden bool flags, which urfave/cli's completion leaves
-// out by asserting *cli.BoolFlag (they go last in their list instead). TestFastFlagNamesSameHelp checks that
-// help and completion output do not change.
+// out by asserting *cli.BoolFlag (they go last in their list instead).
+// TestFastFlagNamesSameHelp checks that help and completion output do not
+// change.
 
 type stringFlag struct {
 	*cli.StringFlag

@@ -93,7 +93,10 @@ func (b *progressBar) line(now time.Time) string {
 	return fmt.Sprintf("%s %3d%% [%s] %s", b.desc, int(frac*100), bar, counts)
 }
 
-// progressReader counts on bar what is read through it.
+// progressReader counts on bar what is read through it. Like countReader
+// it passes ReadAt and Seek through to its input, so that a file stays a
+// file that encryption and decryption read at offsets in parallel
+// (envelope's ReadFrom); what they read is counted too.
 type progressReader struct {
 	r   io.Reader
 	bar *progressBar
@@ -105,32 +108,10 @@ func (p *progressReader) Read(buf []byte) (int, error) {
 	return n, err
 }
 
-// progressFile is a progressReader over a file that can be read at an
-// offset, which it stays: encryption and decryption read such a file's
-// frames in parallel (envelope's ReadFrom), and count them here.
-type progressFile struct {
-	progressReader
-	f interface {
-		io.ReaderAt
-		io.Seeker
-	}
-}
-
-func (p *progressFile) ReadAt(buf []byte, off int64) (int, error) {
-	n, err := p.f.ReadAt(buf, off)
+func (p *progressReader) ReadAt(buf []byte, off int64) (int, error) {
+	n, err := readAt(p.r, buf, off)
 	p.bar.add(int64(n))
 	return n, err
 }
 
-func (p *progressFile) Seek(off int64, whence int) (int64, error) { return p.f.Seek(off, whence) }
-
-// withProgress wraps src so that reading it moves bar.
-func withProgress(src io.Reader, bar *progressBar) io.Reader {
-	if f, ok := src.(interface {
-		io.ReaderAt
-		io.Seeker
-	}); ok {
-		return &progressFile{progressReader{src, bar}, f}
-	}
-	return &progressReader{src, bar}
-}
+func (p *progressReader) Seek(off int64, whence int) (int64, error) { return seek(p.r, off, whence) }

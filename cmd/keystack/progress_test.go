@@ -62,7 +62,7 @@ func TestProgressThroughCLI(t *testing.T) {
 	defer func(f func(io.Writer) bool) { isTerminal = f }(isTerminal)
 	var stderr bytes.Buffer
 	isTerminal = func(w io.Writer) bool { return w == &stderr }
-	if src := withProgress(mustOpen(t, in), newProgressBar(io.Discard, "", 1, true)); !isReaderAt(src) {
+	if src := io.Reader(&progressReader{mustOpen(t, in), newProgressBar(io.Discard, "", 1, true)}); !isReaderAt(src) {
 		t.Fatal("the bar hides the file's ReadAt: encryption would read it sequentially")
 	}
 	for _, step := range []struct{ verb, in, out string }{
