@@ -16,7 +16,19 @@ import (
 func TestStreamsGrowPipes(t *testing.T) {
 	t.Parallel()
 	bin := buildCLITags(t, makeTags)
-	env := append(os.Environ(), "KEYSTACK_HOME="+filepath.Join(t.TempDir(), "home"))
+	env := pipeStore(t, bin, filepath.Join(t.TempDir(), "home"))
+	plain := bytes.Repeat([]byte("pipes "), 200_000)
+	msg := pipeThrough(t, bin, env, plain, "encrypt", "-k", "k1")
+	if got := pipeThrough(t, bin, env, msg, "decrypt"); !bytes.Equal(got, plain) {
+		t.Fatalf("round trip through pipes: %d bytes back, want %d", len(got), len(plain))
+	}
+}
+
+// pipeStore makes an unsealed keystore with key k1 at home and returns
+// the environment that uses it.
+func pipeStore(t *testing.T, bin, home string) []string {
+	t.Helper()
+	env := append(os.Environ(), "KEYSTACK_HOME="+home)
 	for _, args := range [][]string{{"init", "--insecure-no-passphrase"}, {"key", "create", "k1"}} {
 		cmd := exec.Command(bin, args...)
 		cmd.Env = env
@@ -24,11 +36,7 @@ func TestStreamsGrowPipes(t *testing.T) {
 			t.Fatalf("%v: %v\n%s", args, err, out)
 		}
 	}
-	plain := bytes.Repeat([]byte("pipes "), 200_000)
-	msg := pipeThrough(t, bin, env, plain, "encrypt", "-k", "k1")
-	if got := pipeThrough(t, bin, env, msg, "decrypt"); !bytes.Equal(got, plain) {
-		t.Fatalf("round trip through pipes: %d bytes back, want %d", len(got), len(plain))
-	}
+	return env
 }
 
 // pipeThrough runs keystack args with its stdin and stdout pipes of 64
@@ -77,14 +85,7 @@ func TestFIFOInputGrows(t *testing.T) {
 	t.Parallel()
 	bin := buildCLITags(t, makeTags)
 	dir := t.TempDir()
-	env := append(os.Environ(), "KEYSTACK_HOME="+filepath.Join(dir, "home"))
-	for _, args := range [][]string{{"init", "--insecure-no-passphrase"}, {"key", "create", "k1"}} {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("%v: %v\n%s", args, err, out)
-		}
-	}
+	env := pipeStore(t, bin, filepath.Join(dir, "home"))
 	fifo, out := filepath.Join(dir, "in.fifo"), filepath.Join(dir, "out.ks")
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
