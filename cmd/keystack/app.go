@@ -33,6 +33,7 @@ func newApp() *cli.App {
 	}
 	addHandOff(app.Commands, "")    // handoff_lite.go; inside the server mode and its warning
 	addServerMode(app.Commands, "") // remote.go
+	addInterrupts(app.Commands, "") // interrupts.go; outermost: it asks serverMode
 	setUsageErrors(app.Commands)
 	app.OnUsageError = onUsageError
 	fastFlagNames(app) // flagnames.go; after every flag is added

@@ -153,6 +153,7 @@ func (k *crypter) runOne(in, out string) (*result, error) {
 func (k *crypter) openSource(in, out string) (io.Reader, int64, func(), error) {
 	ctx := k.c.Context
 	if isStdio(in) {
+		armInterrupts(k.c) // a read of stdin may wait for ever
 		k.waitingForInput()
 		if f, ok := k.c.App.Reader.(*os.File); ok {
 			growPipe(f)
@@ -179,6 +180,9 @@ func (k *crypter) openSource(in, out string) (io.Reader, int64, func(), error) {
 		return nil, 0, nil, err
 	}
 	size := int64(-1)
+	if !fi.Mode().IsRegular() || fi.Size() > lazyInterruptMax {
+		armInterrupts(k.c) // a device or FIFO may block; a large file takes a while
+	}
 	if fi.Mode().IsRegular() {
 		size = fi.Size()
 	} else if fi.Mode()&fs.ModeNamedPipe != 0 {
@@ -194,7 +198,11 @@ func (k *crypter) openSource(in, out string) (io.Reader, int64, func(), error) {
 // in place as a stream; anything else goes through fsx.
 func (k *crypter) openSink(out string) (io.Writer, func() error, func(), error) {
 	k.stream, k.preallocate = true, nil
-	if k.namesStdout(out) {
+	stdout := k.namesStdout(out)
+	if !stdout || k.c.Bool("buffer") {
+		armInterrupts(k.c) // a temporary file to remove, or a FIFO that may block
+	}
+	if stdout {
 		if f, ok := k.c.App.Writer.(*os.File); ok {
 			growPipe(f)
 		}

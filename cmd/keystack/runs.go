@@ -36,6 +36,9 @@ func (k *crypter) runAll() (err error) {
 		return err
 	}
 	defer func() { err = cmp.Or(err, k.meta.Close()) }()
+	if k.meta != nil && k.meta.f != nil {
+		armInterrupts(c) // a metadata line is appended whole
+	}
 	if k.meta != nil && k.meta.f == nil && c.String("recursive") == "" && k.namesStdout(c.String("output")) {
 		return usagef("--metadata-output -: stdout already carries the output; name a file")
 	}
@@ -43,10 +46,12 @@ func (k *crypter) runAll() (err error) {
 		return usagef("--skip-existing and --force exclude each other")
 	}
 	if c.String("sync") == "batch" {
+		armInterrupts(c)
 		k.batch = fsx.NewBatch()
 		defer k.batch.Close()
 	}
 	if dir := c.String("recursive"); dir != "" {
+		armInterrupts(c)
 		// Outputs completed before a failure are still published.
 		err := k.runTree(dir, c.String("output-dir"))
 		return cmp.Or(err, k.publish())
@@ -58,6 +63,7 @@ func (k *crypter) runAll() (err error) {
 	if len(jobs) == 1 {
 		return k.runFile(jobs[0][0], jobs[0][1])
 	}
+	armInterrupts(c)
 	for _, j := range jobs {
 		if err := k.fail(j[0], k.runFile(j[0], j[1])); err != nil {
 			return err

@@ -18,7 +18,6 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -64,16 +63,18 @@ func serverRun(c *cli.Context) error {
 // stopsGracefully (also of rotate daemon) marks the running command as one that finishes its work
 // and returns by itself after SIGTERM or SIGINT.
 func stopsGracefully(c *cli.Context) {
-	if g, ok := c.App.Metadata[gracefulKey].(*atomic.Bool); ok {
-		g.Store(true)
+	if w := interruptsOf(c); w != nil {
+		w.graceful.Store(true)
+		w.arm()
 	}
 }
 
 // hupReloads marks the running command as one that handles SIGHUP itself
 // (keystack server reloads certificates) instead of stopping on it.
 func hupReloads(c *cli.Context) {
-	if h, ok := c.App.Metadata[hupKey].(*atomic.Bool); ok {
-		h.Store(true)
+	if w := interruptsOf(c); w != nil {
+		w.hup.Store(true)
+		w.arm()
 	}
 }
 

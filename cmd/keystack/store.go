@@ -51,7 +51,7 @@ func openStore(c *cli.Context) (*keystore.Store, error) {
 	// $KEYSTACK_PRINCIPAL (PrincipalFromEnv).
 	opts := keystore.OpenOptions{
 		Storage:         storage,
-		Passphrase:      passphraseSource(c.String("passphrase-file"), false),
+		Passphrase:      armedPassphrase(c),
 		PassphraseTries: passphraseTries(c.String("passphrase-file")),
 		// A file is read again after another process resealed the store,
 		// so a running server follows a passphrase change.
@@ -108,4 +108,14 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// armedPassphrase is the store's passphrase source; it arms the interrupt
+// watch first, as a prompt may wait on the terminal.
+func armedPassphrase(c *cli.Context) func() ([]byte, error) {
+	source := passphraseSource(c.String("passphrase-file"), false)
+	return func() ([]byte, error) {
+		armInterrupts(c)
+		return source()
+	}
 }
