@@ -111,7 +111,7 @@ var apiBudget = map[string]int{
 	"audit":                29,
 	"client":               21,
 	"envelope":             43,
-	"gate":                 9,
+	"gate":                 10, // +AnchorFile (2026-12-02): beside AuditFile, the file log keeps its anchor there
 	"hsm":                  14,
 	"keyring":              34, // +ErrKeyUnavailable (2026-12-02): a failure class of its own
 	"keyring/keyringtest":  4,

@@ -39,7 +39,9 @@ func (g *Gate) ResetAuditAnchor(ctx context.Context) (string, error) {
 	var moved string
 	err := g.st.UpdateConfig(ctx, func(c *gatewire.Config) error {
 		if c.AuditAnchor != nil {
-			old = *c.AuditAnchor
+			// The anchor abandoned; its epoch is the latest, even when the
+			// state was rolled back behind the destination's.
+			old, _ = g.keptAnchor(*c.AuditAnchor)
 		}
 		var err error
 		if moved, err = g.dest.SetAside(ctx, "damaged", g.now()); err != nil {
@@ -52,6 +54,7 @@ func (g *Gate) ResetAuditAnchor(ctx context.Context) (string, error) {
 		return "", err
 	}
 	g.epoch = old.Epoch + 1
+	g.detached.Store(false)
 	return moved, g.startAfterReset(ctx, old, moved)
 }
 

@@ -1,6 +1,7 @@
 package gate
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,11 +26,16 @@ func (g *Gate) openAuditLog(ctx context.Context, c *gatewire.Config) error {
 			return err
 		}
 	}
-	g.epoch = c.AuditAnchor.Epoch
+	anchor, err := g.keptAnchor(*c.AuditAnchor)
+	g.epoch = anchor.Epoch
+	g.detached.Store(c.AuditAnchor.Detached)
 	g.anchors.start(g)
 	opts := g.options
-	opts.Anchor = &c.AuditAnchor.Anchor
-	log, err := g.dest.Open(ctx, opts)
+	opts.Anchor = &anchor.Anchor
+	var log AuditSink
+	if err == nil {
+		log, err = g.dest.Open(ctx, opts)
+	}
 	if errors.Is(err, audit.ErrTampered) {
 		g.damaged = fmt.Errorf("%w: %w", ErrAuditDamaged, err)
 		return nil
@@ -55,17 +61,48 @@ func (g *Gate) startAnchoring(ctx context.Context) (*gatewire.Config, error) {
 			return err
 		}
 		cur.AuditAnchor = &gatewire.AuditAnchor{}
+		// Past any anchor the destination kept of an earlier log.
+		if kept, err := g.keptAnchor(*cur.AuditAnchor); err == nil && kept.Seq > 0 {
+			cur.AuditAnchor.Epoch = kept.Epoch + 1
+		}
 		return nil
 	})
 	return c, err
 }
 
-// advanceAnchor records a in the state if it is past the anchor there (and
-// of the same epoch). It runs without the gate's lock, as a Gate never
-// takes the store's writers' lock while holding it.
+// keptAnchor returns the anchor the log must hold: the state's, or the
+// destination's (anchorKeeper) when that is ahead. A destination that has
+// lost the anchors it kept, while the state says it keeps them, is
+// tampering (audit.ErrTampered); the state's anchor is returned with it.
+func (g *Gate) keptAnchor(state gatewire.AuditAnchor) (gatewire.AuditAnchor, error) {
+	k, ok := g.dest.(anchorKeeper)
+	if !ok || len(g.options.MACKey) == 0 {
+		return state, nil
+	}
+	kept, err := k.loadAnchor(g.options.MACKey)
+	switch {
+	case errors.Is(err, errNoKeptAnchor) && state.Detached:
+		return state, &audit.TamperError{Seq: state.Seq, Truncated: true, Reason: err.Error()}
+	case errors.Is(err, errNoKeptAnchor):
+		return state, nil
+	case err != nil:
+		return state, err
+	case anchorAhead(kept, state):
+		return kept, nil
+	}
+	return state, nil
+}
+
+// advanceAnchor records a if it is past the anchor recorded (and of the
+// same epoch): with the destination when it keeps anchors, else in the
+// state. It runs without the gate's lock, as a Gate never takes the
+// store's writers' lock while holding it.
 func (g *Gate) advanceAnchor(ctx context.Context, epoch uint64, a audit.Anchor) error {
 	if a.Seq == 0 {
 		return nil
+	}
+	if k, ok := g.dest.(anchorKeeper); ok && len(g.options.MACKey) > 0 {
+		return g.keepAnchor(ctx, k, epoch, a)
 	}
 	behind := func(c *gatewire.Config) bool {
 		return c.AuditAnchor != nil && c.AuditAnchor.Epoch == epoch && c.AuditAnchor.Seq < a.Seq
@@ -82,6 +119,34 @@ func (g *Gate) advanceAnchor(ctx context.Context, epoch uint64, a audit.Anchor) 
 		c.AuditAnchor = &gatewire.AuditAnchor{Anchor: a, Epoch: epoch}
 		return nil
 	})
+}
+
+// keepAnchor has the destination keep a; the first time, it then marks
+// the state's anchor detached, so that losing the destination's anchors
+// is seen as tampering.
+func (g *Gate) keepAnchor(ctx context.Context, k anchorKeeper, epoch uint64, a audit.Anchor) error {
+	if err := k.storeAnchor(g.options.MACKey, gatewire.AuditAnchor{Anchor: a, Epoch: epoch}); err != nil {
+		return err
+	}
+	if g.detached.Load() {
+		return nil
+	}
+	err := g.st.UpdateConfig(ctx, func(c *gatewire.Config) error {
+		cur := c.AuditAnchor
+		if cur == nil || cur.Epoch != epoch || cur.Detached {
+			return gatewire.ErrUnchanged
+		}
+		next := gatewire.AuditAnchor{Anchor: cur.Anchor, Epoch: epoch, Detached: true}
+		if a.Seq > cur.Seq {
+			next.Anchor, next.MAC = a, ""
+		}
+		c.AuditAnchor = &next
+		return nil
+	})
+	if err == nil {
+		g.detached.Store(true)
+	}
+	return err
 }
 
 // recorder is the policyengine.Recorder and policyengine.BatchRecorder the gate's
@@ -252,10 +317,18 @@ func (g *Gate) VerifyAudit(ctx context.Context, anchors ...audit.Anchor) (*audit
 	if len(c.AuditKey) == 0 {
 		return nil, fmt.Errorf("%w: the store has none", audit.ErrNoKey)
 	}
-	if c.AuditAnchor != nil && c.AuditAnchor.Seq > 0 {
-		anchors = append(anchors, c.AuditAnchor.Anchor)
+	var keptErr error
+	if c.AuditAnchor != nil {
+		var kept gatewire.AuditAnchor
+		if kept, keptErr = g.keptAnchor(*c.AuditAnchor); kept.Seq > 0 {
+			anchors = append(anchors, kept.Anchor)
+		}
+		if keptErr != nil && !errors.Is(keptErr, audit.ErrTampered) {
+			return nil, keptErr
+		}
 	}
-	return g.dest.Verify(ctx, audit.Key{MAC: c.AuditKey}, anchors...)
+	rep, err := g.dest.Verify(ctx, audit.Key{MAC: c.AuditKey}, anchors...)
+	return rep, cmp.Or(err, keptErr)
 }
 
 // AuditCheckpoint writes a checkpoint to the audit log, makes it durable,

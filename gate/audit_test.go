@@ -18,8 +18,8 @@ import (
 )
 
 // TestAuditAnchorAdvancesAtClose: closing a store that recorded decisions
-// moves keystore.json's anchor to the log's closing checkpoint; a store
-// that only verified writes nothing, to the log or to keystore.json.
+// moves the anchor to the log's closing checkpoint; a store that only
+// verified writes nothing, to the log, keystore.json or audit.anchor.
 func TestAuditAnchorAdvancesAtClose(t *testing.T) {
 	ctx := context.Background()
 	dir := newAuthzStore(t, "")
@@ -44,6 +44,7 @@ func TestAuditAnchorAdvancesAtClose(t *testing.T) {
 	}
 	log0, _ := os.ReadFile(filepath.Join(dir, gate.AuditFile))
 	meta0, _ := os.ReadFile(filepath.Join(dir, stateFile))
+	kept0, _ := os.ReadFile(filepath.Join(dir, gate.AnchorFile))
 	v, err := keystore.Open(dir, keystore.OpenOptions{Principal: alice})
 	if err != nil {
 		t.Fatal(err)
@@ -56,8 +57,9 @@ func TestAuditAnchorAdvancesAtClose(t *testing.T) {
 	}
 	log1, _ := os.ReadFile(filepath.Join(dir, gate.AuditFile))
 	meta1, _ := os.ReadFile(filepath.Join(dir, stateFile))
-	if !bytes.Equal(log0, log1) || !bytes.Equal(meta0, meta1) {
-		t.Fatal("VerifyAudit wrote to the log or keystore.json")
+	kept1, _ := os.ReadFile(filepath.Join(dir, gate.AnchorFile))
+	if !bytes.Equal(log0, log1) || !bytes.Equal(meta0, meta1) || !bytes.Equal(kept0, kept1) {
+		t.Fatal("VerifyAudit wrote to the log, keystore.json or audit.anchor")
 	}
 }
 
@@ -141,14 +143,15 @@ func TestAuditStaleEpoch(t *testing.T) {
 }
 
 // TestAuditCheckpointExport: an exported anchor pins the log even after
-// keystore.json's anchor and the log are both rolled back, as by someone
+// the store's anchor and the log are both rolled back, as by someone
 // holding the audit key.
 func TestAuditCheckpointExport(t *testing.T) {
 	ctx := context.Background()
 	dir := newAuthzStore(t, "")
-	path, meta := filepath.Join(dir, gate.AuditFile), filepath.Join(dir, stateFile)
+	path, meta, kept := filepath.Join(dir, gate.AuditFile), filepath.Join(dir, stateFile), filepath.Join(dir, gate.AnchorFile)
 	oldLog, _ := os.ReadFile(path)
 	oldMeta, _ := os.ReadFile(meta)
+	oldKept, _ := os.ReadFile(kept)
 	s := openAs(t, dir, alice)
 	a, err := s.Gate().AuditCheckpoint(ctx)
 	if err != nil {
@@ -167,6 +170,9 @@ func TestAuditCheckpointExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(meta, oldMeta, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(kept, oldKept, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	v := openAs(t, dir, alice)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keystack/keystack/envelope"
@@ -31,6 +32,9 @@ type Gate struct {
 	damaged error     // why log is nil: decisions fail with it
 	epoch   uint64    // of the anchor the log was opened at (gatewire.AuditAnchor.Epoch)
 	anchors backgroundAnchor
+	// detached: the state's anchor says the destination keeps the
+	// advances (gatewire.AuditAnchor.Detached); set without g.mu.
+	detached atomic.Bool
 
 	follow    policyFollower
 	directory liveDirectory

@@ -56,7 +56,8 @@ type AuditSink interface {
 // Anchoring. The Gate keeps one anchor in the store's state
 // (Config.AuditAnchor): it passes it to Open as opts.Anchor, and moves it
 // to the sink's Anchor at Close, at AuditCheckpoint and in the background
-// while the store stays open. A destination with one chain per writer
+// while the store stays open. FileAudit keeps those moves itself, in
+// AnchorFile, cheaper than a rewrite of the state (anchorfile.go). A destination with one chain per writer
 // (one per key-server replica) either checks at Open that one of its
 // chains still holds opts.Anchor, or anchors its chains itself and
 // returns the zero audit.Anchor from AuditSink.Anchor, so that the Gate
@@ -91,7 +92,7 @@ const AuditFile = "audit.log"
 
 // FileAudit is the single-node AuditDestination: the file audit.log in dir
 // (an *audit.Log per open), set aside by renaming it to
-// audit.log.WHY-TIME beside it.
+// audit.log.WHY-TIME beside it, with its anchor in AnchorFile.
 func FileAudit(dir string) AuditDestination { return fileAudit{dir: dir} }
 
 type fileAudit struct{ dir string }

@@ -2,7 +2,10 @@
 
 package fsx
 
-import "path/filepath"
+import (
+	"os"
+	"path/filepath"
+)
 
 // Add is a no-op where syncfs(2) is missing: Sync works file by file.
 func (fs *Filesystems) Add(string) error { return nil }
@@ -23,3 +26,6 @@ func (fs *Filesystems) Sync(files []string) error {
 	}
 	return nil
 }
+
+// Datasync is f.Sync where fdatasync(2) is missing.
+func Datasync(f *os.File) error { return f.Sync() }

@@ -97,9 +97,14 @@ type PrincipalConfig struct {
 // refuses to record into it. Epoch counts ResetAuditAnchor calls, so that
 // a process still holding the log from before a reset cannot move the
 // anchor of the new one. Stores from before anchors have none (nil).
+//
+// Detached says that the audit destination keeps the anchor's later
+// advances itself (the file log's audit.anchor): this one is where they
+// started, and a destination that has lost them is damaged.
 type AuditAnchor struct {
 	audit.Anchor
-	Epoch uint64 `json:"epoch,omitempty"`
+	Epoch    uint64 `json:"epoch,omitempty"`
+	Detached bool   `json:"detached,omitempty"`
 }
 
 // NewConfig returns the access-control configuration of a new store: its
