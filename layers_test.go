@@ -27,6 +27,7 @@ var layers = map[string]layer{
 	"internal/clientenv": {},
 	"internal/testclock": {},
 	"internal/kmsarn":    {},
+	"internal/schedule":  {},
 
 	"internal/fsx":         {outside: []string{"golang.org/x/sys"}},
 	"internal/keyname":     {},
@@ -68,13 +69,14 @@ var layers = map[string]layer{
 	"internal/pgstorage": {imports: []string{"keystore"}, tests: []string{"keystore/storagetest", "internal/pgtest"},
 		outside: []string{"github.com/jackc/", "golang.org/x/text", "golang.org/x/sync"}},
 
-	"rotation":         {imports: []string{"keystore", "internal/fsx", "internal/msgtree", "internal/inventory"}, tests: []string{"internal/esdktest", "internal/testclock"}},
+	"rotation":         {imports: []string{"keystore", "internal/rewrap", "internal/schedule"}, tests: []string{"internal/testclock"}},
 	"internal/pglease": {imports: []string{"rotation", "internal/rotationd", "internal/pgstorage"}, tests: []string{"internal/pgtest"}},
 	"server":           {imports: []string{"keystore", "internal/kmswire", "internal/tokenbucket"}, tests: []string{"internal/testca", "internal/kmstest", "hsm"}},
 	"xks":              {imports: []string{"keystore", "internal/kmswire", "internal/tokenbucket"}, tests: []string{"internal/testca", "hsm"}},
 
 	"internal/msgtree":   {imports: []string{"envelope", "internal/fsx"}, tests: []string{"keyring"}},
-	"internal/inventory": {imports: []string{"keystore", "internal/msgtree"}, tests: []string{"rotation"}},
+	"internal/inventory": {imports: []string{"keystore", "internal/msgtree"}, tests: []string{"internal/rewrap"}},
+	"internal/rewrap":    {imports: []string{"keystore", "internal/fsx", "internal/msgtree", "internal/inventory"}, tests: []string{"internal/esdktest"}},
 	"internal/rotationd": {imports: []string{"rotation"}},
 
 	"client": {imports: []string{"envelope", "keyring", "keystore/awskms", "audit", "internal/safetext", "internal/clientenv"},

@@ -120,3 +120,14 @@ func (r *Runner) logRetire(ctx context.Context, rr RetireReport) {
 	}
 	r.logger().LogAttrs(ctx, level, msg, attrs...)
 }
+
+// retireDue reports whether a key version superseded at supersededAt should
+// be retired at now under p.RetireAfter, and when. With RetireAfter == 0 it
+// never is due and returns the zero time.
+func retireDue(p Policy, supersededAt, now time.Time) (bool, time.Time) {
+	if p.RetireAfter <= 0 || supersededAt.IsZero() {
+		return false, time.Time{}
+	}
+	at := supersededAt.Add(p.RetireAfter)
+	return !now.Before(at), at
+}

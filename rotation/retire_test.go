@@ -178,3 +178,16 @@ func TestStoreAdapterRetires(t *testing.T) {
 		t.Fatalf("states %v", got)
 	}
 }
+
+func TestRetireDue(t *testing.T) {
+	p := Policy{RetireAfter: time.Hour}
+	if due, at := retireDue(p, t0, t0.Add(time.Hour-1)); due || !at.Equal(t0.Add(time.Hour)) {
+		t.Errorf("early: %v %v", due, at)
+	}
+	if due, _ := retireDue(p, t0, t0.Add(time.Hour)); !due {
+		t.Error("not due at RetireAfter")
+	}
+	if due, at := retireDue(Policy{}, t0, t0.Add(1e6*time.Hour)); due || !at.IsZero() {
+		t.Error("RetireAfter 0 retired a version")
+	}
+}

@@ -16,6 +16,9 @@ import (
 	"github.com/keystack/keystack/internal/testclock"
 )
 
+// t0 is a fixed time for tests that take times as arguments.
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
 // runT0 is the fake clock's start for runner and daemon tests.
 var runT0 = time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC)
 

@@ -14,9 +14,9 @@ import (
 var keyringCallRE = regexp.MustCompile(`(^awskms\.New$|^keyring\.New|Keyrings?$)`)
 
 // gatedPackages are the directories whose keyring sites are listed, with
-// the prefix of their sites: the CLI's own, and rotation's, which opens
-// the keyrings of a rewrap the CLI asks for.
-var gatedPackages = map[string]string{".": "", "../../rotation": "rotation."}
+// the prefix of their sites: the CLI's own, and internal/rewrap's, which
+// opens the keyrings of a rewrap the CLI asks for.
+var gatedPackages = map[string]string{".": "", "../../internal/rewrap": "rewrap."}
 
 // keyringSites lists every place the CLI's own code, or a library the CLI
 // leaves a command's keys to, obtains a keyring, as "FUNC → CALLEE",

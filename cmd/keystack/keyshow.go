@@ -8,8 +8,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/keystack/keystack/internal/schedule"
 	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/rotation"
 )
 
 // rotationView is a key's rotation schedule as key show prints it.
@@ -31,8 +31,8 @@ type historyEvent struct {
 }
 
 // viewRotation is k's schedule, nil when it has none. The next rotation
-// is due as the rotation daemon computes it (rotation.Due, from the last
-// rotation or else the creation).
+// is due as the rotation daemon computes it (schedule.Due, which
+// rotation.Runner applies, from the last rotation or else the creation).
 func viewRotation(k *keystore.KeyInfo) *rotationView {
 	rs := k.Rotation
 	if rs == nil {
@@ -45,7 +45,7 @@ func viewRotation(k *keystore.KeyInfo) *rotationView {
 		if last.IsZero() {
 			last = k.Created
 		}
-		_, v.NextDue = rotation.Due(rotation.Policy{Every: rs.Every, Jitter: rs.Jitter}, last, time.Now(), k.Name)
+		_, v.NextDue = schedule.Due(schedule.Policy{Every: rs.Every, Jitter: rs.Jitter}, last, time.Now(), k.Name)
 	}
 	return v
 }

@@ -7,8 +7,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/rewrap"
 	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/rotation"
 )
 
 func rewrapCommand() *cli.Command {
@@ -33,7 +33,7 @@ func rewrapCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "key", Aliases: []string{"k"}, Usage: "target master key `NAME` (repeatable)"},
 			&cli.StringSliceFlag{Name: "context", Aliases: []string{"c"}, Usage: "required encryption context pair `KEY=VALUE` (repeatable)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "report what would be rewrapped; change nothing"},
-			&cli.IntFlag{Name: "workers", Value: rotation.DefaultWorkers, Usage: "files rewrapped in parallel"},
+			&cli.IntFlag{Name: "workers", Value: rewrap.DefaultWorkers, Usage: "files rewrapped in parallel"},
 			&cli.StringFlag{Name: "sync", Value: "batch", Usage: "make writes durable in a `MODE`: batch (one flush per filesystem before the summary) or file (fsync each file)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the summary as JSON"},
 			&cli.BoolFlag{Name: "allow-legacy", Usage: "accept non-committing message format v1 suites"},
@@ -57,13 +57,13 @@ func rewrapAction(c *cli.Context) error {
 		if bar != nil {
 			opts.Progress = bar.set
 		}
-		sum, runErr := rotation.Rewrap(c.Context, st, paths, opts)
+		sum, runErr := rewrap.Rewrap(c.Context, st, paths, opts)
 		bar.finish()
 		if sum == nil {
 			return runErr
 		}
 		for _, r := range sum.Journals {
-			if r.Outcome == rotation.JournalDiscarded {
+			if r.Outcome == rewrap.JournalDiscarded {
 				warnf(c.App.ErrWriter, "rewrap journal of %s discarded: %s", r.Path, r.Reason)
 			}
 		}
@@ -78,19 +78,19 @@ func rewrapAction(c *cli.Context) error {
 }
 
 // rewrapOptions reads rewrap's flags.
-func rewrapOptions(c *cli.Context) (rotation.StoreRewrapOptions, error) {
+func rewrapOptions(c *cli.Context) (rewrap.StoreRewrapOptions, error) {
 	ec, err := parseContext(c.StringSlice("context"))
 	if err != nil {
-		return rotation.StoreRewrapOptions{}, err
+		return rewrap.StoreRewrapOptions{}, err
 	}
 	if c.Int("workers") < 1 || c.Int("workers") > 256 {
-		return rotation.StoreRewrapOptions{}, usagef("--workers %d: want 1 to 256", c.Int("workers"))
+		return rewrap.StoreRewrapOptions{}, usagef("--workers %d: want 1 to 256", c.Int("workers"))
 	}
 	syncMode, ok := syncModes[c.String("sync")]
 	if !ok {
-		return rotation.StoreRewrapOptions{}, usagef("--sync %q: want batch or file", c.String("sync"))
+		return rewrap.StoreRewrapOptions{}, usagef("--sync %q: want batch or file", c.String("sync"))
 	}
-	return rotation.StoreRewrapOptions{
+	return rewrap.StoreRewrapOptions{
 		Keys:    c.StringSlice("key"),
 		Decrypt: envelope.DecryptOptions{AllowLegacy: c.Bool("allow-legacy"), Context: ec},
 		DryRun:  c.Bool("dry-run"), Workers: c.Int("workers"), Sync: syncMode,
@@ -102,13 +102,13 @@ func rewrapOptions(c *cli.Context) (rotation.StoreRewrapOptions, error) {
 // rewrap at once, since no other key group could do better.
 var passphraseErrors = []error{errNoPassphrase, errEmptyPassphrase, errPassphraseMismatch, errPassphraseFileAccess}
 
-var syncModes = map[string]rotation.SyncMode{"batch": rotation.SyncBatch, "file": rotation.SyncPerFile}
+var syncModes = map[string]rewrap.SyncMode{"batch": rewrap.SyncBatch, "file": rewrap.SyncPerFile}
 
 // rewrapFailure is the error of a run in which files failed: a policy
 // denial (exit 5) when every failure was one, so that a principal lacking
 // keystack:ReWrap is told so by the exit code; any other failure among
 // them makes it a general error (exit 1).
-func rewrapFailure(s *rotation.RewrapSummary) error {
+func rewrapFailure(s *rewrap.RewrapSummary) error {
 	n := len(s.Failed)
 	if n == 0 {
 		return nil
@@ -151,7 +151,7 @@ func (b *rewrapBar) finish() {
 	}
 }
 
-func printRewrapSummary(c *cli.Context, s *rotation.RewrapSummary) error {
+func printRewrapSummary(c *cli.Context, s *rewrap.RewrapSummary) error {
 	if c.Bool("json") {
 		return writeJSON(c.App.Writer, s)
 	}

@@ -1,15 +1,10 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"log/slog"
-	"time"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/rotation"
 )
 
 func rotateCommand() *cli.Command {
@@ -50,15 +45,6 @@ func logFormatFlag() cli.Flag {
 	return &cli.StringFlag{Name: "log-format", Value: "text", Usage: "log lines on stderr: text or json"}
 }
 
-func rotateLogger(c *cli.Context) (*slog.Logger, error) {
-	switch f := c.String("log-format"); f {
-	case "text", "json":
-		return newLogger(c.App.ErrWriter, f == "json"), nil
-	default:
-		return nil, usagef("--log-format %q: want text or json", f)
-	}
-}
-
 // newLogger writes log records at level INFO and above to w: JSON lines
 // when jsonFormat is set (for log collectors), logfmt-style text otherwise.
 func newLogger(w io.Writer, jsonFormat bool) *slog.Logger {
@@ -67,45 +53,4 @@ func newLogger(w io.Writer, jsonFormat bool) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-func rotateRunAction(c *cli.Context) error {
-	if _, err := args(c, 0, 0); err != nil {
-		return err
-	}
-	log, err := rotateLogger(c)
-	if err != nil {
-		return err
-	}
-	return withStore(c, func(st *keystore.Store) error {
-		r := &rotation.Runner{Store: st, Log: log}
-		rep, runErr := r.RunOnce(c.Context)
-		if c.Bool("json") {
-			if err := writeJSON(c.App.Writer, rep); err != nil {
-				return err
-			}
-		} else {
-			for _, k := range rep.Rotated {
-				fmt.Fprintf(c.App.Writer, "rotated\t%s\tv%d -> v%d\n", k.Key, k.OldVersion, k.NewVersion)
-			}
-			for _, k := range rep.Failed {
-				fmt.Fprintf(c.App.Writer, "failed\t%s\tv%d\t%s\n", k.Key, k.OldVersion, k.Reason)
-			}
-			printRetired(c.App.Writer, rep)
-			fmt.Fprintf(c.App.Writer, "rotated %d, not due %d, failed %d, retired %d, retire failed %d\n",
-				len(rep.Rotated), len(rep.NotDue), len(rep.Failed), len(rep.Retired), len(rep.RetireFailed))
-		}
-		return runErr
-	})
-}
-
-// printRetired lists a pass's retirements: "retired KEY vN superseded T" and
-// "retire-failed KEY vN REASON".
-func printRetired(w io.Writer, rep *rotation.RunReport) {
-	for _, r := range rep.Retired {
-		fmt.Fprintf(w, "retired\t%s\tv%d\tsuperseded %s\n", r.Key, r.Version, r.Superseded.UTC().Format(time.RFC3339))
-	}
-	for _, r := range rep.RetireFailed {
-		fmt.Fprintf(w, "retire-failed\t%s\tv%d\t%s\n", r.Key, r.Version, r.Reason)
-	}
 }

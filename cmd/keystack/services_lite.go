@@ -4,9 +4,10 @@ package main
 
 // The lite build's stand-ins for server_full.go, storage_full.go,
 // replica_full.go and rotate_full.go: keystack server, server migrate,
-// rotate daemon and every command given --storage are handed to
-// keystack-full before they run (handoff_lite.go), so these are reached
-// only by a path that was missed, which then fails with errNotLinked.
+// rotate run, rotate daemon and every command given --storage are handed
+// to keystack-full before they run (handoff_lite.go), so these are
+// reached only by a path that was missed, which then fails with
+// errNotLinked.
 
 import (
 	"fmt"
@@ -30,9 +31,10 @@ const (
 var errSchemaOutdated, errSchemaNewer error
 
 // The stand-ins' errors: keystack server (with its XKS proxy), the
-// rotation daemon and PostgreSQL storage.
+// rotation runner and daemon, and PostgreSQL storage.
 var (
 	errServerNotLinked  = fmt.Errorf("keystack server is %w", errNotLinked)
+	errRunnerNotLinked  = fmt.Errorf("the rotation runner (rotate run) is %w", errNotLinked)
 	errDaemonNotLinked  = fmt.Errorf("the rotation daemon is %w", errNotLinked)
 	errStorageNotLinked = fmt.Errorf("PostgreSQL storage (--storage) is %w", errNotLinked)
 )
@@ -40,6 +42,8 @@ var (
 func serverRun(*cli.Context) error { return errServerNotLinked }
 
 func migrateAction(*cli.Context) error { return errStorageNotLinked }
+
+func rotateRunAction(*cli.Context) error { return errRunnerNotLinked }
 
 func rotateDaemonAction(*cli.Context) error { return errDaemonNotLinked }
 

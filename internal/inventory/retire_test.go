@@ -10,8 +10,8 @@ import (
 
 	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/internal/inventory"
+	"github.com/keystack/keystack/internal/rewrap"
 	"github.com/keystack/keystack/keystore"
-	"github.com/keystack/keystack/rotation"
 )
 
 const (
@@ -108,7 +108,7 @@ func TestRetireRefusedUntilRewrapped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, err := rotation.RewrapPaths(ctx, []string{dir}, rotation.RewrapOptions{From: from, To: to})
+	sum, err := rewrap.RewrapPaths(ctx, []string{dir}, rewrap.RewrapOptions{From: from, To: to})
 	if err != nil || len(sum.Rewrapped) != 2 {
 		t.Fatalf("rewrap: %+v, %v", sum, err)
 	}

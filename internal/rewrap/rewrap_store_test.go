@@ -1,4 +1,4 @@
-package rotation
+package rewrap
 
 import (
 	"bytes"
@@ -32,15 +32,32 @@ func sealFile(t *testing.T, st *keystore.Store, name, path string) {
 	}
 }
 
+// newInsecureStore is a new local store without a passphrase.
+func newInsecureStore(t *testing.T) *keystore.Store {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "ks")
+	if _, err := keystore.Init(dir, keystore.InitOptions{Insecure: true}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := keystore.Open(dir, keystore.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 // storeTree is a tree of messages under the store keys k1 and k2 (one of
 // them signed, one in a subdirectory), a message under a key outside the
 // store, and a file that is not a message. Both keys are then rotated.
 func storeTree(t *testing.T) (st *keystore.Store, dir string) {
 	t.Helper()
 	ctx := context.Background()
-	st = newAdapterStore(t, newFakeClock())
-	createWith(t, st, "k1", nil)
-	createWith(t, st, "k2", nil)
+	st = newInsecureStore(t)
+	for _, k := range []string{"k1", "k2"} {
+		if _, err := st.CreateKey(ctx, k, keystore.CreateKeyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	dir = t.TempDir()
 	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o755); err != nil {
 		t.Fatal(err)

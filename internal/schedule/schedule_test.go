@@ -1,4 +1,4 @@
-package rotation
+package schedule
 
 import (
 	"errors"
@@ -58,19 +58,6 @@ func TestDueJitter(t *testing.T) {
 	// 200 names over 60 one-minute buckets: a working spread fills most of them.
 	if len(offsets) < 40 {
 		t.Errorf("jitter spread 200 keys over only %d of 60 minutes", len(offsets))
-	}
-}
-
-func TestRetireDue(t *testing.T) {
-	p := Policy{RetireAfter: time.Hour}
-	if due, at := retireDue(p, t0, t0.Add(time.Hour-1)); due || !at.Equal(t0.Add(time.Hour)) {
-		t.Errorf("early: %v %v", due, at)
-	}
-	if due, _ := retireDue(p, t0, t0.Add(time.Hour)); !due {
-		t.Error("not due at RetireAfter")
-	}
-	if due, at := retireDue(Policy{}, t0, t0.Add(1e6*time.Hour)); due || !at.IsZero() {
-		t.Error("RetireAfter 0 retired a version")
 	}
 }
 

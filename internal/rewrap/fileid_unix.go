@@ -1,6 +1,6 @@
 //go:build unix
 
-package rotation
+package rewrap
 
 import (
 	"os"
