@@ -44,7 +44,7 @@ test-prereqs:
 test: test-prereqs
 	$(GO) test -tags '$(BUILDTAGS)' $(TESTFLAGS) ./...
 
-bench: build
+bench: build test-prereqs
 	./scripts/bench.sh
 
 # keystack against age and Tink only (part of make bench)

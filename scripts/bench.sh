@@ -201,7 +201,7 @@ section "AWS KMS XKS proxy on loopback at 1,800 req/s (issue 17): SoftHSM2 and l
 # closed loop for the maximum rate; a bounded request count, every request
 # must succeed. CDIV requested, so each encrypt also decrypts once. The
 # load average before and after is printed: the machine is shared.
-XKS_LOAD_REQUESTS=${BENCH_XKS_REQUESTS:-9000} go test -count=1 -run '^TestXKSLoad$' -v ./xks | grep -E '^ +load_test.go:[0-9]+: XKS' | sed 's/^ *load_test.go:[0-9]*: /  /'
+XKS_LOAD_REQUESTS=${BENCH_XKS_REQUESTS:-9000} go test -count=1 -run '^TestXKSLoad$' -v ./xks | grep -E '^ +load_test.go:[0-9]+: XKS' | sed 's/^ *load_test.go:[0-9]*: /  /' || echo '  XKS load test did not report (SoftHSM2 missing? make test-prereqs)'
 raw ./xks 'Benchmark(Handler|RawPKCS11)'
 raw ./internal/kmswire 'BenchmarkSigV4'
 echo "  target: p99 <= 5 ms at 1,800 req/s on SoftHSM2 (AWS KMS gives up after 250 ms)"
