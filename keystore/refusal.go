@@ -2,9 +2,12 @@ package keystore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/keystack/keystack/envelope"
+	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/keyring"
 )
 
@@ -20,12 +23,15 @@ type refusedVersion struct {
 
 // refusal returns the refusedVersion of v, or nil when v may decrypt or
 // is not a local key version (external keys' EDKs name no version).
-func refusal(name string, k *keyRecord, v *versionRecord) envelope.Keyring {
+// kmsState is the key's state under the KMS API (kmsRefusal).
+func refusal(name string, k *keyRecord, v *versionRecord, kmsState error) envelope.Keyring {
 	if k.Backend != BackendLocal {
 		return nil
 	}
 	var why string
 	switch {
+	case kmsState != nil:
+		why = kmsState.Error()
 	case !v.State.canDecrypt():
 		why = string(v.State)
 	case v.Version < k.MinDecrypt:
@@ -43,6 +49,23 @@ func refusal(name string, k *keyRecord, v *versionRecord) envelope.Keyring {
 		},
 		reason: fmt.Errorf("%w: version %d of %q is %s", ErrKeyDisabled, v.Version, name, why),
 	}
+}
+
+// kmsRefusal says why key name may not be used when the key server's KMS
+// API disabled it or scheduled its deletion (DisableKey,
+// ScheduleKeyDeletion), and nil otherwise: such a key serves no
+// operation, the CLI's and the SDK's included, as in AWS KMS.
+func kmsRefusal(f *storeFile, name string) error {
+	if f.Server == nil {
+		return nil
+	}
+	switch st := f.Server.Keys[name].state(); st.State {
+	case serverstore.Disabled:
+		return errors.New("disabled through the KMS API (EnableKey enables it)")
+	case serverstore.PendingDeletion:
+		return fmt.Errorf("pending deletion on %s through the KMS API (CancelKeyDeletion keeps it)", st.DeletionDate.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 // OnEncrypt refuses: a refusedVersion only ever explains a decrypt.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keystack/keystack/envelope"
 	"github.com/keystack/keystack/gate"
 	"github.com/keystack/keystack/internal/serverstore"
 	"github.com/keystack/keystack/keyring"
@@ -319,3 +320,65 @@ func ops(s *Store) serverOps { return serverOps{s} }
 
 // fixed is an additional-data function that ignores the version.
 func fixed(aad []byte) func(int) []byte { return func(int) []byte { return aad } }
+
+// TestKMSStateRefusesLocalUse: a key the KMS API disabled or scheduled for
+// deletion serves no local encryption or decryption either (the CLI's,
+// the SDK's), with the reason; enabled again, it serves both.
+func TestKMSStateRefusesLocalUse(t *testing.T) {
+	ctx := context.Background()
+	s := openAs(t, newAuthzStore(t, ""), alice)
+	encrypt := func() ([]byte, error) {
+		kr, err := s.EncryptKeyring(ctx, "k")
+		if err != nil {
+			return nil, err
+		}
+		return envelope.EncryptBytes(ctx, []byte("p"), kr, envelope.EncryptOptions{})
+	}
+	decrypt := func(msg []byte, keys ...string) error {
+		kr, err := s.DecryptKeyring(ctx, keys...)
+		if err == nil {
+			_, _, err = envelope.DecryptBytes(ctx, msg, kr, envelope.DecryptOptions{})
+		}
+		return err
+	}
+	msg, err := encrypt()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ops(s).SetKeyEnabled(ctx, "k", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := encrypt(); !errors.Is(err, ErrKeyDisabled) || !strings.Contains(err.Error(), "disabled through the KMS API") {
+		t.Errorf("encrypt under a disabled key: %v", err)
+	}
+	if err := decrypt(msg, "k"); !errors.Is(err, ErrKeyDisabled) {
+		t.Errorf("decrypt with the disabled key named: %v", err)
+	}
+	if err := decrypt(msg); !errors.Is(err, ErrKeyDisabled) || !strings.Contains(err.Error(), "disabled through the KMS API") {
+		t.Errorf("decrypt with every key: %v", err)
+	}
+	if err := ops(s).SetKeyEnabled(ctx, "k", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ops(s).ScheduleKeyDeletion(ctx, "k", 7); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := encrypt(); !errors.Is(err, ErrKeyDisabled) || !strings.Contains(err.Error(), "pending deletion") {
+		t.Errorf("encrypt under a key pending deletion: %v", err)
+	}
+	if err := decrypt(msg); !errors.Is(err, ErrKeyDisabled) || !strings.Contains(err.Error(), "pending deletion") {
+		t.Errorf("decrypt under a key pending deletion: %v", err)
+	}
+	if err := ops(s).CancelKeyDeletion(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ops(s).SetKeyEnabled(ctx, "k", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := encrypt(); err != nil {
+		t.Errorf("encrypt after EnableKey: %v", err)
+	}
+	if err := decrypt(msg); err != nil {
+		t.Errorf("decrypt after EnableKey: %v", err)
+	}
+}

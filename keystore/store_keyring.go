@@ -46,6 +46,9 @@ func (s *Store) encryptKeyring(ctx context.Context, f *storeFile, spec string) (
 	if err != nil {
 		return nil, err
 	}
+	if why := kmsRefusal(f, spec); why != nil {
+		return nil, fmt.Errorf("%w: %q is %v", ErrKeyDisabled, spec, why)
+	}
 	v := k.version(k.Primary)
 	if v.State != StateEnabled {
 		return nil, fmt.Errorf("%w: primary version %d of %q is %s", ErrKeyDisabled, v.Version, spec, v.State)
@@ -120,10 +123,17 @@ func (s *Store) keyDecryptKeyrings(ctx context.Context, f *storeFile, name strin
 	if lenient && k.Backend != BackendLocal && s.backends[k.Backend] == nil {
 		return nil, nil
 	}
+	kmsState := kmsRefusal(f, name)
+	switch {
+	case kmsState != nil && !lenient:
+		return nil, fmt.Errorf("%w: %q is %v", ErrKeyDisabled, name, kmsState)
+	case kmsState != nil && k.Backend != BackendLocal:
+		return nil, nil // every key: its EDKs name no version to refuse
+	}
 	var krs, refusals []envelope.Keyring
 	seenRef := map[string]bool{}
 	for _, v := range k.Versions {
-		if r := refusal(name, k, v); r != nil {
+		if r := refusal(name, k, v, kmsState); r != nil {
 			refusals = append(refusals, r)
 			continue
 		}
