@@ -20,6 +20,7 @@ import (
 var auditScriptCmds = map[string]func(ts *testscript.TestScript, neg bool, args []string){
 	"forgeaudit": cmdForgeAudit,
 	"tmpfs":      cmdTmpfs,
+	"ext4":       cmdExt4,
 	"fillfs":     cmdFillFS,
 	"dropline":   cmdDropLine,
 }
@@ -99,6 +100,55 @@ func cmdTmpfs(ts *testscript.TestScript, neg bool, args []string) {
 	if err != nil {
 		ts.Fatalf("mount tmpfs on %s: %v: %s", dir, err, out)
 	}
+	ts.Defer(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			ts.Logf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+}
+
+// ext4Condition is the [ext4] condition: whether this process may mount
+// an ext4 image through a loop device. Under CI=true it must where the
+// kernel offers loop devices.
+func ext4Condition() (bool, error) {
+	dir, err := os.MkdirTemp("", "keystack-ext4-probe-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(dir)
+	img := dir + "/img"
+	err = mountExt4(img, "4M", dir+"/mnt")
+	if err == nil {
+		return true, exec.Command("umount", dir+"/mnt").Run()
+	}
+	if _, lerr := os.Stat("/dev/loop-control"); lerr == nil && os.Getenv("CI") == "true" {
+		return false, fmt.Errorf("CI=true but cannot mount an ext4 image on a loop device: %v", err)
+	}
+	return false, nil
+}
+
+// mountExt4 makes img an ext4 filesystem of size and mounts it on dir.
+func mountExt4(img, size, dir string) error {
+	for _, argv := range [][]string{{"truncate", "-s", size, img}, {"mkfs.ext4", "-q", "-F", img}, {"mkdir", "-p", dir}, {"mount", "-o", "loop", img, dir}} {
+		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %v: %s", argv[0], err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
+// cmdExt4 mounts "ext4 DIR SIZE" a fresh ext4 filesystem of SIZE on DIR
+// (guard the script with [ext4]), from an image beside it, and unmounts it
+// when the script ends.
+func cmdExt4(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 2 {
+		ts.Fatalf("usage: ext4 DIR SIZE")
+	}
+	dir := ts.MkAbs(args[0])
+	if err := mountExt4(dir+".img", args[1], dir); err != nil {
+		ts.Fatalf("ext4 on %s: %v", dir, err)
+	}
+	ts.Check(os.Chmod(dir, 0o700))
 	ts.Defer(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
 			ts.Logf("umount %s: %v: %s", dir, err, out)

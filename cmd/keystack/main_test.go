@@ -115,6 +115,8 @@ func TestScripts(t *testing.T) {
 				return rootCondition()
 			case "postgres":
 				return postgresCondition()
+			case "ext4":
+				return ext4Condition()
 			}
 			if name, ok := strings.CutPrefix(cond, "tool:"); ok {
 				return toolCondition(name)
