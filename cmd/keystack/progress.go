@@ -22,6 +22,7 @@ type progressBar struct {
 	done    int64
 	start   time.Time
 	drawn   time.Time // when last drawn; zero before the first
+	full    bool      // the total was drawn
 	visible bool
 	now     func() time.Time
 }
@@ -60,13 +61,16 @@ func (b *progressBar) finish() {
 }
 
 // moveTo draws on the first move, on reaching the total, and otherwise
-// at most every progressInterval.
+// at most every progressInterval. (Parallel readers go on reporting after
+// the total: re-read headers, reads at the end; those wait their turn.)
 func (b *progressBar) moveTo(done int64) {
 	b.done = max(done, 0)
 	now := b.now()
-	if !b.drawn.IsZero() && now.Sub(b.drawn) < progressInterval && b.done < b.total {
+	reached := b.done >= b.total && !b.full
+	if !b.drawn.IsZero() && now.Sub(b.drawn) < progressInterval && !reached {
 		return
 	}
+	b.full = b.full || b.done >= b.total
 	b.drawn = now
 	b.visible = true
 	fmt.Fprint(b.w, "\r"+b.line(now)+"\x1b[K")

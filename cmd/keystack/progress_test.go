@@ -25,6 +25,8 @@ func TestProgressBarThrottlesAndErases(t *testing.T) {
 	clock = clock.Add(progressInterval / 2)
 	b.add(1 << 20)
 	b.add(1 << 20) // the total: drawn at once
+	b.add(0)       // reads after the total, as parallel readers make: not drawn again
+	b.add(4 << 10)
 	b.finish()
 	b.finish() // nothing left to erase
 	frames := strings.Split(out.String(), "\r")[1:]
