@@ -22,7 +22,8 @@ type CreateKeyOptions struct {
 	// Generate, with the pkcs11 backend, makes the key on the token instead
 	// of registering an existing one: Ref names the token only (no object=,
 	// id= or type=), and version 1 is a new AES-256 key that never leaves
-	// the token, labeled NAME/v1 (see GenerateTokenKey).
+	// the token, labeled NAME/v1 with a random CKA_ID. Should recording it
+	// in the store fail, the object is destroyed again.
 	Generate bool
 }
 
@@ -62,12 +63,23 @@ func (s *Store) CreateKey(ctx context.Context, name string, opts CreateKeyOption
 	if err := s.checkExternal(backend, opts.Ref); err != nil {
 		return nil, err
 	}
-	if opts.Generate {
-		var err error
-		if opts.Ref, err = s.generateTokenKey(ctx, backend, name, opts.Ref); err != nil {
-			return nil, err
-		}
+	if !opts.Generate {
+		return s.createKey(ctx, name, backend, opts)
 	}
+	var err error
+	if opts.Ref, err = s.generateTokenKey(ctx, backend, name, opts.Ref); err != nil {
+		return nil, err
+	}
+	ki, err := s.createKey(ctx, name, backend, opts)
+	if err != nil {
+		return nil, s.discardGenerated(ctx, backend, opts.Ref, err)
+	}
+	return ki, nil
+}
+
+// createKey records key name of backend with version 1 (opts.Ref, or
+// fresh local material).
+func (s *Store) createKey(ctx context.Context, name, backend string, opts CreateKeyOptions) (*KeyInfo, error) {
 	ref, alias, err := s.resolveRef(ctx, backend, opts.Ref)
 	if err != nil {
 		return nil, err

@@ -28,8 +28,8 @@ type OnDemandRotator interface {
 //   - Local AES keys get fresh random material of the same size.
 //   - pkcs11 keys whose backend is a VersionGenerator get a new token
 //     object, and the new version its reference. If the store write fails
-//     afterwards the object stays on the token and a retry fails with the
-//     backend's "exists" error: delete it by hand.
+//     afterwards the object is destroyed again (when the backend is a
+//     VersionDestroyer), so that a retry can make it.
 //   - aws-kms keys whose backend is an OnDemandRotator are rotated in KMS
 //     (RotateKeyOnDemand), and the new version shares the ARN: KMS keeps
 //     every backing key, so messages of either version decrypt through the
@@ -103,6 +103,7 @@ func (s *Store) rotateKey(ctx context.Context, name, newRef, reason string, upda
 	}
 	defer clear(kek)
 	var info *KeyInfo
+	var generated string // a token object made for the new version
 	err = update(ctx, func(f *storeFile) error {
 		k, err := lookup(f, name)
 		if err != nil {
@@ -112,6 +113,9 @@ func (s *Store) rotateKey(ctx context.Context, name, newRef, reason string, upda
 		if err != nil {
 			return err
 		}
+		if newRef == "" && action == "rotate" && ref != "" {
+			generated = ref
+		}
 		if err := s.addVersion(f, kek, name, k, material, ref, action, reason); err != nil {
 			return err
 		}
@@ -119,6 +123,9 @@ func (s *Store) rotateKey(ctx context.Context, name, newRef, reason string, upda
 		info = k.info(name)
 		return nil
 	})
+	if err != nil && generated != "" {
+		return nil, s.discardGenerated(ctx, k.Backend, generated, err)
+	}
 	return info, err
 }
 

@@ -64,3 +64,39 @@ func tokenKeyRef(tokenRef, name string) (string, error) {
 	}
 	return ref, nil
 }
+
+// discardGenerated destroys the token object that a key creation or
+// rotation generated (ref selects it alone: GenerateVersion gives it a
+// CKA_ID of its own) when recording it in the store failed with cause,
+// unless the store records it after all (a write that landed before its
+// error). So a failed write leaves no object behind to block a retry. It
+// returns cause, saying so when the object had to stay on the token.
+func (s *Store) discardGenerated(ctx context.Context, backend, ref string, cause error) error {
+	ctx = context.WithoutCancel(ctx) // an interrupted command still cleans up
+	f, err := s.load(ctx)
+	if err == nil && refersTo(f, ref) {
+		return cause
+	}
+	if err == nil {
+		var d VersionDestroyer
+		if d, err = capability[VersionDestroyer](s, backend, "destroy keys"); err == nil {
+			err = d.DestroyVersion(ctx, ref)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w (the key generated for it stays on the token, %s: %v)", cause, ref, err)
+	}
+	return cause
+}
+
+// refersTo reports whether a version of a key in f has reference ref.
+func refersTo(f *storeFile, ref string) bool {
+	for _, k := range f.Keys {
+		for _, v := range k.Versions {
+			if v.Ref == ref {
+				return true
+			}
+		}
+	}
+	return false
+}

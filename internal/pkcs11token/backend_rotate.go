@@ -2,6 +2,7 @@ package pkcs11token
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 
 	"github.com/miekg/pkcs11"
@@ -18,11 +19,12 @@ import (
 // same kind that never leaves the token, an RSA key pair of the same size
 // when ref names an RSA key (see [Token.GenerateRSAKeyPair]), else an
 // AES-256 key (see [Token.GenerateAESKey]), labeled "BASE/vN" (N the
-// version) where BASE is ref's object label without a "/vN" suffix. It
-// returns ref with that object label and type=secret-key or type=private
-// (and no id=), keeping the token selection, module-path and pin-source.
-// It fails with ErrKeyExists when the label is taken, for example by the
-// object of an earlier attempt whose store write failed.
+// version) where BASE is ref's object label without a "/vN" suffix, with
+// a random 16-byte CKA_ID of its own. It returns ref with that label, that
+// id= and type=secret-key or type=private, keeping the token selection,
+// module-path and pin-source: the reference selects the new object alone,
+// so that DestroyVersion of it can never reach another process's object
+// of the same label. It fails with ErrKeyExists when the label is taken.
 func (b *Backend) GenerateVersion(ctx context.Context, ref string, version int) (string, error) {
 	u, err := ParseURI(ref)
 	if err != nil {
@@ -39,13 +41,15 @@ func (b *Backend) GenerateVersion(ctx context.Context, ref string, version int) 
 	if err != nil {
 		return "", err
 	}
+	id := make([]byte, 16)
+	rand.Read(id)
 	nu := *u
-	nu.Object, nu.ID, nu.Type = versionLabel(baseLabel(u.Object), version), nil, TypeSecretKey
+	nu.Object, nu.ID, nu.Type = versionLabel(baseLabel(u.Object), version), id, TypeSecretKey
 	if bits > 0 {
 		nu.Type = TypePrivateKey
-		err = t.GenerateRSAKeyPair(ctx, nu.Object, nil, bits)
+		err = t.GenerateRSAKeyPair(ctx, nu.Object, id, bits)
 	} else {
-		err = t.GenerateAESKey(ctx, nu.Object, nil)
+		err = t.GenerateAESKey(ctx, nu.Object, id)
 	}
 	if err != nil {
 		return "", err

@@ -175,7 +175,9 @@ func (u *URI) String() string {
 		path = append(path, "slot-id="+strconv.FormatUint(uint64(*u.SlotID), 10))
 	}
 	add(&path, "object", u.Object)
-	add(&path, "id", string(u.ID))
+	if len(u.ID) > 0 { // bytes, not text: each percent-encoded, as p11tool prints them
+		path = append(path, "id="+percentAll(u.ID))
+	}
 	add(&path, "type", string(u.Type))
 	add(&query, "module-path", u.Module)
 	add(&query, "pin-source", u.PINSource)
@@ -200,6 +202,15 @@ func escape(s string, inQuery bool) string {
 		fmt.Fprintf(&b, "%%%02X", c)
 	}
 	return b.String()
+}
+
+// percentAll percent-encodes every byte of b.
+func percentAll(b []byte) string {
+	var sb strings.Builder
+	for _, c := range b {
+		fmt.Fprintf(&sb, "%%%02X", c)
+	}
+	return sb.String()
 }
 
 // tokenKey identifies the token a URI selects, for sharing opened tokens.
