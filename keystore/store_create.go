@@ -123,7 +123,24 @@ func (s *Store) checkExternal(backend, ref string) error {
 		// RFC 7512 allows a PIN in the URI; keystore.json is no place for it.
 		return fmt.Errorf("%w: the key reference must not contain a PIN", ErrInvalidOptions)
 	}
+	if backend == BackendPKCS11 && hasVendorAttr(ref) {
+		// The backend ignores them, and what a vendor put there (a
+		// password, say) would be kept in keystore.json and shown.
+		return fmt.Errorf("%w: the key reference has a vendor attribute (x-...): keystack ignores them and does not keep them; remove it", ErrInvalidOptions)
+	}
 	return nil
+}
+
+// hasVendorAttr reports whether PKCS#11 URI ref has an RFC 7512 vendor
+// attribute ("x-NAME=") in its path or query.
+func hasVendorAttr(ref string) bool {
+	rest := strings.ToLower(strings.TrimPrefix(strings.ToLower(ref), "pkcs11:"))
+	for _, attr := range strings.FieldsFunc(rest, func(r rune) bool { return r == ';' || r == '?' || r == '&' }) {
+		if strings.HasPrefix(attr, "x-") {
+			return true
+		}
+	}
+	return false
 }
 
 // addKey stores rec under name with a fresh version 1 that fill completes;

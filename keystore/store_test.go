@@ -186,6 +186,8 @@ func TestCreateKeyErrors(t *testing.T) {
 		"missing ref":     {CreateKeyOptions{Backend: BackendAWSKMS}, ErrInvalidOptions},
 		"local with ref":  {CreateKeyOptions{Ref: "arn:aws:kms:x"}, ErrInvalidOptions},
 		"pin in uri":      {CreateKeyOptions{Backend: BackendPKCS11, Ref: "pkcs11:token=t;object=k?pin-value=1234"}, ErrInvalidOptions},
+		"vendor in path":  {CreateKeyOptions{Backend: BackendPKCS11, Ref: "pkcs11:token=t;x-secret=1234;object=k"}, ErrInvalidOptions},
+		"vendor in query": {CreateKeyOptions{Backend: BackendPKCS11, Ref: "pkcs11:token=t;object=k?module-path=/m.so&X-Pass=1234"}, ErrInvalidOptions},
 	}
 	for what, c := range cases {
 		_, err := s.CreateKey(ctx, "k", c.opts)
