@@ -4,7 +4,6 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
-	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/subtle"
@@ -44,43 +43,98 @@ func deriveKeys(s Suite, dataKey, messageID []byte) (key, commit []byte, err err
 
 // expandCommitted is HKDF-SHA512 (RFC 5869) for the committing suites:
 // both outputs are at most one hash long, so each Expand is the single
-// block T(1) = HMAC(PRK, info ‖ 0x01). The HMAC keyed with PRK is set up
-// once and cloned for the second block: one HMAC setup per message fewer
-// than two hkdf.Expand calls, and none of the state marshalling that
-// reusing it through Reset costs.
+// block T(1) = HMAC(PRK, info ‖ 0x01).
+//
+// HMAC (RFC 2104) is computed here on SHA-512 directly rather than
+// through crypto/hmac, which per message allocated sixteen objects and
+// hashed PRK ⊕ opad once per Expand: the SHA-512 states after the key's
+// ipad and opad blocks are computed once and cloned for the second Expand
+// (the precomputation FIPS 198-1, section 6, allows). Every intermediate
+// value lives in one kdfScratch, cleared before returning but for the two
+// outputs. TestExpandCommittedIsHKDF holds it to crypto/hkdf.
 func expandCommitted(dataKey, messageID []byte, sid [2]byte) (key, commit []byte) {
-	extract := hmac.New(sha512.New, messageID)
-	extract.Write(dataKey)
-	prk := extract.Sum(nil)
-	defer clear(prk)
-	mac := hmac.New(sha512.New, prk)
-	commitMAC := cloneOrNew(mac, prk)
-	mac.Write(sid[:])
-	mac.Write(deriveKeyInfo)
-	key = mac.Sum(nil)
-	clear(key[32:])
-	commitMAC.Write(commitKeyInfo)
-	commit = commitMAC.Sum(nil)[:commitKeyLen]
-	return key[:32], commit
+	s := new(kdfScratch)
+	defer s.clearSecrets()
+	inner, outer := sha512.New(), sha512.New()
+	s.keyHMAC(inner, outer, messageID)
+	inner.Write(dataKey)
+	prk := sumHMAC(inner, outer, s.prk[:0])
+	s.keyHMAC(inner, outer, prk)
+	commitInner, commitOuter := cloneHash(inner), cloneHash(outer)
+	if commitInner == nil || commitOuter == nil {
+		commitInner, commitOuter = sha512.New(), sha512.New()
+		s.keyHMAC(commitInner, commitOuter, prk)
+	}
+	copy(s.info[copy(s.info[:], sid[:]):], "DERIVEKEY\x01")
+	inner.Write(s.info[:])
+	key = sumHMAC(inner, outer, s.key[:0])[:32]
+	commitInner.Write(commitKeyInfo)
+	commit = sumHMAC(commitInner, commitOuter, s.commit[:0])[:commitKeyLen]
+	return key, commit
 }
 
-// The HKDF info labels with T(1)'s counter byte. Package variables, since
-// a []byte conversion passed to a hash.Hash allocates on every call.
-var (
-	deriveKeyInfo = []byte("DERIVEKEY\x01")
-	commitKeyInfo = []byte("COMMITKEY\x01")
-)
+// kdfScratch holds expandCommitted's buffers in one allocation: a slice
+// passed to a hash.Hash method escapes, so stack arrays would each be
+// allocated anyway.
+type kdfScratch struct {
+	pad         [sha512.BlockSize]byte
+	info        [2 + len("DERIVEKEY\x01")]byte // suite ID ‖ label ‖ counter
+	prk         [sha512.Size]byte
+	key, commit [sha512.Size]byte
+}
 
-// cloneOrNew returns a copy of the fresh HMAC-SHA512 mac keyed with key:
-// a clone of its state, or, should the hash ever not support cloning, a
-// new HMAC with the same key, which computes the same values.
-func cloneOrNew(mac hash.Hash, key []byte) hash.Hash {
-	if c, ok := mac.(hash.Cloner); ok {
+// clearSecrets clears all but the returned key and commit key, and the
+// key's unused half.
+func (s *kdfScratch) clearSecrets() {
+	clear(s.pad[:])
+	clear(s.prk[:])
+	clear(s.key[32:])
+}
+
+// keyHMAC resets inner and outer to the SHA-512 states after the blocks
+// key ⊕ ipad and key ⊕ opad. key is at most one block long (the message
+// ID or PRK), so it is used as is.
+func (s *kdfScratch) keyHMAC(inner, outer hash.Hash, key []byte) {
+	if len(key) > len(s.pad) {
+		panic("envelope: HMAC key longer than a SHA-512 block") // unreachable: IDs are 32 bytes
+	}
+	clear(s.pad[:])
+	copy(s.pad[:], key)
+	for i := range s.pad {
+		s.pad[i] ^= 0x36
+	}
+	inner.Reset()
+	inner.Write(s.pad[:])
+	for i := range s.pad {
+		s.pad[i] ^= 0x36 ^ 0x5c
+	}
+	outer.Reset()
+	outer.Write(s.pad[:])
+}
+
+// sumHMAC appends HMAC = H(key ⊕ opad ‖ H(key ⊕ ipad ‖ message)) to dst,
+// which has room for it, given inner and outer as keyHMAC left them and
+// the message written to inner.
+func sumHMAC(inner, outer hash.Hash, dst []byte) []byte {
+	in := inner.Sum(dst)
+	outer.Write(in)
+	return outer.Sum(dst)
+}
+
+// commitKeyInfo is the commit key's HKDF info with T(1)'s counter byte. A
+// package variable, since a []byte conversion passed to a hash.Hash
+// allocates on every call.
+var commitKeyInfo = []byte("COMMITKEY\x01")
+
+// cloneHash returns a copy of h's state, or nil should the hash ever not
+// support cloning (the caller then recomputes the state).
+func cloneHash(h hash.Hash) hash.Hash {
+	if c, ok := h.(hash.Cloner); ok {
 		if d, err := c.Clone(); err == nil {
 			return d
 		}
 	}
-	return hmac.New(sha512.New, key)
+	return nil
 }
 
 func newGCM(key []byte) (cipher.AEAD, error) {
