@@ -90,6 +90,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	f := &failover{eps: eps, region: cfg.Region, signer: v4.NewSigner(), rounds: cfg.Rounds,
 		backoff: cfg.Backoff, now: time.Now}
+	f.quota.Store(retryQuotaMax)
 	for _, ep := range eps {
 		f.rts = append(f.rts, ep.roundTripper(tlsConf, cfg.AttemptTimeout))
 	}

@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,6 +61,60 @@ func TestThrottleRetries(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestThrottleRetryBudget: the calls of one Client share a budget of
+// throttle retries (500, 5 each, as the AWS SDKs' retry quota): 150 calls
+// (CreateKey: one request each)
+// throttled at once make 150 first attempts and 100 retries in all, not
+// 600, and each fails as unavailable; once answers come, the budget
+// refills one per answer.
+func TestThrottleRetryBudget(t *testing.T) {
+	t.Parallel() // waits out retry pauses
+	f := newFixture(t)
+	f.a.fail["CreateKey"] = "throttle"
+	c := defaultClient(t, f)
+	var wg sync.WaitGroup
+	errs := make(chan error, 150)
+	for range 150 {
+		wg.Go(func() {
+			_, err := c.CreateKey(context.Background(), "", "")
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, client.ErrUnavailable) {
+			t.Fatalf("throttled CreateKey: %v, want ErrUnavailable", err)
+		}
+	}
+	if got := f.a.count("CreateKey"); got != 250 {
+		t.Fatalf("a saw %d CreateKey; want 150 calls + 100 retries (the budget)", got)
+	}
+	// Spent: a throttled call is not retried.
+	if _, err := c.CreateKey(context.Background(), "", ""); !errors.Is(err, client.ErrUnavailable) || f.a.count("CreateKey") != 251 {
+		t.Fatalf("with the budget spent: %v after %d attempts; want one attempt", err, f.a.count("CreateKey"))
+	}
+	// Five answers give back one retry's cost.
+	f.a.mu.Lock()
+	f.a.fail["CreateKey"] = ""
+	f.a.mu.Unlock()
+	for range throttleRefill {
+		if _, err := c.CreateKey(context.Background(), "", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.a.mu.Lock()
+	f.a.fail["CreateKey"] = "throttle"
+	f.a.mu.Unlock()
+	before := f.a.count("CreateKey")
+	if _, err := c.CreateKey(context.Background(), "", ""); !errors.Is(err, client.ErrUnavailable) || f.a.count("CreateKey")-before != 2 {
+		t.Fatalf("after %d answers: %v in %d attempts; want one retry", throttleRefill, err, f.a.count("CreateKey")-before)
+	}
+}
+
+// throttleRefill is how many answers refill one retry (its cost).
+const throttleRefill = 5
 
 func defaultClient(t *testing.T, f *fixture) *client.Client {
 	c, err := client.New(client.Config{Endpoints: []string{f.urlA, f.urlB}, AccessKeyID: f.cred.AccessKeyID, SecretAccessKey: f.cred.Secret})

@@ -57,6 +57,7 @@ type failover struct {
 	rounds  int
 	backoff time.Duration
 	first   atomic.Int32 // the endpoint that last answered
+	quota   atomic.Int64 // throttle retries left to spend (retryQuotaMax at first)
 	now     func() time.Time
 
 	mu     sync.Mutex
@@ -121,9 +122,18 @@ func (f *failover) RoundTrip(req *http.Request) (*http.Response, error) {
 // SDKs' standard mode backs off with jitter too): the i-th pause (i from
 // 0) is drawn in [throttleBase<<i / 2, throttleBase<<i), so four pauses
 // take 1.5 s to 3 s in all, within the default Timeout.
+//
+// The retries draw on one budget per Client, as the AWS SDKs' standard
+// retry mode keeps a retry quota: each costs throttleRetryCost of
+// retryQuotaMax, and an answer that needed no retry gives one back. Many
+// calls throttled at once (a fleet over its rate) thus stop multiplying
+// the load by five: once the budget is spent, a throttled call fails at
+// once, until answers refill it.
 const (
-	throttleRetries = 4
-	throttleBase    = 200 * time.Millisecond
+	throttleRetries   = 4
+	throttleBase      = 200 * time.Millisecond
+	retryQuotaMax     = 500
+	throttleRetryCost = 5
 )
 
 // tryThrottled is try, retrying answers that say the server throttled
@@ -132,7 +142,10 @@ const (
 func (f *failover) tryThrottled(req *http.Request, n int, body []byte) (*http.Response, bool, error) {
 	for i := 0; ; i++ {
 		resp, sent, err := f.try(req, n, body)
-		if err != nil || i == throttleRetries || !throttled(resp) {
+		if err == nil && i == 0 && !throttled(resp) {
+			f.refundRetry()
+		}
+		if err != nil || i == throttleRetries || !throttled(resp) || !f.spendRetry() {
 			return resp, sent, err
 		}
 		d := throttleBase << i
@@ -141,6 +154,30 @@ func (f *failover) tryThrottled(req *http.Request, n int, body []byte) (*http.Re
 			return resp, sent, nil
 		}
 		closeResp(resp)
+	}
+}
+
+// spendRetry takes one retry's cost from the budget, or reports that it
+// is spent.
+func (f *failover) spendRetry() bool {
+	for {
+		q := f.quota.Load()
+		if q < throttleRetryCost {
+			return false
+		}
+		if f.quota.CompareAndSwap(q, q-throttleRetryCost) {
+			return true
+		}
+	}
+}
+
+// refundRetry gives one back to the budget, up to retryQuotaMax.
+func (f *failover) refundRetry() {
+	for {
+		q := f.quota.Load()
+		if q >= retryQuotaMax || f.quota.CompareAndSwap(q, q+1) {
+			return
+		}
 	}
 }
 
