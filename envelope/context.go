@@ -4,7 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -22,26 +23,48 @@ func SerializeContext(ec map[string]string) ([]byte, error) {
 	if len(ec) == 0 {
 		return nil, nil
 	}
-	if err := checkContext(ec); err != nil {
-		return nil, err
-	}
-	keys := make([]string, 0, len(ec))
 	size := 2
 	for k, v := range ec {
-		keys = append(keys, k)
 		size += 4 + len(k) + len(v)
 	}
-	sort.Strings(keys) // Go compares strings bytewise: UTF-8 byte order, as the spec requires.
-	out := make([]byte, 0, size)
-	out = binary.BigEndian.AppendUint16(out, uint16(len(ec)))
-	for _, k := range keys {
-		out = binary.BigEndian.AppendUint16(out, uint16(len(k)))
-		out = append(out, k...)
-		out = binary.BigEndian.AppendUint16(out, uint16(len(ec[k])))
-		out = append(out, ec[k]...)
-	}
-	return out, nil
+	return appendContext(make([]byte, 0, size), ec)
 }
+
+// appendContext appends SerializeContext(ec) to dst, with the same checks,
+// made as each pair is written.
+func appendContext(dst []byte, ec map[string]string) ([]byte, error) {
+	if len(ec) == 0 {
+		return dst, nil
+	}
+	if len(ec) > math.MaxUint16 {
+		return nil, fmt.Errorf("%w: %d pairs, at most %d", ErrInvalidContext, len(ec), math.MaxUint16)
+	}
+	// Pairs, not keys, are sorted, sparing a map lookup per key; a small
+	// context's stay on the stack.
+	var small [8]contextPair
+	pairs := small[:0]
+	for k, v := range ec {
+		pairs = append(pairs, contextPair{k, v})
+	}
+	// Go compares strings bytewise: UTF-8 byte order, as the spec requires.
+	slices.SortFunc(pairs, func(a, b contextPair) int { return strings.Compare(a.k, b.k) })
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(ec)))
+	for _, p := range pairs {
+		if err := checkContextField("key", p.k); err != nil {
+			return nil, err
+		}
+		if err := checkContextField("value", p.v); err != nil {
+			return nil, err
+		}
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(p.k)))
+		dst = append(dst, p.k...)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(p.v)))
+		dst = append(dst, p.v...)
+	}
+	return dst, nil
+}
+
+type contextPair struct{ k, v string }
 
 // checkContext is SerializeContext's validation without the serializing.
 func checkContext(ec map[string]string) error {

@@ -3,9 +3,11 @@ package envelope
 import (
 	"bytes"
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"runtime"
 	"slices"
@@ -47,6 +49,17 @@ type sealed struct {
 	header []byte
 	codec  *frameCodec
 	sig    *signer
+
+	// What prepareEncrypt needs once per message, in this one allocation:
+	// hdr, codec and the message ID point here, materials went to the
+	// keyring, frame is sealSerial's, and headerBuf holds the header's
+	// bytes when they fit (as they do for a few data keys).
+	built     Header
+	frames    frameCodec
+	materials EncryptionMaterials
+	messageID [32]byte
+	frame     frameTask
+	headerBuf [256]byte
 }
 
 // Encrypt returns a writer that encrypts what is written to it into a
@@ -60,7 +73,7 @@ func Encrypt(ctx context.Context, dst io.Writer, kr Keyring, opts EncryptOptions
 	if declared <= 0 {
 		declared = -1
 	}
-	s, err := prepareEncrypt(ctx, kr, opts, declared)
+	s, err := prepareEncrypt(ctx, kr, opts, declared, false)
 	if err != nil {
 		return nil, err
 	}
@@ -74,13 +87,16 @@ func Encrypt(ctx context.Context, dst io.Writer, kr Keyring, opts EncryptOptions
 // straight into the output on the calling goroutine; larger ones go
 // through the parallel pipeline.
 func EncryptBytes(ctx context.Context, plaintext []byte, kr Keyring, opts EncryptOptions) ([]byte, error) {
-	s, err := prepareEncrypt(ctx, kr, opts, int64(len(plaintext)))
+	s, err := prepareEncrypt(ctx, kr, opts, int64(len(plaintext)), true)
 	if err != nil {
 		return nil, err
 	}
 	fl := s.codec.frameLen
 	frames := len(plaintext)/fl + 1
-	size := len(s.header) + len(plaintext) + frames*(finalPrefix+gcmTagLen) + 2 + p384FixedSigLen
+	size := len(s.header) + len(plaintext) + frames*(finalPrefix+gcmTagLen)
+	if s.sig != nil {
+		size += 2 + p384FixedSigLen
+	}
 	if frames <= serialFrames || concurrency(opts.Concurrency) == 1 {
 		return sealSerial(s, plaintext, make([]byte, 0, size))
 	}
@@ -109,7 +125,8 @@ func sealSerial(s *sealed, plaintext, out []byte) ([]byte, error) {
 	fl := s.codec.frameLen
 	for seq := uint32(1); ; seq++ {
 		out = slices.Grow(out, finalPrefix+min(fl, len(plaintext))+gcmTagLen)
-		t := frameTask{seq: seq, kind: kindRegular, buf: out[len(out):cap(out)]}
+		t := &s.frame
+		*t = frameTask{seq: seq, kind: kindRegular, buf: out[len(out):cap(out)]}
 		// The last frame is the final one, full when the length is an
 		// exact multiple of the frame length (as the writer does).
 		if len(plaintext) <= fl {
@@ -117,7 +134,7 @@ func sealSerial(s *sealed, plaintext, out []byte) ([]byte, error) {
 		}
 		t.src = plaintext[:min(fl, len(plaintext))]
 		plaintext = plaintext[len(t.src):]
-		s.codec.seal(&t)
+		s.codec.seal(t)
 		if s.sig != nil {
 			s.sig.h.Write(t.buf)
 		}
@@ -135,16 +152,18 @@ func sealSerial(s *sealed, plaintext, out []byte) ([]byte, error) {
 
 // prepareEncrypt checks the options, runs the keyring and builds the
 // authenticated header (data-format/message-header.md, version 2.0).
-func prepareEncrypt(ctx context.Context, kr Keyring, opts EncryptOptions, ptLen int64) (*sealed, error) {
+// borrowContext is splitContext's borrow: set when the header does not
+// outlive the caller's call.
+func prepareEncrypt(ctx context.Context, kr Keyring, opts EncryptOptions, ptLen int64, borrowContext bool) (*sealed, error) {
 	suite, frameLen, err := checkEncryptOptions(opts)
 	if err != nil {
 		return nil, err
 	}
-	full, required, err := splitContext(opts.Context, opts.RequiredContextKeys)
+	full, required, err := splitContext(opts.Context, opts.RequiredContextKeys, borrowContext && !suite.Signed())
 	if err != nil {
 		return nil, err
 	}
-	s := &sealed{}
+	s := new(sealed)
 	if suite.Signed() {
 		var pub string
 		if s.sig, pub, err = newSigner(); err != nil {
@@ -152,7 +171,8 @@ func prepareEncrypt(ctx context.Context, kr Keyring, opts EncryptOptions, ptLen 
 		}
 		full[PublicKeyContextKey] = pub
 	}
-	m := &EncryptionMaterials{Suite: suite, EncryptionContext: full, PlaintextLength: ptLen}
+	m := &s.materials
+	*m = EncryptionMaterials{Suite: suite, EncryptionContext: full, PlaintextLength: ptLen}
 	if err := kr.OnEncrypt(ctx, m); err != nil {
 		return nil, err
 	}
@@ -163,16 +183,19 @@ func prepareEncrypt(ctx context.Context, kr Keyring, opts EncryptOptions, ptLen 
 	if n := len(m.EncryptedDataKeys); opts.MaxEncryptedDataKeys > 0 && n > opts.MaxEncryptedDataKeys {
 		return nil, fmt.Errorf("%w: the keyring produced %d, limit %d", ErrTooManyEncryptedDataKeys, n, opts.MaxEncryptedDataKeys)
 	}
-	hdr := &Header{Version: 2, Suite: suite, MessageID: make([]byte, 32), ContentType: contentFramed,
+	hdr := &s.built
+	*hdr = Header{Version: 2, Suite: suite, MessageID: s.messageID[:], ContentType: contentFramed,
 		FrameLength: uint32(frameLen), EncryptedDataKeys: m.EncryptedDataKeys,
 		EncryptionContext: storedContext(full, required)}
 	if _, err := rand.Read(hdr.MessageID); err != nil {
 		return nil, err
 	}
-	if s.header, s.codec, err = sealHeader(hdr, m.DataKey, required); err != nil {
+	var aead cipher.AEAD
+	if s.header, aead, err = sealHeader(s.headerBuf[:0], hdr, m.DataKey, required); err != nil {
 		return nil, err
 	}
-	s.hdr = hdr
+	s.frames = frameCodec{aead: aead, messageID: hdr.MessageID, frameLen: frameLen}
+	s.hdr, s.codec = hdr, &s.frames
 	if s.sig != nil {
 		s.sig.h.Write(s.header)
 	}
@@ -200,18 +223,27 @@ func checkEncryptOptions(opts EncryptOptions) (Suite, int, error) {
 	return suite, fl, nil
 }
 
-// splitContext copies the caller's context and picks out the required
-// pairs. The reserved public-key entry is refused.
-func splitContext(ec map[string]string, requiredKeys []string) (full, required map[string]string, err error) {
-	full = make(map[string]string, len(ec)+1)
-	for k, v := range ec {
-		if k == PublicKeyContextKey {
-			return nil, nil, fmt.Errorf("%w: key %q is reserved", ErrInvalidContext, k)
-		}
-		full[k] = v
+// splitContext checks the caller's context and picks out the required
+// pairs (nil when there are none). The reserved public-key entry is
+// refused. full is ec itself when borrow is set and ec is not empty, else
+// a copy: a signed message adds the public key to it, and a Writer's
+// Header, which holds it, outlives the call. Keyrings must not modify it,
+// so EncryptBytes, which returns no Header, lends them the caller's map
+// for the length of the call and spares the copy.
+func splitContext(ec map[string]string, requiredKeys []string, borrow bool) (full, required map[string]string, err error) {
+	if _, ok := ec[PublicKeyContextKey]; ok {
+		return nil, nil, fmt.Errorf("%w: key %q is reserved", ErrInvalidContext, PublicKeyContextKey)
 	}
-	if err := checkContext(full); err != nil {
+	if err := checkContext(ec); err != nil {
 		return nil, nil, err
+	}
+	full = ec
+	if !borrow || len(ec) == 0 {
+		full = make(map[string]string, len(ec)+1)
+		maps.Copy(full, ec)
+	}
+	if len(requiredKeys) == 0 {
+		return full, nil, nil
 	}
 	required = make(map[string]string, len(requiredKeys))
 	for _, k := range requiredKeys {
@@ -238,15 +270,16 @@ func storedContext(full, required map[string]string) map[string]string {
 }
 
 // sealHeader derives the message keys from dataKey, sets the commit key,
-// serializes hdr and appends its authentication tag.
-func sealHeader(hdr *Header, dataKey []byte, required map[string]string) ([]byte, *frameCodec, error) {
+// and appends hdr serialized and its authentication tag to dst. It
+// returns the header bytes and the message's AES-GCM.
+func sealHeader(dst []byte, hdr *Header, dataKey []byte, required map[string]string) ([]byte, cipher.AEAD, error) {
 	key, commit, err := deriveKeys(hdr.Suite, dataKey, hdr.MessageID)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer clear(key)
 	hdr.commitKey = commit
-	body, err := serializeBodyV2(hdr)
+	body, err := serializeBodyV2(dst, hdr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -260,7 +293,7 @@ func sealHeader(hdr *Header, dataKey []byte, required map[string]string) ([]byte
 	}
 	out := aead.Seal(body, zeroIV[:], nil, aad)
 	hdr.body, hdr.authIV, hdr.authTag, hdr.HeaderLength = out[:len(body)], zeroIV[:], out[len(body):], len(out)
-	return out, &frameCodec{aead: aead, messageID: hdr.MessageID, frameLen: int(hdr.FrameLength)}, nil
+	return out, aead, nil
 }
 
 func concurrency(n int) int {

@@ -447,26 +447,32 @@ func parseContentFields(h *hdrReader, hdr *Header) error {
 	return nil
 }
 
-// serializeBody writes a v2 header body (everything before the tag).
-// It checks every field fits its length prefix and the header fits
-// MaxHeaderLength.
-func serializeBodyV2(hdr *Header) ([]byte, error) {
-	ec, err := SerializeContext(hdr.EncryptionContext)
-	if err != nil {
-		return nil, err
-	}
-	if len(ec) > 0xFFFF {
-		return nil, fmt.Errorf("%w: serialized context of %d bytes exceeds 65535", ErrInvalidContext, len(ec))
-	}
+// serializeBodyV2 appends a v2 header body (everything before the tag)
+// to dst. It checks every field fits its length prefix and the header
+// fits MaxHeaderLength.
+func serializeBodyV2(dst []byte, hdr *Header) ([]byte, error) {
 	if n := len(hdr.EncryptedDataKeys); n == 0 || n > 0xFFFF {
 		return nil, fmt.Errorf("%w: it produced %d encrypted data keys", ErrKeyring, n)
 	}
-	out := make([]byte, 0, 256)
-	out = append(out, 2)
+	if dst == nil {
+		dst = make([]byte, 0, 256)
+	}
+	start := len(dst)
+	out := append(dst, 2)
 	out = binary.BigEndian.AppendUint16(out, uint16(hdr.Suite))
 	out = append(out, hdr.MessageID...)
-	out = binary.BigEndian.AppendUint16(out, uint16(len(ec)))
-	out = append(out, ec...)
+	// The context's length prefix is filled in once it is written.
+	ecAt := len(out)
+	out = append(out, 0, 0)
+	var err error
+	if out, err = appendContext(out, hdr.EncryptionContext); err != nil {
+		return nil, err
+	}
+	ecLen := len(out) - ecAt - 2
+	if ecLen > 0xFFFF {
+		return nil, fmt.Errorf("%w: serialized context of %d bytes exceeds 65535", ErrInvalidContext, ecLen)
+	}
+	binary.BigEndian.PutUint16(out[ecAt:], uint16(ecLen))
 	out = binary.BigEndian.AppendUint16(out, uint16(len(hdr.EncryptedDataKeys)))
 	for _, e := range hdr.EncryptedDataKeys {
 		for _, f := range [][]byte{[]byte(e.ProviderID), e.ProviderInfo, e.Ciphertext} {
@@ -480,8 +486,8 @@ func serializeBodyV2(hdr *Header) ([]byte, error) {
 	out = append(out, byte(hdr.ContentType))
 	out = binary.BigEndian.AppendUint32(out, hdr.FrameLength)
 	out = append(out, hdr.commitKey...)
-	if len(out)+gcmTagLen > MaxHeaderLength {
-		return nil, fmt.Errorf("%w: header of %d bytes exceeds %d", ErrMalformed, len(out)+gcmTagLen, MaxHeaderLength)
+	if n := len(out) - start + gcmTagLen; n > MaxHeaderLength {
+		return nil, fmt.Errorf("%w: header of %d bytes exceeds %d", ErrMalformed, n, MaxHeaderLength)
 	}
-	return out, nil
+	return out[start:], nil
 }

@@ -55,7 +55,7 @@ func rewrapKey(ctx context.Context, old *Header, u *unlocked, dataKey []byte, to
 	}
 	hdr := &Header{Version: 2, Suite: old.Suite, MessageID: old.MessageID, EncryptionContext: stored,
 		EncryptedDataKeys: m.EncryptedDataKeys, ContentType: old.ContentType, FrameLength: old.FrameLength}
-	out, _, err := sealHeader(hdr, dataKey, u.required)
+	out, _, err := sealHeader(nil, hdr, dataKey, u.required)
 	if err != nil {
 		return nil, nil, err
 	}
