@@ -218,12 +218,15 @@ func openHeader(ctx context.Context, hdr *Header, kr Keyring, opts DecryptOption
 }
 
 // mergeContext checks the reproduced context against the stored one and
-// returns the full context and the required (unstored) pairs.
+// returns the full context and the required (unstored) pairs, nil when
+// nothing was reproduced. full is stored itself when nothing was
+// reproduced: the parse made that map, and keyrings must not modify it.
 func mergeContext(stored, reproduced map[string]string) (full, required map[string]string, err error) {
-	full = make(map[string]string, len(stored)+len(reproduced))
-	if len(reproduced) > 0 {
-		required = map[string]string{}
+	if len(reproduced) == 0 {
+		return stored, nil, nil
 	}
+	full = make(map[string]string, len(stored)+len(reproduced))
+	required = map[string]string{}
 	for k, v := range stored {
 		full[k] = v
 	}

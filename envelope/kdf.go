@@ -98,18 +98,24 @@ func (s *kdfScratch) keyHMAC(inner, outer hash.Hash, key []byte) {
 	if len(key) > len(s.pad) {
 		panic("envelope: HMAC key longer than a SHA-512 block") // unreachable: IDs are 32 bytes
 	}
-	clear(s.pad[:])
-	copy(s.pad[:], key)
-	for i := range s.pad {
-		s.pad[i] ^= 0x36
-	}
+	clear(s.pad[copy(s.pad[:], key):])
+	subtle.XORBytes(s.pad[:], s.pad[:], ipad[:])
 	inner.Reset()
 	inner.Write(s.pad[:])
-	for i := range s.pad {
-		s.pad[i] ^= 0x36 ^ 0x5c
-	}
+	subtle.XORBytes(s.pad[:], s.pad[:], ipadToOpad[:])
 	outer.Reset()
 	outer.Write(s.pad[:])
+}
+
+// ipad is RFC 2104's inner padding; ipadToOpad turns key ⊕ ipad into key
+// ⊕ opad. XORed a word at a time by crypto/subtle, not byte by byte.
+var ipad, ipadToOpad = padOf(0x36), padOf(0x36 ^ 0x5c)
+
+func padOf(b byte) (p [sha512.BlockSize]byte) {
+	for i := range p {
+		p[i] = b
+	}
+	return p
 }
 
 // sumHMAC appends HMAC = H(key ⊕ opad ‖ H(key ⊕ ipad ‖ message)) to dst,

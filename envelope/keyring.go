@@ -36,7 +36,9 @@ type EncryptionMaterials struct {
 
 // DecryptionMaterials is what a Keyring receives on decrypt.
 type DecryptionMaterials struct {
-	Suite             Suite
+	Suite Suite
+	// EncryptionContext is the full context: the header's and the pairs
+	// the caller reproduced. Keyrings must not modify it.
 	EncryptionContext map[string]string
 	// DataKey is set by the first keyring that unwraps an encrypted data key.
 	DataKey []byte
