@@ -9,6 +9,7 @@ import (
 	"debug/elf"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -196,6 +197,7 @@ func TestLiteBuild(t *testing.T) {
 	t.Run("rotate daemon hands off", func(t *testing.T) { t.Parallel(); testLiteDaemon(t, lite) })
 	t.Run("PostgreSQL storage hands off", func(t *testing.T) { t.Parallel(); testLitePG(t, lite) })
 	t.Run("store with a pkcs11 key hands off", func(t *testing.T) { t.Parallel(); testLitePKCS11Store(t, lite) })
+	t.Run("kill -9 around the hand-off", func(t *testing.T) { t.Parallel(); testLiteKillHandOff(t, lite) })
 	t.Run("pkcs11 hands off", func(t *testing.T) { t.Parallel(); testLiteHSM(t, lite) })
 	t.Run("user only NSS names hands off", func(t *testing.T) { t.Parallel(); testLiteNSSUser(t, lite) })
 }
@@ -455,6 +457,61 @@ func testLitePKCS11Store(t *testing.T, lite string) {
 	if _, err := os.Lstat(out); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the failed hand-off left its output: %v", err)
 	}
+	ks.roundTrip(1000, []string{"-k", "local"}, nil)
+}
+
+// testLiteKillHandOff: SIGKILL at any moment of an encryption that the
+// lite build hands to keystack-full (before the exec, in it, in the full
+// build's work) leaves no temporary file and no partial output, only a
+// whole message or nothing; the store and its audit log stay intact.
+func testLiteKillHandOff(t *testing.T, lite string) {
+	dir := t.TempDir()
+	ks := initLite(t, lite, dir)
+	ks.ok(nil, "key", "create", "local")
+	ks.ok(nil, "key", "create", "hsm", "--backend", "pkcs11", "--pkcs11-uri", "pkcs11:token=T;object=k") // makes every command hand off
+	plain := make([]byte, 4<<20)
+	rand.Read(plain)
+	in, outDir := filepath.Join(dir, "in"), filepath.Join(dir, "out")
+	if err := os.WriteFile(in, plain, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(outDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(outDir, "in.ks")
+	killedIn := map[string]int{} // the program the kill met: keystack, keystack-full
+	// Delays grow by 0.5 ms until kills have met both builds (the
+	// moment of the exec moves with the machine's load), at least 40 runs.
+	for i := 0; i < 40 || (i < 200 && (killedIn[filepath.Base(lite)] == 0 || killedIn[fullName] == 0)); i++ {
+		cmd := exec.Command(lite, "encrypt", "-k", "local", "-i", in, "-o", out, "--force")
+		cmd.Env = ks.env
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(i) * 500 * time.Microsecond) // from before the exec to past the work
+		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", cmd.Process.Pid))
+		_ = cmd.Process.Kill()
+		if err := cmd.Wait(); err != nil && exe != "" {
+			killedIn[filepath.Base(exe)]++
+		}
+		entries, err := os.ReadDir(outDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Name() != "in.ks" {
+				t.Fatalf("kill after %d ms left %s", i, e.Name())
+			}
+			if got := ks.ok(nil, "decrypt", "-i", out, "-o", "-"); !bytes.Equal(got, plain) {
+				t.Fatalf("kill after %d ms left an output that decrypts to %d bytes, not the %d encrypted", i, len(got), len(plain))
+			}
+		}
+	}
+	if killedIn[filepath.Base(lite)] == 0 || killedIn[fullName] == 0 {
+		t.Errorf("kills met %v; want both builds met at least once", killedIn)
+	}
+	ks.ok(nil, "audit", "verify")
 	ks.roundTrip(1000, []string{"-k", "local"}, nil)
 }
 
