@@ -11,6 +11,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keystack/keystack/envelope"
@@ -79,9 +80,10 @@ type Caching struct {
 	maxBytes     uint64
 	bytesLimited bool
 	capacity     int
-	partition    [sha512.Size]byte // SHA-512 of the partition ID
-	memo         idMemo            // encrypt IDs of recent contexts
-	decMemo      idMemo            // decrypt IDs of recent contexts and EDK sets
+	partition    [sha512.Size]byte      // SHA-512 of the partition ID
+	memo         idMemo                 // encrypt IDs of recent contexts
+	decMemo      idMemo                 // decrypt IDs of recent contexts and EDK sets
+	lastEC       atomic.Pointer[[]byte] // the last valid context serialized (serialContext)
 	now          func() time.Time
 
 	mu       sync.Mutex

@@ -26,7 +26,7 @@ func (c *Caching) encryptID(m *envelope.EncryptionMaterials) (id cacheID, ok boo
 	case m.PlaintextLength > 0 && uint64(m.PlaintextLength) > c.maxBytes:
 		return id, false
 	}
-	ec, err := envelope.SerializeContext(m.EncryptionContext)
+	ec, err := c.serialContext(m.EncryptionContext)
 	if err != nil {
 		return id, false // the inner keyring reports the invalid context
 	}
@@ -97,7 +97,7 @@ func (c *Caching) decryptID(m *envelope.DecryptionMaterials, edks []envelope.Enc
 	if !hasKDF(m.Suite) || len(edks) == 0 {
 		return id, false
 	}
-	ec, err := envelope.SerializeContext(m.EncryptionContext)
+	ec, err := c.serialContext(m.EncryptionContext)
 	if err != nil {
 		return id, false
 	}
