@@ -85,6 +85,7 @@ type Caching struct {
 	decMemo      idMemo                 // decrypt IDs of recent contexts and EDK sets
 	lastEC       atomic.Pointer[[]byte] // the last valid context serialized (serialContext)
 	now          func() time.Time
+	realClock    bool // now is time.Now: since may read only the monotonic clock
 
 	mu       sync.Mutex
 	lru      *list.List // of *cacheEntry, most recently used first
@@ -136,7 +137,7 @@ func NewCaching(inner envelope.Keyring, opts CacheOptions) (*Caching, error) {
 		c.capacity = defaultCacheCapacity
 	}
 	if c.now == nil {
-		c.now = time.Now
+		c.now, c.realClock = time.Now, true
 	}
 	pid := opts.PartitionID
 	if pid == "" {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/list"
 	"context"
+	"time"
 
 	"github.com/keystack/keystack/envelope"
 )
@@ -69,13 +70,24 @@ func (c *Caching) acquireOnce(ctx context.Context, id cacheID, n uint64, enc boo
 // usable reports whether e is younger than MaxAge and, for an encrypt entry,
 // whether one more message of n bytes stays within MaxMessages and MaxBytes.
 func (c *Caching) usable(e *cacheEntry, n uint64, enc bool) bool {
-	if c.now().Sub(e.created) >= c.maxAge {
+	if c.since(e.created) >= c.maxAge {
 		return false
 	}
 	if !enc {
 		return true
 	}
 	return e.messages < c.maxMessages && n <= c.maxBytes-e.bytes // e.bytes <= maxBytes: no overflow
+}
+
+// since returns c.now().Sub(t). With the real clock that is time.Since,
+// which reads only the monotonic clock, as the subtraction would use, where
+// time.Now reads the wall clock too: the same answer for about half the cost
+// of every hit's age check.
+func (c *Caching) since(t time.Time) time.Duration {
+	if c.realClock {
+		return time.Since(t)
+	}
+	return c.now().Sub(t)
 }
 
 // takeLocked counts one use of el and returns a copy of its data key; the
