@@ -97,4 +97,16 @@ func TestContextRules(t *testing.T) {
 	if _, _, err := envelope.DecryptBytes(bg, msg, kr, envelope.DecryptOptions{Context: wrong}); err == nil {
 		t.Fatal("decrypt with a wrong required value succeeded")
 	}
+	// Reproducing only stored pairs takes the no-copy path: it must still
+	// lack the required pair, and suffice for a message without one.
+	if _, _, err := envelope.DecryptBytes(bg, msg, kr, envelope.DecryptOptions{Context: map[string]string{"stored": "yes"}}); err == nil {
+		t.Fatal("decrypt reproducing only the stored pair succeeded without the required one")
+	}
+	plain, err := envelope.EncryptBytes(bg, pt, kr, envelope.EncryptOptions{Context: ec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := envelope.DecryptBytes(bg, plain, kr, envelope.DecryptOptions{Context: ec}); err != nil || !bytes.Equal(got, pt) {
+		t.Fatalf("decrypt reproducing exactly the stored context: %v", err)
+	}
 }

@@ -219,11 +219,12 @@ func openHeader(ctx context.Context, hdr *Header, kr Keyring, opts DecryptOption
 
 // mergeContext checks the reproduced context against the stored one and
 // returns the full context and the required (unstored) pairs, nil when
-// nothing was reproduced. full is stored itself when nothing was
-// reproduced: the parse made that map, and keyrings must not modify it.
+// there are none. full is stored itself when every reproduced pair is
+// stored (the common case: the caller repeats the context it encrypted
+// with): the parse made that map, and keyrings must not modify it.
 func mergeContext(stored, reproduced map[string]string) (full, required map[string]string, err error) {
-	if len(reproduced) == 0 {
-		return stored, nil, nil
+	if storedHasAll(stored, reproduced) {
+		return stored, nil, nil // saves two maps per message
 	}
 	full = make(map[string]string, len(stored)+len(reproduced))
 	required = map[string]string{}
@@ -242,6 +243,16 @@ func mergeContext(stored, reproduced map[string]string) (full, required map[stri
 		}
 	}
 	return full, required, nil
+}
+
+// storedHasAll reports whether every pair of reproduced is in stored.
+func storedHasAll(stored, reproduced map[string]string) bool {
+	for k, v := range reproduced {
+		if sv, ok := stored[k]; !ok || sv != v {
+			return false
+		}
+	}
+	return true
 }
 
 // isEOF reports whether err means the input ended.
