@@ -75,8 +75,8 @@ func (g *Gate) startAnchoring(ctx context.Context) (*gatewire.Config, error) {
 // lost the anchors it kept, while the state says it keeps them, is
 // tampering (audit.ErrTampered); the state's anchor is returned with it.
 func (g *Gate) keptAnchor(state gatewire.AuditAnchor) (gatewire.AuditAnchor, error) {
-	k, ok := g.dest.(anchorKeeper)
-	if !ok || len(g.options.MACKey) == 0 {
+	k, ok := g.keeper()
+	if !ok {
 		return state, nil
 	}
 	kept, err := k.loadAnchor(g.options.MACKey)
@@ -93,6 +93,13 @@ func (g *Gate) keptAnchor(state gatewire.AuditAnchor) (gatewire.AuditAnchor, err
 	return state, nil
 }
 
+// keeper returns the destination as an anchorKeeper when it keeps the
+// anchor's advances: it does, and there is an audit key to MAC them with.
+func (g *Gate) keeper() (anchorKeeper, bool) {
+	k, ok := g.dest.(anchorKeeper)
+	return k, ok && len(g.options.MACKey) > 0
+}
+
 // advanceAnchor records a if it is past the anchor recorded (and of the
 // same epoch): with the destination when it keeps anchors, else in the
 // state. It runs without the gate's lock, as a Gate never takes the
@@ -101,7 +108,7 @@ func (g *Gate) advanceAnchor(ctx context.Context, epoch uint64, a audit.Anchor) 
 	if a.Seq == 0 {
 		return nil
 	}
-	if k, ok := g.dest.(anchorKeeper); ok && len(g.options.MACKey) > 0 {
+	if k, ok := g.keeper(); ok {
 		return g.keepAnchor(ctx, k, epoch, a)
 	}
 	behind := func(c *gatewire.Config) bool {

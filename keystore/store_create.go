@@ -134,7 +134,7 @@ func (s *Store) checkExternal(backend, ref string) error {
 // hasVendorAttr reports whether PKCS#11 URI ref has an RFC 7512 vendor
 // attribute ("x-NAME=") in its path or query.
 func hasVendorAttr(ref string) bool {
-	rest := strings.ToLower(strings.TrimPrefix(strings.ToLower(ref), "pkcs11:"))
+	rest := strings.TrimPrefix(strings.ToLower(ref), "pkcs11:")
 	for _, attr := range strings.FieldsFunc(rest, func(r rune) bool { return r == ';' || r == '?' || r == '&' }) {
 		if strings.HasPrefix(attr, "x-") {
 			return true
