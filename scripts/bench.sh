@@ -15,6 +15,7 @@ RUNS=${BENCH_RUNS:-7}
 work=$(mktemp -d "${TMPDIR:-/tmp}/keystack-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
+missing= # packages whose benchmarks printed nothing (raw, alternate)
 section() { printf '\n== %s\n' "$1"; }
 
 # alternate TEST PKG REGEX BASE: runs the benchmarks BENCH_COUNT times,
@@ -36,6 +37,10 @@ alternate() {
     { mbs[$1" "$2]=$3; mem[$2]=$4" B/op, "$5" allocs/op"; names[$2]=1; runs[$1]=1; if ($2 ~ base) b[$1" "size($2)]=$3 }
     END { for (r in runs) for (n in names) { bb = b[r" "size(n)]; if (bb>0 && mbs[r" "n]!="") print n, mbs[r" "n]/bb, mbs[r" "n], mem[n] } }' \
     "$work/runs.txt" > "$work/ratios.txt"
+  if [ ! -s "$work/ratios.txt" ]; then
+    echo "  NO BENCHMARK RAN: $pkg -bench '$re' (or no baseline '$base')"
+    missing="$missing $pkg"
+  fi
   for n in $(cut -d' ' -f1 "$work/ratios.txt" | sort -u); do
     grep "^$n " "$work/ratios.txt" | sort -k2 -g | awk -v n="$n" '{ r[NR]=$2; m[NR]=$3; mem=$4" "$5" "$6" "$7 }
       END { k=int((NR+1)/2); printf "  %-34s %8.1f MB/s  median %4.2f x baseline (runs %4.2f .. %4.2f)  %s\n", n, m[k], r[k], r[1], r[NR], mem }'
@@ -171,9 +176,19 @@ echo "  target: through the server (Unix socket) <= 15 ms and <= 32 MiB RSS"
 
 # raw PKG REGEX: every line of the benchmarks' own output, custom metrics
 # (files/s, kms-calls, overhead-%) included.
+# raw PKG REGEX: runs PKG's benchmarks matching REGEX and prints their
+# lines. A run that prints no benchmark line (a package or benchmark
+# renamed, a prerequisite missing) says so and fails make bench at the end:
+# an empty section once went unnoticed.
 raw() {
-  go test -run '^$' -bench "$2" -benchtime "$BT" -benchmem "$1" 2>&1 | tee -a "$work/raw.txt" |
-    grep -E '^(Benchmark|--- FAIL|FAIL|panic)' | sed 's/^/  /' || true
+  local out
+  out=$(go test -run '^$' -bench "$2" -benchtime "$BT" -benchmem "$1" 2>&1 | tee -a "$work/raw.txt" |
+    grep -E '^(Benchmark|--- FAIL|--- SKIP|FAIL|panic)' || true)
+  if ! grep -q '^Benchmark' <<<"$out"; then
+    out=$(printf '%s\nNO BENCHMARK RAN: %s -bench %s' "$out" "$1" "'$2'" | sed '/^$/d')
+    missing="$missing $1"
+  fi
+  sed 's/^/  /' <<<"$out"
 }
 
 section "one 1 KiB message (baseline: the v2 format's own per-message cryptography, no keystack code)"
@@ -191,23 +206,24 @@ raw ./audit 'BenchmarkAuditAppend'
 echo "  target: policy + audit in batch mode costs < 10% (overhead-%); sync mode reported"
 
 section "data-key cache, keystore and raw keyrings"
-raw ./keystore 'Benchmark(CachedEncrypt|UnlockDefaultKDF|StoreEncryptKeyring|StoreCreateKey)'
+raw ./keyring 'BenchmarkCachedEncrypt'
+raw ./keystore 'Benchmark(UnlockDefaultKDF|StoreEncryptKeyring|StoreCreateKey)'
 
 section "PKCS#11 keyring vs raw C_Encrypt on SoftHSM2 (baseline: raw C_Encrypt)"
-raw ./hsm .
+raw ./internal/pkcs11token 'Benchmark(HSMWrap|HSMUnwrap|RawCEncrypt)'
 
 section "AWS KMS XKS proxy on loopback at 1,800 req/s (issue 17): SoftHSM2 and local keys; baseline: raw PKCS#11 seal+open, same run"
 # Open loop (latency from each request's scheduled time), then 32 clients
 # closed loop for the maximum rate; a bounded request count, every request
 # must succeed. CDIV requested, so each encrypt also decrypts once. The
 # load average before and after is printed: the machine is shared.
-XKS_LOAD_REQUESTS=${BENCH_XKS_REQUESTS:-9000} go test -count=1 -run '^TestXKSLoad$' -v ./xks | grep -E '^ +load_test.go:[0-9]+: XKS' | sed 's/^ *load_test.go:[0-9]*: /  /' || echo '  XKS load test did not report (SoftHSM2 missing? make test-prereqs)'
+XKS_LOAD_REQUESTS=${BENCH_XKS_REQUESTS:-9000} go test -count=1 -run '^TestXKSLoad$' -v ./xks | grep -E '^ +load_test.go:[0-9]+: XKS' | sed 's/^ *load_test.go:[0-9]*: /  /' || { echo '  XKS load test did not report (SoftHSM2 missing? make test-prereqs)'; missing="$missing ./xks(TestXKSLoad)"; }
 raw ./xks 'Benchmark(Handler|RawPKCS11)'
 raw ./internal/kmswire 'BenchmarkSigV4'
 echo "  target: p99 <= 5 ms at 1,800 req/s on SoftHSM2 (AWS KMS gives up after 250 ms)"
 
 section "rewrap (issue #5): 10,000 small files; one big file in place next to copying it"
-raw ./rotation 'Benchmark(RewrapTree|RewrapInPlaceBig|CopyBig)'
+raw ./internal/rewrap 'Benchmark(RewrapTree|RewrapInPlaceBig|CopyBig)'
 echo "  targets: >= 10,000 files/s with local keys; 1 GiB in-place rewrap < 50 ms"
 
 section "key server replicas on PostgreSQL (issue 16): GenerateDataKey through 1 and 3 replicas on one database (baseline: 1 replica, same run), statements per request, failover gap"
@@ -238,3 +254,8 @@ echo "  targets: batch GenerateDataKey >= 10,000/s; p99 <= 5 ms at half that loa
 section "key server (issue 14), paced GenerateDataKey with the server in its own process: keystack server on CPU 1, the generator on CPU 0; baseline: the KMS test server in its own process, same run"
 ./scripts/bench_server_paced.sh
 echo "  target: p99 <= 5 ms at 5,000 GenerateDataKey/s (half of 10,000/s), latency from each request's scheduled time"
+
+if [ -n "$missing" ]; then
+  echo "make bench: no benchmark ran in:$missing" >&2
+  exit 1
+fi
