@@ -3,6 +3,7 @@ package envelope
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/fips140"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -24,6 +25,9 @@ func deriveKeys(s Suite, dataKey, messageID []byte) (key, commit []byte, err err
 	}
 	var sid [2]byte
 	binary.BigEndian.PutUint16(sid[:], uint16(s))
+	if s.Committing() && fips140.Enabled() {
+		return standardCommitted(dataKey, messageID, sid)
+	}
 	if s.Committing() {
 		key, commit = expandCommitted(dataKey, messageID, sid)
 		return key, commit, nil
@@ -51,7 +55,8 @@ func deriveKeys(s Suite, dataKey, messageID []byte) (key, commit []byte, err err
 // ipad and opad blocks are computed once and cloned for the second Expand
 // (the precomputation FIPS 198-1, section 6, allows). Every intermediate
 // value lives in one kdfScratch, cleared before returning but for the two
-// outputs. TestExpandCommittedIsHKDF holds it to crypto/hkdf.
+// outputs. TestExpandCommittedIsHKDF holds it to crypto/hkdf. In FIPS
+// 140-3 mode deriveKeys uses standardCommitted instead.
 func expandCommitted(dataKey, messageID []byte, sid [2]byte) (key, commit []byte) {
 	s := new(kdfScratch)
 	defer s.clearSecrets()
@@ -71,6 +76,22 @@ func expandCommitted(dataKey, messageID []byte, sid [2]byte) (key, commit []byte
 	commitInner.Write(commitKeyInfo)
 	commit = sumHMAC(commitInner, commitOuter, s.commit[:0])[:commitKeyLen]
 	return key, commit
+}
+
+// standardCommitted is expandCommitted through crypto/hkdf, for a program
+// in FIPS 140-3 mode (GODEBUG=fips140=on): there the derivation must stay
+// inside Go's validated module, which a hand-written HMAC leaves.
+func standardCommitted(dataKey, messageID []byte, sid [2]byte) (key, commit []byte, err error) {
+	prk, err := hkdf.Extract(sha512.New, dataKey, messageID)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer clear(prk)
+	if key, err = hkdf.Expand(sha512.New, prk, string(sid[:])+"DERIVEKEY", 32); err != nil {
+		return nil, nil, err
+	}
+	commit, err = hkdf.Expand(sha512.New, prk, "COMMITKEY", commitKeyLen)
+	return key, commit, err
 }
 
 // kdfScratch holds expandCommitted's buffers in one allocation: a slice
