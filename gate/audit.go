@@ -130,15 +130,20 @@ func (g *Gate) advanceAnchor(ctx context.Context, epoch uint64, a audit.Anchor) 
 
 // keepAnchor has the destination keep a; the first time, it then marks
 // the state's anchor detached, so that losing the destination's anchors
-// is seen as tampering.
+// is seen as tampering. Until then the destination's anchors are not
+// relied on, and damaged ones are replaced (after ResetAuditAnchor, say).
 func (g *Gate) keepAnchor(ctx context.Context, k anchorKeeper, epoch uint64, a audit.Anchor) error {
-	if err := k.storeAnchor(g.options.MACKey, gatewire.AuditAnchor{Anchor: a, Epoch: epoch}); err != nil {
+	relied, err := g.anchorRelied(ctx)
+	if err != nil {
 		return err
 	}
-	if g.detached.Load() {
+	if err := k.storeAnchor(g.options.MACKey, gatewire.AuditAnchor{Anchor: a, Epoch: epoch}, !relied); err != nil {
+		return err
+	}
+	if relied {
 		return nil
 	}
-	err := g.st.UpdateConfig(ctx, func(c *gatewire.Config) error {
+	err = g.st.UpdateConfig(ctx, func(c *gatewire.Config) error {
 		cur := c.AuditAnchor
 		if cur == nil || cur.Epoch != epoch || cur.Detached {
 			return gatewire.ErrUnchanged
@@ -154,6 +159,24 @@ func (g *Gate) keepAnchor(ctx context.Context, k anchorKeeper, epoch uint64, a a
 		g.detached.Store(true)
 	}
 	return err
+}
+
+// anchorRelied reports whether the state's anchor is detached, so that
+// the destination's anchors are evidence. Until g has seen it so, it
+// reads the state: another process may have detached it since g opened.
+func (g *Gate) anchorRelied(ctx context.Context) (bool, error) {
+	if g.detached.Load() {
+		return true, nil
+	}
+	c, _, err := g.st.Config(ctx)
+	if err != nil {
+		return false, err
+	}
+	if c.AuditAnchor != nil && c.AuditAnchor.Detached {
+		g.detached.Store(true)
+		return true, nil
+	}
+	return false, nil
 }
 
 // recorder is the policyengine.Recorder and policyengine.BatchRecorder the gate's
