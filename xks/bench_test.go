@@ -83,10 +83,11 @@ func BenchmarkRawPKCS11(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer tok.Close()
-	if err := tok.GenerateAESKey(ctx, "rawbench", []byte("rawbench")); err != nil {
+	label := tokenLabel("rawbench")
+	if err := tok.GenerateAESKey(ctx, label, []byte(label)); err != nil {
 		b.Fatal(err)
 	}
-	kr, err := tok.AESKeyring(ctx, "rawbench")
+	kr, err := tok.AESKeyring(ctx, label)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -91,8 +91,8 @@ func TestBackendDeadline(t *testing.T) {
 	var stuck *stuckBackend
 	s := newStoreWrapped(t, func(b *hsm.Backend) keystore.Backend { stuck = newStuckBackend(b); return stuck })
 	for _, k := range []string{"slow", "slowhealth"} {
-		addHSMKey(t, s, k)
-		t.Cleanup(func() { destroyTokenKey(t, k) }) // the token outlives the test
+		label := addHSMKey(t, s, k)
+		t.Cleanup(func() { destroyTokenKey(t, label) }) // the token outlives the test
 	}
 	cfg := testConfig("slow")
 	cfg.HealthKey, cfg.BackendTimeoutMs, cfg.MaxBackendCalls = "slowhealth", 60, 3

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,10 +135,21 @@ func newStoreWrapped(tb testing.TB, wrap func(*hsm.Backend) keystore.Backend) *k
 	return s
 }
 
+// labelSeq numbers the labels of the objects the tests create on token X.
+// The token lives as long as the test binary (TestMain makes it), so with
+// -count=N every test runs N times against it: a fixed label would find
+// the object the previous run made and fail as a duplicate.
+var labelSeq atomic.Int64
+
+// tokenLabel returns a label for a new token object for key name, unique
+// in this process.
+func tokenLabel(name string) string { return name + "-" + strconv.FormatInt(labelSeq.Add(1), 10) }
+
 // addHSMKey generates an AES-256 key on the SoftHSM2 token and registers
-// it in s as key name.
-func addHSMKey(tb testing.TB, s *keystore.Store, name string) {
+// it in s as key name; it returns the object's label (see tokenLabel).
+func addHSMKey(tb testing.TB, s *keystore.Store, name string) (label string) {
 	tb.Helper()
+	label = tokenLabel(name)
 	requireSoftHSM(tb)
 	ctx := context.Background()
 	u := &pkcs11token.URI{Token: "X", Module: softhsmModule}
@@ -145,13 +158,14 @@ func addHSMKey(tb testing.TB, s *keystore.Store, name string) {
 		tb.Fatal(err)
 	}
 	defer tok.Close()
-	if err := tok.GenerateAESKey(ctx, name, []byte(name)); err != nil {
+	if err := tok.GenerateAESKey(ctx, label, []byte(label)); err != nil {
 		tb.Fatal(err)
 	}
-	ref := "pkcs11:token=X;object=" + name + ";type=secret-key?module-path=" + softhsmModule
+	ref := "pkcs11:token=X;object=" + label + ";type=secret-key?module-path=" + softhsmModule
 	if _, err := s.CreateKey(ctx, name, keystore.CreateKeyOptions{Backend: keystore.BackendPKCS11, Ref: ref}); err != nil {
 		tb.Fatal(err)
 	}
+	return label
 }
 
 // clockedServer checks cfg and serves it over s on a test server whose

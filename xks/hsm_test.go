@@ -146,8 +146,7 @@ func TestMutualTLS(t *testing.T) {
 // cached result has aged out.
 func TestTokenKeyDestroyed(t *testing.T) {
 	s := newStore(t)
-	addHSMKey(t, s, "doomed")
-	addHSMKey(t, s, "doomedhealth")
+	doomed, doomedHealth := addHSMKey(t, s, "doomed"), addHSMKey(t, s, "doomedhealth")
 	cfg := testConfig("doomed")
 	cfg.HealthKey = "doomedhealth"
 	base, advance := clockedServer(t, cfg, s)
@@ -163,7 +162,7 @@ func TestTokenKeyDestroyed(t *testing.T) {
 	if got := health(); got != "ACTIVE" {
 		t.Fatalf("health before: %s", got)
 	}
-	destroyTokenKey(t, "doomed")
+	destroyTokenKey(t, doomed)
 	url := base + "/tenant1/kms/xks/v1/keys/doomed/"
 	for op, body := range map[string]map[string]any{
 		"metadata": {"requestMetadata": meta(alice, "DescribeKey")},
@@ -178,7 +177,7 @@ func TestTokenKeyDestroyed(t *testing.T) {
 	if got := health(); got != "ACTIVE" {
 		t.Fatalf("health with its own key intact: %s", got)
 	}
-	destroyTokenKey(t, "doomedhealth")
+	destroyTokenKey(t, doomedHealth)
 	if got := health(); got != "ACTIVE" {
 		t.Fatalf("health within 30 s of its last check: %s, want the cached ACTIVE", got)
 	}
@@ -188,13 +187,13 @@ func TestTokenKeyDestroyed(t *testing.T) {
 	}
 }
 
-// destroyTokenKey destroys the AES key labeled name on token X through a
+// destroyTokenKey destroys the AES key labeled label on token X through a
 // PKCS#11 session of its own, as an HSM administrator would.
-func destroyTokenKey(t *testing.T, name string) {
+func destroyTokenKey(t *testing.T, label string) {
 	t.Helper()
 	be := hsm.NewBackend(hsm.Options{Prompt: func(context.Context, string) (string, error) { return "1234", nil }})
 	defer be.Close()
-	if err := be.DestroyVersion(context.Background(), "pkcs11:token=X;object="+name+";type=secret-key?module-path="+softhsmModule); err != nil {
+	if err := be.DestroyVersion(context.Background(), "pkcs11:token=X;object="+label+";type=secret-key?module-path="+softhsmModule); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -123,8 +123,10 @@ func loadAverage() string {
 }
 
 // rawPKCS11Rate is the rate of n CKM_AES_GCM seal and open pairs of 32
-// bytes on a fresh SoftHSM2 AES-256 key labeled label, one after another.
-func rawPKCS11Rate(t *testing.T, n int, label string) float64 {
+// bytes on a fresh SoftHSM2 AES-256 key labeled tokenLabel(name), one
+// after another.
+func rawPKCS11Rate(t *testing.T, n int, name string) float64 {
+	label := tokenLabel(name)
 	ctx := context.Background()
 	tok, err := pkcs11token.Open(ctx, &pkcs11token.URI{Token: "X", Module: softhsmModule}, pkcs11token.Options{Prompt: func(context.Context, string) (string, error) { return "1234", nil }})
 	if err != nil {

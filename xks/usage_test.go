@@ -11,12 +11,13 @@ import (
 	"github.com/keystack/keystack/keystore"
 )
 
-// addTokenKey generates an AES-256 key labeled name on the SoftHSM2
-// token with CKA_ENCRYPT and CKA_DECRYPT as given (package hsm makes
+// addTokenKey generates an AES-256 key on the SoftHSM2 token (labeled
+// tokenLabel(name)) with CKA_ENCRYPT and CKA_DECRYPT as given (package hsm makes
 // keys that do both) and registers it in s as key name.
 func addTokenKey(t *testing.T, s *keystore.Store, name string, encrypt, decrypt bool) {
 	t.Helper()
 	requireSoftHSM(t)
+	label := tokenLabel(name)
 	p := pkcs11.New(softhsmModule)
 	if p == nil {
 		t.Fatal("cannot load the SoftHSM2 module")
@@ -49,14 +50,14 @@ func addTokenKey(t *testing.T, s *keystore.Store, name string, encrypt, decrypt 
 	tmpl := []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY), pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
 		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32), pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-		pkcs11.NewAttribute(pkcs11.CKA_LABEL, name), pkcs11.NewAttribute(pkcs11.CKA_ID, []byte(name)),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label), pkcs11.NewAttribute(pkcs11.CKA_ID, []byte(label)),
 		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true), pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, encrypt), pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, decrypt),
 	}
 	if _, err := p.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, tmpl); err != nil {
 		t.Fatal(err)
 	}
-	ref := "pkcs11:token=X;object=" + name + ";type=secret-key?module-path=" + softhsmModule
+	ref := "pkcs11:token=X;object=" + label + ";type=secret-key?module-path=" + softhsmModule
 	if _, err := s.CreateKey(context.Background(), name, keystore.CreateKeyOptions{Backend: keystore.BackendPKCS11, Ref: ref}); err != nil {
 		t.Fatal(err)
 	}

@@ -107,6 +107,9 @@ func openToken(tb testing.TB, label string, opts Options) *Token {
 	if opts.Prompt == nil {
 		opts.Prompt = pinPrompt(testPIN)
 	}
+	if label == tokenMain {
+		sweepToken(tb)
+	}
 	tok, err := Open(context.Background(), tokenURI(label), opts)
 	if err != nil {
 		tb.Fatalf("Open(%s): %v", label, err)
@@ -119,23 +122,89 @@ func openToken(tb testing.TB, label string, opts Options) *Token {
 	return tok
 }
 
+// sweepToken makes a test that creates objects on the main token
+// re-runnable in this process. The token lives as long as the test binary
+// (TestMain), so with -count=N each test runs N times against it and would
+// find its fixed labels taken by its previous run. When tb ends (after the
+// cleanups registered later, such as openToken's Close), sweepToken
+// destroys every key object whose label was not on the token when it was
+// called, except the shared RSA pair, which is made once per process.
+func sweepToken(tb testing.TB) {
+	tb.Helper()
+	requireSoftHSM(tb)
+	before := map[string]bool{sharedRSA: true}
+	withMainToken(tb, func(tok *Token) error {
+		objs, err := tok.ListObjects(context.Background())
+		for _, o := range objs {
+			before[o.Label] = true
+		}
+		return err
+	})
+	tb.Cleanup(func() { withMainToken(tb, func(tok *Token) error { return destroyExcept(tok, before) }) })
+}
+
+// withMainToken runs f on a Token of its own for the main test token,
+// which it opens for f alone: the test's Tokens may be closed by then.
+func withMainToken(tb testing.TB, f func(*Token) error) {
+	tb.Helper()
+	tok, err := Open(context.Background(), tokenURI(tokenMain), Options{Prompt: pinPrompt(testPIN)})
+	if err != nil {
+		tb.Fatalf("sweep: Open: %v", err)
+	}
+	err = f(tok)
+	if cerr := tok.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		tb.Fatalf("sweep: %v", err)
+	}
+}
+
+// destroyExcept destroys every key object on tok whose label keep lacks.
+func destroyExcept(tok *Token, keep map[string]bool) error {
+	return tok.run(context.Background(), func(s session) error {
+		defer tok.st.pool.forgetHandles()
+		for _, typ := range []ObjectType{TypeSecretKey, TypePrivateKey, TypePublicKey} {
+			hs, err := tok.findObjects(s, typ, "", nil, maxListObjects)
+			if err != nil {
+				return err
+			}
+			for _, h := range hs {
+				info, err := tok.describe(s, h, typ)
+				if err != nil {
+					return err
+				}
+				if keep[info.Label] {
+					continue
+				}
+				if err := tok.st.mod.ctx.DestroyObject(s.h, h); err != nil {
+					return callErr("C_DestroyObject", err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
 var (
 	rsaOnce  sync.Once
 	rsaError error
 )
 
+// sharedRSA labels the RSA key pair that sharedRSALabel makes.
+const sharedRSA = "shared-rsa"
+
 // sharedRSALabel generates one RSA-3072 key pair for all tests (key
 // generation is the slow part) and returns its label.
 func sharedRSALabel(tb testing.TB, tok *Token) string {
 	tb.Helper()
-	const label = "shared-rsa"
 	rsaOnce.Do(func() {
-		rsaError = tok.GenerateRSAKeyPair(context.Background(), label, []byte("rsa-1"), 3072)
+		rsaError = tok.GenerateRSAKeyPair(context.Background(), sharedRSA, []byte("rsa-1"), 3072)
 	})
 	if rsaError != nil {
 		tb.Fatalf("GenerateRSAKeyPair: %v", rsaError)
 	}
-	return label
+	return sharedRSA
 }
 
 // newAESKey generates a fresh AES key with a label unique to the test.
