@@ -30,9 +30,16 @@ type TamperError struct {
 	Seq       uint64 // sequence number expected at that line
 	Reason    string
 	Truncated bool
+	// AnchorLost says the anchor bounding the log's end is missing or
+	// damaged, so how much was cut from the end is unknown; Seq is then
+	// the last anchor still known.
+	AnchorLost bool
 }
 
 func (e *TamperError) Error() string {
+	if e.AnchorLost {
+		return fmt.Sprintf("%v: its anchor is lost (last known at entry %d): %s", ErrTampered, e.Seq, e.Reason)
+	}
 	if e.Line == 0 {
 		return fmt.Sprintf("%v: at entry %d: %s", ErrTampered, e.Seq, e.Reason)
 	}

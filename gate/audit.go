@@ -82,7 +82,7 @@ func (g *Gate) keptAnchor(state gatewire.AuditAnchor) (gatewire.AuditAnchor, err
 	kept, err := k.loadAnchor(g.options.MACKey)
 	switch {
 	case errors.Is(err, errNoKeptAnchor) && state.Detached:
-		return state, &audit.TamperError{Seq: state.Seq, Truncated: true, Reason: err.Error()}
+		return state, &audit.TamperError{Seq: state.Seq, Truncated: true, AnchorLost: true, Reason: err.Error()}
 	case errors.Is(err, errNoKeptAnchor):
 		return state, nil
 	case err != nil:

@@ -62,7 +62,10 @@ var auditVerifyAction = storeAction(0, 0, func(c *cli.Context, st *keystore.Stor
 	var te *audit.TamperError
 	if errors.As(err, &te) {
 		where := fmt.Sprintf("first bad record at line %d", te.Line)
-		if te.Line == 0 {
+		switch {
+		case te.AnchorLost:
+			where = "the anchor that bounds its end is missing or damaged, so records may have been cut from its end"
+		case te.Line == 0:
 			where = fmt.Sprintf("records missing from entry %d on", te.Seq)
 		}
 		return &codedError{code: exitAuth, err: fmt.Errorf("audit log is not intact after %d good record(s): %s: %w", rep.Records, where, err)}
