@@ -5,7 +5,11 @@
 // [Shared] for a database of their own on the cluster their test binary
 // shares (TestMain runs them through [Main], which removes it), or
 // [Start] for a cluster of their own, which they may stop, restart and
-// kill. Both skip them with a clear message when the PostgreSQL server
+// kill. [Cluster.StartStandby] adds a synchronous streaming-replication
+// standby to a cluster of one's own, which [Cluster.Promote] turns into
+// the primary (after [Cluster.Kill] of the old one, for a failover test);
+// [FailoverDSN] names both, as a client configured for failover would.
+// [Shared] and [Start] skip them with a clear message when the PostgreSQL server
 // binaries are missing (scripts/test-prereqs.sh installs Debian's
 // postgresql when it can), and fail them instead under CI=true.
 //

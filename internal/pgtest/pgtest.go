@@ -42,6 +42,8 @@ type Cluster struct {
 	done   chan struct{} // closed when proc exits
 	dbs    int
 	shared bool // Shared's: never stopped but by Main
+
+	hasStandby bool // NewStandby made one
 }
 
 // Start starts a throwaway cluster for t and stops and removes it when t

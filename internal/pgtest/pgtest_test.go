@@ -3,7 +3,10 @@ package pgtest_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/url"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -106,4 +109,74 @@ func TestShared(t *testing.T) {
 	if got := count(t, a); got != 1 {
 		t.Fatalf("the shared cluster after refused stops: %d rows, want 1", got)
 	}
+}
+
+// TestStandbyPromote starts a synchronous standby of a cluster: it
+// refuses writes, and after the primary is killed (SIGKILL) and the
+// standby promoted, it holds every row the primary acknowledged and takes
+// writes; FailoverDSN reaches the primary before and the promoted standby
+// after. A second standby of the primary, and promoting the promoted
+// server again, are refused.
+func TestStandbyPromote(t *testing.T) {
+	primary := pgtest.Start(t)
+	standby := primary.StartStandby(t)
+	if _, err := primary.NewStandby(); !errors.Is(err, pgtest.ErrHasStandby) {
+		t.Fatalf("a second standby: %v, want ErrHasStandby", err)
+	}
+	if standby.Port() == primary.Port() || standby.DataDir() == primary.DataDir() {
+		t.Fatal("the standby shares the primary's port or directory")
+	}
+	u, err := url.Parse(primary.Database(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := strings.TrimPrefix(u.Path, "/")
+	both := pgtest.FailoverDSN(db, primary, standby)
+	exec(t, both, "CREATE TABLE t (v int)")
+	for i := range 20 {
+		exec(t, both, fmt.Sprintf("INSERT INTO t VALUES (%d)", i))
+	}
+	var state string
+	if err := queryRow(t, primary.DSN("postgres"), "SELECT sync_state FROM pg_stat_replication", &state); err != nil || state != "sync" {
+		t.Fatalf("the primary's replication: %q (%v), want one sync standby", state, err)
+	}
+	if err := execErr(standby.DSN(db), "INSERT INTO t VALUES (100)"); err == nil {
+		t.Fatal("the standby took a write before its promotion")
+	}
+	if err := primary.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := execErr(both, "INSERT INTO t VALUES (100)"); err == nil {
+		t.Fatal("FailoverDSN took a write with the primary dead and the standby not promoted")
+	}
+	if err := standby.Promote(); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, both); got != 20 {
+		t.Fatalf("the promoted standby has %d rows, want the 20 the primary acknowledged", got)
+	}
+	exec(t, both, "INSERT INTO t VALUES (100)")
+	if err := standby.Promote(); !errors.Is(err, pgtest.ErrNotStandby) {
+		t.Fatalf("promoting a primary: %v, want ErrNotStandby", err)
+	}
+}
+
+func execErr(dsn, sql string) error {
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(context.Background(), sql)
+	return err
+}
+
+func queryRow(t *testing.T, dsn, sql string, dest ...any) error {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	return conn.QueryRow(context.Background(), sql).Scan(dest...)
 }
