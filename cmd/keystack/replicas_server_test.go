@@ -205,8 +205,8 @@ func (l *load) stop() {
 	l.wg.Wait()
 }
 
-// auditedRequests returns how many allowed decisions the audit chains in
-// the database hold per request ID.
+// auditedRequests returns how many allowed GenerateDataKey decisions (the
+// load's operation) the audit chains in the database hold per request ID.
 func (rs *replicaSet) auditedRequests(t *testing.T) map[string]int {
 	t.Helper()
 	pool, err := pgxpool.New(context.Background(), rs.p.dsn)
@@ -215,7 +215,8 @@ func (rs *replicaSet) auditedRequests(t *testing.T) map[string]int {
 	}
 	defer pool.Close()
 	rows, err := pool.Query(context.Background(), `SELECT line::jsonb->>'request_id', count(*) FROM keystack_audit_records
-		WHERE line::jsonb->>'decision' = 'Allow' AND line::jsonb->>'request_id' IS NOT NULL GROUP BY 1`)
+		WHERE line::jsonb->>'decision' = 'Allow' AND line::jsonb->>'action' = 'keystack:GenerateDataKey'
+		AND line::jsonb->>'request_id' IS NOT NULL GROUP BY 1`)
 	if err != nil {
 		t.Fatal(err)
 	}

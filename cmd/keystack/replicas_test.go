@@ -42,7 +42,13 @@ func newPGStore(t *testing.T) *pgStore { return newPGStoreOn(t, pgtest.Shared(t)
 // or changes its settings, passes a cluster of its own (pgtest.Start).
 func newPGStoreOn(t *testing.T, c *pgtest.Cluster) *pgStore {
 	t.Helper()
-	dsn := c.Database(t)
+	return newPGStoreAt(t, c, c.Database(t))
+}
+
+// newPGStoreAt is newPGStoreOn in the database of dsn, on c or, through
+// pgtest.FailoverDSN, on c and its standby.
+func newPGStoreAt(t *testing.T, c *pgtest.Cluster, dsn string) *pgStore {
+	t.Helper()
 	ctx := context.Background()
 	if _, err := pgstorage.Migrate(ctx, dsn); err != nil {
 		t.Fatal(err)
