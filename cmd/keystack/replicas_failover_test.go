@@ -30,7 +30,8 @@ const failoverBound = 15 * time.Second
 // under them, the primary's postmaster is killed with SIGKILL and the
 // standby promoted. While no primary takes writes, requests fail closed
 // with a 5xx; after the promotion both replicas serve again within
-// failoverBound without a restart; every key created and every ciphertext
+// failoverBound without a restart, and a rotation daemon (also not
+// restarted) rotates a key that became due after it; every key created and every ciphertext
 // and data key acknowledged, before the kill or after, is there and
 // decrypts on both replicas; every successful request has exactly one
 // audit record, and `audit verify` passes over the chains.
@@ -46,6 +47,10 @@ func TestReplicasPostgresFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	rs := startReplicas(t, newPGStoreAt(t, primary, pgtest.FailoverDSN(strings.TrimPrefix(u.Path, "/"), primary, standby)), 2)
+	rs.p.addDueKey(t, "due1")
+	daemon := startProc(t, rs.bin, "rotate daemon", nil, "--home", rs.p.dir, "rotate", "daemon", "--storage", rs.p.dsn,
+		"--replica-id", "d1", "--interval", "100ms", "--lease-ttl", "1s")
+	waitUntil(t, "the rotation daemon to rotate due1", func() bool { return rs.p.primary(t, "due1") == 2 }, daemon)
 	l := startLoad(rs, 4)
 	defer l.stop()
 	w := startWriter(rs, l)
@@ -70,6 +75,14 @@ func TestReplicasPostgresFailover(t *testing.T) {
 		waitServes(t, rs, i, promoted)
 	}
 	l.waitOK(t, 200, "200 successes after the promotion", rs.procs...)
+	rs.p.addDueKey(t, "due2")
+	waitUntil(t, "the rotation daemon to rotate due2 after the promotion", func() bool { return rs.p.primary(t, "due2") == 2 }, daemon)
+	if v := rs.p.primary(t, "due1"); v != 2 {
+		t.Errorf("due1: primary v%d after the failover, want v2 (rotated once)", v)
+	}
+	if n := daemon.count("failed=1") + daemon.count("outcome=failed"); n > 0 {
+		t.Errorf("the rotation daemon reported %d failed rotations", n)
+	}
 	w.waitKeys(t, before.keys+3, "3 keys created after the promotion", rs.procs...)
 	l.stop()
 	w.stop()
