@@ -98,10 +98,11 @@ func (d *dirStorage) Revision(_ context.Context, doc Document) (Revision, error)
 	return revisionOf(fi), nil
 }
 
-// Write implements Storage. The compare and the replace run under an
-// open-file-description lock on keystore.lock (fcntl F_OFD_SETLKW, which
-// does not interact with Lock's flock), so they are atomic with or without
-// Lock held, against this and every other process.
+// Write implements Storage. The compare and the replace run under
+// fsx.LockRecord of keystore.lock (on Linux an open-file-description
+// record lock, elsewhere a flock of keystore.lock.record; neither
+// interacts with Lock's flock), so they are atomic with or without Lock
+// held, against this and every other process.
 func (d *dirStorage) Write(ctx context.Context, doc Document, data []byte, prev Revision) (Revision, error) {
 	path, _, err := d.path(doc)
 	if err != nil {

@@ -46,3 +46,24 @@ func LockFile(ctx context.Context, path string, poll time.Duration) (unlock func
 		}
 	}
 }
+
+// lockOpened opens path (creating it with mode 0600) and runs lock on it,
+// again when a signal interrupts the wait; release closes the file, which
+// releases the lock. LockRecord's platforms differ only in the lock.
+func lockOpened(path string, lock func(fd uintptr) error) (release func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = lock(f.Fd())
+		if !errors.Is(err, unix.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() { _ = f.Close() }, nil
+}

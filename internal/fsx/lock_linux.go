@@ -1,9 +1,7 @@
 package fsx
 
 import (
-	"errors"
 	"io"
-	"os"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,20 +12,6 @@ import (
 // exclude each other, so one file can carry a long flock and a short
 // critical section. release closes the file, which releases the lock.
 func LockRecord(path string) (release func(), err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart}
-	for {
-		err = unix.FcntlFlock(f.Fd(), unix.F_OFD_SETLKW, &lk)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		_ = f.Close()
-		return nil, err
-	}
-	return func() { _ = f.Close() }, nil
+	return lockOpened(path, func(fd uintptr) error { return unix.FcntlFlock(fd, unix.F_OFD_SETLKW, &lk) })
 }

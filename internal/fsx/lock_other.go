@@ -3,9 +3,6 @@
 package fsx
 
 import (
-	"errors"
-	"os"
-
 	"golang.org/x/sys/unix"
 )
 
@@ -22,19 +19,5 @@ const recordSuffix = ".record"
 // takes a flock(2) on path+".record" instead, created with mode 0600 and
 // never removed. release closes that file, which releases the lock.
 func LockRecord(path string) (release func(), err error) {
-	f, err := os.OpenFile(path+recordSuffix, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		_ = f.Close()
-		return nil, err
-	}
-	return func() { _ = f.Close() }, nil
+	return lockOpened(path+recordSuffix, func(fd uintptr) error { return unix.Flock(int(fd), unix.LOCK_EX) })
 }

@@ -147,6 +147,16 @@ func New() (*Cluster, error) {
 // initdb creates the data directory and the socket directory, owned by
 // the server's account.
 func (c *Cluster) initdb() error {
+	if err := c.makeDirs(); err != nil {
+		return err
+	}
+	return c.runTool("initdb", "-D", c.DataDir(), "-U", Superuser,
+		"--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions")
+}
+
+// makeDirs opens c's base directory to the server's account and creates
+// the socket directory, both owned by that account.
+func (c *Cluster) makeDirs() error {
 	if err := os.Chmod(c.base, 0o755); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
@@ -158,12 +168,17 @@ func (c *Cluster) initdb() error {
 			return err
 		}
 	}
-	cmd := exec.Command(filepath.Join(c.bin, "initdb"), "-D", c.DataDir(), "-U", Superuser,
-		"--auth=trust", "--encoding=UTF8", "--no-locale", "--no-sync", "--no-instructions")
+	return nil
+}
+
+// runTool runs one of PostgreSQL's programs as the server's account, in
+// c's base directory.
+func (c *Cluster) runTool(tool string, args ...string) error {
+	cmd := exec.Command(filepath.Join(c.bin, tool), args...)
 	cmd.SysProcAttr = c.account.sysProcAttr()
 	cmd.Dir = c.base
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("pgtest: initdb: %v\n%s", err, out)
+		return fmt.Errorf("pgtest: %s: %v\n%s", tool, err, out)
 	}
 	return nil
 }

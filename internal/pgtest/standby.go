@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -98,26 +96,12 @@ func (c *Cluster) newStandby() (*Cluster, error) {
 // basebackup copies primary's data directory into s's (pg_basebackup
 // -R: standby.signal, and primary_conninfo with standbyName).
 func (s *Cluster) basebackup(primary *Cluster) error {
-	if err := os.Chmod(s.base, 0o755); err != nil {
-		return fmt.Errorf("pgtest: %w", err)
-	}
-	if err := os.Mkdir(s.SocketDir(), 0o755); err != nil {
-		return fmt.Errorf("pgtest: %w", err)
-	}
-	for _, p := range []string{s.base, s.SocketDir()} {
-		if err := s.account.chown(p); err != nil {
-			return err
-		}
+	if err := s.makeDirs(); err != nil {
+		return err
 	}
 	conninfo := fmt.Sprintf("host=127.0.0.1 port=%d user=%s application_name=%s", primary.Port(), Superuser, standbyName)
-	cmd := exec.Command(filepath.Join(s.bin, "pg_basebackup"), "-D", s.DataDir(), "-d", conninfo,
+	return s.runTool("pg_basebackup", "-D", s.DataDir(), "-d", conninfo,
 		"-R", "-X", "stream", "-c", "fast", "--no-sync")
-	cmd.SysProcAttr = s.account.sysProcAttr()
-	cmd.Dir = s.base
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("pgtest: pg_basebackup: %v\n%s", err, out)
-	}
-	return nil
 }
 
 // makeSynchronous names the standby in c's synchronous_standby_names and
