@@ -23,12 +23,14 @@ func auditCommand() *cli.Command {
 		Usage: "verify, anchor and search the audit log",
 		Description: "Every access decision is a record in audit.log, chained with HMAC-SHA256 under\n" +
 			"the audit key kept in keystore.json: without that key no record can be edited,\n" +
-			"inserted, removed from the middle or appended. keystore.json also keeps an anchor\n" +
-			"(the last entry known to be on disk, advanced when a command ends), so a log cut\n" +
-			"below it, deleted or replaced by an older copy is found, and the store then\n" +
-			"refuses every operation until \"audit reset-anchor --accept-loss\". Whoever can\n" +
-			"read keystore.json holds the key and could rewrite the whole log: against them,\n" +
-			"keep \"audit checkpoint --json\" output elsewhere and pass it to \"verify --anchor\".",
+			"inserted, removed from the middle or appended. audit.anchor, beside the log (a\n" +
+			"row of the database with --storage), keeps an anchor: the last entry known to be\n" +
+			"on disk, advanced when a command ends. A log cut below it, deleted or replaced by\n" +
+			"an older copy, or a damaged anchor, is found, and the store then refuses every\n" +
+			"operation until \"audit reset-anchor --accept-loss\". Older copies of the log and\n" +
+			"its anchor put back together are not, and whoever can read keystore.json holds\n" +
+			"the key and could rewrite the whole log: against both, keep \"audit checkpoint\n" +
+			"--json\" output elsewhere and pass it to \"verify --anchor\".",
 		Subcommands: []*cli.Command{
 			{Name: "verify", Usage: "check every record, checkpoint and anchor (writes nothing but its own access record)",
 				Flags: []cli.Flag{passphraseFileFlag,
