@@ -50,13 +50,21 @@ func benchmarksIn(t *testing.T, pkg string) []string {
 	}
 	var names []string
 	for _, f := range files {
-		src, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range benchFunc.FindAllStringSubmatch(string(src), -1) {
-			names = append(names, m[1])
-		}
+		names = append(names, funcNamesIn(t, f, benchFunc)...)
+	}
+	return names
+}
+
+// funcNamesIn returns the first submatch of each match of re in file.
+func funcNamesIn(t *testing.T, file string, re *regexp.Regexp) []string {
+	t.Helper()
+	src, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+		names = append(names, m[1])
 	}
 	return names
 }

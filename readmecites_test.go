@@ -10,9 +10,9 @@ import (
 )
 
 var (
-	citedFunc  = regexp.MustCompile(`\b(?:Test|Benchmark|Fuzz)[A-Z]\w*`)
-	citedFile  = regexp.MustCompile(`[\w.-]+\.txtar\b`)
-	testFuncAt = regexp.MustCompile(`(?m)^func (?:\([^)]*\) )?((?:Test|Benchmark|Fuzz)\w*)\(`)
+	citedFunc = regexp.MustCompile(`\b(?:Test|Benchmark|Fuzz)[A-Z]\w*`)
+	citedFile = regexp.MustCompile(`[\w.-]+\.txtar\b`)
+	testFunc  = regexp.MustCompile(`(?m)^func ((?:Test|Benchmark|Fuzz)\w*)\(`)
 )
 
 // TestREADMECitesRealTests holds the README's guarantees to their tests:
@@ -34,12 +34,8 @@ func TestREADMECitesRealTests(t *testing.T) {
 		case strings.HasSuffix(path, ".txtar"):
 			scripts[d.Name()] = true
 		case strings.HasSuffix(path, "_test.go"):
-			src, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			for _, m := range testFuncAt.FindAllStringSubmatch(string(src), -1) {
-				funcs[m[1]] = true
+			for _, name := range funcNamesIn(t, path, testFunc) {
+				funcs[name] = true
 			}
 		}
 		return nil
